@@ -1,0 +1,27 @@
+//! Use cases and ports.
+//!
+//! Every change to a referral — a new order, a staff event, a due timer, an outbox
+//! result — goes through [`App`], which loads the referral, asks
+//! [`refloop_domain::decide`] what to do and carries the decision out in one storage
+//! transaction through the [`Store`] port. Reads for people come from the projections.
+
+mod auth;
+mod clock;
+mod connector;
+mod error;
+mod ids;
+mod ports;
+mod service;
+mod workers;
+
+pub use auth::{Actor, Permission, Role, hash_token, new_token};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use connector::{Connector, DeliveryOutcome};
+pub use error::{AppError, StoreError};
+pub use ids::new_id;
+pub use ports::{
+    AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, ReferralFilter,
+    ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx,
+};
+pub use service::{App, NewReferral, PatientInput, ReferralDetail};
+pub use workers::{AdvanceReport, DueReport};

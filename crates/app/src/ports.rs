@@ -1,0 +1,343 @@
+//! The Store port: what the application needs from a database.
+//!
+//! Writes happen inside a [`Tx`]: one decision, one transaction. Reads for people go
+//! straight to the [`Store`].
+
+use jiff::Timestamp;
+use refloop_domain::{
+    Channel, DuplicateCandidate, EventData, PatientId, Purpose, Referral, ReferralId, Specialty,
+    State, TaskKind, TimerKind, TimerSpec,
+};
+use serde::Serialize;
+
+use crate::{auth::Role, error::StoreError};
+
+/// One entry of a referral's append-only log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub referral_id: ReferralId,
+    /// The referral version this event produced.
+    pub version: u64,
+    pub data: EventData,
+    /// When it happened in the world.
+    pub at: Timestamp,
+    /// When refloop learned it.
+    pub recorded_at: Timestamp,
+    /// Where it came from: `coordinator:alice`, `timer`, `outbox`, `hl7:…`.
+    pub source: String,
+}
+
+/// A pending durable timer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimerRow {
+    pub id: String,
+    pub referral_id: ReferralId,
+    pub kind: TimerKind,
+    pub due_at: Timestamp,
+    pub armed_version: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxStatus {
+    /// Waiting for `next_attempt_at`.
+    Pending,
+    /// Claimed by a worker until its lease ends.
+    Sending,
+    /// Handed to the provider, delivery to be confirmed.
+    Accepted,
+    Sent,
+    Failed,
+    /// A worker died while sending: it may or may not have gone out, so it is not resent.
+    Unknown,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Accepted => "accepted",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+            OutboxStatus::Unknown => "unknown",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            OutboxStatus::Pending,
+            OutboxStatus::Sending,
+            OutboxStatus::Accepted,
+            OutboxStatus::Sent,
+            OutboxStatus::Failed,
+            OutboxStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|x| x.as_str() == s)
+    }
+}
+
+/// A message that leaves the system, written in the same transaction as its cause.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub id: String,
+    pub referral_id: ReferralId,
+    pub patient_id: PatientId,
+    pub channel: Channel,
+    pub purpose: Purpose,
+    /// Idempotency key: an item with a key already in the outbox is not enqueued again.
+    pub key: String,
+    pub status: OutboxStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Timestamp,
+    pub created_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TaskStatus {
+    Open,
+    Claimed,
+    Done,
+}
+
+impl TaskStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Open => "open",
+            TaskStatus::Claimed => "claimed",
+            TaskStatus::Done => "done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "open" => Some(TaskStatus::Open),
+            "claimed" => Some(TaskStatus::Claimed),
+            "done" => Some(TaskStatus::Done),
+            _ => None,
+        }
+    }
+}
+
+/// A worklist task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    pub referral_id: ReferralId,
+    pub kind: TaskKind,
+    pub status: TaskStatus,
+    pub assignee: Option<String>,
+    pub due_at: Timestamp,
+    pub created_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    pub outcome: Option<String>,
+}
+
+/// A task to open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTask {
+    pub id: String,
+    pub referral_id: ReferralId,
+    pub kind: TaskKind,
+    pub due_at: Timestamp,
+    pub created_at: Timestamp,
+}
+
+/// The patient's contact data. Never logged.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Patient {
+    pub id: PatientId,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub sms_consent: bool,
+    pub sms_opted_out: bool,
+    pub time_zone: Option<String>,
+    pub updated_at: Timestamp,
+}
+
+/// One audit row: who did what to which patient data, when and from where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub at: Timestamp,
+    pub actor: String,
+    pub action: String,
+    pub resource_type: String,
+    pub resource_id: String,
+    pub remote: Option<String>,
+}
+
+/// An API token as stored: the hash, never the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub name: String,
+    pub role: Role,
+    pub hash: String,
+    pub created_at: Timestamp,
+}
+
+/// Filters for the referral list. Ordered newest order first; `cursor` continues a page.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReferralFilter {
+    pub state: Option<State>,
+    pub specialty: Option<Specialty>,
+    pub provider: Option<String>,
+    /// Only referrals whose current stage is past its window at this instant.
+    pub overdue_at: Option<Timestamp>,
+    /// `(ordered_at, id)` of the last item of the previous page.
+    pub after: Option<(Timestamp, ReferralId)>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferralPage {
+    pub items: Vec<Referral>,
+    pub next: Option<(Timestamp, ReferralId)>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub status: Option<TaskStatus>,
+    pub assignee: Option<String>,
+    pub referral_id: Option<ReferralId>,
+    pub limit: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct OutboxFilter {
+    pub status: Option<OutboxStatus>,
+    pub referral_id: Option<ReferralId>,
+    pub limit: u32,
+}
+
+/// One write transaction. Dropping it without [`Tx::commit`] rolls it back.
+#[async_trait::async_trait]
+pub trait Tx: Send {
+    /// Loads and locks a referral for the rest of the transaction. With `skip_locked`, a
+    /// referral another transaction holds is reported as `None` instead of waited for.
+    async fn lock_referral(
+        &mut self,
+        id: &ReferralId,
+        skip_locked: bool,
+    ) -> Result<Option<Referral>, StoreError>;
+
+    /// The newest tracked, non-duplicate referral of this patient and specialty ordered
+    /// between `from` and `to`.
+    async fn duplicate_candidate(
+        &mut self,
+        patient: &PatientId,
+        specialty: &Specialty,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Option<DuplicateCandidate>, StoreError>;
+
+    async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
+    async fn upsert_patient(&mut self, p: &Patient) -> Result<(), StoreError>;
+
+    /// Inserts a new referral projection; `stage_due_at` is when its current stage is late.
+    async fn insert_referral(
+        &mut self,
+        r: &Referral,
+        stage_due_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Replaces the projection if it is still at `expected_version`.
+    async fn update_referral(
+        &mut self,
+        r: &Referral,
+        expected_version: u64,
+        stage_due_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError>;
+
+    /// Replaces every pending timer of the referral with `timers`, armed for `version`.
+    async fn replace_timers(
+        &mut self,
+        id: &ReferralId,
+        version: u64,
+        timers: &[TimerSpec],
+    ) -> Result<(), StoreError>;
+    /// Due timers, earliest first. On PostgreSQL they are locked, skipping rows that
+    /// another process holds.
+    async fn due_timers(&mut self, now: Timestamp, limit: u32) -> Result<Vec<TimerRow>, StoreError>;
+    async fn delete_timer(&mut self, id: &str) -> Result<(), StoreError>;
+
+    /// Enqueues an outbox item unless its key is already there; returns whether it was new.
+    async fn enqueue(&mut self, item: &OutboxItem) -> Result<bool, StoreError>;
+    /// Records the outcome of a delivery attempt.
+    async fn finish_outbox(
+        &mut self,
+        id: &str,
+        status: OutboxStatus,
+        next_attempt_at: Timestamp,
+        sent_at: Option<Timestamp>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    async fn open_task(&mut self, t: &NewTask) -> Result<(), StoreError>;
+    /// Closes the open or claimed tasks of these kinds on the referral.
+    async fn close_tasks(
+        &mut self,
+        id: &ReferralId,
+        kinds: &[TaskKind],
+        now: Timestamp,
+        outcome: &str,
+    ) -> Result<(), StoreError>;
+
+    async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError>;
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError>;
+}
+
+/// The database behind refloop.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// The backend's name: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    async fn ping(&self) -> Result<(), StoreError>;
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
+
+    async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError>;
+    async fn referrals(&self, f: &ReferralFilter) -> Result<ReferralPage, StoreError>;
+    async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError>;
+    async fn patient(&self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
+
+    async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+    async fn task(&self, id: &str) -> Result<Option<Task>, StoreError>;
+    /// Claims an open task for `assignee`; `None` if it is not open (or does not exist).
+    async fn claim_task(&self, id: &str, assignee: &str) -> Result<Option<Task>, StoreError>;
+    /// Completes an open or claimed task; `None` if it is done already (or does not exist).
+    async fn complete_task(
+        &self,
+        id: &str,
+        by: &str,
+        outcome: &str,
+        now: Timestamp,
+    ) -> Result<Option<Task>, StoreError>;
+
+    async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Claims due pending items for sending until `lease_until` (status `sending`).
+    async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        limit: u32,
+        lease_until: Timestamp,
+    ) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Items whose sending lease ended (the worker died): marks them `unknown` and returns them.
+    async fn reap_outbox(&self, now: Timestamp) -> Result<Vec<OutboxItem>, StoreError>;
+
+    /// The earliest instant at which a timer or an outbox item comes due.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError>;
+    async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+}

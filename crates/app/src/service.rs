@@ -1,0 +1,379 @@
+//! The use cases: enter a referral, record what happened, read what people need.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp, tz::TimeZone};
+use refloop_domain::{
+    Contact, Decision, Effect, Input, NewOrder, Network, Origin, PatientId, Policy, ProviderId,
+    Referral, ReferralId, Specialty, Urgency, decide, decide_new, stage_deadline,
+};
+use tokio::sync::Notify;
+
+use crate::{
+    auth::{Actor, Role, hash_token, new_token},
+    clock::Clock,
+    connector::Connector,
+    error::{AppError, StoreError},
+    ids::new_id,
+    ports::{
+        AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, ReferralFilter,
+        ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+    },
+};
+
+/// The patient's contact data as entered with a referral.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PatientInput {
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub sms_consent: bool,
+    pub time_zone: Option<String>,
+}
+
+/// A referral entered by staff or an integration, parsed at the edge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewReferral {
+    pub patient_id: PatientId,
+    pub patient: Option<PatientInput>,
+    pub referring_provider: ProviderId,
+    pub specialty: Option<Specialty>,
+    pub specialist: Option<String>,
+    pub urgency: Urgency,
+    pub origin: Origin,
+    pub network: Network,
+    pub reason: Option<String>,
+    /// When the order was placed; now when absent.
+    pub ordered_at: Option<Timestamp>,
+    pub source_ids: Vec<String>,
+}
+
+/// A referral with its timeline and open work.
+#[derive(Clone, Debug)]
+pub struct ReferralDetail {
+    pub referral: Referral,
+    pub events: Vec<StoredEvent>,
+    pub tasks: Vec<Task>,
+    pub stage_due_at: Option<Timestamp>,
+}
+
+/// The application: one write path and the queries around it.
+#[derive(Clone)]
+pub struct App {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) connector: Arc<dyn Connector>,
+    pub(crate) wake: Arc<Notify>,
+}
+
+/// How far in the future an order may be dated (clock skew between systems).
+const FUTURE_SKEW: SignedDuration = SignedDuration::from_mins(5);
+
+impl App {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        policy: Policy,
+        connector: Arc<dyn Connector>,
+    ) -> Self {
+        Self { store, clock, policy: Arc::new(policy), connector, wake: Arc::new(Notify::new()) }
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn audit_entry(&self, actor: &Actor, action: &str, kind: &str, id: &str) -> AuditEntry {
+        AuditEntry {
+            at: self.now(),
+            actor: actor.source(),
+            action: action.to_owned(),
+            resource_type: kind.to_owned(),
+            resource_id: id.to_owned(),
+            remote: actor.remote.clone(),
+        }
+    }
+
+    fn time_zone(&self, patient: Option<&Patient>) -> TimeZone {
+        patient
+            .and_then(|p| p.time_zone.as_deref())
+            .and_then(|tz| TimeZone::get(tz).ok())
+            .unwrap_or_else(|| self.policy.time_zone.clone())
+    }
+
+    /// Enters a new referral: dedupe, pilot and coding checks, then stage 1.
+    pub async fn create_referral(&self, actor: &Actor, req: NewReferral) -> Result<Referral, AppError> {
+        let now = self.now();
+        let ordered_at = req.ordered_at.unwrap_or(now);
+        if ordered_at > now + FUTURE_SKEW {
+            return Err(AppError::invalid("ordered_at", "is in the future"));
+        }
+        if let Some(tz) = req.patient.as_ref().and_then(|p| p.time_zone.as_deref()) {
+            TimeZone::get(tz).map_err(|_| AppError::invalid("patient.time_zone", "not an IANA time zone"))?;
+        }
+        let mut tx = self.store.begin().await?;
+        let existing = tx.patient(&req.patient_id).await?;
+        if let Some(input) = &req.patient {
+            let patient = Patient {
+                id: req.patient_id.clone(),
+                name: input.name.clone(),
+                phone: input.phone.clone(),
+                sms_consent: input.sms_consent,
+                sms_opted_out: existing.as_ref().is_some_and(|p| p.sms_opted_out),
+                time_zone: input.time_zone.clone(),
+                updated_at: now,
+            };
+            tx.upsert_patient(&patient).await?;
+        }
+        let patient = match &req.patient {
+            Some(_) => tx.patient(&req.patient_id).await?,
+            None => existing,
+        };
+        let candidate = match (&req.specialty, req.origin) {
+            (Some(s), Origin::PhysicianOrder) => {
+                let w = self.policy.dedupe_window.to_signed();
+                tx.duplicate_candidate(&req.patient_id, s, ordered_at - w, ordered_at + w).await?
+            }
+            _ => None,
+        };
+        let order = NewOrder {
+            id: ReferralId::parse(&new_id("ref"))?,
+            patient_id: req.patient_id,
+            referring_provider: req.referring_provider,
+            specialty: req.specialty,
+            specialist: req.specialist,
+            urgency: req.urgency,
+            origin: req.origin,
+            network: req.network,
+            reason: req.reason,
+            source_ids: req.source_ids,
+            ordered_at,
+        };
+        let contact = patient.as_ref().map(contact_of);
+        let tz = self.time_zone(patient.as_ref());
+        let ctx = refloop_domain::Context {
+            now,
+            policy: &self.policy,
+            contact: contact.as_ref(),
+            time_zone: &tz,
+            duplicate_candidate: candidate.as_ref(),
+        };
+        let decision = decide_new(order, &ctx);
+        let referral = decision.referral.clone();
+        self.execute(tx.as_mut(), None, decision, &actor.source(), now).await?;
+        tx.audit(&self.audit_entry(actor, "create", "referral", referral.id.as_str())).await?;
+        tx.commit().await?;
+        tracing::info!(referral_id = %referral.id, state = %referral.state, "referral created");
+        self.wake.notify_one();
+        Ok(referral)
+    }
+
+    /// Applies an input to a referral through the one write path.
+    pub async fn record(&self, actor: &Actor, id: &ReferralId, input: Input) -> Result<Referral, AppError> {
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let current = tx
+            .lock_referral(id, false)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "referral", id: id.to_string() })?;
+        let decision = self.decide_in(tx.as_mut(), &current, input, now).await?;
+        let referral = decision.referral.clone();
+        self.execute(tx.as_mut(), Some(current.version), decision, &actor.source(), now).await?;
+        tx.audit(&self.audit_entry(actor, "update", "referral", id.as_str())).await?;
+        tx.commit().await?;
+        tracing::info!(referral_id = %id, state = %referral.state, version = referral.version, "referral updated");
+        self.wake.notify_one();
+        Ok(referral)
+    }
+
+    /// Runs `decide` with the patient's contact data loaded in the same transaction.
+    pub(crate) async fn decide_in(
+        &self,
+        tx: &mut dyn Tx,
+        current: &Referral,
+        input: Input,
+        now: Timestamp,
+    ) -> Result<Decision, AppError> {
+        let patient = tx.patient(&current.patient_id).await?;
+        let contact = patient.as_ref().map(contact_of);
+        let tz = self.time_zone(patient.as_ref());
+        let ctx = refloop_domain::Context {
+            now,
+            policy: &self.policy,
+            contact: contact.as_ref(),
+            time_zone: &tz,
+            duplicate_candidate: None,
+        };
+        Ok(decide(current, input, &ctx)?)
+    }
+
+    /// Carries a decision out inside `tx`: projection, events, timers, outbox, tasks.
+    pub(crate) async fn execute(
+        &self,
+        tx: &mut dyn Tx,
+        expected_version: Option<u64>,
+        decision: Decision,
+        source: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let r = &decision.referral;
+        let due = stage_deadline(r, &self.policy);
+        match expected_version {
+            None => tx.insert_referral(r, due, now).await?,
+            Some(v) => tx.update_referral(r, v, due, now).await?,
+        }
+        let events: Vec<StoredEvent> = decision
+            .events
+            .into_iter()
+            .map(|e| StoredEvent {
+                referral_id: r.id.clone(),
+                version: r.version,
+                data: e.data,
+                at: e.at,
+                recorded_at: now,
+                source: source.to_owned(),
+            })
+            .collect();
+        tx.append_events(&events).await?;
+        tx.replace_timers(&r.id, r.version, &decision.timers).await?;
+        for effect in decision.effects {
+            match effect {
+                Effect::Send(out) => {
+                    let item = OutboxItem {
+                        id: new_id("msg"),
+                        referral_id: r.id.clone(),
+                        patient_id: r.patient_id.clone(),
+                        channel: out.channel,
+                        purpose: out.purpose,
+                        key: out.key,
+                        status: OutboxStatus::Pending,
+                        attempts: 0,
+                        next_attempt_at: out.not_before,
+                        created_at: now,
+                        sent_at: None,
+                        last_error: None,
+                    };
+                    tx.enqueue(&item).await?;
+                }
+                Effect::OpenTask { kind, due_at } => {
+                    let task =
+                        NewTask { id: new_id("tsk"), referral_id: r.id.clone(), kind, due_at, created_at: now };
+                    tx.open_task(&task).await?;
+                    tracing::info!(referral_id = %r.id, task_id = %task.id, kind = kind.as_str(), "task opened");
+                }
+                Effect::CloseTasks { kinds } => {
+                    let outcome = format!("resolved: referral is {}", r.state);
+                    tx.close_tasks(&r.id, &kinds, now, &outcome).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A referral with its timeline and tasks; the read is audited.
+    pub async fn referral_detail(&self, actor: &Actor, id: &ReferralId) -> Result<ReferralDetail, AppError> {
+        let referral = self
+            .store
+            .referral(id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "referral", id: id.to_string() })?;
+        let events = self.store.events(id).await?;
+        let tasks = self
+            .store
+            .tasks(&TaskFilter { referral_id: Some(id.clone()), limit: 500, ..TaskFilter::default() })
+            .await?;
+        self.store.audit(&self.audit_entry(actor, "read", "referral", id.as_str())).await?;
+        let stage_due_at = stage_deadline(&referral, &self.policy);
+        Ok(ReferralDetail { referral, events, tasks, stage_due_at })
+    }
+
+    /// A page of referrals; the ids read are audited.
+    pub async fn referrals(&self, actor: &Actor, filter: &ReferralFilter) -> Result<ReferralPage, AppError> {
+        let page = self.store.referrals(filter).await?;
+        if !page.items.is_empty() {
+            let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
+            self.store.audit(&self.audit_entry(actor, "list", "referral", &ids.join(","))).await?;
+        }
+        Ok(page)
+    }
+
+    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, AppError> {
+        Ok(self.store.tasks(filter).await?)
+    }
+
+    pub async fn claim_task(&self, actor: &Actor, id: &str, assignee: Option<&str>) -> Result<Task, AppError> {
+        let who = assignee.unwrap_or(&actor.name);
+        match self.store.claim_task(id, who).await? {
+            Some(t) => {
+                self.store.audit(&self.audit_entry(actor, "claim", "task", id)).await?;
+                Ok(t)
+            }
+            None => Err(self.task_conflict(id, "claimed").await),
+        }
+    }
+
+    pub async fn complete_task(&self, actor: &Actor, id: &str, outcome: Option<&str>) -> Result<Task, AppError> {
+        let outcome = outcome.unwrap_or("done");
+        match self.store.complete_task(id, &actor.name, outcome, self.now()).await? {
+            Some(t) => {
+                self.store.audit(&self.audit_entry(actor, "complete", "task", id)).await?;
+                tracing::info!(task_id = id, referral_id = %t.referral_id, "task completed");
+                Ok(t)
+            }
+            None => Err(self.task_conflict(id, "completed").await),
+        }
+    }
+
+    async fn task_conflict(&self, id: &str, verb: &str) -> AppError {
+        match self.store.task(id).await {
+            Ok(Some(t)) => AppError::Conflict(format!("task {id} is {} and cannot be {verb}", t.status.as_str())),
+            Ok(None) => AppError::NotFound { what: "task", id: id.to_owned() },
+            Err(e) => e.into(),
+        }
+    }
+
+    pub async fn outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxItem>, AppError> {
+        Ok(self.store.outbox(filter).await?)
+    }
+
+    /// Creates an API token and returns it; only its hash is stored.
+    pub async fn create_token(&self, name: &str, role: Role) -> Result<String, AppError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(AppError::invalid("name", "a token needs a name"));
+        }
+        let token = new_token();
+        let record = TokenRecord {
+            id: new_id("tok"),
+            name: name.to_owned(),
+            role,
+            hash: hash_token(&token),
+            created_at: self.now(),
+        };
+        self.store.insert_token(&record).await?;
+        tracing::info!(token_id = %record.id, role = role.as_str(), "API token created");
+        Ok(token)
+    }
+
+    /// The actor behind a bearer token, if the token is known.
+    pub async fn authenticate(&self, token: &str, remote: Option<String>) -> Result<Option<Actor>, AppError> {
+        let record = self.store.token_by_hash(&hash_token(token)).await?;
+        Ok(record.map(|t| Actor { name: t.name, role: t.role, remote, system: false }))
+    }
+}
+
+fn contact_of(p: &Patient) -> Contact {
+    Contact { phone: p.phone.clone(), sms_consent: p.sms_consent, sms_opted_out: p.sms_opted_out }
+}

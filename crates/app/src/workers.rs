@@ -1,0 +1,243 @@
+//! Timers and the outbox: what comes due, and the manual clock that makes it come due.
+
+use std::time::Duration as StdDuration;
+
+use jiff::{SignedDuration, Timestamp};
+use refloop_domain::{Duration, Input};
+use serde::Serialize;
+
+use crate::{
+    auth::Actor,
+    connector::DeliveryOutcome,
+    error::AppError,
+    ports::{OutboxItem, OutboxStatus},
+    service::App,
+};
+
+/// Timers handled in one transaction.
+const TIMER_BATCH: u32 = 200;
+/// Outbox items claimed at once.
+const OUTBOX_BATCH: u32 = 100;
+/// How long a worker may hold an outbox item while sending it.
+const SEND_LEASE: SignedDuration = SignedDuration::from_mins(5);
+/// Attempts before a failing message becomes a staff task.
+const MAX_ATTEMPTS: u32 = 8;
+
+/// What one pass over due work did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DueReport {
+    /// Timers that acted.
+    pub timers_fired: u64,
+    /// Timers dropped because their referral had moved on.
+    pub timers_stale: u64,
+    /// Outbox items handed to a connector.
+    pub messages_attempted: u64,
+}
+
+impl DueReport {
+    fn add(&mut self, o: DueReport) {
+        self.timers_fired += o.timers_fired;
+        self.timers_stale += o.timers_stale;
+        self.messages_attempted += o.messages_attempted;
+    }
+
+    fn is_empty(&self) -> bool {
+        *self == DueReport::default()
+    }
+}
+
+/// What a manual clock advance did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct AdvanceReport {
+    pub now: Timestamp,
+    #[serde(flatten)]
+    pub work: DueReport,
+}
+
+/// Backoff before attempt `n + 1`: 1, 2, 4 … minutes, at most 4 hours.
+fn backoff(attempts: u32) -> SignedDuration {
+    let minutes = 1i64 << attempts.min(8);
+    SignedDuration::from_mins(minutes.min(240))
+}
+
+impl App {
+    /// Fires every timer due now, in batches of one transaction each.
+    pub async fn fire_due(&self) -> Result<DueReport, AppError> {
+        let mut report = DueReport::default();
+        let system = Actor::system("timer");
+        loop {
+            let now = self.now();
+            let mut tx = self.store.begin().await?;
+            let due = tx.due_timers(now, TIMER_BATCH).await?;
+            if due.is_empty() {
+                return Ok(report);
+            }
+            let mut progressed = false;
+            for timer in due {
+                let Some(current) = tx.lock_referral(&timer.referral_id, true).await? else {
+                    continue; // another process holds it; its own pass or ours will come back
+                };
+                progressed = true;
+                let input = Input::TimerElapsed { kind: timer.kind, armed_version: timer.armed_version };
+                match self.decide_in(tx.as_mut(), &current, input, now).await {
+                    Ok(decision) => {
+                        self.execute(tx.as_mut(), Some(current.version), decision, &system.source(), now)
+                            .await?;
+                        tx.delete_timer(&timer.id).await?;
+                        report.timers_fired += 1;
+                        tracing::info!(referral_id = %timer.referral_id, timer = timer.kind.as_str(), "timer fired");
+                    }
+                    Err(AppError::Conflict(reason)) => {
+                        tx.delete_timer(&timer.id).await?;
+                        report.timers_stale += 1;
+                        tracing::debug!(referral_id = %timer.referral_id, timer = timer.kind.as_str(), %reason, "stale timer dropped");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            tx.commit().await?;
+            if !progressed {
+                return Ok(report);
+            }
+        }
+    }
+
+    /// Sends every outbox item due now and feeds each outcome back to its referral.
+    pub async fn deliver_due(&self) -> Result<DueReport, AppError> {
+        let mut report = DueReport::default();
+        for item in self.store.reap_outbox(self.now()).await? {
+            tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "a send was interrupted; not resending");
+            let error = "outcome unknown: the sender stopped while sending; not resent".to_owned();
+            self.feed_outcome(&item, OutboxStatus::Unknown, None, Some(error)).await?;
+        }
+        loop {
+            let now = self.now();
+            let items = self.store.claim_outbox(now, OUTBOX_BATCH, now + SEND_LEASE).await?;
+            if items.is_empty() {
+                return Ok(report);
+            }
+            for item in items {
+                report.messages_attempted += 1;
+                let outcome = self.connector.deliver(&item).await;
+                let now = self.now();
+                match outcome {
+                    DeliveryOutcome::Delivered => {
+                        self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None).await?
+                    }
+                    DeliveryOutcome::Accepted { .. } => {
+                        self.finish(&item, OutboxStatus::Accepted, now, Some(now), None).await?
+                    }
+                    DeliveryOutcome::Retry { error } if item.attempts < MAX_ATTEMPTS => {
+                        let next = now + backoff(item.attempts);
+                        self.finish(&item, OutboxStatus::Pending, next, None, Some(&error)).await?;
+                        tracing::warn!(message_id = %item.id, attempts = item.attempts, "delivery failed; will retry");
+                    }
+                    DeliveryOutcome::Retry { error } | DeliveryOutcome::Permanent { error } => {
+                        tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "delivery failed for good");
+                        self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error)).await?
+                    }
+                }
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        item: &OutboxItem,
+        status: OutboxStatus,
+        next: Timestamp,
+        sent_at: Option<Timestamp>,
+        error: Option<&str>,
+    ) -> Result<(), AppError> {
+        let mut tx = self.store.begin().await?;
+        tx.finish_outbox(&item.id, status, next, sent_at, error).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a final outcome and applies it to the referral in one transaction.
+    async fn feed_outcome(
+        &self,
+        item: &OutboxItem,
+        status: OutboxStatus,
+        sent_at: Option<Timestamp>,
+        error: Option<String>,
+    ) -> Result<(), AppError> {
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        tx.finish_outbox(&item.id, status, now, sent_at, error.as_deref()).await?;
+        if let Some(current) = tx.lock_referral(&item.referral_id, false).await? {
+            let input = match error {
+                None => Input::Delivered { channel: item.channel, purpose: item.purpose, at: now },
+                Some(error) => Input::DeliveryFailed { channel: item.channel, purpose: item.purpose, error },
+            };
+            match self.decide_in(tx.as_mut(), &current, input, now).await {
+                Ok(d) => self.execute(tx.as_mut(), Some(current.version), d, "system:outbox", now).await?,
+                Err(e) => tracing::warn!(referral_id = %item.referral_id, error = %e, "outbox outcome not applied"),
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Fires timers and sends messages until nothing more is due now.
+    pub async fn run_due(&self) -> Result<DueReport, AppError> {
+        let mut total = DueReport::default();
+        for _ in 0..10_000 {
+            let mut pass = self.fire_due().await?;
+            pass.add(self.deliver_due().await?);
+            if pass.is_empty() {
+                break;
+            }
+            total.add(pass);
+        }
+        Ok(total)
+    }
+
+    /// Moves the manual clock forward by `by`, stopping at every instant something comes
+    /// due so each timer and message acts at its own time. Refused on the system clock.
+    pub async fn advance(&self, by: Duration) -> Result<AdvanceReport, AppError> {
+        let manual = self.clock.manual().ok_or(AppError::NotManualClock)?;
+        let target = self.now() + by.to_signed();
+        let mut work = self.run_due().await?;
+        while let Some(next) = self.store.next_due().await? {
+            if next > target || next <= self.now() {
+                break;
+            }
+            manual.set(next);
+            work.add(self.run_due().await?);
+        }
+        manual.set(target);
+        work.add(self.run_due().await?);
+        tracing::info!(now = %self.now(), fired = work.timers_fired, "manual clock advanced");
+        Ok(AdvanceReport { now: self.now(), work })
+    }
+
+    /// The background loop of `serve` on the system clock: run what is due, then wait for
+    /// new work or `poll` to pass, until `shutdown` resolves.
+    pub async fn run_workers(&self, poll: StdDuration, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.run_due().await {
+                tracing::error!(error = %e, "worker pass failed; retrying");
+            }
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(backoff(0), SignedDuration::from_mins(1));
+        assert_eq!(backoff(3), SignedDuration::from_mins(8));
+        assert_eq!(backoff(20), SignedDuration::from_mins(240));
+    }
+}

@@ -1,0 +1,379 @@
+//! Configuration in layers: the embedded commented defaults, the file, `REFLOOP_*`
+//! environment variables, then flags. Validated once, at start.
+
+use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration as StdDuration};
+
+use anyhow::{Context, bail};
+use jiff::{Timestamp, civil::Time, tz::TimeZone};
+use refloop_domain::{Duration, Policy, ProviderId, QuietHours, Specialty, WindowSet};
+use serde::{Deserialize, Serialize};
+use toml::{Table, Value};
+
+/// The commented defaults, embedded in the binary.
+pub const DEFAULTS: &str = include_str!("../../../config.default.toml");
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub server: Server,
+    pub database: Database,
+    pub clock: ClockConfig,
+    pub workers: Workers,
+    pub log: Log,
+    pub practice: Practice,
+    pub workflow: Workflow,
+    pub sms: Channel,
+    pub chat: Channel,
+    pub ehr: Channel,
+    pub fax: Channel,
+    pub direct: Channel,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    pub http: String,
+    pub mllp: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Database {
+    pub url: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClockConfig {
+    pub mode: String,
+    pub start: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workers {
+    pub poll_interval: Duration,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Log {
+    pub level: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Practice {
+    pub name: String,
+    pub phone: String,
+    pub time_zone: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workflow {
+    pub dedupe_window: Duration,
+    pub quiet_hours_start: String,
+    pub quiet_hours_end: String,
+    pub pilot_providers: Vec<String>,
+    pub routine: refloop_domain::StageWindows,
+    pub urgent: refloop_domain::StageWindows,
+    #[serde(default)]
+    pub specialty: BTreeMap<String, WindowSet>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Channel {
+    pub connector: String,
+}
+
+/// How the clock is driven.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClockMode {
+    System,
+    Manual { start: Option<Timestamp> },
+}
+
+/// Deep-merges `over` into `base`: tables merge, everything else replaces.
+fn merge(base: &mut Table, over: Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(Value::Table(b)), Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Finds the path of `REFLOOP_A_B_C` in `table`, where keys may themselves hold `_`.
+fn env_path(table: &Table, segments: &[&str]) -> Option<Vec<String>> {
+    for n in (1..=segments.len()).rev() {
+        let key = segments[..n].join("_");
+        match table.get(&key) {
+            Some(Value::Table(t)) if n < segments.len() => {
+                if let Some(mut rest) = env_path(t, &segments[n..]) {
+                    rest.insert(0, key);
+                    return Some(rest);
+                }
+            }
+            Some(v) if n == segments.len() && !v.is_table() => return Some(vec![key]),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// An environment value: TOML when it parses as one of the default's type, else a string.
+fn env_value(raw: &str, like: &Value) -> Value {
+    match like {
+        Value::Array(_) => {
+            let parsed = format!("v = {raw}").parse::<Table>().ok().and_then(|mut t| t.remove("v"));
+            match parsed {
+                Some(v @ Value::Array(_)) => v,
+                _ => Value::Array(
+                    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| Value::String(s.into())).collect(),
+                ),
+            }
+        }
+        Value::Integer(_) => raw.parse().map(Value::Integer).unwrap_or_else(|_| Value::String(raw.into())),
+        Value::Boolean(_) => raw.parse().map(Value::Boolean).unwrap_or_else(|_| Value::String(raw.into())),
+        _ => Value::String(raw.into()),
+    }
+}
+
+fn get_path<'a>(t: &'a Table, path: &[String]) -> Option<&'a Value> {
+    let (last, parents) = path.split_last()?;
+    let mut cur = t;
+    for p in parents {
+        cur = cur.get(p)?.as_table()?;
+    }
+    cur.get(last)
+}
+
+fn set_path(t: &mut Table, path: &[String], v: Value) {
+    let (last, parents) = path.split_last().expect("non-empty path");
+    let mut cur = t;
+    for p in parents {
+        cur = cur.entry(p.clone()).or_insert_with(|| Value::Table(Table::new())).as_table_mut().expect("table");
+    }
+    cur.insert(last.clone(), v);
+}
+
+/// Command-line overrides, applied last.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub database: Option<String>,
+    pub http: Option<String>,
+    pub mllp: Option<String>,
+}
+
+impl Config {
+    /// Loads defaults, then `file`, then the environment, then `overrides`, and validates.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> anyhow::Result<Config> {
+        let mut table: Table = DEFAULTS.parse().context("the embedded defaults are valid TOML")?;
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            let over: Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+            merge(&mut table, over);
+        }
+        for (name, raw) in env {
+            let Some(rest) = name.strip_prefix("REFLOOP_") else { continue };
+            let lower = rest.to_ascii_lowercase();
+            let segments: Vec<&str> = lower.split('_').collect();
+            match env_path(&table, &segments) {
+                Some(path) => {
+                    let like = get_path(&table, &path).cloned().unwrap_or(Value::String(String::new()));
+                    set_path(&mut table, &path, env_value(&raw, &like));
+                }
+                None => tracing::warn!(variable = %name, "ignoring an environment variable that names no setting"),
+            }
+        }
+        let mut config: Config = table.try_into().context("invalid configuration")?;
+        if let Some(url) = &overrides.database {
+            config.database.url = url.clone();
+        }
+        if let Some(http) = &overrides.http {
+            config.server.http = http.clone();
+        }
+        if let Some(mllp) = &overrides.mllp {
+            config.server.mllp = mllp.clone();
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        self.http_addr()?;
+        self.server.mllp.parse::<SocketAddr>().with_context(|| format!("server.mllp: {:?} is not an address", self.server.mllp))?;
+        let url = &self.database.url;
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            bail!("database.url: use sqlite://PATH or postgres://…");
+        }
+        self.clock_mode()?;
+        self.policy()?;
+        for (name, ch) in
+            [("sms", &self.sms), ("chat", &self.chat), ("ehr", &self.ehr), ("fax", &self.fax), ("direct", &self.direct)]
+        {
+            if ch.connector != "log" {
+                bail!("{name}.connector: only \"log\" is available in this version");
+            }
+        }
+        if self.workers.poll_interval.as_seconds() < 1 {
+            bail!("workers.poll_interval: at least 1s");
+        }
+        Ok(())
+    }
+
+    pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
+        self.server.http.parse().with_context(|| format!("server.http: {:?} is not an address", self.server.http))
+    }
+
+    pub fn poll_interval(&self) -> StdDuration {
+        StdDuration::from_secs(self.workers.poll_interval.as_seconds().unsigned_abs())
+    }
+
+    pub fn clock_mode(&self) -> anyhow::Result<ClockMode> {
+        match self.clock.mode.as_str() {
+            "system" => Ok(ClockMode::System),
+            "manual" => {
+                let start = match self.clock.start.trim() {
+                    "" => None,
+                    s => Some(s.parse::<Timestamp>().with_context(|| format!("clock.start: {s:?} is not an RFC 3339 instant"))?),
+                };
+                Ok(ClockMode::Manual { start })
+            }
+            other => bail!("clock.mode: {other:?} is not \"system\" or \"manual\""),
+        }
+    }
+
+    /// The workflow policy the domain runs on.
+    pub fn policy(&self) -> anyhow::Result<Policy> {
+        let w = &self.workflow;
+        let time = |field: &str, s: &str| -> anyhow::Result<Time> {
+            s.parse::<Time>().with_context(|| format!("workflow.{field}: {s:?} is not a time such as 20:00"))
+        };
+        let mut specialty_windows = BTreeMap::new();
+        for (code, set) in &w.specialty {
+            let s = Specialty::parse(code).map_err(|e| anyhow::anyhow!("workflow.specialty.{code}: {e}"))?;
+            specialty_windows.insert(s, set.clone());
+        }
+        let pilot_providers = w
+            .pilot_providers
+            .iter()
+            .map(|p| ProviderId::parse(p).map_err(|e| anyhow::anyhow!("workflow.pilot_providers: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Policy {
+            windows: WindowSet { routine: w.routine.clone(), urgent: w.urgent.clone() },
+            specialty_windows,
+            dedupe_window: w.dedupe_window,
+            quiet_hours: QuietHours {
+                start: time("quiet_hours_start", &w.quiet_hours_start)?,
+                end: time("quiet_hours_end", &w.quiet_hours_end)?,
+            },
+            pilot_providers,
+            time_zone: TimeZone::get(&self.practice.time_zone)
+                .with_context(|| format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone))?,
+        })
+    }
+
+    /// The effective configuration as TOML, with secrets (database passwords) hidden.
+    pub fn redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        shown.database.url = redact_url(&shown.database.url);
+        toml::to_string_pretty(&shown).unwrap_or_default()
+    }
+}
+
+/// Hides the password of a URL such as `postgres://user:secret@host/db`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn the_embedded_defaults_are_the_spec_defaults() {
+        let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
+        let p = c.policy().unwrap();
+        assert_eq!(p.windows.routine.notify, Duration::hours(24));
+        assert_eq!(p.windows.routine.scheduling, Duration::days(7));
+        assert_eq!(p.windows.urgent.notify, Duration::hours(2));
+        assert_eq!(p.windows.urgent.scheduling, Duration::days(3));
+        assert_eq!(p.dedupe_window, Duration::days(14));
+        assert_eq!(c.database.url, "sqlite://refloop.db");
+        assert_eq!(c.clock_mode().unwrap(), ClockMode::System);
+    }
+
+    #[test]
+    fn file_then_env_then_flags_override_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refloop.toml");
+        std::fs::write(
+            &path,
+            "[database]\nurl = \"sqlite://file.db\"\n[workflow.routine]\nscheduling = \"5d\"\n[clock]\nmode = \"manual\"\n",
+        )
+        .unwrap();
+        let e = env(&[
+            ("REFLOOP_WORKFLOW_ROUTINE_SCHEDULING", "6d"),
+            ("REFLOOP_WORKFLOW_PILOT_PROVIDERS", "dr-a, dr-b"),
+            ("REFLOOP_DATABASE_URL", "sqlite://env.db"),
+        ]);
+        let c = Config::load(Some(&path), e.clone(), &Overrides::default()).unwrap();
+        assert_eq!(c.workflow.routine.scheduling, Duration::days(6));
+        assert_eq!(c.workflow.pilot_providers, vec!["dr-a", "dr-b"]);
+        assert_eq!(c.database.url, "sqlite://env.db");
+        assert_eq!(c.clock_mode().unwrap(), ClockMode::Manual { start: None });
+        let flags = Overrides { database: Some("sqlite://flag.db".into()), ..Overrides::default() };
+        assert_eq!(Config::load(Some(&path), e, &flags).unwrap().database.url, "sqlite://flag.db");
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_the_key_named() {
+        let cases = [
+            ("REFLOOP_WORKFLOW_ROUTINE_NOTIFY", "soon", "invalid duration"),
+            ("REFLOOP_CLOCK_MODE", "sundial", "clock.mode"),
+            ("REFLOOP_PRACTICE_TIME_ZONE", "Mars/Olympus", "practice.time_zone"),
+            ("REFLOOP_SERVER_HTTP", "localhost", "server.http"),
+            ("REFLOOP_DATABASE_URL", "mysql://x", "database.url"),
+        ];
+        for (k, v, expected) in cases {
+            let err = Config::load(None, env(&[(k, v)]), &Overrides::default()).unwrap_err();
+            assert!(format!("{err:#}").contains(expected), "{k}={v}: {err:#}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_in_a_file_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refloop.toml");
+        std::fs::write(&path, "[workflow]\nscheduling_window = \"7d\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("scheduling_window"), "{err:#}");
+    }
+
+    #[test]
+    fn check_config_hides_database_passwords() {
+        let flags = Overrides { database: Some("postgres://app:hunter2@db:5432/refloop".into()), ..Overrides::default() };
+        let c = Config::load(None, env(&[]), &flags).unwrap();
+        let shown = c.redacted_toml();
+        assert!(!shown.contains("hunter2"));
+        assert!(shown.contains("postgres://app:***@db:5432/refloop"));
+    }
+}

@@ -1,0 +1,99 @@
+//! The composition root: config → store, clock, connectors, app → HTTP and workers.
+
+use std::{io::IsTerminal, sync::Arc};
+
+use anyhow::Context;
+use refloop_app::{App, Clock, ManualClock, SystemClock};
+use refloop_connectors::LogOnly;
+use refloop_store::SqlStore;
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{ClockMode, Config, redact_url};
+
+pub fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Opens the configured database and applies its migrations.
+pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
+    let shown = redact_url(&config.database.url);
+    let store = SqlStore::connect(&config.database.url).await.with_context(|| format!("opening {shown}"))?;
+    store.migrate().await.with_context(|| format!("migrating {shown}"))?;
+    Ok(store)
+}
+
+pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    let store = open_store(config).await?;
+    let clock: Arc<dyn Clock> = match config.clock_mode()? {
+        ClockMode::System => Arc::new(SystemClock),
+        ClockMode::Manual { start } => Arc::new(ManualClock::new(start.unwrap_or_else(|| SystemClock.now()))),
+    };
+    Ok(App::new(Arc::new(store), clock, config.policy()?, Arc::new(LogOnly)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+    tracing::info!("shutting down");
+}
+
+pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let app = build_app(&config).await?;
+    if demo {
+        crate::demo::seed(&app).await?;
+    }
+    let addr = config.http_addr()?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let workers = match config.clock_mode()? {
+        ClockMode::System => {
+            let app = app.clone();
+            let poll = config.poll_interval();
+            let mut rx = stop_rx.clone();
+            Some(tokio::spawn(async move {
+                app.run_workers(poll, async move {
+                    let _ = rx.wait_for(|stop| *stop).await;
+                })
+                .await
+            }))
+        }
+        ClockMode::Manual { .. } => {
+            tracing::info!("manual clock: workers run only on POST /api/v1/clock/advance");
+            None
+        }
+    };
+    tracing::info!(
+        http = %local,
+        database = app.store().backend(),
+        clock = if app.clock().manual().is_some() { "manual" } else { "system" },
+        "refloop listening on http://{local}"
+    );
+    refloop_web::serve(app.clone(), listener, shutdown_signal()).await?;
+    let _ = stop_tx.send(true);
+    if let Some(w) = workers {
+        let _ = w.await;
+    }
+    Ok(())
+}

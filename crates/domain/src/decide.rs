@@ -1,0 +1,562 @@
+//! `decide`: the referral lifecycle as a pure function.
+
+use jiff::{Timestamp, tz::TimeZone};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    duration::Duration,
+    ids::ReferralId,
+    input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate},
+    phone::PhoneE164,
+    policy::Policy,
+    referral::{Milestones, Origin, ParseError, Progress, Referral, State},
+    timers::{TimerKind, TimerSpec, timers_for},
+};
+
+/// Where an outbound message goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Channel {
+    /// Patient SMS.
+    Sms,
+    /// Team chat (Slack-compatible incoming webhook).
+    Chat,
+    /// A FHIR Task written back to the EHR for the referring nurse.
+    EhrTask,
+    /// A query to the EHR for the consult note.
+    EhrQuery,
+    /// The note request to the specialist (Direct or fax, chosen by the connector).
+    NoteRequest,
+}
+
+/// Why a message is sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Purpose {
+    PatientNotification,
+    SchedulingEscalation,
+    AttendanceQuestion,
+    NoteLookup,
+    NoteRequest,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Chat => "chat",
+            Channel::EhrTask => "ehr-task",
+            Channel::EhrQuery => "ehr-query",
+            Channel::NoteRequest => "note-request",
+        }
+    }
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::PatientNotification => "patient-notification",
+            Purpose::SchedulingEscalation => "scheduling-escalation",
+            Purpose::AttendanceQuestion => "attendance-question",
+            Purpose::NoteLookup => "note-lookup",
+            Purpose::NoteRequest => "note-request",
+        }
+    }
+}
+
+/// A staff task on the worklist.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TaskKind {
+    /// Call the patient: no SMS possible, or not reached in time.
+    NotifyPatient,
+    /// The phone number is missing, invalid or undeliverable.
+    FixContact,
+    /// Front desk: no appointment known after the scheduling window.
+    ScheduleFollowUp,
+    /// Call the patient: did they attend?
+    AttendanceCall,
+    /// In-network note is late: review in the shared EHR.
+    NoteReview,
+    /// Referring physician: no note after the last window; consider another specialist.
+    PhysicianEscalation,
+    /// An outbound message failed for good.
+    DeliveryFailed,
+}
+
+impl TaskKind {
+    pub const ALL: &'static [TaskKind] = &[
+        TaskKind::NotifyPatient,
+        TaskKind::FixContact,
+        TaskKind::ScheduleFollowUp,
+        TaskKind::AttendanceCall,
+        TaskKind::NoteReview,
+        TaskKind::PhysicianEscalation,
+        TaskKind::DeliveryFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskKind::NotifyPatient => "notify-patient",
+            TaskKind::FixContact => "fix-contact",
+            TaskKind::ScheduleFollowUp => "schedule-follow-up",
+            TaskKind::AttendanceCall => "attendance-call",
+            TaskKind::NoteReview => "note-review",
+            TaskKind::PhysicianEscalation => "physician-escalation",
+            TaskKind::DeliveryFailed => "delivery-failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
+    }
+
+    /// A short title for the worklist; ids only, never patient data.
+    pub fn title(self) -> &'static str {
+        match self {
+            TaskKind::NotifyPatient => "Call the patient with the specialist's contact and how to schedule",
+            TaskKind::FixContact => "Fix the patient's phone number, then notify them",
+            TaskKind::ScheduleFollowUp => "No appointment yet: help the patient schedule",
+            TaskKind::AttendanceCall => "Call the patient: did they attend the appointment?",
+            TaskKind::NoteReview => "Consult note is late: review the shared EHR",
+            TaskKind::PhysicianEscalation => "No consult note: consider an alternative specialist",
+            TaskKind::DeliveryFailed => "A message to the patient or specialist failed",
+        }
+    }
+
+    /// Whether reaching `state` makes this task moot.
+    fn resolved_by(self, state: State) -> bool {
+        let rank = state.rank().unwrap_or(u8::MAX);
+        match self {
+            TaskKind::NotifyPatient => rank >= 1,
+            TaskKind::ScheduleFollowUp => rank >= 2,
+            TaskKind::AttendanceCall => rank >= 3,
+            TaskKind::NoteReview | TaskKind::PhysicianEscalation => rank >= 4,
+            TaskKind::FixContact | TaskKind::DeliveryFailed => state.is_terminal(),
+        }
+    }
+}
+
+/// A message to send through the outbox. `key` is its idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    pub channel: Channel,
+    pub purpose: Purpose,
+    pub not_before: Timestamp,
+    pub key: String,
+}
+
+/// What the application must carry out, in the same transaction as the state change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    Send(Outbound),
+    OpenTask { kind: TaskKind, due_at: Timestamp },
+    /// Close the open tasks of these kinds: the referral moved past them.
+    CloseTasks { kinds: Vec<TaskKind> },
+}
+
+/// What happened, as recorded in the append-only log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum EventData {
+    Ordered { origin: Origin },
+    DuplicateLinked { of: ReferralId },
+    NeedsCoding,
+    Shadowed,
+    PatientNotified { channel: Option<String> },
+    Scheduled { appointment_at: Option<Timestamp> },
+    NoShow,
+    Attended,
+    NoteReceived,
+    Cancelled { reason: Option<String> },
+    ClosedIncomplete { reason: String },
+    OrderUpdated { fields: Vec<String> },
+    Escalated { stage: TimerKind },
+    MessageQueued { channel: Channel, purpose: Purpose },
+    MessageDelivered { channel: Channel, purpose: Purpose },
+    DeliveryFailed { channel: Channel, purpose: Purpose, error: String },
+    TaskOpened { kind: TaskKind },
+    /// A milestone reported after the referral ended; kept in the log, state unchanged.
+    IgnoredAfterClose { reported: State },
+}
+
+impl EventData {
+    /// The `type` of the event as the API shows it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::Ordered { .. } => "ordered",
+            EventData::DuplicateLinked { .. } => "duplicate-linked",
+            EventData::NeedsCoding => "needs-coding",
+            EventData::Shadowed => "shadowed",
+            EventData::PatientNotified { .. } => "patient-notified",
+            EventData::Scheduled { .. } => "scheduled",
+            EventData::NoShow => "no-show",
+            EventData::Attended => "attended",
+            EventData::NoteReceived => "note-received",
+            EventData::Cancelled { .. } => "cancelled",
+            EventData::ClosedIncomplete { .. } => "closed-incomplete",
+            EventData::OrderUpdated { .. } => "order-updated",
+            EventData::Escalated { .. } => "escalated",
+            EventData::MessageQueued { .. } => "message-queued",
+            EventData::MessageDelivered { .. } => "message-delivered",
+            EventData::DeliveryFailed { .. } => "delivery-failed",
+            EventData::TaskOpened { .. } => "task-opened",
+            EventData::IgnoredAfterClose { .. } => "ignored-after-close",
+        }
+    }
+}
+
+/// An event with the time it happened in the world.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub data: EventData,
+}
+
+/// Everything `decide` needs besides the referral and the input.
+#[derive(Clone, Debug)]
+pub struct Context<'a> {
+    pub now: Timestamp,
+    pub policy: &'a Policy,
+    pub contact: Option<&'a Contact>,
+    /// The patient's time zone (the practice's when none is recorded), for quiet hours.
+    pub time_zone: &'a TimeZone,
+    /// For a new order: the latest open referral of the same patient and specialty.
+    pub duplicate_candidate: Option<&'a DuplicateCandidate>,
+}
+
+/// The outcome of a decision: carry it out atomically.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub referral: Referral,
+    pub events: Vec<Event>,
+    pub effects: Vec<Effect>,
+    /// The timers that must be pending afterwards, replacing all others of the referral.
+    pub timers: Vec<TimerSpec>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    #[error("the timer was armed for version {armed} but the referral is at version {current}")]
+    StaleTimer { armed: u64, current: u64 },
+    #[error("a referral that is {from} cannot become {to}")]
+    InvalidTransition { from: State, to: State },
+    #[error(transparent)]
+    Invalid(#[from] ParseError),
+}
+
+/// Builds the decision for a new order.
+pub fn decide_new(order: NewOrder, ctx: &Context<'_>) -> Decision {
+    let at = order.ordered_at;
+    let duplicate_of = ctx.duplicate_candidate.and_then(|c| {
+        let window = ctx.policy.dedupe_window.to_signed();
+        let gap = at.duration_since(c.ordered_at).abs();
+        (order.origin == Origin::PhysicianOrder && order.specialty.is_some() && gap <= window)
+            .then(|| c.id.clone())
+    });
+    let shadow = !ctx.policy.in_pilot(&order.referring_provider);
+    let referral = Referral {
+        id: order.id,
+        version: 1,
+        state: State::Ordered,
+        patient_id: order.patient_id,
+        referring_provider: order.referring_provider,
+        specialty: order.specialty,
+        specialist: order.specialist,
+        urgency: order.urgency,
+        origin: order.origin,
+        network: order.network,
+        reason: order.reason,
+        source_ids: order.source_ids,
+        ordered_at: at,
+        milestones: Milestones { ordered: Some(at), ..Milestones::default() },
+        appointment_at: None,
+        duplicate_of,
+        shadow,
+        close_reason: None,
+        no_shows: 0,
+        last_no_show_at: None,
+        progress: Progress::default(),
+    };
+    let mut d = Draft::new(referral, ctx);
+    d.event(at, EventData::Ordered { origin: d.r.origin });
+    if let Some(of) = d.r.duplicate_of.clone() {
+        d.event(ctx.now, EventData::DuplicateLinked { of });
+    } else if d.r.needs_coding() {
+        d.event(ctx.now, EventData::NeedsCoding);
+    } else if d.r.shadow && d.r.origin == Origin::PhysicianOrder {
+        d.event(ctx.now, EventData::Shadowed);
+    }
+    d.notify_stage();
+    d.finish()
+}
+
+/// Decides what an input does to an existing referral.
+pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Decision, DecideError> {
+    let mut d = Draft::new(current.clone(), ctx);
+    d.r.version += 1;
+    match input {
+        Input::Milestone { state, at, appointment_at, channel } => {
+            d.milestone(state, at, appointment_at, channel)?
+        }
+        Input::NoShow { at } => d.no_show(at),
+        Input::Cancel { at, reason } => {
+            if d.r.state.is_terminal() {
+                return Err(DecideError::InvalidTransition { from: d.r.state, to: State::Cancelled });
+            }
+            d.r.state = State::Cancelled;
+            d.r.close_reason = reason.clone();
+            d.r.milestones.reach(State::Cancelled, at);
+            d.event(at, EventData::Cancelled { reason });
+            d.close_resolved_tasks();
+        }
+        Input::CloseIncomplete { at, reason } => {
+            let reason = reason.trim().to_owned();
+            if reason.is_empty() {
+                return Err(ParseError::new("reason", "a reason is required to close a referral").into());
+            }
+            if !d.r.state.is_open() {
+                return Err(DecideError::InvalidTransition {
+                    from: d.r.state,
+                    to: State::ClosedIncomplete,
+                });
+            }
+            d.r.state = State::ClosedIncomplete;
+            d.r.close_reason = Some(reason.clone());
+            d.r.milestones.reach(State::ClosedIncomplete, at);
+            d.event(at, EventData::ClosedIncomplete { reason });
+            d.close_resolved_tasks();
+        }
+        Input::OrderUpdated(update) => d.update(update),
+        Input::TimerElapsed { kind, armed_version } => {
+            if armed_version != current.version {
+                return Err(DecideError::StaleTimer { armed: armed_version, current: current.version });
+            }
+            let due = timers_for(current, ctx.policy).into_iter().any(|t| t.kind == kind);
+            if !due {
+                return Err(DecideError::StaleTimer { armed: armed_version, current: current.version });
+            }
+            d.fire(kind);
+        }
+        Input::Delivered { channel, purpose, at } => {
+            d.event(at, EventData::MessageDelivered { channel, purpose });
+            if purpose == Purpose::PatientNotification {
+                d.milestone(State::PatientNotified, at, None, Some(channel.as_str().to_owned()))?;
+            }
+        }
+        Input::DeliveryFailed { channel, purpose, error } => {
+            d.event(ctx.now, EventData::DeliveryFailed { channel, purpose, error });
+            if d.r.state.is_open() {
+                let kind = if channel == Channel::Sms { TaskKind::FixContact } else { TaskKind::DeliveryFailed };
+                d.task(kind, ctx.now.checked_add(Duration::days(1).to_signed()).unwrap_or(ctx.now));
+            }
+        }
+    }
+    Ok(d.finish())
+}
+
+/// A decision being built.
+struct Draft<'c, 'p> {
+    r: Referral,
+    ctx: &'c Context<'p>,
+    events: Vec<Event>,
+    effects: Vec<Effect>,
+}
+
+impl<'c, 'p> Draft<'c, 'p> {
+    fn new(r: Referral, ctx: &'c Context<'p>) -> Self {
+        Self { r, ctx, events: Vec::new(), effects: Vec::new() }
+    }
+
+    fn finish(self) -> Decision {
+        let timers = timers_for(&self.r, self.ctx.policy);
+        Decision { referral: self.r, events: self.events, effects: self.effects, timers }
+    }
+
+    fn event(&mut self, at: Timestamp, data: EventData) {
+        self.events.push(Event { at, data });
+    }
+
+    fn windows(&self) -> &'p crate::StageWindows {
+        self.ctx.policy.windows(self.r.specialty.as_ref(), self.r.urgency)
+    }
+
+    fn after(&self, at: Timestamp, d: Duration) -> Timestamp {
+        at.checked_add(d.to_signed()).unwrap_or(Timestamp::MAX)
+    }
+
+    fn task(&mut self, kind: TaskKind, due_at: Timestamp) {
+        self.effects.push(Effect::OpenTask { kind, due_at });
+        self.event(self.ctx.now, EventData::TaskOpened { kind });
+    }
+
+    fn send(&mut self, channel: Channel, purpose: Purpose, key_suffix: &str) {
+        let now = self.ctx.now;
+        let not_before = if channel == Channel::Sms {
+            self.ctx.policy.quiet_hours.next_allowed(now, self.ctx.time_zone)
+        } else {
+            now
+        };
+        let key = format!("{}:{}:{key_suffix}", self.r.id, purpose.as_str());
+        self.effects.push(Effect::Send(Outbound { channel, purpose, not_before, key }));
+        self.event(now, EventData::MessageQueued { channel, purpose });
+    }
+
+    /// SMS is allowed: consent recorded, no opt-out, a valid E.164 number.
+    fn sms_ok(&self) -> bool {
+        self.ctx.contact.is_some_and(|c| {
+            c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_some()
+        })
+    }
+
+    /// The patient consented to SMS but the number cannot be used.
+    fn contact_broken(&self) -> bool {
+        self.ctx.contact.is_some_and(|c| {
+            c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_none()
+        })
+    }
+
+    /// Stage 1: message the patient (or open a call task) once the referral can act.
+    fn notify_stage(&mut self) {
+        if !self.r.is_actionable() || self.r.progress.notify_done || self.r.state != State::Ordered {
+            return;
+        }
+        self.r.progress.notify_done = true;
+        let deadline = self.after(self.r.ordered_at, self.windows().notify);
+        if self.sms_ok() {
+            self.r.progress.notify_by_sms = true;
+            self.send(Channel::Sms, Purpose::PatientNotification, "1");
+        } else if self.contact_broken() {
+            self.task(TaskKind::FixContact, deadline);
+        } else {
+            self.task(TaskKind::NotifyPatient, deadline);
+        }
+    }
+
+    fn milestone(
+        &mut self,
+        state: State,
+        at: Timestamp,
+        appointment_at: Option<Timestamp>,
+        channel: Option<String>,
+    ) -> Result<(), DecideError> {
+        let Some(rank) = state.rank().filter(|r| *r >= 1) else {
+            return Err(ParseError::new(
+                "type",
+                "a milestone is one of patient-notified, scheduled, attended, note-received",
+            )
+            .into());
+        };
+        if self.r.state.is_terminal() {
+            self.event(at, EventData::IgnoredAfterClose { reported: state });
+            return Ok(());
+        }
+        self.r.milestones.reach(state, at);
+        if state == State::Scheduled && appointment_at.is_some() {
+            self.r.appointment_at = appointment_at;
+        }
+        let data = match state {
+            State::PatientNotified => EventData::PatientNotified { channel },
+            State::Scheduled => EventData::Scheduled { appointment_at },
+            State::Attended => EventData::Attended,
+            _ => EventData::NoteReceived,
+        };
+        self.event(at, data);
+        if rank > self.r.state.rank().unwrap_or(0) {
+            self.r.state = state;
+            self.close_resolved_tasks();
+        }
+        Ok(())
+    }
+
+    fn no_show(&mut self, at: Timestamp) {
+        self.event(at, EventData::NoShow);
+        self.r.no_shows += 1;
+        if self.r.state == State::Scheduled {
+            self.r.state = State::PatientNotified;
+            self.r.appointment_at = None;
+            self.r.last_no_show_at = Some(at);
+        }
+    }
+
+    fn update(&mut self, u: OrderUpdate) {
+        let mut fields = Vec::new();
+        if let Some(s) = u.specialty {
+            fields.push("specialty".to_owned());
+            self.r.specialty = Some(s);
+        }
+        if let Some(s) = u.specialist {
+            fields.push("specialist".to_owned());
+            self.r.specialist = Some(s);
+        }
+        if let Some(x) = u.urgency {
+            fields.push("urgency".to_owned());
+            self.r.urgency = x;
+        }
+        if let Some(n) = u.network {
+            fields.push("network".to_owned());
+            self.r.network = n;
+        }
+        self.event(self.ctx.now, EventData::OrderUpdated { fields });
+        self.notify_stage();
+    }
+
+    fn close_resolved_tasks(&mut self) {
+        let state = self.r.state;
+        let kinds: Vec<TaskKind> = TaskKind::ALL.iter().copied().filter(|k| k.resolved_by(state)).collect();
+        if !kinds.is_empty() {
+            self.effects.push(Effect::CloseTasks { kinds });
+        }
+    }
+
+    /// A due timer acts.
+    fn fire(&mut self, kind: TimerKind) {
+        let now = self.ctx.now;
+        let soon = self.after(now, Duration::days(1));
+        self.event(now, EventData::Escalated { stage: kind });
+        match kind {
+            TimerKind::NotifyDeadline => {
+                self.r.progress.notify_escalated = true;
+                self.task(TaskKind::NotifyPatient, soon);
+            }
+            TimerKind::SchedulingEscalation => {
+                let base = self.r.last_no_show_at.unwrap_or(self.r.ordered_at);
+                self.r.progress.scheduling_escalated_for = Some(base);
+                let round = base.as_millisecond().to_string();
+                self.task(TaskKind::ScheduleFollowUp, soon);
+                self.send(Channel::Chat, Purpose::SchedulingEscalation, &round);
+                self.send(Channel::EhrTask, Purpose::SchedulingEscalation, &round);
+            }
+            TimerKind::AttendanceCheck => {
+                let appt = self.r.appointment_at.unwrap_or(now);
+                self.r.progress.attendance_asked = Some((appt, now));
+                if self.sms_ok() {
+                    self.send(Channel::Sms, Purpose::AttendanceQuestion, &appt.as_millisecond().to_string());
+                } else {
+                    self.r.progress.attendance_escalated_for = Some(appt);
+                    self.task(TaskKind::AttendanceCall, soon);
+                }
+            }
+            TimerKind::AttendanceReply => {
+                self.r.progress.attendance_escalated_for = self.r.appointment_at;
+                self.task(TaskKind::AttendanceCall, soon);
+            }
+            TimerKind::NoteLook => {
+                self.r.progress.note_looked = true;
+                self.send(Channel::EhrQuery, Purpose::NoteLookup, "1");
+            }
+            TimerKind::NoteRequest => {
+                self.r.progress.note_requested = true;
+                if self.r.network == crate::Network::InNetwork {
+                    self.task(TaskKind::NoteReview, soon);
+                } else {
+                    self.send(Channel::NoteRequest, Purpose::NoteRequest, "1");
+                }
+            }
+            TimerKind::NoteEscalation => {
+                self.r.progress.note_escalated = true;
+                self.task(TaskKind::PhysicianEscalation, self.after(now, Duration::days(7)));
+            }
+        }
+    }
+}

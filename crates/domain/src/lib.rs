@@ -1,0 +1,30 @@
+//! The referral and its lifecycle, as pure data and pure functions.
+//!
+//! Nothing here does I/O, reads a clock or spawns tasks: [`decide`] takes the current
+//! referral, an [`Input`] and a [`Context`] (which carries `now`) and returns a
+//! [`Decision`] — the new referral, the events to append, the effects to carry out and
+//! the timers that must be pending afterwards. The application layer executes a decision
+//! inside one storage transaction.
+
+mod decide;
+mod duration;
+mod ids;
+mod input;
+mod phone;
+mod policy;
+mod referral;
+mod timers;
+
+pub use decide::{
+    Channel, Context, DecideError, Decision, Effect, Event, EventData, Outbound, Purpose,
+    TaskKind, decide, decide_new,
+};
+pub use duration::{Duration, DurationError};
+pub use ids::{PatientId, ProviderId, ReferralId};
+pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
+pub use phone::PhoneE164;
+pub use policy::{Policy, QuietHours, StageWindows, WindowSet};
+pub use referral::{
+    Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency,
+};
+pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};

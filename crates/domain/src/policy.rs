@@ -1,0 +1,204 @@
+//! The workflow policy of SPEC §2 as data: windows per urgency (optionally per specialty),
+//! the dedupe window, quiet hours and the pilot list.
+
+use jiff::{Timestamp, civil::Time, tz::TimeZone};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+use crate::{
+    duration::Duration,
+    ids::ProviderId,
+    referral::{Specialty, Urgency},
+};
+
+/// The windows of the four stages, measured from the stage's starting point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageWindows {
+    /// Stage 1: the patient must be reached within this time of the order.
+    pub notify: Duration,
+    /// Stage 2: no appointment this long after the order (or a no-show) → escalate.
+    pub scheduling: Duration,
+    /// Stage 3: ask "did you attend?" this long after the appointment.
+    pub attendance_check: Duration,
+    /// Stage 3: no answer this long after asking → staff phone task.
+    pub attendance_reply: Duration,
+    /// Stage 4: start looking for the note this long after the visit.
+    pub note_look: Duration,
+    /// Stage 4: no note by then → request it from the specialist.
+    pub note_request: Duration,
+    /// Stage 4: still no note → escalate to the referring physician.
+    pub note_escalate: Duration,
+}
+
+impl StageWindows {
+    pub fn routine() -> Self {
+        Self {
+            notify: Duration::hours(24),
+            scheduling: Duration::days(7),
+            attendance_check: Duration::days(1),
+            attendance_reply: Duration::hours(48),
+            note_look: Duration::days(14),
+            note_request: Duration::days(30),
+            note_escalate: Duration::days(60),
+        }
+    }
+
+    pub fn urgent() -> Self {
+        Self {
+            notify: Duration::hours(2),
+            scheduling: Duration::days(3),
+            attendance_check: Duration::days(1),
+            attendance_reply: Duration::hours(48),
+            note_look: Duration::days(7),
+            note_request: Duration::days(14),
+            note_escalate: Duration::days(30),
+        }
+    }
+}
+
+/// Windows for routine referrals and for urgent ones (urgent, asap and stat).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WindowSet {
+    pub routine: StageWindows,
+    pub urgent: StageWindows,
+}
+
+impl Default for WindowSet {
+    fn default() -> Self {
+        Self { routine: StageWindows::routine(), urgent: StageWindows::urgent() }
+    }
+}
+
+impl WindowSet {
+    pub fn for_urgency(&self, urgency: Urgency) -> &StageWindows {
+        match urgency {
+            Urgency::Routine => &self.routine,
+            Urgency::Urgent | Urgency::Asap | Urgency::Stat => &self.urgent,
+        }
+    }
+}
+
+/// Local hours in which no SMS is sent; a send that falls inside is deferred to `end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuietHours {
+    pub start: Time,
+    pub end: Time,
+}
+
+impl Default for QuietHours {
+    fn default() -> Self {
+        Self { start: Time::constant(20, 0, 0, 0), end: Time::constant(8, 0, 0, 0) }
+    }
+}
+
+impl QuietHours {
+    fn is_quiet(&self, t: Time) -> bool {
+        if self.start <= self.end {
+            self.start <= t && t < self.end
+        } else {
+            t >= self.start || t < self.end
+        }
+    }
+
+    /// The first instant at or after `at` that is outside quiet hours in `tz`.
+    pub fn next_allowed(&self, at: Timestamp, tz: &TimeZone) -> Timestamp {
+        let local = at.to_zoned_datetime(tz.clone());
+        let t = local.time();
+        if !self.is_quiet(t) {
+            return at;
+        }
+        let mut date = local.date();
+        if self.start > self.end && t >= self.start {
+            date = date.tomorrow().unwrap_or(date);
+        }
+        date.to_datetime(self.end)
+            .to_zoned_datetime(tz.clone())
+            .map(|z| z.timestamp())
+            .unwrap_or(at)
+    }
+}
+
+/// The whole workflow policy.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub windows: WindowSet,
+    /// Per-specialty windows that replace the defaults for that specialty.
+    pub specialty_windows: BTreeMap<Specialty, WindowSet>,
+    /// A second order for the same patient and specialty within this window is a duplicate.
+    pub dedupe_window: Duration,
+    pub quiet_hours: QuietHours,
+    /// Providers the workflow acts for; empty means every provider.
+    pub pilot_providers: Vec<ProviderId>,
+    /// The practice's time zone: used for a patient with none recorded.
+    pub time_zone: TimeZone,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            windows: WindowSet::default(),
+            specialty_windows: BTreeMap::new(),
+            dedupe_window: Duration::days(14),
+            quiet_hours: QuietHours::default(),
+            pilot_providers: Vec::new(),
+            time_zone: TimeZone::UTC,
+        }
+    }
+}
+
+impl Policy {
+    pub fn windows(&self, specialty: Option<&Specialty>, urgency: Urgency) -> &StageWindows {
+        specialty
+            .and_then(|s| self.specialty_windows.get(s))
+            .unwrap_or(&self.windows)
+            .for_urgency(urgency)
+    }
+
+    pub fn in_pilot(&self, provider: &ProviderId) -> bool {
+        self.pilot_providers.is_empty() || self.pilot_providers.contains(provider)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ts(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn quiet_hours_defer_to_the_morning_in_the_patients_zone() {
+        let q = QuietHours::default();
+        let ny = TimeZone::get("America/New_York").unwrap();
+        // 21:30 in New York (01:30Z next day in winter) → 08:00 New York the next morning.
+        assert_eq!(q.next_allowed(ts("2026-01-15T02:30:00Z"), &ny), ts("2026-01-15T13:00:00Z"));
+        // 06:00 in New York → 08:00 the same day.
+        assert_eq!(q.next_allowed(ts("2026-01-15T11:00:00Z"), &ny), ts("2026-01-15T13:00:00Z"));
+        // 14:00 in New York is not quiet.
+        assert_eq!(q.next_allowed(ts("2026-01-15T19:00:00Z"), &ny), ts("2026-01-15T19:00:00Z"));
+    }
+
+    #[test]
+    fn urgent_asap_and_stat_share_the_short_windows() {
+        let p = Policy::default();
+        for u in [Urgency::Urgent, Urgency::Asap, Urgency::Stat] {
+            assert_eq!(p.windows(None, u).scheduling, Duration::days(3));
+        }
+        assert_eq!(p.windows(None, Urgency::Routine).scheduling, Duration::days(7));
+    }
+
+    #[test]
+    fn a_specialty_can_have_its_own_windows() {
+        let mut p = Policy::default();
+        let onc = Specialty::parse("oncology").unwrap();
+        let mut w = WindowSet::default();
+        w.routine.scheduling = Duration::days(2);
+        p.specialty_windows.insert(onc.clone(), w);
+        assert_eq!(p.windows(Some(&onc), Urgency::Routine).scheduling, Duration::days(2));
+        let derm = Specialty::parse("dermatology").unwrap();
+        assert_eq!(p.windows(Some(&derm), Urgency::Routine).scheduling, Duration::days(7));
+    }
+}

@@ -1,0 +1,394 @@
+//! The [`Store`] port on SQLite (the embedded default) and PostgreSQL (scale-out).
+//!
+//! One implementation serves both: each query is written once with `$n` placeholders and
+//! run against whichever pool the URL chose. Where the dialects differ — row locks with
+//! `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite — the code says so
+//! in place. Each dialect has its own migrations folder.
+
+mod row;
+#[macro_use]
+mod tx;
+
+use std::{str::FromStr, time::Duration};
+
+use jiff::Timestamp;
+use refloop_app::{
+    AuditEntry, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Store,
+    StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+};
+use refloop_domain::{PatientId, Referral, ReferralId};
+use sqlx::{
+    PgPool, SqlSafeStr, SqlitePool,
+    migrate::{Migration, MigrationType, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+
+use row::{db, ms, ts};
+
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool is configured.
+macro_rules! on_pool {
+    ($db:expr, $p:ident => $body:expr) => {
+        match $db {
+            Db::Sqlite($p) => $body,
+            Db::Postgres($p) => $body,
+        }
+    };
+}
+
+/// A SQL-backed store.
+pub struct SqlStore {
+    db: Db,
+}
+
+/// The migrations of one dialect, embedded in the binary. Add a file, add a line.
+fn migrator(dialect: &str) -> Migrator {
+    let files: &[(i64, &str, &'static str)] = match dialect {
+        "sqlite" => &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))],
+        _ => &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))],
+    };
+    Migrator::with_migrations(
+        files
+            .iter()
+            .map(|(v, name, sql)| Migration::new(*v, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false))
+            .collect(),
+    )
+}
+
+impl SqlStore {
+    /// Opens `sqlite://PATH` (created if missing; WAL, synchronous commits) or
+    /// `postgres://…`. Does not migrate: call [`SqlStore::migrate`].
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            if path.is_empty() || path.contains(":memory:") {
+                return Err(StoreError::Other("SQLite needs a file path: sqlite://PATH".into()));
+            }
+            let opts = SqliteConnectOptions::new()
+                .filename(path)
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(30));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .connect_with(opts)
+                .await
+                .map_err(db)?;
+            Ok(Self { db: Db::Sqlite(pool) })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(opts)
+                .await
+                .map_err(db)?;
+            Ok(Self { db: Db::Postgres(pool) })
+        } else {
+            Err(StoreError::Other(
+                "unsupported database URL: use sqlite://PATH or postgres://…".into(),
+            ))
+        }
+    }
+
+    /// Applies the pending migrations of this backend's dialect.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let result = match &self.db {
+            Db::Sqlite(p) => migrator("sqlite").run(p).await,
+            Db::Postgres(p) => migrator("postgres").run(p).await,
+        };
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        on_pool!(&self.db, p => p.close().await)
+    }
+}
+
+const REFERRALS_PAGE: &str = "SELECT doc, ordered_at, id FROM referrals
+    WHERE ($1 IS NULL OR state = $1)
+      AND ($2 IS NULL OR specialty = $2)
+      AND ($3 IS NULL OR referring_provider = $3)
+      AND ($4 IS NULL OR stage_due_at < $4)
+      AND ($5 IS NULL OR ordered_at < $5 OR (ordered_at = $5 AND id < $6))
+    ORDER BY ordered_at DESC, id DESC
+    LIMIT $7";
+
+const TASKS: &str = "SELECT * FROM tasks
+    WHERE ($1 IS NULL OR status = $1)
+      AND ($2 IS NULL OR assignee = $2)
+      AND ($3 IS NULL OR referral_id = $3)
+    ORDER BY due_at, id
+    LIMIT $4";
+
+const OUTBOX: &str = "SELECT * FROM outbox
+    WHERE ($1 IS NULL OR status = $1)
+      AND ($2 IS NULL OR referral_id = $2)
+    ORDER BY created_at DESC, id
+    LIMIT $3";
+
+const CLAIM_OUTBOX_SQLITE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $3
+    WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at LIMIT $2)
+    RETURNING *";
+
+const CLAIM_OUTBOX_POSTGRES: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $3
+    WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+    RETURNING *";
+
+fn limit(n: u32) -> i64 {
+    i64::from(n.clamp(1, 1000))
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn backend(&self) -> &'static str {
+        match self.db {
+            Db::Sqlite(_) => "sqlite",
+            Db::Postgres(_) => "postgres",
+        }
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()).map_err(db))
+    }
+
+    async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
+        tx::SqlTx::begin(&self.db).await
+    }
+
+    async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT doc FROM referrals WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::referral(&r)).transpose()
+        })
+    }
+
+    async fn referrals(&self, f: &ReferralFilter) -> Result<ReferralPage, StoreError> {
+        let n = limit(f.limit);
+        let rows = on_pool!(&self.db, p => {
+            let rows = sqlx::query(REFERRALS_PAGE)
+                .bind(f.state.map(|s| s.as_str()))
+                .bind(f.specialty.as_ref().map(|s| s.as_str().to_owned()))
+                .bind(f.provider.clone())
+                .bind(f.overdue_at.map(ms))
+                .bind(f.after.as_ref().map(|(t, _)| ms(*t)))
+                .bind(f.after.as_ref().map(|(_, id)| id.as_str().to_owned()))
+                .bind(n + 1)
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::referral(r)).collect::<Result<Vec<_>, _>>()?
+        });
+        let mut items = rows;
+        let next = if items.len() as i64 > n {
+            items.truncate(n as usize);
+            items.last().map(|r| (r.ordered_at, r.id.clone()))
+        } else {
+            None
+        };
+        Ok(ReferralPage { items, next })
+    }
+
+    async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM events WHERE referral_id = $1 ORDER BY seq")
+                .bind(id.as_str())
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::event(r)).collect()
+        })
+    }
+
+    async fn patient(&self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM patients WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::patient(&r)).transpose()
+        })
+    }
+
+    async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(TASKS)
+                .bind(f.status.map(|s| s.as_str()))
+                .bind(f.assignee.clone())
+                .bind(f.referral_id.as_ref().map(|r| r.as_str().to_owned()))
+                .bind(limit(f.limit))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::task(r)).collect()
+        })
+    }
+
+    async fn task(&self, id: &str) -> Result<Option<Task>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM tasks WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::task(&r)).transpose()
+        })
+    }
+
+    async fn claim_task(&self, id: &str, assignee: &str) -> Result<Option<Task>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query(
+                "UPDATE tasks SET status = 'claimed', assignee = $2 WHERE id = $1 AND status = 'open' RETURNING *",
+            )
+            .bind(id)
+            .bind(assignee)
+            .fetch_optional(p)
+            .await
+            .map_err(db)?;
+            row.map(|r| row::task(&r)).transpose()
+        })
+    }
+
+    async fn complete_task(
+        &self,
+        id: &str,
+        by: &str,
+        outcome: &str,
+        now: Timestamp,
+    ) -> Result<Option<Task>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query(
+                "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3,
+                        assignee = COALESCE(assignee, $4)
+                 WHERE id = $1 AND status IN ('open', 'claimed') RETURNING *",
+            )
+            .bind(id)
+            .bind(ms(now))
+            .bind(outcome)
+            .bind(by)
+            .fetch_optional(p)
+            .await
+            .map_err(db)?;
+            row.map(|r| row::task(&r)).transpose()
+        })
+    }
+
+    async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(OUTBOX)
+                .bind(f.status.map(|s| s.as_str()))
+                .bind(f.referral_id.as_ref().map(|r| r.as_str().to_owned()))
+                .bind(limit(f.limit))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::outbox(r)).collect()
+        })
+    }
+
+    async fn claim_outbox(
+        &self,
+        now: Timestamp,
+        n: u32,
+        lease_until: Timestamp,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let sql = match self.db {
+            Db::Sqlite(_) => CLAIM_OUTBOX_SQLITE,
+            Db::Postgres(_) => CLAIM_OUTBOX_POSTGRES,
+        };
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(sql)
+                .bind(ms(now))
+                .bind(limit(n))
+                .bind(ms(lease_until))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::outbox(r)).collect()
+        })
+    }
+
+    async fn reap_outbox(&self, now: Timestamp) -> Result<Vec<OutboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "UPDATE outbox SET status = 'unknown' WHERE status = 'sending' AND lease_until < $1 RETURNING *",
+            )
+            .bind(ms(now))
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::outbox(r)).collect()
+        })
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let next: Option<i64> = on_pool!(&self.db, p => {
+            sqlx::query_scalar(
+                "SELECT MIN(x) FROM (
+                    SELECT MIN(due_at) AS x FROM timers
+                    UNION ALL
+                    SELECT MIN(next_attempt_at) AS x FROM outbox WHERE status = 'pending'
+                 ) AS due",
+            )
+            .fetch_one(p)
+            .await
+            .map_err(db)?
+        });
+        next.map(ts).transpose()
+    }
+
+    async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query("INSERT INTO api_tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&t.id)
+                .bind(&t.name)
+                .bind(t.role.as_str())
+                .bind(&t.hash)
+                .bind(ms(t.created_at))
+                .execute(p)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::token(&r)).transpose()
+        })
+    }
+
+    async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => insert_audit!(p, e))
+    }
+
+    async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1")
+                .bind(limit(n))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::audit(r)).collect()
+        })
+    }
+}

@@ -1,0 +1,184 @@
+//! Reading rows the same way on both backends, and turning them into records.
+
+use jiff::Timestamp;
+use refloop_app::{
+    AuditEntry, OutboxItem, OutboxStatus, Patient, Role, StoreError, StoredEvent, Task, TaskStatus,
+    TimerRow, TokenRecord,
+};
+use refloop_domain::{
+    Channel, EventData, PatientId, Purpose, Referral, ReferralId, TaskKind, TimerKind,
+};
+use sqlx::Row;
+
+/// Column access shared by `SqliteRow` and `PgRow`, so each record has one decoder.
+pub(crate) trait Get {
+    fn text(&self, col: &str) -> Result<String, StoreError>;
+    fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError>;
+    fn int(&self, col: &str) -> Result<i64, StoreError>;
+    fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
+    fn flag(&self, col: &str) -> Result<bool, StoreError>;
+}
+
+fn corrupt(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt(e.to_string())
+}
+
+macro_rules! impl_get {
+    ($row:ty) => {
+        impl Get for $row {
+            fn text(&self, col: &str) -> Result<String, StoreError> {
+                self.try_get(col).map_err(corrupt)
+            }
+            fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
+                self.try_get(col).map_err(corrupt)
+            }
+            fn int(&self, col: &str) -> Result<i64, StoreError> {
+                self.try_get(col).map_err(corrupt)
+            }
+            fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError> {
+                self.try_get(col).map_err(corrupt)
+            }
+            fn flag(&self, col: &str) -> Result<bool, StoreError> {
+                self.try_get(col).map_err(corrupt)
+            }
+        }
+    };
+}
+
+impl_get!(sqlx::sqlite::SqliteRow);
+impl_get!(sqlx::postgres::PgRow);
+
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
+    Timestamp::from_millisecond(ms).map_err(corrupt)
+}
+
+fn opt_ts(ms: Option<i64>) -> Result<Option<Timestamp>, StoreError> {
+    ms.map(ts).transpose()
+}
+
+fn enum_text<T: serde::de::DeserializeOwned>(s: &str) -> Result<T, StoreError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).map_err(corrupt)
+}
+
+pub(crate) fn text_of<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => unreachable!("enums stored as text serialise to strings"),
+    }
+}
+
+pub(crate) fn referral(row: &dyn Get) -> Result<Referral, StoreError> {
+    serde_json::from_str(&row.text("doc")?).map_err(corrupt)
+}
+
+pub(crate) fn referral_doc(r: &Referral) -> String {
+    serde_json::to_string(r).expect("a referral always serialises")
+}
+
+pub(crate) fn event(row: &dyn Get) -> Result<StoredEvent, StoreError> {
+    Ok(StoredEvent {
+        referral_id: ReferralId::parse(&row.text("referral_id")?).map_err(corrupt)?,
+        version: row.int("version")? as u64,
+        data: serde_json::from_str::<EventData>(&row.text("data")?).map_err(corrupt)?,
+        at: ts(row.int("at")?)?,
+        recorded_at: ts(row.int("recorded_at")?)?,
+        source: row.text("source")?,
+    })
+}
+
+pub(crate) fn event_data(e: &StoredEvent) -> String {
+    serde_json::to_string(&e.data).expect("event data always serialises")
+}
+
+pub(crate) fn timer(row: &dyn Get) -> Result<TimerRow, StoreError> {
+    let kind = row.text("kind")?;
+    Ok(TimerRow {
+        id: row.text("id")?,
+        referral_id: ReferralId::parse(&row.text("referral_id")?).map_err(corrupt)?,
+        kind: TimerKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown timer kind {kind}")))?,
+        due_at: ts(row.int("due_at")?)?,
+        armed_version: row.int("armed_version")? as u64,
+    })
+}
+
+pub(crate) fn outbox(row: &dyn Get) -> Result<OutboxItem, StoreError> {
+    let status = row.text("status")?;
+    Ok(OutboxItem {
+        id: row.text("id")?,
+        referral_id: ReferralId::parse(&row.text("referral_id")?).map_err(corrupt)?,
+        patient_id: PatientId::parse(&row.text("patient_id")?).map_err(corrupt)?,
+        channel: enum_text::<Channel>(&row.text("channel")?)?,
+        purpose: enum_text::<Purpose>(&row.text("purpose")?)?,
+        key: row.text("key")?,
+        status: OutboxStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?,
+        attempts: row.int("attempts")? as u32,
+        next_attempt_at: ts(row.int("next_attempt_at")?)?,
+        created_at: ts(row.int("created_at")?)?,
+        sent_at: opt_ts(row.opt_int("sent_at")?)?,
+        last_error: row.opt_text("last_error")?,
+    })
+}
+
+pub(crate) fn task(row: &dyn Get) -> Result<Task, StoreError> {
+    let kind = row.text("kind")?;
+    let status = row.text("status")?;
+    Ok(Task {
+        id: row.text("id")?,
+        referral_id: ReferralId::parse(&row.text("referral_id")?).map_err(corrupt)?,
+        kind: TaskKind::parse(&kind).ok_or_else(|| corrupt(format!("unknown task kind {kind}")))?,
+        status: TaskStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?,
+        assignee: row.opt_text("assignee")?,
+        due_at: ts(row.int("due_at")?)?,
+        created_at: ts(row.int("created_at")?)?,
+        completed_at: opt_ts(row.opt_int("completed_at")?)?,
+        outcome: row.opt_text("outcome")?,
+    })
+}
+
+pub(crate) fn patient(row: &dyn Get) -> Result<Patient, StoreError> {
+    Ok(Patient {
+        id: PatientId::parse(&row.text("id")?).map_err(corrupt)?,
+        name: row.opt_text("name")?,
+        phone: row.opt_text("phone")?,
+        sms_consent: row.flag("sms_consent")?,
+        sms_opted_out: row.flag("sms_opted_out")?,
+        time_zone: row.opt_text("time_zone")?,
+        updated_at: ts(row.int("updated_at")?)?,
+    })
+}
+
+pub(crate) fn token(row: &dyn Get) -> Result<TokenRecord, StoreError> {
+    let role = row.text("role")?;
+    Ok(TokenRecord {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
+        hash: row.text("hash")?,
+        created_at: ts(row.int("created_at")?)?,
+    })
+}
+
+pub(crate) fn audit(row: &dyn Get) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        at: ts(row.int("at")?)?,
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        resource_type: row.text("resource_type")?,
+        resource_id: row.text("resource_id")?,
+        remote: row.opt_text("remote")?,
+    })
+}
+
+/// Maps a sqlx error to the port's error without leaking bound values.
+pub(crate) fn db(e: sqlx::Error) -> StoreError {
+    match e {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        other => StoreError::Other(other.to_string()),
+    }
+}

@@ -1,0 +1,437 @@
+//! One write transaction on either backend.
+
+use jiff::Timestamp;
+use refloop_app::{AuditEntry, NewTask, OutboxItem, OutboxStatus, Patient, StoreError, StoredEvent, TimerRow, Tx};
+use refloop_domain::{
+    DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::{
+    Db,
+    row::{self, db, ms, text_of, ts},
+};
+
+/// Inserts an audit row through any executor.
+macro_rules! insert_audit {
+    ($exec:expr, $e:expr) => {
+        sqlx::query(
+            "INSERT INTO audit_log (at, actor, action, resource_type, resource_id, remote)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind($crate::row::ms($e.at))
+        .bind(&$e.actor)
+        .bind(&$e.action)
+        .bind(&$e.resource_type)
+        .bind(&$e.resource_id)
+        .bind(&$e.remote)
+        .execute($exec)
+        .await
+        .map(|_| ())
+        .map_err($crate::row::db)
+    };
+}
+
+enum Inner {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+pub(crate) struct SqlTx {
+    inner: Inner,
+}
+
+/// Runs the same body against the transaction's connection, whichever backend it is.
+macro_rules! on_tx {
+    ($self:expr, $c:ident => $body:expr) => {
+        match &mut $self.inner {
+            Inner::Sqlite(tx) => {
+                let $c = &mut **tx;
+                $body
+            }
+            Inner::Postgres(tx) => {
+                let $c = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+impl SqlTx {
+    pub(crate) async fn begin(db: &Db) -> Result<Box<dyn Tx>, StoreError> {
+        let inner = match db {
+            // Take the write lock up front: SQLite has one writer, and a deferred transaction
+            // that reads first could fail to upgrade.
+            Db::Sqlite(p) => Inner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
+            Db::Postgres(p) => Inner::Postgres(p.begin().await.map_err(db_err)?),
+        };
+        Ok(Box::new(SqlTx { inner }))
+    }
+
+    fn is_postgres(&self) -> bool {
+        matches!(self.inner, Inner::Postgres(_))
+    }
+}
+
+fn db_err(e: sqlx::Error) -> StoreError {
+    db(e)
+}
+
+const UPSERT_PATIENT: &str = "INSERT INTO patients (id, name, phone, sms_consent, sms_opted_out, time_zone, updated_at)
+    VALUES ($1, $2, $3, $4, $5, $6, $7)
+    ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
+        sms_consent = excluded.sms_consent, sms_opted_out = excluded.sms_opted_out,
+        time_zone = excluded.time_zone, updated_at = excluded.updated_at";
+
+const INSERT_REFERRAL: &str = "INSERT INTO referrals (id, version, state, patient_id, referring_provider, specialty,
+        urgency, origin, network, duplicate_of, tracked, ordered_at, stage_due_at, updated_at, doc)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
+
+const UPDATE_REFERRAL: &str = "UPDATE referrals SET version = $2, state = $3, patient_id = $4,
+        referring_provider = $5, specialty = $6, urgency = $7, origin = $8, network = $9,
+        duplicate_of = $10, tracked = $11, ordered_at = $12, stage_due_at = $13, updated_at = $14,
+        doc = $15
+    WHERE id = $1 AND version = $16";
+
+/// Binds a referral's projection columns, `$1`–`$15`, in the order of the two statements above.
+macro_rules! bind_referral {
+    ($q:expr, $r:expr, $due:expr, $now:expr) => {
+        $q.bind($r.id.as_str())
+            .bind($r.version as i64)
+            .bind($r.state.as_str())
+            .bind($r.patient_id.as_str())
+            .bind($r.referring_provider.as_str())
+            .bind($r.specialty.as_ref().map(|s| s.as_str()))
+            .bind($r.urgency.as_str())
+            .bind($r.origin.as_str())
+            .bind($r.network.as_str())
+            .bind($r.duplicate_of.as_ref().map(|d| d.as_str()))
+            .bind($r.is_tracked())
+            .bind(ms($r.ordered_at))
+            .bind($due.map(ms))
+            .bind(ms($now))
+            .bind(row::referral_doc($r))
+    };
+}
+
+#[async_trait::async_trait]
+impl Tx for SqlTx {
+    async fn lock_referral(
+        &mut self,
+        id: &ReferralId,
+        skip_locked: bool,
+    ) -> Result<Option<Referral>, StoreError> {
+        let sql = match (self.is_postgres(), skip_locked) {
+            (false, _) => "SELECT doc FROM referrals WHERE id = $1",
+            (true, false) => "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE",
+            (true, true) => "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED",
+        };
+        on_tx!(self, c => {
+            let found = sqlx::query(sql).bind(id.as_str()).fetch_optional(c).await.map_err(db)?;
+            found.map(|r| row::referral(&r)).transpose()
+        })
+    }
+
+    async fn duplicate_candidate(
+        &mut self,
+        patient: &PatientId,
+        specialty: &Specialty,
+        from: Timestamp,
+        to: Timestamp,
+    ) -> Result<Option<DuplicateCandidate>, StoreError> {
+        let found = on_tx!(self, c => {
+            let found = sqlx::query(
+                "SELECT id, ordered_at FROM referrals
+                 WHERE patient_id = $1 AND specialty = $2 AND ordered_at BETWEEN $3 AND $4
+                   AND tracked = $5
+                 ORDER BY ordered_at DESC LIMIT 1",
+            )
+            .bind(patient.as_str())
+            .bind(specialty.as_str())
+            .bind(ms(from))
+            .bind(ms(to))
+            .bind(true)
+            .fetch_optional(c)
+            .await
+            .map_err(db)?;
+            match found {
+                Some(r) => Some((row::Get::text(&r, "id")?, row::Get::int(&r, "ordered_at")?)),
+                None => None,
+            }
+        });
+        found
+            .map(|(id, at)| {
+                Ok(DuplicateCandidate {
+                    id: ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                    ordered_at: ts(at)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
+        on_tx!(self, c => {
+            let found = sqlx::query("SELECT * FROM patients WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(c)
+                .await
+                .map_err(db)?;
+            found.map(|r| row::patient(&r)).transpose()
+        })
+    }
+
+    async fn upsert_patient(&mut self, p: &Patient) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query(UPSERT_PATIENT)
+                .bind(p.id.as_str())
+                .bind(&p.name)
+                .bind(&p.phone)
+                .bind(p.sms_consent)
+                .bind(p.sms_opted_out)
+                .bind(&p.time_zone)
+                .bind(ms(p.updated_at))
+                .execute(c)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn insert_referral(
+        &mut self,
+        r: &Referral,
+        stage_due_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            bind_referral!(sqlx::query(INSERT_REFERRAL), r, stage_due_at, now)
+                .execute(c)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn update_referral(
+        &mut self,
+        r: &Referral,
+        expected_version: u64,
+        stage_due_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let updated = on_tx!(self, c => {
+            bind_referral!(sqlx::query(UPDATE_REFERRAL), r, stage_due_at, now)
+                .bind(expected_version as i64)
+                .execute(c)
+                .await
+                .map_err(db)?
+                .rows_affected()
+        });
+        if updated == 1 { Ok(()) } else { Err(StoreError::Conflict(r.id.to_string())) }
+    }
+
+    async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
+        for e in events {
+            on_tx!(self, c => {
+                sqlx::query(
+                    "INSERT INTO events (referral_id, version, type, at, recorded_at, source, data)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(e.referral_id.as_str())
+                .bind(e.version as i64)
+                .bind(e.data.kind())
+                .bind(ms(e.at))
+                .bind(ms(e.recorded_at))
+                .bind(&e.source)
+                .bind(row::event_data(e))
+                .execute(c)
+                .await
+                .map_err(db)?;
+            });
+        }
+        Ok(())
+    }
+
+    async fn replace_timers(
+        &mut self,
+        id: &ReferralId,
+        version: u64,
+        timers: &[TimerSpec],
+    ) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query("DELETE FROM timers WHERE referral_id = $1")
+                .bind(id.as_str())
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            for t in timers {
+                sqlx::query(
+                    "INSERT INTO timers (id, referral_id, kind, due_at, armed_version) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(format!("{id}:{}", t.kind.as_str()))
+                .bind(id.as_str())
+                .bind(t.kind.as_str())
+                .bind(ms(t.due_at))
+                .bind(version as i64)
+                .execute(&mut *c)
+                .await
+                .map_err(db)?;
+            }
+        });
+        Ok(())
+    }
+
+    async fn due_timers(&mut self, now: Timestamp, n: u32) -> Result<Vec<TimerRow>, StoreError> {
+        let n = i64::from(n.max(1));
+        match &mut self.inner {
+            Inner::Sqlite(tx) => {
+                let rows = sqlx::query("SELECT * FROM timers WHERE due_at <= $1 ORDER BY due_at, id LIMIT $2")
+                    .bind(ms(now))
+                    .bind(n)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db)?;
+                rows.iter().map(|r| row::timer(r)).collect()
+            }
+            Inner::Postgres(tx) => {
+                // Lock the referrals first (every writer of a referral's timers holds its
+                // row lock), skipping those another process is working on.
+                let ids: Vec<String> = sqlx::query_scalar(
+                    "SELECT r.id FROM referrals r JOIN timers t ON t.referral_id = r.id
+                     WHERE t.due_at <= $1 ORDER BY t.due_at LIMIT $2
+                     FOR UPDATE OF r SKIP LOCKED",
+                )
+                .bind(ms(now))
+                .bind(n)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?;
+                if ids.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let rows = sqlx::query(
+                    "SELECT * FROM timers WHERE due_at <= $1 AND referral_id = ANY($2) ORDER BY due_at, id",
+                )
+                .bind(ms(now))
+                .bind(ids)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(db)?;
+                rows.iter().map(|r| row::timer(r)).collect()
+            }
+        }
+    }
+
+    async fn delete_timer(&mut self, id: &str) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query("DELETE FROM timers WHERE id = $1").bind(id).execute(c).await.map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn enqueue(&mut self, m: &OutboxItem) -> Result<bool, StoreError> {
+        let inserted = on_tx!(self, c => {
+            sqlx::query(
+                "INSERT INTO outbox (id, referral_id, patient_id, channel, purpose, key, status, attempts,
+                                     next_attempt_at, lease_until, created_at, sent_at, last_error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, NULL, NULL)
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&m.id)
+            .bind(m.referral_id.as_str())
+            .bind(m.patient_id.as_str())
+            .bind(text_of(&m.channel))
+            .bind(text_of(&m.purpose))
+            .bind(&m.key)
+            .bind(m.status.as_str())
+            .bind(i64::from(m.attempts))
+            .bind(ms(m.next_attempt_at))
+            .bind(ms(m.created_at))
+            .execute(c)
+            .await
+            .map_err(db)?
+            .rows_affected()
+        });
+        Ok(inserted == 1)
+    }
+
+    async fn finish_outbox(
+        &mut self,
+        id: &str,
+        status: OutboxStatus,
+        next_attempt_at: Timestamp,
+        sent_at: Option<Timestamp>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query(
+                "UPDATE outbox SET status = $2, next_attempt_at = $3, sent_at = COALESCE($4, sent_at),
+                        last_error = $5, lease_until = NULL
+                 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(status.as_str())
+            .bind(ms(next_attempt_at))
+            .bind(sent_at.map(ms))
+            .bind(error)
+            .execute(c)
+            .await
+            .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn open_task(&mut self, t: &NewTask) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query(
+                "INSERT INTO tasks (id, referral_id, kind, status, assignee, due_at, created_at, completed_at, outcome)
+                 VALUES ($1, $2, $3, 'open', NULL, $4, $5, NULL, NULL)",
+            )
+            .bind(&t.id)
+            .bind(t.referral_id.as_str())
+            .bind(t.kind.as_str())
+            .bind(ms(t.due_at))
+            .bind(ms(t.created_at))
+            .execute(c)
+            .await
+            .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    async fn close_tasks(
+        &mut self,
+        id: &ReferralId,
+        kinds: &[TaskKind],
+        now: Timestamp,
+        outcome: &str,
+    ) -> Result<(), StoreError> {
+        for kind in kinds {
+            on_tx!(self, c => {
+                sqlx::query(
+                    "UPDATE tasks SET status = 'done', completed_at = $3, outcome = $4
+                     WHERE referral_id = $1 AND kind = $2 AND status IN ('open', 'claimed')",
+                )
+                .bind(id.as_str())
+                .bind(kind.as_str())
+                .bind(ms(now))
+                .bind(outcome)
+                .execute(c)
+                .await
+                .map_err(db)?;
+            });
+        }
+        Ok(())
+    }
+
+    async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
+        on_tx!(self, c => insert_audit!(c, e))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+        match self.inner {
+            Inner::Sqlite(tx) => tx.commit().await.map_err(db),
+            Inner::Postgres(tx) => tx.commit().await.map_err(db),
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! Bearer-token authentication and role checks.
+
+use std::net::SocketAddr;
+
+use axum::{
+    extract::{ConnectInfo, FromRequestParts},
+    http::{header, request::Parts},
+};
+use refloop_app::{Actor, Permission};
+
+use crate::{AppState, error::ApiError};
+
+/// The authenticated caller. Rejects with 401 when the token is missing or unknown.
+pub struct Auth(pub Actor);
+
+impl Auth {
+    /// 403 unless the caller's role may do `p`.
+    pub fn require(&self, p: Permission) -> Result<&Actor, ApiError> {
+        if self.0.role.may(p) { Ok(&self.0) } else { Err(ApiError::forbidden()) }
+    }
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(ApiError::unauthorized)?;
+        let remote = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        match state.app.authenticate(token, remote).await? {
+            Some(actor) => Ok(Auth(actor)),
+            None => {
+                tracing::info!("rejected an unknown bearer token");
+                Err(ApiError::unauthorized())
+            }
+        }
+    }
+}

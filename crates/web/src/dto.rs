@@ -1,0 +1,353 @@
+//! What the JSON API reads and writes. Requests are parsed here, at the edge, into the
+//! domain's types; responses are views of the domain.
+
+use jiff::Timestamp;
+use refloop_app::{OutboxItem, ReferralDetail, StoredEvent, Task};
+use refloop_domain::{Referral, ReferralId};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+/// Parses an RFC 3339 instant, naming the field on error.
+pub fn instant(field: &str, raw: &str) -> Result<Timestamp, ApiError> {
+    raw.parse::<Timestamp>()
+        .map_err(|_| ApiError::invalid(field, "expected an RFC 3339 instant such as 2026-03-01T14:30:00Z"))
+}
+
+pub fn opt_instant(field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, ApiError> {
+    raw.map(|r| instant(field, r)).transpose()
+}
+
+/// The patient's contact data entered with a referral.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientBody {
+    pub name: Option<String>,
+    /// E.164, e.g. `+15555550123`. An invalid number opens a "fix contact" task.
+    pub phone: Option<String>,
+    #[serde(default)]
+    pub sms_consent: bool,
+    /// IANA time zone for quiet hours, e.g. `America/Chicago`.
+    pub time_zone: Option<String>,
+}
+
+/// A referral entered by staff or an integration.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReferralBody {
+    pub patient_id: String,
+    pub patient: Option<PatientBody>,
+    pub referring_provider: String,
+    /// Specialty code; absent → accepted and flagged "needs coding".
+    pub specialty: Option<String>,
+    pub specialist: Option<String>,
+    /// `routine` (default), `urgent`, `asap` or `stat`.
+    pub urgency: Option<String>,
+    /// `physician-order` (default) or `self-referral`.
+    pub origin: Option<String>,
+    /// `in-network`, `out-of-network` or `unknown` (default).
+    pub network: Option<String>,
+    pub reason: Option<String>,
+    /// When the order was placed (RFC 3339); now when absent.
+    pub ordered_at: Option<String>,
+    #[serde(default)]
+    pub source_ids: Vec<String>,
+}
+
+/// A staff event: a milestone, a no-show, a correction or a closure.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StaffEventBody {
+    /// `patient-notified`, `scheduled`, `attended`, `note-received`, `no-show`,
+    /// `cancelled`, `closed-incomplete` or `order-updated`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened (RFC 3339); now when absent.
+    pub at: Option<String>,
+    /// For `scheduled`: the appointment's start.
+    pub appointment_at: Option<String>,
+    /// For `closed-incomplete` (required) and `cancelled`.
+    pub reason: Option<String>,
+    /// For `patient-notified`: how the patient was reached (`phone`, `portal`, `sms`…).
+    pub channel: Option<String>,
+    /// For `order-updated`.
+    pub specialty: Option<String>,
+    pub specialist: Option<String>,
+    pub urgency: Option<String>,
+    pub network: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimBody {
+    /// Who takes the task; the caller when absent.
+    pub assignee: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompleteBody {
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AdvanceBody {
+    /// How far to move the manual clock, e.g. `7d`, `36h`, `90m`.
+    pub by: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReferralQuery {
+    pub state: Option<String>,
+    pub specialty: Option<String>,
+    /// Referring provider id.
+    pub provider: Option<String>,
+    /// `true`: only referrals whose current stage is past its window.
+    pub overdue: Option<bool>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// 1–200, default 50.
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    /// `open`, `claimed` or `done`.
+    pub status: Option<String>,
+    pub assignee: Option<String>,
+    pub referral_id: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OutboxQuery {
+    /// `pending`, `sending`, `accepted`, `sent`, `failed` or `unknown`.
+    pub status: Option<String>,
+    pub referral_id: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// A referral as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferralView {
+    pub id: String,
+    pub state: String,
+    pub urgency: String,
+    pub specialty: Option<String>,
+    pub origin: String,
+    pub network: String,
+    pub patient_id: String,
+    pub referring_provider: String,
+    pub specialist: Option<String>,
+    pub reason: Option<String>,
+    pub source_ids: Vec<String>,
+    pub ordered_at: String,
+    /// One timestamp per state reached, keyed by state name.
+    #[schema(value_type = Object)]
+    pub milestones: Value,
+    pub appointment_at: Option<String>,
+    pub duplicate_of: Option<String>,
+    /// Counted in measures: a physician order, not a duplicate, not cancelled.
+    pub tracked: bool,
+    pub needs_coding: bool,
+    /// Outside the pilot: tracked silently, never acted on.
+    pub shadow: bool,
+    pub close_reason: Option<String>,
+    pub no_shows: u32,
+    pub version: u64,
+}
+
+impl From<&Referral> for ReferralView {
+    fn from(r: &Referral) -> Self {
+        Self {
+            id: r.id.to_string(),
+            state: r.state.to_string(),
+            urgency: r.urgency.to_string(),
+            specialty: r.specialty.as_ref().map(|s| s.as_str().to_owned()),
+            origin: r.origin.to_string(),
+            network: r.network.to_string(),
+            patient_id: r.patient_id.to_string(),
+            referring_provider: r.referring_provider.to_string(),
+            specialist: r.specialist.clone(),
+            reason: r.reason.clone(),
+            source_ids: r.source_ids.clone(),
+            ordered_at: r.ordered_at.to_string(),
+            milestones: serde_json::to_value(&r.milestones).unwrap_or_default(),
+            appointment_at: r.appointment_at.map(|t| t.to_string()),
+            duplicate_of: r.duplicate_of.as_ref().map(ReferralId::to_string),
+            tracked: r.is_tracked(),
+            needs_coding: r.needs_coding(),
+            shadow: r.shadow,
+            close_reason: r.close_reason.clone(),
+            no_shows: r.no_shows,
+            version: r.version,
+        }
+    }
+}
+
+/// One entry of the timeline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// When it happened in the world.
+    pub at: String,
+    /// When refloop learned it.
+    pub recorded_at: String,
+    pub source: String,
+    pub version: u64,
+    /// The event's own fields (e.g. `appointment_at`, `reason`, `channel`).
+    #[schema(value_type = Object)]
+    pub detail: Map<String, Value>,
+}
+
+impl From<&StoredEvent> for EventView {
+    fn from(e: &StoredEvent) -> Self {
+        let mut detail = match serde_json::to_value(&e.data) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        detail.remove("type");
+        Self {
+            kind: e.data.kind().to_owned(),
+            at: e.at.to_string(),
+            recorded_at: e.recorded_at.to_string(),
+            source: e.source.clone(),
+            version: e.version,
+            detail,
+        }
+    }
+}
+
+/// A worklist task.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskView {
+    pub id: String,
+    pub referral_id: String,
+    pub kind: String,
+    pub title: String,
+    pub status: String,
+    pub assignee: Option<String>,
+    pub due_at: String,
+    pub overdue: bool,
+    pub created_at: String,
+    pub completed_at: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl TaskView {
+    pub fn new(t: &Task, now: Timestamp) -> Self {
+        Self {
+            id: t.id.clone(),
+            referral_id: t.referral_id.to_string(),
+            kind: t.kind.as_str().to_owned(),
+            title: t.kind.title().to_owned(),
+            status: t.status.as_str().to_owned(),
+            assignee: t.assignee.clone(),
+            due_at: t.due_at.to_string(),
+            overdue: t.completed_at.is_none() && t.due_at < now,
+            created_at: t.created_at.to_string(),
+            completed_at: t.completed_at.map(|x| x.to_string()),
+            outcome: t.outcome.clone(),
+        }
+    }
+}
+
+/// A referral with its timeline and tasks.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferralDetailView {
+    #[serde(flatten)]
+    pub referral: ReferralView,
+    /// When the current stage is late (absent once the loop is closed or the referral ended).
+    pub stage_due_at: Option<String>,
+    pub overdue: bool,
+    pub events: Vec<EventView>,
+    pub tasks: Vec<TaskView>,
+}
+
+impl ReferralDetailView {
+    pub fn new(d: &ReferralDetail, now: Timestamp) -> Self {
+        Self {
+            referral: ReferralView::from(&d.referral),
+            stage_due_at: d.stage_due_at.map(|t| t.to_string()),
+            overdue: d.stage_due_at.is_some_and(|t| t < now),
+            events: d.events.iter().map(EventView::from).collect(),
+            tasks: d.tasks.iter().map(|t| TaskView::new(t, now)).collect(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReferralList {
+    pub items: Vec<ReferralView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskList {
+    pub items: Vec<TaskView>,
+}
+
+/// An outbound message (ids only; the text is rendered when it is sent).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxView {
+    pub id: String,
+    pub referral_id: String,
+    pub channel: String,
+    pub purpose: String,
+    pub status: String,
+    pub attempts: u32,
+    pub next_attempt_at: String,
+    pub created_at: String,
+    pub sent_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+impl From<&OutboxItem> for OutboxView {
+    fn from(m: &OutboxItem) -> Self {
+        Self {
+            id: m.id.clone(),
+            referral_id: m.referral_id.to_string(),
+            channel: m.channel.as_str().to_owned(),
+            purpose: m.purpose.as_str().to_owned(),
+            status: m.status.as_str().to_owned(),
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at.to_string(),
+            created_at: m.created_at.to_string(),
+            sent_at: m.sent_at.map(|t| t.to_string()),
+            last_error: m.last_error.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxList {
+    pub items: Vec<OutboxView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClockView {
+    pub now: String,
+    /// `system` or `manual`.
+    pub mode: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdvanceView {
+    pub now: String,
+    pub timers_fired: u64,
+    pub timers_stale: u64,
+    pub messages_attempted: u64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,74 @@
+//! HTTP for refloop: the JSON API under `/api/v1`, health checks and the OpenAPI document.
+//!
+//! Handlers parse requests into domain types, check the caller's role and call
+//! [`refloop_app::App`]; they hold no business logic. One file per resource under `routes/`.
+
+mod auth;
+mod dto;
+mod error;
+mod json;
+mod openapi;
+mod routes;
+
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::StatusCode,
+    routing::{get, post},
+};
+use refloop_app::App;
+use tokio::net::TcpListener;
+use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
+
+pub use error::{ApiError, ErrorBody};
+
+/// Largest request body accepted anywhere (413 beyond).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub app: App,
+}
+
+/// The whole HTTP surface.
+pub fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/referrals", post(routes::referrals::create).get(routes::referrals::list))
+        .route("/referrals/{id}", get(routes::referrals::show))
+        .route("/referrals/{id}/events", post(routes::referrals::record_event))
+        .route("/tasks", get(routes::tasks::list))
+        .route("/tasks/{id}/claim", post(routes::tasks::claim))
+        .route("/tasks/{id}/complete", post(routes::tasks::complete))
+        .route("/outbox", get(routes::tasks::outbox))
+        .route("/clock", get(routes::clock::show))
+        .route("/clock/advance", post(routes::clock::advance))
+        .route("/openapi.json", get(openapi::document))
+        .fallback(not_found);
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/readyz", get(routes::health::readyz))
+        .nest("/api/v1", api)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
+        .layer(TraceLayer::new_for_http())
+        .with_state(AppState { app })
+}
+
+async fn not_found() -> (StatusCode, Json<ErrorBody>) {
+    let e = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such endpoint");
+    (e.status, Json(ErrorBody { error: error::ErrorDetail { code: e.code, message: e.message, field: None } }))
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves.
+pub async fn serve(
+    app: App,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,4 @@
+pub mod clock;
+pub mod health;
+pub mod referrals;
+pub mod tasks;

@@ -1,0 +1,182 @@
+//! `/api/v1/referrals`: enter, list, read, and record what happened.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+    http::StatusCode,
+};
+use refloop_app::{NewReferral, PatientInput, Permission, ReferralFilter};
+use refloop_domain::{
+    Input, Network, OrderUpdate, Origin, PatientId, ProviderId, ReferralId, Specialty, State as RState,
+    Urgency,
+};
+
+use crate::{
+    AppState,
+    auth::Auth,
+    dto::{
+        CreateReferralBody, ReferralDetailView, ReferralList, ReferralQuery, ReferralView, StaffEventBody,
+        opt_instant,
+    },
+    error::{ApiError, ApiResult, ErrorBody},
+    json::Body,
+};
+
+fn field<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> ApiResult<T> {
+    r.map_err(|e| {
+        let msg = e.to_string();
+        ApiError::invalid(name, msg.split_once(": ").map_or(msg.as_str(), |(_, m)| m).to_owned())
+    })
+}
+
+fn opt<T, E: std::fmt::Display>(name: &str, raw: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> ApiResult<Option<T>> {
+    raw.map(|r| field(name, parse(r))).transpose()
+}
+
+fn referral_id(raw: &str) -> ApiResult<ReferralId> {
+    ReferralId::parse(raw).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "referral not found"))
+}
+
+fn parse_create(b: CreateReferralBody) -> ApiResult<NewReferral> {
+    let patient = match b.patient {
+        Some(p) => Some(PatientInput { name: p.name, phone: p.phone, sms_consent: p.sms_consent, time_zone: p.time_zone }),
+        None => None,
+    };
+    Ok(NewReferral {
+        patient_id: field("patient_id", PatientId::parse(&b.patient_id))?,
+        patient,
+        referring_provider: field("referring_provider", ProviderId::parse(&b.referring_provider))?,
+        specialty: opt("specialty", b.specialty.as_deref(), Specialty::parse)?,
+        specialist: b.specialist.filter(|s| !s.trim().is_empty()),
+        urgency: opt("urgency", b.urgency.as_deref(), Urgency::parse)?.unwrap_or(Urgency::Routine),
+        origin: opt("origin", b.origin.as_deref(), Origin::parse)?.unwrap_or(Origin::PhysicianOrder),
+        network: opt("network", b.network.as_deref(), Network::parse)?.unwrap_or(Network::Unknown),
+        reason: b.reason.filter(|s| !s.trim().is_empty()),
+        ordered_at: opt_instant("ordered_at", b.ordered_at.as_deref())?,
+        source_ids: b.source_ids,
+    })
+}
+
+/// Enter a referral by hand (staff) or from an integration.
+#[utoipa::path(post, path = "/api/v1/referrals", tag = "referrals",
+    request_body = CreateReferralBody,
+    responses((status = 201, body = ReferralView), (status = 422, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<AppState>,
+    auth: Auth,
+    Body(body): Body<CreateReferralBody>,
+) -> ApiResult<(StatusCode, Json<ReferralView>)> {
+    let actor = auth.require(Permission::WriteReferrals)?;
+    let req = parse_create(body)?;
+    let r = s.app.create_referral(actor, req).await?;
+    Ok((StatusCode::CREATED, Json(ReferralView::from(&r))))
+}
+
+/// List referrals, newest order first.
+#[utoipa::path(get, path = "/api/v1/referrals", tag = "referrals", params(ReferralQuery),
+    responses((status = 200, body = ReferralList), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<ReferralQuery>,
+) -> ApiResult<Json<ReferralList>> {
+    let actor = auth.require(Permission::Read)?;
+    let after = match q.cursor.as_deref() {
+        None | Some("") => None,
+        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?),
+    };
+    let filter = ReferralFilter {
+        state: opt("state", q.state.as_deref(), RState::parse)?,
+        specialty: opt("specialty", q.specialty.as_deref(), Specialty::parse)?,
+        provider: q.provider.filter(|p| !p.is_empty()),
+        overdue_at: q.overdue.unwrap_or(false).then(|| s.app.now()),
+        after,
+        limit: match q.limit {
+            None => 50,
+            Some(n @ 1..=200) => n,
+            Some(_) => return Err(ApiError::invalid("limit", "between 1 and 200")),
+        },
+    };
+    let page = s.app.referrals(actor, &filter).await?;
+    Ok(Json(ReferralList {
+        items: page.items.iter().map(ReferralView::from).collect(),
+        next_cursor: page.next.map(|(t, id)| format!("{}.{}", t.as_millisecond(), id)),
+    }))
+}
+
+fn decode_cursor(c: &str) -> Option<(jiff::Timestamp, ReferralId)> {
+    let (ms, id) = c.split_once('.')?;
+    let t = jiff::Timestamp::from_millisecond(ms.parse().ok()?).ok()?;
+    Some((t, ReferralId::parse(id).ok()?))
+}
+
+/// One referral with its milestones, timeline and tasks.
+#[utoipa::path(get, path = "/api/v1/referrals/{id}", tag = "referrals",
+    params(("id" = String, Path, description = "Referral id (ref_…)")),
+    responses((status = 200, body = ReferralDetailView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn show(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ReferralDetailView>> {
+    let actor = auth.require(Permission::Read)?;
+    let detail = s.app.referral_detail(actor, &referral_id(&id)?).await?;
+    Ok(Json(ReferralDetailView::new(&detail, s.app.now())))
+}
+
+fn parse_event(b: StaffEventBody, now: jiff::Timestamp) -> ApiResult<Input> {
+    let at = opt_instant("at", b.at.as_deref())?.unwrap_or(now);
+    let milestone = |state| -> ApiResult<Input> {
+        Ok(Input::Milestone {
+            state,
+            at,
+            appointment_at: opt_instant("appointment_at", b.appointment_at.as_deref())?,
+            channel: b.channel.clone(),
+        })
+    };
+    match b.kind.as_str() {
+        "patient-notified" => milestone(RState::PatientNotified),
+        "scheduled" => milestone(RState::Scheduled),
+        "attended" => milestone(RState::Attended),
+        "note-received" => milestone(RState::NoteReceived),
+        "no-show" => Ok(Input::NoShow { at }),
+        "cancelled" => Ok(Input::Cancel { at, reason: b.reason }),
+        "closed-incomplete" => match b.reason {
+            Some(reason) if !reason.trim().is_empty() => Ok(Input::CloseIncomplete { at, reason }),
+            _ => Err(ApiError::invalid("reason", "a reason is required to close a referral")),
+        },
+        "order-updated" => Ok(Input::OrderUpdated(OrderUpdate {
+            specialty: opt("specialty", b.specialty.as_deref(), Specialty::parse)?,
+            specialist: b.specialist,
+            urgency: opt("urgency", b.urgency.as_deref(), Urgency::parse)?,
+            network: opt("network", b.network.as_deref(), Network::parse)?,
+        })),
+        _ => Err(ApiError::invalid(
+            "type",
+            "one of patient-notified, scheduled, attended, note-received, no-show, cancelled, closed-incomplete, order-updated",
+        )),
+    }
+}
+
+/// Staff record a milestone, a no-show, a correction, or close the referral.
+#[utoipa::path(post, path = "/api/v1/referrals/{id}/events", tag = "referrals",
+    params(("id" = String, Path, description = "Referral id (ref_…)")),
+    request_body = StaffEventBody,
+    responses((status = 200, body = ReferralView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn record_event(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<StaffEventBody>,
+) -> ApiResult<Json<ReferralView>> {
+    let actor = auth.require(Permission::WriteReferrals)?;
+    let id = referral_id(&id)?;
+    let input = parse_event(body, s.app.now())?;
+    let r = s.app.record(actor, &id, input).await?;
+    Ok(Json(ReferralView::from(&r)))
+}
+
