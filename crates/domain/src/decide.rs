@@ -397,7 +397,7 @@ impl<'c, 'p> Draft<'c, 'p> {
         } else {
             now
         };
-        let key = format!("{}:{}:{key_suffix}", self.r.id, purpose.as_str());
+        let key = format!("{}:{}:{}:{key_suffix}", self.r.id, channel.as_str(), purpose.as_str());
         self.effects.push(Effect::Send(Outbound { channel, purpose, not_before, key }));
         self.event(now, EventData::MessageQueued { channel, purpose });
     }

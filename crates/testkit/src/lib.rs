@@ -1,1 +1,11 @@
-//! placeholder
+//! Test helpers: a fresh database per test (a SQLite file, or a PostgreSQL schema of its
+//! own), and a [`TestApp`] — the real HTTP server on a loopback port with a manual clock.
+//!
+//! PostgreSQL tests never skip: if the server at `TEST_POSTGRES_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/test`) is unreachable they fail and say so.
+
+mod db;
+mod server;
+
+pub use db::{Backend, TestDb};
+pub use server::{Reply, TestApp, TestAppBuilder, ts};

@@ -1,0 +1,183 @@
+//! The real HTTP server on a loopback port, with a manual clock.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use refloop_app::{App, Clock, ManualClock, Role};
+use refloop_connectors::LogOnly;
+use refloop_domain::Policy;
+use serde_json::Value;
+use tokio::{net::TcpListener, sync::oneshot};
+
+use crate::db::{Backend, TestDb};
+
+/// Parses an RFC 3339 instant (test shorthand).
+pub fn ts(s: &str) -> Timestamp {
+    s.parse().expect("an RFC 3339 instant")
+}
+
+pub struct TestAppBuilder {
+    backend: Backend,
+    start: Timestamp,
+    policy: Policy,
+    manual: bool,
+}
+
+impl TestAppBuilder {
+    /// The manual clock starts here (default 2026-03-02T15:00:00Z, a Monday 10:00 in New York).
+    pub fn start(mut self, at: &str) -> Self {
+        self.start = ts(at);
+        self
+    }
+
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// Run on the system clock instead of the manual one.
+    pub fn system_clock(mut self) -> Self {
+        self.manual = false;
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        let db = TestDb::new(self.backend).await;
+        let store = db.store().await;
+        let clock: Arc<dyn Clock> = if self.manual {
+            Arc::new(ManualClock::new(self.start))
+        } else {
+            Arc::new(refloop_app::SystemClock)
+        };
+        let app = App::new(store, clock, self.policy, Arc::new(LogOnly));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a local address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = app.clone();
+        tokio::spawn(async move {
+            refloop_web::serve(server, listener, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("the test server runs");
+        });
+        let admin = app.create_token("test-admin", Role::Admin).await.expect("an admin token");
+        TestApp { app, base: format!("http://{addr}"), admin, http: reqwest::Client::new(), _db: db, _stop: stop }
+    }
+}
+
+/// A running refloop with a manual clock, an admin token and an HTTP client.
+pub struct TestApp {
+    pub app: App,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub admin: String,
+    pub http: reqwest::Client,
+    _db: TestDb,
+    _stop: oneshot::Sender<()>,
+}
+
+/// A response's status and JSON body.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl TestApp {
+    pub fn builder(backend: Backend) -> TestAppBuilder {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        TestAppBuilder { backend, start: ts("2026-03-02T15:00:00Z"), policy: Policy::default(), manual: true }
+    }
+
+    pub async fn spawn(backend: Backend) -> TestApp {
+        Self::builder(backend).spawn().await
+    }
+
+    pub async fn token(&self, role: Role) -> String {
+        self.app.create_token(&format!("test-{}", role.as_str()), role).await.expect("a token")
+    }
+
+    async fn reply(resp: reqwest::Response) -> Reply {
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("a response body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Reply { status, body }
+    }
+
+    /// GET with the admin token.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.get_as(&self.admin, path).await
+    }
+
+    pub async fn get_as(&self, token: &str, path: &str) -> Reply {
+        let resp = self.http.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.expect("GET");
+        Self::reply(resp).await
+    }
+
+    /// POST JSON with the admin token.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.post_as(&self.admin, path, body).await
+    }
+
+    pub async fn post_as(&self, token: &str, path: &str, body: Value) -> Reply {
+        let resp =
+            self.http.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await.expect("POST");
+        Self::reply(resp).await
+    }
+
+    /// POST a raw body with a content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.admin)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        Self::reply(resp).await
+    }
+
+    /// Advances the manual clock through the API; asserts it worked.
+    pub async fn advance(&self, by: &str) -> Value {
+        let r = self.post("/api/v1/clock/advance", serde_json::json!({ "by": by })).await;
+        assert_eq!(r.status, 200, "advance {by}: {:?}", r.body);
+        r.body
+    }
+
+    /// Creates a referral; asserts 201 and returns its JSON.
+    pub async fn create_referral(&self, body: Value) -> Value {
+        let r = self.post("/api/v1/referrals", body).await;
+        assert_eq!(r.status, 201, "create referral: {:?}", r.body);
+        r.body
+    }
+
+    pub async fn referral(&self, id: &str) -> Value {
+        let r = self.get(&format!("/api/v1/referrals/{id}")).await;
+        assert_eq!(r.status, 200, "get referral {id}: {:?}", r.body);
+        r.body
+    }
+
+    /// Records a staff event; asserts 200 and returns the referral.
+    pub async fn event(&self, id: &str, body: Value) -> Value {
+        let r = self.post(&format!("/api/v1/referrals/{id}/events"), body).await;
+        assert_eq!(r.status, 200, "event on {id}: {:?}", r.body);
+        r.body
+    }
+
+    /// The tasks of one referral (every status).
+    pub async fn tasks_of(&self, id: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/v1/tasks?referral_id={id}")).await;
+        assert_eq!(r.status, 200, "tasks: {:?}", r.body);
+        r.body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The outbox items of one referral.
+    pub async fn outbox_of(&self, id: &str) -> Vec<Value> {
+        let r = self.get(&format!("/api/v1/outbox?referral_id={id}")).await;
+        assert_eq!(r.status, 200, "outbox: {:?}", r.body);
+        r.body["items"].as_array().cloned().unwrap_or_default()
+    }
+}

@@ -1,0 +1,91 @@
+//! Every endpoint but health needs a token; roles limit what a token may do.
+
+use refloop_app::Role;
+use refloop_testkit::{Backend, TestApp};
+use serde_json::json;
+
+async fn health_needs_no_token_and_everything_else_does(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    for path in ["/healthz", "/readyz"] {
+        let r = t.http.get(format!("{}{path}", t.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    for path in ["/api/v1/referrals", "/api/v1/tasks", "/api/v1/outbox", "/api/v1/clock", "/api/v1/openapi.json"] {
+        let r = t.http.get(format!("{}{path}", t.base)).send().await.unwrap();
+        assert_eq!(r.status(), 401, "{path} without a token");
+        assert!(r.headers().contains_key("www-authenticate"));
+        let r = t.get_as("rfl_not-a-real-token", path).await;
+        assert_eq!(r.status, 401, "{path} with an unknown token");
+    }
+}
+
+async fn a_viewer_reads_but_cannot_write(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let viewer = t.token(Role::Viewer).await;
+    let body = json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"});
+    let r = t.post_as(&viewer, "/api/v1/referrals", body.clone()).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(r.body["error"]["code"], "forbidden");
+    assert_eq!(t.get_as(&viewer, "/api/v1/referrals").await.body["items"].as_array().unwrap().len(), 0);
+    let id = t.create_referral(body).await["id"].as_str().unwrap().to_owned();
+    assert_eq!(t.get_as(&viewer, &format!("/api/v1/referrals/{id}")).await.status, 200);
+    let r = t.post_as(&viewer, &format!("/api/v1/referrals/{id}/events"), json!({"type": "scheduled"})).await;
+    assert_eq!(r.status, 403);
+    assert_eq!(t.post_as(&viewer, "/api/v1/clock/advance", json!({"by": "1d"})).await.status, 403);
+}
+
+async fn an_integration_enters_referrals_but_does_not_drive_the_clock(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let integration = t.token(Role::Integration).await;
+    let body = json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"});
+    assert_eq!(t.post_as(&integration, "/api/v1/referrals", body).await.status, 201);
+    assert_eq!(t.post_as(&integration, "/api/v1/clock/advance", json!({"by": "1d"})).await.status, 403);
+    let coordinator = t.token(Role::Coordinator).await;
+    assert_eq!(t.post_as(&coordinator, "/api/v1/clock/advance", json!({"by": "1d"})).await.status, 403);
+}
+
+async fn reads_and_writes_of_patient_data_are_audited(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let id = t
+        .create_referral(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    t.referral(&id).await;
+    t.get("/api/v1/referrals").await;
+    let log = t.app.store().audit_log(10).await.unwrap();
+    let actions: Vec<(&str, &str)> = log.iter().map(|e| (e.action.as_str(), e.resource_id.as_str())).collect();
+    assert!(actions.contains(&("create", id.as_str())), "{actions:?}");
+    assert!(actions.contains(&("read", id.as_str())), "{actions:?}");
+    assert!(actions.contains(&("list", id.as_str())), "{actions:?}");
+    assert!(log.iter().all(|e| e.actor == "admin:test-admin" && e.remote.as_deref() == Some("127.0.0.1")));
+}
+
+async fn the_openapi_document_describes_the_api(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let r = t.get("/api/v1/openapi.json").await;
+    assert_eq!(r.status, 200);
+    let paths = r.body["paths"].as_object().unwrap();
+    for p in [
+        "/api/v1/referrals",
+        "/api/v1/referrals/{id}",
+        "/api/v1/referrals/{id}/events",
+        "/api/v1/tasks",
+        "/api/v1/tasks/{id}/claim",
+        "/api/v1/tasks/{id}/complete",
+        "/api/v1/clock/advance",
+        "/healthz",
+    ] {
+        assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
+    }
+    assert!(r.body["components"]["schemas"]["CreateReferralBody"]["properties"]["patient_id"].is_object());
+}
+
+on_both_backends!(
+    health_needs_no_token_and_everything_else_does,
+    a_viewer_reads_but_cannot_write,
+    an_integration_enters_referrals_but_does_not_drive_the_clock,
+    reads_and_writes_of_patient_data_are_audited,
+    the_openapi_document_describes_the_api,
+);

@@ -1,0 +1,31 @@
+//! The JSON API end to end: the real server on loopback, a manual clock, and each test on
+//! SQLite and on PostgreSQL. Folders follow the product: the lifecycle, the worklist,
+//! what bad input gets.
+
+/// Runs each listed `async fn(Backend)` as two tests: on SQLite and on PostgreSQL.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(refloop_testkit::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(refloop_testkit::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+
+mod auth;
+mod bad_input;
+mod lifecycle;
+mod listing;
+mod worklist;
