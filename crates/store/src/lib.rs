@@ -106,6 +106,13 @@ impl SqlStore {
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
     }
 
+    /// Runs one SQL statement as it is: for maintenance scripts and tests, never with input
+    /// from a request.
+    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
+        let sql = sqlx::AssertSqlSafe(sql.to_owned());
+        on_pool!(&self.db, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()).map_err(db))
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         on_pool!(&self.db, p => p.close().await)

@@ -1,0 +1,290 @@
+//! The storage contract: the same cases, unchanged, on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+
+use jiff::{SignedDuration, Timestamp, tz::TimeZone};
+use refloop_app::{
+    AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, Role, Store, StoreError, StoredEvent,
+    TaskFilter, TaskStatus, TokenRecord,
+};
+use refloop_domain::{
+    Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,
+    ReferralId, Specialty, TaskKind, TimerKind, TimerSpec, Urgency, decide_new,
+};
+use refloop_store::SqlStore;
+use refloop_testkit::{Backend, TestDb, ts};
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = refloop_testkit::TestDb::new(refloop_testkit::Backend::Sqlite).await;
+                    super::$name(db.store().await).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = refloop_testkit::TestDb::new(refloop_testkit::Backend::Postgres).await;
+                    super::$name(db.store().await).await
+                }
+            )*
+        }
+    };
+}
+
+fn referral(id: &str, patient: &str, ordered_at: Timestamp) -> Referral {
+    let order = NewOrder {
+        id: ReferralId::parse(id).unwrap(),
+        patient_id: PatientId::parse(patient).unwrap(),
+        referring_provider: ProviderId::parse("dr-a").unwrap(),
+        specialty: Some(Specialty::parse("cardiology").unwrap()),
+        specialist: None,
+        urgency: Urgency::Routine,
+        origin: Origin::PhysicianOrder,
+        network: Network::Unknown,
+        reason: None,
+        source_ids: vec![],
+        ordered_at,
+    };
+    let policy = Policy::default();
+    let ctx = Context { now: ordered_at, policy: &policy, contact: None, time_zone: &TimeZone::UTC, duplicate_candidate: None };
+    decide_new(order, &ctx).referral
+}
+
+async fn insert(store: &SqlStore, r: &Referral) {
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_referral(r, None, r.ordered_at).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+fn message(id: &str, referral: &str, key: &str, due: Timestamp) -> OutboxItem {
+    OutboxItem {
+        id: id.into(),
+        referral_id: ReferralId::parse(referral).unwrap(),
+        patient_id: PatientId::parse("p1").unwrap(),
+        channel: Channel::Sms,
+        purpose: Purpose::PatientNotification,
+        key: key.into(),
+        status: OutboxStatus::Pending,
+        attempts: 0,
+        next_attempt_at: due,
+        created_at: due,
+        sent_at: None,
+        last_error: None,
+    }
+}
+
+async fn a_referral_round_trips_and_guards_its_version(store: Arc<SqlStore>) {
+    let r = referral("ref_a", "p1", ts("2026-03-02T15:00:00Z"));
+    insert(&store, &r).await;
+    assert_eq!(store.referral(&r.id).await.unwrap(), Some(r.clone()));
+
+    let mut next = r.clone();
+    next.version = 2;
+    let mut tx = store.begin().await.unwrap();
+    tx.update_referral(&next, 1, None, r.ordered_at).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut tx = store.begin().await.unwrap();
+    let stale = tx.update_referral(&next, 1, None, r.ordered_at).await;
+    assert!(matches!(stale, Err(StoreError::Conflict(_))), "{stale:?}");
+    drop(tx);
+    assert_eq!(store.referral(&r.id).await.unwrap().unwrap().version, 2);
+}
+
+async fn an_uncommitted_transaction_leaves_nothing(store: Arc<SqlStore>) {
+    let r = referral("ref_gone", "p1", ts("2026-03-02T15:00:00Z"));
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_referral(&r, None, r.ordered_at).await.unwrap();
+    drop(tx);
+    assert_eq!(store.referral(&r.id).await.unwrap(), None);
+}
+
+async fn events_are_append_only(store: Arc<SqlStore>) {
+    let r = referral("ref_ev", "p1", ts("2026-03-02T15:00:00Z"));
+    insert(&store, &r).await;
+    let e = StoredEvent {
+        referral_id: r.id.clone(),
+        version: 1,
+        data: EventData::NeedsCoding,
+        at: r.ordered_at,
+        recorded_at: r.ordered_at,
+        source: "test".into(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.append_events(&[e.clone(), e.clone()]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.events(&r.id).await.unwrap(), vec![e.clone(), e]);
+    // Neither an update nor a delete gets through the log's guard.
+    for sql in ["UPDATE events SET source = 'forged'", "DELETE FROM events"] {
+        assert!(store.execute_raw(sql).await.is_err(), "{sql} should be refused");
+    }
+    assert_eq!(store.events(&r.id).await.unwrap().len(), 2);
+}
+
+async fn timers_are_replaced_per_referral_and_come_due_in_order(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let a = referral("ref_ta", "p1", t0);
+    let b = referral("ref_tb", "p2", t0);
+    insert(&store, &a).await;
+    insert(&store, &b).await;
+    let spec = |kind, h| TimerSpec { kind, due_at: t0 + SignedDuration::from_hours(h) };
+    let mut tx = store.begin().await.unwrap();
+    tx.replace_timers(&a.id, 1, &[spec(TimerKind::NotifyDeadline, 24), spec(TimerKind::SchedulingEscalation, 168)]).await.unwrap();
+    tx.replace_timers(&b.id, 1, &[spec(TimerKind::SchedulingEscalation, 48)]).await.unwrap();
+    tx.replace_timers(&a.id, 2, &[spec(TimerKind::SchedulingEscalation, 168)]).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(t0 + SignedDuration::from_hours(48)));
+
+    let mut tx = store.begin().await.unwrap();
+    let due = tx.due_timers(t0 + SignedDuration::from_hours(200), 10).await.unwrap();
+    let got: Vec<(&str, TimerKind, u64)> = due.iter().map(|t| (t.referral_id.as_str(), t.kind, t.armed_version)).collect();
+    assert_eq!(got, [("ref_tb", TimerKind::SchedulingEscalation, 1), ("ref_ta", TimerKind::SchedulingEscalation, 2)]);
+    assert!(tx.due_timers(t0 + SignedDuration::from_hours(47), 10).await.unwrap().is_empty());
+    tx.delete_timer(&due[0].id).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.next_due().await.unwrap(), Some(t0 + SignedDuration::from_hours(168)));
+}
+
+async fn the_outbox_takes_a_key_once_and_claims_only_due_items(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    insert(&store, &referral("ref_o", "p1", t0)).await;
+    let later = t0 + SignedDuration::from_hours(10);
+    let mut tx = store.begin().await.unwrap();
+    assert!(tx.enqueue(&message("msg_1", "ref_o", "k1", t0)).await.unwrap());
+    assert!(!tx.enqueue(&message("msg_2", "ref_o", "k1", t0)).await.unwrap(), "same key twice");
+    assert!(tx.enqueue(&message("msg_3", "ref_o", "k3", later)).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let lease = t0 + SignedDuration::from_mins(5);
+    let claimed = store.claim_outbox(t0, 10, lease).await.unwrap();
+    assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["msg_1"]);
+    assert_eq!((claimed[0].status, claimed[0].attempts), (OutboxStatus::Sending, 1));
+    assert!(store.claim_outbox(t0, 10, lease).await.unwrap().is_empty(), "a claimed item is not claimed again");
+
+    // The worker died: after the lease the item is marked unknown, never resent.
+    assert!(store.reap_outbox(t0 + SignedDuration::from_mins(1)).await.unwrap().is_empty());
+    let reaped = store.reap_outbox(t0 + SignedDuration::from_mins(6)).await.unwrap();
+    assert_eq!(reaped.len(), 1);
+    let all = store.outbox(&OutboxFilter { limit: 10, ..OutboxFilter::default() }).await.unwrap();
+    let status = |id: &str| all.iter().find(|m| m.id == id).unwrap().status;
+    assert_eq!((status("msg_1"), status("msg_3")), (OutboxStatus::Unknown, OutboxStatus::Pending));
+
+    let mut tx = store.begin().await.unwrap();
+    tx.finish_outbox("msg_3", OutboxStatus::Sent, later, Some(later), None).await.unwrap();
+    tx.commit().await.unwrap();
+    let sent = store.outbox(&OutboxFilter { status: Some(OutboxStatus::Sent), limit: 10, ..OutboxFilter::default() }).await.unwrap();
+    assert_eq!(sent[0].sent_at, Some(later));
+}
+
+async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let r = referral("ref_k", "p1", t0);
+    insert(&store, &r).await;
+    let mut tx = store.begin().await.unwrap();
+    for (id, kind) in [("tsk_1", TaskKind::NotifyPatient), ("tsk_2", TaskKind::ScheduleFollowUp), ("tsk_3", TaskKind::FixContact)] {
+        tx.open_task(&NewTask { id: id.into(), referral_id: r.id.clone(), kind, due_at: t0, created_at: t0 }).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let claimed = store.claim_task("tsk_1", "casey").await.unwrap().unwrap();
+    assert_eq!((claimed.status, claimed.assignee.as_deref()), (TaskStatus::Claimed, Some("casey")));
+    assert!(store.claim_task("tsk_1", "sam").await.unwrap().is_none());
+    let done = store.complete_task("tsk_2", "sam", "booked", t0).await.unwrap().unwrap();
+    assert_eq!((done.status, done.outcome.as_deref(), done.completed_at), (TaskStatus::Done, Some("booked"), Some(t0)));
+    assert!(store.complete_task("tsk_2", "sam", "again", t0).await.unwrap().is_none());
+
+    let mut tx = store.begin().await.unwrap();
+    tx.close_tasks(&r.id, &[TaskKind::NotifyPatient], t0, "resolved").await.unwrap();
+    tx.commit().await.unwrap();
+    let open = store.tasks(&TaskFilter { status: Some(TaskStatus::Open), limit: 10, ..TaskFilter::default() }).await.unwrap();
+    assert_eq!(open.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["tsk_3"]);
+    assert_eq!(store.task("tsk_1").await.unwrap().unwrap().status, TaskStatus::Done);
+}
+
+async fn the_duplicate_candidate_is_the_newest_tracked_order_in_the_window(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let day = |d: i64| t0 + SignedDuration::from_hours(24 * d);
+    insert(&store, &referral("ref_d1", "p1", day(0))).await;
+    insert(&store, &referral("ref_d2", "p1", day(3))).await;
+    insert(&store, &referral("ref_d3", "p1", day(40))).await;
+    insert(&store, &referral("ref_x", "p2", day(4))).await;
+    let mut tx = store.begin().await.unwrap();
+    let p1 = PatientId::parse("p1").unwrap();
+    let cardio = Specialty::parse("cardiology").unwrap();
+    let found = tx.duplicate_candidate(&p1, &cardio, day(-10), day(18)).await.unwrap().unwrap();
+    assert_eq!((found.id.as_str(), found.ordered_at), ("ref_d2", day(3)));
+    let derm = Specialty::parse("dermatology").unwrap();
+    assert!(tx.duplicate_candidate(&p1, &derm, day(-10), day(18)).await.unwrap().is_none());
+    assert!(tx.duplicate_candidate(&p1, &cardio, day(10), day(30)).await.unwrap().is_none());
+}
+
+async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let p = Patient {
+        id: PatientId::parse("p1").unwrap(),
+        name: Some("Pat".into()),
+        phone: Some("+15555550123".into()),
+        sms_consent: true,
+        sms_opted_out: false,
+        time_zone: Some("America/Chicago".into()),
+        updated_at: t0,
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.upsert_patient(&p).await.unwrap();
+    let changed = Patient { sms_opted_out: true, ..p.clone() };
+    tx.upsert_patient(&changed).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.patient(&p.id).await.unwrap(), Some(changed));
+
+    let token = TokenRecord { id: "tok_1".into(), name: "ci".into(), role: Role::Viewer, hash: "ab".repeat(32), created_at: t0 };
+    store.insert_token(&token).await.unwrap();
+    assert_eq!(store.token_by_hash(&"ab".repeat(32)).await.unwrap(), Some(token));
+    assert_eq!(store.token_by_hash("tok_1").await.unwrap(), None);
+
+    let entry = AuditEntry {
+        at: t0,
+        actor: "viewer:ci".into(),
+        action: "read".into(),
+        resource_type: "referral".into(),
+        resource_id: "ref_1".into(),
+        remote: Some("127.0.0.1".into()),
+    };
+    store.audit(&entry).await.unwrap();
+    assert_eq!(store.audit_log(5).await.unwrap(), vec![entry]);
+}
+
+on_both_backends!(
+    a_referral_round_trips_and_guards_its_version,
+    an_uncommitted_transaction_leaves_nothing,
+    events_are_append_only,
+    timers_are_replaced_per_referral_and_come_due_in_order,
+    the_outbox_takes_a_key_once_and_claims_only_due_items,
+    tasks_open_claim_complete_and_close,
+    the_duplicate_candidate_is_the_newest_tracked_order_in_the_window,
+    patients_tokens_and_audit_rows_are_kept,
+);
+
+/// On PostgreSQL, two processes claiming due timers at once never get the same referral.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_concurrent_timer_claims_skip_each_others_referrals() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let mut tx = store.begin().await.unwrap();
+    for i in 0..20 {
+        let r = referral(&format!("ref_c{i:02}"), &format!("p{i}"), t0);
+        tx.insert_referral(&r, None, t0).await.unwrap();
+        tx.replace_timers(&r.id, 1, &[TimerSpec { kind: TimerKind::SchedulingEscalation, due_at: t0 }]).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    let mut first = store.begin().await.unwrap();
+    let a = first.due_timers(t0, 12).await.unwrap();
+    let mut second = store.begin().await.unwrap();
+    let b = second.due_timers(t0, 12).await.unwrap();
+    assert_eq!((a.len(), b.len()), (12, 8));
+    assert!(a.iter().all(|x| b.iter().all(|y| x.referral_id != y.referral_id)));
+}
