@@ -72,6 +72,12 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let path = e.path().to_string();
         let message = inner.to_string();
         let message = message.split(" at line ").next().unwrap_or(&message).to_owned();
+        // serde quotes the offending value ("invalid type: string \"…\""): it may be patient
+        // data, so only what was expected is said.
+        let message = match message.split_once(", expected ") {
+            Some((_, expected)) if message.starts_with("invalid ") => format!("invalid value, expected {expected}"),
+            _ => message,
+        };
         // The path already ends at an unknown field; a missing one is named only in the message.
         let field = match message.strip_prefix("missing field `").and_then(|m| m.split('`').next()) {
             Some(missing) if path == "." => missing.to_owned(),

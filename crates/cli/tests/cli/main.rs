@@ -1,0 +1,6 @@
+//! The `refloop` binary itself: started, stopped and restarted as an operator would,
+//! against real SQLite files and a real PostgreSQL.
+
+mod process;
+mod serve;
+mod tools;

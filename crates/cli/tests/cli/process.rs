@@ -1,0 +1,116 @@
+//! Running `refloop` as a child process and talking to it over HTTP.
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Child, Command, Stdio},
+    sync::{Arc, Mutex, mpsc},
+    time::Duration,
+};
+
+use serde_json::{Value, json};
+
+pub const START: &str = "2026-03-02T15:00:00Z";
+
+pub fn refloop() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_refloop"));
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs a `refloop` command to completion; returns (success, stdout, stderr).
+pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
+    let out = refloop().args(args).envs(env.iter().copied()).output().expect("run refloop");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Creates a token of `role` on `database`.
+pub fn token(database: &str, role: &str) -> String {
+    let (ok, out, err) = run(&["token", "create", "--role", role, "--name", "cli-test", "--database", database], &[]);
+    assert!(ok, "token create failed: {err}");
+    out.trim().to_owned()
+}
+
+/// A `refloop serve` child on a loopback port with a manual clock.
+pub struct Serve {
+    child: Child,
+    pub base: String,
+    log: Arc<Mutex<String>>,
+    http: reqwest::Client,
+}
+
+impl Serve {
+    pub fn start(database: &str, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Serve {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut child = refloop()
+            .args(["serve", "--database", database, "--http", "127.0.0.1:0"])
+            .args(extra_args)
+            .env("REFLOOP_CLOCK_MODE", "manual")
+            .env("REFLOOP_CLOCK_START", START)
+            .envs(extra_env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn refloop serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("refloop serve did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Serve { child, base: format!("http://{addr}"), log, http: reqwest::Client::new() }
+    }
+
+    /// Stops the process with SIGTERM and waits for it; returns what it logged.
+    pub fn stop(mut self) -> String {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let status = self.child.wait().expect("wait for refloop serve");
+        assert!(status.success(), "serve exited with {status}");
+        self.log.lock().unwrap().clone()
+    }
+
+    pub async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let req = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url),
+        };
+        let req = req.bearer_auth(token);
+        let req = match body {
+            Some(b) => req.json(&b),
+            None => req,
+        };
+        let resp = req.send().await.expect("HTTP request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn advance(&self, token: &str, by: &str) -> Value {
+        let (status, body) = self.call(token, "POST", "/api/v1/clock/advance", Some(json!({ "by": by }))).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,107 @@
+//! `refloop serve`: restarts lose nothing, several processes share PostgreSQL, logs hold
+//! no patient data.
+
+use refloop_testkit::{Backend, TestDb};
+use serde_json::{Value, json};
+
+use crate::process::{Serve, run, token};
+
+fn order(patient: &str) -> Value {
+    json!({"patient_id": patient, "referring_provider": "dr-a", "specialty": "cardiology"})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_serve_loses_nothing() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let first = Serve::start(&db.url, &[], &[]);
+    let (status, created) = first.call(&admin, "POST", "/api/v1/referrals", Some(order("p-restart"))).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    first.advance(&admin, "2d").await;
+    first.stop();
+
+    let second = Serve::start(&db.url, &[], &[]);
+    let (status, r) = second.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["state"], "ordered");
+    let (_, tasks) = second.call(&admin, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
+    assert_eq!(tasks["items"].as_array().unwrap().len(), 1, "the call task survived");
+    // The day-7 timer armed before the restart still fires (the new clock starts again at the
+    // configured start, so 8 days reach it).
+    let fired = second.advance(&admin, "8d").await;
+    assert_eq!(fired["timers_fired"], 1);
+    let (_, tasks) = second.call(&admin, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
+    let kinds: Vec<&str> = tasks["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"schedule-follow-up"), "{kinds:?}");
+    second.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_serve_processes_on_one_postgres_fire_each_due_timer_once() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let admin = token(&db.url, "admin");
+    let a = Serve::start(&db.url, &[], &[]);
+    let b = Serve::start(&db.url, &[], &[]);
+    const N: usize = 60;
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let body = json!({"patient_id": format!("p{i}"), "referring_provider": "dr-a", "specialty": "cardiology",
+            "patient": {"phone": "+15555550100", "sms_consent": true}});
+        let (status, r) = a.call(&admin, "POST", "/api/v1/referrals", Some(body)).await;
+        assert_eq!(status, 201, "{r}");
+        ids.push(r["id"].as_str().unwrap().to_owned());
+    }
+    // Each process has its own manual clock: deliver the stage-1 SMS first so that neither
+    // clock runs ahead of the other's work, then move both over day 7 at the same moment.
+    let first = a.advance(&admin, "1h").await;
+    assert_eq!(first["messages_attempted"], N as u64);
+    let (ra, rb) = tokio::join!(a.advance(&admin, "8d"), b.advance(&admin, "8d"));
+    let fired = ra["timers_fired"].as_u64().unwrap() + rb["timers_fired"].as_u64().unwrap();
+    assert_eq!(fired, N as u64, "each timer fired once across both processes: {ra} {rb}");
+    let sent = ra["messages_attempted"].as_u64().unwrap() + rb["messages_attempted"].as_u64().unwrap();
+    assert_eq!(sent, 2 * N as u64, "a chat message and an EHR task per referral, each sent once: {ra} {rb}");
+    for id in &ids {
+        let (_, r) = b.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
+        let escalations = r["events"].as_array().unwrap().iter().filter(|e| e["type"] == "escalated").count();
+        assert_eq!(escalations, 1, "{id}");
+        let (_, tasks) = b.call(&admin, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
+        let kinds: Vec<&str> = tasks["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["schedule-follow-up"], "{id}");
+    }
+    a.stop();
+    b.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn patient_data_never_reaches_the_logs() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let s = Serve::start(&db.url, &[("RUST_LOG", "trace")], &[]);
+    let markers = ["Zebulon Markerpatient", "+15555550199", "MARKER-DIAGNOSIS", "Pacific/Chatham"];
+    let body = json!({
+        "patient_id": "mrn-777",
+        "patient": {"name": markers[0], "phone": markers[1], "sms_consent": true, "time_zone": markers[3]},
+        "referring_provider": "dr-a", "specialty": "cardiology", "reason": markers[2],
+    });
+    let (status, r) = s.call(&admin, "POST", "/api/v1/referrals", Some(body)).await;
+    assert_eq!(status, 201, "{r}");
+    let id = r["id"].as_str().unwrap().to_owned();
+    s.advance(&admin, "9d").await;
+    s.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
+    s.call(&admin, "GET", "/api/v1/referrals", None).await;
+    s.call(&admin, "POST", &format!("/api/v1/referrals/{id}/events"), Some(json!({"type": "closed-incomplete", "reason": markers[2]}))).await;
+    // Bad input that carries patient data: the error names the field, never the value.
+    let (status, err) = s
+        .call(&admin, "POST", "/api/v1/referrals", Some(json!({"patient_id": "x", "referring_provider": "dr-a", "patient": {"sms_consent": markers[0]}})))
+        .await;
+    assert_eq!(status, 422);
+    assert!(!err.to_string().contains(markers[0]), "{err}");
+    let log = s.stop();
+    assert!(log.contains(&id), "the log names the referral by id");
+    for m in markers {
+        assert!(!log.contains(m), "the log contains patient data {m:?}");
+    }
+}

@@ -1,0 +1,73 @@
+//! `check-config`, `migrate`, `token create` and `serve --demo`.
+
+use refloop_testkit::{Backend, TestDb};
+
+use crate::process::{Serve, run, token};
+
+#[test]
+fn check_config_prints_the_effective_config_without_secrets() {
+    let (ok, out, err) = run(
+        &["check-config", "--database", "postgres://app:s3cret-pw@db.example:5432/refloop"],
+        &[("REFLOOP_WORKFLOW_ROUTINE_SCHEDULING", "5d")],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("postgres://app:***@db.example:5432/refloop"), "{out}");
+    assert!(!out.contains("s3cret-pw"));
+    assert!(out.contains("scheduling = \"5d\""), "{out}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_CLOCK_MODE", "sundial")]);
+    assert!(!ok);
+    assert!(err.contains("clock.mode"), "{err}");
+}
+
+#[test]
+fn every_verb_has_help() {
+    let (ok, out, _) = run(&["--help"], &[]);
+    assert!(ok);
+    for verb in ["serve", "migrate", "check-config", "token"] {
+        assert!(out.contains(verb), "{verb} missing from --help");
+        let (ok, _, err) = run(&[verb, "--help"], &[]);
+        assert!(ok, "{verb} --help: {err}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_printed_once_and_stored_hashed() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let t = token(&db.url, "viewer");
+    assert!(t.starts_with("rfl_") && t.len() > 40, "{t}");
+    let store = db.store().await;
+    let hashed = refloop_app::hash_token(&t);
+    let record = refloop_app::Store::token_by_hash(store.as_ref(), &hashed).await.unwrap().unwrap();
+    assert_eq!(record.role, refloop_app::Role::Viewer);
+    let raw_rows = store.execute_raw(&format!("UPDATE api_tokens SET name = name WHERE hash = '{t}'")).await.unwrap();
+    assert_eq!(raw_rows, 0, "the token itself is not stored");
+    let (ok, _, err) = run(&["token", "create", "--role", "superuser", "--name", "x", "--database", &db.url], &[]);
+    assert!(!ok && err.contains("--role"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_seeds_a_fresh_database_and_never_one_with_real_data() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let s = Serve::start(&db.url, &[], &["--demo"]);
+    let (status, list) = s.call(&admin, "GET", "/api/v1/referrals?limit=200", None).await;
+    assert_eq!(status, 200);
+    let items = list["items"].as_array().unwrap();
+    assert_eq!(items.len(), 80);
+    assert!(items.iter().all(|r| r["source_ids"][0].as_str().unwrap().starts_with("demo:")));
+    let states: std::collections::HashSet<&str> = items.iter().map(|r| r["state"].as_str().unwrap()).collect();
+    assert!(states.len() >= 4, "the demo shows referrals at several stages: {states:?}");
+    s.stop();
+
+    let real = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&real.url, "admin");
+    let s = Serve::start(&real.url, &[], &[]);
+    let body = serde_json::json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"});
+    assert_eq!(s.call(&admin, "POST", "/api/v1/referrals", Some(body)).await.0, 201);
+    s.stop();
+    let (ok, _, err) = run(&["serve", "--demo", "--database", &real.url, "--http", "127.0.0.1:0"], &[]);
+    assert!(!ok);
+    assert!(err.contains("refusing to seed demo data"), "{err}");
+}
