@@ -5,8 +5,8 @@
 
 use jiff::Timestamp;
 use refloop_domain::{
-    Channel, DuplicateCandidate, EventData, PatientId, Purpose, Referral, ReferralId, Specialty,
-    State, TaskKind, TimerKind, TimerSpec,
+    Channel, DuplicateCandidate, EventData, PatientId, Purpose, Referral, ReferralId, Specialty, State, TaskKind,
+    TimerKind, TimerSpec,
 };
 use serde::Serialize;
 
@@ -219,11 +219,7 @@ pub struct OutboxFilter {
 pub trait Tx: Send {
     /// Loads and locks a referral for the rest of the transaction. With `skip_locked`, a
     /// referral another transaction holds is reported as `None` instead of waited for.
-    async fn lock_referral(
-        &mut self,
-        id: &ReferralId,
-        skip_locked: bool,
-    ) -> Result<Option<Referral>, StoreError>;
+    async fn lock_referral(&mut self, id: &ReferralId, skip_locked: bool) -> Result<Option<Referral>, StoreError>;
 
     /// The newest tracked, non-duplicate referral of this patient and specialty ordered
     /// between `from` and `to`.
@@ -257,12 +253,7 @@ pub trait Tx: Send {
     async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError>;
 
     /// Replaces every pending timer of the referral with `timers`, armed for `version`.
-    async fn replace_timers(
-        &mut self,
-        id: &ReferralId,
-        version: u64,
-        timers: &[TimerSpec],
-    ) -> Result<(), StoreError>;
+    async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError>;
     /// Due timers, earliest first. On PostgreSQL they are locked, skipping rows that
     /// another process holds.
     async fn due_timers(&mut self, now: Timestamp, limit: u32) -> Result<Vec<TimerRow>, StoreError>;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_domain::{
-    Contact, Decision, Effect, Input, NewOrder, Network, Origin, PatientId, Policy, ProviderId,
+    Contact, Decision, DuplicateCandidate, Effect, Input, Network, NewOrder, Origin, PatientId, Policy, ProviderId,
     Referral, ReferralId, Specialty, Urgency, decide, decide_new, stage_deadline,
 };
 use tokio::sync::Notify;
@@ -16,8 +16,8 @@ use crate::{
     error::{AppError, StoreError},
     ids::new_id,
     ports::{
-        AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, ReferralFilter,
-        ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+        AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, ReferralFilter, ReferralPage, Store,
+        StoredEvent, Task, TaskFilter, TokenRecord, Tx,
     },
 };
 
@@ -70,12 +70,7 @@ pub struct App {
 const FUTURE_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 impl App {
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: Arc<dyn Clock>,
-        policy: Policy,
-        connector: Arc<dyn Connector>,
-    ) -> Self {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: Policy, connector: Arc<dyn Connector>) -> Self {
         Self { store, clock, policy: Arc::new(policy), connector, wake: Arc::new(Notify::new()) }
     }
 
@@ -115,7 +110,33 @@ impl App {
 
     /// Enters a new referral: dedupe, pilot and coding checks, then stage 1.
     pub async fn create_referral(&self, actor: &Actor, req: NewReferral) -> Result<Referral, AppError> {
+        let mut created = self.create_referrals(actor, vec![req]).await?;
+        Ok(created.remove(0))
+    }
+
+    /// Enters several referrals in one transaction (imports, benchmarks): all or none.
+    pub async fn create_referrals(&self, actor: &Actor, reqs: Vec<NewReferral>) -> Result<Vec<Referral>, AppError> {
         let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let mut created = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            created.push(self.create_in(tx.as_mut(), actor, req, now).await?);
+        }
+        tx.commit().await?;
+        for r in &created {
+            tracing::info!(referral_id = %r.id, state = %r.state, "referral created");
+        }
+        self.wake.notify_one();
+        Ok(created)
+    }
+
+    async fn create_in(
+        &self,
+        tx: &mut dyn Tx,
+        actor: &Actor,
+        req: NewReferral,
+        now: Timestamp,
+    ) -> Result<Referral, AppError> {
         let ordered_at = req.ordered_at.unwrap_or(now);
         if ordered_at > now + FUTURE_SKEW {
             return Err(AppError::invalid("ordered_at", "is in the future"));
@@ -123,22 +144,21 @@ impl App {
         if let Some(tz) = req.patient.as_ref().and_then(|p| p.time_zone.as_deref()) {
             TimeZone::get(tz).map_err(|_| AppError::invalid("patient.time_zone", "not an IANA time zone"))?;
         }
-        let mut tx = self.store.begin().await?;
         let existing = tx.patient(&req.patient_id).await?;
-        if let Some(input) = &req.patient {
-            let patient = Patient {
-                id: req.patient_id.clone(),
-                name: input.name.clone(),
-                phone: input.phone.clone(),
-                sms_consent: input.sms_consent,
-                sms_opted_out: existing.as_ref().is_some_and(|p| p.sms_opted_out),
-                time_zone: input.time_zone.clone(),
-                updated_at: now,
-            };
-            tx.upsert_patient(&patient).await?;
-        }
         let patient = match &req.patient {
-            Some(_) => tx.patient(&req.patient_id).await?,
+            Some(input) => {
+                let patient = Patient {
+                    id: req.patient_id.clone(),
+                    name: input.name.clone(),
+                    phone: input.phone.clone(),
+                    sms_consent: input.sms_consent,
+                    sms_opted_out: existing.as_ref().is_some_and(|p| p.sms_opted_out),
+                    time_zone: input.time_zone.clone(),
+                    updated_at: now,
+                };
+                tx.upsert_patient(&patient).await?;
+                Some(patient)
+            }
             None => existing,
         };
         let candidate = match (&req.specialty, req.origin) {
@@ -161,22 +181,10 @@ impl App {
             source_ids: req.source_ids,
             ordered_at,
         };
-        let contact = patient.as_ref().map(contact_of);
-        let tz = self.time_zone(patient.as_ref());
-        let ctx = refloop_domain::Context {
-            now,
-            policy: &self.policy,
-            contact: contact.as_ref(),
-            time_zone: &tz,
-            duplicate_candidate: candidate.as_ref(),
-        };
-        let decision = decide_new(order, &ctx);
+        let decision = self.with_context(patient.as_ref(), now, candidate.as_ref(), |ctx| decide_new(order, ctx));
         let referral = decision.referral.clone();
-        self.execute(tx.as_mut(), None, decision, &actor.source(), now).await?;
+        self.execute(tx, None, decision, &actor.source(), now).await?;
         tx.audit(&self.audit_entry(actor, "create", "referral", referral.id.as_str())).await?;
-        tx.commit().await?;
-        tracing::info!(referral_id = %referral.id, state = %referral.state, "referral created");
-        self.wake.notify_one();
         Ok(referral)
     }
 
@@ -207,16 +215,26 @@ impl App {
         now: Timestamp,
     ) -> Result<Decision, AppError> {
         let patient = tx.patient(&current.patient_id).await?;
-        let contact = patient.as_ref().map(contact_of);
-        let tz = self.time_zone(patient.as_ref());
-        let ctx = refloop_domain::Context {
+        Ok(self.with_context(patient.as_ref(), now, None, |ctx| decide(current, input, ctx))?)
+    }
+
+    /// Builds the domain's context (policy, contact, time zone) for one decision.
+    fn with_context<R>(
+        &self,
+        patient: Option<&Patient>,
+        now: Timestamp,
+        duplicate_candidate: Option<&DuplicateCandidate>,
+        f: impl FnOnce(&refloop_domain::Context<'_>) -> R,
+    ) -> R {
+        let contact = patient.map(contact_of);
+        let tz = self.time_zone(patient);
+        f(&refloop_domain::Context {
             now,
             policy: &self.policy,
             contact: contact.as_ref(),
             time_zone: &tz,
-            duplicate_candidate: None,
-        };
-        Ok(decide(current, input, &ctx)?)
+            duplicate_candidate,
+        })
     }
 
     /// Carries a decision out inside `tx`: projection, events, timers, outbox, tasks.
@@ -268,8 +286,7 @@ impl App {
                     tx.enqueue(&item).await?;
                 }
                 Effect::OpenTask { kind, due_at } => {
-                    let task =
-                        NewTask { id: new_id("tsk"), referral_id: r.id.clone(), kind, due_at, created_at: now };
+                    let task = NewTask { id: new_id("tsk"), referral_id: r.id.clone(), kind, due_at, created_at: now };
                     tx.open_task(&task).await?;
                     tracing::info!(referral_id = %r.id, task_id = %task.id, kind = kind.as_str(), "task opened");
                 }

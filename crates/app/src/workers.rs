@@ -81,8 +81,7 @@ impl App {
                 let input = Input::TimerElapsed { kind: timer.kind, armed_version: timer.armed_version };
                 match self.decide_in(tx.as_mut(), &current, input, now).await {
                     Ok(decision) => {
-                        self.execute(tx.as_mut(), Some(current.version), decision, &system.source(), now)
-                            .await?;
+                        self.execute(tx.as_mut(), Some(current.version), decision, &system.source(), now).await?;
                         tx.delete_timer(&timer.id).await?;
                         report.timers_fired += 1;
                         tracing::info!(referral_id = %timer.referral_id, timer = timer.kind.as_str(), "timer fired");
@@ -121,9 +120,7 @@ impl App {
                 let outcome = self.connector.deliver(&item).await;
                 let now = self.now();
                 match outcome {
-                    DeliveryOutcome::Delivered => {
-                        self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None).await?
-                    }
+                    DeliveryOutcome::Delivered => self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None).await?,
                     DeliveryOutcome::Accepted { .. } => {
                         self.finish(&item, OutboxStatus::Accepted, now, Some(now), None).await?
                     }
@@ -173,7 +170,9 @@ impl App {
             };
             match self.decide_in(tx.as_mut(), &current, input, now).await {
                 Ok(d) => self.execute(tx.as_mut(), Some(current.version), d, "system:outbox", now).await?,
-                Err(e) => tracing::warn!(referral_id = %item.referral_id, error = %e, "outbox outcome not applied"),
+                Err(e) => {
+                    tracing::warn!(referral_id = %item.referral_id, error = %e, "outbox outcome not applied")
+                }
             }
         }
         tx.commit().await?;

@@ -183,7 +183,9 @@ impl Config {
             merge(&mut table, over);
         }
         for (name, raw) in env {
-            let Some(rest) = name.strip_prefix("REFLOOP_") else { continue };
+            let Some(rest) = name.strip_prefix("REFLOOP_") else {
+                continue;
+            };
             let lower = rest.to_ascii_lowercase();
             let segments: Vec<&str> = lower.split('_').collect();
             match env_path(&table, &segments) {
@@ -191,7 +193,9 @@ impl Config {
                     let like = get_path(&table, &path).cloned().unwrap_or(Value::String(String::new()));
                     set_path(&mut table, &path, env_value(&raw, &like));
                 }
-                None => tracing::warn!(variable = %name, "ignoring an environment variable that names no setting"),
+                None => {
+                    tracing::warn!(variable = %name, "ignoring an environment variable that names no setting")
+                }
             }
         }
         let mut config: Config = table.try_into().context("invalid configuration")?;
@@ -210,7 +214,10 @@ impl Config {
 
     fn validate(&self) -> anyhow::Result<()> {
         self.http_addr()?;
-        self.server.mllp.parse::<SocketAddr>().with_context(|| format!("server.mllp: {:?} is not an address", self.server.mllp))?;
+        self.server
+            .mllp
+            .parse::<SocketAddr>()
+            .with_context(|| format!("server.mllp: {:?} is not an address", self.server.mllp))?;
         let url = &self.database.url;
         if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
             bail!("database.url: use sqlite://PATH or postgres://…");
@@ -244,7 +251,10 @@ impl Config {
             "manual" => {
                 let start = match self.clock.start.trim() {
                     "" => None,
-                    s => Some(s.parse::<Timestamp>().with_context(|| format!("clock.start: {s:?} is not an RFC 3339 instant"))?),
+                    s => Some(
+                        s.parse::<Timestamp>()
+                            .with_context(|| format!("clock.start: {s:?} is not an RFC 3339 instant"))?,
+                    ),
                 };
                 Ok(ClockMode::Manual { start })
             }
@@ -277,8 +287,9 @@ impl Config {
                 end: time("quiet_hours_end", &w.quiet_hours_end)?,
             },
             pilot_providers,
-            time_zone: TimeZone::get(&self.practice.time_zone)
-                .with_context(|| format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone))?,
+            time_zone: TimeZone::get(&self.practice.time_zone).with_context(|| {
+                format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone)
+            })?,
         })
     }
 
@@ -292,8 +303,12 @@ impl Config {
 
 /// Hides the password of a URL such as `postgres://user:secret@host/db`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
         None => url.to_owned(),
@@ -370,7 +385,8 @@ mod tests {
 
     #[test]
     fn check_config_hides_database_passwords() {
-        let flags = Overrides { database: Some("postgres://app:hunter2@db:5432/refloop".into()), ..Overrides::default() };
+        let flags =
+            Overrides { database: Some("postgres://app:hunter2@db:5432/refloop".into()), ..Overrides::default() };
         let c = Config::load(None, env(&[]), &flags).unwrap();
         let shown = c.redacted_toml();
         assert!(!shown.contains("hunter2"));

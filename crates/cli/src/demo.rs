@@ -7,7 +7,8 @@ use jiff::SignedDuration;
 use refloop_app::{Actor, App, NewReferral, PatientInput, ReferralFilter};
 use refloop_domain::{Input, Network, Origin, PatientId, ProviderId, Specialty, State, Urgency};
 
-const SPECIALTIES: &[&str] = &["cardiology", "dermatology", "orthopedics", "gastroenterology", "neurology", "endocrinology"];
+const SPECIALTIES: &[&str] =
+    &["cardiology", "dermatology", "orthopedics", "gastroenterology", "neurology", "endocrinology"];
 const PROVIDERS: &[&str] = &["dr-adams", "dr-baker", "dr-chen", "dr-diaz"];
 const REFERRALS: u64 = 80;
 
@@ -62,7 +63,9 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             15..=39 => &[(State::PatientNotified, 1)],
             40..=54 => &[(State::PatientNotified, 1), (State::Scheduled, 5)],
             55..=69 => &[(State::PatientNotified, 1), (State::Scheduled, 4), (State::Attended, 20)],
-            _ => &[(State::PatientNotified, 1), (State::Scheduled, 4), (State::Attended, 18), (State::NoteReceived, 30)],
+            _ => {
+                &[(State::PatientNotified, 1), (State::Scheduled, 4), (State::Attended, 18), (State::NoteReceived, 30)]
+            }
         };
         for (state, day) in steps {
             let at = ordered_at + SignedDuration::from_hours(day * 24);

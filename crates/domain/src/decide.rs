@@ -150,34 +150,69 @@ pub struct Outbound {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Effect {
     Send(Outbound),
-    OpenTask { kind: TaskKind, due_at: Timestamp },
+    OpenTask {
+        kind: TaskKind,
+        due_at: Timestamp,
+    },
     /// Close the open tasks of these kinds: the referral moved past them.
-    CloseTasks { kinds: Vec<TaskKind> },
+    CloseTasks {
+        kinds: Vec<TaskKind>,
+    },
 }
 
 /// What happened, as recorded in the append-only log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum EventData {
-    Ordered { origin: Origin },
-    DuplicateLinked { of: ReferralId },
+    Ordered {
+        origin: Origin,
+    },
+    DuplicateLinked {
+        of: ReferralId,
+    },
     NeedsCoding,
     Shadowed,
-    PatientNotified { channel: Option<String> },
-    Scheduled { appointment_at: Option<Timestamp> },
+    PatientNotified {
+        channel: Option<String>,
+    },
+    Scheduled {
+        appointment_at: Option<Timestamp>,
+    },
     NoShow,
     Attended,
     NoteReceived,
-    Cancelled { reason: Option<String> },
-    ClosedIncomplete { reason: String },
-    OrderUpdated { fields: Vec<String> },
-    Escalated { stage: TimerKind },
-    MessageQueued { channel: Channel, purpose: Purpose },
-    MessageDelivered { channel: Channel, purpose: Purpose },
-    DeliveryFailed { channel: Channel, purpose: Purpose, error: String },
-    TaskOpened { kind: TaskKind },
+    Cancelled {
+        reason: Option<String>,
+    },
+    ClosedIncomplete {
+        reason: String,
+    },
+    OrderUpdated {
+        fields: Vec<String>,
+    },
+    Escalated {
+        stage: TimerKind,
+    },
+    MessageQueued {
+        channel: Channel,
+        purpose: Purpose,
+    },
+    MessageDelivered {
+        channel: Channel,
+        purpose: Purpose,
+    },
+    DeliveryFailed {
+        channel: Channel,
+        purpose: Purpose,
+        error: String,
+    },
+    TaskOpened {
+        kind: TaskKind,
+    },
     /// A milestone reported after the referral ended; kept in the log, state unchanged.
-    IgnoredAfterClose { reported: State },
+    IgnoredAfterClose {
+        reported: State,
+    },
 }
 
 impl EventData {
@@ -251,8 +286,7 @@ pub fn decide_new(order: NewOrder, ctx: &Context<'_>) -> Decision {
     let duplicate_of = ctx.duplicate_candidate.and_then(|c| {
         let window = ctx.policy.dedupe_window.to_signed();
         let gap = at.duration_since(c.ordered_at).abs();
-        (order.origin == Origin::PhysicianOrder && order.specialty.is_some() && gap <= window)
-            .then(|| c.id.clone())
+        (order.origin == Origin::PhysicianOrder && order.specialty.is_some() && gap <= window).then(|| c.id.clone())
     });
     let shadow = !ctx.policy.in_pilot(&order.referring_provider);
     let referral = Referral {
@@ -296,9 +330,7 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
     let mut d = Draft::new(current.clone(), ctx);
     d.r.version += 1;
     match input {
-        Input::Milestone { state, at, appointment_at, channel } => {
-            d.milestone(state, at, appointment_at, channel)?
-        }
+        Input::Milestone { state, at, appointment_at, channel } => d.milestone(state, at, appointment_at, channel)?,
         Input::NoShow { at } => d.no_show(at),
         Input::Cancel { at, reason } => {
             if d.r.state.is_terminal() {
@@ -316,10 +348,7 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
                 return Err(ParseError::new("reason", "a reason is required to close a referral").into());
             }
             if !d.r.state.is_open() {
-                return Err(DecideError::InvalidTransition {
-                    from: d.r.state,
-                    to: State::ClosedIncomplete,
-                });
+                return Err(DecideError::InvalidTransition { from: d.r.state, to: State::ClosedIncomplete });
             }
             d.r.state = State::ClosedIncomplete;
             d.r.close_reason = Some(reason.clone());

@@ -54,18 +54,42 @@ pub struct DuplicateCandidate {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
     /// A milestone reached in the world at `at` (patient reached, booked, visit, note).
-    Milestone { state: State, at: Timestamp, appointment_at: Option<Timestamp>, channel: Option<String> },
+    Milestone {
+        state: State,
+        at: Timestamp,
+        appointment_at: Option<Timestamp>,
+        channel: Option<String>,
+    },
     /// The patient did not come to the appointment.
-    NoShow { at: Timestamp },
+    NoShow {
+        at: Timestamp,
+    },
     /// The order was cancelled or entered in error.
-    Cancel { at: Timestamp, reason: Option<String> },
+    Cancel {
+        at: Timestamp,
+        reason: Option<String>,
+    },
     /// Staff closed the referral without a note, with a reason.
-    CloseIncomplete { at: Timestamp, reason: String },
+    CloseIncomplete {
+        at: Timestamp,
+        reason: String,
+    },
     OrderUpdated(OrderUpdate),
     /// A durable timer came due; `armed_version` is the referral version it was armed for.
-    TimerElapsed { kind: TimerKind, armed_version: u64 },
+    TimerElapsed {
+        kind: TimerKind,
+        armed_version: u64,
+    },
     /// The outbox delivered a message.
-    Delivered { channel: Channel, purpose: Purpose, at: Timestamp },
+    Delivered {
+        channel: Channel,
+        purpose: Purpose,
+        at: Timestamp,
+    },
     /// The outbox gave up on a message.
-    DeliveryFailed { channel: Channel, purpose: Purpose, error: String },
+    DeliveryFailed {
+        channel: Channel,
+        purpose: Purpose,
+        error: String,
+    },
 }

@@ -16,15 +16,12 @@ mod referral;
 mod timers;
 
 pub use decide::{
-    Channel, Context, DecideError, Decision, Effect, Event, EventData, Outbound, Purpose,
-    TaskKind, decide, decide_new,
+    Channel, Context, DecideError, Decision, Effect, Event, EventData, Outbound, Purpose, TaskKind, decide, decide_new,
 };
 pub use duration::{Duration, DurationError};
 pub use ids::{PatientId, ProviderId, ReferralId};
 pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
 pub use phone::PhoneE164;
 pub use policy::{Policy, QuietHours, StageWindows, WindowSet};
-pub use referral::{
-    Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency,
-};
+pub use referral::{Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency};
 pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};

@@ -95,11 +95,7 @@ impl Default for QuietHours {
 
 impl QuietHours {
     fn is_quiet(&self, t: Time) -> bool {
-        if self.start <= self.end {
-            self.start <= t && t < self.end
-        } else {
-            t >= self.start || t < self.end
-        }
+        if self.start <= self.end { self.start <= t && t < self.end } else { t >= self.start || t < self.end }
     }
 
     /// The first instant at or after `at` that is outside quiet hours in `tz`.
@@ -113,10 +109,7 @@ impl QuietHours {
         if self.start > self.end && t >= self.start {
             date = date.tomorrow().unwrap_or(date);
         }
-        date.to_datetime(self.end)
-            .to_zoned_datetime(tz.clone())
-            .map(|z| z.timestamp())
-            .unwrap_or(at)
+        date.to_datetime(self.end).to_zoned_datetime(tz.clone()).map(|z| z.timestamp()).unwrap_or(at)
     }
 }
 
@@ -150,10 +143,7 @@ impl Default for Policy {
 
 impl Policy {
     pub fn windows(&self, specialty: Option<&Specialty>, urgency: Urgency) -> &StageWindows {
-        specialty
-            .and_then(|s| self.specialty_windows.get(s))
-            .unwrap_or(&self.windows)
-            .for_urgency(urgency)
+        specialty.and_then(|s| self.specialty_windows.get(s)).unwrap_or(&self.windows).for_urgency(urgency)
     }
 
     pub fn in_pilot(&self, provider: &ProviderId) -> bool {

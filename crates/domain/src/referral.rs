@@ -272,9 +272,7 @@ pub struct Referral {
 impl Referral {
     /// Counted in measures: a physician order that is not a duplicate and not cancelled.
     pub fn is_tracked(&self) -> bool {
-        self.origin == Origin::PhysicianOrder
-            && self.duplicate_of.is_none()
-            && self.state != State::Cancelled
+        self.origin == Origin::PhysicianOrder && self.duplicate_of.is_none() && self.state != State::Cancelled
     }
 
     /// The workflow may act on it: tracked, in the pilot, coded, loop still open.

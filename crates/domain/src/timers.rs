@@ -129,9 +129,7 @@ pub fn stage_deadline(r: &Referral, policy: &Policy) -> Option<Timestamp> {
     match r.state {
         State::Ordered => Some(plus(r.ordered_at, w.notify)),
         State::PatientNotified => Some(plus(r.last_no_show_at.unwrap_or(r.ordered_at), w.scheduling)),
-        State::Scheduled => r
-            .appointment_at
-            .map(|a| plus(plus(a, w.attendance_check), w.attendance_reply)),
+        State::Scheduled => r.appointment_at.map(|a| plus(plus(a, w.attendance_check), w.attendance_reply)),
         State::Attended => r.milestones.attended.map(|a| plus(a, w.note_request)),
         State::NoteReceived | State::Cancelled | State::ClosedIncomplete => None,
     }

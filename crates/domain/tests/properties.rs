@@ -3,8 +3,8 @@
 use jiff::{Timestamp, tz::TimeZone};
 use proptest::prelude::*;
 use refloop_domain::{
-    Channel, Contact, Context, Input, Network, NewOrder, OrderUpdate, Origin, PatientId, Policy, ProviderId,
-    Purpose, Referral, ReferralId, Specialty, State, TimerKind, Urgency, decide, decide_new, timers_for,
+    Channel, Contact, Context, Input, Network, NewOrder, OrderUpdate, Origin, PatientId, Policy, ProviderId, Purpose,
+    Referral, ReferralId, Specialty, State, TimerKind, Urgency, decide, decide_new, timers_for,
 };
 
 fn t0() -> Timestamp {
@@ -87,8 +87,14 @@ fn input(s: &Step, r: &Referral) -> Input {
         Step::Timer(kind, fresh) => {
             Input::TimerElapsed { kind, armed_version: if fresh { r.version } else { r.version.saturating_sub(1) } }
         }
-        Step::Delivered(h) => Input::Delivered { channel: Channel::Sms, purpose: Purpose::PatientNotification, at: hours(h) },
-        Step::Failed => Input::DeliveryFailed { channel: Channel::Sms, purpose: Purpose::PatientNotification, error: "bounced".into() },
+        Step::Delivered(h) => {
+            Input::Delivered { channel: Channel::Sms, purpose: Purpose::PatientNotification, at: hours(h) }
+        }
+        Step::Failed => Input::DeliveryFailed {
+            channel: Channel::Sms,
+            purpose: Purpose::PatientNotification,
+            error: "bounced".into(),
+        },
         Step::Update(u) => Input::OrderUpdated(OrderUpdate { urgency: Some(u), ..OrderUpdate::default() }),
     }
 }
@@ -164,9 +170,17 @@ fn a_stale_timer_is_refused() {
     let contact = Contact::default();
     let tz = TimeZone::UTC;
     let r = new_referral(&policy, &contact);
-    let ctx = Context { now: hours(24 * 8), policy: &policy, contact: Some(&contact), time_zone: &tz, duplicate_candidate: None };
-    let fired = decide(&r, Input::TimerElapsed { kind: TimerKind::SchedulingEscalation, armed_version: r.version }, &ctx);
+    let ctx = Context {
+        now: hours(24 * 8),
+        policy: &policy,
+        contact: Some(&contact),
+        time_zone: &tz,
+        duplicate_candidate: None,
+    };
+    let fired =
+        decide(&r, Input::TimerElapsed { kind: TimerKind::SchedulingEscalation, armed_version: r.version }, &ctx);
     assert!(fired.is_ok());
-    let stale = decide(&r, Input::TimerElapsed { kind: TimerKind::SchedulingEscalation, armed_version: r.version - 1 }, &ctx);
+    let stale =
+        decide(&r, Input::TimerElapsed { kind: TimerKind::SchedulingEscalation, armed_version: r.version - 1 }, &ctx);
     assert!(stale.is_err());
 }

@@ -13,8 +13,8 @@ use std::{str::FromStr, time::Duration};
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Store,
-    StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+    AuditEntry, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Store, StoreError, StoredEvent, Task,
+    TaskFilter, TokenRecord, Tx,
 };
 use refloop_domain::{PatientId, Referral, ReferralId};
 use sqlx::{
@@ -75,11 +75,7 @@ impl SqlStore {
                 .synchronous(SqliteSynchronous::Full)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30));
-            let pool = SqlitePoolOptions::new()
-                .max_connections(8)
-                .connect_with(opts)
-                .await
-                .map_err(db)?;
+            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts).await.map_err(db)?;
             Ok(Self { db: Db::Sqlite(pool) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
@@ -91,9 +87,7 @@ impl SqlStore {
                 .map_err(db)?;
             Ok(Self { db: Db::Postgres(pool) })
         } else {
-            Err(StoreError::Other(
-                "unsupported database URL: use sqlite://PATH or postgres://…".into(),
-            ))
+            Err(StoreError::Other("unsupported database URL: use sqlite://PATH or postgres://…".into()))
         }
     }
 

@@ -2,12 +2,10 @@
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, OutboxItem, OutboxStatus, Patient, Role, StoreError, StoredEvent, Task, TaskStatus,
-    TimerRow, TokenRecord,
+    AuditEntry, OutboxItem, OutboxStatus, Patient, Role, StoreError, StoredEvent, Task, TaskStatus, TimerRow,
+    TokenRecord,
 };
-use refloop_domain::{
-    Channel, EventData, PatientId, Purpose, Referral, ReferralId, TaskKind, TimerKind,
-};
+use refloop_domain::{Channel, EventData, PatientId, Purpose, Referral, ReferralId, TaskKind, TimerKind};
 use sqlx::Row;
 
 /// Column access shared by `SqliteRow` and `PgRow`, so each record has one decoder.

@@ -2,9 +2,7 @@
 
 use jiff::Timestamp;
 use refloop_app::{AuditEntry, NewTask, OutboxItem, OutboxStatus, Patient, StoreError, StoredEvent, TimerRow, Tx};
-use refloop_domain::{
-    DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec,
-};
+use refloop_domain::{DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
@@ -116,11 +114,7 @@ macro_rules! bind_referral {
 
 #[async_trait::async_trait]
 impl Tx for SqlTx {
-    async fn lock_referral(
-        &mut self,
-        id: &ReferralId,
-        skip_locked: bool,
-    ) -> Result<Option<Referral>, StoreError> {
+    async fn lock_referral(&mut self, id: &ReferralId, skip_locked: bool) -> Result<Option<Referral>, StoreError> {
         let sql = match (self.is_postgres(), skip_locked) {
             (false, _) => "SELECT doc FROM referrals WHERE id = $1",
             (true, false) => "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE",
@@ -252,12 +246,7 @@ impl Tx for SqlTx {
         Ok(())
     }
 
-    async fn replace_timers(
-        &mut self,
-        id: &ReferralId,
-        version: u64,
-        timers: &[TimerSpec],
-    ) -> Result<(), StoreError> {
+    async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
         on_tx!(self, c => {
             sqlx::query("DELETE FROM timers WHERE referral_id = $1")
                 .bind(id.as_str())

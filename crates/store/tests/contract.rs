@@ -52,7 +52,13 @@ fn referral(id: &str, patient: &str, ordered_at: Timestamp) -> Referral {
         ordered_at,
     };
     let policy = Policy::default();
-    let ctx = Context { now: ordered_at, policy: &policy, contact: None, time_zone: &TimeZone::UTC, duplicate_candidate: None };
+    let ctx = Context {
+        now: ordered_at,
+        policy: &policy,
+        contact: None,
+        time_zone: &TimeZone::UTC,
+        duplicate_candidate: None,
+    };
     decide_new(order, &ctx).referral
 }
 
@@ -134,7 +140,9 @@ async fn timers_are_replaced_per_referral_and_come_due_in_order(store: Arc<SqlSt
     insert(&store, &b).await;
     let spec = |kind, h| TimerSpec { kind, due_at: t0 + SignedDuration::from_hours(h) };
     let mut tx = store.begin().await.unwrap();
-    tx.replace_timers(&a.id, 1, &[spec(TimerKind::NotifyDeadline, 24), spec(TimerKind::SchedulingEscalation, 168)]).await.unwrap();
+    tx.replace_timers(&a.id, 1, &[spec(TimerKind::NotifyDeadline, 24), spec(TimerKind::SchedulingEscalation, 168)])
+        .await
+        .unwrap();
     tx.replace_timers(&b.id, 1, &[spec(TimerKind::SchedulingEscalation, 48)]).await.unwrap();
     tx.replace_timers(&a.id, 2, &[spec(TimerKind::SchedulingEscalation, 168)]).await.unwrap();
     tx.commit().await.unwrap();
@@ -142,7 +150,8 @@ async fn timers_are_replaced_per_referral_and_come_due_in_order(store: Arc<SqlSt
 
     let mut tx = store.begin().await.unwrap();
     let due = tx.due_timers(t0 + SignedDuration::from_hours(200), 10).await.unwrap();
-    let got: Vec<(&str, TimerKind, u64)> = due.iter().map(|t| (t.referral_id.as_str(), t.kind, t.armed_version)).collect();
+    let got: Vec<(&str, TimerKind, u64)> =
+        due.iter().map(|t| (t.referral_id.as_str(), t.kind, t.armed_version)).collect();
     assert_eq!(got, [("ref_tb", TimerKind::SchedulingEscalation, 1), ("ref_ta", TimerKind::SchedulingEscalation, 2)]);
     assert!(tx.due_timers(t0 + SignedDuration::from_hours(47), 10).await.unwrap().is_empty());
     tx.delete_timer(&due[0].id).await.unwrap();
@@ -177,7 +186,10 @@ async fn the_outbox_takes_a_key_once_and_claims_only_due_items(store: Arc<SqlSto
     let mut tx = store.begin().await.unwrap();
     tx.finish_outbox("msg_3", OutboxStatus::Sent, later, Some(later), None).await.unwrap();
     tx.commit().await.unwrap();
-    let sent = store.outbox(&OutboxFilter { status: Some(OutboxStatus::Sent), limit: 10, ..OutboxFilter::default() }).await.unwrap();
+    let sent = store
+        .outbox(&OutboxFilter { status: Some(OutboxStatus::Sent), limit: 10, ..OutboxFilter::default() })
+        .await
+        .unwrap();
     assert_eq!(sent[0].sent_at, Some(later));
 }
 
@@ -186,8 +198,12 @@ async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
     let r = referral("ref_k", "p1", t0);
     insert(&store, &r).await;
     let mut tx = store.begin().await.unwrap();
-    for (id, kind) in [("tsk_1", TaskKind::NotifyPatient), ("tsk_2", TaskKind::ScheduleFollowUp), ("tsk_3", TaskKind::FixContact)] {
-        tx.open_task(&NewTask { id: id.into(), referral_id: r.id.clone(), kind, due_at: t0, created_at: t0 }).await.unwrap();
+    for (id, kind) in
+        [("tsk_1", TaskKind::NotifyPatient), ("tsk_2", TaskKind::ScheduleFollowUp), ("tsk_3", TaskKind::FixContact)]
+    {
+        tx.open_task(&NewTask { id: id.into(), referral_id: r.id.clone(), kind, due_at: t0, created_at: t0 })
+            .await
+            .unwrap();
     }
     tx.commit().await.unwrap();
     let claimed = store.claim_task("tsk_1", "casey").await.unwrap().unwrap();
@@ -200,7 +216,8 @@ async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
     let mut tx = store.begin().await.unwrap();
     tx.close_tasks(&r.id, &[TaskKind::NotifyPatient], t0, "resolved").await.unwrap();
     tx.commit().await.unwrap();
-    let open = store.tasks(&TaskFilter { status: Some(TaskStatus::Open), limit: 10, ..TaskFilter::default() }).await.unwrap();
+    let open =
+        store.tasks(&TaskFilter { status: Some(TaskStatus::Open), limit: 10, ..TaskFilter::default() }).await.unwrap();
     assert_eq!(open.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["tsk_3"]);
     assert_eq!(store.task("tsk_1").await.unwrap().unwrap().status, TaskStatus::Done);
 }
@@ -240,7 +257,13 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
     tx.commit().await.unwrap();
     assert_eq!(store.patient(&p.id).await.unwrap(), Some(changed));
 
-    let token = TokenRecord { id: "tok_1".into(), name: "ci".into(), role: Role::Viewer, hash: "ab".repeat(32), created_at: t0 };
+    let token = TokenRecord {
+        id: "tok_1".into(),
+        name: "ci".into(),
+        role: Role::Viewer,
+        hash: "ab".repeat(32),
+        created_at: t0,
+    };
     store.insert_token(&token).await.unwrap();
     assert_eq!(store.token_by_hash(&"ab".repeat(32)).await.unwrap(), Some(token));
     assert_eq!(store.token_by_hash("tok_1").await.unwrap(), None);

@@ -44,11 +44,8 @@ impl TestAppBuilder {
     pub async fn spawn(self) -> TestApp {
         let db = TestDb::new(self.backend).await;
         let store = db.store().await;
-        let clock: Arc<dyn Clock> = if self.manual {
-            Arc::new(ManualClock::new(self.start))
-        } else {
-            Arc::new(refloop_app::SystemClock)
-        };
+        let clock: Arc<dyn Clock> =
+            if self.manual { Arc::new(ManualClock::new(self.start)) } else { Arc::new(refloop_app::SystemClock) };
         let app = App::new(store, clock, self.policy, Arc::new(LogOnly));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("a local address");
@@ -152,6 +149,11 @@ impl TestApp {
         let r = self.post("/api/v1/referrals", body).await;
         assert_eq!(r.status, 201, "create referral: {:?}", r.body);
         r.body
+    }
+
+    /// Creates a referral and returns its id.
+    pub async fn create_referral_id(&self, body: Value) -> String {
+        self.create_referral(body).await["id"].as_str().expect("a referral id").to_owned()
     }
 
     pub async fn referral(&self, id: &str) -> Value {

@@ -69,11 +69,9 @@ impl From<AppError> for ApiError {
                 tracing::error!(%cause, "database unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
             }
-            AppError::Store(StoreError::Conflict(id)) => Self::new(
-                StatusCode::CONFLICT,
-                "conflict",
-                format!("referral {id} changed concurrently; retry"),
-            ),
+            AppError::Store(StoreError::Conflict(id)) => {
+                Self::new(StatusCode::CONFLICT, "conflict", format!("referral {id} changed concurrently; retry"))
+            }
             AppError::Store(cause) => {
                 tracing::error!(%cause, "internal error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")

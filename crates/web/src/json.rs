@@ -67,7 +67,11 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(de).map_err(|e| {
         let inner = e.inner();
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
-            return ApiError::new(StatusCode::BAD_REQUEST, "invalid_json", format!("the body is not valid JSON: {inner}"));
+            return ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_json",
+                format!("the body is not valid JSON: {inner}"),
+            );
         }
         let path = e.path().to_string();
         let message = inner.to_string();
@@ -75,7 +79,9 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         // serde quotes the offending value ("invalid type: string \"…\""): it may be patient
         // data, so only what was expected is said.
         let message = match message.split_once(", expected ") {
-            Some((_, expected)) if message.starts_with("invalid ") => format!("invalid value, expected {expected}"),
+            Some((_, expected)) if message.starts_with("invalid ") => {
+                format!("invalid value, expected {expected}")
+            }
             _ => message,
         };
         // The path already ends at an unknown field; a missing one is named only in the message.

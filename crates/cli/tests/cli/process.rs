@@ -20,7 +20,11 @@ pub fn refloop() -> Command {
 /// Runs a `refloop` command to completion; returns (success, stdout, stderr).
 pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     let out = refloop().args(args).envs(env.iter().copied()).output().expect("run refloop");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Creates a token of `role` on `database`.
@@ -99,6 +103,13 @@ impl Serve {
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// The kinds of the referral's tasks.
+    pub async fn task_kinds(&self, token: &str, id: &str) -> Vec<String> {
+        let (status, tasks) = self.call(token, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
+        assert_eq!(status, 200, "{tasks}");
+        tasks["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap().to_owned()).collect()
     }
 
     pub async fn advance(&self, token: &str, by: &str) -> Value {

@@ -25,15 +25,13 @@ async fn restarting_serve_loses_nothing() {
     let (status, r) = second.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
     assert_eq!(status, 200, "{r}");
     assert_eq!(r["state"], "ordered");
-    let (_, tasks) = second.call(&admin, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
-    assert_eq!(tasks["items"].as_array().unwrap().len(), 1, "the call task survived");
+    assert_eq!(second.task_kinds(&admin, &id).await, ["notify-patient"], "the call task survived");
     // The day-7 timer armed before the restart still fires (the new clock starts again at the
     // configured start, so 8 days reach it).
     let fired = second.advance(&admin, "8d").await;
     assert_eq!(fired["timers_fired"], 1);
-    let (_, tasks) = second.call(&admin, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
-    let kinds: Vec<&str> = tasks["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
-    assert!(kinds.contains(&"schedule-follow-up"), "{kinds:?}");
+    let kinds = second.task_kinds(&admin, &id).await;
+    assert!(kinds.contains(&"schedule-follow-up".to_owned()), "{kinds:?}");
     second.stop();
 }
 
@@ -67,9 +65,7 @@ async fn two_serve_processes_on_one_postgres_fire_each_due_timer_once() {
         let (_, r) = b.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
         let escalations = r["events"].as_array().unwrap().iter().filter(|e| e["type"] == "escalated").count();
         assert_eq!(escalations, 1, "{id}");
-        let (_, tasks) = b.call(&admin, "GET", &format!("/api/v1/tasks?referral_id={id}"), None).await;
-        let kinds: Vec<&str> = tasks["items"].as_array().unwrap().iter().map(|t| t["kind"].as_str().unwrap()).collect();
-        assert_eq!(kinds, ["schedule-follow-up"], "{id}");
+        assert_eq!(b.task_kinds(&admin, id).await, ["schedule-follow-up"], "{id}");
     }
     a.stop();
     b.stop();
@@ -92,10 +88,21 @@ async fn patient_data_never_reaches_the_logs() {
     s.advance(&admin, "9d").await;
     s.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
     s.call(&admin, "GET", "/api/v1/referrals", None).await;
-    s.call(&admin, "POST", &format!("/api/v1/referrals/{id}/events"), Some(json!({"type": "closed-incomplete", "reason": markers[2]}))).await;
+    s.call(
+        &admin,
+        "POST",
+        &format!("/api/v1/referrals/{id}/events"),
+        Some(json!({"type": "closed-incomplete", "reason": markers[2]})),
+    )
+    .await;
     // Bad input that carries patient data: the error names the field, never the value.
     let (status, err) = s
-        .call(&admin, "POST", "/api/v1/referrals", Some(json!({"patient_id": "x", "referring_provider": "dr-a", "patient": {"sms_consent": markers[0]}})))
+        .call(
+            &admin,
+            "POST",
+            "/api/v1/referrals",
+            Some(json!({"patient_id": "x", "referring_provider": "dr-a", "patient": {"sms_consent": markers[0]}})),
+        )
         .await;
     assert_eq!(status, 422);
     assert!(!err.to_string().contains(markers[0]), "{err}");

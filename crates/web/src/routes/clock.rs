@@ -26,9 +26,14 @@ pub async fn show(State(s): State<AppState>, auth: Auth) -> ApiResult<Json<Clock
 #[utoipa::path(post, path = "/api/v1/clock/advance", tag = "clock", request_body = AdvanceBody,
     responses((status = 200, body = AdvanceView), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn advance(State(s): State<AppState>, auth: Auth, Body(b): Body<AdvanceBody>) -> ApiResult<Json<AdvanceView>> {
+pub async fn advance(
+    State(s): State<AppState>,
+    auth: Auth,
+    Body(b): Body<AdvanceBody>,
+) -> ApiResult<Json<AdvanceView>> {
     auth.require(Permission::Operate)?;
-    let by: Duration = b.by.parse().map_err(|e: refloop_domain::DurationError| ApiError::invalid("by", e.to_string()))?;
+    let by: Duration =
+        b.by.parse().map_err(|e: refloop_domain::DurationError| ApiError::invalid("by", e.to_string()))?;
     let report = s.app.advance(by).await?;
     Ok(Json(AdvanceView {
         now: report.now.to_string(),

@@ -7,16 +7,14 @@ use axum::{
 };
 use refloop_app::{NewReferral, PatientInput, Permission, ReferralFilter};
 use refloop_domain::{
-    Input, Network, OrderUpdate, Origin, PatientId, ProviderId, ReferralId, Specialty, State as RState,
-    Urgency,
+    Input, Network, OrderUpdate, Origin, PatientId, ProviderId, ReferralId, Specialty, State as RState, Urgency,
 };
 
 use crate::{
     AppState,
     auth::Auth,
     dto::{
-        CreateReferralBody, ReferralDetailView, ReferralList, ReferralQuery, ReferralView, StaffEventBody,
-        opt_instant,
+        CreateReferralBody, ReferralDetailView, ReferralList, ReferralQuery, ReferralView, StaffEventBody, opt_instant,
     },
     error::{ApiError, ApiResult, ErrorBody},
     json::Body,
@@ -29,7 +27,11 @@ fn field<T, E: std::fmt::Display>(name: &str, r: Result<T, E>) -> ApiResult<T> {
     })
 }
 
-fn opt<T, E: std::fmt::Display>(name: &str, raw: Option<&str>, parse: impl Fn(&str) -> Result<T, E>) -> ApiResult<Option<T>> {
+fn opt<T, E: std::fmt::Display>(
+    name: &str,
+    raw: Option<&str>,
+    parse: impl Fn(&str) -> Result<T, E>,
+) -> ApiResult<Option<T>> {
     raw.map(|r| field(name, parse(r))).transpose()
 }
 
@@ -39,7 +41,9 @@ fn referral_id(raw: &str) -> ApiResult<ReferralId> {
 
 fn parse_create(b: CreateReferralBody) -> ApiResult<NewReferral> {
     let patient = match b.patient {
-        Some(p) => Some(PatientInput { name: p.name, phone: p.phone, sms_consent: p.sms_consent, time_zone: p.time_zone }),
+        Some(p) => {
+            Some(PatientInput { name: p.name, phone: p.phone, sms_consent: p.sms_consent, time_zone: p.time_zone })
+        }
         None => None,
     };
     Ok(NewReferral {
@@ -179,4 +183,3 @@ pub async fn record_event(
     let r = s.app.record(actor, &id, input).await?;
     Ok(Json(ReferralView::from(&r)))
 }
-

@@ -37,7 +37,8 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<TaskQue
         None | Some("") => None,
         Some(x) => Some(TaskStatus::parse(x).ok_or_else(|| ApiError::invalid("status", "open, claimed or done"))?),
     };
-    let filter = TaskFilter { status, assignee: q.assignee, referral_id: referral(q.referral_id)?, limit: limit(q.limit)? };
+    let filter =
+        TaskFilter { status, assignee: q.assignee, referral_id: referral(q.referral_id)?, limit: limit(q.limit)? };
     let now = s.app.now();
     let tasks = s.app.tasks(&filter).await?;
     Ok(Json(TaskList { items: tasks.iter().map(|t| TaskView::new(t, now)).collect() }))
@@ -81,13 +82,18 @@ pub async fn complete(
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "outbox", params(OutboxQuery),
     responses((status = 200, body = OutboxList), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
-pub async fn outbox(State(s): State<AppState>, auth: Auth, Query(q): Query<OutboxQuery>) -> ApiResult<Json<OutboxList>> {
+pub async fn outbox(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<OutboxQuery>,
+) -> ApiResult<Json<OutboxList>> {
     auth.require(Permission::Read)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
-        Some(x) => Some(OutboxStatus::parse(x).ok_or_else(|| {
-            ApiError::invalid("status", "pending, sending, accepted, sent, failed or unknown")
-        })?),
+        Some(x) => Some(
+            OutboxStatus::parse(x)
+                .ok_or_else(|| ApiError::invalid("status", "pending, sending, accepted, sent, failed or unknown"))?,
+        ),
     };
     let filter = OutboxFilter { status, referral_id: referral(q.referral_id)?, limit: limit(q.limit)? };
     let items = s.app.outbox(&filter).await?;

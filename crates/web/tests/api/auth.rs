@@ -27,7 +27,7 @@ async fn a_viewer_reads_but_cannot_write(b: Backend) {
     assert_eq!(r.status, 403);
     assert_eq!(r.body["error"]["code"], "forbidden");
     assert_eq!(t.get_as(&viewer, "/api/v1/referrals").await.body["items"].as_array().unwrap().len(), 0);
-    let id = t.create_referral(body).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(body).await;
     assert_eq!(t.get_as(&viewer, &format!("/api/v1/referrals/{id}")).await.status, 200);
     let r = t.post_as(&viewer, &format!("/api/v1/referrals/{id}/events"), json!({"type": "scheduled"})).await;
     assert_eq!(r.status, 403);
@@ -47,11 +47,8 @@ async fn an_integration_enters_referrals_but_does_not_drive_the_clock(b: Backend
 async fn reads_and_writes_of_patient_data_are_audited(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t
-        .create_referral(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_referral_id(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
+        .await;
     t.referral(&id).await;
     t.get("/api/v1/referrals").await;
     let log = t.app.store().audit_log(10).await.unwrap();

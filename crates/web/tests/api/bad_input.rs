@@ -24,8 +24,14 @@ async fn invalid_referrals_are_refused_with_the_field_named(b: Backend) {
         (json!({"patient_id": "", "referring_provider": "dr-a"}), "patient_id"),
         (json!({"patient_id": 7, "referring_provider": "dr-a"}), "patient_id"),
         (json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "card iology"}), "specialty"),
-        (json!({"patient_id": "p1", "referring_provider": "dr-a", "patient": {"smsconsent": true}}), "patient.smsconsent"),
-        (json!({"patient_id": "p1", "referring_provider": "dr-a", "patient": {"time_zone": "Mars/Base"}}), "patient.time_zone"),
+        (
+            json!({"patient_id": "p1", "referring_provider": "dr-a", "patient": {"smsconsent": true}}),
+            "patient.smsconsent",
+        ),
+        (
+            json!({"patient_id": "p1", "referring_provider": "dr-a", "patient": {"time_zone": "Mars/Base"}}),
+            "patient.time_zone",
+        ),
     ];
     for (body, field) in cases {
         let r = t.post("/api/v1/referrals", body.clone()).await;
@@ -67,7 +73,7 @@ async fn oversized_status(t: &TestApp) -> u16 {
 
 async fn bad_staff_events_are_refused_and_change_nothing(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(valid()).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(valid()).await;
     let before = t.referral(&id).await;
     let path = format!("/api/v1/referrals/{id}/events");
     for (body, status, field) in [

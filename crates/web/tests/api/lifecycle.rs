@@ -68,7 +68,7 @@ async fn a_referral_walks_through_all_five_states(b: Backend) {
 
 async fn a_routine_referral_escalates_on_day_7_not_before(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-routine", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-routine", "routine")).await;
     t.advance("6d23h").await;
     assert!(kinds(&t.tasks_of(&id).await).is_empty(), "no task before day 7");
     t.advance("1h").await;
@@ -81,7 +81,7 @@ async fn a_routine_referral_escalates_on_day_7_not_before(b: Backend) {
 
 async fn an_urgent_referral_escalates_on_day_3(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-urgent", "urgent")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-urgent", "urgent")).await;
     t.advance("2d23h").await;
     assert!(t.tasks_of(&id).await.is_empty());
     t.advance("1h").await;
@@ -92,7 +92,7 @@ async fn an_urgent_referral_escalates_on_day_3(b: Backend) {
 
 async fn a_referral_scheduled_on_day_6_gets_no_day_7_escalation(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-stale", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-stale", "routine")).await;
     t.advance("6d").await;
     t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00Z"})).await;
     let report = t.advance("2d").await;
@@ -138,7 +138,7 @@ async fn a_self_referral_is_stored_but_never_acted_on(b: Backend) {
 
 async fn a_no_show_returns_to_scheduling_and_escalates_again(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-noshow", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-noshow", "routine")).await;
     t.advance("2d").await;
     t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-06T14:00:00Z"})).await;
     t.advance("3d").await;
@@ -154,9 +154,14 @@ async fn a_no_show_returns_to_scheduling_and_escalates_again(b: Backend) {
 
 async fn a_note_before_the_appointment_still_closes_the_loop(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-ooo", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-ooo", "routine")).await;
     t.event(&id, json!({"type": "note-received", "at": "2026-03-20T10:00:00Z"})).await;
-    let r = t.event(&id, json!({"type": "scheduled", "at": "2026-03-05T10:00:00Z", "appointment_at": "2026-03-18T10:00:00Z"})).await;
+    let r = t
+        .event(
+            &id,
+            json!({"type": "scheduled", "at": "2026-03-05T10:00:00Z", "appointment_at": "2026-03-18T10:00:00Z"}),
+        )
+        .await;
     assert_eq!(r["state"], "note-received");
     assert_eq!(r["milestones"]["scheduled"], "2026-03-05T10:00:00Z");
     assert_eq!(r["milestones"]["note-received"], "2026-03-20T10:00:00Z");
@@ -164,7 +169,7 @@ async fn a_note_before_the_appointment_still_closes_the_loop(b: Backend) {
 
 async fn no_note_after_the_visit_requests_it_then_escalates_to_the_physician(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-note", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-note", "routine")).await;
     t.event(&id, json!({"type": "attended", "at": "2026-03-02T15:00:00Z"})).await;
     t.advance("29d").await;
     assert!(!t.outbox_of(&id).await.iter().any(|m| m["channel"] == "note-request"));
@@ -178,12 +183,12 @@ async fn a_patient_without_sms_consent_gets_a_phone_task_instead(b: Backend) {
     let t = TestApp::spawn(b).await;
     let mut body = order("p-nosms", "routine");
     body["patient"]["sms_consent"] = json!(false);
-    let id = t.create_referral(body).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(body).await;
     assert_eq!(kinds(&t.tasks_of(&id).await), ["notify-patient"]);
     assert!(t.outbox_of(&id).await.is_empty());
     let mut bad = order("p-badphone", "routine");
     bad["patient"]["phone"] = json!("555-0123");
-    let id = t.create_referral(bad).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(bad).await;
     assert_eq!(kinds(&t.tasks_of(&id).await), ["fix-contact"]);
     assert!(t.outbox_of(&id).await.is_empty(), "an invalid number never reaches the SMS channel");
 }
@@ -191,7 +196,7 @@ async fn a_patient_without_sms_consent_gets_a_phone_task_instead(b: Backend) {
 async fn sms_waits_for_the_end_of_quiet_hours(b: Backend) {
     // 21:00 in New York.
     let t = TestApp::builder(b).start("2026-03-03T02:00:00Z").spawn().await;
-    let id = t.create_referral(order("p-night", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-night", "routine")).await;
     let pending = t.outbox_of(&id).await;
     assert_eq!(pending[0]["status"], "pending");
     assert_eq!(pending[0]["next_attempt_at"], "2026-03-03T13:00:00Z");
@@ -238,13 +243,14 @@ async fn providers_outside_the_pilot_are_tracked_silently(b: Backend) {
 
 async fn a_closed_referral_stays_closed(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let id = t.create_referral(order("p-close", "routine")).await["id"].as_str().unwrap().to_owned();
+    let id = t.create_referral_id(order("p-close", "routine")).await;
     let r = t.event(&id, json!({"type": "closed-incomplete", "reason": "patient declined"})).await;
     assert_eq!(r["state"], "closed-incomplete");
     assert_eq!(r["close_reason"], "patient declined");
     let report = t.advance("90d").await;
     assert_eq!(report["timers_fired"], 0);
-    let again = t.post(&format!("/api/v1/referrals/{id}/events"), json!({"type": "closed-incomplete", "reason": "x"})).await;
+    let again =
+        t.post(&format!("/api/v1/referrals/{id}/events"), json!({"type": "closed-incomplete", "reason": "x"})).await;
     assert_eq!(again.status, 409);
     let late = t.event(&id, json!({"type": "scheduled"})).await;
     assert_eq!(late["state"], "closed-incomplete");

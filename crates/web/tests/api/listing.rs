@@ -51,10 +51,12 @@ async fn the_list_filters_and_pages_without_gaps_or_repeats(b: Backend) {
 
 async fn overdue_lists_referrals_past_their_stage_window(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let body = |p: &str| json!({"patient_id": p, "referring_provider": "dr-a", "specialty": "cardiology",
-        "patient": {"phone": "+15555550100", "sms_consent": true}});
-    let late = t.create_referral(body("p-late")).await["id"].as_str().unwrap().to_owned();
-    let booked = t.create_referral(body("p-booked")).await["id"].as_str().unwrap().to_owned();
+    let body = |p: &str| {
+        json!({"patient_id": p, "referring_provider": "dr-a", "specialty": "cardiology",
+        "patient": {"phone": "+15555550100", "sms_consent": true}})
+    };
+    let late = t.create_referral_id(body("p-late")).await;
+    let booked = t.create_referral_id(body("p-booked")).await;
     t.event(&booked, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00Z"})).await;
     t.advance("8d").await;
     let overdue: Vec<String> = t.get("/api/v1/referrals?overdue=true").await.body["items"]

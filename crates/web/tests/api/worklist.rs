@@ -6,11 +6,8 @@ use serde_json::json;
 async fn staff_claim_and_complete_escalation_tasks(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t
-        .create_referral(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_referral_id(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
+        .await;
     let tasks = t.tasks_of(&id).await;
     assert_eq!(tasks.len(), 1, "no consent on file: a call task");
     let task = &tasks[0];
@@ -32,13 +29,7 @@ async fn staff_claim_and_complete_escalation_tasks(b: Backend) {
 
     t.advance("2d").await;
     assert_eq!(t.get("/api/v1/tasks?status=claimed").await.body["items"][0]["overdue"], true);
-    let r = t
-        .http
-        .post(format!("{}/api/v1/tasks/{tid}/complete", t.base))
-        .bearer_auth(&t.admin)
-        .send()
-        .await
-        .unwrap();
+    let r = t.http.post(format!("{}/api/v1/tasks/{tid}/complete", t.base)).bearer_auth(&t.admin).send().await.unwrap();
     assert_eq!(r.status(), 200, "an empty body is fine");
     let done = t.get(&format!("/api/v1/tasks?status=done&referral_id={id}")).await;
     assert_eq!(done.body["items"][0]["completed_at"], "2026-03-04T15:00:00Z");
@@ -49,11 +40,8 @@ async fn staff_claim_and_complete_escalation_tasks(b: Backend) {
 async fn reaching_the_patient_closes_the_call_task(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t
-        .create_referral(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .create_referral_id(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
+        .await;
     t.event(&id, json!({"type": "patient-notified", "channel": "phone"})).await;
     let tasks = t.tasks_of(&id).await;
     assert_eq!(tasks[0]["status"], "done");
