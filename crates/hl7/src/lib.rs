@@ -1,0 +1,19 @@
+//! HL7 v2 in its pipe-and-hat (ER7) encoding: parsing that survives real feeds, ACK
+//! building, and MLLP framing.
+//!
+//! [`parse`] reads the delimiters from MSH-1/MSH-2 (four or five encoding characters),
+//! accepts CR, LF and CRLF segment endings, a leading byte-order mark, trailing spaces and
+//! lines wrapped mid-segment, decodes escape sequences and honours MSH-18 (UTF-8 or
+//! ISO 8859-1). Any input yields a [`Message`] or a [`ParseError`], never a panic.
+
+mod ack;
+mod batch;
+mod escape;
+mod message;
+mod mllp;
+
+pub use ack::{AckCode, AckError, ErrorCode, build_ack};
+pub use batch::split_batch;
+pub use escape::{escape, unescape};
+pub use message::{Delimiters, Message, ParseError, Segment, parse};
+pub use mllp::{MllpCodec, MllpError};
