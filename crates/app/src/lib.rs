@@ -20,8 +20,8 @@ pub use connector::{Connector, DeliveryOutcome};
 pub use error::{AppError, StoreError};
 pub use ids::new_id;
 pub use ports::{
-    AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, ReferralFilter, ReferralPage, Store,
-    StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx,
+    AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
+    ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use workers::{AdvanceReport, DueReport};

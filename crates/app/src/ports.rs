@@ -214,6 +214,71 @@ pub struct OutboxFilter {
     pub limit: u32,
 }
 
+/// What became of an inbound message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InboxStatus {
+    /// Applied to a referral (or created one).
+    Applied,
+    /// Understood; nothing to do for referrals.
+    Ignored,
+    /// Refused (AE/AR): the sender must fix it.
+    Rejected,
+    /// Could not be matched with certainty: a person decides.
+    Review,
+    /// Failed to apply; kept with its error, retryable.
+    Dead,
+}
+
+impl InboxStatus {
+    pub const ALL: &'static [InboxStatus] =
+        &[InboxStatus::Applied, InboxStatus::Ignored, InboxStatus::Rejected, InboxStatus::Review, InboxStatus::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InboxStatus::Applied => "applied",
+            InboxStatus::Ignored => "ignored",
+            InboxStatus::Rejected => "rejected",
+            InboxStatus::Review => "review",
+            InboxStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
+}
+
+/// An inbound message, kept raw with where it came from and what became of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxItem {
+    pub id: String,
+    /// `hl7v2`, later `fhir`.
+    pub protocol: String,
+    /// The sender (for HL7: MSH-3^MSH-4); with `control_id`, unique.
+    pub source: String,
+    pub control_id: String,
+    /// How it arrived: `mllp`, `http`, `file`.
+    pub transport: String,
+    /// For HL7: MSH-9 as `TYPE^TRIGGER`.
+    pub message_type: String,
+    pub received_at: Timestamp,
+    pub raw: Vec<u8>,
+    pub status: InboxStatus,
+    /// The acknowledgement we answered with, sent again for a resend.
+    pub ack: Option<Vec<u8>>,
+    pub error: Option<String>,
+    pub referral_id: Option<ReferralId>,
+    pub attempts: u32,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InboxFilter {
+    pub status: Option<InboxStatus>,
+    pub limit: u32,
+}
+
 /// One write transaction. Dropping it without [`Tx::commit`] rolls it back.
 #[async_trait::async_trait]
 pub trait Tx: Send {
@@ -283,6 +348,20 @@ pub trait Tx: Send {
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError>;
 
+    /// The referral a source key (placer or referral number) belongs to.
+    async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError>;
+    /// The patient's open, tracked referrals, newest first; of one specialty when given.
+    async fn open_referrals(
+        &mut self,
+        patient: &PatientId,
+        specialty: Option<&Specialty>,
+    ) -> Result<Vec<Referral>, StoreError>;
+
+    async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError>;
+    /// Inserts or replaces (by id) an inbox row. Inserting a second row for the same
+    /// source and control id fails with [`StoreError::Conflict`].
+    async fn inbox_put(&mut self, item: &InboxItem) -> Result<(), StoreError>;
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
@@ -331,4 +410,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError>;
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Inbound messages, newest first.
+    async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError>;
+    async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError>;
 }

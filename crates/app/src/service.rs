@@ -26,7 +26,8 @@ use crate::{
 pub struct PatientInput {
     pub name: Option<String>,
     pub phone: Option<String>,
-    pub sms_consent: bool,
+    /// `None` keeps what is on file (false for a new patient).
+    pub sms_consent: Option<bool>,
     pub time_zone: Option<String>,
 }
 
@@ -130,7 +131,8 @@ impl App {
         Ok(created)
     }
 
-    async fn create_in(
+    /// Enters a referral inside `tx` (the caller commits).
+    pub async fn create_in(
         &self,
         tx: &mut dyn Tx,
         actor: &Actor,
@@ -151,7 +153,7 @@ impl App {
                     id: req.patient_id.clone(),
                     name: input.name.clone(),
                     phone: input.phone.clone(),
-                    sms_consent: input.sms_consent,
+                    sms_consent: input.sms_consent.or(existing.as_ref().map(|p| p.sms_consent)).unwrap_or(false),
                     sms_opted_out: existing.as_ref().is_some_and(|p| p.sms_opted_out),
                     time_zone: input.time_zone.clone(),
                     updated_at: now,
@@ -190,20 +192,37 @@ impl App {
 
     /// Applies an input to a referral through the one write path.
     pub async fn record(&self, actor: &Actor, id: &ReferralId, input: Input) -> Result<Referral, AppError> {
-        let now = self.now();
         let mut tx = self.store.begin().await?;
-        let current = tx
-            .lock_referral(id, false)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "referral", id: id.to_string() })?;
-        let decision = self.decide_in(tx.as_mut(), &current, input, now).await?;
-        let referral = decision.referral.clone();
-        self.execute(tx.as_mut(), Some(current.version), decision, &actor.source(), now).await?;
-        tx.audit(&self.audit_entry(actor, "update", "referral", id.as_str())).await?;
+        let referral = self.record_in(tx.as_mut(), actor, id, input).await?;
         tx.commit().await?;
         tracing::info!(referral_id = %id, state = %referral.state, version = referral.version, "referral updated");
         self.wake.notify_one();
         Ok(referral)
+    }
+
+    /// Applies an input to a referral inside `tx` (the caller commits).
+    pub async fn record_in(
+        &self,
+        tx: &mut dyn Tx,
+        actor: &Actor,
+        id: &ReferralId,
+        input: Input,
+    ) -> Result<Referral, AppError> {
+        let now = self.now();
+        let current = tx
+            .lock_referral(id, false)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "referral", id: id.to_string() })?;
+        let decision = self.decide_in(tx, &current, input, now).await?;
+        let referral = decision.referral.clone();
+        self.execute(tx, Some(current.version), decision, &actor.source(), now).await?;
+        tx.audit(&self.audit_entry(actor, "update", "referral", id.as_str())).await?;
+        Ok(referral)
+    }
+
+    /// Wakes the background workers after a commit made outside [`App`]'s own methods.
+    pub fn wake_workers(&self) {
+        self.wake.notify_one();
     }
 
     /// Runs `decide` with the patient's contact data loaded in the same transaction.
@@ -324,6 +343,11 @@ impl App {
             self.store.audit(&self.audit_entry(actor, "list", "referral", &ids.join(","))).await?;
         }
         Ok(page)
+    }
+
+    /// Records that `actor` read a record holding patient data.
+    pub async fn audit_read(&self, actor: &Actor, kind: &str, id: &str) -> Result<(), AppError> {
+        Ok(self.store.audit(&self.audit_entry(actor, "read", kind, id)).await?)
     }
 
     pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, AppError> {

@@ -22,6 +22,7 @@ pub struct Config {
     pub log: Log,
     pub practice: Practice,
     pub workflow: Workflow,
+    pub hl7: Hl7,
     pub sms: Channel,
     pub chat: Channel,
     pub ehr: Channel,
@@ -80,6 +81,15 @@ pub struct Workflow {
     pub urgent: refloop_domain::StageWindows,
     #[serde(default)]
     pub specialty: BTreeMap<String, WindowSet>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Hl7 {
+    pub max_message_bytes: usize,
+    pub idle_timeout: Duration,
+    #[serde(default)]
+    pub specialty_map: BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -224,6 +234,10 @@ impl Config {
         }
         self.clock_mode()?;
         self.policy()?;
+        self.hl7_map()?;
+        if !(1024..=64 * 1024 * 1024).contains(&self.hl7.max_message_bytes) {
+            bail!("hl7.max_message_bytes: between 1024 and 67108864");
+        }
         for (name, ch) in
             [("sms", &self.sms), ("chat", &self.chat), ("ehr", &self.ehr), ("fax", &self.fax), ("direct", &self.direct)]
         {
@@ -259,6 +273,23 @@ impl Config {
                 Ok(ClockMode::Manual { start })
             }
             other => bail!("clock.mode: {other:?} is not \"system\" or \"manual\""),
+        }
+    }
+
+    /// How HL7 v2 messages are read: time zone and specialty codes.
+    pub fn hl7_map(&self) -> anyhow::Result<refloop_hl7::MapConfig> {
+        let mut map = refloop_hl7::MapConfig::with_defaults(self.policy()?.time_zone);
+        for (code, specialty) in &self.hl7.specialty_map {
+            let s = Specialty::parse(specialty).map_err(|e| anyhow::anyhow!("hl7.specialty_map.{code}: {e}"))?;
+            map.specialty_map.insert(code.trim().to_ascii_lowercase(), s);
+        }
+        Ok(map)
+    }
+
+    pub fn mllp_listener(&self) -> refloop_hl7::ListenerConfig {
+        refloop_hl7::ListenerConfig {
+            max_message: self.hl7.max_message_bytes,
+            idle_timeout: StdDuration::from_secs(self.hl7.idle_timeout.as_seconds().unsigned_abs()),
         }
     }
 

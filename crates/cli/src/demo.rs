@@ -42,7 +42,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             patient: Some(PatientInput {
                 name: Some(format!("Demo Patient {n}")),
                 phone: (rng.next(10) > 0).then(|| format!("+1555555{:04}", 100 + n)),
-                sms_consent: rng.next(10) > 1,
+                sms_consent: Some(rng.next(10) > 1),
                 time_zone: None,
             }),
             referring_provider: ProviderId::parse(PROVIDERS[rng.next(PROVIDERS.len() as u64) as usize])?,

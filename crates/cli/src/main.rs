@@ -3,6 +3,7 @@
 mod config;
 mod demo;
 mod run;
+mod tools;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,51 @@ enum Command {
     Token {
         #[command(subcommand)]
         action: TokenAction,
+    },
+    /// Apply files through the same path as live traffic.
+    Import {
+        #[command(subcommand)]
+        kind: ImportKind,
+    },
+    /// Inbound messages that failed to apply (and the review queue): list, show, retry.
+    DeadLetters {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ImportKind {
+    /// HL7 v2 files: one or more messages each, FHS/BHS batches, `#` comment lines.
+    Hl7 {
+        #[command(flatten)]
+        common: Common,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// Dead letters and review items, newest first.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// One message: its raw text, error and the ACK it got.
+    Show {
+        #[command(flatten)]
+        common: Common,
+        id: String,
+    },
+    /// Apply one again (or every one with --all), e.g. after a configuration fix.
+    Retry {
+        #[command(flatten)]
+        common: Common,
+        #[arg(required_unless_present = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -120,6 +166,28 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("# configuration OK");
             Ok(())
         }
+        Command::Import { kind: ImportKind::Hl7 { common, files } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            tools::import_hl7(&config, &files).await
+        }
+        Command::DeadLetters { action } => match action {
+            DeadLetterAction::List { common } => {
+                let config = load(&common, None, None)?;
+                run::init_logging(&config);
+                tools::dead_letters_list(&config).await
+            }
+            DeadLetterAction::Show { common, id } => {
+                let config = load(&common, None, None)?;
+                run::init_logging(&config);
+                tools::dead_letter_show(&config, &id).await
+            }
+            DeadLetterAction::Retry { common, id, all } => {
+                let config = load(&common, None, None)?;
+                run::init_logging(&config);
+                tools::dead_letters_retry(&config, id.as_deref(), all).await
+            }
+        },
         Command::Token { action: TokenAction::Create { common, role, name } } => {
             let role = refloop_app::Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role: one of admin, coordinator, viewer, integration"))?;

@@ -5,6 +5,7 @@ use std::{io::IsTerminal, sync::Arc};
 use anyhow::Context;
 use refloop_app::{App, Clock, ManualClock, SystemClock};
 use refloop_connectors::LogOnly;
+use refloop_hl7::Ingest;
 use refloop_store::SqlStore;
 use tracing_subscriber::EnvFilter;
 
@@ -58,15 +59,29 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// The HL7 front door for `app`.
+pub fn ingest(config: &Config, app: &App) -> anyhow::Result<Ingest> {
+    Ok(Ingest::new(app.clone(), config.hl7_map()?))
+}
+
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = build_app(&config).await?;
     if demo {
         crate::demo::seed(&app).await?;
     }
+    let hl7 = ingest(&config, &app)?;
     let addr = config.http_addr()?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    let mllp_addr: std::net::SocketAddr = config.server.mllp.parse()?;
+    let mllp = tokio::net::TcpListener::bind(mllp_addr).await.with_context(|| format!("binding {mllp_addr}"))?;
+    let mllp_local = mllp.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    };
+    let mllp_task =
+        tokio::spawn(refloop_hl7::serve_mllp(hl7.clone(), mllp, config.mllp_listener(), stopped(stop_rx.clone())));
     let workers = match config.clock_mode()? {
         ClockMode::System => {
             let app = app.clone();
@@ -84,14 +99,21 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             None
         }
     };
+    tracing::info!(mllp = %mllp_local, "MLLP listening on mllp://{mllp_local}");
     tracing::info!(
         http = %local,
         database = app.store().backend(),
         clock = if app.clock().manual().is_some() { "manual" } else { "system" },
         "refloop listening on http://{local}"
     );
-    refloop_web::serve(app.clone(), listener, shutdown_signal()).await?;
+    let signal = stop_tx.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal.send(true);
+    });
+    refloop_web::serve(app.clone(), hl7, listener, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
+    let _ = mllp_task.await;
     if let Some(w) = workers {
         let _ = w.await;
     }

@@ -82,6 +82,8 @@ pub enum TaskKind {
     PhysicianEscalation,
     /// An outbound message failed for good.
     DeliveryFailed,
+    /// The specialist declined the referral: find another.
+    SpecialistDeclined,
 }
 
 impl TaskKind {
@@ -93,6 +95,7 @@ impl TaskKind {
         TaskKind::NoteReview,
         TaskKind::PhysicianEscalation,
         TaskKind::DeliveryFailed,
+        TaskKind::SpecialistDeclined,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +107,7 @@ impl TaskKind {
             TaskKind::NoteReview => "note-review",
             TaskKind::PhysicianEscalation => "physician-escalation",
             TaskKind::DeliveryFailed => "delivery-failed",
+            TaskKind::SpecialistDeclined => "specialist-declined",
         }
     }
 
@@ -121,6 +125,7 @@ impl TaskKind {
             TaskKind::NoteReview => "Consult note is late: review the shared EHR",
             TaskKind::PhysicianEscalation => "No consult note: consider an alternative specialist",
             TaskKind::DeliveryFailed => "A message to the patient or specialist failed",
+            TaskKind::SpecialistDeclined => "The specialist declined the referral: choose another",
         }
     }
 
@@ -129,7 +134,7 @@ impl TaskKind {
         let rank = state.rank().unwrap_or(u8::MAX);
         match self {
             TaskKind::NotifyPatient => rank >= 1,
-            TaskKind::ScheduleFollowUp => rank >= 2,
+            TaskKind::ScheduleFollowUp | TaskKind::SpecialistDeclined => rank >= 2,
             TaskKind::AttendanceCall => rank >= 3,
             TaskKind::NoteReview | TaskKind::PhysicianEscalation => rank >= 4,
             TaskKind::FixContact | TaskKind::DeliveryFailed => state.is_terminal(),
@@ -179,6 +184,10 @@ pub enum EventData {
         appointment_at: Option<Timestamp>,
     },
     NoShow,
+    AppointmentCancelled,
+    SpecialistResponded {
+        accepted: bool,
+    },
     Attended,
     NoteReceived,
     Cancelled {
@@ -226,6 +235,8 @@ impl EventData {
             EventData::PatientNotified { .. } => "patient-notified",
             EventData::Scheduled { .. } => "scheduled",
             EventData::NoShow => "no-show",
+            EventData::AppointmentCancelled => "appointment-cancelled",
+            EventData::SpecialistResponded { .. } => "specialist-responded",
             EventData::Attended => "attended",
             EventData::NoteReceived => "note-received",
             EventData::Cancelled { .. } => "cancelled",
@@ -310,6 +321,7 @@ pub fn decide_new(order: NewOrder, ctx: &Context<'_>) -> Decision {
         close_reason: None,
         no_shows: 0,
         last_no_show_at: None,
+        awaiting_since: None,
         progress: Progress::default(),
     };
     let mut d = Draft::new(referral, ctx);
@@ -332,6 +344,19 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
     match input {
         Input::Milestone { state, at, appointment_at, channel } => d.milestone(state, at, appointment_at, channel)?,
         Input::NoShow { at } => d.no_show(at),
+        Input::AppointmentCancelled { at } => {
+            d.event(at, EventData::AppointmentCancelled);
+            d.unschedule(at);
+        }
+        Input::SpecialistResponded { at, accepted } => {
+            d.event(at, EventData::SpecialistResponded { accepted });
+            if !accepted && d.r.is_actionable() {
+                d.task(
+                    TaskKind::SpecialistDeclined,
+                    ctx.now.checked_add(Duration::days(1).to_signed()).unwrap_or(ctx.now),
+                );
+            }
+        }
         Input::Cancel { at, reason } => {
             if d.r.state.is_terminal() {
                 return Err(DecideError::InvalidTransition { from: d.r.state, to: State::Cancelled });
@@ -502,9 +527,17 @@ impl<'c, 'p> Draft<'c, 'p> {
         self.event(at, EventData::NoShow);
         self.r.no_shows += 1;
         if self.r.state == State::Scheduled {
+            self.r.last_no_show_at = Some(at);
+        }
+        self.unschedule(at);
+    }
+
+    /// Back from `scheduled` to awaiting scheduling; the scheduling window restarts at `at`.
+    fn unschedule(&mut self, at: Timestamp) {
+        if self.r.state == State::Scheduled {
             self.r.state = State::PatientNotified;
             self.r.appointment_at = None;
-            self.r.last_no_show_at = Some(at);
+            self.r.awaiting_since = Some(at);
         }
     }
 
@@ -549,7 +582,7 @@ impl<'c, 'p> Draft<'c, 'p> {
                 self.task(TaskKind::NotifyPatient, soon);
             }
             TimerKind::SchedulingEscalation => {
-                let base = self.r.last_no_show_at.unwrap_or(self.r.ordered_at);
+                let base = self.r.scheduling_base();
                 self.r.progress.scheduling_escalated_for = Some(base);
                 let round = base.as_millisecond().to_string();
                 self.task(TaskKind::ScheduleFollowUp, soon);

@@ -64,6 +64,15 @@ pub enum Input {
     NoShow {
         at: Timestamp,
     },
+    /// The appointment was cancelled or deleted: the referral awaits scheduling again.
+    AppointmentCancelled {
+        at: Timestamp,
+    },
+    /// The specialist accepted or declined the referral.
+    SpecialistResponded {
+        at: Timestamp,
+        accepted: bool,
+    },
     /// The order was cancelled or entered in error.
     Cancel {
         at: Timestamp,

@@ -25,3 +25,10 @@ pub use phone::PhoneE164;
 pub use policy::{Policy, QuietHours, StageWindows, WindowSet};
 pub use referral::{Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency};
 pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};
+
+/// The LOINC codes of the CMS50 "Consultant Report" value set: a document or result with
+/// one of these codes is a consult note.
+pub fn is_consult_report_code(loinc: &str) -> bool {
+    static CODES: &str = include_str!("../data/consultant-report-loinc.txt");
+    CODES.lines().filter(|l| !l.starts_with('#')).any(|l| l.split('\t').next() == Some(loinc.trim()))
+}

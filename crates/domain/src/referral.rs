@@ -265,6 +265,10 @@ pub struct Referral {
     pub no_shows: u32,
     #[serde(default)]
     pub last_no_show_at: Option<Timestamp>,
+    /// Since when the referral awaits scheduling again (after a no-show or a cancelled
+    /// appointment); the scheduling window restarts here.
+    #[serde(default)]
+    pub awaiting_since: Option<Timestamp>,
     #[serde(default)]
     pub progress: Progress,
 }
@@ -278,6 +282,12 @@ impl Referral {
     /// The workflow may act on it: tracked, in the pilot, coded, loop still open.
     pub fn is_actionable(&self) -> bool {
         self.is_tracked() && !self.shadow && self.specialty.is_some() && self.state.is_open()
+    }
+
+    /// Where the scheduling window starts: the order, or the last time the referral went
+    /// back to awaiting scheduling.
+    pub fn scheduling_base(&self) -> Timestamp {
+        self.awaiting_since.or(self.last_no_show_at).unwrap_or(self.ordered_at)
     }
 
     pub fn needs_coding(&self) -> bool {

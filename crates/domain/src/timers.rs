@@ -84,7 +84,7 @@ pub fn timers_for(r: &Referral, policy: &Policy) -> Vec<TimerSpec> {
             if r.state == State::Ordered && p.notify_by_sms && !p.notify_escalated {
                 arm(TimerKind::NotifyDeadline, plus(r.ordered_at, w.notify));
             }
-            let base = r.last_no_show_at.unwrap_or(r.ordered_at);
+            let base = r.scheduling_base();
             if p.scheduling_escalated_for != Some(base) {
                 arm(TimerKind::SchedulingEscalation, plus(base, w.scheduling));
             }
@@ -128,7 +128,7 @@ pub fn stage_deadline(r: &Referral, policy: &Policy) -> Option<Timestamp> {
     let w = policy.windows(r.specialty.as_ref(), r.urgency);
     match r.state {
         State::Ordered => Some(plus(r.ordered_at, w.notify)),
-        State::PatientNotified => Some(plus(r.last_no_show_at.unwrap_or(r.ordered_at), w.scheduling)),
+        State::PatientNotified => Some(plus(r.scheduling_base(), w.scheduling)),
         State::Scheduled => r.appointment_at.map(|a| plus(plus(a, w.attendance_check), w.attendance_reply)),
         State::Attended => r.milestones.attended.map(|a| plus(a, w.note_request)),
         State::NoteReceived | State::Cancelled | State::ClosedIncomplete => None,

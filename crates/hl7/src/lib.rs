@@ -9,11 +9,19 @@
 mod ack;
 mod batch;
 mod escape;
+mod ingest;
+mod listener;
+mod map;
 mod message;
 mod mllp;
+mod time;
 
 pub use ack::{AckCode, AckError, ErrorCode, build_ack};
 pub use batch::split_batch;
 pub use escape::{escape, unescape};
+pub use ingest::{Ingest, Reply};
+pub use listener::{ListenerConfig, serve_mllp};
+pub use map::{MapConfig, MapError, Mapped, Target, check_header, map};
 pub use message::{Delimiters, Message, ParseError, Segment, parse};
 pub use mllp::{MllpCodec, MllpError};
+pub use time::parse_ts;

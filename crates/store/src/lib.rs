@@ -13,8 +13,8 @@ use std::{str::FromStr, time::Duration};
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Store, StoreError, StoredEvent, Task,
-    TaskFilter, TokenRecord, Tx,
+    AuditEntry, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Store,
+    StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
 };
 use refloop_domain::{PatientId, Referral, ReferralId};
 use sqlx::{
@@ -49,8 +49,14 @@ pub struct SqlStore {
 /// The migrations of one dialect, embedded in the binary. Add a file, add a line.
 fn migrator(dialect: &str) -> Migrator {
     let files: &[(i64, &str, &'static str)] = match dialect {
-        "sqlite" => &[(1, "init", include_str!("../migrations/sqlite/0001_init.sql"))],
-        _ => &[(1, "init", include_str!("../migrations/postgres/0001_init.sql"))],
+        "sqlite" => &[
+            (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
+            (2, "inbox", include_str!("../migrations/sqlite/0002_inbox.sql")),
+        ],
+        _ => &[
+            (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
+            (2, "inbox", include_str!("../migrations/postgres/0002_inbox.sql")),
+        ],
     };
     Migrator::with_migrations(
         files
@@ -380,6 +386,27 @@ impl Store for SqlStore {
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         on_pool!(&self.db, p => insert_audit!(p, e))
+    }
+
+    async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT * FROM inbox WHERE ($1 IS NULL OR status = $1) ORDER BY received_at DESC, id DESC LIMIT $2",
+            )
+            .bind(f.status.map(|s| s.as_str()))
+            .bind(limit(f.limit))
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::inbox(r)).collect()
+        })
+    }
+
+    async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM inbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
+            row.map(|r| row::inbox(&r)).transpose()
+        })
     }
 
     async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {

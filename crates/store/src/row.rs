@@ -2,8 +2,8 @@
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, OutboxItem, OutboxStatus, Patient, Role, StoreError, StoredEvent, Task, TaskStatus, TimerRow,
-    TokenRecord,
+    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, StoreError, StoredEvent, Task,
+    TaskStatus, TimerRow, TokenRecord,
 };
 use refloop_domain::{Channel, EventData, PatientId, Purpose, Referral, ReferralId, TaskKind, TimerKind};
 use sqlx::Row;
@@ -15,6 +15,7 @@ pub(crate) trait Get {
     fn int(&self, col: &str) -> Result<i64, StoreError>;
     fn opt_int(&self, col: &str) -> Result<Option<i64>, StoreError>;
     fn flag(&self, col: &str) -> Result<bool, StoreError>;
+    fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError>;
 }
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -37,6 +38,9 @@ macro_rules! impl_get {
                 self.try_get(col).map_err(corrupt)
             }
             fn flag(&self, col: &str) -> Result<bool, StoreError> {
+                self.try_get(col).map_err(corrupt)
+            }
+            fn opt_bytes(&self, col: &str) -> Result<Option<Vec<u8>>, StoreError> {
                 self.try_get(col).map_err(corrupt)
             }
         }
@@ -157,6 +161,26 @@ pub(crate) fn token(row: &dyn Get) -> Result<TokenRecord, StoreError> {
         role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
         hash: row.text("hash")?,
         created_at: ts(row.int("created_at")?)?,
+    })
+}
+
+pub(crate) fn inbox(row: &dyn Get) -> Result<InboxItem, StoreError> {
+    let status = row.text("status")?;
+    Ok(InboxItem {
+        id: row.text("id")?,
+        protocol: row.text("protocol")?,
+        source: row.text("source")?,
+        control_id: row.text("control_id")?,
+        transport: row.text("transport")?,
+        message_type: row.text("message_type")?,
+        received_at: ts(row.int("received_at")?)?,
+        raw: row.opt_bytes("raw")?.unwrap_or_default(),
+        status: InboxStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?,
+        ack: row.opt_bytes("ack")?,
+        error: row.opt_text("error")?,
+        referral_id: row.opt_text("referral_id")?.map(|r| ReferralId::parse(&r)).transpose().map_err(corrupt)?,
+        attempts: row.int("attempts")? as u32,
+        updated_at: ts(row.int("updated_at")?)?,
     })
 }
 

@@ -1,7 +1,9 @@
 //! One write transaction on either backend.
 
 use jiff::Timestamp;
-use refloop_app::{AuditEntry, NewTask, OutboxItem, OutboxStatus, Patient, StoreError, StoredEvent, TimerRow, Tx};
+use refloop_app::{
+    AuditEntry, InboxItem, NewTask, OutboxItem, OutboxStatus, Patient, StoreError, StoredEvent, TimerRow, Tx,
+};
 use refloop_domain::{DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec};
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -64,6 +66,21 @@ impl SqlTx {
             Db::Postgres(p) => Inner::Postgres(p.begin().await.map_err(db_err)?),
         };
         Ok(Box::new(SqlTx { inner }))
+    }
+
+    /// Records the referral's source ids as keys; a key another referral holds stays with it.
+    async fn put_keys(&mut self, r: &Referral) -> Result<(), StoreError> {
+        for key in &r.source_ids {
+            on_tx!(self, c => {
+                sqlx::query("INSERT INTO referral_keys (key, referral_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                    .bind(key)
+                    .bind(r.id.as_str())
+                    .execute(c)
+                    .await
+                    .map_err(db)?;
+            });
+        }
+        Ok(())
     }
 
     fn is_postgres(&self) -> bool {
@@ -203,7 +220,7 @@ impl Tx for SqlTx {
                 .await
                 .map_err(db)?;
         });
-        Ok(())
+        self.put_keys(r).await
     }
 
     async fn update_referral(
@@ -221,7 +238,10 @@ impl Tx for SqlTx {
                 .map_err(db)?
                 .rows_affected()
         });
-        if updated == 1 { Ok(()) } else { Err(StoreError::Conflict(r.id.to_string())) }
+        if updated != 1 {
+            return Err(StoreError::Conflict(r.id.to_string()));
+        }
+        self.put_keys(r).await
     }
 
     async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
@@ -415,6 +435,88 @@ impl Tx for SqlTx {
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
         on_tx!(self, c => insert_audit!(c, e))
+    }
+
+    async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError> {
+        let found: Option<String> = on_tx!(self, c => {
+            sqlx::query_scalar("SELECT referral_id FROM referral_keys WHERE key = $1")
+                .bind(key)
+                .fetch_optional(c)
+                .await
+                .map_err(db)?
+        });
+        found.map(|id| ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+    }
+
+    async fn open_referrals(
+        &mut self,
+        patient: &PatientId,
+        specialty: Option<&Specialty>,
+    ) -> Result<Vec<Referral>, StoreError> {
+        on_tx!(self, c => {
+            let rows = sqlx::query(
+                "SELECT doc FROM referrals
+                 WHERE patient_id = $1 AND ($2 IS NULL OR specialty = $2) AND tracked = $3
+                   AND state IN ('ordered', 'patient-notified', 'scheduled', 'attended')
+                 ORDER BY ordered_at DESC LIMIT 20",
+            )
+            .bind(patient.as_str())
+            .bind(specialty.map(|s| s.as_str()))
+            .bind(true)
+            .fetch_all(c)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::referral(r)).collect()
+        })
+    }
+
+    async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError> {
+        on_tx!(self, c => {
+            let found = sqlx::query("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND source = $1 AND control_id = $2")
+                .bind(source)
+                .bind(control_id)
+                .fetch_optional(c)
+                .await
+                .map_err(db)?;
+            found.map(|r| row::inbox(&r)).transpose()
+        })
+    }
+
+    async fn inbox_put(&mut self, m: &InboxItem) -> Result<(), StoreError> {
+        let result = on_tx!(self, c => {
+            sqlx::query(
+                "INSERT INTO inbox (id, protocol, source, control_id, transport, message_type, received_at, raw,
+                                    status, ack, error, referral_id, attempts, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, ack = excluded.ack,
+                     error = excluded.error, referral_id = excluded.referral_id,
+                     attempts = excluded.attempts, updated_at = excluded.updated_at",
+            )
+            .bind(&m.id)
+            .bind(&m.protocol)
+            .bind(&m.source)
+            .bind(&m.control_id)
+            .bind(&m.transport)
+            .bind(&m.message_type)
+            .bind(ms(m.received_at))
+            .bind(&m.raw)
+            .bind(m.status.as_str())
+            .bind(&m.ack)
+            .bind(&m.error)
+            .bind(m.referral_id.as_ref().map(|r| r.as_str()))
+            .bind(i64::from(m.attempts))
+            .bind(ms(m.updated_at))
+            .execute(c)
+            .await
+            .map(|r| r.rows_affected())
+        });
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Conflict(format!("{} {}", m.source, m.control_id)))
+            }
+            Err(e) => Err(db(e)),
+        }
     }
 
     async fn commit(self: Box<Self>) -> Result<(), StoreError> {

@@ -8,4 +8,4 @@ mod db;
 mod server;
 
 pub use db::{Backend, TestDb};
-pub use server::{Reply, TestApp, TestAppBuilder, ts};
+pub use server::{MllpClient, Reply, TestApp, TestAppBuilder, ack_code, ts};

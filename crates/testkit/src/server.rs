@@ -1,6 +1,11 @@
 //! The real HTTP server on a loopback port, with a manual clock.
 
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
+
+use futures_util::{SinkExt, StreamExt};
+use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp};
+use tokio::net::TcpStream;
+use tokio_util::codec::Framed;
 
 use jiff::Timestamp;
 use refloop_app::{App, Clock, ManualClock, Role};
@@ -46,32 +51,86 @@ impl TestAppBuilder {
         let store = db.store().await;
         let clock: Arc<dyn Clock> =
             if self.manual { Arc::new(ManualClock::new(self.start)) } else { Arc::new(refloop_app::SystemClock) };
+        let map = MapConfig::with_defaults(self.policy.time_zone.clone());
         let app = App::new(store, clock, self.policy, Arc::new(LogOnly));
+        let ingest = Ingest::new(app.clone(), map);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("a local address");
+        let mllp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let mllp = mllp_listener.local_addr().expect("a local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = app.clone();
+        let (server, hl7) = (app.clone(), ingest.clone());
         tokio::spawn(async move {
-            refloop_web::serve(server, listener, async move {
+            refloop_web::serve(server, hl7, listener, async move {
                 let _ = stopped.await;
             })
             .await
             .expect("the test server runs");
         });
+        let (stop_mllp, mllp_stopped) = oneshot::channel::<()>();
+        let hl7 = ingest.clone();
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = mllp_stopped.await;
+            };
+            serve_mllp(hl7, mllp_listener, ListenerConfig::default(), shutdown).await.expect("the MLLP listener runs");
+        });
         let admin = app.create_token("test-admin", Role::Admin).await.expect("an admin token");
-        TestApp { app, base: format!("http://{addr}"), admin, http: reqwest::Client::new(), _db: db, _stop: stop }
+        TestApp {
+            app,
+            ingest,
+            base: format!("http://{addr}"),
+            mllp,
+            admin,
+            http: reqwest::Client::new(),
+            _db: db,
+            _stop: (stop, stop_mllp),
+        }
     }
 }
 
 /// A running refloop with a manual clock, an admin token and an HTTP client.
 pub struct TestApp {
     pub app: App,
+    pub ingest: Ingest,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The MLLP listener's address.
+    pub mllp: SocketAddr,
     pub admin: String,
     pub http: reqwest::Client,
     _db: TestDb,
-    _stop: oneshot::Sender<()>,
+    _stop: (oneshot::Sender<()>, oneshot::Sender<()>),
+}
+
+/// An MLLP client connection.
+pub struct MllpClient {
+    framed: Framed<TcpStream, MllpCodec>,
+}
+
+impl MllpClient {
+    pub async fn connect(addr: SocketAddr) -> MllpClient {
+        let stream = TcpStream::connect(addr).await.expect("connect to the MLLP listener");
+        MllpClient { framed: Framed::new(stream, MllpCodec::new(16 * 1024 * 1024)) }
+    }
+
+    /// Sends one message and waits for its ACK.
+    pub async fn send(&mut self, message: &str) -> String {
+        self.framed.send(message.as_bytes()).await.expect("send an MLLP frame");
+        let ack = self.framed.next().await.expect("an ACK").expect("a well-framed ACK");
+        String::from_utf8(ack.to_vec()).expect("a UTF-8 ACK")
+    }
+
+    /// Sends one message and expects no answer before `other` is answered.
+    pub async fn send_unanswered(&mut self, message: &str) {
+        self.framed.send(message.as_bytes()).await.expect("send an MLLP frame");
+    }
+}
+
+/// MSA-1 of an ACK.
+pub fn ack_code(ack: &str) -> String {
+    let m = refloop_hl7::parse(ack.as_bytes()).expect("the ACK parses");
+    m.segment("MSA").and_then(|s| s.get(1, 1)).unwrap_or_default().to_owned()
 }
 
 /// A response's status and JSON body.

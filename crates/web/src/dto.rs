@@ -27,8 +27,8 @@ pub struct PatientBody {
     pub name: Option<String>,
     /// E.164, e.g. `+15555550123`. An invalid number opens a "fix contact" task.
     pub phone: Option<String>,
-    #[serde(default)]
-    pub sms_consent: bool,
+    /// Recorded SMS consent; absent keeps what is on file (none for a new patient).
+    pub sms_consent: Option<bool>,
     /// IANA time zone for quiet hours, e.g. `America/Chicago`.
     pub time_zone: Option<String>,
 }

@@ -19,6 +19,7 @@ use axum::{
     routing::{get, post},
 };
 use refloop_app::App;
+use refloop_hl7::Ingest;
 use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
@@ -30,10 +31,11 @@ pub const MAX_BODY: usize = 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
+    pub hl7: Ingest,
 }
 
 /// The whole HTTP surface.
-pub fn router(app: App) -> Router {
+pub fn router(app: App, hl7: Ingest) -> Router {
     let api = Router::new()
         .route("/referrals", post(routes::referrals::create).get(routes::referrals::list))
         .route("/referrals/{id}", get(routes::referrals::show))
@@ -44,18 +46,23 @@ pub fn router(app: App) -> Router {
         .route("/outbox", get(routes::tasks::outbox))
         .route("/clock", get(routes::clock::show))
         .route("/clock/advance", post(routes::clock::advance))
+        .route("/dead-letters", get(routes::inbox::dead_letters))
+        .route("/inbox", get(routes::inbox::list))
+        .route("/inbox/{id}", get(routes::inbox::show))
+        .route("/inbox/{id}/retry", post(routes::inbox::retry))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/hl7v2", post(routes::hl7v2::receive))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(TraceLayer::new_for_http())
-        .with_state(AppState { app })
+        .with_state(AppState { app, hl7 })
 }
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {
@@ -66,9 +73,10 @@ async fn not_found() -> (StatusCode, Json<ErrorBody>) {
 /// Serves HTTP on `listener` until `shutdown` resolves.
 pub async fn serve(
     app: App,
+    hl7: Ingest,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let service = router(app, hl7).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }

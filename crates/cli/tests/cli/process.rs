@@ -38,6 +38,7 @@ pub fn token(database: &str, role: &str) -> String {
 pub struct Serve {
     child: Child,
     pub base: String,
+    pub mllp: std::net::SocketAddr,
     log: Arc<Mutex<String>>,
     http: reqwest::Client,
 }
@@ -46,7 +47,7 @@ impl Serve {
     pub fn start(database: &str, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Serve {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut child = refloop()
-            .args(["serve", "--database", database, "--http", "127.0.0.1:0"])
+            .args(["serve", "--database", database, "--http", "127.0.0.1:0", "--mllp", "127.0.0.1:0"])
             .args(extra_args)
             .env("REFLOOP_CLOCK_MODE", "manual")
             .env("REFLOOP_CLOCK_START", START)
@@ -61,22 +62,41 @@ impl Serve {
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.split("MLLP listening on mllp://").nth(1) {
+                    let _ = tx.send(("mllp", addr.split_whitespace().next().unwrap_or_default().to_owned()));
+                }
                 if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(addr.split_whitespace().next().unwrap_or_default().to_owned());
+                    let _ = tx.send(("http", addr.split_whitespace().next().unwrap_or_default().to_owned()));
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
             }
         });
-        let addr = match rx.recv_timeout(Duration::from_secs(60)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("refloop serve did not start:\n{}", log.lock().unwrap());
+        let (mut http, mut mllp) = (None, None);
+        while http.is_none() || mllp.is_none() {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(("http", addr)) => http = Some(addr),
+                Ok((_, addr)) => mllp = Some(addr),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("refloop serve did not start:\n{}", log.lock().unwrap());
+                }
             }
-        };
-        Serve { child, base: format!("http://{addr}"), log, http: reqwest::Client::new() }
+        }
+        Serve {
+            child,
+            base: format!("http://{}", http.unwrap_or_default()),
+            mllp: mllp.unwrap_or_default().parse().expect("an MLLP address"),
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Kills the process at once (SIGKILL), as a crash would.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Stops the process with SIGTERM and waits for it; returns what it logged.

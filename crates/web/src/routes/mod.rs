@@ -1,4 +1,6 @@
 pub mod clock;
 pub mod health;
+pub mod hl7v2;
+pub mod inbox;
 pub mod referrals;
 pub mod tasks;

@@ -1,0 +1,110 @@
+//! `import` and `dead-letters`: operator tools on the same write path as live traffic.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use refloop_app::{InboxFilter, InboxStatus};
+
+use crate::{config::Config, run};
+
+pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let ingest = run::ingest(config, &app)?;
+    let mut messages = Vec::new();
+    for file in files {
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        for m in refloop_hl7::split_batch(&bytes) {
+            messages.push((file.display().to_string(), m));
+        }
+    }
+    let bar = ProgressBar::new(messages.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} messages {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut counts = std::collections::BTreeMap::<&'static str, usize>::new();
+    let mut duplicates = 0;
+    for (file, raw) in &messages {
+        let reply = ingest.receive(raw, "file").await.with_context(|| format!("storing a message of {file}"))?;
+        if reply.duplicate {
+            duplicates += 1;
+        } else {
+            *counts.entry(reply.status.as_str()).or_default() += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let summary: Vec<String> = counts.iter().map(|(k, v)| format!("{v} {k}")).collect();
+    println!(
+        "{} messages from {} files: {}{}",
+        messages.len(),
+        files.len(),
+        if summary.is_empty() { "none".to_owned() } else { summary.join(", ") },
+        if duplicates > 0 { format!(", {duplicates} already received") } else { String::new() }
+    );
+    Ok(())
+}
+
+pub async fn dead_letters_list(config: &Config) -> anyhow::Result<()> {
+    let store = run::open_store(config).await?;
+    let store: &dyn refloop_app::Store = &store;
+    let mut items = Vec::new();
+    for status in [InboxStatus::Dead, InboxStatus::Review] {
+        items.extend(store.inbox(&InboxFilter { status: Some(status), limit: 1000 }).await?);
+    }
+    items.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    if items.is_empty() {
+        println!("no dead letters");
+    }
+    for m in items {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            m.id,
+            m.received_at,
+            m.message_type,
+            m.status.as_str(),
+            m.attempts,
+            m.error.as_deref().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+pub async fn dead_letter_show(config: &Config, id: &str) -> anyhow::Result<()> {
+    let store = run::open_store(config).await?;
+    let store: &dyn refloop_app::Store = &store;
+    let m = store.inbox_item(id).await?.with_context(|| format!("no inbound message {id}"))?;
+    println!("id:           {}", m.id);
+    println!("received:     {} over {}", m.received_at, m.transport);
+    println!("from:         {} control id {}", m.source, m.control_id);
+    println!("type:         {}", m.message_type);
+    println!("status:       {} after {} attempt(s)", m.status.as_str(), m.attempts);
+    println!("error:        {}", m.error.as_deref().unwrap_or("-"));
+    println!("referral:     {}", m.referral_id.as_ref().map(|r| r.as_str()).unwrap_or("-"));
+    println!("\n{}", String::from_utf8_lossy(&m.raw).replace('\r', "\n"));
+    if let Some(ack) = &m.ack {
+        println!("answered with:\n{}", String::from_utf8_lossy(ack).replace('\r', "\n"));
+    }
+    Ok(())
+}
+
+pub async fn dead_letters_retry(config: &Config, id: Option<&str>, all: bool) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let ingest = run::ingest(config, &app)?;
+    let ids: Vec<String> = match (id, all) {
+        (Some(id), _) => vec![id.to_owned()],
+        (None, _) => {
+            let mut ids = Vec::new();
+            for status in [InboxStatus::Dead, InboxStatus::Review] {
+                let items = app.store().inbox(&InboxFilter { status: Some(status), limit: 1000 }).await?;
+                ids.extend(items.into_iter().map(|m| m.id));
+            }
+            ids
+        }
+    };
+    for id in ids {
+        let m = ingest.retry(&id).await?;
+        println!("{}\t{}\t{}", m.id, m.status.as_str(), m.error.as_deref().unwrap_or(""));
+    }
+    Ok(())
+}

@@ -1,0 +1,367 @@
+//! The HL7 front door: store the raw message, apply what it means, answer with an ACK —
+//! all in one transaction, so an AA always means "stored", and a resent message (same
+//! sender, same MSH-10) gets the same answer without being applied twice.
+
+use jiff::Timestamp;
+use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, StoreError, Tx, new_id};
+use refloop_domain::{Input, OrderUpdate, ReferralId};
+
+use crate::{
+    ack::{AckCode, AckError, ErrorCode, build_ack},
+    map::{MapConfig, MapError, Mapped, Target, check_header, map},
+    message::{Message, parse},
+};
+
+/// The answer to one inbound message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    /// The ACK to send back; `None` when none is due (an ACK, or enhanced mode says so).
+    pub ack: Option<Vec<u8>>,
+    /// MSA-1 of the ACK (also when it is not sent).
+    pub code: AckCode,
+    pub status: InboxStatus,
+    /// The inbox row.
+    pub inbox_id: String,
+    /// This was a resend of a message already answered.
+    pub duplicate: bool,
+}
+
+/// Receives HL7 v2 messages for an [`App`].
+#[derive(Clone)]
+pub struct Ingest {
+    app: App,
+    cfg: MapConfig,
+}
+
+/// The outcome of applying one message inside a transaction.
+struct Applied {
+    status: InboxStatus,
+    code: AckCode,
+    error: Option<AckError>,
+    note: Option<String>,
+    referral: Option<ReferralId>,
+}
+
+impl Applied {
+    fn ok(status: InboxStatus, referral: Option<ReferralId>, note: Option<String>) -> Self {
+        Self { status, code: AckCode::AA, error: None, note, referral }
+    }
+}
+
+fn ack_id() -> String {
+    new_id("A").chars().take(20).collect()
+}
+
+impl Ingest {
+    pub fn new(app: App, cfg: MapConfig) -> Self {
+        Self { app, cfg }
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    fn timestamp(&self, now: Timestamp) -> String {
+        now.to_zoned_datetime(self.cfg.time_zone.clone()).strftime("%Y%m%d%H%M%S%z").to_string()
+    }
+
+    /// Takes one message (the bytes inside an MLLP frame, an HTTP body or a file entry).
+    /// An error means nothing was stored: answer AR and let the sender try again.
+    pub async fn receive(&self, raw: &[u8], transport: &str) -> Result<Reply, StoreError> {
+        let now = self.app.now();
+        let id = new_id("inb");
+        let m = match parse(raw) {
+            Ok(m) => m,
+            Err(e) => {
+                let err = AckError::new(ErrorCode::SegmentSequence, e.to_string());
+                let ack = build_ack(Err(raw), AckCode::AR, Some(&err), &ack_id(), &self.timestamp(now));
+                let item = self.item(&id, "unparsed", &id, transport, "?", raw, now);
+                let item = InboxItem {
+                    status: InboxStatus::Rejected,
+                    ack: Some(ack.clone().into_bytes()),
+                    error: Some(e.to_string()),
+                    ..item
+                };
+                let mut tx = self.app.store().begin().await?;
+                tx.inbox_put(&item).await?;
+                tx.commit().await?;
+                tracing::warn!(inbox_id = %id, %transport, error = %e, "HL7 message rejected: it does not parse");
+                return Ok(Reply {
+                    ack: Some(ack.into_bytes()),
+                    code: AckCode::AR,
+                    status: InboxStatus::Rejected,
+                    inbox_id: id,
+                    duplicate: false,
+                });
+            }
+        };
+        let source = format!("{}^{}", m.msh().get(3, 1).unwrap_or_default(), m.msh().get(4, 1).unwrap_or_default());
+        let message_type = format!("{}^{}", m.message_type().unwrap_or_default(), m.trigger().unwrap_or_default());
+        let control = m.control_id().map(str::to_owned).unwrap_or_else(|| id.clone());
+        let is_ack = m.message_type() == Some("ACK");
+
+        let mut tx = self.app.store().begin().await?;
+        if let Some(prev) = tx.inbox_get(&source, &control).await? {
+            drop(tx);
+            tracing::info!(inbox_id = %prev.id, control_id = %control, "HL7 resend answered as before");
+            return Ok(self.replay(&m, prev));
+        }
+        let applied = if is_ack {
+            Applied::ok(InboxStatus::Ignored, None, Some("an acknowledgement: never answered".into()))
+        } else {
+            match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
+                Err(MapError { code, error }) => Applied {
+                    status: InboxStatus::Rejected,
+                    code,
+                    note: Some(error.message.clone()),
+                    error: Some(error),
+                    referral: None,
+                },
+                Ok(mapped) => self.apply(tx.as_mut(), mapped, &id).await?,
+            }
+        };
+        let ack = build_ack(Ok(&m), applied.code, applied.error.as_ref(), &ack_id(), &self.timestamp(now)).into_bytes();
+        let item = InboxItem {
+            status: applied.status,
+            ack: Some(ack.clone()),
+            error: applied.note.clone(),
+            referral_id: applied.referral.clone(),
+            attempts: 1,
+            ..self.item(&id, &source, &control, transport, &message_type, raw, now)
+        };
+        match tx.inbox_put(&item).await {
+            Ok(()) => tx.commit().await?,
+            Err(StoreError::Conflict(_)) => {
+                // The same message arrived twice at once; the other copy won.
+                drop(tx);
+                let mut tx = self.app.store().begin().await?;
+                if let Some(prev) = tx.inbox_get(&source, &control).await? {
+                    return Ok(self.replay(&m, prev));
+                }
+                return Err(StoreError::Conflict(control));
+            }
+            Err(e) => return Err(e),
+        }
+        self.app.wake_workers();
+        tracing::info!(
+            inbox_id = %id,
+            control_id = %control,
+            message_type = %message_type,
+            status = applied.status.as_str(),
+            ack = applied.code.as_str(),
+            referral_id = applied.referral.as_ref().map(|r| r.as_str()).unwrap_or(""),
+            "HL7 message received"
+        );
+        let send = !is_ack;
+        Ok(self.answer(&m, ack, applied.code, applied.status, id, false, send))
+    }
+
+    /// A resend gets the answer the first copy got.
+    fn replay(&self, m: &Message, prev: InboxItem) -> Reply {
+        let code = match prev.status {
+            InboxStatus::Rejected => prev
+                .ack
+                .as_deref()
+                .and_then(|a| parse(a).ok())
+                .and_then(|a| a.segment("MSA").and_then(|s| s.get(1, 1)).map(str::to_owned))
+                .map_or(AckCode::AE, |c| if c == "AR" { AckCode::AR } else { AckCode::AE }),
+            _ => AckCode::AA,
+        };
+        let send = m.message_type() != Some("ACK");
+        self.answer(m, prev.ack.unwrap_or_default(), code, prev.status, prev.id, true, send)
+    }
+
+    /// Applies enhanced mode (MSH-15): a commit ACK sent per AL/NE/ER/SU.
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &self,
+        m: &Message,
+        ack: Vec<u8>,
+        code: AckCode,
+        status: InboxStatus,
+        inbox_id: String,
+        duplicate: bool,
+        send: bool,
+    ) -> Reply {
+        let accept = m.msh().get(15, 1);
+        let application = m.msh().get(16, 1);
+        let (ack, code) = if accept.is_some() || application.is_some() {
+            let commit = code.to_commit();
+            let due = match accept.unwrap_or("AL") {
+                "NE" => false,
+                "ER" => commit != AckCode::CA,
+                "SU" => commit == AckCode::CA,
+                _ => true,
+            };
+            let text = String::from_utf8_lossy(&ack).replacen(
+                &format!("MSA{}{}", m.delimiters.field, code.as_str()),
+                &format!("MSA{}{}", m.delimiters.field, commit.as_str()),
+                1,
+            );
+            (due.then(|| text.into_bytes()), commit)
+        } else {
+            (Some(ack), code)
+        };
+        Reply { ack: if send { ack } else { None }, code, status, inbox_id, duplicate }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn item(
+        &self,
+        id: &str,
+        source: &str,
+        control: &str,
+        transport: &str,
+        message_type: &str,
+        raw: &[u8],
+        now: Timestamp,
+    ) -> InboxItem {
+        InboxItem {
+            id: id.to_owned(),
+            protocol: "hl7v2".to_owned(),
+            source: source.to_owned(),
+            control_id: control.to_owned(),
+            transport: transport.to_owned(),
+            message_type: message_type.to_owned(),
+            received_at: now,
+            raw: raw.to_vec(),
+            status: InboxStatus::Applied,
+            ack: None,
+            error: None,
+            referral_id: None,
+            attempts: 0,
+            updated_at: now,
+        }
+    }
+
+    /// Applies a mapped message inside `tx`. Domain refusals become inbox outcomes; only
+    /// storage failures are errors.
+    async fn apply(&self, tx: &mut dyn Tx, mapped: Mapped, inbox_id: &str) -> Result<Applied, StoreError> {
+        let actor = Actor::system(&format!("hl7v2/{inbox_id}"));
+        match mapped {
+            Mapped::Ignore(why) => Ok(Applied::ok(InboxStatus::Ignored, None, Some(why.to_owned()))),
+            Mapped::Order(order) => {
+                for key in &order.source_ids {
+                    if let Some(existing) = tx.referral_by_key(key).await? {
+                        let update = Input::OrderUpdated(OrderUpdate {
+                            specialty: order.specialty.clone(),
+                            specialist: order.specialist.clone(),
+                            urgency: Some(order.urgency),
+                            network: None,
+                        });
+                        return self.outcome(tx, &actor, &existing, update).await;
+                    }
+                }
+                match self.app.create_in(tx, &actor, *order, self.app.now()).await {
+                    Ok(r) => Ok(Applied::ok(InboxStatus::Applied, Some(r.id), None)),
+                    Err(AppError::Store(e)) => Err(e),
+                    Err(e) => Ok(Applied::ok(InboxStatus::Dead, None, Some(e.to_string()))),
+                }
+            }
+            Mapped::Event { target, input } => match self.find(tx, &target).await? {
+                Found::One(id) => self.outcome(tx, &actor, &id, input).await,
+                Found::None(why) => Ok(Applied::ok(InboxStatus::Ignored, None, Some(why))),
+                Found::Unknown(why) => Ok(Applied::ok(InboxStatus::Dead, None, Some(why))),
+                Found::Ambiguous(why) => Ok(Applied::ok(InboxStatus::Review, None, Some(why))),
+            },
+        }
+    }
+
+    async fn outcome(
+        &self,
+        tx: &mut dyn Tx,
+        actor: &Actor,
+        id: &ReferralId,
+        input: Input,
+    ) -> Result<Applied, StoreError> {
+        match self.app.record_in(tx, actor, id, input).await {
+            Ok(r) => Ok(Applied::ok(InboxStatus::Applied, Some(r.id), None)),
+            Err(AppError::Store(e)) => Err(e),
+            Err(AppError::Conflict(why)) => Ok(Applied::ok(InboxStatus::Ignored, Some(id.clone()), Some(why))),
+            Err(e) => Ok(Applied::ok(InboxStatus::Dead, Some(id.clone()), Some(e.to_string()))),
+        }
+    }
+
+    /// Finds the referral a message is about: by key, else by patient and specialty.
+    async fn find(&self, tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
+        for key in &t.keys {
+            if let Some(id) = tx.referral_by_key(key).await? {
+                return Ok(Found::One(id));
+            }
+        }
+        if !t.keys.is_empty() && !t.fallback_allowed {
+            return Ok(Found::Unknown(format!("no referral has the number {}", t.keys.join(" or "))));
+        }
+        let Some(patient) = &t.patient else {
+            return Ok(Found::Unknown("no referral number and no patient identifier to match by".into()));
+        };
+        let candidates = tx.open_referrals(patient, t.specialty.as_ref()).await?;
+        match (candidates.len(), &t.specialty) {
+            (0, _) if t.specialty.is_none() && t.keys.is_empty() => {
+                Ok(Found::None("no open referral of this patient".into()))
+            }
+            (0, _) => {
+                let others = tx.open_referrals(patient, None).await?;
+                if others.is_empty() {
+                    Ok(Found::None("no open referral of this patient".into()))
+                } else {
+                    Ok(Found::Ambiguous(format!(
+                        "the patient has open referrals ({}) but none for this specialty",
+                        others.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                    )))
+                }
+            }
+            (1, Some(_)) => Ok(Found::One(candidates[0].id.clone())),
+            (_, _) => Ok(Found::Ambiguous(format!(
+                "matched by patient only; candidates: {}",
+                candidates.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+            ))),
+        }
+    }
+
+    /// Applies a dead-lettered or review message again (after a fix of config or data).
+    pub async fn retry(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
+        let item = self
+            .app
+            .store()
+            .inbox_item(inbox_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "inbound message", id: inbox_id.to_owned() })?;
+        if !matches!(item.status, InboxStatus::Dead | InboxStatus::Review) {
+            return Err(AppError::Conflict(format!(
+                "message {inbox_id} is {}, not a dead letter",
+                item.status.as_str()
+            )));
+        }
+        let m = parse(&item.raw).map_err(|e| AppError::Conflict(format!("message {inbox_id} does not parse: {e}")))?;
+        let now = self.app.now();
+        let mut tx = self.app.store().begin().await?;
+        let applied = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
+            Err(e) => Applied::ok(InboxStatus::Dead, None, Some(e.error.message)),
+            Ok(mapped) => self.apply(tx.as_mut(), mapped, &item.id).await?,
+        };
+        let updated = InboxItem {
+            status: applied.status,
+            error: applied.note,
+            referral_id: applied.referral.or(item.referral_id.clone()),
+            attempts: item.attempts + 1,
+            updated_at: now,
+            ..item
+        };
+        tx.inbox_put(&updated).await?;
+        tx.commit().await?;
+        self.app.wake_workers();
+        tracing::info!(inbox_id, status = updated.status.as_str(), "dead letter retried");
+        Ok(updated)
+    }
+}
+
+enum Found {
+    One(ReferralId),
+    /// Nothing to match, and nothing expected to: ignore.
+    None(String),
+    /// A key that names no referral: keep as a dead letter (the order may come later).
+    Unknown(String),
+    /// Several candidates, or none certain: a person decides.
+    Ambiguous(String),
+}

@@ -1,0 +1,116 @@
+//! The MLLP listener: many connections at once, messages on one connection answered in
+//! order, idle connections closed, oversized frames refused.
+
+use std::{future::Future, time::Duration};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio_util::codec::Framed;
+
+use crate::{
+    ack::{AckCode, AckError, ErrorCode, build_ack},
+    ingest::Ingest,
+    message::parse,
+    mllp::{MllpCodec, MllpError},
+};
+
+#[derive(Clone, Copy, Debug)]
+pub struct ListenerConfig {
+    /// Largest message accepted, in bytes.
+    pub max_message: usize,
+    /// A connection with no message for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self { max_message: 1024 * 1024, idle_timeout: Duration::from_secs(300) }
+    }
+}
+
+/// Accepts MLLP connections on `listener` until `shutdown` resolves; then stops accepting
+/// and lets each connection finish the message it is on.
+pub async fn serve_mllp(
+    ingest: Ingest,
+    listener: TcpListener,
+    cfg: ListenerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "MLLP accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                tracing::debug!(%peer, "MLLP connection opened");
+                let ingest = ingest.clone();
+                let stop = stop_rx.clone();
+                connections.spawn(async move {
+                    connection(ingest, Framed::new(stream, MllpCodec::new(cfg.max_message)), cfg, stop).await;
+                    tracing::debug!(%peer, "MLLP connection closed");
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+async fn connection(
+    ingest: Ingest,
+    mut framed: Framed<tokio::net::TcpStream, MllpCodec>,
+    cfg: ListenerConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let next = tokio::select! {
+            _ = stop.wait_for(|s| *s) => return,
+            next = tokio::time::timeout(cfg.idle_timeout, framed.next()) => next,
+        };
+        let frame = match next {
+            Err(_) => return, // idle
+            Ok(None) => return,
+            Ok(Some(Ok(frame))) => frame,
+            Ok(Some(Err(MllpError::TooLarge(max)))) => {
+                tracing::warn!(max, "MLLP frame too large; closing the connection");
+                let err =
+                    AckError::new(ErrorCode::InternalError, format!("messages larger than {max} bytes are refused"));
+                let ack = build_ack(Err(&[][..]), AckCode::AR, Some(&err), "REFLOOP", "");
+                let _ = framed.send(ack.as_bytes()).await;
+                return;
+            }
+            Ok(Some(Err(MllpError::Io(e)))) => {
+                tracing::debug!(error = %e, "MLLP read failed");
+                return;
+            }
+        };
+        let reply = match ingest.receive(&frame, "mllp").await {
+            Ok(reply) => reply.ack,
+            Err(e) => {
+                tracing::error!(error = %e, "could not store an HL7 message; answering AR");
+                let err = AckError::new(ErrorCode::InternalError, "the message could not be stored; send it again");
+                let ack = match parse(&frame) {
+                    Ok(m) => build_ack(Ok(&m), AckCode::AR, Some(&err), "REFLOOP", ""),
+                    Err(_) => build_ack(Err(&frame), AckCode::AR, Some(&err), "REFLOOP", ""),
+                };
+                Some(ack.into_bytes())
+            }
+        };
+        if let Some(ack) = reply
+            && framed.send(ack).await.is_err()
+        {
+            return;
+        }
+    }
+}

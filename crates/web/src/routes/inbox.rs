@@ -1,0 +1,152 @@
+//! `/api/v1/inbox` and `/api/v1/dead-letters`: every inbound message with its outcome;
+//! dead letters and the review queue can be applied again.
+
+use axum::{
+    Json,
+    extract::{Path, Query, State},
+};
+use refloop_app::{InboxFilter, InboxItem, InboxStatus, Permission};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    AppState,
+    auth::Auth,
+    error::{ApiError, ApiResult, ErrorBody},
+};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct InboxQuery {
+    /// `applied`, `ignored`, `rejected`, `review` or `dead`.
+    pub status: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// An inbound message. `raw` (the message itself) is only in the single-item view.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxView {
+    pub id: String,
+    pub protocol: String,
+    pub source: String,
+    pub control_id: String,
+    pub transport: String,
+    pub message_type: String,
+    pub received_at: String,
+    pub status: String,
+    pub error: Option<String>,
+    pub referral_id: Option<String>,
+    pub attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ack: Option<String>,
+}
+
+impl InboxView {
+    fn new(m: &InboxItem, full: bool) -> Self {
+        Self {
+            id: m.id.clone(),
+            protocol: m.protocol.clone(),
+            source: m.source.clone(),
+            control_id: m.control_id.clone(),
+            transport: m.transport.clone(),
+            message_type: m.message_type.clone(),
+            received_at: m.received_at.to_string(),
+            status: m.status.as_str().to_owned(),
+            error: m.error.clone(),
+            referral_id: m.referral_id.as_ref().map(|r| r.to_string()),
+            attempts: m.attempts,
+            raw: full.then(|| String::from_utf8_lossy(&m.raw).into_owned()),
+            ack: if full { m.ack.as_deref().map(|a| String::from_utf8_lossy(a).into_owned()) } else { None },
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxList {
+    pub items: Vec<InboxView>,
+}
+
+fn limit(n: Option<u32>) -> ApiResult<u32> {
+    match n {
+        None => Ok(100),
+        Some(n @ 1..=500) => Ok(n),
+        Some(_) => Err(ApiError::invalid("limit", "between 1 and 500")),
+    }
+}
+
+async fn listing(s: &AppState, statuses: &[InboxStatus], n: u32) -> ApiResult<Json<InboxList>> {
+    let mut items = Vec::new();
+    for status in statuses {
+        items.extend(
+            s.app
+                .store()
+                .inbox(&InboxFilter { status: Some(*status), limit: n })
+                .await
+                .map_err(refloop_app::AppError::from)?,
+        );
+    }
+    items.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    items.truncate(n as usize);
+    Ok(Json(InboxList { items: items.iter().map(|m| InboxView::new(m, false)).collect() }))
+}
+
+/// Inbound messages, newest first.
+#[utoipa::path(get, path = "/api/v1/inbox", tag = "inbound", params(InboxQuery),
+    responses((status = 200, body = InboxList), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<InboxQuery>) -> ApiResult<Json<InboxList>> {
+    auth.require(Permission::Read)?;
+    let n = limit(q.limit)?;
+    match q.status.as_deref() {
+        None | Some("") => {
+            let items = s
+                .app
+                .store()
+                .inbox(&InboxFilter { status: None, limit: n })
+                .await
+                .map_err(refloop_app::AppError::from)?;
+            Ok(Json(InboxList { items: items.iter().map(|m| InboxView::new(m, false)).collect() }))
+        }
+        Some(x) => {
+            let status = InboxStatus::parse(x)
+                .ok_or_else(|| ApiError::invalid("status", "applied, ignored, rejected, review or dead"))?;
+            listing(&s, &[status], n).await
+        }
+    }
+}
+
+/// Dead letters (failed to apply) and the review queue (matches that were not certain).
+#[utoipa::path(get, path = "/api/v1/dead-letters", tag = "inbound", params(InboxQuery),
+    responses((status = 200, body = InboxList)), security(("bearer" = [])))]
+pub async fn dead_letters(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<InboxQuery>,
+) -> ApiResult<Json<InboxList>> {
+    auth.require(Permission::Read)?;
+    listing(&s, &[InboxStatus::Dead, InboxStatus::Review], limit(q.limit)?).await
+}
+
+/// One inbound message with its raw text and the ACK we answered.
+#[utoipa::path(get, path = "/api/v1/inbox/{id}", tag = "inbound", params(("id" = String, Path)),
+    responses((status = 200, body = InboxView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn show(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InboxView>> {
+    let actor = auth.require(Permission::Read)?.clone();
+    let item =
+        s.app.store().inbox_item(&id).await.map_err(refloop_app::AppError::from)?.ok_or_else(|| {
+            ApiError::from(refloop_app::AppError::NotFound { what: "inbound message", id: id.clone() })
+        })?;
+    s.app.audit_read(&actor, "inbound-message", &id).await?;
+    Ok(Json(InboxView::new(&item, true)))
+}
+
+/// Applies a dead letter or review item again (after fixing the configuration or data).
+#[utoipa::path(post, path = "/api/v1/inbox/{id}/retry", tag = "inbound", params(("id" = String, Path)),
+    responses((status = 200, body = InboxView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InboxView>> {
+    auth.require(Permission::WriteReferrals)?;
+    let item = s.hl7.retry(&id).await?;
+    Ok(Json(InboxView::new(&item, false)))
+}
