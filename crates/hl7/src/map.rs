@@ -141,7 +141,8 @@ impl Ctx<'_> {
     fn patient_id(&self) -> Option<PatientId> {
         let pid = self.seg("PID")?;
         let reps = pid.repetitions(3);
-        let mrn = (0..reps).find(|r| pid.at(3, *r, 5, 1) == Some("MR")).and_then(|r| pid.at(3, r, 1, 1));
+        let is_mrn = |r: usize| matches!(pid.at(3, r, 5, 1), Some("MR" | "MRN")) || pid.at(3, r, 4, 1) == Some("MRN");
+        let mrn = (0..reps).find(|r| is_mrn(*r) && pid.at(3, *r, 1, 1).is_some()).and_then(|r| pid.at(3, r, 1, 1));
         let first = (0..reps).find_map(|r| pid.at(3, r, 1, 1));
         mrn.or(first).or_else(|| pid.get(2, 1)).and_then(|id| PatientId::parse(id).ok())
     }
@@ -223,7 +224,7 @@ impl Ctx<'_> {
 
     fn specialist(&self) -> Option<String> {
         let prd = self.m.all("PRD").find(|p| p.get(1, 1) == Some("RT"))?;
-        let name: Vec<&str> = [prd.get(2, 6), prd.get(2, 2), prd.get(2, 1)].into_iter().flatten().collect();
+        let name: Vec<&str> = [prd.get(2, 2), prd.get(2, 1)].into_iter().flatten().collect();
         (!name.is_empty()).then(|| name.join(" "))
     }
 
