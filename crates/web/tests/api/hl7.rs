@@ -1,0 +1,220 @@
+//! HL7 v2 over a real MLLP socket (and POST /hl7v2): a referral's whole life, resends,
+//! refusals, dead letters and the review queue.
+
+use refloop_testkit::{Backend, MllpClient, TestApp, ack_code};
+use serde_json::{Value, json};
+
+/// An HL7 message from the EHR ("EPIC^NORTH"), segments joined with CR.
+fn hl7(control: &str, kind: &str, segments: &[&str]) -> String {
+    let mut s = format!("MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000-0500||{kind}|{control}|P|2.5.1\r");
+    for seg in segments {
+        s.push_str(seg);
+        s.push('\r');
+    }
+    s
+}
+
+const PID: &str = "PID|1||MRN1^^^NORTH^MR||DOE^JANE||19700101|F|||||^PRN^PH^^1^555^5550123";
+
+fn ref_i12(control: &str, number: &str) -> String {
+    hl7(control, "REF^I12^REF_I12", &[
+        &format!("RF1|P|R|CAR^Cardiology||O|{number}^EPIC|20260302"),
+        "PRD|RP|ADAMS^ANN|||||NPI123^NPI",
+        "PRD|RT|CHEN^LI^^^DR",
+        PID,
+    ])
+}
+
+fn siu(control: &str, trigger: &str, number: &str, status: &str, start: &str) -> String {
+    let mut sch = vec![String::new(); 27];
+    sch[0] = "SCH".into();
+    sch[1] = format!("A{control}");
+    sch[2] = format!("F{control}");
+    sch[25] = status.into();
+    sch[26] = number.into();
+    let sch = sch.join("|");
+    hl7(control, &format!("SIU^{trigger}^SIU_S12"), &[&sch, &format!("TQ1|||||||{start}"), PID])
+}
+
+fn mdm(control: &str, number: &str) -> String {
+    hl7(control, "MDM^T02^MDM_T02", &[
+        "EVN|T02|20260320090000-0500",
+        PID,
+        &format!("TXA|1|CN|TX|20260320090000-0500||||||||DOC-{control}||{number}|||AU"),
+        "OBX|1|TX|11488-4^Consult note^LN||Seen.||||||F",
+    ])
+}
+
+async fn referrals(t: &TestApp) -> Vec<Value> {
+    t.get("/api/v1/referrals").await.body["items"].as_array().cloned().unwrap_or_default()
+}
+
+async fn only_referral(t: &TestApp) -> Value {
+    let all = referrals(t).await;
+    assert_eq!(all.len(), 1, "{all:?}");
+    t.referral(all[0]["id"].as_str().unwrap()).await
+}
+
+fn msa(ack: &str) -> (String, String) {
+    let m = refloop_hl7::parse(ack.as_bytes()).unwrap();
+    let msa = m.segment("MSA").unwrap();
+    (msa.get(1, 1).unwrap_or_default().to_owned(), msa.get(2, 1).unwrap_or_default().to_owned())
+}
+
+async fn a_referral_closes_its_loop_over_mllp(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    assert_eq!(msa(&c.send(&ref_i12("M1", "R-100")).await), ("AA".into(), "M1".into()));
+    let r = only_referral(&t).await;
+    assert_eq!((r["state"].as_str(), r["specialty"].as_str(), r["patient_id"].as_str()), (Some("ordered"), Some("cardiology"), Some("MRN1")));
+    assert_eq!(r["referring_provider"], "NPI123");
+    assert_eq!(r["source_ids"], json!(["R-100"]));
+
+    assert_eq!(ack_code(&c.send(&siu("M2", "S12", "R-100", "Booked", "20260310140000-0500")).await), "AA");
+    let r = only_referral(&t).await;
+    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-10T19:00:00Z")));
+
+    assert_eq!(ack_code(&c.send(&siu("M3", "S26", "R-100", "Noshow", "20260310140000-0500")).await), "AA");
+    let r = only_referral(&t).await;
+    assert_eq!((r["state"].as_str(), r["no_shows"].as_u64()), (Some("patient-notified"), Some(1)), "back to awaiting scheduling");
+
+    c.send(&siu("M4", "S12", "R-100", "Booked", "20260317140000-0500")).await;
+    assert_eq!(only_referral(&t).await["state"], "scheduled");
+    c.send(&siu("M5", "S14", "R-100", "Complete", "20260317140000-0500")).await;
+    assert_eq!(only_referral(&t).await["state"], "attended");
+    assert_eq!(ack_code(&c.send(&mdm("M6", "R-100")).await), "AA");
+    let r = only_referral(&t).await;
+    assert_eq!(r["state"], "note-received");
+    let sources: Vec<&str> = r["events"].as_array().unwrap().iter().filter_map(|e| e["source"].as_str()).collect();
+    assert!(sources.iter().all(|s| s.contains("hl7v2/inb_") || *s == "system:outbox"), "{sources:?}");
+}
+
+async fn a_ref_i14_or_an_orc_ca_cancels_the_referral(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    c.send(&ref_i12("C1", "R-200")).await;
+    let i14 = hl7("C2", "REF^I14^REF_I12", &["RF1|P|R|CAR||O|R-200^EPIC", PID]);
+    assert_eq!(ack_code(&c.send(&i14).await), "AA");
+    assert_eq!(only_referral(&t).await["state"], "cancelled");
+
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    let nw = hl7("O1", "ORM^O01", &[PID, "ORC|NW|O-7^EPIC||||||||||NPI9^ROE^RAY", "OBR|1|O-7||CAR^Cardiology consult"]);
+    assert_eq!(ack_code(&c.send(&nw).await), "AA");
+    assert_eq!(only_referral(&t).await["specialty"], "cardiology");
+    let ca = hl7("O2", "ORM^O01", &[PID, "ORC|CA|O-7^EPIC"]);
+    assert_eq!(ack_code(&c.send(&ca).await), "AA");
+    assert_eq!(only_referral(&t).await["state"], "cancelled");
+}
+
+async fn a_resent_message_gets_the_same_answer_and_is_applied_once(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    let first = c.send(&ref_i12("D1", "R-300")).await;
+    let again = c.send(&ref_i12("D1", "R-300")).await;
+    assert_eq!(first, again, "the same ACK, byte for byte");
+    assert_eq!(referrals(&t).await.len(), 1);
+    let inbox = t.get("/api/v1/inbox").await.body["items"].as_array().unwrap().len();
+    assert_eq!(inbox, 1);
+    // The same order under a new control id updates the referral instead of adding one.
+    c.send(&ref_i12("D2", "R-300")).await;
+    assert_eq!(referrals(&t).await.len(), 1);
+}
+
+async fn bad_messages_get_ae_or_ar_with_err_and_change_nothing(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    let no_number = hl7("E1", "REF^I12", &["RF1|P|R|CAR||O", PID]);
+    let ack = c.send(&no_number).await;
+    let m = refloop_hl7::parse(ack.as_bytes()).unwrap();
+    assert_eq!(msa(&ack), ("AE".into(), "E1".into()));
+    let err = m.segment("ERR").unwrap();
+    assert_eq!((err.get(2, 1), err.get(2, 3), err.get(3, 1)), (Some("RF1"), Some("6"), Some("101")));
+    let ack = c.send(&hl7("E2", "ADT^A01", &[PID])).await;
+    assert_eq!(msa(&ack).0, "AR");
+    assert_eq!(refloop_hl7::parse(ack.as_bytes()).unwrap().segment("ERR").unwrap().get(3, 1), Some("201"));
+    assert_eq!(msa(&c.send("this is not HL7").await).0, "AR");
+    let old = ref_i12("E3", "R-9").replace("|P|2.5.1", "|P|3.0");
+    assert_eq!(msa(&c.send(&old).await).0, "AR");
+    assert!(referrals(&t).await.is_empty());
+    let rejected = t.get("/api/v1/inbox?status=rejected").await.body["items"].as_array().unwrap().len();
+    assert_eq!(rejected, 4, "every refused message is kept with its outcome");
+}
+
+async fn an_ack_is_never_acknowledged(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    c.send_unanswered(&hl7("K1", "ACK^I12^ACK", &["MSA|AA|X9"])).await;
+    let next = c.send(&ref_i12("K2", "R-400")).await;
+    assert_eq!(msa(&next).1, "K2", "the first answer on the connection is for the second message");
+}
+
+async fn an_unknown_referral_number_is_a_dead_letter_until_retried(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    let i14 = hl7("L1", "REF^I14^REF_I12", &["RF1|P|R|CAR||O|LATE-1^EPIC", PID]);
+    assert_eq!(ack_code(&c.send(&i14).await), "AA", "stored, so acknowledged");
+    let dead = t.get("/api/v1/dead-letters").await.body["items"].as_array().cloned().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0]["status"], "dead");
+    assert!(dead[0]["error"].as_str().unwrap().contains("LATE-1"));
+    let id = dead[0]["id"].as_str().unwrap().to_owned();
+    let shown = t.get(&format!("/api/v1/inbox/{id}")).await;
+    assert!(shown.body["raw"].as_str().unwrap().starts_with("MSH|"));
+
+    c.send(&ref_i12("L2", "LATE-1")).await;
+    let r = t.post(&format!("/api/v1/inbox/{id}/retry"), json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "applied");
+    assert_eq!(only_referral(&t).await["state"], "cancelled");
+    assert_eq!(t.post(&format!("/api/v1/inbox/{id}/retry"), json!({})).await.status, 409, "applied already");
+}
+
+async fn a_match_that_is_not_certain_goes_to_review(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    c.send(&ref_i12("V1", "R-500")).await;
+    let derm = ref_i12("V2", "R-501").replace("CAR^Cardiology", "DERM^Dermatology");
+    c.send(&derm).await;
+    // A visit with no referral number and no specialty: which referral? A person decides.
+    let visit = hl7("V3", "ADT^A04^ADT_A01", &[PID, "PV1|1|O|CLINIC"]);
+    assert_eq!(ack_code(&c.send(&visit).await), "AA");
+    let review = t.get("/api/v1/inbox?status=review").await.body["items"].as_array().cloned().unwrap();
+    assert_eq!(review.len(), 1);
+    assert!(referrals(&t).await.iter().all(|r| r["state"] == "ordered"));
+    // With the specialty the match is certain.
+    let visit = hl7("V4", "ADT^A04^ADT_A01", &[PID, "PV1|1|O|CLINIC|||||||CAR"]);
+    c.send(&visit).await;
+    let states: Vec<Value> = referrals(&t).await.iter().map(|r| json!([r["specialty"], r["state"]])).collect();
+    assert!(states.contains(&json!(["cardiology", "attended"])) && states.contains(&json!(["dermatology", "ordered"])), "{states:?}");
+}
+
+async fn post_hl7v2_answers_with_the_ack(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let url = format!("{}/hl7v2", t.base);
+    let resp = t.http.post(&url).body(ref_i12("H1", "R-600")).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    let resp = t.http.post(&url).bearer_auth(&t.admin).body(ref_i12("H1", "R-600")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(msa(&resp.text().await.unwrap()), ("AA".into(), "H1".into()));
+    assert_eq!(referrals(&t).await.len(), 1);
+    // Enhanced mode: MSH-15 AL asks for a commit accept, NE for no answer at all.
+    let al = ref_i12("H2", "R-601").replace("|P|2.5.1", "|P|2.5.1|||AL|NE");
+    let resp = t.http.post(&url).bearer_auth(&t.admin).body(al).send().await.unwrap();
+    assert_eq!(msa(&resp.text().await.unwrap()).0, "CA");
+    let ne = ref_i12("H3", "R-602").replace("|P|2.5.1", "|P|2.5.1|||NE|NE");
+    let resp = t.http.post(&url).bearer_auth(&t.admin).body(ne).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    assert_eq!(referrals(&t).await.len(), 3);
+}
+
+on_both_backends!(
+    a_referral_closes_its_loop_over_mllp,
+    a_ref_i14_or_an_orc_ca_cancels_the_referral,
+    a_resent_message_gets_the_same_answer_and_is_applied_once,
+    bad_messages_get_ae_or_ar_with_err_and_change_nothing,
+    an_ack_is_never_acknowledged,
+    an_unknown_referral_number_is_a_dead_letter_until_retried,
+    a_match_that_is_not_certain_goes_to_review,
+    post_hl7v2_answers_with_the_ack,
+);
