@@ -16,8 +16,8 @@ use crate::{
     error::{AppError, StoreError},
     ids::new_id,
     ports::{
-        AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, ReferralFilter, ReferralPage, Store,
-        StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+        AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
+        ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
     },
 };
 
@@ -343,6 +343,17 @@ impl App {
             self.store.audit(&self.audit_entry(actor, "list", "referral", &ids.join(","))).await?;
         }
         Ok(page)
+    }
+
+    /// Dead letters and the review queue, newest first.
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<InboxItem>, AppError> {
+        let mut items = Vec::new();
+        for status in [InboxStatus::Dead, InboxStatus::Review] {
+            items.extend(self.store.inbox(&InboxFilter { status: Some(status), limit }).await?);
+        }
+        items.sort_by_key(|m| std::cmp::Reverse(m.received_at));
+        items.truncate(limit as usize);
+        Ok(items)
     }
 
     /// Records that `actor` read a record holding patient data.

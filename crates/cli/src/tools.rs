@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use refloop_app::{InboxFilter, InboxStatus};
 
 use crate::{config::Config, run};
 
@@ -46,13 +45,8 @@ pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
 }
 
 pub async fn dead_letters_list(config: &Config) -> anyhow::Result<()> {
-    let store = run::open_store(config).await?;
-    let store: &dyn refloop_app::Store = &store;
-    let mut items = Vec::new();
-    for status in [InboxStatus::Dead, InboxStatus::Review] {
-        items.extend(store.inbox(&InboxFilter { status: Some(status), limit: 1000 }).await?);
-    }
-    items.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    let app = run::build_app(config).await?;
+    let items = app.dead_letters(1000).await?;
     if items.is_empty() {
         println!("no dead letters");
     }
@@ -93,14 +87,7 @@ pub async fn dead_letters_retry(config: &Config, id: Option<&str>, all: bool) ->
     let ingest = run::ingest(config, &app)?;
     let ids: Vec<String> = match (id, all) {
         (Some(id), _) => vec![id.to_owned()],
-        (None, _) => {
-            let mut ids = Vec::new();
-            for status in [InboxStatus::Dead, InboxStatus::Review] {
-                let items = app.store().inbox(&InboxFilter { status: Some(status), limit: 1000 }).await?;
-                ids.extend(items.into_iter().map(|m| m.id));
-            }
-            ids
-        }
+        (None, _) => app.dead_letters(1000).await?.into_iter().map(|m| m.id).collect(),
     };
     for id in ids {
         let m = ingest.retry(&id).await?;

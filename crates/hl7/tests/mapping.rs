@@ -70,7 +70,10 @@ fn orders_new_cancelled_for_no_show_and_unknown_controls() {
     assert_eq!(target.keys, ["968906415"]);
     assert!(matches!(input, Input::NoShow { .. }), "ORC-1 CA with ORC-16 NS is a no-show");
     let e = refused("cdc-trusted-intermediary/001_Oracle_ORM_O01.hl7");
-    assert_eq!((e.code, e.error.code, e.error.segment, e.error.field), (AckCode::AE, ErrorCode::TableValueNotFound, Some("ORC"), Some(1)));
+    assert_eq!(
+        (e.code, e.error.code, e.error.segment, e.error.field),
+        (AckCode::AE, ErrorCode::TableValueNotFound, Some("ORC"), Some(1))
+    );
     assert!(matches!(mapped("ms-fhir-converter/OMG-O19-01.hl7"), Ok(Mapped::Ignore(_))), "ORC-1 SC: a status only");
 }
 
@@ -79,14 +82,21 @@ fn appointments_book_reschedule_cancel_and_no_show() {
     let (target, input) = event("ms-fhir-converter/SIU-S12-01.hl7");
     assert_eq!(target.specialty.as_ref().map(|s| s.as_str()), Some("gastroenterology"), "AIP-4 Gastroenterologist");
     assert!(target.fallback_allowed);
-    assert_eq!(input, Input::Milestone {
-        state: State::Scheduled,
-        at: ts("2021-09-14T09:05:00Z"),
-        appointment_at: Some(ts("2021-09-24T07:15:00Z")),
-        channel: Some("hl7v2".into())
-    }, "TQ1-7 wins");
+    assert_eq!(
+        input,
+        Input::Milestone {
+            state: State::Scheduled,
+            at: ts("2021-09-14T09:05:00Z"),
+            appointment_at: Some(ts("2021-09-24T07:15:00Z")),
+            channel: Some("hl7v2".into())
+        },
+        "TQ1-7 wins"
+    );
     assert!(matches!(event("ms-fhir-converter/SIU-S13-01.hl7").1, Input::Milestone { state: State::Scheduled, .. }));
-    assert!(matches!(event("ms-fhir-converter/SIU-S14-01.hl7").1, Input::Milestone { state: State::Scheduled, .. }), "SCH-25 Booked");
+    assert!(
+        matches!(event("ms-fhir-converter/SIU-S14-01.hl7").1, Input::Milestone { state: State::Scheduled, .. }),
+        "SCH-25 Booked"
+    );
     assert!(matches!(event("ms-fhir-converter/SIU-S15-01.hl7").1, Input::AppointmentCancelled { .. }));
     assert!(matches!(event("ms-fhir-converter/SIU-S26-01.hl7").1, Input::NoShow { .. }));
     let (_, arrived) = event("node-hl7-complete/siu-example.hl7");
@@ -102,8 +112,11 @@ fn the_mirth_batch_books_from_ail_6_then_reschedules_then_cancels() {
             other => panic!("{other:?}"),
         })
         .collect();
-    assert!(matches!(all[0], Input::Milestone { state: State::Scheduled, appointment_at: Some(a), .. } if a == ts("2011-06-14T08:45:00Z")),
-        "AIL-6 precedes the legacy SCH-11.4: {:?}", all[0]);
+    assert!(
+        matches!(all[0], Input::Milestone { state: State::Scheduled, appointment_at: Some(a), .. } if a == ts("2011-06-14T08:45:00Z")),
+        "AIL-6 precedes the legacy SCH-11.4: {:?}",
+        all[0]
+    );
     assert!(matches!(all[1], Input::Milestone { state: State::Scheduled, .. }));
     assert!(matches!(all[2], Input::AppointmentCancelled { .. }));
 }
@@ -112,7 +125,10 @@ fn the_mirth_batch_books_from_ail_6_then_reschedules_then_cancels() {
 fn visits_mark_attendance_at_the_visit_time() {
     let (target, input) = event("ms-fhir-converter/ADT-A04-01.hl7");
     assert_eq!(target.patient.as_ref().map(|p| p.as_str()), Some("PATID1234"));
-    assert!(matches!(input, Input::Milestone { state: State::Attended, at, .. } if at == ts("2015-02-08T10:24:19Z")), "{input:?}");
+    assert!(
+        matches!(input, Input::Milestone { state: State::Attended, at, .. } if at == ts("2015-02-08T10:24:19Z")),
+        "{input:?}"
+    );
     assert!(matches!(event("ms-fhir-converter/ADT-A03-01.hl7").1, Input::Milestone { state: State::Attended, .. }));
     for file in ["ms-fhir-converter/ADT01-23.hl7", "node-hl7-complete/adt-example.hl7"] {
         let e = refused(file);
@@ -126,7 +142,10 @@ fn documents_and_reports_close_the_loop_only_when_final() {
     assert_eq!(target.keys, ["00012345"], "TXA-14 / ORC-2 placer number");
     assert!(matches!(input, Input::Milestone { state: State::NoteReceived, .. }));
     assert!(matches!(mapped("ms-fhir-converter/MDM-T02-03.hl7"), Ok(Mapped::Ignore(_))), "TXA-17 IP: not final");
-    assert!(matches!(event("node-hl7-complete/mdm-example.hl7").1, Input::Milestone { state: State::NoteReceived, .. }), "T04, LA");
+    assert!(
+        matches!(event("node-hl7-complete/mdm-example.hl7").1, Input::Milestone { state: State::NoteReceived, .. }),
+        "T04, LA"
+    );
     for file in ["cdc-trusted-intermediary/002_CA_ORU_R01.hl7", "node-hl7-complete/cerner_en.hl7"] {
         assert!(matches!(mapped(file), Ok(Mapped::Ignore(_))), "{file}: a lab result, not a consult report");
     }

@@ -76,20 +76,8 @@ fn limit(n: Option<u32>) -> ApiResult<u32> {
     }
 }
 
-async fn listing(s: &AppState, statuses: &[InboxStatus], n: u32) -> ApiResult<Json<InboxList>> {
-    let mut items = Vec::new();
-    for status in statuses {
-        items.extend(
-            s.app
-                .store()
-                .inbox(&InboxFilter { status: Some(*status), limit: n })
-                .await
-                .map_err(refloop_app::AppError::from)?,
-        );
-    }
-    items.sort_by(|a, b| b.received_at.cmp(&a.received_at));
-    items.truncate(n as usize);
-    Ok(Json(InboxList { items: items.iter().map(|m| InboxView::new(m, false)).collect() }))
+fn list_of(items: &[InboxItem]) -> Json<InboxList> {
+    Json(InboxList { items: items.iter().map(|m| InboxView::new(m, false)).collect() })
 }
 
 /// Inbound messages, newest first.
@@ -98,22 +86,15 @@ async fn listing(s: &AppState, statuses: &[InboxStatus], n: u32) -> ApiResult<Js
 pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<InboxQuery>) -> ApiResult<Json<InboxList>> {
     auth.require(Permission::Read)?;
     let n = limit(q.limit)?;
-    match q.status.as_deref() {
-        None | Some("") => {
-            let items = s
-                .app
-                .store()
-                .inbox(&InboxFilter { status: None, limit: n })
-                .await
-                .map_err(refloop_app::AppError::from)?;
-            Ok(Json(InboxList { items: items.iter().map(|m| InboxView::new(m, false)).collect() }))
-        }
-        Some(x) => {
-            let status = InboxStatus::parse(x)
-                .ok_or_else(|| ApiError::invalid("status", "applied, ignored, rejected, review or dead"))?;
-            listing(&s, &[status], n).await
-        }
-    }
+    let status = match q.status.as_deref() {
+        None | Some("") => None,
+        Some(x) => Some(
+            InboxStatus::parse(x)
+                .ok_or_else(|| ApiError::invalid("status", "applied, ignored, rejected, review or dead"))?,
+        ),
+    };
+    let items = s.app.store().inbox(&InboxFilter { status, limit: n }).await.map_err(refloop_app::AppError::from)?;
+    Ok(list_of(&items))
 }
 
 /// Dead letters (failed to apply) and the review queue (matches that were not certain).
@@ -125,7 +106,7 @@ pub async fn dead_letters(
     Query(q): Query<InboxQuery>,
 ) -> ApiResult<Json<InboxList>> {
     auth.require(Permission::Read)?;
-    listing(&s, &[InboxStatus::Dead, InboxStatus::Review], limit(q.limit)?).await
+    Ok(list_of(&s.app.dead_letters(limit(q.limit)?).await?))
 }
 
 /// One inbound message with its raw text and the ACK we answered.

@@ -17,12 +17,16 @@ fn hl7(control: &str, kind: &str, segments: &[&str]) -> String {
 const PID: &str = "PID|1||MRN1^^^NORTH^MR||DOE^JANE||19700101|F|||||^PRN^PH^^1^555^5550123";
 
 fn ref_i12(control: &str, number: &str) -> String {
-    hl7(control, "REF^I12^REF_I12", &[
-        &format!("RF1|P|R|CAR^Cardiology||O|{number}^EPIC|20260302"),
-        "PRD|RP|ADAMS^ANN|||||NPI123^NPI",
-        "PRD|RT|CHEN^LI^^^DR",
-        PID,
-    ])
+    hl7(
+        control,
+        "REF^I12^REF_I12",
+        &[
+            &format!("RF1|P|R|CAR^Cardiology||O|{number}^EPIC|20260302"),
+            "PRD|RP|ADAMS^ANN|||||NPI123^NPI",
+            "PRD|RT|CHEN^LI^^^DR",
+            PID,
+        ],
+    )
 }
 
 fn siu(control: &str, trigger: &str, number: &str, status: &str, start: &str) -> String {
@@ -37,12 +41,16 @@ fn siu(control: &str, trigger: &str, number: &str, status: &str, start: &str) ->
 }
 
 fn mdm(control: &str, number: &str) -> String {
-    hl7(control, "MDM^T02^MDM_T02", &[
-        "EVN|T02|20260320090000-0500",
-        PID,
-        &format!("TXA|1|CN|TX|20260320090000-0500||||||||DOC-{control}||{number}|||AU"),
-        "OBX|1|TX|11488-4^Consult note^LN||Seen.||||||F",
-    ])
+    hl7(
+        control,
+        "MDM^T02^MDM_T02",
+        &[
+            "EVN|T02|20260320090000-0500",
+            PID,
+            &format!("TXA|1|CN|TX|20260320090000-0500||||||||DOC-{control}||{number}|||AU"),
+            "OBX|1|TX|11488-4^Consult note^LN||Seen.||||||F",
+        ],
+    )
 }
 
 async fn referrals(t: &TestApp) -> Vec<Value> {
@@ -66,7 +74,10 @@ async fn a_referral_closes_its_loop_over_mllp(b: Backend) {
     let mut c = MllpClient::connect(t.mllp).await;
     assert_eq!(msa(&c.send(&ref_i12("M1", "R-100")).await), ("AA".into(), "M1".into()));
     let r = only_referral(&t).await;
-    assert_eq!((r["state"].as_str(), r["specialty"].as_str(), r["patient_id"].as_str()), (Some("ordered"), Some("cardiology"), Some("MRN1")));
+    assert_eq!(
+        (r["state"].as_str(), r["specialty"].as_str(), r["patient_id"].as_str()),
+        (Some("ordered"), Some("cardiology"), Some("MRN1"))
+    );
     assert_eq!(r["referring_provider"], "NPI123");
     assert_eq!(r["source_ids"], json!(["R-100"]));
 
@@ -76,7 +87,11 @@ async fn a_referral_closes_its_loop_over_mllp(b: Backend) {
 
     assert_eq!(ack_code(&c.send(&siu("M3", "S26", "R-100", "Noshow", "20260310140000-0500")).await), "AA");
     let r = only_referral(&t).await;
-    assert_eq!((r["state"].as_str(), r["no_shows"].as_u64()), (Some("patient-notified"), Some(1)), "back to awaiting scheduling");
+    assert_eq!(
+        (r["state"].as_str(), r["no_shows"].as_u64()),
+        (Some("patient-notified"), Some(1)),
+        "back to awaiting scheduling"
+    );
 
     c.send(&siu("M4", "S12", "R-100", "Booked", "20260317140000-0500")).await;
     assert_eq!(only_referral(&t).await["state"], "scheduled");
@@ -186,7 +201,10 @@ async fn a_match_that_is_not_certain_goes_to_review(b: Backend) {
     let visit = hl7("V4", "ADT^A04^ADT_A01", &[PID, "PV1|1|O|CLINIC|||||||CAR"]);
     c.send(&visit).await;
     let states: Vec<Value> = referrals(&t).await.iter().map(|r| json!([r["specialty"], r["state"]])).collect();
-    assert!(states.contains(&json!(["cardiology", "attended"])) && states.contains(&json!(["dermatology", "ordered"])), "{states:?}");
+    assert!(
+        states.contains(&json!(["cardiology", "attended"])) && states.contains(&json!(["dermatology", "ordered"])),
+        "{states:?}"
+    );
 }
 
 async fn post_hl7v2_answers_with_the_ack(b: Backend) {
