@@ -3,6 +3,7 @@
 use std::{io::IsTerminal, sync::Arc};
 
 use anyhow::Context;
+use metrics_exporter_prometheus::PrometheusBuilder;
 use refloop_app::{App, Clock, ManualClock, SystemClock};
 use refloop_connectors::LogOnly;
 use refloop_hl7::Ingest;
@@ -59,6 +60,9 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Most messages one commit carries.
+const GROUP_COMMIT: usize = 256;
+
 /// The HL7 front door for `app`.
 pub fn ingest(config: &Config, app: &App) -> anyhow::Result<Ingest> {
     Ok(Ingest::new(app.clone(), config.hl7_map()?))
@@ -69,7 +73,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     if demo {
         crate::demo::seed(&app).await?;
     }
-    let hl7 = ingest(&config, &app)?;
+    let hl7 = ingest(&config, &app)?.with_group_commit(GROUP_COMMIT);
     let addr = config.http_addr()?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
@@ -111,7 +115,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = signal.send(true);
     });
-    refloop_web::serve(app.clone(), hl7, listener, stopped(stop_rx.clone())).await?;
+    let metrics = PrometheusBuilder::new().install_recorder().ok();
+    let state = refloop_web::AppState { app: app.clone(), hl7, metrics };
+    refloop_web::serve(state, listener, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;
     if let Some(w) = workers {

@@ -2,9 +2,12 @@
 //! all in one transaction, so an AA always means "stored", and a resent message (same
 //! sender, same MSH-10) gets the same answer without being applied twice.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, StoreError, Tx, new_id};
 use refloop_domain::{Input, OrderUpdate, ReferralId};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     ack::{AckCode, AckError, ErrorCode, build_ack},
@@ -31,6 +34,15 @@ pub struct Reply {
 pub struct Ingest {
     app: App,
     cfg: MapConfig,
+    /// The group-commit writer, when started.
+    queue: Option<mpsc::Sender<Job>>,
+}
+
+/// A message waiting for the group-commit writer.
+struct Job {
+    raw: Vec<u8>,
+    transport: String,
+    reply: oneshot::Sender<Result<Reply, StoreError>>,
 }
 
 /// The outcome of applying one message inside a transaction.
@@ -54,7 +66,7 @@ fn ack_id() -> String {
 
 impl Ingest {
     pub fn new(app: App, cfg: MapConfig) -> Self {
-        Self { app, cfg }
+        Self { app, cfg, queue: None }
     }
 
     pub fn app(&self) -> &App {
@@ -65,9 +77,105 @@ impl Ingest {
         now.to_zoned_datetime(self.cfg.time_zone.clone()).strftime("%Y%m%d%H%M%S%z").to_string()
     }
 
-    /// Takes one message (the bytes inside an MLLP frame, an HTTP body or a file entry).
+    /// Takes one message (the bytes inside an MLLP frame, an HTTP body or a file entry)
+    /// in a transaction of its own — or, after [`Ingest::with_group_commit`], in one shared
+    /// with the messages that arrive while the previous commit is in flight.
     /// An error means nothing was stored: answer AR and let the sender try again.
     pub async fn receive(&self, raw: &[u8], transport: &str) -> Result<Reply, StoreError> {
+        if let Some(queue) = &self.queue {
+            let (reply, answer) = oneshot::channel();
+            let job = Job { raw: raw.to_vec(), transport: transport.to_owned(), reply };
+            if queue.send(job).await.is_ok()
+                && let Ok(result) = answer.await
+            {
+                return result;
+            }
+        }
+        self.receive_alone(raw, transport).await
+    }
+
+    /// One message, one transaction. A concurrent copy of the same message (another
+    /// process stored it first) is answered as a resend.
+    async fn receive_alone(&self, raw: &[u8], transport: &str) -> Result<Reply, StoreError> {
+        for _ in 0..2 {
+            let mut tx = self.app.store().begin().await?;
+            match self.handle(tx.as_mut(), raw, transport, &mut HashMap::new()).await {
+                Ok(reply) => {
+                    tx.commit().await?;
+                    self.app.wake_workers();
+                    return Ok(reply);
+                }
+                Err(StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(StoreError::Conflict("the same message keeps arriving concurrently".into()))
+    }
+
+    /// Several messages in one transaction (one durable commit). If any of them fails at
+    /// the storage level, each is taken again on its own.
+    pub async fn receive_many(&self, messages: &[(Vec<u8>, String)]) -> Vec<Result<Reply, StoreError>> {
+        let together = async {
+            let mut tx = self.app.store().begin().await?;
+            let mut seen = HashMap::new();
+            let mut replies = Vec::with_capacity(messages.len());
+            for (raw, transport) in messages {
+                replies.push(self.handle(tx.as_mut(), raw, transport, &mut seen).await?);
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(replies)
+        };
+        match together.await {
+            Ok(replies) => {
+                self.app.wake_workers();
+                replies.into_iter().map(Ok).collect()
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, messages = messages.len(), "group commit failed; one by one");
+                let mut out = Vec::with_capacity(messages.len());
+                for (raw, transport) in messages {
+                    out.push(self.receive_alone(raw, transport).await);
+                }
+                out
+            }
+        }
+    }
+
+    /// Commits concurrent messages together: one task writes, each commit carries every
+    /// message that arrived while the previous one was being made durable.
+    pub fn with_group_commit(mut self, max_batch: usize) -> Self {
+        let (queue, mut jobs) = mpsc::channel::<Job>(max_batch * 4);
+        let worker = Ingest { queue: None, ..self.clone() };
+        tokio::spawn(async move {
+            while let Some(first) = jobs.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < max_batch {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                let messages: Vec<(Vec<u8>, String)> =
+                    batch.iter_mut().map(|j| (std::mem::take(&mut j.raw), std::mem::take(&mut j.transport))).collect();
+                let results = worker.receive_many(&messages).await;
+                for (job, result) in batch.into_iter().zip(results) {
+                    let _ = job.reply.send(result);
+                }
+            }
+        });
+        self.queue = Some(queue);
+        self
+    }
+
+    /// Handles one message inside `tx`: everything but the commit. `seen` answers a copy
+    /// of a message already handled in the same transaction.
+    async fn handle(
+        &self,
+        tx: &mut dyn Tx,
+        raw: &[u8],
+        transport: &str,
+        seen: &mut HashMap<(String, String), Reply>,
+    ) -> Result<Reply, StoreError> {
         let now = self.app.now();
         let id = new_id("inb");
         let m = match parse(raw) {
@@ -75,16 +183,15 @@ impl Ingest {
             Err(e) => {
                 let err = AckError::new(ErrorCode::SegmentSequence, e.to_string());
                 let ack = build_ack(Err(raw), AckCode::AR, Some(&err), &ack_id(), &self.timestamp(now));
-                let item = self.item(&id, "unparsed", &id, transport, "?", raw, now);
                 let item = InboxItem {
                     status: InboxStatus::Rejected,
                     ack: Some(ack.clone().into_bytes()),
                     error: Some(e.to_string()),
-                    ..item
+                    ..self.item(&id, "unparsed", &id, transport, "?", raw, now)
                 };
-                let mut tx = self.app.store().begin().await?;
                 tx.inbox_put(&item).await?;
-                tx.commit().await?;
+                metrics::counter!("refloop_hl7_messages_total", "type" => "unparsed", "status" => "rejected", "ack" => "AR")
+                    .increment(1);
                 tracing::warn!(inbox_id = %id, %transport, error = %e, "HL7 message rejected: it does not parse");
                 return Ok(Reply {
                     ack: Some(ack.into_bytes()),
@@ -99,13 +206,15 @@ impl Ingest {
         let message_type = format!("{}^{}", m.message_type().unwrap_or_default(), m.trigger().unwrap_or_default());
         let control = m.control_id().map(str::to_owned).unwrap_or_else(|| id.clone());
         let is_ack = m.message_type() == Some("ACK");
-
-        let mut tx = self.app.store().begin().await?;
+        let key = (source.clone(), control.clone());
+        if let Some(earlier) = seen.get(&key) {
+            return Ok(Reply { duplicate: true, ..earlier.clone() });
+        }
         if let Some(prev) = tx.inbox_get(&source, &control).await? {
-            drop(tx);
             tracing::info!(inbox_id = %prev.id, control_id = %control, "HL7 resend answered as before");
             return Ok(self.replay(&m, prev));
         }
+        let started = std::time::Instant::now();
         let applied = if is_ack {
             Applied::ok(InboxStatus::Ignored, None, Some("an acknowledgement: never answered".into()))
         } else {
@@ -117,7 +226,7 @@ impl Ingest {
                     error: Some(error),
                     referral: None,
                 },
-                Ok(mapped) => self.apply(tx.as_mut(), mapped, &id).await?,
+                Ok(mapped) => self.apply(tx, mapped, &id).await?,
             }
         };
         let ack = build_ack(Ok(&m), applied.code, applied.error.as_ref(), &ack_id(), &self.timestamp(now)).into_bytes();
@@ -129,20 +238,16 @@ impl Ingest {
             attempts: 1,
             ..self.item(&id, &source, &control, transport, &message_type, raw, now)
         };
-        match tx.inbox_put(&item).await {
-            Ok(()) => tx.commit().await?,
-            Err(StoreError::Conflict(_)) => {
-                // The same message arrived twice at once; the other copy won.
-                drop(tx);
-                let mut tx = self.app.store().begin().await?;
-                if let Some(prev) = tx.inbox_get(&source, &control).await? {
-                    return Ok(self.replay(&m, prev));
-                }
-                return Err(StoreError::Conflict(control));
-            }
-            Err(e) => return Err(e),
-        }
-        self.app.wake_workers();
+        tx.inbox_put(&item).await?;
+        metrics::histogram!("refloop_hl7_apply_seconds", "type" => message_type.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!(
+            "refloop_hl7_messages_total",
+            "type" => message_type.clone(),
+            "status" => applied.status.as_str(),
+            "ack" => applied.code.as_str()
+        )
+        .increment(1);
         tracing::info!(
             inbox_id = %id,
             control_id = %control,
@@ -152,8 +257,9 @@ impl Ingest {
             referral_id = applied.referral.as_ref().map(|r| r.as_str()).unwrap_or(""),
             "HL7 message received"
         );
-        let send = !is_ack;
-        Ok(self.answer(&m, ack, applied.code, applied.status, id, false, send))
+        let reply = self.answer(&m, ack, applied.code, applied.status, id, false, !is_ack);
+        seen.insert(key, reply.clone());
+        Ok(reply)
     }
 
     /// A resend gets the answer the first copy got.

@@ -16,6 +16,16 @@ use tokio::{net::TcpListener, sync::oneshot};
 
 use crate::db::{Backend, TestDb};
 
+/// The process-wide Prometheus recorder (installed once per test binary).
+fn metrics_handle() -> metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().expect("a metrics recorder")
+        })
+        .clone()
+}
+
 /// Parses an RFC 3339 instant (test shorthand).
 pub fn ts(s: &str) -> Timestamp {
     s.parse().expect("an RFC 3339 instant")
@@ -53,15 +63,15 @@ impl TestAppBuilder {
             if self.manual { Arc::new(ManualClock::new(self.start)) } else { Arc::new(refloop_app::SystemClock) };
         let map = MapConfig::with_defaults(self.policy.time_zone.clone());
         let app = App::new(store, clock, self.policy, Arc::new(LogOnly));
-        let ingest = Ingest::new(app.clone(), map);
+        let ingest = Ingest::new(app.clone(), map).with_group_commit(64);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("a local address");
         let mllp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let mllp = mllp_listener.local_addr().expect("a local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let (server, hl7) = (app.clone(), ingest.clone());
+        let state = refloop_web::AppState { app: app.clone(), hl7: ingest.clone(), metrics: Some(metrics_handle()) };
         tokio::spawn(async move {
-            refloop_web::serve(server, hl7, listener, async move {
+            refloop_web::serve(state, listener, async move {
                 let _ = stopped.await;
             })
             .await

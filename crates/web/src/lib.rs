@@ -18,6 +18,7 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
+use metrics_exporter_prometheus::PrometheusHandle;
 use refloop_app::App;
 use refloop_hl7::Ingest;
 use tokio::net::TcpListener;
@@ -32,10 +33,12 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct AppState {
     pub app: App,
     pub hl7: Ingest,
+    /// The Prometheus recorder, when one is installed.
+    pub metrics: Option<PrometheusHandle>,
 }
 
 /// The whole HTTP surface.
-pub fn router(app: App, hl7: Ingest) -> Router {
+pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/referrals", post(routes::referrals::create).get(routes::referrals::list))
         .route("/referrals/{id}", get(routes::referrals::show))
@@ -55,6 +58,7 @@ pub fn router(app: App, hl7: Ingest) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
+        .route("/metrics", get(routes::health::metrics))
         .route("/hl7v2", post(routes::hl7v2::receive))
         .nest("/api/v1", api)
         .fallback(not_found)
@@ -62,7 +66,7 @@ pub fn router(app: App, hl7: Ingest) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(TraceLayer::new_for_http())
-        .with_state(AppState { app, hl7 })
+        .with_state(state)
 }
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {
@@ -72,11 +76,10 @@ async fn not_found() -> (StatusCode, Json<ErrorBody>) {
 
 /// Serves HTTP on `listener` until `shutdown` resolves.
 pub async fn serve(
-    app: App,
-    hl7: Ingest,
+    state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(app, hl7).into_make_service_with_connect_info::<SocketAddr>();
+    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, service).with_graceful_shutdown(shutdown).await
 }

@@ -26,6 +26,7 @@ impl Modify for BearerAuth {
     paths(
         routes::health::healthz,
         routes::health::readyz,
+        routes::health::metrics,
         routes::referrals::create,
         routes::referrals::list,
         routes::referrals::show,

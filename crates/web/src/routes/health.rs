@@ -1,8 +1,25 @@
 //! Health checks: the only endpoints without a credential.
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use refloop_app::Permission;
 
-use crate::{AppState, dto::Health};
+use crate::{AppState, auth::Auth, dto::Health, error::ApiResult};
+
+/// Prometheus metrics (text format): inbound HL7 messages by type, outcome and ACK code,
+/// and how long applying them takes.
+#[utoipa::path(get, path = "/metrics", tag = "health",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
+    security(("bearer" = [])))]
+pub async fn metrics(State(s): State<AppState>, auth: Auth) -> ApiResult<Response> {
+    auth.require(Permission::Read)?;
+    let body = s.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
+}
 
 /// The process is up.
 #[utoipa::path(get, path = "/healthz", tag = "health", responses((status = 200, body = Health)))]

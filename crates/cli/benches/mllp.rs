@@ -1,0 +1,94 @@
+//! Durable HL7 ingest over MLLP: throughput and ACK latency with 1 and 8 concurrent
+//! lock-step connections, on SQLite and (with `BENCH_POSTGRES_URL`) PostgreSQL.
+//!
+//! `cargo bench -p refloop-cli --bench mllp`. Each message is a new REF^I12 referral:
+//! stored raw, applied (referral, patient, events, timers, outbox, task, audit) and
+//! committed durably before its AA goes back. `BENCH_MESSAGES` sets the count (4000).
+
+use std::{sync::Arc, time::Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use jiff::Timestamp;
+use refloop_app::{App, ManualClock};
+use refloop_connectors::LogOnly;
+use refloop_domain::Policy;
+use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp};
+use refloop_store::SqlStore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::codec::Framed;
+
+fn message(conn: usize, i: usize) -> String {
+    format!(
+        "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000||REF^I12|C{conn}-{i}|P|2.5.1\r\
+         RF1|P|R|CAR||O|R{conn}-{i}^EPIC|20260302\rPRD|RP|ADAMS^ANN|||||NPI123\r\
+         PID|1||MRN{conn}-{i}^^^NORTH^MR||DOE^JANE\r"
+    )
+}
+
+async fn client(addr: std::net::SocketAddr, conn: usize, n: usize) -> Vec<f64> {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    stream.set_nodelay(true).expect("nodelay");
+    let mut framed = Framed::new(stream, MllpCodec::new(1 << 20));
+    let mut latencies = Vec::with_capacity(n);
+    for i in 0..n {
+        let started = Instant::now();
+        framed.send(message(conn, i).as_bytes()).await.expect("send");
+        let ack = framed.next().await.expect("an ACK").expect("a frame");
+        assert!(ack.windows(7).any(|w| w == b"MSA|AA|"), "not an AA");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    latencies
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+async fn run(label: &str, url: &str, total: usize) {
+    let store = SqlStore::connect(url).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let t0: Timestamp = "2026-03-02T15:00:00Z".parse().unwrap();
+    let app = App::new(Arc::new(store), Arc::new(ManualClock::new(t0)), Policy::default(), Arc::new(LogOnly));
+    let ingest = Ingest::new(app, MapConfig::with_defaults(jiff::tz::TimeZone::UTC)).with_group_commit(256);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(serve_mllp(ingest, listener, ListenerConfig::default(), std::future::pending()));
+
+    for connections in [1usize, 8] {
+        let per = total / connections / if connections == 1 { 4 } else { 1 };
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..connections).map(|c| tokio::spawn(client(addr, c + connections * 100, per))).collect();
+        let mut latencies = Vec::new();
+        for t in tasks {
+            latencies.extend(t.await.expect("client"));
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "{label:<9} {connections} connection(s): {} messages in {elapsed:.2} s = {:.0} msg/s; ACK latency p50 {:.2} ms, p99 {:.2} ms",
+            latencies.len(),
+            latencies.len() as f64 / elapsed,
+            percentile(&latencies, 0.50),
+            percentile(&latencies, 0.99),
+        );
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let total: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    run("sqlite", &format!("sqlite://{}", dir.path().join("bench.db").display()), total).await;
+    if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
+        let schema = format!("refloop_bench_{}", std::process::id());
+        let admin = SqlStore::connect(&base).await.expect("connect to PostgreSQL");
+        admin.execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop schema");
+        admin.execute_raw(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        run("postgres", &format!("{base}{sep}options=-c%20search_path%3D{schema}"), total).await;
+        admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    }
+}
