@@ -319,6 +319,8 @@ pub trait Tx: Send {
 
     /// Replaces every pending timer of the referral with `timers`, armed for `version`.
     async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError>;
+    /// Arms timers for a referral that has none yet (a new one), for `version`.
+    async fn arm_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError>;
     /// Due timers, earliest first. On PostgreSQL they are locked, skipping rows that
     /// another process holds.
     async fn due_timers(&mut self, now: Timestamp, limit: u32) -> Result<Vec<TimerRow>, StoreError>;

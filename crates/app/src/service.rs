@@ -284,7 +284,10 @@ impl App {
             })
             .collect();
         tx.append_events(&events).await?;
-        tx.replace_timers(&r.id, r.version, &decision.timers).await?;
+        match expected_version {
+            None => tx.arm_timers(&r.id, r.version, &decision.timers).await?,
+            Some(_) => tx.replace_timers(&r.id, r.version, &decision.timers).await?,
+        }
         for effect in decision.effects {
             match effect {
                 Effect::Send(out) => {

@@ -238,31 +238,30 @@ impl Tx for SqlTx {
                 .map_err(db)?
                 .rows_affected()
         });
+        // Source ids are fixed when the referral is entered, so its keys were written then.
         if updated != 1 {
             return Err(StoreError::Conflict(r.id.to_string()));
         }
-        self.put_keys(r).await
+        Ok(())
     }
 
     async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        for e in events {
-            on_tx!(self, c => {
-                sqlx::query(
-                    "INSERT INTO events (referral_id, version, type, at, recorded_at, source, data)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind(e.referral_id.as_str())
-                .bind(e.version as i64)
-                .bind(e.data.kind())
-                .bind(ms(e.at))
-                .bind(ms(e.recorded_at))
-                .bind(&e.source)
-                .bind(row::event_data(e))
-                .execute(c)
-                .await
-                .map_err(db)?;
-            });
+        if events.is_empty() {
+            return Ok(());
         }
+        on_tx!(self, c => {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO events (referral_id, version, type, at, recorded_at, source, data) ");
+            q.push_values(events, |mut b, e| {
+                b.push_bind(e.referral_id.as_str())
+                    .push_bind(e.version as i64)
+                    .push_bind(e.data.kind())
+                    .push_bind(ms(e.at))
+                    .push_bind(ms(e.recorded_at))
+                    .push_bind(e.source.as_str())
+                    .push_bind(row::event_data(e));
+            });
+            q.build().execute(c).await.map_err(db)?;
+        });
         Ok(())
     }
 
@@ -270,22 +269,27 @@ impl Tx for SqlTx {
         on_tx!(self, c => {
             sqlx::query("DELETE FROM timers WHERE referral_id = $1")
                 .bind(id.as_str())
-                .execute(&mut *c)
+                .execute(c)
                 .await
                 .map_err(db)?;
-            for t in timers {
-                sqlx::query(
-                    "INSERT INTO timers (id, referral_id, kind, due_at, armed_version) VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(format!("{id}:{}", t.kind.as_str()))
-                .bind(id.as_str())
-                .bind(t.kind.as_str())
-                .bind(ms(t.due_at))
-                .bind(version as i64)
-                .execute(&mut *c)
-                .await
-                .map_err(db)?;
-            }
+        });
+        self.arm_timers(id, version, timers).await
+    }
+
+    async fn arm_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        on_tx!(self, c => {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO timers (id, referral_id, kind, due_at, armed_version) ");
+            q.push_values(timers, |mut b, t| {
+                b.push_bind(format!("{id}:{}", t.kind.as_str()))
+                    .push_bind(id.as_str())
+                    .push_bind(t.kind.as_str())
+                    .push_bind(ms(t.due_at))
+                    .push_bind(version as i64);
+            });
+            q.build().execute(c).await.map_err(db)?;
         });
         Ok(())
     }
