@@ -135,6 +135,8 @@ pub struct Task {
     pub created_at: Timestamp,
     pub completed_at: Option<Timestamp>,
     pub outcome: Option<String>,
+    /// For a review task: the inbound message to confirm.
+    pub inbox_id: Option<String>,
 }
 
 /// A task to open.
@@ -145,6 +147,7 @@ pub struct NewTask {
     pub kind: TaskKind,
     pub due_at: Timestamp,
     pub created_at: Timestamp,
+    pub inbox_id: Option<String>,
 }
 
 /// The patient's contact data. Never logged.
@@ -349,6 +352,9 @@ pub trait Tx: Send {
     ) -> Result<(), StoreError>;
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError>;
+
+    /// Closes the open review tasks of an inbound message.
+    async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError>;
 
     /// The referral a source key (placer or referral number) belongs to.
     async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError>;

@@ -308,7 +308,14 @@ impl App {
                     tx.enqueue(&item).await?;
                 }
                 Effect::OpenTask { kind, due_at } => {
-                    let task = NewTask { id: new_id("tsk"), referral_id: r.id.clone(), kind, due_at, created_at: now };
+                    let task = NewTask {
+                        id: new_id("tsk"),
+                        referral_id: r.id.clone(),
+                        kind,
+                        due_at,
+                        created_at: now,
+                        inbox_id: None,
+                    };
                     tx.open_task(&task).await?;
                     tracing::info!(referral_id = %r.id, task_id = %task.id, kind = kind.as_str(), "task opened");
                 }

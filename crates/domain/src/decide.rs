@@ -84,6 +84,8 @@ pub enum TaskKind {
     DeliveryFailed,
     /// The specialist declined the referral: find another.
     SpecialistDeclined,
+    /// An inbound message may belong to this referral: confirm it or apply it elsewhere.
+    ReviewMatch,
 }
 
 impl TaskKind {
@@ -96,6 +98,7 @@ impl TaskKind {
         TaskKind::PhysicianEscalation,
         TaskKind::DeliveryFailed,
         TaskKind::SpecialistDeclined,
+        TaskKind::ReviewMatch,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -108,6 +111,7 @@ impl TaskKind {
             TaskKind::PhysicianEscalation => "physician-escalation",
             TaskKind::DeliveryFailed => "delivery-failed",
             TaskKind::SpecialistDeclined => "specialist-declined",
+            TaskKind::ReviewMatch => "review-match",
         }
     }
 
@@ -126,6 +130,7 @@ impl TaskKind {
             TaskKind::PhysicianEscalation => "No consult note: consider an alternative specialist",
             TaskKind::DeliveryFailed => "A message to the patient or specialist failed",
             TaskKind::SpecialistDeclined => "The specialist declined the referral: choose another",
+            TaskKind::ReviewMatch => "An inbound message may belong to this referral: confirm or reassign it",
         }
     }
 
@@ -137,7 +142,7 @@ impl TaskKind {
             TaskKind::ScheduleFollowUp | TaskKind::SpecialistDeclined => rank >= 2,
             TaskKind::AttendanceCall => rank >= 3,
             TaskKind::NoteReview | TaskKind::PhysicianEscalation => rank >= 4,
-            TaskKind::FixContact | TaskKind::DeliveryFailed => state.is_terminal(),
+            TaskKind::FixContact | TaskKind::DeliveryFailed | TaskKind::ReviewMatch => state.is_terminal(),
         }
     }
 }

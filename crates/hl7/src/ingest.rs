@@ -4,9 +4,10 @@
 
 use std::collections::HashMap;
 
+use jiff::SignedDuration;
 use jiff::Timestamp;
-use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, StoreError, Tx, new_id};
-use refloop_domain::{Input, OrderUpdate, ReferralId};
+use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, NewTask, StoreError, Tx, new_id};
+use refloop_domain::{Input, OrderUpdate, ReferralId, TaskKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -368,7 +369,20 @@ impl Ingest {
                 Found::One(id) => self.outcome(tx, &actor, &id, input).await,
                 Found::None(why) => Ok(Applied::ok(InboxStatus::Ignored, None, Some(why))),
                 Found::Unknown(why) => Ok(Applied::ok(InboxStatus::Dead, None, Some(why))),
-                Found::Ambiguous(why) => Ok(Applied::ok(InboxStatus::Review, None, Some(why))),
+                Found::Ambiguous(why, candidates) => {
+                    for referral_id in candidates.iter().take(3) {
+                        let task = NewTask {
+                            id: new_id("tsk"),
+                            referral_id: referral_id.clone(),
+                            kind: TaskKind::ReviewMatch,
+                            due_at: self.app.now() + SignedDuration::from_hours(24),
+                            created_at: self.app.now(),
+                            inbox_id: Some(inbox_id.to_owned()),
+                        };
+                        tx.open_task(&task).await?;
+                    }
+                    Ok(Applied::ok(InboxStatus::Review, None, Some(why)))
+                }
             },
         }
     }
@@ -411,18 +425,70 @@ impl Ingest {
                 if others.is_empty() {
                     Ok(Found::None("no open referral of this patient".into()))
                 } else {
-                    Ok(Found::Ambiguous(format!(
-                        "the patient has open referrals ({}) but none for this specialty",
-                        others.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
-                    )))
+                    Ok(Found::Ambiguous(
+                        format!(
+                            "the patient has open referrals ({}) but none for this specialty",
+                            others.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                        ),
+                        others.into_iter().map(|r| r.id).collect(),
+                    ))
                 }
             }
             (1, Some(_)) => Ok(Found::One(candidates[0].id.clone())),
-            (_, _) => Ok(Found::Ambiguous(format!(
-                "matched by patient only; candidates: {}",
-                candidates.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
-            ))),
+            (_, _) => Ok(Found::Ambiguous(
+                format!(
+                    "matched by patient only; candidates: {}",
+                    candidates.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                candidates.into_iter().map(|r| r.id).collect(),
+            )),
         }
+    }
+
+    /// A person decided: applies a review (or dead-letter) message to `referral_id` and
+    /// closes the review tasks it opened.
+    pub async fn apply_to(
+        &self,
+        inbox_id: &str,
+        referral_id: &ReferralId,
+        actor: &Actor,
+    ) -> Result<InboxItem, AppError> {
+        let item = self
+            .app
+            .store()
+            .inbox_item(inbox_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "inbound message", id: inbox_id.to_owned() })?;
+        if !matches!(item.status, InboxStatus::Dead | InboxStatus::Review) {
+            return Err(AppError::Conflict(format!(
+                "message {inbox_id} is {}, not waiting for review",
+                item.status.as_str()
+            )));
+        }
+        let m = parse(&item.raw).map_err(|e| AppError::Conflict(format!("message {inbox_id} does not parse: {e}")))?;
+        let now = self.app.now();
+        let input = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
+            Ok(Mapped::Event { input, .. }) => input,
+            Ok(_) => return Err(AppError::Conflict(format!("message {inbox_id} is not about an existing referral"))),
+            Err(e) => return Err(AppError::Conflict(e.error.message)),
+        };
+        let mut tx = self.app.store().begin().await?;
+        let referral = self.app.record_in(tx.as_mut(), actor, referral_id, input).await?;
+        let outcome = format!("applied to {} by {}", referral.id, actor.source());
+        tx.close_inbox_tasks(inbox_id, now, &outcome).await?;
+        let updated = InboxItem {
+            status: InboxStatus::Applied,
+            error: None,
+            referral_id: Some(referral.id.clone()),
+            attempts: item.attempts + 1,
+            updated_at: now,
+            ..item
+        };
+        tx.inbox_put(&updated).await?;
+        tx.commit().await?;
+        self.app.wake_workers();
+        tracing::info!(inbox_id, referral_id = %referral.id, "review item applied");
+        Ok(updated)
     }
 
     /// Applies a dead-lettered or review message again (after a fix of config or data).
@@ -468,6 +534,6 @@ enum Found {
     None(String),
     /// A key that names no referral: keep as a dead letter (the order may come later).
     Unknown(String),
-    /// Several candidates, or none certain: a person decides.
-    Ambiguous(String),
+    /// Several candidates, or none certain: a person decides (review tasks on the candidates).
+    Ambiguous(String, Vec<ReferralId>),
 }

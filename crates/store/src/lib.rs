@@ -52,10 +52,12 @@ fn migrator(dialect: &str) -> Migrator {
         "sqlite" => &[
             (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
             (2, "inbox", include_str!("../migrations/sqlite/0002_inbox.sql")),
+            (3, "task_inbox", include_str!("../migrations/sqlite/0003_task_inbox.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
             (2, "inbox", include_str!("../migrations/postgres/0002_inbox.sql")),
+            (3, "task_inbox", include_str!("../migrations/postgres/0003_task_inbox.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -138,6 +138,7 @@ pub(crate) fn task(row: &dyn Get) -> Result<Task, StoreError> {
         created_at: ts(row.int("created_at")?)?,
         completed_at: opt_ts(row.opt_int("completed_at")?)?,
         outcome: row.opt_text("outcome")?,
+        inbox_id: row.opt_text("inbox_id")?,
     })
 }
 

@@ -397,14 +397,15 @@ impl Tx for SqlTx {
     async fn open_task(&mut self, t: &NewTask) -> Result<(), StoreError> {
         on_tx!(self, c => {
             sqlx::query(
-                "INSERT INTO tasks (id, referral_id, kind, status, assignee, due_at, created_at, completed_at, outcome)
-                 VALUES ($1, $2, $3, 'open', NULL, $4, $5, NULL, NULL)",
+                "INSERT INTO tasks (id, referral_id, kind, status, assignee, due_at, created_at, completed_at, outcome, inbox_id)
+                 VALUES ($1, $2, $3, 'open', NULL, $4, $5, NULL, NULL, $6)",
             )
             .bind(&t.id)
             .bind(t.referral_id.as_str())
             .bind(t.kind.as_str())
             .bind(ms(t.due_at))
             .bind(ms(t.created_at))
+            .bind(&t.inbox_id)
             .execute(c)
             .await
             .map_err(db)?;
@@ -439,6 +440,22 @@ impl Tx for SqlTx {
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
         on_tx!(self, c => insert_audit!(c, e))
+    }
+
+    async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query(
+                "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3
+                 WHERE inbox_id = $1 AND status IN ('open', 'claimed')",
+            )
+            .bind(inbox_id)
+            .bind(ms(now))
+            .bind(outcome)
+            .execute(c)
+            .await
+            .map_err(db)?;
+        });
+        Ok(())
     }
 
     async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError> {

@@ -201,9 +201,16 @@ async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
     for (id, kind) in
         [("tsk_1", TaskKind::NotifyPatient), ("tsk_2", TaskKind::ScheduleFollowUp), ("tsk_3", TaskKind::FixContact)]
     {
-        tx.open_task(&NewTask { id: id.into(), referral_id: r.id.clone(), kind, due_at: t0, created_at: t0 })
-            .await
-            .unwrap();
+        tx.open_task(&NewTask {
+            id: id.into(),
+            referral_id: r.id.clone(),
+            kind,
+            due_at: t0,
+            created_at: t0,
+            inbox_id: None,
+        })
+        .await
+        .unwrap();
     }
     tx.commit().await.unwrap();
     let claimed = store.claim_task("tsk_1", "casey").await.unwrap().unwrap();

@@ -239,6 +239,8 @@ pub struct TaskView {
     pub created_at: String,
     pub completed_at: Option<String>,
     pub outcome: Option<String>,
+    /// For a review task: the inbound message to confirm (`/api/v1/inbox/{id}`).
+    pub inbox_id: Option<String>,
 }
 
 impl TaskView {
@@ -255,6 +257,7 @@ impl TaskView {
             created_at: t.created_at.to_string(),
             completed_at: t.completed_at.map(|x| x.to_string()),
             outcome: t.outcome.clone(),
+            inbox_id: t.inbox_id.clone(),
         }
     }
 }

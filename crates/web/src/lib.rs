@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox", get(routes::inbox::list))
         .route("/inbox/{id}", get(routes::inbox::show))
         .route("/inbox/{id}/retry", post(routes::inbox::retry))
+        .route("/inbox/{id}/apply", post(routes::inbox::apply))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
     Router::new()

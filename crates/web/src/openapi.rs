@@ -42,6 +42,7 @@ impl Modify for BearerAuth {
         routes::inbox::dead_letters,
         routes::inbox::show,
         routes::inbox::retry,
+        routes::inbox::apply,
         document,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, dto::PatientBody)),

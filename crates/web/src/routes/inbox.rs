@@ -9,10 +9,13 @@ use refloop_app::{InboxFilter, InboxItem, InboxStatus, Permission};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use refloop_domain::ReferralId;
+
 use crate::{
     AppState,
     auth::Auth,
     error::{ApiError, ApiResult, ErrorBody},
+    json::Body,
 };
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -120,6 +123,30 @@ pub async fn show(State(s): State<AppState>, auth: Auth, Path(id): Path<String>)
         })?;
     s.app.audit_read(&actor, "inbound-message", &id).await?;
     Ok(Json(InboxView::new(&item, true)))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyBody {
+    /// The referral the message belongs to.
+    pub referral_id: String,
+}
+
+/// A person decided which referral a review item (or dead letter) belongs to: apply it there.
+#[utoipa::path(post, path = "/api/v1/inbox/{id}/apply", tag = "inbound", params(("id" = String, Path)),
+    request_body = ApplyBody,
+    responses((status = 200, body = InboxView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn apply(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<ApplyBody>,
+) -> ApiResult<Json<InboxView>> {
+    let actor = auth.require(Permission::WriteReferrals)?.clone();
+    let referral = ReferralId::parse(&body.referral_id).map_err(|e| ApiError::invalid("referral_id", e.message))?;
+    let item = s.hl7.apply_to(&id, &referral, &actor).await?;
+    Ok(Json(InboxView::new(&item, false)))
 }
 
 /// Applies a dead letter or review item again (after fixing the configuration or data).

@@ -197,12 +197,26 @@ async fn a_match_that_is_not_certain_goes_to_review(b: Backend) {
     let review = t.get("/api/v1/inbox?status=review").await.body["items"].as_array().cloned().unwrap();
     assert_eq!(review.len(), 1);
     assert!(referrals(&t).await.iter().all(|r| r["state"] == "ordered"));
+    // The review queue is on the worklist: a task on each candidate, naming the message.
+    let inbox_id = review[0]["id"].as_str().unwrap().to_owned();
+    let tasks = t.get("/api/v1/tasks?status=open").await.body["items"].as_array().cloned().unwrap();
+    let review_tasks: Vec<&Value> = tasks.iter().filter(|t| t["kind"] == "review-match").collect();
+    assert_eq!(review_tasks.len(), 2);
+    assert!(review_tasks.iter().all(|t| t["inbox_id"] == inbox_id.as_str()));
+    // A coordinator decides it was the dermatology visit.
+    let derm_id = referrals(&t).await.iter().find(|r| r["specialty"] == "dermatology").unwrap()["id"].clone();
+    let r = t.post(&format!("/api/v1/inbox/{inbox_id}/apply"), json!({"referral_id": derm_id})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["status"], "applied");
+    assert_eq!(t.referral(derm_id.as_str().unwrap()).await["state"], "attended");
+    let open = t.get("/api/v1/tasks?status=open").await.body["items"].as_array().cloned().unwrap();
+    assert!(open.iter().all(|t| t["kind"] != "review-match"), "applying closed the review tasks");
     // With the specialty the match is certain.
     let visit = hl7("V4", "ADT^A04^ADT_A01", &[PID, "PV1|1|O|CLINIC|||||||CAR"]);
     c.send(&visit).await;
     let states: Vec<Value> = referrals(&t).await.iter().map(|r| json!([r["specialty"], r["state"]])).collect();
     assert!(
-        states.contains(&json!(["cardiology", "attended"])) && states.contains(&json!(["dermatology", "ordered"])),
+        states.contains(&json!(["cardiology", "attended"])) && states.contains(&json!(["dermatology", "attended"])),
         "{states:?}"
     );
 }
