@@ -5,6 +5,8 @@
 //! stored raw, applied (referral, patient, events, timers, outbox, task, audit) and
 //! committed durably before its AA goes back. `BENCH_MESSAGES` sets the count (4000).
 
+mod common;
+
 use std::{sync::Arc, time::Instant};
 
 use futures_util::{SinkExt, StreamExt};
@@ -79,16 +81,6 @@ async fn main() {
     if std::env::args().any(|a| a == "--list") {
         return;
     }
-    let total: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    run("sqlite", &format!("sqlite://{}", dir.path().join("bench.db").display()), total).await;
-    if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
-        let schema = format!("refloop_bench_{}", std::process::id());
-        let admin = SqlStore::connect(&base).await.expect("connect to PostgreSQL");
-        admin.execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop schema");
-        admin.execute_raw(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        run("postgres", &format!("{base}{sep}options=-c%20search_path%3D{schema}"), total).await;
-        admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
-    }
+    let n: usize = std::env::var("BENCH_MESSAGES").ok().and_then(|v| v.parse().ok()).unwrap_or(4000);
+    common::on_each_backend(|label, url| async move { run(label, &url, n).await }).await;
 }

@@ -6,6 +6,8 @@
 //! referral, decide, update the projection, append events, re-arm timers, open a task,
 //! enqueue two messages and write an audit row, in transactions of up to 200 firings.
 
+mod common;
+
 use std::{sync::Arc, time::Instant};
 
 use jiff::{SignedDuration, Timestamp};
@@ -66,15 +68,5 @@ async fn main() {
         return; // `cargo bench -- --list` and test harness probes
     }
     let n: usize = std::env::var("BENCH_REFERRALS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    run("sqlite", &format!("sqlite://{}", dir.path().join("bench.db").display()), n).await;
-    if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
-        let schema = format!("refloop_bench_{}", std::process::id());
-        let admin = SqlStore::connect(&base).await.expect("connect to PostgreSQL");
-        admin.execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop schema");
-        admin.execute_raw(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
-        let sep = if base.contains('?') { '&' } else { '?' };
-        run("postgres", &format!("{base}{sep}options=-c%20search_path%3D{schema}"), n).await;
-        admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
-    }
+    common::on_each_backend(|label, url| async move { run(label, &url, n).await }).await;
 }

@@ -445,14 +445,8 @@ impl Ingest {
         }
     }
 
-    /// A person decided: applies a review (or dead-letter) message to `referral_id` and
-    /// closes the review tasks it opened.
-    pub async fn apply_to(
-        &self,
-        inbox_id: &str,
-        referral_id: &ReferralId,
-        actor: &Actor,
-    ) -> Result<InboxItem, AppError> {
+    /// A dead letter or review item, parsed again.
+    async fn pending(&self, inbox_id: &str) -> Result<(InboxItem, Message), AppError> {
         let item = self
             .app
             .store()
@@ -461,11 +455,23 @@ impl Ingest {
             .ok_or_else(|| AppError::NotFound { what: "inbound message", id: inbox_id.to_owned() })?;
         if !matches!(item.status, InboxStatus::Dead | InboxStatus::Review) {
             return Err(AppError::Conflict(format!(
-                "message {inbox_id} is {}, not waiting for review",
+                "message {inbox_id} is {}, not a dead letter or review item",
                 item.status.as_str()
             )));
         }
         let m = parse(&item.raw).map_err(|e| AppError::Conflict(format!("message {inbox_id} does not parse: {e}")))?;
+        Ok((item, m))
+    }
+
+    /// A person decided: applies a review (or dead-letter) message to `referral_id` and
+    /// closes the review tasks it opened.
+    pub async fn apply_to(
+        &self,
+        inbox_id: &str,
+        referral_id: &ReferralId,
+        actor: &Actor,
+    ) -> Result<InboxItem, AppError> {
+        let (item, m) = self.pending(inbox_id).await?;
         let now = self.app.now();
         let input = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
             Ok(Mapped::Event { input, .. }) => input,
@@ -493,19 +499,7 @@ impl Ingest {
 
     /// Applies a dead-lettered or review message again (after a fix of config or data).
     pub async fn retry(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
-        let item = self
-            .app
-            .store()
-            .inbox_item(inbox_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "inbound message", id: inbox_id.to_owned() })?;
-        if !matches!(item.status, InboxStatus::Dead | InboxStatus::Review) {
-            return Err(AppError::Conflict(format!(
-                "message {inbox_id} is {}, not a dead letter",
-                item.status.as_str()
-            )));
-        }
-        let m = parse(&item.raw).map_err(|e| AppError::Conflict(format!("message {inbox_id} does not parse: {e}")))?;
+        let (item, m) = self.pending(inbox_id).await?;
         let now = self.app.now();
         let mut tx = self.app.store().begin().await?;
         let applied = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {

@@ -1,0 +1,25 @@
+//! What the benchmarks share: a fresh SQLite file, and a fresh PostgreSQL schema when
+//! `BENCH_POSTGRES_URL` is set.
+
+use std::future::Future;
+
+use refloop_store::SqlStore;
+
+/// Runs `bench(label, url)` on SQLite, then on PostgreSQL if configured.
+pub async fn on_each_backend<F, Fut>(bench: F)
+where
+    F: Fn(&'static str, String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    bench("sqlite", format!("sqlite://{}", dir.path().join("bench.db").display())).await;
+    if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
+        let schema = format!("refloop_bench_{}", std::process::id());
+        let admin = SqlStore::connect(&base).await.expect("connect to PostgreSQL");
+        admin.execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop schema");
+        admin.execute_raw(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+        let sep = if base.contains('?') { '&' } else { '?' };
+        bench("postgres", format!("{base}{sep}options=-c%20search_path%3D{schema}")).await;
+        admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+    }
+}
