@@ -240,7 +240,36 @@ async fn post_hl7v2_answers_with_the_ack(b: Backend) {
     assert_eq!(referrals(&t).await.len(), 3);
 }
 
+async fn eight_connections_at_once_lose_nothing_and_apply_nothing_twice(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let clients = (0..8).map(|c| {
+        let addr = t.mllp;
+        tokio::spawn(async move {
+            let mut conn = MllpClient::connect(addr).await;
+            let mut acks = Vec::new();
+            for i in 0..15 {
+                acks.push(conn.send(&ref_i12(&format!("G{c}-{i}"), &format!("R-G{c}-{i}"))).await);
+            }
+            // Every connection also sends the same shared message: one copy is applied.
+            acks.push(conn.send(&ref_i12("SHARED", "R-SHARED")).await);
+            acks
+        })
+    });
+    let mut shared = Vec::new();
+    for client in clients.collect::<Vec<_>>() {
+        let acks = client.await.unwrap();
+        assert!(acks.iter().all(|a| ack_code(a) == "AA"));
+        shared.push(acks.last().unwrap().clone());
+    }
+    assert!(shared.windows(2).all(|w| w[0] == w[1]), "the shared message got one answer");
+    let count = t.get("/api/v1/referrals?limit=200").await.body["items"].as_array().unwrap().len();
+    assert_eq!(count, 8 * 15 + 1);
+    let inbox = t.get("/api/v1/inbox?limit=500").await.body["items"].as_array().unwrap().len();
+    assert_eq!(inbox, 8 * 15 + 1);
+}
+
 on_both_backends!(
+    eight_connections_at_once_lose_nothing_and_apply_nothing_twice,
     a_referral_closes_its_loop_over_mllp,
     a_ref_i14_or_an_orc_ca_cancels_the_referral,
     a_resent_message_gets_the_same_answer_and_is_applied_once,
