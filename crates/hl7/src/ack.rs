@@ -35,6 +35,12 @@ impl AckCode {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Self> {
+        [AckCode::AA, AckCode::AE, AckCode::AR, AckCode::CA, AckCode::CE, AckCode::CR]
+            .into_iter()
+            .find(|c| c.as_str() == s)
+    }
+
     /// The enhanced-mode accept code with the same meaning.
     pub fn to_commit(self) -> AckCode {
         match self {

@@ -230,7 +230,8 @@ impl Ingest {
                 Ok(mapped) => self.apply(tx, mapped, &id).await?,
             }
         };
-        let ack = build_ack(Ok(&m), applied.code, applied.error.as_ref(), &ack_id(), &self.timestamp(now)).into_bytes();
+        let code = answer_code(&m, applied.code);
+        let ack = build_ack(Ok(&m), code, applied.error.as_ref(), &ack_id(), &self.timestamp(now)).into_bytes();
         let item = InboxItem {
             status: applied.status,
             ack: Some(ack.clone()),
@@ -246,7 +247,7 @@ impl Ingest {
             "refloop_hl7_messages_total",
             "type" => message_type.clone(),
             "status" => applied.status.as_str(),
-            "ack" => applied.code.as_str()
+            "ack" => code.as_str()
         )
         .increment(1);
         tracing::info!(
@@ -254,62 +255,24 @@ impl Ingest {
             control_id = %control,
             message_type = %message_type,
             status = applied.status.as_str(),
-            ack = applied.code.as_str(),
+            ack = code.as_str(),
             referral_id = applied.referral.as_ref().map(|r| r.as_str()).unwrap_or(""),
             "HL7 message received"
         );
-        let reply = self.answer(&m, ack, applied.code, applied.status, id, false, !is_ack);
+        let reply =
+            Reply { ack: due(&m, code).then_some(ack), code, status: applied.status, inbox_id: id, duplicate: false };
         seen.insert(key, reply.clone());
         Ok(reply)
     }
 
     /// A resend gets the answer the first copy got.
     fn replay(&self, m: &Message, prev: InboxItem) -> Reply {
-        let code = match prev.status {
-            InboxStatus::Rejected => prev
-                .ack
-                .as_deref()
-                .and_then(|a| parse(a).ok())
-                .and_then(|a| a.segment("MSA").and_then(|s| s.get(1, 1)).map(str::to_owned))
-                .map_or(AckCode::AE, |c| if c == "AR" { AckCode::AR } else { AckCode::AE }),
-            _ => AckCode::AA,
-        };
-        let send = m.message_type() != Some("ACK");
-        self.answer(m, prev.ack.unwrap_or_default(), code, prev.status, prev.id, true, send)
-    }
-
-    /// Applies enhanced mode (MSH-15): a commit ACK sent per AL/NE/ER/SU.
-    #[allow(clippy::too_many_arguments)]
-    fn answer(
-        &self,
-        m: &Message,
-        ack: Vec<u8>,
-        code: AckCode,
-        status: InboxStatus,
-        inbox_id: String,
-        duplicate: bool,
-        send: bool,
-    ) -> Reply {
-        let accept = m.msh().get(15, 1);
-        let application = m.msh().get(16, 1);
-        let (ack, code) = if accept.is_some() || application.is_some() {
-            let commit = code.to_commit();
-            let due = match accept.unwrap_or("AL") {
-                "NE" => false,
-                "ER" => commit != AckCode::CA,
-                "SU" => commit == AckCode::CA,
-                _ => true,
-            };
-            let text = String::from_utf8_lossy(&ack).replacen(
-                &format!("MSA{}{}", m.delimiters.field, code.as_str()),
-                &format!("MSA{}{}", m.delimiters.field, commit.as_str()),
-                1,
-            );
-            (due.then(|| text.into_bytes()), commit)
-        } else {
-            (Some(ack), code)
-        };
-        Reply { ack: if send { ack } else { None }, code, status, inbox_id, duplicate }
+        let ack = prev.ack.unwrap_or_default();
+        let code = parse(&ack)
+            .ok()
+            .and_then(|a| a.segment("MSA").and_then(|s| s.get(1, 1)).and_then(AckCode::parse))
+            .unwrap_or(AckCode::AA);
+        Reply { ack: due(m, code).then_some(ack), code, status: prev.status, inbox_id: prev.id, duplicate: true }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -519,6 +482,33 @@ impl Ingest {
         self.app.wake_workers();
         tracing::info!(inbox_id, status = updated.status.as_str(), "dead letter retried");
         Ok(updated)
+    }
+}
+
+/// Enhanced mode (MSH-15 or MSH-16 valued): the accept-acknowledgement condition of MSH-15
+/// (AL when only MSH-16 is given).
+fn enhanced(m: &Message) -> Option<&str> {
+    let accept = m.msh().get(15, 1);
+    (accept.is_some() || m.msh().get(16, 1).is_some()).then(|| accept.unwrap_or("AL"))
+}
+
+/// The code to answer with: a commit code (CA/CE/CR) in enhanced mode.
+fn answer_code(m: &Message, code: AckCode) -> AckCode {
+    if enhanced(m).is_some() { code.to_commit() } else { code }
+}
+
+/// Whether an acknowledgement is due: never for an ACK; in enhanced mode per MSH-15
+/// (AL always, NE never, ER on error only, SU on success only).
+fn due(m: &Message, code: AckCode) -> bool {
+    if m.message_type() == Some("ACK") {
+        return false;
+    }
+    match enhanced(m) {
+        None => true,
+        Some("NE") => false,
+        Some("ER") => code != AckCode::CA,
+        Some("SU") => code == AckCode::CA,
+        Some(_) => true,
     }
 }
 

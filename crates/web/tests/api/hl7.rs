@@ -238,6 +238,13 @@ async fn post_hl7v2_answers_with_the_ack(b: Backend) {
     let resp = t.http.post(&url).bearer_auth(&t.admin).body(ne).send().await.unwrap();
     assert_eq!(resp.status(), 204);
     assert_eq!(referrals(&t).await.len(), 3);
+    // ER: answer only on error (an AE becomes CE).
+    let er_ok = ref_i12("H4", "R-603").replace("|P|2.5.1", "|P|2.5.1|||ER|NE");
+    let resp = t.http.post(&url).bearer_auth(&t.admin).body(er_ok).send().await.unwrap();
+    assert_eq!(resp.status(), 204);
+    let er_bad = hl7("H5", "REF^I12", &["RF1|P|R|CAR||O", PID]).replace("|P|2.5.1", "|P|2.5.1|||ER|NE");
+    let resp = t.http.post(&url).bearer_auth(&t.admin).body(er_bad).send().await.unwrap();
+    assert_eq!(msa(&resp.text().await.unwrap()), ("CE".into(), "H5".into()));
 }
 
 async fn eight_connections_at_once_lose_nothing_and_apply_nothing_twice(b: Backend) {
