@@ -406,6 +406,19 @@ mod tests {
     }
 
     #[test]
+    fn the_hl7_specialty_map_adds_local_codes_to_the_built_in_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("refloop.toml");
+        std::fs::write(&path, "[hl7.specialty_map]\n\"RHH-GI\" = \"gastroenterology\"\n").unwrap();
+        let map = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap().hl7_map().unwrap();
+        assert_eq!(map.specialty_map.get("rhh-gi").map(|s| s.as_str()), Some("gastroenterology"));
+        assert_eq!(map.specialty_map.get("car").map(|s| s.as_str()), Some("cardiology"));
+        std::fs::write(&path, "[hl7.specialty_map]\nx = \"not a code!\"\n").unwrap();
+        let err = Config::load(Some(&path), env(&[]), &Overrides::default()).unwrap_err();
+        assert!(format!("{err:#}").contains("hl7.specialty_map.x"), "{err:#}");
+    }
+
+    #[test]
     fn unknown_keys_in_a_file_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("refloop.toml");

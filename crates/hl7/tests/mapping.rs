@@ -175,3 +175,47 @@ fn headers_with_unsupported_versions_or_no_control_id_are_refused() {
     let e = map(&m, &MapConfig::with_defaults(TimeZone::UTC), ts("2026-01-01T00:00:00Z")).unwrap_err();
     assert_eq!((e.code, e.error.segment, e.error.field), (AckCode::AE, Some("RF1"), Some(6)));
 }
+
+#[test]
+fn the_specialist_accepts_or_declines() {
+    let cfg = MapConfig::with_defaults(TimeZone::UTC);
+    let now = ts("2026-03-10T12:00:00Z");
+    let rri = |status: &str| {
+        let raw = format!(
+            "MSH|^~\\&|SPEC|X|RL|PCP|202603101200||RRI^I12|R1|P|2.5\rRF1|{status}|R|CAR||O|R-1^EPIC\rPID|1||M1\r"
+        );
+        map(&parse(raw.as_bytes()).unwrap(), &cfg, now)
+    };
+    assert!(matches!(rri("A"), Ok(Mapped::Event { input: Input::SpecialistResponded { accepted: true, .. }, .. })));
+    assert!(matches!(rri("R"), Ok(Mapped::Event { input: Input::SpecialistResponded { accepted: false, .. }, .. })));
+    assert!(matches!(rri("P"), Ok(Mapped::Ignore(_))));
+    let osu = |control: &str| {
+        let raw =
+            format!("MSH|^~\\&|SPEC|X|RL|PCP|202603101200||OSU^O51|O1|P|2.5\rPID|1||M1\rORC|{control}|O-1^EPIC\r");
+        map(&parse(raw.as_bytes()).unwrap(), &cfg, now)
+    };
+    let Ok(Mapped::Event { target, input }) = osu("OK") else { panic!("OSU OK") };
+    assert_eq!(
+        (target.keys, input),
+        (vec!["O-1".to_owned()], Input::SpecialistResponded { at: ts("2026-03-10T12:00:00Z"), accepted: true })
+    );
+    assert!(matches!(osu("UA"), Ok(Mapped::Event { input: Input::SpecialistResponded { accepted: false, .. }, .. })));
+}
+
+#[test]
+fn urgency_comes_from_rf1_2_tq1_9_or_obr_27() {
+    let cfg = MapConfig::with_defaults(TimeZone::UTC);
+    let now = ts("2026-03-10T12:00:00Z");
+    let order = |segments: &str| -> Urgency {
+        let raw = format!(
+            "MSH|^~\\&|EHR|X|RL|PCP|202603101200||ORM^O01|O1|P|2.3\rPID|1||M1\rORC|NW|O-1||||||||||DR1\r{segments}"
+        );
+        match map(&parse(raw.as_bytes()).unwrap(), &cfg, now) {
+            Ok(Mapped::Order(o)) => o.urgency,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(order("TQ1|1||||||||S\r"), Urgency::Stat);
+    assert_eq!(order("OBR|1|O-1||X^Consult|||||||||||||||||||||||^^^^^A\r"), Urgency::Asap);
+    assert_eq!(order("OBR|1|O-1||X^Consult\r"), Urgency::Routine);
+}

@@ -275,7 +275,52 @@ async fn eight_connections_at_once_lose_nothing_and_apply_nothing_twice(b: Backe
     assert_eq!(inbox, 8 * 15 + 1);
 }
 
+async fn idle_and_oversized_connections_are_closed(b: Backend) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = TestApp::spawn(b).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = refloop_hl7::ListenerConfig { max_message: 2048, idle_timeout: std::time::Duration::from_millis(200) };
+    tokio::spawn(refloop_hl7::serve_mllp(t.ingest.clone(), listener, cfg, std::future::pending()));
+    let within = std::time::Duration::from_secs(10);
+
+    // Idle: the server closes the connection on its own.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(within, idle.read(&mut buf)).await.expect("closed before the deadline").unwrap();
+    assert_eq!(n, 0, "EOF from an idle connection");
+
+    // Oversized: an AR, then the connection is closed; nothing stored.
+    let mut big = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut frame = vec![0x0B];
+    frame.extend_from_slice(ref_i12("Z1", "R-Z").as_bytes());
+    frame.extend(std::iter::repeat_n(b'X', 4096));
+    big.write_all(&frame).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(within, big.read_to_end(&mut answer)).await.expect("closed before the deadline").unwrap();
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.contains("MSA|AR|"), "{text}");
+    assert!(referrals(&t).await.is_empty());
+}
+
+async fn metrics_count_messages_by_type_and_outcome(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    c.send(&ref_i12("P1", "R-P")).await;
+    c.send(&hl7("P2", "ADT^A01", &[PID])).await;
+    let resp = t.http.get(format!("{}/metrics", t.base)).bearer_auth(&t.admin).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = resp.text().await.unwrap();
+    let line = |needle: &str| text.lines().any(|l| l.starts_with("refloop_hl7_messages_total") && l.contains(needle));
+    assert!(line(r#"type="REF^I12""#) && line(r#"ack="AA""#), "{text}");
+    assert!(line(r#"type="ADT^A01""#) && line(r#"status="rejected""#), "{text}");
+    assert!(text.contains("refloop_hl7_apply_seconds"), "{text}");
+    assert_eq!(t.http.get(format!("{}/metrics", t.base)).send().await.unwrap().status(), 401);
+}
+
 on_both_backends!(
+    idle_and_oversized_connections_are_closed,
+    metrics_count_messages_by_type_and_outcome,
     eight_connections_at_once_lose_nothing_and_apply_nothing_twice,
     a_referral_closes_its_loop_over_mllp,
     a_ref_i14_or_an_orc_ca_cancels_the_referral,
