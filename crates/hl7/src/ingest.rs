@@ -100,9 +100,12 @@ impl Ingest {
     async fn receive_alone(&self, raw: &[u8], transport: &str) -> Result<Reply, StoreError> {
         for _ in 0..2 {
             let mut tx = self.app.store().begin().await?;
-            match self.handle(tx.as_mut(), raw, transport, &mut HashMap::new()).await {
+            let handled = match self.handle(tx.as_mut(), raw, transport, &mut HashMap::new()).await {
+                Ok(reply) => tx.commit().await.map(|()| reply),
+                Err(e) => Err(e),
+            };
+            match handled {
                 Ok(reply) => {
-                    tx.commit().await?;
                     self.app.wake_workers();
                     return Ok(reply);
                 }

@@ -5,6 +5,7 @@
 //! `FOR UPDATE SKIP LOCKED` on PostgreSQL, `BEGIN IMMEDIATE` on SQLite — the code says so
 //! in place. Each dialect has its own migrations folder.
 
+mod pending;
 mod row;
 #[macro_use]
 mod tx;

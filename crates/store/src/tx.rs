@@ -9,6 +9,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
     Db,
+    pending::{Pending, flush_pending},
     row::{self, db, ms, text_of, ts},
 };
 
@@ -39,6 +40,8 @@ enum Inner {
 
 pub(crate) struct SqlTx {
     inner: Inner,
+    /// Append-only inserts not yet written (see `pending.rs`).
+    pending: Pending,
 }
 
 /// Runs the same body against the transaction's connection, whichever backend it is.
@@ -65,7 +68,7 @@ impl SqlTx {
             Db::Sqlite(p) => Inner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
             Db::Postgres(p) => Inner::Postgres(p.begin().await.map_err(db_err)?),
         };
-        Ok(Box::new(SqlTx { inner }))
+        Ok(Box::new(SqlTx { inner, pending: Pending::default() }))
     }
 
     /// Records the referral's source ids as keys; a key another referral holds stays with it.
@@ -79,6 +82,24 @@ impl SqlTx {
                     .await
                     .map_err(db)?;
             });
+        }
+        Ok(())
+    }
+
+    /// Writes the pending inserts; called before anything that reads or changes their tables.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        match &mut self.inner {
+            Inner::Sqlite(tx) => {
+                let c = &mut **tx;
+                flush_pending!(&mut self.pending, c);
+            }
+            Inner::Postgres(tx) => {
+                let c = &mut **tx;
+                flush_pending!(&mut self.pending, c);
+            }
         }
         Ok(())
     }
@@ -246,26 +267,12 @@ impl Tx for SqlTx {
     }
 
     async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        on_tx!(self, c => {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO events (referral_id, version, type, at, recorded_at, source, data) ");
-            q.push_values(events, |mut b, e| {
-                b.push_bind(e.referral_id.as_str())
-                    .push_bind(e.version as i64)
-                    .push_bind(e.data.kind())
-                    .push_bind(ms(e.at))
-                    .push_bind(ms(e.recorded_at))
-                    .push_bind(e.source.as_str())
-                    .push_bind(row::event_data(e));
-            });
-            q.build().execute(c).await.map_err(db)?;
-        });
+        self.pending.events.extend_from_slice(events);
         Ok(())
     }
 
     async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
+        self.flush().await?;
         on_tx!(self, c => {
             sqlx::query("DELETE FROM timers WHERE referral_id = $1")
                 .bind(id.as_str())
@@ -277,24 +284,12 @@ impl Tx for SqlTx {
     }
 
     async fn arm_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
-        if timers.is_empty() {
-            return Ok(());
-        }
-        on_tx!(self, c => {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO timers (id, referral_id, kind, due_at, armed_version) ");
-            q.push_values(timers, |mut b, t| {
-                b.push_bind(format!("{id}:{}", t.kind.as_str()))
-                    .push_bind(id.as_str())
-                    .push_bind(t.kind.as_str())
-                    .push_bind(ms(t.due_at))
-                    .push_bind(version as i64);
-            });
-            q.build().execute(c).await.map_err(db)?;
-        });
+        self.pending.timers.extend(timers.iter().map(|t| (id.clone(), version, *t)));
         Ok(())
     }
 
     async fn due_timers(&mut self, now: Timestamp, n: u32) -> Result<Vec<TimerRow>, StoreError> {
+        self.flush().await?;
         let n = i64::from(n.max(1));
         match &mut self.inner {
             Inner::Sqlite(tx) => {
@@ -395,21 +390,7 @@ impl Tx for SqlTx {
     }
 
     async fn open_task(&mut self, t: &NewTask) -> Result<(), StoreError> {
-        on_tx!(self, c => {
-            sqlx::query(
-                "INSERT INTO tasks (id, referral_id, kind, status, assignee, due_at, created_at, completed_at, outcome, inbox_id)
-                 VALUES ($1, $2, $3, 'open', NULL, $4, $5, NULL, NULL, $6)",
-            )
-            .bind(&t.id)
-            .bind(t.referral_id.as_str())
-            .bind(t.kind.as_str())
-            .bind(ms(t.due_at))
-            .bind(ms(t.created_at))
-            .bind(&t.inbox_id)
-            .execute(c)
-            .await
-            .map_err(db)?;
-        });
+        self.pending.tasks.push(t.clone());
         Ok(())
     }
 
@@ -420,6 +401,7 @@ impl Tx for SqlTx {
         now: Timestamp,
         outcome: &str,
     ) -> Result<(), StoreError> {
+        self.flush().await?;
         for kind in kinds {
             on_tx!(self, c => {
                 sqlx::query(
@@ -439,10 +421,12 @@ impl Tx for SqlTx {
     }
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
-        on_tx!(self, c => insert_audit!(c, e))
+        self.pending.audits.push(e.clone());
+        Ok(())
     }
 
     async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError> {
+        self.flush().await?;
         on_tx!(self, c => {
             sqlx::query(
                 "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3
@@ -492,6 +476,9 @@ impl Tx for SqlTx {
     }
 
     async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError> {
+        if let Some(item) = self.pending.find_inbox(source, control_id) {
+            return Ok(Some(item));
+        }
         on_tx!(self, c => {
             let found = sqlx::query("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND source = $1 AND control_id = $2")
                 .bind(source)
@@ -504,43 +491,12 @@ impl Tx for SqlTx {
     }
 
     async fn inbox_put(&mut self, m: &InboxItem) -> Result<(), StoreError> {
-        let result = on_tx!(self, c => {
-            sqlx::query(
-                "INSERT INTO inbox (id, protocol, source, control_id, transport, message_type, received_at, raw,
-                                    status, ack, error, referral_id, attempts, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status, ack = excluded.ack,
-                     error = excluded.error, referral_id = excluded.referral_id,
-                     attempts = excluded.attempts, updated_at = excluded.updated_at",
-            )
-            .bind(&m.id)
-            .bind(&m.protocol)
-            .bind(&m.source)
-            .bind(&m.control_id)
-            .bind(&m.transport)
-            .bind(&m.message_type)
-            .bind(ms(m.received_at))
-            .bind(&m.raw)
-            .bind(m.status.as_str())
-            .bind(&m.ack)
-            .bind(&m.error)
-            .bind(m.referral_id.as_ref().map(|r| r.as_str()))
-            .bind(i64::from(m.attempts))
-            .bind(ms(m.updated_at))
-            .execute(c)
-            .await
-            .map(|r| r.rows_affected())
-        });
-        match result {
-            Ok(_) => Ok(()),
-            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                Err(StoreError::Conflict(format!("{} {}", m.source, m.control_id)))
-            }
-            Err(e) => Err(db(e)),
-        }
+        self.pending.put_inbox(m);
+        Ok(())
     }
 
-    async fn commit(self: Box<Self>) -> Result<(), StoreError> {
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        self.flush().await?;
         match self.inner {
             Inner::Sqlite(tx) => tx.commit().await.map_err(db),
             Inner::Postgres(tx) => tx.commit().await.map_err(db),
