@@ -21,7 +21,8 @@ pub use error::{AppError, StoreError};
 pub use ids::new_id;
 pub use ports::{
     AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
-    ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx,
+    PatientKeep, ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord,
+    Tx,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use workers::{AdvanceReport, DueReport};

@@ -162,6 +162,15 @@ pub struct Patient {
     pub updated_at: Timestamp,
 }
 
+/// What an update of a patient keeps from the stored row.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PatientKeep {
+    /// Keep the recorded SMS consent (the update carries none).
+    pub consent: bool,
+    /// Keep the recorded opt-out (only the SMS channel changes it).
+    pub opt_out: bool,
+}
+
 /// One audit row: who did what to which patient data, when and from where.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {
@@ -300,7 +309,9 @@ pub trait Tx: Send {
     ) -> Result<Option<DuplicateCandidate>, StoreError>;
 
     async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
-    async fn upsert_patient(&mut self, p: &Patient) -> Result<(), StoreError>;
+    /// Inserts or updates a patient and returns the stored row. On update, `keep` says which
+    /// recorded choices stay as they are.
+    async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError>;
 
     /// Inserts a new referral projection; `stage_due_at` is when its current stage is late.
     async fn insert_referral(

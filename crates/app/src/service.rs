@@ -17,7 +17,7 @@ use crate::{
     ids::new_id,
     ports::{
         AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
-        ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+        PatientKeep, ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
     },
 };
 
@@ -146,22 +146,21 @@ impl App {
         if let Some(tz) = req.patient.as_ref().and_then(|p| p.time_zone.as_deref()) {
             TimeZone::get(tz).map_err(|_| AppError::invalid("patient.time_zone", "not an IANA time zone"))?;
         }
-        let existing = tx.patient(&req.patient_id).await?;
         let patient = match &req.patient {
             Some(input) => {
                 let patient = Patient {
                     id: req.patient_id.clone(),
                     name: input.name.clone(),
                     phone: input.phone.clone(),
-                    sms_consent: input.sms_consent.or(existing.as_ref().map(|p| p.sms_consent)).unwrap_or(false),
-                    sms_opted_out: existing.as_ref().is_some_and(|p| p.sms_opted_out),
+                    sms_consent: input.sms_consent.unwrap_or(false),
+                    sms_opted_out: false,
                     time_zone: input.time_zone.clone(),
                     updated_at: now,
                 };
-                tx.upsert_patient(&patient).await?;
-                Some(patient)
+                let keep = PatientKeep { consent: input.sms_consent.is_none(), opt_out: true };
+                Some(tx.upsert_patient(&patient, keep).await?)
             }
-            None => existing,
+            None => tx.patient(&req.patient_id).await?,
         };
         let candidate = match (&req.specialty, req.origin) {
             (Some(s), Origin::PhysicianOrder) => {

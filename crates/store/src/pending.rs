@@ -17,6 +17,8 @@ pub(crate) struct Pending {
     pub timers: Vec<(ReferralId, u64, TimerSpec)>,
     /// Inserted or replaced by id; the last write of an id wins.
     pub inbox: Vec<InboxItem>,
+    /// Referral keys; the first referral to claim a key keeps it.
+    pub keys: Vec<(String, ReferralId)>,
 }
 
 impl Pending {
@@ -26,6 +28,17 @@ impl Pending {
             && self.tasks.is_empty()
             && self.timers.is_empty()
             && self.inbox.is_empty()
+            && self.keys.is_empty()
+    }
+
+    pub fn put_key(&mut self, key: &str, id: &ReferralId) {
+        if !self.keys.iter().any(|(k, _)| k == key) {
+            self.keys.push((key.to_owned(), id.clone()));
+        }
+    }
+
+    pub fn find_key(&self, key: &str) -> Option<ReferralId> {
+        self.keys.iter().find(|(k, _)| k == key).map(|(_, id)| id.clone())
     }
 
     pub fn put_inbox(&mut self, item: &InboxItem) {
@@ -53,6 +66,14 @@ macro_rules! flush_pending {
         }
         for chunk in std::mem::take(&mut p.timers).chunks($crate::pending::CHUNK_ROWS) {
             $crate::pending::timers_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+        }
+        for chunk in std::mem::take(&mut p.keys).chunks($crate::pending::CHUNK_ROWS) {
+            let mut q = sqlx::QueryBuilder::new("INSERT INTO referral_keys (key, referral_id) ");
+            q.push_values(chunk, |mut b, (key, id)| {
+                b.push_bind(key.as_str()).push_bind(id.as_str());
+            });
+            q.push(" ON CONFLICT (key) DO NOTHING");
+            q.build().execute(&mut *$c).await.map_err($crate::row::db)?;
         }
         for chunk in std::mem::take(&mut p.inbox).chunks($crate::pending::CHUNK_ROWS) {
             match $crate::pending::inbox_query!(chunk).build().execute(&mut *$c).await {

@@ -2,7 +2,8 @@
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxItem, NewTask, OutboxItem, OutboxStatus, Patient, StoreError, StoredEvent, TimerRow, Tx,
+    AuditEntry, InboxItem, NewTask, OutboxItem, OutboxStatus, Patient, PatientKeep, StoreError, StoredEvent, TimerRow,
+    Tx,
 };
 use refloop_domain::{DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec};
 use sqlx::{Postgres, Sqlite, Transaction};
@@ -74,14 +75,7 @@ impl SqlTx {
     /// Records the referral's source ids as keys; a key another referral holds stays with it.
     async fn put_keys(&mut self, r: &Referral) -> Result<(), StoreError> {
         for key in &r.source_ids {
-            on_tx!(self, c => {
-                sqlx::query("INSERT INTO referral_keys (key, referral_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-                    .bind(key)
-                    .bind(r.id.as_str())
-                    .execute(c)
-                    .await
-                    .map_err(db)?;
-            });
+            self.pending.put_key(key, &r.id);
         }
         Ok(())
     }
@@ -116,8 +110,10 @@ fn db_err(e: sqlx::Error) -> StoreError {
 const UPSERT_PATIENT: &str = "INSERT INTO patients (id, name, phone, sms_consent, sms_opted_out, time_zone, updated_at)
     VALUES ($1, $2, $3, $4, $5, $6, $7)
     ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
-        sms_consent = excluded.sms_consent, sms_opted_out = excluded.sms_opted_out,
-        time_zone = excluded.time_zone, updated_at = excluded.updated_at";
+        sms_consent = CASE WHEN $8 THEN patients.sms_consent ELSE excluded.sms_consent END,
+        sms_opted_out = CASE WHEN $9 THEN patients.sms_opted_out ELSE excluded.sms_opted_out END,
+        time_zone = excluded.time_zone, updated_at = excluded.updated_at
+    RETURNING *";
 
 const INSERT_REFERRAL: &str = "INSERT INTO referrals (id, version, state, patient_id, referring_provider, specialty,
         urgency, origin, network, duplicate_of, tracked, ordered_at, stage_due_at, updated_at, doc)
@@ -212,9 +208,9 @@ impl Tx for SqlTx {
         })
     }
 
-    async fn upsert_patient(&mut self, p: &Patient) -> Result<(), StoreError> {
+    async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError> {
         on_tx!(self, c => {
-            sqlx::query(UPSERT_PATIENT)
+            let stored = sqlx::query(UPSERT_PATIENT)
                 .bind(p.id.as_str())
                 .bind(&p.name)
                 .bind(&p.phone)
@@ -222,11 +218,13 @@ impl Tx for SqlTx {
                 .bind(p.sms_opted_out)
                 .bind(&p.time_zone)
                 .bind(ms(p.updated_at))
-                .execute(c)
+                .bind(keep.consent)
+                .bind(keep.opt_out)
+                .fetch_one(c)
                 .await
                 .map_err(db)?;
-        });
-        Ok(())
+            row::patient(&stored)
+        })
     }
 
     async fn insert_referral(
@@ -450,7 +448,10 @@ impl Tx for SqlTx {
                 .await
                 .map_err(db)?
         });
-        found.map(|id| ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+        match found {
+            Some(id) => ReferralId::parse(&id).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
+            None => Ok(self.pending.find_key(key)),
+        }
     }
 
     async fn open_referrals(

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
-    AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, Role, Store, StoreError, StoredEvent,
-    TaskFilter, TaskStatus, TokenRecord,
+    AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, PatientKeep, Role, Store, StoreError,
+    StoredEvent, TaskFilter, TaskStatus, TokenRecord,
 };
 use refloop_domain::{
     Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,
@@ -258,11 +258,16 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
         updated_at: t0,
     };
     let mut tx = store.begin().await.unwrap();
-    tx.upsert_patient(&p).await.unwrap();
+    assert_eq!(tx.upsert_patient(&p, PatientKeep::default()).await.unwrap(), p);
     let changed = Patient { sms_opted_out: true, ..p.clone() };
-    tx.upsert_patient(&changed).await.unwrap();
+    assert_eq!(tx.upsert_patient(&changed, PatientKeep::default()).await.unwrap(), changed);
+    // A referral that carries no consent keeps the one on file, and never clears an opt-out.
+    let from_order =
+        Patient { sms_consent: false, sms_opted_out: false, phone: Some("+15555550199".into()), ..p.clone() };
+    let kept = tx.upsert_patient(&from_order, PatientKeep { consent: true, opt_out: true }).await.unwrap();
+    assert_eq!((kept.sms_consent, kept.sms_opted_out, kept.phone.as_deref()), (true, true, Some("+15555550199")));
     tx.commit().await.unwrap();
-    assert_eq!(store.patient(&p.id).await.unwrap(), Some(changed));
+    assert_eq!(store.patient(&p.id).await.unwrap(), Some(kept));
 
     let token = TokenRecord {
         id: "tok_1".into(),
