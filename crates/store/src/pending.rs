@@ -51,37 +51,58 @@ impl Pending {
     }
 }
 
-/// Writes everything pending through `$c` (a connection of either backend), emptying `$p`.
+/// Which pending rows to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Only {
+    All,
+    Timers,
+    Tasks,
+}
+
+/// Writes pending rows through `$c` (a connection of either backend): all of them, or only
+/// the table a following statement reads or changes.
 macro_rules! flush_pending {
-    ($p:expr, $c:ident) => {{
+    ($p:expr, $c:ident, $only:expr) => {{
         let p: &mut $crate::pending::Pending = $p;
-        for chunk in std::mem::take(&mut p.events).chunks($crate::pending::CHUNK_ROWS) {
-            $crate::pending::events_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+        let only: $crate::pending::Only = $only;
+        let all = only == $crate::pending::Only::All;
+        if all {
+            for chunk in std::mem::take(&mut p.events).chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::events_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
+            for chunk in std::mem::take(&mut p.audits).chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::audits_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
         }
-        for chunk in std::mem::take(&mut p.audits).chunks($crate::pending::CHUNK_ROWS) {
-            $crate::pending::audits_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+        if all || only == $crate::pending::Only::Tasks {
+            for chunk in std::mem::take(&mut p.tasks).chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::tasks_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
         }
-        for chunk in std::mem::take(&mut p.tasks).chunks($crate::pending::CHUNK_ROWS) {
-            $crate::pending::tasks_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+        if all || only == $crate::pending::Only::Timers {
+            for chunk in std::mem::take(&mut p.timers).chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::timers_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
         }
-        for chunk in std::mem::take(&mut p.timers).chunks($crate::pending::CHUNK_ROWS) {
-            $crate::pending::timers_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-        }
-        for chunk in std::mem::take(&mut p.keys).chunks($crate::pending::CHUNK_ROWS) {
-            let mut q = sqlx::QueryBuilder::new("INSERT INTO referral_keys (key, referral_id) ");
-            q.push_values(chunk, |mut b, (key, id)| {
-                b.push_bind(key.as_str()).push_bind(id.as_str());
-            });
-            q.push(" ON CONFLICT (key) DO NOTHING");
-            q.build().execute(&mut *$c).await.map_err($crate::row::db)?;
-        }
-        for chunk in std::mem::take(&mut p.inbox).chunks($crate::pending::CHUNK_ROWS) {
-            match $crate::pending::inbox_query!(chunk).build().execute(&mut *$c).await {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                    return Err(refloop_app::StoreError::Conflict("an inbound message arrived twice at once".into()));
+        if all {
+            for chunk in std::mem::take(&mut p.keys).chunks($crate::pending::CHUNK_ROWS) {
+                let mut q = sqlx::QueryBuilder::new("INSERT INTO referral_keys (key, referral_id) ");
+                q.push_values(chunk, |mut b, (key, id)| {
+                    b.push_bind(key.as_str()).push_bind(id.as_str());
+                });
+                q.push(" ON CONFLICT (key) DO NOTHING");
+                q.build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
+            for chunk in std::mem::take(&mut p.inbox).chunks($crate::pending::CHUNK_ROWS) {
+                match $crate::pending::inbox_query!(chunk).build().execute(&mut *$c).await {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        return Err(refloop_app::StoreError::Conflict(
+                            "an inbound message arrived twice at once".into(),
+                        ));
+                    }
+                    Err(e) => return Err($crate::row::db(e)),
                 }
-                Err(e) => return Err($crate::row::db(e)),
             }
         }
     }};

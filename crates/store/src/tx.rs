@@ -10,7 +10,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
     Db,
-    pending::{Pending, flush_pending},
+    pending::{Only, Pending, flush_pending},
     row::{self, db, ms, text_of, ts},
 };
 
@@ -80,19 +80,20 @@ impl SqlTx {
         Ok(())
     }
 
-    /// Writes the pending inserts; called before anything that reads or changes their tables.
-    async fn flush(&mut self) -> Result<(), StoreError> {
+    /// Writes pending inserts (all, or one table's) before a statement that reads or
+    /// changes them.
+    async fn flush(&mut self, only: Only) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
         match &mut self.inner {
             Inner::Sqlite(tx) => {
                 let c = &mut **tx;
-                flush_pending!(&mut self.pending, c);
+                flush_pending!(&mut self.pending, c, only);
             }
             Inner::Postgres(tx) => {
                 let c = &mut **tx;
-                flush_pending!(&mut self.pending, c);
+                flush_pending!(&mut self.pending, c, only);
             }
         }
         Ok(())
@@ -270,7 +271,7 @@ impl Tx for SqlTx {
     }
 
     async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
-        self.flush().await?;
+        self.flush(Only::Timers).await?;
         on_tx!(self, c => {
             sqlx::query("DELETE FROM timers WHERE referral_id = $1")
                 .bind(id.as_str())
@@ -287,7 +288,7 @@ impl Tx for SqlTx {
     }
 
     async fn due_timers(&mut self, now: Timestamp, n: u32) -> Result<Vec<TimerRow>, StoreError> {
-        self.flush().await?;
+        self.flush(Only::Timers).await?;
         let n = i64::from(n.max(1));
         match &mut self.inner {
             Inner::Sqlite(tx) => {
@@ -399,7 +400,7 @@ impl Tx for SqlTx {
         now: Timestamp,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        self.flush().await?;
+        self.flush(Only::Tasks).await?;
         for kind in kinds {
             on_tx!(self, c => {
                 sqlx::query(
@@ -424,7 +425,7 @@ impl Tx for SqlTx {
     }
 
     async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError> {
-        self.flush().await?;
+        self.flush(Only::Tasks).await?;
         on_tx!(self, c => {
             sqlx::query(
                 "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3
@@ -497,7 +498,7 @@ impl Tx for SqlTx {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.flush().await?;
+        self.flush(Only::All).await?;
         match self.inner {
             Inner::Sqlite(tx) => tx.commit().await.map_err(db),
             Inner::Postgres(tx) => tx.commit().await.map_err(db),
