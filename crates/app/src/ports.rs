@@ -377,6 +377,9 @@ pub trait Tx: Send {
     ) -> Result<Vec<Referral>, StoreError>;
 
     async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError>;
+    /// Reads ahead, in two queries, the inbox rows and referral keys a batch of messages
+    /// will ask for, so that [`Tx::inbox_get`] and [`Tx::referral_by_key`] answer from memory.
+    async fn prefetch(&mut self, messages: &[(String, String)], keys: &[String]) -> Result<(), StoreError>;
     /// Inserts or replaces (by id) an inbox row. Inserting a second row for the same
     /// source and control id fails with [`StoreError::Conflict`].
     async fn inbox_put(&mut self, item: &InboxItem) -> Result<(), StoreError>;

@@ -121,6 +121,8 @@ impl Ingest {
     pub async fn receive_many(&self, messages: &[(Vec<u8>, String)]) -> Vec<Result<Reply, StoreError>> {
         let together = async {
             let mut tx = self.app.store().begin().await?;
+            let (ids, keys) = self.lookups(messages);
+            tx.prefetch(&ids, &keys).await?;
             let mut seen = HashMap::new();
             let mut replies = Vec::with_capacity(messages.len());
             for (raw, transport) in messages {
@@ -143,6 +145,24 @@ impl Ingest {
                 out
             }
         }
+    }
+
+    /// What a batch will look up: each message's (sender, control id) and referral keys.
+    fn lookups(&self, messages: &[(Vec<u8>, String)]) -> (Vec<(String, String)>, Vec<String>) {
+        let now = self.app.now();
+        let (mut ids, mut keys) = (Vec::new(), Vec::new());
+        for (raw, _) in messages {
+            let Ok(m) = parse(raw) else { continue };
+            if let Some(control) = m.control_id() {
+                ids.push((source_of(&m), control.to_owned()));
+            }
+            match map(&m, &self.cfg, now) {
+                Ok(Mapped::Order(order)) => keys.extend(order.source_ids.iter().cloned()),
+                Ok(Mapped::Event { target, .. }) => keys.extend(target.keys.iter().cloned()),
+                _ => {}
+            }
+        }
+        (ids, keys)
     }
 
     /// Commits concurrent messages together: one task writes, each commit carries every
@@ -206,7 +226,7 @@ impl Ingest {
                 });
             }
         };
-        let source = format!("{}^{}", m.msh().get(3, 1).unwrap_or_default(), m.msh().get(4, 1).unwrap_or_default());
+        let source = source_of(&m);
         let message_type = format!("{}^{}", m.message_type().unwrap_or_default(), m.trigger().unwrap_or_default());
         let control = m.control_id().map(str::to_owned).unwrap_or_else(|| id.clone());
         let is_ack = m.message_type() == Some("ACK");
@@ -486,6 +506,11 @@ impl Ingest {
         tracing::info!(inbox_id, status = updated.status.as_str(), "dead letter retried");
         Ok(updated)
     }
+}
+
+/// The sender, as the inbox keys resends: MSH-3^MSH-4.
+fn source_of(m: &Message) -> String {
+    format!("{}^{}", m.msh().get(3, 1).unwrap_or_default(), m.msh().get(4, 1).unwrap_or_default())
 }
 
 /// Enhanced mode (MSH-15 or MSH-16 valued): the accept-acknowledgement condition of MSH-15

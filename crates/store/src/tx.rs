@@ -1,5 +1,7 @@
 //! One write transaction on either backend.
 
+use std::collections::HashMap;
+
 use jiff::Timestamp;
 use refloop_app::{
     AuditEntry, InboxItem, NewTask, OutboxItem, OutboxStatus, Patient, PatientKeep, StoreError, StoredEvent, TimerRow,
@@ -43,6 +45,10 @@ pub(crate) struct SqlTx {
     inner: Inner,
     /// Append-only inserts not yet written (see `pending.rs`).
     pending: Pending,
+    /// Read ahead by `prefetch`: inbox rows by (source, control id) and referral keys;
+    /// `None` records that the database has none.
+    known_inbox: HashMap<(String, String), Option<InboxItem>>,
+    known_keys: HashMap<String, Option<ReferralId>>,
 }
 
 /// Runs the same body against the transaction's connection, whichever backend it is.
@@ -69,7 +75,12 @@ impl SqlTx {
             Db::Sqlite(p) => Inner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
             Db::Postgres(p) => Inner::Postgres(p.begin().await.map_err(db_err)?),
         };
-        Ok(Box::new(SqlTx { inner, pending: Pending::default() }))
+        Ok(Box::new(SqlTx {
+            inner,
+            pending: Pending::default(),
+            known_inbox: HashMap::new(),
+            known_keys: HashMap::new(),
+        }))
     }
 
     /// Records the referral's source ids as keys; a key another referral holds stays with it.
@@ -442,6 +453,9 @@ impl Tx for SqlTx {
     }
 
     async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError> {
+        if let Some(known) = self.known_keys.get(key) {
+            return Ok(known.clone().or_else(|| self.pending.find_key(key)));
+        }
         let found: Option<String> = on_tx!(self, c => {
             sqlx::query_scalar("SELECT referral_id FROM referral_keys WHERE key = $1")
                 .bind(key)
@@ -481,6 +495,9 @@ impl Tx for SqlTx {
         if let Some(item) = self.pending.find_inbox(source, control_id) {
             return Ok(Some(item));
         }
+        if let Some(known) = self.known_inbox.get(&(source.to_owned(), control_id.to_owned())) {
+            return Ok(known.clone());
+        }
         on_tx!(self, c => {
             let found = sqlx::query("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND source = $1 AND control_id = $2")
                 .bind(source)
@@ -490,6 +507,52 @@ impl Tx for SqlTx {
                 .map_err(db)?;
             found.map(|r| row::inbox(&r)).transpose()
         })
+    }
+
+    async fn prefetch(&mut self, messages: &[(String, String)], keys: &[String]) -> Result<(), StoreError> {
+        if !messages.is_empty() {
+            let rows: Vec<InboxItem> = on_tx!(self, c => {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND control_id IN (");
+                let mut list = q.separated(", ");
+                for (_, control) in messages {
+                    list.push_bind(control.as_str());
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(c).await.map_err(db)?;
+                rows.iter().map(|r| row::inbox(r)).collect::<Result<Vec<_>, _>>()?
+            });
+            for m in messages {
+                self.known_inbox.insert(m.clone(), None);
+            }
+            for row in rows {
+                let key = (row.source.clone(), row.control_id.clone());
+                if self.known_inbox.contains_key(&key) {
+                    self.known_inbox.insert(key, Some(row));
+                }
+            }
+        }
+        if !keys.is_empty() {
+            let rows: Vec<(String, String)> = on_tx!(self, c => {
+                let mut q = sqlx::QueryBuilder::new("SELECT key, referral_id FROM referral_keys WHERE key IN (");
+                let mut list = q.separated(", ");
+                for key in keys {
+                    list.push_bind(key.as_str());
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(c).await.map_err(db)?;
+                rows.iter()
+                    .map(|r| Ok((row::Get::text(r, "key")?, row::Get::text(r, "referral_id")?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            for key in keys {
+                self.known_keys.insert(key.clone(), None);
+            }
+            for (key, id) in rows {
+                let id = ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                self.known_keys.insert(key, Some(id));
+            }
+        }
+        Ok(())
     }
 
     async fn inbox_put(&mut self, m: &InboxItem) -> Result<(), StoreError> {
