@@ -32,6 +32,16 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
+    pub const ALL: [TimerKind; 7] = [
+        TimerKind::NotifyDeadline,
+        TimerKind::SchedulingEscalation,
+        TimerKind::AttendanceCheck,
+        TimerKind::AttendanceReply,
+        TimerKind::NoteLook,
+        TimerKind::NoteRequest,
+        TimerKind::NoteEscalation,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TimerKind::NotifyDeadline => "notify-deadline",
@@ -45,17 +55,7 @@ impl TimerKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            TimerKind::NotifyDeadline,
-            TimerKind::SchedulingEscalation,
-            TimerKind::AttendanceCheck,
-            TimerKind::AttendanceReply,
-            TimerKind::NoteLook,
-            TimerKind::NoteRequest,
-            TimerKind::NoteEscalation,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
+        Self::ALL.iter().copied().find(|k| k.as_str() == s)
     }
 }
 

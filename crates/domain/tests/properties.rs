@@ -34,15 +34,7 @@ fn new_referral(policy: &Policy, contact: &Contact) -> Referral {
     decide_new(order, &ctx).referral
 }
 
-const TIMERS: [TimerKind; 7] = [
-    TimerKind::NotifyDeadline,
-    TimerKind::SchedulingEscalation,
-    TimerKind::AttendanceCheck,
-    TimerKind::AttendanceReply,
-    TimerKind::NoteLook,
-    TimerKind::NoteRequest,
-    TimerKind::NoteEscalation,
-];
+const TIMERS: [TimerKind; 7] = TimerKind::ALL;
 
 /// An input, with the current version filled in later for timers (`fresh`).
 #[derive(Clone, Debug)]
