@@ -160,6 +160,17 @@ impl TestApp {
         Self::builder(backend).spawn().await
     }
 
+    /// An HL7 ingest of a second "process": its own pool, app and group-commit writer on
+    /// the same database, with a manual clock at this one's time.
+    pub async fn another_process(&self) -> Ingest {
+        let store = refloop_store::SqlStore::connect(&self._db.url).await.expect("connect a second pool");
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(self.app.now()));
+        let policy = self.app.policy().clone();
+        let map = MapConfig::with_defaults(policy.time_zone.clone());
+        let app = App::new(Arc::new(store), clock, policy, Arc::new(LogOnly));
+        Ingest::new(app, map).with_group_commit(64)
+    }
+
     pub async fn token(&self, role: Role) -> String {
         self.app.create_token(&format!("test-{}", role.as_str()), role).await.expect("a token")
     }

@@ -318,7 +318,23 @@ async fn metrics_count_messages_by_type_and_outcome(b: Backend) {
     assert_eq!(t.http.get(format!("{}/metrics", t.base)).send().await.unwrap().status(), 401);
 }
 
+async fn two_processes_given_the_same_message_apply_it_once(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let other = t.another_process().await;
+    for i in 0..20 {
+        let m = ref_i12(&format!("X{i}"), &format!("R-X{i}"));
+        let (first, second) = tokio::join!(t.ingest.receive(m.as_bytes(), "mllp"), other.receive(m.as_bytes(), "mllp"));
+        let (first, second) = (first.expect("stored"), second.expect("stored"));
+        assert_eq!(first.ack, second.ack, "both senders get the same answer");
+        assert_eq!(ack_code(&String::from_utf8(first.ack.unwrap()).unwrap()), "AA");
+        assert!(first.duplicate ^ second.duplicate, "exactly one copy was applied");
+    }
+    assert_eq!(t.get("/api/v1/referrals?limit=200").await.body["items"].as_array().unwrap().len(), 20);
+    assert_eq!(t.get("/api/v1/inbox?limit=200").await.body["items"].as_array().unwrap().len(), 20);
+}
+
 on_both_backends!(
+    two_processes_given_the_same_message_apply_it_once,
     idle_and_oversized_connections_are_closed,
     metrics_count_messages_by_type_and_outcome,
     eight_connections_at_once_lose_nothing_and_apply_nothing_twice,
