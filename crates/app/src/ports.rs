@@ -277,8 +277,11 @@ pub struct InboxItem {
     pub received_at: Timestamp,
     pub raw: Vec<u8>,
     pub status: InboxStatus,
-    /// The acknowledgement we answered with, sent again for a resend.
+    /// The acknowledgement we answered with, sent again for a resend (in enhanced mode the
+    /// accept acknowledgement).
     pub ack: Option<Vec<u8>>,
+    /// Enhanced mode: the application acknowledgement that follows the accept one.
+    pub application_ack: Option<Vec<u8>>,
     pub error: Option<String>,
     pub referral_id: Option<ReferralId>,
     pub attempts: u32,

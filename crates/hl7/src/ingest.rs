@@ -20,7 +20,11 @@ use crate::{
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Reply {
     /// The ACK to send back; `None` when none is due (an ACK, or enhanced mode says so).
+    /// In enhanced mode this is the accept acknowledgement (CA/CE/CR).
     pub ack: Option<Vec<u8>>,
+    /// Enhanced mode: the application acknowledgement (AA/AE/AR) due after the accept one,
+    /// per MSH-16.
+    pub application_ack: Option<Vec<u8>>,
     /// MSA-1 of the ACK (also when it is not sent).
     pub code: AckCode,
     pub status: InboxStatus,
@@ -219,6 +223,7 @@ impl Ingest {
                 tracing::warn!(inbox_id = %id, %transport, error = %e, "HL7 message rejected: it does not parse");
                 return Ok(Reply {
                     ack: Some(ack.into_bytes()),
+                    application_ack: None,
                     code: AckCode::AR,
                     status: InboxStatus::Rejected,
                     inbox_id: id,
@@ -255,9 +260,13 @@ impl Ingest {
         };
         let code = answer_code(&m, applied.code);
         let ack = build_ack(Ok(&m), code, applied.error.as_ref(), &ack_id(), &self.timestamp(now)).into_bytes();
+        let application_ack = enhanced(&m).is_some().then(|| {
+            build_ack(Ok(&m), applied.code, applied.error.as_ref(), &ack_id(), &self.timestamp(now)).into_bytes()
+        });
         let item = InboxItem {
             status: applied.status,
             ack: Some(ack.clone()),
+            application_ack: application_ack.clone(),
             error: applied.note.clone(),
             referral_id: applied.referral.clone(),
             attempts: 1,
@@ -282,20 +291,34 @@ impl Ingest {
             referral_id = applied.referral.as_ref().map(|r| r.as_str()).unwrap_or(""),
             "HL7 message received"
         );
-        let reply =
-            Reply { ack: due(&m, code).then_some(ack), code, status: applied.status, inbox_id: id, duplicate: false };
+        let reply = Reply {
+            ack: due(&m, code).then_some(ack),
+            application_ack: application_ack.filter(|_| application_due(&m, applied.code)),
+            code,
+            status: applied.status,
+            inbox_id: id,
+            duplicate: false,
+        };
         seen.insert(key, reply.clone());
         Ok(reply)
     }
 
     /// A resend gets the answer the first copy got.
     fn replay(&self, m: &Message, prev: InboxItem) -> Reply {
+        let code_of = |ack: &[u8]| {
+            parse(ack).ok().and_then(|a| a.segment("MSA").and_then(|s| s.get(1, 1)).and_then(AckCode::parse))
+        };
         let ack = prev.ack.unwrap_or_default();
-        let code = parse(&ack)
-            .ok()
-            .and_then(|a| a.segment("MSA").and_then(|s| s.get(1, 1)).and_then(AckCode::parse))
-            .unwrap_or(AckCode::AA);
-        Reply { ack: due(m, code).then_some(ack), code, status: prev.status, inbox_id: prev.id, duplicate: true }
+        let code = code_of(&ack).unwrap_or(AckCode::AA);
+        let application_ack = prev.application_ack.filter(|a| code_of(a).is_some_and(|c| application_due(m, c)));
+        Reply {
+            ack: due(m, code).then_some(ack),
+            application_ack,
+            code,
+            status: prev.status,
+            inbox_id: prev.id,
+            duplicate: true,
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -320,6 +343,7 @@ impl Ingest {
             raw: raw.to_vec(),
             status: InboxStatus::Applied,
             ack: None,
+            application_ack: None,
             error: None,
             referral_id: None,
             attempts: 0,
@@ -537,6 +561,20 @@ fn due(m: &Message, code: AckCode) -> bool {
         Some("ER") => code != AckCode::CA,
         Some("SU") => code == AckCode::CA,
         Some(_) => true,
+    }
+}
+
+/// Whether the enhanced-mode application acknowledgement is due, per MSH-16 (AL when
+/// empty): AL always, NE never, ER unless accepted, SU only if accepted.
+fn application_due(m: &Message, code: AckCode) -> bool {
+    if enhanced(m).is_none() || m.message_type() == Some("ACK") {
+        return false;
+    }
+    match m.msh().get(16, 1).unwrap_or("AL") {
+        "NE" => false,
+        "ER" => code != AckCode::AA,
+        "SU" => code == AckCode::AA,
+        _ => true,
     }
 }
 

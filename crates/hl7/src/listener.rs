@@ -96,7 +96,15 @@ async fn connection(
             }
         };
         let reply = match ingest.receive(&frame, "mllp").await {
-            Ok(reply) => reply.ack,
+            Ok(reply) => {
+                // Enhanced mode: the application acknowledgement follows the accept one.
+                if let Some(ack) = reply.ack
+                    && framed.send(ack).await.is_err()
+                {
+                    return;
+                }
+                reply.application_ack
+            }
             Err(e) => {
                 tracing::error!(error = %e, "could not store an HL7 message; answering AR");
                 let err = AckError::new(ErrorCode::InternalError, "the message could not be stored; send it again");

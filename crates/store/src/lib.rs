@@ -54,11 +54,13 @@ fn migrator(dialect: &str) -> Migrator {
             (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
             (2, "inbox", include_str!("../migrations/sqlite/0002_inbox.sql")),
             (3, "task_inbox", include_str!("../migrations/sqlite/0003_task_inbox.sql")),
+            (4, "application_ack", include_str!("../migrations/sqlite/0004_application_ack.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
             (2, "inbox", include_str!("../migrations/postgres/0002_inbox.sql")),
             (3, "task_inbox", include_str!("../migrations/postgres/0003_task_inbox.sql")),
+            (4, "application_ack", include_str!("../migrations/postgres/0004_application_ack.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -184,7 +184,7 @@ macro_rules! inbox_query {
     ($rows:expr) => {{
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO inbox (id, protocol, source, control_id, transport, message_type, received_at, raw, \
-             status, ack, error, referral_id, attempts, updated_at) ",
+             status, ack, application_ack, error, referral_id, attempts, updated_at) ",
         );
         q.push_values($rows, |mut b, m| {
             b.push_bind(m.id.as_str())
@@ -197,13 +197,15 @@ macro_rules! inbox_query {
                 .push_bind(m.raw.as_slice())
                 .push_bind(m.status.as_str())
                 .push_bind(m.ack.as_deref())
+                .push_bind(m.application_ack.as_deref())
                 .push_bind(m.error.as_deref())
                 .push_bind(m.referral_id.as_ref().map(|r| r.as_str()))
                 .push_bind(i64::from(m.attempts))
                 .push_bind($crate::row::ms(m.updated_at));
         });
         q.push(
-            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, ack = excluded.ack, error = excluded.error, \
+            " ON CONFLICT (id) DO UPDATE SET status = excluded.status, ack = excluded.ack, \
+             application_ack = excluded.application_ack, error = excluded.error, \
              referral_id = excluded.referral_id, attempts = excluded.attempts, updated_at = excluded.updated_at",
         );
         q

@@ -178,6 +178,7 @@ pub(crate) fn inbox(row: &dyn Get) -> Result<InboxItem, StoreError> {
         raw: row.opt_bytes("raw")?.unwrap_or_default(),
         status: InboxStatus::parse(&status).ok_or_else(|| corrupt(format!("unknown status {status}")))?,
         ack: row.opt_bytes("ack")?,
+        application_ack: row.opt_bytes("application_ack")?,
         error: row.opt_text("error")?,
         referral_id: row.opt_text("referral_id")?.map(|r| ReferralId::parse(&r)).transpose().map_err(corrupt)?,
         attempts: row.int("attempts")? as u32,

@@ -131,7 +131,13 @@ impl MllpClient {
         String::from_utf8(ack.to_vec()).expect("a UTF-8 ACK")
     }
 
-    /// Sends one message and expects no answer before `other` is answered.
+    /// The next frame the server sends (e.g. an application ACK after an accept ACK).
+    pub async fn next(&mut self) -> String {
+        let ack = self.framed.next().await.expect("a frame").expect("a well-framed message");
+        String::from_utf8(ack.to_vec()).expect("UTF-8")
+    }
+
+    /// Sends one message without waiting for an answer.
     pub async fn send_unanswered(&mut self, message: &str) {
         self.framed.send(message.as_bytes()).await.expect("send an MLLP frame");
     }

@@ -13,8 +13,10 @@ use crate::{AppState, auth::Auth, error::ApiResult};
 
 const HL7: &str = "application/hl7-v2; charset=utf-8";
 
-/// Takes one message. 200 with the ACK (AA, AE or AR) in the body; 204 when no ACK is due
-/// (an ACK was sent, or enhanced mode asks for none); 503 with an AR when it could not be stored.
+/// Takes one message. 200 with the ACK (AA, AE or AR) in the body; in enhanced mode the
+/// accept ACK (CA, CE, CR) when MSH-15 asks for it, else the application ACK when MSH-16 does;
+/// 204 when no ACK is due (an ACK was sent, or enhanced mode asks for none); 503 with an AR
+/// when it could not be stored.
 #[utoipa::path(post, path = "/hl7v2", tag = "hl7v2",
     request_body(content = String, content_type = "application/hl7-v2", description = "one HL7 v2 message (ER7)"),
     responses((status = 200, description = "the ACK", content_type = "application/hl7-v2"), (status = 204), (status = 503)),
@@ -22,7 +24,8 @@ const HL7: &str = "application/hl7-v2; charset=utf-8";
 pub async fn receive(State(s): State<AppState>, auth: Auth, body: Bytes) -> ApiResult<Response> {
     auth.require(Permission::WriteReferrals)?;
     Ok(match s.hl7.receive(&body, "http").await {
-        Ok(reply) => match reply.ack {
+        // Enhanced mode: one answer per request — the accept ACK when due, else the application ACK.
+        Ok(reply) => match reply.ack.or(reply.application_ack) {
             Some(ack) => (StatusCode::OK, [(header::CONTENT_TYPE, HL7)], ack).into_response(),
             None => StatusCode::NO_CONTENT.into_response(),
         },

@@ -104,6 +104,21 @@ async fn a_referral_closes_its_loop_over_mllp(b: Backend) {
     assert!(sources.iter().all(|s| s.contains("hl7v2/inb_") || *s == "system:outbox"), "{sources:?}");
 }
 
+async fn enhanced_mode_over_mllp_sends_the_accept_then_the_application_ack(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    let al_al = ref_i12("N1", "R-700").replace("|P|2.5.1", "|P|2.5.1|||AL|AL");
+    assert_eq!(msa(&c.send(&al_al).await), ("CA".into(), "N1".into()));
+    assert_eq!(msa(&c.next().await), ("AA".into(), "N1".into()), "the application ACK follows");
+    // A resend gets both again; ER|SU on a refused message: only the accept error.
+    assert_eq!(msa(&c.send(&al_al).await).0, "CA");
+    assert_eq!(msa(&c.next().await).0, "AA");
+    let bad = hl7("N2", "REF^I12", &["RF1|P|R|CAR||O", PID]).replace("|P|2.5.1", "|P|2.5.1|||ER|SU");
+    assert_eq!(msa(&c.send(&bad).await), ("CE".into(), "N2".into()));
+    let next = ref_i12("N3", "R-701");
+    assert_eq!(msa(&c.send(&next).await), ("AA".into(), "N3".into()), "no application ACK was due for N2");
+}
+
 async fn a_ref_i14_or_an_orc_ca_cancels_the_referral(b: Backend) {
     let t = TestApp::spawn(b).await;
     let mut c = MllpClient::connect(t.mllp).await;
@@ -245,6 +260,10 @@ async fn post_hl7v2_answers_with_the_ack(b: Backend) {
     let er_bad = hl7("H5", "REF^I12", &["RF1|P|R|CAR||O", PID]).replace("|P|2.5.1", "|P|2.5.1|||ER|NE");
     let resp = t.http.post(&url).bearer_auth(&t.admin).body(er_bad).send().await.unwrap();
     assert_eq!(msa(&resp.text().await.unwrap()), ("CE".into(), "H5".into()));
+    // NE|AL over HTTP: no accept ACK, so the application ACK is the answer.
+    let app_only = ref_i12("H6", "R-604").replace("|P|2.5.1", "|P|2.5.1|||NE|AL");
+    let resp = t.http.post(&url).bearer_auth(&t.admin).body(app_only).send().await.unwrap();
+    assert_eq!(msa(&resp.text().await.unwrap()), ("AA".into(), "H6".into()));
 }
 
 async fn eight_connections_at_once_lose_nothing_and_apply_nothing_twice(b: Backend) {
@@ -334,6 +353,7 @@ async fn two_processes_given_the_same_message_apply_it_once(b: Backend) {
 }
 
 on_both_backends!(
+    enhanced_mode_over_mllp_sends_the_accept_then_the_application_ack,
     two_processes_given_the_same_message_apply_it_once,
     idle_and_oversized_connections_are_closed,
     metrics_count_messages_by_type_and_outcome,
