@@ -2,7 +2,7 @@
 //! all in one transaction, so an AA always means "stored", and a resent message (same
 //! sender, same MSH-10) gets the same answer without being applied twice.
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use jiff::SignedDuration;
 use jiff::Timestamp;
@@ -169,28 +169,41 @@ impl Ingest {
         (ids, keys)
     }
 
-    /// Commits concurrent messages together: one task writes, each commit carries every
-    /// message that arrived while the previous one was being made durable.
+    /// Commits concurrent messages together: a writer takes every message that arrived while
+    /// the previous commit was being made durable and commits them at once. SQLite has one
+    /// writer; on PostgreSQL several writers run their transactions side by side.
     pub fn with_group_commit(mut self, max_batch: usize) -> Self {
-        let (queue, mut jobs) = mpsc::channel::<Job>(max_batch * 4);
-        let worker = Ingest { queue: None, ..self.clone() };
-        tokio::spawn(async move {
-            while let Some(first) = jobs.recv().await {
-                let mut batch = vec![first];
-                while batch.len() < max_batch {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
+        let writers = if self.app.store().backend() == "postgres" { 4 } else { 1 };
+        let (queue, jobs) = mpsc::channel::<Job>(max_batch * 4);
+        let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+        for _ in 0..writers {
+            let worker = Ingest { queue: None, ..self.clone() };
+            let jobs = jobs.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut batch = {
+                        let mut jobs = jobs.lock().await;
+                        let Some(first) = jobs.recv().await else { return };
+                        let mut batch = vec![first];
+                        while batch.len() < max_batch {
+                            match jobs.try_recv() {
+                                Ok(job) => batch.push(job),
+                                Err(_) => break,
+                            }
+                        }
+                        batch
+                    };
+                    let messages: Vec<(Vec<u8>, String)> = batch
+                        .iter_mut()
+                        .map(|j| (std::mem::take(&mut j.raw), std::mem::take(&mut j.transport)))
+                        .collect();
+                    let results = worker.receive_many(&messages).await;
+                    for (job, result) in batch.into_iter().zip(results) {
+                        let _ = job.reply.send(result);
                     }
                 }
-                let messages: Vec<(Vec<u8>, String)> =
-                    batch.iter_mut().map(|j| (std::mem::take(&mut j.raw), std::mem::take(&mut j.transport))).collect();
-                let results = worker.receive_many(&messages).await;
-                for (job, result) in batch.into_iter().zip(results) {
-                    let _ = job.reply.send(result);
-                }
-            }
-        });
+            });
+        }
         self.queue = Some(queue);
         self
     }
