@@ -380,9 +380,16 @@ pub trait Tx: Send {
     ) -> Result<Vec<Referral>, StoreError>;
 
     async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError>;
-    /// Reads ahead, in two queries, the inbox rows and referral keys a batch of messages
-    /// will ask for, so that [`Tx::inbox_get`] and [`Tx::referral_by_key`] answer from memory.
-    async fn prefetch(&mut self, messages: &[(String, String)], keys: &[String]) -> Result<(), StoreError>;
+    /// Reads ahead what a batch of messages will ask for — inbox rows by (sender, control
+    /// id), referral keys, and the tracked referrals of the patients of new orders — so that
+    /// [`Tx::inbox_get`], [`Tx::referral_by_key`] and [`Tx::duplicate_candidate`] answer from
+    /// memory.
+    async fn prefetch(
+        &mut self,
+        messages: &[(String, String)],
+        keys: &[String],
+        patients: &[PatientId],
+    ) -> Result<(), StoreError>;
     /// Inserts or replaces (by id) an inbox row. Inserting a second row for the same
     /// source and control id fails with [`StoreError::Conflict`].
     async fn inbox_put(&mut self, item: &InboxItem) -> Result<(), StoreError>;

@@ -7,7 +7,7 @@ use std::{collections::HashMap, sync::Arc};
 use jiff::SignedDuration;
 use jiff::Timestamp;
 use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, NewTask, StoreError, Tx, new_id};
-use refloop_domain::{Input, OrderUpdate, ReferralId, TaskKind};
+use refloop_domain::{Input, OrderUpdate, PatientId, ReferralId, TaskKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
@@ -125,8 +125,8 @@ impl Ingest {
     pub async fn receive_many(&self, messages: &[(Vec<u8>, String)]) -> Vec<Result<Reply, StoreError>> {
         let together = async {
             let mut tx = self.app.store().begin().await?;
-            let (ids, keys) = self.lookups(messages);
-            tx.prefetch(&ids, &keys).await?;
+            let (ids, keys, patients) = self.lookups(messages);
+            tx.prefetch(&ids, &keys, &patients).await?;
             let mut seen = HashMap::new();
             let mut replies = Vec::with_capacity(messages.len());
             for (raw, transport) in messages {
@@ -152,21 +152,25 @@ impl Ingest {
     }
 
     /// What a batch will look up: each message's (sender, control id) and referral keys.
-    fn lookups(&self, messages: &[(Vec<u8>, String)]) -> (Vec<(String, String)>, Vec<String>) {
+    #[allow(clippy::type_complexity)]
+    fn lookups(&self, messages: &[(Vec<u8>, String)]) -> (Vec<(String, String)>, Vec<String>, Vec<PatientId>) {
         let now = self.app.now();
-        let (mut ids, mut keys) = (Vec::new(), Vec::new());
+        let (mut ids, mut keys, mut patients) = (Vec::new(), Vec::new(), Vec::new());
         for (raw, _) in messages {
             let Ok(m) = parse(raw) else { continue };
             if let Some(control) = m.control_id() {
                 ids.push((source_of(&m), control.to_owned()));
             }
             match map(&m, &self.cfg, now) {
-                Ok(Mapped::Order(order)) => keys.extend(order.source_ids.iter().cloned()),
+                Ok(Mapped::Order(order)) => {
+                    keys.extend(order.source_ids.iter().cloned());
+                    patients.push(order.patient_id.clone());
+                }
                 Ok(Mapped::Event { target, .. }) => keys.extend(target.keys.iter().cloned()),
                 _ => {}
             }
         }
-        (ids, keys)
+        (ids, keys, patients)
     }
 
     /// Commits concurrent messages together: a writer takes every message that arrived while

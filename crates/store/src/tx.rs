@@ -49,6 +49,9 @@ pub(crate) struct SqlTx {
     /// `None` records that the database has none.
     known_inbox: HashMap<(String, String), Option<InboxItem>>,
     known_keys: HashMap<String, Option<ReferralId>>,
+    /// The tracked referrals of prefetched patients: (id, specialty, ordered at), kept up
+    /// to date as this transaction writes referrals.
+    known_tracked: HashMap<PatientId, Vec<(ReferralId, Option<Specialty>, Timestamp)>>,
 }
 
 /// Runs the same body against the transaction's connection, whichever backend it is.
@@ -80,7 +83,18 @@ impl SqlTx {
             pending: Pending::default(),
             known_inbox: HashMap::new(),
             known_keys: HashMap::new(),
+            known_tracked: HashMap::new(),
         }))
+    }
+
+    /// Keeps the prefetched tracked referrals of the patient current after a write.
+    fn track(&mut self, r: &Referral) {
+        if let Some(known) = self.known_tracked.get_mut(&r.patient_id) {
+            known.retain(|(id, _, _)| id != &r.id);
+            if r.is_tracked() {
+                known.push((r.id.clone(), r.specialty.clone(), r.ordered_at));
+            }
+        }
     }
 
     /// Records the referral's source ids as keys; a key another referral holds stays with it.
@@ -179,6 +193,13 @@ impl Tx for SqlTx {
         from: Timestamp,
         to: Timestamp,
     ) -> Result<Option<DuplicateCandidate>, StoreError> {
+        if let Some(known) = self.known_tracked.get(patient) {
+            let newest = known
+                .iter()
+                .filter(|(_, s, at)| s.as_ref() == Some(specialty) && *at >= from && *at <= to)
+                .max_by_key(|(_, _, at)| *at);
+            return Ok(newest.map(|(id, _, at)| DuplicateCandidate { id: id.clone(), ordered_at: *at }));
+        }
         let found = on_tx!(self, c => {
             let found = sqlx::query(
                 "SELECT id, ordered_at FROM referrals
@@ -251,6 +272,7 @@ impl Tx for SqlTx {
                 .await
                 .map_err(db)?;
         });
+        self.track(r);
         self.put_keys(r).await
     }
 
@@ -273,6 +295,7 @@ impl Tx for SqlTx {
         if updated != 1 {
             return Err(StoreError::Conflict(r.id.to_string()));
         }
+        self.track(r);
         Ok(())
     }
 
@@ -509,7 +532,49 @@ impl Tx for SqlTx {
         })
     }
 
-    async fn prefetch(&mut self, messages: &[(String, String)], keys: &[String]) -> Result<(), StoreError> {
+    async fn prefetch(
+        &mut self,
+        messages: &[(String, String)],
+        keys: &[String],
+        patients: &[PatientId],
+    ) -> Result<(), StoreError> {
+        if !patients.is_empty() {
+            let rows: Vec<(String, String, Option<String>, i64)> = on_tx!(self, c => {
+                let mut q = sqlx::QueryBuilder::new(
+                    "SELECT id, patient_id, specialty, ordered_at FROM referrals WHERE tracked = ",
+                );
+                q.push_bind(true);
+                q.push(" AND patient_id IN (");
+                let mut list = q.separated(", ");
+                for p in patients {
+                    list.push_bind(p.as_str());
+                }
+                q.push(")");
+                let rows = q.build().fetch_all(c).await.map_err(db)?;
+                rows.iter()
+                    .map(|r| {
+                        Ok((
+                            row::Get::text(r, "id")?,
+                            row::Get::text(r, "patient_id")?,
+                            row::Get::opt_text(r, "specialty")?,
+                            row::Get::int(r, "ordered_at")?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?
+            });
+            for p in patients {
+                self.known_tracked.entry(p.clone()).or_default();
+            }
+            let corrupt = |e: refloop_domain::ParseError| StoreError::Corrupt(e.to_string());
+            for (id, patient, specialty, at) in rows {
+                let entry = (
+                    ReferralId::parse(&id).map_err(corrupt)?,
+                    specialty.map(|s| Specialty::parse(&s)).transpose().map_err(corrupt)?,
+                    ts(at)?,
+                );
+                self.known_tracked.entry(PatientId::parse(&patient).map_err(corrupt)?).or_default().push(entry);
+            }
+        }
         if !messages.is_empty() {
             let rows: Vec<InboxItem> = on_tx!(self, c => {
                 let mut q = sqlx::QueryBuilder::new("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND control_id IN (");

@@ -352,7 +352,26 @@ async fn two_processes_given_the_same_message_apply_it_once(b: Backend) {
     assert_eq!(t.get("/api/v1/inbox?limit=200").await.body["items"].as_array().unwrap().len(), 20);
 }
 
+async fn a_duplicate_order_in_the_same_group_commit_is_linked(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    // One order before, two in one batch (same patient, same specialty): both later ones
+    // are duplicates of the first.
+    t.ingest.receive(ref_i12("U1", "R-800").as_bytes(), "mllp").await.unwrap();
+    let batch: Vec<(Vec<u8>, String)> = [ref_i12("U2", "R-801"), ref_i12("U3", "R-802")]
+        .into_iter()
+        .map(|m| (m.into_bytes(), "mllp".to_owned()))
+        .collect();
+    let replies = t.ingest.receive_many(&batch).await;
+    assert!(replies.iter().all(|r| r.as_ref().is_ok_and(|r| r.code == refloop_hl7::AckCode::AA)));
+    let all = referrals(&t).await;
+    assert_eq!(all.len(), 3);
+    let first = all.iter().find(|r| r["source_ids"][0] == "R-800").unwrap()["id"].clone();
+    let dups: Vec<&Value> = all.iter().filter(|r| r["duplicate_of"] == first).collect();
+    assert_eq!(dups.len(), 2, "{all:?}");
+}
+
 on_both_backends!(
+    a_duplicate_order_in_the_same_group_commit_is_linked,
     enhanced_mode_over_mllp_sends_the_accept_then_the_application_ack,
     two_processes_given_the_same_message_apply_it_once,
     idle_and_oversized_connections_are_closed,
