@@ -508,11 +508,27 @@ impl Ingest {
         let mut tx = self.app.store().begin().await?;
         let referral = self.app.record_in(tx.as_mut(), actor, referral_id, input).await?;
         let outcome = format!("applied to {} by {}", referral.id, actor.source());
-        tx.close_inbox_tasks(inbox_id, now, &outcome).await?;
+        let applied = Applied::ok(InboxStatus::Applied, Some(referral.id), None);
+        self.settle(tx, item, applied, &outcome).await
+    }
+
+    /// Records the new outcome of a dead letter or review item; once it is no longer in
+    /// review its review tasks are closed. Commits.
+    async fn settle(
+        &self,
+        mut tx: Box<dyn Tx>,
+        item: InboxItem,
+        applied: Applied,
+        outcome: &str,
+    ) -> Result<InboxItem, AppError> {
+        let now = self.app.now();
+        if applied.status != InboxStatus::Review {
+            tx.close_inbox_tasks(&item.id, now, outcome).await?;
+        }
         let updated = InboxItem {
-            status: InboxStatus::Applied,
-            error: None,
-            referral_id: Some(referral.id.clone()),
+            status: applied.status,
+            error: applied.note,
+            referral_id: applied.referral.or(item.referral_id.clone()),
             attempts: item.attempts + 1,
             updated_at: now,
             ..item
@@ -520,7 +536,7 @@ impl Ingest {
         tx.inbox_put(&updated).await?;
         tx.commit().await?;
         self.app.wake_workers();
-        tracing::info!(inbox_id, referral_id = %referral.id, "review item applied");
+        tracing::info!(inbox_id = %updated.id, status = updated.status.as_str(), "inbound message settled");
         Ok(updated)
     }
 
@@ -533,19 +549,8 @@ impl Ingest {
             Err(e) => Applied::ok(InboxStatus::Dead, None, Some(e.error.message)),
             Ok(mapped) => self.apply(tx.as_mut(), mapped, &item.id).await?,
         };
-        let updated = InboxItem {
-            status: applied.status,
-            error: applied.note,
-            referral_id: applied.referral.or(item.referral_id.clone()),
-            attempts: item.attempts + 1,
-            updated_at: now,
-            ..item
-        };
-        tx.inbox_put(&updated).await?;
-        tx.commit().await?;
-        self.app.wake_workers();
-        tracing::info!(inbox_id, status = updated.status.as_str(), "dead letter retried");
-        Ok(updated)
+        let outcome = format!("resolved by a retry: {}", applied.status.as_str());
+        self.settle(tx, item, applied, &outcome).await
     }
 }
 
