@@ -1,16 +1,22 @@
 //! Write-behind for a transaction's append-only inserts.
 //!
-//! Events, audit rows, new tasks, armed timers and inbox rows are collected and written with
-//! one multi-row INSERT per table — before the commit, and before any statement of the same
-//! transaction that reads or changes those tables (the `Tx` methods call [`Pending::flush`]
-//! first). A group commit of many messages then costs a few statements instead of a few
+//! New referrals, patient upserts, events, audit rows, new tasks, armed timers and inbox rows
+//! are collected and written with one multi-row INSERT per table — before the commit, and
+//! before any statement of the same transaction that reads or changes those tables (the `Tx`
+//! methods flush first). Patients and referrals ("parents", which the other rows reference)
+//! are always written first. A group commit of many messages then costs a few statements instead of a few
 //! per message. Nothing here outlives the transaction: dropping it drops the rows with it.
 
-use refloop_app::{AuditEntry, InboxItem, NewTask, StoredEvent};
-use refloop_domain::{ReferralId, TimerSpec};
+use jiff::Timestamp;
+use refloop_app::{AuditEntry, InboxItem, NewTask, Patient, PatientKeep, StoredEvent};
+use refloop_domain::{Referral, ReferralId, TimerSpec};
 
 #[derive(Default)]
 pub(crate) struct Pending {
+    /// Patient upserts, at most one per patient, with what each keeps of a stored row.
+    pub patients: Vec<(Patient, PatientKeep)>,
+    /// New referrals: the projection, when its stage is late, and when it was written.
+    pub referrals: Vec<(Referral, Option<Timestamp>, Timestamp)>,
     pub events: Vec<StoredEvent>,
     pub audits: Vec<AuditEntry>,
     pub tasks: Vec<NewTask>,
@@ -23,7 +29,9 @@ pub(crate) struct Pending {
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.patients.is_empty()
+            && self.referrals.is_empty()
+            && self.events.is_empty()
             && self.audits.is_empty()
             && self.tasks.is_empty()
             && self.timers.is_empty()
@@ -55,6 +63,8 @@ impl Pending {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Only {
     All,
+    /// Patients and referrals only; every other choice writes them first too.
+    Parents,
     Timers,
     Tasks,
 }
@@ -66,6 +76,22 @@ macro_rules! flush_pending {
         let p: &mut $crate::pending::Pending = $p;
         let only: $crate::pending::Only = $only;
         let all = only == $crate::pending::Only::All;
+        // Upserts grouped by what they keep, so one statement's CASE serves the whole group.
+        let patients = std::mem::take(&mut p.patients);
+        for keep in [(false, false), (false, true), (true, false), (true, true)] {
+            let group: Vec<_> =
+                patients.iter().filter(|(_, k)| (k.consent, k.opt_out) == keep).map(|(patient, _)| patient).collect();
+            for chunk in group.chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::patients_query!(chunk, keep)
+                    .build()
+                    .execute(&mut *$c)
+                    .await
+                    .map_err($crate::row::db)?;
+            }
+        }
+        for chunk in std::mem::take(&mut p.referrals).chunks($crate::pending::CHUNK_ROWS) {
+            $crate::pending::referrals_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+        }
         if all {
             for chunk in std::mem::take(&mut p.events).chunks($crate::pending::CHUNK_ROWS) {
                 $crate::pending::events_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
@@ -111,6 +137,61 @@ pub(crate) use flush_pending;
 
 /// Rows per INSERT statement (well under both backends' parameter limits).
 pub(crate) const CHUNK_ROWS: usize = 200;
+
+macro_rules! patients_query {
+    ($rows:expr, $keep:expr) => {{
+        let (keep_consent, keep_opt_out) = $keep;
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO patients (id, name, phone, sms_consent, sms_opted_out, time_zone, updated_at) ",
+        );
+        q.push_values($rows, |mut b, p| {
+            b.push_bind(p.id.as_str())
+                .push_bind(p.name.as_deref())
+                .push_bind(p.phone.as_deref())
+                .push_bind(p.sms_consent)
+                .push_bind(p.sms_opted_out)
+                .push_bind(p.time_zone.as_deref())
+                .push_bind($crate::row::ms(p.updated_at));
+        });
+        q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone, time_zone = excluded.time_zone, updated_at = excluded.updated_at");
+        if !keep_consent {
+            q.push(", sms_consent = excluded.sms_consent");
+        }
+        if !keep_opt_out {
+            q.push(", sms_opted_out = excluded.sms_opted_out");
+        }
+        q
+    }};
+}
+pub(crate) use patients_query;
+
+macro_rules! referrals_query {
+    ($rows:expr) => {{
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO referrals (id, version, state, patient_id, referring_provider, specialty, urgency, \
+             origin, network, duplicate_of, tracked, ordered_at, stage_due_at, updated_at, doc) ",
+        );
+        q.push_values($rows, |mut b, (r, due, now)| {
+            b.push_bind(r.id.as_str())
+                .push_bind(r.version as i64)
+                .push_bind(r.state.as_str())
+                .push_bind(r.patient_id.as_str())
+                .push_bind(r.referring_provider.as_str())
+                .push_bind(r.specialty.as_ref().map(|s| s.as_str()))
+                .push_bind(r.urgency.as_str())
+                .push_bind(r.origin.as_str())
+                .push_bind(r.network.as_str())
+                .push_bind(r.duplicate_of.as_ref().map(|d| d.as_str()))
+                .push_bind(r.is_tracked())
+                .push_bind($crate::row::ms(r.ordered_at))
+                .push_bind(due.map($crate::row::ms))
+                .push_bind($crate::row::ms(*now))
+                .push_bind($crate::row::referral_doc(r));
+        });
+        q
+    }};
+}
+pub(crate) use referrals_query;
 
 macro_rules! events_query {
     ($rows:expr) => {{

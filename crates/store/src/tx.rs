@@ -52,6 +52,9 @@ pub(crate) struct SqlTx {
     /// The tracked referrals of prefetched patients: (id, specialty, ordered at), kept up
     /// to date as this transaction writes referrals.
     known_tracked: HashMap<PatientId, Vec<(ReferralId, Option<Specialty>, Timestamp)>>,
+    /// Patients read in this transaction (locked on PostgreSQL), as this transaction left
+    /// them; `None` records that the database has none.
+    known_patients: HashMap<PatientId, Option<Patient>>,
 }
 
 /// Runs the same body against the transaction's connection, whichever backend it is.
@@ -71,11 +74,12 @@ macro_rules! on_tx {
 }
 
 impl SqlTx {
-    pub(crate) async fn begin(db: &Db) -> Result<Box<dyn Tx>, StoreError> {
+    /// Begins on the SQLite `writer` connection when there is one.
+    pub(crate) async fn begin(db: &Db, writer: Option<&sqlx::SqlitePool>) -> Result<Box<dyn Tx>, StoreError> {
         let inner = match db {
             // Take the write lock up front: SQLite has one writer, and a deferred transaction
             // that reads first could fail to upgrade.
-            Db::Sqlite(p) => Inner::Sqlite(p.begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
+            Db::Sqlite(p) => Inner::Sqlite(writer.unwrap_or(p).begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
             Db::Postgres(p) => Inner::Postgres(p.begin().await.map_err(db_err)?),
         };
         Ok(Box::new(SqlTx {
@@ -84,6 +88,7 @@ impl SqlTx {
             known_inbox: HashMap::new(),
             known_keys: HashMap::new(),
             known_tracked: HashMap::new(),
+            known_patients: HashMap::new(),
         }))
     }
 
@@ -124,6 +129,34 @@ impl SqlTx {
         Ok(())
     }
 
+    /// Reads the patients not yet known to this transaction, locking their rows on
+    /// PostgreSQL until it ends (the write-behind upsert relies on what it read).
+    async fn load_patients(&mut self, ids: &[PatientId]) -> Result<(), StoreError> {
+        let wanted: Vec<&PatientId> = ids.iter().filter(|id| !self.known_patients.contains_key(*id)).collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let lock = if self.is_postgres() { " FOR UPDATE" } else { "" };
+        let found: Vec<Patient> = on_tx!(self, c => {
+            let mut q = sqlx::QueryBuilder::new("SELECT * FROM patients WHERE id IN (");
+            let mut list = q.separated(", ");
+            for id in &wanted {
+                list.push_bind(id.as_str());
+            }
+            q.push(")");
+            q.push(lock);
+            let rows = q.build().fetch_all(c).await.map_err(db)?;
+            rows.iter().map(|r| row::patient(r)).collect::<Result<_, _>>()?
+        });
+        for id in wanted {
+            self.known_patients.insert(id.clone(), None);
+        }
+        for p in found {
+            self.known_patients.insert(p.id.clone(), Some(p));
+        }
+        Ok(())
+    }
+
     fn is_postgres(&self) -> bool {
         matches!(self.inner, Inner::Postgres(_))
     }
@@ -133,25 +166,13 @@ fn db_err(e: sqlx::Error) -> StoreError {
     db(e)
 }
 
-const UPSERT_PATIENT: &str = "INSERT INTO patients (id, name, phone, sms_consent, sms_opted_out, time_zone, updated_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7)
-    ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone,
-        sms_consent = CASE WHEN $8 THEN patients.sms_consent ELSE excluded.sms_consent END,
-        sms_opted_out = CASE WHEN $9 THEN patients.sms_opted_out ELSE excluded.sms_opted_out END,
-        time_zone = excluded.time_zone, updated_at = excluded.updated_at
-    RETURNING *";
-
-const INSERT_REFERRAL: &str = "INSERT INTO referrals (id, version, state, patient_id, referring_provider, specialty,
-        urgency, origin, network, duplicate_of, tracked, ordered_at, stage_due_at, updated_at, doc)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)";
-
 const UPDATE_REFERRAL: &str = "UPDATE referrals SET version = $2, state = $3, patient_id = $4,
         referring_provider = $5, specialty = $6, urgency = $7, origin = $8, network = $9,
         duplicate_of = $10, tracked = $11, ordered_at = $12, stage_due_at = $13, updated_at = $14,
         doc = $15
     WHERE id = $1 AND version = $16";
 
-/// Binds a referral's projection columns, `$1`–`$15`, in the order of the two statements above.
+/// Binds a referral's projection columns, `$1`–`$15`, in the order of the statement above.
 macro_rules! bind_referral {
     ($q:expr, $r:expr, $due:expr, $now:expr) => {
         $q.bind($r.id.as_str())
@@ -175,6 +196,7 @@ macro_rules! bind_referral {
 #[async_trait::async_trait]
 impl Tx for SqlTx {
     async fn lock_referral(&mut self, id: &ReferralId, skip_locked: bool) -> Result<Option<Referral>, StoreError> {
+        self.flush(Only::Parents).await?;
         let sql = match (self.is_postgres(), skip_locked) {
             (false, _) => "SELECT doc FROM referrals WHERE id = $1",
             (true, false) => "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE",
@@ -200,6 +222,7 @@ impl Tx for SqlTx {
                 .max_by_key(|(_, _, at)| *at);
             return Ok(newest.map(|(id, _, at)| DuplicateCandidate { id: id.clone(), ordered_at: *at }));
         }
+        self.flush(Only::Parents).await?;
         let found = on_tx!(self, c => {
             let found = sqlx::query(
                 "SELECT id, ordered_at FROM referrals
@@ -231,33 +254,30 @@ impl Tx for SqlTx {
     }
 
     async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
-        on_tx!(self, c => {
-            let found = sqlx::query("SELECT * FROM patients WHERE id = $1")
-                .bind(id.as_str())
-                .fetch_optional(c)
-                .await
-                .map_err(db)?;
-            found.map(|r| row::patient(&r)).transpose()
-        })
+        self.load_patients(std::slice::from_ref(id)).await?;
+        Ok(self.known_patients.get(id).cloned().flatten())
     }
 
     async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError> {
-        on_tx!(self, c => {
-            let stored = sqlx::query(UPSERT_PATIENT)
-                .bind(p.id.as_str())
-                .bind(&p.name)
-                .bind(&p.phone)
-                .bind(p.sms_consent)
-                .bind(p.sms_opted_out)
-                .bind(&p.time_zone)
-                .bind(ms(p.updated_at))
-                .bind(keep.consent)
-                .bind(keep.opt_out)
-                .fetch_one(c)
-                .await
-                .map_err(db)?;
-            row::patient(&stored)
-        })
+        self.load_patients(std::slice::from_ref(&p.id)).await?;
+        if self.pending.patients.iter().any(|(q, _)| q.id == p.id) {
+            self.flush(Only::Parents).await?;
+        }
+        let stored = self.known_patients.get(&p.id).cloned().flatten();
+        let merged = match &stored {
+            Some(old) => Patient {
+                sms_consent: if keep.consent { old.sms_consent } else { p.sms_consent },
+                sms_opted_out: if keep.opt_out { old.sms_opted_out } else { p.sms_opted_out },
+                ..p.clone()
+            },
+            None => p.clone(),
+        };
+        // A row read (and locked) here is overwritten with the merge; a new one keeps what a
+        // concurrent insert of the same patient recorded, as the upsert says.
+        let row_keep = if stored.is_some() { PatientKeep::default() } else { keep };
+        self.pending.patients.push((merged.clone(), row_keep));
+        self.known_patients.insert(p.id.clone(), Some(merged.clone()));
+        Ok(merged)
     }
 
     async fn insert_referral(
@@ -266,12 +286,7 @@ impl Tx for SqlTx {
         stage_due_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        on_tx!(self, c => {
-            bind_referral!(sqlx::query(INSERT_REFERRAL), r, stage_due_at, now)
-                .execute(c)
-                .await
-                .map_err(db)?;
-        });
+        self.pending.referrals.push((r.clone(), stage_due_at, now));
         self.track(r);
         self.put_keys(r).await
     }
@@ -283,6 +298,7 @@ impl Tx for SqlTx {
         stage_due_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.flush(Only::Parents).await?;
         let updated = on_tx!(self, c => {
             bind_referral!(sqlx::query(UPDATE_REFERRAL), r, stage_due_at, now)
                 .bind(expected_version as i64)
@@ -364,6 +380,7 @@ impl Tx for SqlTx {
     }
 
     async fn delete_timer(&mut self, id: &str) -> Result<(), StoreError> {
+        self.flush(Only::Timers).await?;
         on_tx!(self, c => {
             sqlx::query("DELETE FROM timers WHERE id = $1").bind(id).execute(c).await.map_err(db)?;
         });
@@ -371,6 +388,7 @@ impl Tx for SqlTx {
     }
 
     async fn enqueue(&mut self, m: &OutboxItem) -> Result<bool, StoreError> {
+        self.flush(Only::Parents).await?;
         let inserted = on_tx!(self, c => {
             sqlx::query(
                 "INSERT INTO outbox (id, referral_id, patient_id, channel, purpose, key, status, attempts,
@@ -497,6 +515,7 @@ impl Tx for SqlTx {
         patient: &PatientId,
         specialty: Option<&Specialty>,
     ) -> Result<Vec<Referral>, StoreError> {
+        self.flush(Only::Parents).await?;
         on_tx!(self, c => {
             let rows = sqlx::query(
                 "SELECT doc FROM referrals
@@ -538,6 +557,8 @@ impl Tx for SqlTx {
         keys: &[String],
         patients: &[PatientId],
     ) -> Result<(), StoreError> {
+        self.flush(Only::Parents).await?;
+        self.load_patients(patients).await?;
         if !patients.is_empty() {
             let rows: Vec<(String, String, Option<String>, i64)> = on_tx!(self, c => {
                 let mut q = sqlx::QueryBuilder::new(

@@ -267,7 +267,17 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
     let kept = tx.upsert_patient(&from_order, PatientKeep { consent: true, opt_out: true }).await.unwrap();
     assert_eq!((kept.sms_consent, kept.sms_opted_out, kept.phone.as_deref()), (true, true, Some("+15555550199")));
     tx.commit().await.unwrap();
-    assert_eq!(store.patient(&p.id).await.unwrap(), Some(kept));
+    assert_eq!(store.patient(&p.id).await.unwrap(), Some(kept.clone()));
+    // A later transaction merges with the stored row, and a patient it never wrote is absent.
+    let mut tx = store.begin().await.unwrap();
+    let again =
+        Patient { sms_consent: false, name: None, updated_at: t0 + jiff::SignedDuration::from_hours(1), ..p.clone() };
+    let merged = tx.upsert_patient(&again, PatientKeep { consent: true, opt_out: true }).await.unwrap();
+    assert_eq!((merged.sms_consent, merged.sms_opted_out, merged.name.as_deref()), (true, true, None));
+    assert_eq!(tx.patient(&p.id).await.unwrap(), Some(merged.clone()));
+    assert_eq!(tx.patient(&PatientId::parse("p-none").unwrap()).await.unwrap(), None);
+    tx.commit().await.unwrap();
+    assert_eq!(store.patient(&p.id).await.unwrap(), Some(merged));
 
     let token = TokenRecord {
         id: "tok_1".into(),
