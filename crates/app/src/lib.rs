@@ -10,6 +10,7 @@ mod clock;
 mod connector;
 mod error;
 mod ids;
+mod inbound;
 mod ports;
 mod service;
 mod workers;
@@ -19,6 +20,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, DeliveryOutcome};
 pub use error::{AppError, StoreError};
 pub use ids::new_id;
+pub use inbound::{Applied, Mapped, Target};
 pub use ports::{
     AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
     PatientKeep, ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord,

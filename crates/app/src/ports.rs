@@ -379,8 +379,15 @@ pub trait Tx: Send {
         specialty: Option<&Specialty>,
     ) -> Result<Vec<Referral>, StoreError>;
 
-    async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError>;
-    /// Reads ahead what a batch of messages will ask for — inbox rows by (sender, control
+    /// The inbox row of a message already received: by protocol (`hl7v2`, `fhir`), sender
+    /// and control id (for FHIR, the resource's version key).
+    async fn inbox_get(
+        &mut self,
+        protocol: &str,
+        source: &str,
+        control_id: &str,
+    ) -> Result<Option<InboxItem>, StoreError>;
+    /// Reads ahead what a batch of HL7 messages will ask for — inbox rows by (sender, control
     /// id), referral keys, and the tracked referrals of the patients of new orders — so that
     /// [`Tx::inbox_get`], [`Tx::referral_by_key`] and [`Tx::duplicate_candidate`] answer from
     /// memory.

@@ -4,15 +4,14 @@
 
 use std::{collections::HashMap, sync::Arc};
 
-use jiff::SignedDuration;
 use jiff::Timestamp;
-use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, NewTask, StoreError, Tx, new_id};
-use refloop_domain::{Input, OrderUpdate, PatientId, ReferralId, TaskKind};
+use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, Mapped, StoreError, Tx, new_id};
+use refloop_domain::{PatientId, ReferralId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{
     ack::{AckCode, AckError, ErrorCode, build_ack},
-    map::{MapConfig, MapError, Mapped, Target, check_header, map},
+    map::{MapConfig, MapError, check_header, map},
     message::{Message, parse},
 };
 
@@ -256,7 +255,7 @@ impl Ingest {
         if let Some(earlier) = seen.get(&key) {
             return Ok(Reply { duplicate: true, ..earlier.clone() });
         }
-        if let Some(prev) = tx.inbox_get(&source, &control).await? {
+        if let Some(prev) = tx.inbox_get("hl7v2", &source, &control).await? {
             tracing::info!(inbox_id = %prev.id, control_id = %control, "HL7 resend answered as before");
             return Ok(self.replay(&m, prev));
         }
@@ -368,108 +367,11 @@ impl Ingest {
         }
     }
 
-    /// Applies a mapped message inside `tx`. Domain refusals become inbox outcomes; only
-    /// storage failures are errors.
+    /// Applies a mapped message inside `tx` (see [`App::apply_mapped`]); every outcome is
+    /// acknowledged AA.
     async fn apply(&self, tx: &mut dyn Tx, mapped: Mapped, inbox_id: &str) -> Result<Applied, StoreError> {
-        let actor = Actor::system(&format!("hl7v2/{inbox_id}"));
-        match mapped {
-            Mapped::Ignore(why) => Ok(Applied::ok(InboxStatus::Ignored, None, Some(why.to_owned()))),
-            Mapped::Order(order) => {
-                for key in &order.source_ids {
-                    if let Some(existing) = tx.referral_by_key(key).await? {
-                        let update = Input::OrderUpdated(OrderUpdate {
-                            specialty: order.specialty.clone(),
-                            specialist: order.specialist.clone(),
-                            urgency: Some(order.urgency),
-                            network: None,
-                        });
-                        return self.outcome(tx, &actor, &existing, update).await;
-                    }
-                }
-                match self.app.create_in(tx, &actor, *order, self.app.now()).await {
-                    Ok(r) => Ok(Applied::ok(InboxStatus::Applied, Some(r.id), None)),
-                    Err(AppError::Store(e)) => Err(e),
-                    Err(e) => Ok(Applied::ok(InboxStatus::Dead, None, Some(e.to_string()))),
-                }
-            }
-            Mapped::Event { target, input } => match self.find(tx, &target).await? {
-                Found::One(id) => self.outcome(tx, &actor, &id, input).await,
-                Found::None(why) => Ok(Applied::ok(InboxStatus::Ignored, None, Some(why))),
-                Found::Unknown(why) => Ok(Applied::ok(InboxStatus::Dead, None, Some(why))),
-                Found::Ambiguous(why, candidates) => {
-                    for referral_id in candidates.iter().take(3) {
-                        let task = NewTask {
-                            id: new_id("tsk"),
-                            referral_id: referral_id.clone(),
-                            kind: TaskKind::ReviewMatch,
-                            due_at: self.app.now() + SignedDuration::from_hours(24),
-                            created_at: self.app.now(),
-                            inbox_id: Some(inbox_id.to_owned()),
-                        };
-                        tx.open_task(&task).await?;
-                    }
-                    Ok(Applied::ok(InboxStatus::Review, None, Some(why)))
-                }
-            },
-        }
-    }
-
-    async fn outcome(
-        &self,
-        tx: &mut dyn Tx,
-        actor: &Actor,
-        id: &ReferralId,
-        input: Input,
-    ) -> Result<Applied, StoreError> {
-        match self.app.record_in(tx, actor, id, input).await {
-            Ok(r) => Ok(Applied::ok(InboxStatus::Applied, Some(r.id), None)),
-            Err(AppError::Store(e)) => Err(e),
-            Err(AppError::Conflict(why)) => Ok(Applied::ok(InboxStatus::Ignored, Some(id.clone()), Some(why))),
-            Err(e) => Ok(Applied::ok(InboxStatus::Dead, Some(id.clone()), Some(e.to_string()))),
-        }
-    }
-
-    /// Finds the referral a message is about: by key, else by patient and specialty.
-    async fn find(&self, tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
-        for key in &t.keys {
-            if let Some(id) = tx.referral_by_key(key).await? {
-                return Ok(Found::One(id));
-            }
-        }
-        if !t.keys.is_empty() && !t.fallback_allowed {
-            return Ok(Found::Unknown(format!("no referral has the number {}", t.keys.join(" or "))));
-        }
-        let Some(patient) = &t.patient else {
-            return Ok(Found::Unknown("no referral number and no patient identifier to match by".into()));
-        };
-        let candidates = tx.open_referrals(patient, t.specialty.as_ref()).await?;
-        match (candidates.len(), &t.specialty) {
-            (0, _) if t.specialty.is_none() && t.keys.is_empty() => {
-                Ok(Found::None("no open referral of this patient".into()))
-            }
-            (0, _) => {
-                let others = tx.open_referrals(patient, None).await?;
-                if others.is_empty() {
-                    Ok(Found::None("no open referral of this patient".into()))
-                } else {
-                    Ok(Found::Ambiguous(
-                        format!(
-                            "the patient has open referrals ({}) but none for this specialty",
-                            others.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
-                        ),
-                        others.into_iter().map(|r| r.id).collect(),
-                    ))
-                }
-            }
-            (1, Some(_)) => Ok(Found::One(candidates[0].id.clone())),
-            (_, _) => Ok(Found::Ambiguous(
-                format!(
-                    "matched by patient only; candidates: {}",
-                    candidates.iter().map(|r| r.id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                candidates.into_iter().map(|r| r.id).collect(),
-            )),
-        }
+        let done = self.app.apply_mapped(tx, mapped, inbox_id, &format!("hl7v2/{inbox_id}")).await?;
+        Ok(Applied::ok(done.status, done.referral, done.note))
     }
 
     /// A dead letter or review item, parsed again.
@@ -598,14 +500,4 @@ fn application_due(m: &Message, code: AckCode) -> bool {
         "SU" => code == AckCode::AA,
         _ => true,
     }
-}
-
-enum Found {
-    One(ReferralId),
-    /// Nothing to match, and nothing expected to: ignore.
-    None(String),
-    /// A key that names no referral: keep as a dead letter (the order may come later).
-    Unknown(String),
-    /// Several candidates, or none certain: a person decides (review tasks on the candidates).
-    Ambiguous(String, Vec<ReferralId>),
 }

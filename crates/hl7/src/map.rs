@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{Timestamp, tz::TimeZone};
-use refloop_app::{NewReferral, PatientInput};
+use refloop_app::{Mapped, NewReferral, PatientInput, Target};
 use refloop_domain::{
     Input, Network, OrderUpdate, Origin, PatientId, ProviderId, Specialty, State, Urgency, is_consult_report_code,
 };
@@ -57,29 +57,6 @@ impl MapConfig {
         }
         Self { time_zone, specialty_map }
     }
-}
-
-/// Where a message points: referral keys first, then patient and specialty.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Target {
-    /// Referral / placer order numbers (RF1-6, RF1-11, ORC-2, OBR-2, SCH-26, TXA-14).
-    pub keys: Vec<String>,
-    pub patient: Option<PatientId>,
-    pub specialty: Option<Specialty>,
-    /// Without a key, only a message that is about a referral (a consult note, an
-    /// appointment) may be matched by patient and specialty alone.
-    pub fallback_allowed: bool,
-}
-
-/// What a message means.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Mapped {
-    /// A new referral order (REF^I12, ORM^O01 / OMG^O19 with ORC-1 NW).
-    Order(Box<NewReferral>),
-    /// Something that happened to a referral.
-    Event { target: Target, input: Input },
-    /// Understood, and nothing for referrals (e.g. a preliminary document).
-    Ignore(&'static str),
 }
 
 /// Why a message cannot be used: the ACK code and the ERR to send.

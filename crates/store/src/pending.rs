@@ -54,8 +54,8 @@ impl Pending {
         self.inbox.push(item.clone());
     }
 
-    pub fn find_inbox(&self, source: &str, control_id: &str) -> Option<InboxItem> {
-        self.inbox.iter().find(|m| m.protocol == "hl7v2" && m.source == source && m.control_id == control_id).cloned()
+    pub fn find_inbox(&self, protocol: &str, source: &str, control_id: &str) -> Option<InboxItem> {
+        self.inbox.iter().find(|m| m.protocol == protocol && m.source == source && m.control_id == control_id).cloned()
     }
 }
 

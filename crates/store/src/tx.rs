@@ -533,15 +533,23 @@ impl Tx for SqlTx {
         })
     }
 
-    async fn inbox_get(&mut self, source: &str, control_id: &str) -> Result<Option<InboxItem>, StoreError> {
-        if let Some(item) = self.pending.find_inbox(source, control_id) {
+    async fn inbox_get(
+        &mut self,
+        protocol: &str,
+        source: &str,
+        control_id: &str,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        if let Some(item) = self.pending.find_inbox(protocol, source, control_id) {
             return Ok(Some(item));
         }
-        if let Some(known) = self.known_inbox.get(&(source.to_owned(), control_id.to_owned())) {
+        if protocol == "hl7v2"
+            && let Some(known) = self.known_inbox.get(&(source.to_owned(), control_id.to_owned()))
+        {
             return Ok(known.clone());
         }
         on_tx!(self, c => {
-            let found = sqlx::query("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND source = $1 AND control_id = $2")
+            let found = sqlx::query("SELECT * FROM inbox WHERE protocol = $1 AND source = $2 AND control_id = $3")
+                .bind(protocol)
                 .bind(source)
                 .bind(control_id)
                 .fetch_optional(c)
