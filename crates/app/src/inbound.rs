@@ -7,7 +7,10 @@
 use jiff::SignedDuration;
 use refloop_domain::{Input, OrderUpdate, PatientId, ReferralId, Specialty, TaskKind};
 
-use crate::{Actor, App, AppError, InboxStatus, NewReferral, NewTask, StoreError, Tx, new_id};
+use crate::{
+    Actor, App, AppError, AuditEntry, InboxItem, InboxStatus, NewReferral, NewTask, Patient, PatientKeep, StoreError,
+    Tx, new_id,
+};
 
 /// Where an inbound message points: referral keys first, then patient and specialty.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -29,8 +32,19 @@ pub enum Mapped {
     Order(Box<NewReferral>),
     /// Something that happened to a referral.
     Event { target: Target, input: Input },
+    /// New contact data or SMS consent of a patient.
+    Contact(ContactUpdate),
     /// Understood, and nothing for referrals (e.g. a preliminary document).
     Ignore(&'static str),
+}
+
+/// A change to a patient's contact data; `None` keeps what is on file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContactUpdate {
+    pub patient_id: PatientId,
+    pub name: Option<String>,
+    pub phone: Option<String>,
+    pub sms_consent: Option<bool>,
 }
 
 /// The outcome of applying one inbound message.
@@ -71,6 +85,31 @@ impl App {
         let actor = Actor::system(source);
         match mapped {
             Mapped::Ignore(why) => Ok(Applied::new(InboxStatus::Ignored, None, Some(why.to_owned()))),
+            Mapped::Contact(c) => {
+                let now = self.now();
+                let old = tx.patient(&c.patient_id).await?;
+                let patient = Patient {
+                    id: c.patient_id.clone(),
+                    name: c.name.or_else(|| old.as_ref().and_then(|p| p.name.clone())),
+                    phone: c.phone.or_else(|| old.as_ref().and_then(|p| p.phone.clone())),
+                    sms_consent: c.sms_consent.unwrap_or(false),
+                    sms_opted_out: false,
+                    time_zone: old.as_ref().and_then(|p| p.time_zone.clone()),
+                    updated_at: now,
+                };
+                let keep = PatientKeep { consent: c.sms_consent.is_none(), opt_out: true };
+                tx.upsert_patient(&patient, keep).await?;
+                tx.audit(&AuditEntry {
+                    at: now,
+                    actor: actor.source(),
+                    action: "update".into(),
+                    resource_type: "patient".into(),
+                    resource_id: c.patient_id.as_str().to_owned(),
+                    remote: None,
+                })
+                .await?;
+                Ok(Applied::new(InboxStatus::Applied, None, Some("patient contact updated".into())))
+            }
             Mapped::Order(order) => {
                 for key in &order.source_ids {
                     if let Some(existing) = tx.referral_by_key(key).await? {
@@ -111,6 +150,50 @@ impl App {
         }
     }
 
+    /// Records the new outcome of a dead letter or review item; once it is no longer in
+    /// review its review tasks are closed (with `outcome`). Commits.
+    pub async fn settle_inbox(
+        &self,
+        mut tx: Box<dyn Tx>,
+        item: InboxItem,
+        applied: Applied,
+        outcome: &str,
+    ) -> Result<InboxItem, AppError> {
+        let now = self.now();
+        if applied.status != InboxStatus::Review {
+            tx.close_inbox_tasks(&item.id, now, outcome).await?;
+        }
+        let updated = InboxItem {
+            status: applied.status,
+            error: applied.note,
+            referral_id: applied.referral.or(item.referral_id.clone()),
+            attempts: item.attempts + 1,
+            updated_at: now,
+            ..item
+        };
+        tx.inbox_put(&updated).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        tracing::info!(inbox_id = %updated.id, status = updated.status.as_str(), "inbound message settled");
+        Ok(updated)
+    }
+
+    /// A dead letter or review item, ready to be settled again.
+    pub async fn unsettled_inbox(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
+        let item = self
+            .store()
+            .inbox_item(inbox_id)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "inbound message", id: inbox_id.to_owned() })?;
+        if !matches!(item.status, InboxStatus::Dead | InboxStatus::Review) {
+            return Err(AppError::Conflict(format!(
+                "message {inbox_id} is {}, not a dead letter or review item",
+                item.status.as_str()
+            )));
+        }
+        Ok(item)
+    }
+
     async fn outcome(
         &self,
         tx: &mut dyn Tx,
@@ -131,6 +214,13 @@ impl App {
 async fn find(tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
     for key in &t.keys {
         if let Some(id) = tx.referral_by_key(key).await? {
+            return Ok(Found::One(id));
+        }
+        // Our own referral id (a FHIR client read the referral from us and points to it).
+        if key.starts_with("ref_")
+            && let Ok(id) = ReferralId::parse(key)
+            && tx.lock_referral(&id, false).await?.is_some()
+        {
             return Ok(Found::One(id));
         }
     }

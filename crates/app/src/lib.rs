@@ -20,7 +20,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, DeliveryOutcome};
 pub use error::{AppError, StoreError};
 pub use ids::new_id;
-pub use inbound::{Applied, Mapped, Target};
+pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
     AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
     PatientKeep, ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord,

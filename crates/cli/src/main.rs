@@ -82,6 +82,15 @@ enum ImportKind {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// FHIR R4 JSON files: a Bundle (a transaction is all or nothing; other Bundle types
+    /// entry by entry), a single resource, or NDJSON (`.ndjson`, Bulk Data export) with one
+    /// resource per line.
+    Fhir {
+        #[command(flatten)]
+        common: Common,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -170,6 +179,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
             tools::import_hl7(&config, &files).await
+        }
+        Command::Import { kind: ImportKind::Fhir { common, files } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            tools::import_fhir(&config, &files).await
         }
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { common } => {

@@ -68,6 +68,13 @@ pub fn ingest(config: &Config, app: &App) -> anyhow::Result<Ingest> {
     Ok(Ingest::new(app.clone(), config.hl7_map()?))
 }
 
+/// The FHIR front door for `app` (the same specialty map and time zone as HL7).
+pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::FhirIngest> {
+    let map = config.hl7_map()?;
+    let cfg = refloop_fhir::FhirConfig { time_zone: map.time_zone, specialty_map: map.specialty_map };
+    Ok(refloop_fhir::FhirIngest::new(app.clone(), cfg))
+}
+
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = build_app(&config).await?;
     if demo {
@@ -116,7 +123,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         let _ = signal.send(true);
     });
     let metrics = PrometheusBuilder::new().install_recorder().ok();
-    let state = refloop_web::AppState { app: app.clone(), hl7, metrics };
+    let fhir = fhir_ingest(&config, &app)?;
+    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, metrics };
     refloop_web::serve(state, listener, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

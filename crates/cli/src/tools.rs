@@ -44,6 +44,68 @@ pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
     Ok(())
 }
 
+/// Resources per transaction when importing NDJSON.
+const NDJSON_CHUNK: usize = 200;
+
+pub async fn import_fhir(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let fhir = run::fhir_ingest(config, &app)?;
+    // Each unit of work: a whole JSON file, or a chunk of NDJSON lines.
+    let mut units: Vec<(String, Vec<serde_json::Value>, bool)> = Vec::new();
+    let mut resources = 0usize;
+    for file in files {
+        let name = file.display().to_string();
+        let text = std::fs::read_to_string(file).with_context(|| format!("reading {name}"))?;
+        let ndjson = file.extension().is_some_and(|e| e == "ndjson")
+            || text.trim_start().lines().nth(1).is_some_and(|l| l.trim_start().starts_with('{'));
+        if ndjson {
+            let mut lines = Vec::new();
+            for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+                let value = serde_json::from_str(line).with_context(|| format!("{name} line {}: not JSON", n + 1))?;
+                lines.push(value);
+            }
+            resources += lines.len();
+            for chunk in lines.chunks(NDJSON_CHUNK) {
+                units.push((name.clone(), chunk.to_vec(), true));
+            }
+        } else {
+            let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{name}: not JSON"))?;
+            resources += value.get("entry").and_then(|e| e.as_array()).map_or(1, Vec::len);
+            units.push((name, vec![value], false));
+        }
+    }
+    let bar = ProgressBar::new(resources as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} resources {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let (mut applied, mut failed) = (0usize, Vec::new());
+    for (name, values, ndjson) in units {
+        let n =
+            if ndjson { values.len() } else { values[0].get("entry").and_then(|e| e.as_array()).map_or(1, Vec::len) };
+        let reply = if ndjson {
+            Ok(fhir.import_resources(values).await)
+        } else {
+            fhir.import(values.into_iter().next().expect("one value per JSON file")).await
+        };
+        match reply {
+            Ok(r) => {
+                applied += r.applied;
+                if r.applied < n {
+                    failed.push(format!("{name}: {} of {n} not applied", n - r.applied));
+                }
+            }
+            Err(e) => failed.push(format!("{name}: {e}")),
+        }
+        bar.inc(n as u64);
+    }
+    bar.finish_and_clear();
+    println!("{resources} resources from {} files: {applied} applied", files.len());
+    for f in &failed {
+        println!("  {f}");
+    }
+    if failed.is_empty() { Ok(()) } else { anyhow::bail!("{} files had resources that were not applied", failed.len()) }
+}
+
 pub async fn dead_letters_list(config: &Config) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
     let items = app.dead_letters(1000).await?;
@@ -85,12 +147,17 @@ pub async fn dead_letter_show(config: &Config, id: &str) -> anyhow::Result<()> {
 pub async fn dead_letters_retry(config: &Config, id: Option<&str>, all: bool) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
     let ingest = run::ingest(config, &app)?;
+    let fhir = run::fhir_ingest(config, &app)?;
     let ids: Vec<String> = match (id, all) {
         (Some(id), _) => vec![id.to_owned()],
         (None, _) => app.dead_letters(1000).await?.into_iter().map(|m| m.id).collect(),
     };
     for id in ids {
-        let m = ingest.retry(&id).await?;
+        let protocol = app.store().inbox_item(&id).await?.map(|i| i.protocol);
+        let m = match protocol.as_deref() {
+            Some("fhir") => fhir.retry(&id).await?,
+            _ => ingest.retry(&id).await?,
+        };
         println!("{}\t{}\t{}", m.id, m.status.as_str(), m.error.as_deref().unwrap_or(""));
     }
     Ok(())

@@ -376,18 +376,7 @@ impl Ingest {
 
     /// A dead letter or review item, parsed again.
     async fn pending(&self, inbox_id: &str) -> Result<(InboxItem, Message), AppError> {
-        let item = self
-            .app
-            .store()
-            .inbox_item(inbox_id)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "inbound message", id: inbox_id.to_owned() })?;
-        if !matches!(item.status, InboxStatus::Dead | InboxStatus::Review) {
-            return Err(AppError::Conflict(format!(
-                "message {inbox_id} is {}, not a dead letter or review item",
-                item.status.as_str()
-            )));
-        }
+        let item = self.app.unsettled_inbox(inbox_id).await?;
         let m = parse(&item.raw).map_err(|e| AppError::Conflict(format!("message {inbox_id} does not parse: {e}")))?;
         Ok((item, m))
     }
@@ -411,35 +400,9 @@ impl Ingest {
         let referral = self.app.record_in(tx.as_mut(), actor, referral_id, input).await?;
         let outcome = format!("applied to {} by {}", referral.id, actor.source());
         let applied = Applied::ok(InboxStatus::Applied, Some(referral.id), None);
-        self.settle(tx, item, applied, &outcome).await
-    }
-
-    /// Records the new outcome of a dead letter or review item; once it is no longer in
-    /// review its review tasks are closed. Commits.
-    async fn settle(
-        &self,
-        mut tx: Box<dyn Tx>,
-        item: InboxItem,
-        applied: Applied,
-        outcome: &str,
-    ) -> Result<InboxItem, AppError> {
-        let now = self.app.now();
-        if applied.status != InboxStatus::Review {
-            tx.close_inbox_tasks(&item.id, now, outcome).await?;
-        }
-        let updated = InboxItem {
-            status: applied.status,
-            error: applied.note,
-            referral_id: applied.referral.or(item.referral_id.clone()),
-            attempts: item.attempts + 1,
-            updated_at: now,
-            ..item
-        };
-        tx.inbox_put(&updated).await?;
-        tx.commit().await?;
-        self.app.wake_workers();
-        tracing::info!(inbox_id = %updated.id, status = updated.status.as_str(), "inbound message settled");
-        Ok(updated)
+        self.app
+            .settle_inbox(tx, item, refloop_app::Applied::new(applied.status, applied.referral, applied.note), &outcome)
+            .await
     }
 
     /// Applies a dead-lettered or review message again (after a fix of config or data).
@@ -452,7 +415,9 @@ impl Ingest {
             Ok(mapped) => self.apply(tx.as_mut(), mapped, &item.id).await?,
         };
         let outcome = format!("resolved by a retry: {}", applied.status.as_str());
-        self.settle(tx, item, applied, &outcome).await
+        self.app
+            .settle_inbox(tx, item, refloop_app::Applied::new(applied.status, applied.referral, applied.note), &outcome)
+            .await
     }
 }
 

@@ -3,6 +3,7 @@
 use std::{net::SocketAddr, sync::Arc};
 
 use futures_util::{SinkExt, StreamExt};
+use refloop_fhir::{FhirConfig, FhirIngest};
 use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp};
 use tokio::net::TcpStream;
 use tokio_util::codec::Framed;
@@ -63,13 +64,16 @@ impl TestAppBuilder {
             if self.manual { Arc::new(ManualClock::new(self.start)) } else { Arc::new(refloop_app::SystemClock) };
         let map = MapConfig::with_defaults(self.policy.time_zone.clone());
         let app = App::new(store, clock, self.policy, Arc::new(LogOnly));
+        let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
+        let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("a local address");
         let mllp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let mllp = mllp_listener.local_addr().expect("a local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let state = refloop_web::AppState { app: app.clone(), hl7: ingest.clone(), metrics: Some(metrics_handle()) };
+        let state =
+            refloop_web::AppState { app: app.clone(), hl7: ingest.clone(), fhir, metrics: Some(metrics_handle()) };
         tokio::spawn(async move {
             refloop_web::serve(state, listener, async move {
                 let _ = stopped.await;

@@ -16,10 +16,11 @@ use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
     http::StatusCode,
-    routing::{get, post},
+    routing::{get, post, put},
 };
 use metrics_exporter_prometheus::PrometheusHandle;
 use refloop_app::App;
+use refloop_fhir::FhirIngest;
 use refloop_hl7::Ingest;
 use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
@@ -33,6 +34,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 pub struct AppState {
     pub app: App,
     pub hl7: Ingest,
+    pub fhir: FhirIngest,
     /// The Prometheus recorder, when one is installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -61,6 +63,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
         .route("/hl7v2", post(routes::hl7v2::receive))
+        .route("/fhir", post(routes::fhir::bundle))
+        .route("/fhir/metadata", get(routes::fhir::metadata))
+        .route("/fhir/{kind}", post(routes::fhir::create).get(routes::fhir::search))
+        .route("/fhir/{kind}/{id}", put(routes::fhir::update).get(routes::fhir::read))
         .nest("/api/v1", api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())

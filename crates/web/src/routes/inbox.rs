@@ -145,7 +145,10 @@ pub async fn apply(
 ) -> ApiResult<Json<InboxView>> {
     let actor = auth.require(Permission::WriteReferrals)?.clone();
     let referral = ReferralId::parse(&body.referral_id).map_err(|e| ApiError::invalid("referral_id", e.message))?;
-    let item = s.hl7.apply_to(&id, &referral, &actor).await?;
+    let item = match protocol(&s, &id).await?.as_deref() {
+        Some("fhir") => s.fhir.apply_to(&id, &referral, &actor).await?,
+        _ => s.hl7.apply_to(&id, &referral, &actor).await?,
+    };
     Ok(Json(InboxView::new(&item, false)))
 }
 
@@ -155,6 +158,15 @@ pub async fn apply(
     security(("bearer" = [])))]
 pub async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InboxView>> {
     auth.require(Permission::WriteReferrals)?;
-    let item = s.hl7.retry(&id).await?;
+    let item = match protocol(&s, &id).await?.as_deref() {
+        Some("fhir") => s.fhir.retry(&id).await?,
+        _ => s.hl7.retry(&id).await?,
+    };
     Ok(Json(InboxView::new(&item, false)))
+}
+
+/// The protocol an inbox item came in by (`hl7v2`, `fhir`).
+async fn protocol(s: &AppState, id: &str) -> Result<Option<String>, ApiError> {
+    let item = s.app.store().inbox_item(id).await.map_err(refloop_app::AppError::from)?;
+    Ok(item.map(|i| i.protocol))
 }

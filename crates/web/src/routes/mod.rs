@@ -1,4 +1,5 @@
 pub mod clock;
+pub mod fhir;
 pub mod health;
 pub mod hl7v2;
 pub mod inbox;
