@@ -238,7 +238,10 @@ async fn find(tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
         }
         (0, _) => {
             let others = tx.open_referrals(patient, None).await?;
-            if others.is_empty() {
+            if others.is_empty() && !t.keys.is_empty() {
+                // It names a referral we do not have (yet): keep it for a retry.
+                Ok(Found::Unknown(format!("no referral has the number {}", t.keys.join(" or "))))
+            } else if others.is_empty() {
                 Ok(Found::None("no open referral of this patient".into()))
             } else {
                 Ok(Found::Ambiguous(

@@ -262,6 +262,10 @@ impl Cx<'_> {
         for r in refs {
             if let Some(id) = r.id_of("ServiceRequest") {
                 keys.push(format!("ServiceRequest/{id}"));
+                // One of ours, as we serve it (`ref-…`): matched by referral id.
+                if id.starts_with("ref-") {
+                    keys.push(crate::readback::our_id(id));
+                }
             }
             if let Some(v) = r.identifier.as_ref().and_then(|i| i.value.clone()) {
                 keys.push(v);
@@ -487,7 +491,7 @@ impl Cx<'_> {
             let open = matches!(status, "draft" | "requested" | "received" | "accepted" | "ready");
             let stopped = matches!(status, "cancelled" | "rejected" | "failed" | "entered-in-error");
             let mut mapping = Mapping::new(Mapped::Event { target, input });
-            if (done && open) || (done && stopped) {
+            if done && (open || stopped) {
                 mapping.warnings.push(Issue::warning(
                     "business-rule",
                     format!(

@@ -80,7 +80,9 @@ fn documents_count_as_the_consult_note_only_with_a_consult_report_code() {
     // The R4 Composition example is a final 11488-4 consult note: matched by patient.
     let Mapped::Event { target, input } = mapped("fhir-r4-core-examples/Composition-example.json") else { panic!() };
     assert_eq!((target.keys.len(), target.patient.as_ref().map(|p| p.as_str())), (0, Some("xcda")));
-    assert!(matches!(input, Input::Milestone { state: State::NoteReceived, at, .. } if at == ts("2012-01-04T09:10:14Z")));
+    assert!(
+        matches!(input, Input::Milestone { state: State::NoteReceived, at, .. } if at == ts("2012-01-04T09:10:14Z"))
+    );
 }
 
 #[test]
@@ -101,8 +103,10 @@ fn patients_update_contact_and_consents_only_when_about_sms() {
     assert!(matches!(mapped("fhir-r4-core-examples/Consent-consent-example-basic.json"), Mapped::Ignore(_)), "privacy");
     let sms = json!({"resourceType": "Consent", "status": "active", "scope": {"text": "treatment"},
         "category": [{"text": "SMS reminders"}], "patient": {"reference": "Patient/p1"}, "provision": {"type": "deny"}});
-    assert!(matches!(map_resource(&sms, &cfg(), now()).unwrap().mapped,
-        Mapped::Contact(ContactUpdate { sms_consent: Some(false), .. })));
+    assert!(matches!(
+        map_resource(&sms, &cfg(), now()).unwrap().mapped,
+        Mapped::Contact(ContactUpdate { sms_consent: Some(false), .. })
+    ));
 }
 
 #[test]
@@ -122,10 +126,9 @@ fn every_cms50_resource_is_read_without_error() {
             let kind = r["resourceType"].as_str().unwrap().to_owned();
             match map_resource(r, &cfg(), now()) {
                 Ok(m) => *counts.entry(format!("{kind} {}", label(&m.mapped))).or_default() += 1,
-                Err(e) => assert!(
-                    e.status == 404 && matches!(kind.as_str(), "Coverage" | "MeasureReport"),
-                    "{kind}: {e}"
-                ),
+                Err(e) => {
+                    assert!(e.status == 404 && matches!(kind.as_str(), "Coverage" | "MeasureReport"), "{kind}: {e}")
+                }
             }
         }
     }
@@ -164,14 +167,38 @@ fn bser_business_status_wins_over_a_contradicting_status_with_a_warning() {
 #[test]
 fn invalid_resources_name_the_offending_element() {
     let cases = [
-        (json!({"resourceType": "ServiceRequest", "intent": "order", "subject": {"reference": "Patient/p"}}), "ServiceRequest.status", "required"),
-        (json!({"resourceType": "ServiceRequest", "status": "open", "intent": "order", "subject": {"reference": "Patient/p"}}), "ServiceRequest.status", "code-invalid"),
-        (json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"}, "authoredOn": 20260101}), "ServiceRequest.authoredOn", "structure"),
-        (json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"}, "identifier": [{"value": 7}]}), "ServiceRequest.identifier[0].value", "structure"),
-        (json!({"resourceType": "Appointment", "status": "booked", "participant": [{}], "start": "tomorrow"}), "Appointment.start", "value"),
+        (
+            json!({"resourceType": "ServiceRequest", "intent": "order", "subject": {"reference": "Patient/p"}}),
+            "ServiceRequest.status",
+            "required",
+        ),
+        (
+            json!({"resourceType": "ServiceRequest", "status": "open", "intent": "order", "subject": {"reference": "Patient/p"}}),
+            "ServiceRequest.status",
+            "code-invalid",
+        ),
+        (
+            json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"}, "authoredOn": 20260101}),
+            "ServiceRequest.authoredOn",
+            "structure",
+        ),
+        (
+            json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order", "subject": {"reference": "Patient/p"}, "identifier": [{"value": 7}]}),
+            "ServiceRequest.identifier[0].value",
+            "structure",
+        ),
+        (
+            json!({"resourceType": "Appointment", "status": "booked", "participant": [{}], "start": "tomorrow"}),
+            "Appointment.start",
+            "value",
+        ),
         (json!({"resourceType": "Encounter", "status": "finished"}), "Encounter.class", "required"),
-        (json!({"resourceType": "Task", "status": "completed", "intent": "order", "basedOn": [{"reference": "ServiceRequest/x"}],
-            "businessStatus": {"coding": [{"system": "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS", "code": "9.9"}]}}), "Task.businessStatus", "code-invalid"),
+        (
+            json!({"resourceType": "Task", "status": "completed", "intent": "order", "basedOn": [{"reference": "ServiceRequest/x"}],
+            "businessStatus": {"coding": [{"system": "http://hl7.org/fhir/us/bser/CodeSystem/TaskBusinessStatusCS", "code": "9.9"}]}}),
+            "Task.businessStatus",
+            "code-invalid",
+        ),
     ];
     for (resource, expression, code) in cases {
         let e = map_resource(&resource, &cfg(), now()).unwrap_err();
@@ -182,10 +209,14 @@ fn invalid_resources_name_the_offending_element() {
 
 #[test]
 fn urgency_comes_from_priority() {
-    let sr = |p: &str| json!({"resourceType": "ServiceRequest", "id": "s", "status": "active", "intent": "order",
+    let sr = |p: &str| {
+        json!({"resourceType": "ServiceRequest", "id": "s", "status": "active", "intent": "order",
         "subject": {"reference": "Patient/p"}, "priority": p, "performerType": {"text": "Cardiology"},
-        "requester": {"reference": "Practitioner/d1"}});
-    for (p, u) in [("routine", Urgency::Routine), ("urgent", Urgency::Urgent), ("asap", Urgency::Asap), ("stat", Urgency::Stat)] {
+        "requester": {"reference": "Practitioner/d1"}})
+    };
+    for (p, u) in
+        [("routine", Urgency::Routine), ("urgent", Urgency::Urgent), ("asap", Urgency::Asap), ("stat", Urgency::Stat)]
+    {
         let Mapped::Order(o) = map_resource(&sr(p), &cfg(), now()).unwrap().mapped else { panic!() };
         assert_eq!((o.urgency, o.specialty.as_ref().map(Specialty::as_str)), (u, Some("cardiology")));
     }

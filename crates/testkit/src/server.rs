@@ -227,6 +227,26 @@ impl TestApp {
         Self::reply(resp).await
     }
 
+    /// A FHIR request (`application/fhir+json`) with the admin token and extra headers;
+    /// the answer's `Location` is in `body["_location"]` when there is one.
+    pub async fn fhir(&self, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("an HTTP method");
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.admin);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.header("content-type", "application/fhir+json").body(b.to_string());
+        }
+        let resp = req.send().await.expect("a FHIR request");
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut reply = Self::reply(resp).await;
+        if let (Some(l), Some(o)) = (location, reply.body.as_object_mut()) {
+            o.insert("_location".into(), Value::String(l));
+        }
+        reply
+    }
+
     /// Advances the manual clock through the API; asserts it worked.
     pub async fn advance(&self, by: &str) -> Value {
         let r = self.post("/api/v1/clock/advance", serde_json::json!({ "by": by })).await;

@@ -24,16 +24,20 @@ fn error(e: &FhirError) -> Response {
     fhir(e.status, &e.outcome())
 }
 
+fn refusal(status: u16, code: &'static str, message: impl Into<String>) -> FhirError {
+    FhirError::new(status, Issue::error(code, message, None::<String>))
+}
+
 fn issue(status: u16, code: &'static str, message: impl Into<String>) -> Response {
-    error(&FhirError::new(status, Issue::error(code, message, None::<String>)))
+    error(&refusal(status, code, message))
 }
 
 /// The caller, allowed to do `p`; else 401/403 as an OperationOutcome.
-fn allowed(auth: Result<Auth, ApiError>, p: Permission) -> Result<Auth, Response> {
+fn allowed(auth: Result<Auth, ApiError>, p: Permission) -> Result<Auth, FhirError> {
     match auth {
         Ok(a) if a.0.role.may(p) => Ok(a),
-        Ok(_) => Err(issue(403, "forbidden", "this token's role may not do that")),
-        Err(e) => Err(issue(e.status.as_u16(), "login", e.message)),
+        Ok(_) => Err(refusal(403, "forbidden", "this token's role may not do that")),
+        Err(e) => Err(refusal(e.status.as_u16(), "login", e.message)),
     }
 }
 
@@ -50,13 +54,13 @@ fn app_error(e: AppError) -> Response {
 }
 
 /// A JSON body, as FHIR servers take it: `application/fhir+json` or `application/json`.
-fn json_body(headers: &HeaderMap) -> Result<(), Response> {
+fn json_body(headers: &HeaderMap) -> Result<(), FhirError> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let mime = ct.split(';').next().unwrap_or("").trim();
     if matches!(mime, "application/fhir+json" | "application/json") {
         Ok(())
     } else {
-        Err(issue(415, "not-supported", "send application/fhir+json"))
+        Err(refusal(415, "not-supported", "send application/fhir+json"))
     }
 }
 
@@ -73,8 +77,8 @@ pub async fn bundle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
-        return r;
+    if let Err(e) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
+        return error(&e);
     }
     match s.fhir.bundle(&body, "http").await {
         Ok(reply) => fhir(reply.status, &reply.body),
@@ -90,8 +94,8 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
-        return r;
+    if let Err(e) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
+        return error(&e);
     }
     let if_none_exist = headers.get("if-none-exist").and_then(|v| v.to_str().ok());
     answer(s.fhir.receive(&body, &kind, None, if_none_exist, "http").await)
@@ -105,8 +109,8 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(r) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
-        return r;
+    if let Err(e) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
+        return error(&e);
     }
     answer(s.fhir.receive(&body, &kind, Some(&id), None, "http").await)
 }
@@ -132,7 +136,7 @@ pub async fn read(
 ) -> Response {
     let auth = match allowed(auth, Permission::Read) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error(&e),
     };
     let referral_of = |fhir_id: &str| ReferralId::parse(&our_id(fhir_id)).ok();
     match kind.as_str() {
@@ -173,7 +177,7 @@ pub async fn search(
 ) -> Response {
     let auth = match allowed(auth, Permission::Read) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return error(&e),
     };
     let (param, value) = match kind.as_str() {
         "Task" => ("based-on", q.get("based-on")),

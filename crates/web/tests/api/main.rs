@@ -26,6 +26,7 @@ macro_rules! on_both_backends {
 
 mod auth;
 mod bad_input;
+mod fhir;
 mod hl7;
 mod lifecycle;
 mod listing;
