@@ -11,6 +11,7 @@ on_both_backends!(
     a_resend_is_answered_without_being_applied_twice,
     bad_fhir_gets_an_operation_outcome_and_changes_nothing,
     a_resource_for_an_unknown_referral_waits_as_a_dead_letter,
+    what_fhir_serves_validates_as_r4,
 );
 
 fn service_request(id: &str) -> Value {
@@ -231,4 +232,55 @@ async fn a_resource_for_an_unknown_referral_waits_as_a_dead_letter(b: Backend) {
     let retried = t.post(&format!("/api/v1/inbox/{id}/retry"), json!({})).await;
     assert_eq!((retried.status, retried.body["status"].as_str()), (200, Some("applied")), "{:?}", retried.body);
     assert_eq!(only_referral(&t).await["state"], "scheduled");
+}
+
+/// Runs the independent validator (Python `fhir.resources` 6.4.0, FHIR R4 4.0.1) over
+/// `resources`; `./scripts/test` installs it and sets `REFLOOP_FHIR_PYTHON`.
+fn validate_with_fhir_resources(resources: &[Value]) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var("REFLOOP_FHIR_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/fhir-venv/bin/python"));
+    assert!(python.exists(), "the FHIR validator is missing at {}: run ./scripts/test, which installs it", python.display());
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<_> = resources
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let path = dir.path().join(format!("{i}-{}.json", r["resourceType"].as_str().unwrap()));
+            std::fs::write(&path, r.to_string()).unwrap();
+            path
+        })
+        .collect();
+    let out = std::process::Command::new(python).arg(root.join("scripts/validate_fhir.py")).args(&files).output().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report.lines().filter(|l| l.starts_with("valid")).count(), resources.len(), "{report}");
+}
+
+async fn what_fhir_serves_validates_as_r4(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut served = Vec::new();
+    let created = t.fhir("PUT", "/fhir/ServiceRequest/sr-v", Some(service_request("sr-v")), &[]).await;
+    let location = created.body["_location"].as_str().unwrap().to_owned();
+    let mut outcome = created.body.clone();
+    outcome.as_object_mut().unwrap().remove("_location");
+    served.push(outcome);
+    // A week without an appointment opens staff tasks.
+    t.advance("8d").await;
+    served.push(t.fhir("GET", &format!("/fhir/{location}"), None, &[]).await.body);
+    let search = t.fhir("GET", &format!("/fhir/Task?based-on={location}"), None, &[]).await.body;
+    let kinds: Vec<&str> = search["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+    assert!(kinds.len() >= 2 && kinds[0].starts_with("trk-") && kinds[1].starts_with("tsk-"), "{kinds:?}");
+    for e in search["entry"].as_array().unwrap() {
+        served.push(e["resource"].clone());
+    }
+    served.push(search.clone());
+    served.push(t.fhir("GET", "/fhir/metadata", None, &[]).await.body);
+    served.push(t.fhir("POST", "/fhir", Some(transaction(true)), &[]).await.body);
+    served.push(t.fhir("POST", "/fhir", Some(transaction(false)), &[]).await.body);
+    let mut batch = transaction(true);
+    batch["type"] = json!("batch");
+    served.push(t.fhir("POST", "/fhir", Some(batch), &[]).await.body);
+    validate_with_fhir_resources(&served);
 }
