@@ -453,4 +453,7 @@ pub trait Store: Send + Sync + 'static {
     /// Inbound messages, newest first.
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError>;
     async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError>;
+    /// A poller's durable position (e.g. `fhir-pull:ServiceRequest` → last `_lastUpdated`).
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
+    async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError>;
 }

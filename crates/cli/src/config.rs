@@ -25,7 +25,7 @@ pub struct Config {
     pub hl7: Hl7,
     pub sms: Channel,
     pub chat: Channel,
-    pub ehr: Channel,
+    pub ehr: Ehr,
     pub fax: Channel,
     pub direct: Channel,
 }
@@ -96,6 +96,23 @@ pub struct Hl7 {
 #[serde(deny_unknown_fields)]
 pub struct Channel {
     pub connector: String,
+}
+
+/// The EHR: its FHIR server for pull mode (and, later, write-back).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ehr {
+    pub connector: String,
+    pub base_url: String,
+    pub auth: String,
+    pub token: String,
+    pub client_id: String,
+    pub token_url: String,
+    pub private_key_file: String,
+    pub scope: String,
+    pub poll_interval: Duration,
+    pub page_size: u32,
+    pub resource_types: Vec<String>,
 }
 
 /// How the clock is driven.
@@ -238,17 +255,64 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.hl7.max_message_bytes) {
             bail!("hl7.max_message_bytes: between 1024 and 67108864");
         }
-        for (name, ch) in
-            [("sms", &self.sms), ("chat", &self.chat), ("ehr", &self.ehr), ("fax", &self.fax), ("direct", &self.direct)]
-        {
-            if ch.connector != "log" {
+        for (name, ch) in [
+            ("sms", &self.sms.connector),
+            ("chat", &self.chat.connector),
+            ("ehr", &self.ehr.connector),
+            ("fax", &self.fax.connector),
+            ("direct", &self.direct.connector),
+        ] {
+            if ch != "log" {
                 bail!("{name}.connector: only \"log\" is available in this version");
             }
         }
+        self.ehr_poller_auth()?;
         if self.workers.poll_interval.as_seconds() < 1 {
             bail!("workers.poll_interval: at least 1s");
         }
         Ok(())
+    }
+
+    /// How to authenticate to the EHR for pull mode; `None` when pull mode is off.
+    pub fn ehr_poller_auth(&self) -> anyhow::Result<Option<refloop_fhir::EhrAuth>> {
+        let e = &self.ehr;
+        if e.base_url.is_empty() {
+            return Ok(None);
+        }
+        if !(e.base_url.starts_with("http://") || e.base_url.starts_with("https://")) {
+            bail!("ehr.base_url: an http(s) URL of the EHR's FHIR R4 server");
+        }
+        if e.poll_interval.as_seconds() < 1 {
+            bail!("ehr.poll_interval: at least 1s");
+        }
+        let known = [
+            "ServiceRequest",
+            "Appointment",
+            "Encounter",
+            "DocumentReference",
+            "Composition",
+            "Task",
+            "Patient",
+            "Consent",
+        ];
+        if let Some(bad) = e.resource_types.iter().find(|t| !known.contains(&t.as_str())) {
+            bail!("ehr.resource_types: {bad} is not one refloop reads ({})", known.join(", "));
+        }
+        Ok(Some(match e.auth.as_str() {
+            "none" => refloop_fhir::EhrAuth::None,
+            "bearer" if !e.token.is_empty() => refloop_fhir::EhrAuth::Bearer(e.token.clone()),
+            "bearer" => bail!("ehr.token: required with auth = \"bearer\""),
+            "smart" => {
+                if e.client_id.is_empty() || e.token_url.is_empty() || e.private_key_file.is_empty() {
+                    bail!("ehr: auth = \"smart\" needs client_id, token_url and private_key_file");
+                }
+                let pem = std::fs::read(&e.private_key_file)
+                    .with_context(|| format!("ehr.private_key_file: cannot read {}", e.private_key_file))?;
+                refloop_fhir::EhrAuth::smart(&e.client_id, &e.token_url, &pem, &e.scope)
+                    .map_err(|err| anyhow::anyhow!("ehr.private_key_file: {err}"))?
+            }
+            other => bail!("ehr.auth: {other:?} is not none, bearer or smart"),
+        }))
     }
 
     pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -328,6 +392,9 @@ impl Config {
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database.url = redact_url(&shown.database.url);
+        if !shown.ehr.token.is_empty() {
+            shown.ehr.token = "(hidden)".into();
+        }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
 }

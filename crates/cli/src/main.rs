@@ -139,6 +139,8 @@ fn load(common: &Common, http: Option<String>, mllp: Option<String>) -> anyhow::
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    // TLS for outbound HTTPS (the EHR's FHIR server, its token endpoint).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

@@ -124,7 +124,23 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     });
     let metrics = PrometheusBuilder::new().install_recorder().ok();
     let fhir = fhir_ingest(&config, &app)?;
-    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, metrics };
+    let poller = match config.ehr_poller_auth()? {
+        Some(auth) => {
+            let client = std::sync::Arc::new(refloop_fhir::EhrClient::new(&config.ehr.base_url, auth));
+            let poller = refloop_fhir::Poller::new(
+                client,
+                fhir.clone(),
+                config.ehr.resource_types.clone(),
+                config.ehr.page_size,
+            );
+            let every = std::time::Duration::from_secs(config.ehr.poll_interval.as_seconds().unsigned_abs());
+            tracing::info!(every_s = every.as_secs(), "FHIR pull mode on");
+            tokio::spawn(poller.clone().run(every, stopped(stop_rx.clone())));
+            Some(poller)
+        }
+        None => None,
+    };
+    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, metrics };
     refloop_web::serve(state, listener, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

@@ -11,12 +11,14 @@ mod ingest;
 mod map;
 mod model;
 mod outcome;
+mod pull;
 mod readback;
 
 pub use capability::capability_statement;
 pub use ingest::{BundleReply, FhirIngest, Reply};
 pub use map::{FhirConfig, map_resource};
-pub use outcome::{FhirError, Issue, Severity};
+pub use outcome::{FhirError, Issue, Severity, outcome};
+pub use pull::{EhrAuth, EhrClient, PollReport, Poller, PullError};
 pub use readback::{fhir_id, our_id, service_request, staff_task, tracking_task, tracking_task_id};
 
 /// The FHIR media type.

@@ -59,12 +59,14 @@ fn migrator(dialect: &str) -> Migrator {
             (2, "inbox", include_str!("../migrations/sqlite/0002_inbox.sql")),
             (3, "task_inbox", include_str!("../migrations/sqlite/0003_task_inbox.sql")),
             (4, "application_ack", include_str!("../migrations/sqlite/0004_application_ack.sql")),
+            (5, "cursors", include_str!("../migrations/sqlite/0005_cursors.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
             (2, "inbox", include_str!("../migrations/postgres/0002_inbox.sql")),
             (3, "task_inbox", include_str!("../migrations/postgres/0003_task_inbox.sql")),
             (4, "application_ack", include_str!("../migrations/postgres/0004_application_ack.sql")),
+            (5, "cursors", include_str!("../migrations/postgres/0005_cursors.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -423,6 +425,28 @@ impl Store for SqlStore {
             .await
             .map_err(db)?;
             rows.iter().map(|r| row::inbox(r)).collect()
+        })
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1").bind(name).fetch_optional(p).await.map_err(db)
+        })
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query(
+                "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3)
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+            )
+            .bind(name)
+            .bind(value)
+            .bind(ms(at))
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db)
         })
     }
 

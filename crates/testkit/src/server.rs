@@ -37,9 +37,20 @@ pub struct TestAppBuilder {
     start: Timestamp,
     policy: Policy,
     manual: bool,
+    /// Pull mode: the EHR's FHIR base URL and auth.
+    ehr: Option<(String, refloop_fhir::EhrAuth)>,
+    ehr_types: Vec<String>,
 }
 
 impl TestAppBuilder {
+    /// Pull mode against an EHR's FHIR server (e.g. a fake on loopback), for `types`, two
+    /// resources a page (so paging is exercised).
+    pub fn pull_from(mut self, base: &str, auth: refloop_fhir::EhrAuth, types: &[&str]) -> Self {
+        self.ehr = Some((base.to_owned(), auth));
+        self.ehr_types = types.iter().map(|t| (*t).to_owned()).collect();
+        self
+    }
+
     /// The manual clock starts here (default 2026-03-02T15:00:00Z, a Monday 10:00 in New York).
     pub fn start(mut self, at: &str) -> Self {
         self.start = ts(at);
@@ -72,8 +83,17 @@ impl TestAppBuilder {
         let mllp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let mllp = mllp_listener.local_addr().expect("a local address");
         let (stop, stopped) = oneshot::channel::<()>();
-        let state =
-            refloop_web::AppState { app: app.clone(), hl7: ingest.clone(), fhir, metrics: Some(metrics_handle()) };
+        let poller = self.ehr.map(|(base, auth)| {
+            let client = Arc::new(refloop_fhir::EhrClient::new(&base, auth));
+            refloop_fhir::Poller::new(client, fhir.clone(), self.ehr_types.clone(), 2)
+        });
+        let state = refloop_web::AppState {
+            app: app.clone(),
+            hl7: ingest.clone(),
+            fhir,
+            poller: poller.clone(),
+            metrics: Some(metrics_handle()),
+        };
         tokio::spawn(async move {
             refloop_web::serve(state, listener, async move {
                 let _ = stopped.await;
@@ -97,6 +117,7 @@ impl TestAppBuilder {
             mllp,
             admin,
             http: reqwest::Client::new(),
+            poller,
             _db: db,
             _stop: (stop, stop_mllp),
         }
@@ -113,6 +134,8 @@ pub struct TestApp {
     pub mllp: SocketAddr,
     pub admin: String,
     pub http: reqwest::Client,
+    /// Pull mode, when the builder was given an EHR.
+    pub poller: Option<refloop_fhir::Poller>,
     _db: TestDb,
     _stop: (oneshot::Sender<()>, oneshot::Sender<()>),
 }
@@ -163,7 +186,14 @@ pub struct Reply {
 impl TestApp {
     pub fn builder(backend: Backend) -> TestAppBuilder {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        TestAppBuilder { backend, start: ts("2026-03-02T15:00:00Z"), policy: Policy::default(), manual: true }
+        TestAppBuilder {
+            backend,
+            start: ts("2026-03-02T15:00:00Z"),
+            policy: Policy::default(),
+            manual: true,
+            ehr: None,
+            ehr_types: Vec::new(),
+        }
     }
 
     pub async fn spawn(backend: Backend) -> TestApp {

@@ -35,6 +35,8 @@ pub struct AppState {
     pub app: App,
     pub hl7: Ingest,
     pub fhir: FhirIngest,
+    /// Pull mode, when `[ehr] base_url` is set: the Subscription rest-hook uses it.
+    pub poller: Option<refloop_fhir::Poller>,
     /// The Prometheus recorder, when one is installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -63,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
         .route("/hl7v2", post(routes::hl7v2::receive))
+        .route("/webhooks/fhir", post(routes::fhir::subscription_hook))
         .route("/fhir", post(routes::fhir::bundle))
         .route("/fhir/metadata", get(routes::fhir::metadata))
         .route("/fhir/{kind}", post(routes::fhir::create).get(routes::fhir::search))

@@ -208,3 +208,25 @@ pub async fn search(
         .collect();
     fhir(200, &json!({"resourceType": "Bundle", "type": "searchset", "total": entry.len(), "entry": entry}))
 }
+
+/// `POST /webhooks/fhir`: an R4 Subscription rest-hook notification from the EHR (its
+/// `channel.header` carries our bearer token). Fetches the resources it names from the EHR
+/// (or polls when it names none) and answers with what was applied.
+pub async fn subscription_hook(State(s): State<AppState>, auth: Result<Auth, ApiError>, body: Bytes) -> Response {
+    if let Err(e) = allowed(auth, Permission::WriteReferrals) {
+        return error(&e);
+    }
+    let Some(poller) = &s.poller else {
+        return issue(409, "not-supported", "pull mode is off: set [ehr] base_url to receive notifications");
+    };
+    match poller.notified(&body).await {
+        Ok(report) => {
+            let message = format!("fetched {} resources, applied {}", report.resources, report.applied);
+            fhir(200, &refloop_fhir::outcome(&[Issue::info(message)]))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a FHIR notification could not be followed");
+            issue(502, "transient", format!("{e}"))
+        }
+    }
+}

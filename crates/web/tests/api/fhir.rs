@@ -241,7 +241,11 @@ fn validate_with_fhir_resources(resources: &[Value]) {
     let python = std::env::var("REFLOOP_FHIR_PYTHON")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| root.join("target/fhir-venv/bin/python"));
-    assert!(python.exists(), "the FHIR validator is missing at {}: run ./scripts/test, which installs it", python.display());
+    assert!(
+        python.exists(),
+        "the FHIR validator is missing at {}: run ./scripts/test, which installs it",
+        python.display()
+    );
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<_> = resources
         .iter()
@@ -252,7 +256,8 @@ fn validate_with_fhir_resources(resources: &[Value]) {
             path
         })
         .collect();
-    let out = std::process::Command::new(python).arg(root.join("scripts/validate_fhir.py")).args(&files).output().unwrap();
+    let out =
+        std::process::Command::new(python).arg(root.join("scripts/validate_fhir.py")).args(&files).output().unwrap();
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(report.lines().filter(|l| l.starts_with("valid")).count(), resources.len(), "{report}");
@@ -270,7 +275,8 @@ async fn what_fhir_serves_validates_as_r4(b: Backend) {
     t.advance("8d").await;
     served.push(t.fhir("GET", &format!("/fhir/{location}"), None, &[]).await.body);
     let search = t.fhir("GET", &format!("/fhir/Task?based-on={location}"), None, &[]).await.body;
-    let kinds: Vec<&str> = search["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        search["entry"].as_array().unwrap().iter().map(|e| e["resource"]["id"].as_str().unwrap()).collect();
     assert!(kinds.len() >= 2 && kinds[0].starts_with("trk-") && kinds[1].starts_with("tsk-"), "{kinds:?}");
     for e in search["entry"].as_array().unwrap() {
         served.push(e["resource"].clone());

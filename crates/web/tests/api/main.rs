@@ -27,6 +27,7 @@ macro_rules! on_both_backends {
 mod auth;
 mod bad_input;
 mod fhir;
+mod fhir_pull;
 mod hl7;
 mod lifecycle;
 mod listing;
