@@ -363,7 +363,9 @@ impl FhirIngest {
             let url = request.and_then(|r| r.get("url")).and_then(Value::as_str).unwrap_or_default();
             let method = match method {
                 Some("PUT") => {
-                    let id = url.split('?').next().unwrap_or(url).rsplit('/').next().unwrap_or_default();
+                    let path = url.split('?').next().unwrap_or(url);
+                    let path = path.split("/_history/").next().unwrap_or(path);
+                    let id = path.rsplit('/').next().unwrap_or_default();
                     Method::Put(id.to_owned())
                 }
                 Some("POST") => Method::Post,
