@@ -96,8 +96,14 @@ fn read<T: DeserializeOwned>(resource: &Value, kind: &str) -> Result<T, FhirErro
     serde_path_to_error::deserialize(resource).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner().to_string();
-        // serde's message names the expected type, never the value.
-        let why = inner.split(" at line").next().unwrap_or(&inner).to_owned();
+        // Only what was expected: serde's message also quotes the value, which may be
+        // patient data.
+        let why = match inner.split_once(", expected ") {
+            Some((_, expected)) => {
+                format!("wrong type, expected {}", expected.split(" at line").next().unwrap_or(expected))
+            }
+            None => "not readable as FHIR".to_owned(),
+        };
         FhirError::invalid("structure", format!("{kind}.{path}: {why}"), Some(format!("{kind}.{path}")))
     })
 }

@@ -221,3 +221,13 @@ fn urgency_comes_from_priority() {
         assert_eq!((o.urgency, o.specialty.as_ref().map(Specialty::as_str)), (u, Some("cardiology")));
     }
 }
+
+#[test]
+fn a_wrong_type_is_named_without_quoting_the_value() {
+    let sr = json!({"resourceType": "ServiceRequest", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p", "display": {"secret": "Jane Doe"}}});
+    let e = map_resource(&sr, &cfg(), now()).unwrap_err();
+    let text = e.to_string();
+    assert!(!text.contains("Jane") && text.contains("expected a string"), "{text}");
+    assert_eq!(e.issues[0].expression.as_deref(), Some("ServiceRequest.subject.display"));
+}
