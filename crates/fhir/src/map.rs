@@ -158,6 +158,15 @@ impl Cx<'_> {
         format!("{}.{p}", self.kind)
     }
 
+    /// A required list (`1..*`) must have an element.
+    fn non_empty<T>(&self, list: &[T], element: &str) -> Result<(), FhirError> {
+        if list.is_empty() {
+            let path = self.path(element);
+            return Err(FhirError::invalid("required", format!("{path} is required"), Some(path)));
+        }
+        Ok(())
+    }
+
     fn specialty<'c>(&self, concepts: impl IntoIterator<Item = &'c CodeableConcept>) -> Option<Specialty> {
         concepts
             .into_iter()
@@ -297,13 +306,7 @@ impl Cx<'_> {
                 "waitlist",
             ],
         )?;
-        if a.participant.is_empty() {
-            return Err(FhirError::invalid(
-                "required",
-                "Appointment.participant is required",
-                Some(self.path("participant")),
-            ));
-        }
+        self.non_empty(&a.participant, "participant")?;
         let start = self.time(&a.start, "start")?;
         let patient = a.participant.iter().find_map(|p| self.patient_of(&p.actor));
         let target = Target {
@@ -384,13 +387,7 @@ impl Cx<'_> {
                 &["preliminary", "final", "amended", "entered-in-error"],
             )?;
         }
-        if d.content.is_empty() {
-            return Err(FhirError::invalid(
-                "required",
-                "DocumentReference.content is required",
-                Some(self.path("content")),
-            ));
-        }
+        self.non_empty(&d.content, "content")?;
         let at = self.time(&d.date, "date")?;
         if !self.is_consult(&d.kind) {
             return Ok(Mapping::new(Mapped::Ignore(
@@ -408,9 +405,7 @@ impl Cx<'_> {
         let status = one_of(&c.status, &self.path("status"), &["preliminary", "final", "amended", "entered-in-error"])?;
         required(&c.kind, &self.path("type"))?;
         let at = self.time(&Some(required(&c.date, &self.path("date"))?.clone()), "date")?;
-        if c.author.is_empty() {
-            return Err(FhirError::invalid("required", "Composition.author is required", Some(self.path("author"))));
-        }
+        self.non_empty(&c.author, "author")?;
         required(&c.title, &self.path("title"))?;
         if !self.is_consult(&c.kind) {
             return Ok(Mapping::new(Mapped::Ignore(
@@ -552,9 +547,7 @@ impl Cx<'_> {
             &["draft", "proposed", "active", "rejected", "inactive", "entered-in-error"],
         )?;
         required(&c.scope, &self.path("scope"))?;
-        if c.category.is_empty() {
-            return Err(FhirError::invalid("required", "Consent.category is required", Some(self.path("category"))));
-        }
+        self.non_empty(&c.category, "category")?;
         let about_sms = c.category.iter().chain(&c.scope).flat_map(CodeableConcept::words).any(|w| {
             let w = w.to_ascii_lowercase();
             w.contains("sms") || w.contains("text messag")
