@@ -13,6 +13,7 @@ mod ids;
 mod inbound;
 mod ports;
 mod service;
+mod sms;
 mod workers;
 
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
@@ -27,4 +28,5 @@ pub use ports::{
     Tx,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
+pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use workers::{AdvanceReport, DueReport};

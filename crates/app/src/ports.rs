@@ -431,6 +431,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<Task>, StoreError>;
 
     async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxItem>, StoreError>;
+    async fn outbox_item(&self, id: &str) -> Result<Option<OutboxItem>, StoreError>;
+    /// Patients whose phone on file is exactly `phone` (E.164).
+    async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError>;
     /// Claims due pending items for sending until `lease_until` (status `sending`).
     async fn claim_outbox(
         &self,

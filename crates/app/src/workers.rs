@@ -153,7 +153,7 @@ impl App {
     }
 
     /// Records a final outcome and applies it to the referral in one transaction.
-    async fn feed_outcome(
+    pub(crate) async fn feed_outcome(
         &self,
         item: &OutboxItem,
         status: OutboxStatus,

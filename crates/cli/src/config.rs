@@ -23,7 +23,7 @@ pub struct Config {
     pub practice: Practice,
     pub workflow: Workflow,
     pub hl7: Hl7,
-    pub sms: Channel,
+    pub sms: Sms,
     pub chat: Channel,
     pub ehr: Ehr,
     pub fax: Channel,
@@ -96,6 +96,18 @@ pub struct Hl7 {
 #[serde(deny_unknown_fields)]
 pub struct Channel {
     pub connector: String,
+}
+
+/// Patient SMS.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sms {
+    pub mode: String,
+    pub api_base: String,
+    pub account_sid: String,
+    pub auth_token: String,
+    pub from: String,
+    pub public_url: String,
 }
 
 /// The EHR: its FHIR server for pull mode (and, later, write-back).
@@ -256,7 +268,6 @@ impl Config {
             bail!("hl7.max_message_bytes: between 1024 and 67108864");
         }
         for (name, ch) in [
-            ("sms", &self.sms.connector),
             ("chat", &self.chat.connector),
             ("ehr", &self.ehr.connector),
             ("fax", &self.fax.connector),
@@ -267,6 +278,28 @@ impl Config {
             }
         }
         self.ehr_poller_auth()?;
+        match self.sms.mode.as_str() {
+            "log" => {}
+            "twilio" => {
+                let s = &self.sms;
+                for (key, value) in [("account_sid", &s.account_sid), ("auth_token", &s.auth_token), ("from", &s.from)]
+                {
+                    if value.is_empty() {
+                        bail!("sms.{key}: required with mode = \"twilio\"");
+                    }
+                }
+                if !(s.api_base.starts_with("http://") || s.api_base.starts_with("https://")) {
+                    bail!("sms.api_base: an http(s) URL");
+                }
+                if !(s.public_url.is_empty()
+                    || s.public_url.starts_with("http://")
+                    || s.public_url.starts_with("https://"))
+                {
+                    bail!("sms.public_url: an http(s) URL, or empty (no delivery reports or replies)");
+                }
+            }
+            other => bail!("sms.mode: {other:?} is not \"log\" or \"twilio\""),
+        }
         if self.workers.poll_interval.as_seconds() < 1 {
             bail!("workers.poll_interval: at least 1s");
         }
@@ -313,6 +346,32 @@ impl Config {
             }
             other => bail!("ehr.auth: {other:?} is not none, bearer or smart"),
         }))
+    }
+
+    /// The SMS connector's settings and its webhooks', when `[sms] mode = "twilio"`.
+    pub fn sms(&self) -> Option<(refloop_connectors::TwilioConfig, refloop_web::SmsWebhooks)> {
+        if self.sms.mode != "twilio" {
+            return None;
+        }
+        let s = &self.sms;
+        let base = s.public_url.trim_end_matches('/');
+        let url = |path: &str| if base.is_empty() { String::new() } else { format!("{base}{path}") };
+        let texts = refloop_connectors::SmsTexts::with_defaults(&self.practice.name, &self.practice.phone);
+        let cfg = refloop_connectors::TwilioConfig {
+            api_base: s.api_base.clone(),
+            account_sid: s.account_sid.clone(),
+            auth_token: s.auth_token.clone(),
+            from: s.from.clone(),
+            status_callback: url("/webhooks/sms/status"),
+            texts: texts.clone(),
+        };
+        let hooks = refloop_web::SmsWebhooks {
+            auth_token: s.auth_token.clone(),
+            status_url: url("/webhooks/sms/status"),
+            inbound_url: url("/webhooks/sms/inbound"),
+            texts,
+        };
+        Some((cfg, hooks))
     }
 
     pub fn http_addr(&self) -> anyhow::Result<SocketAddr> {
@@ -394,6 +453,9 @@ impl Config {
         shown.database.url = redact_url(&shown.database.url);
         if !shown.ehr.token.is_empty() {
             shown.ehr.token = "(hidden)".into();
+        }
+        if !shown.sms.auth_token.is_empty() {
+            shown.sms.auth_token = "(hidden)".into();
         }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }

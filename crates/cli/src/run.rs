@@ -35,7 +35,15 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         ClockMode::System => Arc::new(SystemClock),
         ClockMode::Manual { start } => Arc::new(ManualClock::new(start.unwrap_or_else(|| SystemClock.now()))),
     };
-    Ok(App::new(Arc::new(store), clock, config.policy()?, Arc::new(LogOnly)))
+    let store: Arc<dyn refloop_app::Store> = Arc::new(store);
+    let connector: Arc<dyn refloop_app::Connector> = match config.sms() {
+        Some((sms, _)) => Arc::new(refloop_connectors::Channels {
+            sms: Arc::new(refloop_connectors::Twilio::new(sms, store.clone())),
+            other: Arc::new(LogOnly),
+        }),
+        None => Arc::new(LogOnly),
+    };
+    Ok(App::new(store, clock, config.policy()?, connector))
 }
 
 async fn shutdown_signal() {
@@ -140,7 +148,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, metrics };
+    let sms = config.sms().map(|(_, hooks)| hooks);
+    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics };
     refloop_web::serve(state, listener, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

@@ -1,11 +1,34 @@
 //! Outbound connectors.
 //!
-//! Each channel (SMS, team chat, EHR write-back, note requests by fax or Direct) will have
-//! a real HTTP/SMTP implementation beside a log-only one. The log-only connector records
+//! Each channel (SMS, team chat, EHR write-back, note requests by fax or Direct) has a
+//! log-only implementation; SMS also has [`Twilio`] (any Twilio-compatible REST API). The log-only connector records
 //! that a message would have gone out — ids only, never its text or the recipient — and
 //! reports it delivered, so a practice can run the whole workflow before connecting vendors.
 
+mod twilio;
+
+use std::sync::Arc;
+
 use refloop_app::{Connector, DeliveryOutcome, OutboxItem};
+use refloop_domain::Channel;
+
+pub use twilio::{SmsTexts, Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};
+
+/// Sends each channel through its connector; channels without one go to the log.
+pub struct Channels {
+    pub sms: Arc<dyn Connector>,
+    pub other: Arc<dyn Connector>,
+}
+
+#[async_trait::async_trait]
+impl Connector for Channels {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        match item.channel {
+            Channel::Sms => self.sms.deliver(item).await,
+            _ => self.other.deliver(item).await,
+        }
+    }
+}
 
 /// Delivers every message to the log.
 #[derive(Clone, Copy, Debug, Default)]

@@ -86,6 +86,8 @@ pub enum TaskKind {
     SpecialistDeclined,
     /// An inbound message may belong to this referral: confirm it or apply it elsewhere.
     ReviewMatch,
+    /// The patient replied by SMS with something for a person to read and answer.
+    PatientReply,
 }
 
 impl TaskKind {
@@ -99,6 +101,7 @@ impl TaskKind {
         TaskKind::DeliveryFailed,
         TaskKind::SpecialistDeclined,
         TaskKind::ReviewMatch,
+        TaskKind::PatientReply,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -112,6 +115,7 @@ impl TaskKind {
             TaskKind::DeliveryFailed => "delivery-failed",
             TaskKind::SpecialistDeclined => "specialist-declined",
             TaskKind::ReviewMatch => "review-match",
+            TaskKind::PatientReply => "patient-reply",
         }
     }
 
@@ -131,6 +135,7 @@ impl TaskKind {
             TaskKind::DeliveryFailed => "A message to the patient or specialist failed",
             TaskKind::SpecialistDeclined => "The specialist declined the referral: choose another",
             TaskKind::ReviewMatch => "An inbound message may belong to this referral: confirm or reassign it",
+            TaskKind::PatientReply => "The patient replied by SMS: read it and answer",
         }
     }
 
@@ -142,7 +147,9 @@ impl TaskKind {
             TaskKind::ScheduleFollowUp | TaskKind::SpecialistDeclined => rank >= 2,
             TaskKind::AttendanceCall => rank >= 3,
             TaskKind::NoteReview | TaskKind::PhysicianEscalation => rank >= 4,
-            TaskKind::FixContact | TaskKind::DeliveryFailed | TaskKind::ReviewMatch => state.is_terminal(),
+            TaskKind::FixContact | TaskKind::DeliveryFailed | TaskKind::ReviewMatch | TaskKind::PatientReply => {
+                state.is_terminal()
+            }
         }
     }
 }
@@ -187,6 +194,10 @@ pub enum EventData {
     },
     Scheduled {
         appointment_at: Option<Timestamp>,
+        /// How it became known (e.g. `sms-patient-reported`, `hl7v2`, `fhir`): a patient's
+        /// word is kept apart from an EHR's confirmation.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        channel: Option<String>,
     },
     NoShow,
     AppointmentCancelled,
@@ -516,7 +527,7 @@ impl<'c, 'p> Draft<'c, 'p> {
         }
         let data = match state {
             State::PatientNotified => EventData::PatientNotified { channel },
-            State::Scheduled => EventData::Scheduled { appointment_at },
+            State::Scheduled => EventData::Scheduled { appointment_at, channel },
             State::Attended => EventData::Attended,
             _ => EventData::NoteReceived,
         };

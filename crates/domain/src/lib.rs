@@ -13,6 +13,7 @@ mod input;
 mod phone;
 mod policy;
 mod referral;
+mod sms;
 mod timers;
 
 pub use decide::{
@@ -24,6 +25,7 @@ pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
 pub use phone::PhoneE164;
 pub use policy::{Policy, QuietHours, StageWindows, WindowSet};
 pub use referral::{Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency};
+pub use sms::{SmsReply, classify_sms};
 pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};
 
 /// The LOINC codes of the CMS50 "Consultant Report" value set: a document or result with

@@ -60,6 +60,7 @@ fn migrator(dialect: &str) -> Migrator {
             (3, "task_inbox", include_str!("../migrations/sqlite/0003_task_inbox.sql")),
             (4, "application_ack", include_str!("../migrations/sqlite/0004_application_ack.sql")),
             (5, "cursors", include_str!("../migrations/sqlite/0005_cursors.sql")),
+            (6, "patient_phone", include_str!("../migrations/sqlite/0006_patient_phone.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -67,6 +68,7 @@ fn migrator(dialect: &str) -> Migrator {
             (3, "task_inbox", include_str!("../migrations/postgres/0003_task_inbox.sql")),
             (4, "application_ack", include_str!("../migrations/postgres/0004_application_ack.sql")),
             (5, "cursors", include_str!("../migrations/postgres/0005_cursors.sql")),
+            (6, "patient_phone", include_str!("../migrations/postgres/0006_patient_phone.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -330,6 +332,24 @@ impl Store for SqlStore {
                 .await
                 .map_err(db)?;
             rows.iter().map(|r| row::outbox(r)).collect()
+        })
+    }
+
+    async fn outbox_item(&self, id: &str) -> Result<Option<OutboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
+            row.map(|r| row::outbox(&r)).transpose()
+        })
+    }
+
+    async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM patients WHERE phone = $1 ORDER BY id LIMIT 20")
+                .bind(phone)
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::patient(r)).collect()
         })
     }
 

@@ -1,14 +1,16 @@
 //! Test helpers: a fresh database per test (a SQLite file, or a PostgreSQL schema of its
 //! own), a [`TestApp`] — the real HTTP server on a loopback port with a manual clock — and
-//! fakes of outside services' real APIs ([`FakeEhr`]).
+//! fakes of outside services' real APIs ([`FakeEhr`], [`FakeTwilio`]).
 //!
 //! PostgreSQL tests never skip: if the server at `TEST_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`) is unreachable they fail and say so.
 
 mod db;
 mod fake_ehr;
+mod fake_twilio;
 mod server;
 
 pub use db::{Backend, TestDb};
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
+pub use fake_twilio::{FakeTwilio, SentSms};
 pub use server::{MllpClient, Reply, TestApp, TestAppBuilder, ack_code, ts};

@@ -40,11 +40,18 @@ pub struct TestAppBuilder {
     /// Pull mode: the EHR's FHIR base URL and auth.
     ehr: Option<(String, refloop_fhir::EhrAuth)>,
     ehr_types: Vec<String>,
+    sms: Option<crate::FakeTwilio>,
 }
 
 impl TestAppBuilder {
     /// Pull mode against an EHR's FHIR server (e.g. a fake on loopback), for `types`, two
     /// resources a page (so paging is exercised).
+    /// Patient SMS through the production Twilio connector against `fake`.
+    pub fn sms(mut self, fake: &crate::FakeTwilio) -> Self {
+        self.sms = Some(fake.clone());
+        self
+    }
+
     pub fn pull_from(mut self, base: &str, auth: refloop_fhir::EhrAuth, types: &[&str]) -> Self {
         self.ehr = Some((base.to_owned(), auth));
         self.ehr_types = types.iter().map(|t| (*t).to_owned()).collect();
@@ -74,12 +81,39 @@ impl TestAppBuilder {
         let clock: Arc<dyn Clock> =
             if self.manual { Arc::new(ManualClock::new(self.start)) } else { Arc::new(refloop_app::SystemClock) };
         let map = MapConfig::with_defaults(self.policy.time_zone.clone());
-        let app = App::new(store, clock, self.policy, Arc::new(LogOnly));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("a local address");
+        // With a fake SMS provider, SMS goes through the production Twilio connector; the
+        // provider calls back to this server's webhooks.
+        let sms = self.sms.as_ref().map(|fake| {
+            let texts = refloop_connectors::SmsTexts::with_defaults("North Clinic", "+15555550100");
+            let cfg = refloop_connectors::TwilioConfig {
+                api_base: fake.base.clone(),
+                account_sid: crate::fake_twilio::ACCOUNT_SID.into(),
+                auth_token: crate::fake_twilio::AUTH_TOKEN.into(),
+                from: "+15555550999".into(),
+                status_callback: format!("http://{addr}/webhooks/sms/status"),
+                texts: texts.clone(),
+            };
+            let hooks = refloop_web::SmsWebhooks {
+                auth_token: crate::fake_twilio::AUTH_TOKEN.into(),
+                status_url: format!("http://{addr}/webhooks/sms/status"),
+                inbound_url: format!("http://{addr}/webhooks/sms/inbound"),
+                texts,
+            };
+            (cfg, hooks)
+        });
+        let connector: Arc<dyn refloop_app::Connector> = match &sms {
+            Some((cfg, _)) => Arc::new(refloop_connectors::Channels {
+                sms: Arc::new(refloop_connectors::Twilio::new(cfg.clone(), store.clone())),
+                other: Arc::new(LogOnly),
+            }),
+            None => Arc::new(LogOnly),
+        };
+        let app = App::new(store, clock, self.policy, connector);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
-        let addr = listener.local_addr().expect("a local address");
         let mllp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let mllp = mllp_listener.local_addr().expect("a local address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -92,6 +126,7 @@ impl TestAppBuilder {
             hl7: ingest.clone(),
             fhir,
             poller: poller.clone(),
+            sms: sms.map(|(_, hooks)| hooks),
             metrics: Some(metrics_handle()),
         };
         tokio::spawn(async move {
@@ -193,6 +228,7 @@ impl TestApp {
             manual: true,
             ehr: None,
             ehr_types: Vec::new(),
+            sms: None,
         }
     }
 

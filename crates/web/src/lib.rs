@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use error::{ApiError, ErrorBody};
+pub use routes::sms::SmsWebhooks;
 
 /// Largest request body accepted anywhere (413 beyond).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub fhir: FhirIngest,
     /// Pull mode, when `[ehr] base_url` is set: the Subscription rest-hook uses it.
     pub poller: Option<refloop_fhir::Poller>,
+    /// The SMS provider's webhooks, when `[sms] mode = "twilio"`.
+    pub sms: Option<routes::sms::SmsWebhooks>,
     /// The Prometheus recorder, when one is installed.
     pub metrics: Option<PrometheusHandle>,
 }
@@ -66,6 +69,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::health::metrics))
         .route("/hl7v2", post(routes::hl7v2::receive))
         .route("/webhooks/fhir", post(routes::fhir::subscription_hook))
+        .route("/webhooks/sms/status", post(routes::sms::status))
+        .route("/webhooks/sms/inbound", post(routes::sms::inbound))
         .route("/fhir", post(routes::fhir::bundle))
         .route("/fhir/metadata", get(routes::fhir::metadata))
         .route("/fhir/{kind}", post(routes::fhir::create).get(routes::fhir::search))

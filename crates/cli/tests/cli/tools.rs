@@ -17,6 +17,22 @@ fn check_config_prints_the_effective_config_without_secrets() {
     let (ok, _, err) = run(&["check-config"], &[("REFLOOP_CLOCK_MODE", "sundial")]);
     assert!(!ok);
     assert!(err.contains("clock.mode"), "{err}");
+
+    let twilio = [
+        ("REFLOOP_SMS_MODE", "twilio"),
+        ("REFLOOP_SMS_API_BASE", "http://127.0.0.1:9"),
+        ("REFLOOP_SMS_ACCOUNT_SID", "AC1"),
+        ("REFLOOP_SMS_AUTH_TOKEN", "tw-s3cret"),
+        ("REFLOOP_SMS_FROM", "+15555550999"),
+    ];
+    let (ok, out, err) = run(&["check-config"], &twilio);
+    assert!(ok, "{err}");
+    assert!(out.contains("api_base = \"http://127.0.0.1:9\"") && !out.contains("tw-s3cret"), "{out}");
+    let (ok, _, err) = run(&["check-config"], &twilio[..4]);
+    assert!(!ok && err.contains("sms.from"), "{err}");
+    let (ok, _, err) =
+        run(&["check-config"], &[("REFLOOP_EHR_BASE_URL", "https://ehr.example/fhir"), ("REFLOOP_EHR_AUTH", "smart")]);
+    assert!(!ok && err.contains("client_id"), "{err}");
 }
 
 #[test]

@@ -4,4 +4,5 @@ pub mod health;
 pub mod hl7v2;
 pub mod inbox;
 pub mod referrals;
+pub mod sms;
 pub mod tasks;

@@ -31,4 +31,5 @@ mod fhir_pull;
 mod hl7;
 mod lifecycle;
 mod listing;
+mod sms;
 mod worklist;

@@ -1,0 +1,140 @@
+//! A small fake of Twilio's Messages REST API on loopback: records each message (basic auth
+//! checked), can fail the next requests with 500, and sends signed status callbacks and
+//! inbound messages to refloop's webhooks as Twilio would.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Form, Json, Router,
+    extract::{Path, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use base64::Engine;
+use serde_json::json;
+use tokio::net::TcpListener;
+
+pub const ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+pub const AUTH_TOKEN: &str = "fake-twilio-auth-token";
+
+/// A message the fake accepted.
+#[derive(Clone, Debug)]
+pub struct SentSms {
+    pub sid: String,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    pub status_callback: Option<String>,
+}
+
+#[derive(Default)]
+struct Inner {
+    sent: Vec<SentSms>,
+    failures: usize,
+    requests: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeTwilio {
+    inner: Arc<Mutex<Inner>>,
+    /// `http://127.0.0.1:PORT`, the API root.
+    pub base: String,
+    http: reqwest::Client,
+}
+
+impl FakeTwilio {
+    pub async fn start() -> FakeTwilio {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("an address");
+        let fake = FakeTwilio { inner: Arc::default(), base: format!("http://{addr}"), http: reqwest::Client::new() };
+        let app =
+            Router::new().route("/2010-04-01/Accounts/{sid}/Messages.json", post(create)).with_state(fake.clone());
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake Twilio runs") });
+        fake
+    }
+
+    /// Messages accepted so far.
+    pub fn sent(&self) -> Vec<SentSms> {
+        self.inner.lock().unwrap().sent.clone()
+    }
+
+    /// Requests received (accepted or not).
+    pub fn requests(&self) -> usize {
+        self.inner.lock().unwrap().requests
+    }
+
+    /// The next `n` requests get a 500.
+    pub fn fail_next(&self, n: usize) {
+        self.inner.lock().unwrap().failures = n;
+    }
+
+    /// POSTs a signed form to `url` as Twilio does; returns (status, body).
+    pub async fn post_signed(&self, url: &str, params: &[(&str, &str)], token: &str) -> (u16, String) {
+        let owned: Vec<(String, String)> = params.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        let signature = refloop_connectors::twilio_signature(token, url, &owned);
+        let resp = self
+            .http
+            .post(url)
+            .header("x-twilio-signature", signature)
+            .form(&owned)
+            .send()
+            .await
+            .expect("the webhook answers");
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    }
+
+    /// Reports a message's status to its StatusCallback (signed with the auth token).
+    pub async fn report(&self, sms: &SentSms, status: &str) -> u16 {
+        let url = sms.status_callback.clone().expect("the message has a status callback");
+        let params = [("MessageSid", sms.sid.as_str()), ("MessageStatus", status), ("AccountSid", ACCOUNT_SID)];
+        self.post_signed(&url, &params, AUTH_TOKEN).await.0
+    }
+
+    /// A patient's reply from `from`, as the number's messaging webhook receives it.
+    pub async fn reply(&self, webhook: &str, from: &str, body: &str, sid: &str) -> (u16, String) {
+        let params =
+            [("MessageSid", sid), ("From", from), ("To", "+15555550999"), ("Body", body), ("AccountSid", ACCOUNT_SID)];
+        self.post_signed(webhook, &params, AUTH_TOKEN).await
+    }
+}
+
+async fn create(
+    State(f): State<FakeTwilio>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    let expected =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}")));
+    if sid != ACCOUNT_SID || headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"code": 20003, "message": "Authenticate"}))).into_response();
+    }
+    let mut inner = f.inner.lock().unwrap();
+    inner.requests += 1;
+    if inner.failures > 0 {
+        inner.failures -= 1;
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": 20500, "message": "Internal Server Error"})))
+            .into_response();
+    }
+    let (Some(to), Some(from), Some(body)) = (form.get("To"), form.get("From"), form.get("Body")) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"code": 21603, "message": "A 'From' phone number is required."})),
+        )
+            .into_response();
+    };
+    let sms = SentSms {
+        sid: format!("SM{:032}", inner.sent.len() + 1),
+        to: to.clone(),
+        from: from.clone(),
+        body: body.clone(),
+        status_callback: form.get("StatusCallback").cloned(),
+    };
+    inner.sent.push(sms.clone());
+    (StatusCode::CREATED, Json(json!({"sid": sms.sid, "status": "queued", "to": sms.to}))).into_response()
+}

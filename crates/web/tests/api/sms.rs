@@ -1,0 +1,163 @@
+//! Patient SMS through the production Twilio connector against a fake Twilio on loopback:
+//! the notification text, delivery reports, retries, signatures, and patients' replies.
+
+use refloop_testkit::{Backend, FakeTwilio, TestApp};
+use serde_json::{Value, json};
+
+on_both_backends!(
+    the_notification_sms_is_sent_and_its_delivery_notifies_the_patient,
+    a_bounced_sms_opens_a_fix_contact_task,
+    a_500_from_the_sms_api_is_retried_and_sent_once,
+    a_bad_signature_changes_nothing,
+    stop_opts_out_once_and_later_stages_send_no_sms,
+    yes_is_recorded_as_patient_reported_and_free_text_goes_to_staff,
+    a_number_shared_by_two_patients_is_not_guessed,
+);
+
+fn order(patient: &str, phone: &str) -> Value {
+    json!({
+        "patient_id": patient,
+        "patient": {"name": "Pat Example", "phone": phone, "sms_consent": true, "time_zone": "America/New_York"},
+        "referring_provider": "dr-adams",
+        "specialty": "cardiology",
+        "urgency": "routine",
+        "reason": "R07.9 chest pain",
+    })
+}
+
+async fn with_sms(b: Backend) -> (TestApp, FakeTwilio) {
+    let fake = FakeTwilio::start().await;
+    let t = TestApp::builder(b).sms(&fake).spawn().await;
+    (t, fake)
+}
+
+fn kinds(tasks: &[Value]) -> Vec<String> {
+    tasks.iter().map(|t| t["kind"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+async fn the_notification_sms_is_sent_and_its_delivery_notifies_the_patient(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-sms", "+15555550123")).await;
+    t.advance("1m").await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 1);
+    let sms = &sent[0];
+    assert_eq!((sms.to.as_str(), sms.from.as_str()), ("+15555550123", "+15555550999"));
+    assert!(sms.body.starts_with("North Clinic: your doctor referred you to cardiology."), "{}", sms.body);
+    assert!(!sms.body.contains("R07") && !sms.body.contains("chest"), "no diagnosis in an SMS: {}", sms.body);
+    assert_eq!(t.referral(&id).await["state"], "ordered", "accepted by the provider is not delivered");
+    assert_eq!(t.outbox_of(&id).await[0]["status"], "accepted");
+
+    assert_eq!(fake.report(sms, "sent").await, 204);
+    assert_eq!(t.referral(&id).await["state"], "ordered");
+    assert_eq!(fake.report(sms, "delivered").await, 204);
+    let r = t.referral(&id).await;
+    assert_eq!(r["state"], "patient-notified");
+    assert_eq!(t.outbox_of(&id).await[0]["status"], "sent");
+    // A repeated callback changes nothing.
+    assert_eq!(fake.report(sms, "delivered").await, 204);
+    assert_eq!(t.referral(&id).await["version"], r["version"]);
+}
+
+async fn a_bounced_sms_opens_a_fix_contact_task(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-bounce", "+15555550124")).await;
+    t.advance("1m").await;
+    assert_eq!(fake.report(&fake.sent()[0], "undelivered").await, 204);
+    assert_eq!(t.referral(&id).await["state"], "ordered");
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"fix-contact".to_owned()));
+    let outbox = t.outbox_of(&id).await;
+    assert_eq!(outbox[0]["status"], "failed");
+    assert!(!outbox[0]["last_error"].as_str().unwrap().contains("5555"), "no phone numbers in errors");
+
+    // An invalid number never reaches the API.
+    let bad = t.create_referral_id(order("p-badphone", "555-0199")).await;
+    t.advance("1m").await;
+    assert_eq!(fake.requests(), 1);
+    assert!(kinds(&t.tasks_of(&bad).await).contains(&"fix-contact".to_owned()));
+}
+
+async fn a_500_from_the_sms_api_is_retried_and_sent_once(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    fake.fail_next(2);
+    let id = t.create_referral_id(order("p-retry", "+15555550125")).await;
+    t.advance("1m").await;
+    assert_eq!((fake.requests(), fake.sent().len()), (1, 0));
+    t.advance("2h").await;
+    assert_eq!((fake.requests(), fake.sent().len()), (3, 1), "retried with backoff, then sent");
+    t.advance("1d").await;
+    assert_eq!(fake.sent().len(), 1, "sent once");
+    assert_eq!(t.outbox_of(&id).await[0]["status"], "accepted");
+}
+
+async fn a_bad_signature_changes_nothing(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-sig", "+15555550126")).await;
+    t.advance("1m").await;
+    let sms = &fake.sent()[0];
+    let url = sms.status_callback.clone().unwrap();
+    let (status, _) =
+        fake.post_signed(&url, &[("MessageSid", &sms.sid), ("MessageStatus", "delivered")], "wrong-token").await;
+    assert_eq!(status, 403);
+    let forged = reqwest::Client::new().post(&url).form(&[("MessageStatus", "delivered")]).send().await.unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(t.referral(&id).await["state"], "ordered");
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    let (status, _) =
+        fake.post_signed(&inbound, &[("MessageSid", "SMx"), ("From", "+15555550126"), ("Body", "STOP")], "nope").await;
+    assert_eq!(status, 403);
+}
+
+async fn stop_opts_out_once_and_later_stages_send_no_sms(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-stop", "+15555550127")).await;
+    t.advance("1m").await;
+    fake.report(&fake.sent()[0], "delivered").await;
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    let (status, xml) = fake.reply(&inbound, "+15555550127", "Stop", "SM-in-1").await;
+    assert_eq!(status, 200);
+    assert!(xml.contains("<Message>North Clinic: you will get no more text messages"), "{xml}");
+    let (_, again) = fake.reply(&inbound, "+15555550127", "STOP", "SM-in-2").await;
+    assert!(!again.contains("<Message>"), "the confirmation goes once: {again}");
+    let (_, resent) = fake.reply(&inbound, "+15555550127", "Stop", "SM-in-1").await;
+    assert!(!resent.contains("<Message>"), "a resent webhook is not answered twice");
+    let (_, help) = fake.reply(&inbound, "+15555550127", "help", "SM-in-3").await;
+    assert!(help.contains("Call +15555550100"), "{help}");
+
+    // Booked, seen: the day-after "did you attend?" is not sent by SMS.
+    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-05T15:00:00Z"})).await;
+    t.advance("5d").await;
+    assert_eq!(fake.sent().len(), 1, "no SMS after STOP");
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"attendance-call".to_owned()), "{:?}", t.tasks_of(&id).await);
+}
+
+async fn yes_is_recorded_as_patient_reported_and_free_text_goes_to_staff(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-yes", "+15555550128")).await;
+    t.advance("1m").await;
+    fake.report(&fake.sent()[0], "delivered").await;
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    let (_, xml) = fake.reply(&inbound, "+15555550128", "can I go on Tuesday instead?", "SM-q").await;
+    assert!(!xml.contains("<Message>"), "never an automated answer to free text");
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"patient-reply".to_owned()));
+    let (_, xml) = fake.reply(&inbound, "+15555550128", "YES", "SM-y").await;
+    assert!(!xml.contains("<Message>"));
+    let r = t.referral(&id).await;
+    assert_eq!(r["state"], "scheduled");
+    let scheduled = r["events"].as_array().unwrap().iter().find(|e| e["type"] == "scheduled").unwrap();
+    assert_eq!(scheduled["detail"]["channel"], "sms-patient-reported", "{scheduled}");
+}
+
+async fn a_number_shared_by_two_patients_is_not_guessed(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let a = t.create_referral_id(order("p-twin-a", "+15555550129")).await;
+    let b2 = t.create_referral_id(order("p-twin-b", "+15555550129")).await;
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    let (status, _) = fake.reply(&inbound, "+15555550129", "YES", "SM-twin").await;
+    assert_eq!(status, 200);
+    assert_eq!(t.referral(&a).await["state"], "ordered");
+    assert_eq!(t.referral(&b2).await["state"], "ordered");
+    let inbox = t.get("/api/v1/inbox?status=review").await.body;
+    let item = &inbox["items"][0];
+    assert!(item["error"].as_str().unwrap().starts_with("ambiguous"), "{item}");
+}
