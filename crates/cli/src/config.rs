@@ -24,7 +24,7 @@ pub struct Config {
     pub workflow: Workflow,
     pub hl7: Hl7,
     pub sms: Sms,
-    pub chat: Channel,
+    pub chat: Chat,
     pub ehr: Ehr,
     pub fax: Channel,
     pub direct: Channel,
@@ -98,6 +98,15 @@ pub struct Channel {
     pub connector: String,
 }
 
+/// Team chat.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Chat {
+    pub connector: String,
+    pub webhook_url: String,
+    pub link_base: String,
+}
+
 /// Patient SMS.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -125,6 +134,7 @@ pub struct Ehr {
     pub poll_interval: Duration,
     pub page_size: u32,
     pub resource_types: Vec<String>,
+    pub write_back: bool,
 }
 
 /// How the clock is driven.
@@ -267,12 +277,21 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.hl7.max_message_bytes) {
             bail!("hl7.max_message_bytes: between 1024 and 67108864");
         }
-        for (name, ch) in [
-            ("chat", &self.chat.connector),
-            ("ehr", &self.ehr.connector),
-            ("fax", &self.fax.connector),
-            ("direct", &self.direct.connector),
-        ] {
+        match self.chat.connector.as_str() {
+            "log" => {}
+            "slack"
+                if self.chat.webhook_url.starts_with("https://") || self.chat.webhook_url.starts_with("http://") => {}
+            "slack" => {
+                bail!("chat.webhook_url: the incoming webhook's http(s) URL is required with connector = \"slack\"")
+            }
+            other => bail!("chat.connector: {other:?} is not \"log\" or \"slack\""),
+        }
+        if self.ehr.write_back && self.ehr.base_url.is_empty() {
+            bail!("ehr.write_back: needs ehr.base_url");
+        }
+        for (name, ch) in
+            [("ehr", &self.ehr.connector), ("fax", &self.fax.connector), ("direct", &self.direct.connector)]
+        {
             if ch != "log" {
                 bail!("{name}.connector: only \"log\" is available in this version");
             }
@@ -456,6 +475,10 @@ impl Config {
         }
         if !shown.sms.auth_token.is_empty() {
             shown.sms.auth_token = "(hidden)".into();
+        }
+        if !shown.chat.webhook_url.is_empty() {
+            // A Slack webhook URL is itself the secret.
+            shown.chat.webhook_url = "(hidden)".into();
         }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }

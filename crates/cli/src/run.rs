@@ -5,7 +5,6 @@ use std::{io::IsTerminal, sync::Arc};
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use refloop_app::{App, Clock, ManualClock, SystemClock};
-use refloop_connectors::LogOnly;
 use refloop_hl7::Ingest;
 use refloop_store::SqlStore;
 use tracing_subscriber::EnvFilter;
@@ -36,13 +35,22 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         ClockMode::Manual { start } => Arc::new(ManualClock::new(start.unwrap_or_else(|| SystemClock.now()))),
     };
     let store: Arc<dyn refloop_app::Store> = Arc::new(store);
-    let connector: Arc<dyn refloop_app::Connector> = match config.sms() {
-        Some((sms, _)) => Arc::new(refloop_connectors::Channels {
-            sms: Arc::new(refloop_connectors::Twilio::new(sms, store.clone())),
-            other: Arc::new(LogOnly),
-        }),
-        None => Arc::new(LogOnly),
-    };
+    let mut channels = refloop_connectors::Channels::log_only();
+    if let Some((sms, _)) = config.sms() {
+        channels.sms = Arc::new(refloop_connectors::Twilio::new(sms, store.clone()));
+    }
+    if config.chat.connector == "slack" {
+        let chat =
+            refloop_connectors::SlackWebhook::new(&config.chat.webhook_url, &config.chat.link_base, store.clone());
+        channels.chat = Arc::new(chat);
+    }
+    if config.ehr.write_back
+        && let Some(auth) = config.ehr_poller_auth()?
+    {
+        let client = Arc::new(refloop_fhir::EhrClient::new(&config.ehr.base_url, auth));
+        channels.ehr_task = Arc::new(refloop_fhir::EhrTaskWriter::new(client, store.clone(), clock.clone()));
+    }
+    let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
     Ok(App::new(store, clock, config.policy()?, connector))
 }
 

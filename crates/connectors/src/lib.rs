@@ -5,6 +5,7 @@
 //! that a message would have gone out — ids only, never its text or the recipient — and
 //! reports it delivered, so a practice can run the whole workflow before connecting vendors.
 
+mod slack;
 mod twilio;
 
 use std::sync::Arc;
@@ -12,12 +13,22 @@ use std::sync::Arc;
 use refloop_app::{Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
+pub use slack::SlackWebhook;
 pub use twilio::{SmsTexts, Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};
 
-/// Sends each channel through its connector; channels without one go to the log.
+/// Sends each channel through its connector; the log-only one where none is configured.
 pub struct Channels {
     pub sms: Arc<dyn Connector>,
+    pub chat: Arc<dyn Connector>,
+    pub ehr_task: Arc<dyn Connector>,
     pub other: Arc<dyn Connector>,
+}
+
+impl Channels {
+    /// Every channel to the log.
+    pub fn log_only() -> Self {
+        Self { sms: Arc::new(LogOnly), chat: Arc::new(LogOnly), ehr_task: Arc::new(LogOnly), other: Arc::new(LogOnly) }
+    }
 }
 
 #[async_trait::async_trait]
@@ -25,6 +36,8 @@ impl Connector for Channels {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
         match item.channel {
             Channel::Sms => self.sms.deliver(item).await,
+            Channel::Chat => self.chat.deliver(item).await,
+            Channel::EhrTask => self.ehr_task.deliver(item).await,
             _ => self.other.deliver(item).await,
         }
     }

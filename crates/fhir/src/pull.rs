@@ -150,6 +150,29 @@ impl EhrClient {
     }
 }
 
+impl EhrClient {
+    /// POSTs a resource to `{base}/{kind}`, with `If-None-Exist` when given (so a resend
+    /// does not create it twice). Returns the HTTP status.
+    pub async fn create(
+        &self,
+        kind: &str,
+        body: &Value,
+        if_none_exist: Option<&str>,
+        now: Timestamp,
+    ) -> Result<u16, PullError> {
+        let url = format!("{}/{kind}", self.base);
+        let mut req = self.http.post(&url).header("content-type", "application/fhir+json").body(body.to_string());
+        if let Some(q) = if_none_exist {
+            req = req.header("if-none-exist", q);
+        }
+        if let Some(t) = self.bearer(now).await? {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| PullError::Http(e.to_string()))?;
+        Ok(resp.status().as_u16())
+    }
+}
+
 /// What one poll did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PollReport {

@@ -34,6 +34,8 @@ struct Inner {
     /// Query strings of the searches, in order.
     searches: Vec<String>,
     tokens_issued: usize,
+    /// Tasks refloop wrote back.
+    tasks: Vec<Value>,
 }
 
 /// The running fake; dropping it leaves the server to the end of the test.
@@ -57,7 +59,7 @@ impl FakeEhr {
         };
         let app = Router::new()
             .route("/token", post(token))
-            .route("/fhir/{kind}", get(search))
+            .route("/fhir/{kind}", get(search).post(create))
             .route("/fhir/{kind}/{id}", get(read))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake EHR runs") });
@@ -80,6 +82,11 @@ impl FakeEhr {
 
     pub fn searches(&self) -> Vec<String> {
         self.inner.lock().unwrap().searches.clone()
+    }
+
+    /// The Tasks refloop created here (conditional creates that matched are not repeated).
+    pub fn tasks(&self) -> Vec<Value> {
+        self.inner.lock().unwrap().tasks.clone()
     }
 
     pub fn tokens_issued(&self) -> usize {
@@ -162,4 +169,29 @@ async fn read(State(f): State<FakeEhr>, Path((kind, id)): Path<(String, String)>
         Some(r) => Json(r.clone()).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     }
+}
+
+async fn create(State(f): State<FakeEhr>, Path(kind): Path<String>, headers: HeaderMap, body: String) -> Response {
+    if !authorized(&headers) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    let Ok(resource) = serde_json::from_str::<Value>(&body) else { return StatusCode::BAD_REQUEST.into_response() };
+    if kind != "Task" || resource["resourceType"] != "Task" {
+        return StatusCode::UNPROCESSABLE_ENTITY.into_response();
+    }
+    let mut inner = f.inner.lock().unwrap();
+    let wanted = headers
+        .get("if-none-exist")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|q| q.rsplit_once('|'))
+        .map(|(_, v)| v.to_owned());
+    if let Some(value) = wanted
+        && inner.tasks.iter().any(|t| t["identifier"][0]["value"] == value.as_str())
+    {
+        return StatusCode::OK.into_response();
+    }
+    let mut task = resource;
+    task["id"] = json!(format!("task-{}", inner.tasks.len() + 1));
+    inner.tasks.push(task.clone());
+    (StatusCode::CREATED, Json(task)).into_response()
 }

@@ -6,11 +6,13 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) is unreachable they fail and say so.
 
 mod db;
+mod fake_chat;
 mod fake_ehr;
 mod fake_twilio;
 mod server;
 
 pub use db::{Backend, TestDb};
+pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_twilio::{FakeTwilio, SentSms};
 pub use server::{MllpClient, Reply, TestApp, TestAppBuilder, ack_code, ts};

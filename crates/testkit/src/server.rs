@@ -41,6 +41,9 @@ pub struct TestAppBuilder {
     ehr: Option<(String, refloop_fhir::EhrAuth)>,
     ehr_types: Vec<String>,
     sms: Option<crate::FakeTwilio>,
+    chat: Option<crate::FakeChat>,
+    /// Write Tasks back to this fake EHR (SMART auth).
+    ehr_write: Option<crate::FakeEhr>,
 }
 
 impl TestAppBuilder {
@@ -49,6 +52,18 @@ impl TestAppBuilder {
     /// Patient SMS through the production Twilio connector against `fake`.
     pub fn sms(mut self, fake: &crate::FakeTwilio) -> Self {
         self.sms = Some(fake.clone());
+        self
+    }
+
+    /// Stage-2 chat messages to `fake`.
+    pub fn chat(mut self, fake: &crate::FakeChat) -> Self {
+        self.chat = Some(fake.clone());
+        self
+    }
+
+    /// FHIR Task write-back to `fake` (SMART Backend Services auth).
+    pub fn ehr_write_back(mut self, fake: &crate::FakeEhr) -> Self {
+        self.ehr_write = Some(fake.clone());
         self
     }
 
@@ -103,13 +118,26 @@ impl TestAppBuilder {
             };
             (cfg, hooks)
         });
-        let connector: Arc<dyn refloop_app::Connector> = match &sms {
-            Some((cfg, _)) => Arc::new(refloop_connectors::Channels {
-                sms: Arc::new(refloop_connectors::Twilio::new(cfg.clone(), store.clone())),
-                other: Arc::new(LogOnly),
-            }),
-            None => Arc::new(LogOnly),
-        };
+        let mut channels = refloop_connectors::Channels::log_only();
+        if let Some((cfg, _)) = &sms {
+            channels.sms = Arc::new(refloop_connectors::Twilio::new(cfg.clone(), store.clone()));
+        }
+        if let Some(chat) = &self.chat {
+            channels.chat =
+                Arc::new(refloop_connectors::SlackWebhook::new(&chat.url, "https://refloop.example", store.clone()));
+        }
+        if let Some(ehr) = &self.ehr_write {
+            let auth = refloop_fhir::EhrAuth::smart(
+                crate::fake_ehr::CLIENT_ID,
+                &ehr.token_url,
+                crate::fake_ehr::SMART_PRIVATE_KEY,
+                "system/*.write",
+            )
+            .expect("the test key");
+            let client = Arc::new(refloop_fhir::EhrClient::new(&ehr.base, auth));
+            channels.ehr_task = Arc::new(refloop_fhir::EhrTaskWriter::new(client, store.clone(), clock.clone()));
+        }
+        let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
         let app = App::new(store, clock, self.policy, connector);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
@@ -229,6 +257,8 @@ impl TestApp {
             ehr: None,
             ehr_types: Vec::new(),
             sms: None,
+            chat: None,
+            ehr_write: None,
         }
     }
 
