@@ -54,10 +54,15 @@ pub struct AdvanceReport {
     pub work: DueReport,
 }
 
-/// Backoff before attempt `n + 1`: 1, 2, 4 … minutes, at most 4 hours.
-fn backoff(attempts: u32) -> SignedDuration {
-    let minutes = 1i64 << attempts.min(8);
-    SignedDuration::from_mins(minutes.min(240))
+/// Backoff before attempt `n + 1`: 1, 2, 4 … minutes, at most 4 hours, plus a jitter of up
+/// to a quarter of that, spread by `spread` (the item's id), so items that failed together
+/// do not retry together. Deterministic for an item: the manual clock's tests can predict it.
+fn backoff(attempts: u32, spread: &str) -> SignedDuration {
+    let minutes = (1i64 << attempts.min(8)).min(240);
+    // FNV-1a of the id: cheap, stable, and good enough to spread retries.
+    let hash = spread.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let jitter_secs = (hash % (minutes as u64 * 15 + 1)) as i64;
+    SignedDuration::from_mins(minutes) + SignedDuration::from_secs(jitter_secs)
 }
 
 impl App {
@@ -125,7 +130,7 @@ impl App {
                         self.finish(&item, OutboxStatus::Accepted, now, Some(now), None).await?
                     }
                     DeliveryOutcome::Retry { error } if item.attempts < MAX_ATTEMPTS => {
-                        let next = now + backoff(item.attempts);
+                        let next = now + backoff(item.attempts, &item.id);
                         self.finish(&item, OutboxStatus::Pending, next, None, Some(&error)).await?;
                         tracing::warn!(message_id = %item.id, attempts = item.attempts, "delivery failed; will retry");
                     }
@@ -234,9 +239,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_and_caps() {
-        assert_eq!(backoff(0), SignedDuration::from_mins(1));
-        assert_eq!(backoff(3), SignedDuration::from_mins(8));
-        assert_eq!(backoff(20), SignedDuration::from_mins(240));
+    fn backoff_doubles_caps_and_spreads() {
+        let within = |attempts: u32, id: &str, mins: i64| {
+            let b = backoff(attempts, id);
+            assert!(
+                b >= SignedDuration::from_mins(mins) && b <= SignedDuration::from_secs(mins * 75),
+                "{attempts}: {b:?}"
+            );
+            b
+        };
+        within(0, "msg_a", 1);
+        within(3, "msg_a", 8);
+        within(20, "msg_a", 240);
+        assert_eq!(backoff(3, "msg_a"), backoff(3, "msg_a"), "the same item waits the same");
+        let spread: std::collections::BTreeSet<_> = (0..20).map(|i| backoff(5, &format!("msg_{i}"))).collect();
+        assert!(spread.len() > 10, "items that failed together retry apart: {spread:?}");
     }
 }

@@ -12,6 +12,7 @@ on_both_backends!(
     stop_opts_out_once_and_later_stages_send_no_sms,
     yes_is_recorded_as_patient_reported_and_free_text_goes_to_staff,
     a_number_shared_by_two_patients_is_not_guessed,
+    the_attendance_question_goes_by_sms_and_yes_closes_it,
 );
 
 fn order(patient: &str, phone: &str) -> Value {
@@ -160,4 +161,34 @@ async fn a_number_shared_by_two_patients_is_not_guessed(b: Backend) {
     let inbox = t.get("/api/v1/inbox?status=review").await.body;
     let item = &inbox["items"][0];
     assert!(item["error"].as_str().unwrap().starts_with("ambiguous"), "{item}");
+}
+
+async fn the_attendance_question_goes_by_sms_and_yes_closes_it(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let asked = t.create_referral_id(order("p-att", "+15555550130")).await;
+    let silent = t.create_referral_id(order("p-quiet", "+15555550131")).await;
+    t.advance("1m").await;
+    for sms in fake.sent() {
+        fake.report(&sms, "delivered").await;
+    }
+    for id in [&asked, &silent] {
+        t.event(id, json!({"type": "scheduled", "appointment_at": "2026-03-04T15:00:00Z"})).await;
+    }
+    t.advance("3d").await;
+    let questions: Vec<_> = fake.sent().into_iter().skip(2).collect();
+    assert_eq!(questions.len(), 2, "a day after the appointment");
+    assert!(questions[0].body.contains("did you go to your cardiology appointment?"), "{}", questions[0].body);
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    let to_asked = questions.iter().find(|q| q.to == "+15555550130").unwrap();
+    fake.report(to_asked, "delivered").await;
+    fake.reply(&inbound, "+15555550130", "yes", "SM-att").await;
+    let r = t.referral(&asked).await;
+    assert_eq!(r["state"], "attended");
+    let attended = r["events"].as_array().unwrap().iter().find(|e| e["type"] == "attended").unwrap();
+    assert_eq!(attended["source"], "patient:sms");
+
+    t.advance("2d").await;
+    let kinds_of = |tasks: Vec<Value>| kinds(&tasks);
+    assert!(kinds_of(t.tasks_of(&silent).await).contains(&"attendance-call".to_owned()), "no reply in 48 h");
+    assert!(!kinds_of(t.tasks_of(&asked).await).contains(&"attendance-call".to_owned()), "answered: no call");
 }
