@@ -8,6 +8,7 @@
 mod auth;
 mod clock;
 mod connector;
+mod directory;
 mod error;
 mod ids;
 mod inbound;
@@ -19,13 +20,14 @@ mod workers;
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, DeliveryOutcome};
+pub use directory::{STALE_AFTER, entry_for, is_stale};
 pub use error::{AppError, StoreError};
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
     AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
-    PatientKeep, ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord,
-    Tx,
+    PatientKeep, ReferralFilter, ReferralPage, Specialist, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow,
+    TokenRecord, Tx,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};

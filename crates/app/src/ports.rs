@@ -5,8 +5,8 @@
 
 use jiff::Timestamp;
 use refloop_domain::{
-    Channel, DuplicateCandidate, EventData, PatientId, Purpose, Referral, ReferralId, Specialty, State, TaskKind,
-    TimerKind, TimerSpec,
+    Channel, DuplicateCandidate, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, State,
+    TaskKind, TimerKind, TimerSpec,
 };
 use serde::Serialize;
 
@@ -169,6 +169,21 @@ pub struct PatientKeep {
     pub consent: bool,
     /// Keep the recorded opt-out (only the SMS channel changes it).
     pub opt_out: bool,
+}
+
+/// A specialist in the directory: where note requests go.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Specialist {
+    pub id: String,
+    pub name: String,
+    pub specialties: Vec<Specialty>,
+    pub network: Network,
+    pub phone: Option<String>,
+    pub fax: Option<String>,
+    pub direct_address: Option<String>,
+    /// When someone last confirmed this contact data.
+    pub last_verified: Timestamp,
+    pub updated_at: Timestamp,
 }
 
 /// One audit row: who did what to which patient data, when and from where.
@@ -432,6 +447,10 @@ pub trait Store: Send + Sync + 'static {
 
     async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxItem>, StoreError>;
     async fn outbox_item(&self, id: &str) -> Result<Option<OutboxItem>, StoreError>;
+    /// Inserts or replaces (by id) a directory entry.
+    async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError>;
+    /// The directory by name; only entries last verified before `verified_before` when given.
+    async fn specialists(&self, verified_before: Option<Timestamp>) -> Result<Vec<Specialist>, StoreError>;
     /// Patients whose phone on file is exactly `phone` (E.164).
     async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError>;
     /// Claims due pending items for sending until `lease_until` (status `sending`).

@@ -91,7 +91,7 @@ impl App {
         self.clock.now()
     }
 
-    fn audit_entry(&self, actor: &Actor, action: &str, kind: &str, id: &str) -> AuditEntry {
+    pub(crate) fn audit_entry(&self, actor: &Actor, action: &str, kind: &str, id: &str) -> AuditEntry {
         AuditEntry {
             at: self.now(),
             actor: actor.source(),

@@ -26,7 +26,7 @@ pub struct Config {
     pub sms: Sms,
     pub chat: Chat,
     pub ehr: Ehr,
-    pub fax: Channel,
+    pub fax: Fax,
     pub direct: Channel,
 }
 
@@ -96,6 +96,16 @@ pub struct Hl7 {
 #[serde(deny_unknown_fields)]
 pub struct Channel {
     pub connector: String,
+}
+
+/// Note requests by fax.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fax {
+    pub connector: String,
+    pub api_base: String,
+    pub api_key: String,
+    pub api_secret: String,
 }
 
 /// Team chat.
@@ -286,6 +296,12 @@ impl Config {
             }
             other => bail!("chat.connector: {other:?} is not \"log\" or \"slack\""),
         }
+        match self.fax.connector.as_str() {
+            "log" => {}
+            "http" if self.fax.api_base.starts_with("http") && !self.fax.api_key.is_empty() => {}
+            "http" => bail!("fax: connector = \"http\" needs api_base and api_key"),
+            other => bail!("fax.connector: {other:?} is not \"log\" or \"http\""),
+        }
         if self.ehr.write_back && self.ehr.base_url.is_empty() {
             bail!("ehr.write_back: needs ehr.base_url");
         }
@@ -475,6 +491,9 @@ impl Config {
         }
         if !shown.sms.auth_token.is_empty() {
             shown.sms.auth_token = "(hidden)".into();
+        }
+        if !shown.fax.api_secret.is_empty() {
+            shown.fax.api_secret = "(hidden)".into();
         }
         if !shown.chat.webhook_url.is_empty() {
             // A Slack webhook URL is itself the secret.

@@ -82,6 +82,15 @@ enum ImportKind {
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
+    /// The specialist directory from CSV: columns id, name, specialties (separated by `;`),
+    /// network (in-network, out-of-network, unknown), phone, fax, direct_address,
+    /// last_verified (RFC 3339 or YYYY-MM-DD). Bad rows are reported by line; good rows kept.
+    Specialists {
+        #[command(flatten)]
+        common: Common,
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// FHIR R4 JSON files: a Bundle (a transaction is all or nothing; other Bundle types
     /// entry by entry), a single resource, or NDJSON (`.ndjson`, Bulk Data export) with one
     /// resource per line.
@@ -181,6 +190,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
             tools::import_hl7(&config, &files).await
+        }
+        Command::Import { kind: ImportKind::Specialists { common, file } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            tools::import_specialists(&config, &file).await
         }
         Command::Import { kind: ImportKind::Fhir { common, files } } => {
             let config = load(&common, None, None)?;

@@ -44,6 +44,66 @@ pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
     Ok(())
 }
 
+#[derive(serde::Deserialize)]
+struct SpecialistRow {
+    id: String,
+    name: String,
+    specialties: String,
+    #[serde(default)]
+    network: Option<String>,
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    fax: Option<String>,
+    #[serde(default)]
+    direct_address: Option<String>,
+    #[serde(default)]
+    last_verified: Option<String>,
+}
+
+pub async fn import_specialists(config: &Config, file: &std::path::Path) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let actor = refloop_app::Actor::system("import");
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .from_path(file)
+        .with_context(|| format!("reading {}", file.display()))?;
+    let (mut saved, mut bad) = (0usize, Vec::new());
+    for (i, record) in reader.deserialize::<SpecialistRow>().enumerate() {
+        let line = i + 2;
+        let row = match record {
+            Ok(r) => r,
+            Err(e) => {
+                bad.push(format!("line {line}: {}", e.to_string().split(" at line").next().unwrap_or("unreadable")));
+                continue;
+            }
+        };
+        let last_verified = row.last_verified.map(|v| if v.len() == 10 { format!("{v}T00:00:00Z") } else { v });
+        let body = refloop_web::SpecialistBody {
+            name: row.name,
+            specialties: row.specialties.split(';').map(|x| x.trim().to_owned()).filter(|x| !x.is_empty()).collect(),
+            network: row.network,
+            phone: row.phone,
+            fax: row.fax,
+            direct_address: row.direct_address,
+            last_verified,
+        };
+        let result = match refloop_web::parse_specialist(row.id, body, app.now()) {
+            Ok(s) => app.save_specialist(&actor, s).await.map_err(|e| e.to_string()),
+            Err(e) => Err(format!("{}: {}", e.field.as_deref().unwrap_or("row"), e.message)),
+        };
+        match result {
+            Ok(_) => saved += 1,
+            Err(e) => bad.push(format!("line {line}: {e}")),
+        }
+    }
+    println!("{saved} specialists saved, {} rows refused", bad.len());
+    for b in &bad {
+        println!("  {b}");
+    }
+    Ok(())
+}
+
 /// Resources per transaction when importing NDJSON.
 const NDJSON_CHUNK: usize = 200;
 

@@ -5,6 +5,7 @@
 //! that a message would have gone out — ids only, never its text or the recipient — and
 //! reports it delivered, so a practice can run the whole workflow before connecting vendors.
 
+mod fax;
 mod slack;
 mod twilio;
 
@@ -13,6 +14,7 @@ use std::sync::Arc;
 use refloop_app::{Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
+pub use fax::{FaxConfig, FaxNoteRequest, request_letter};
 pub use slack::SlackWebhook;
 pub use twilio::{SmsTexts, Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};
 
@@ -21,13 +23,20 @@ pub struct Channels {
     pub sms: Arc<dyn Connector>,
     pub chat: Arc<dyn Connector>,
     pub ehr_task: Arc<dyn Connector>,
+    pub note_request: Arc<dyn Connector>,
     pub other: Arc<dyn Connector>,
 }
 
 impl Channels {
     /// Every channel to the log.
     pub fn log_only() -> Self {
-        Self { sms: Arc::new(LogOnly), chat: Arc::new(LogOnly), ehr_task: Arc::new(LogOnly), other: Arc::new(LogOnly) }
+        Self {
+            sms: Arc::new(LogOnly),
+            chat: Arc::new(LogOnly),
+            ehr_task: Arc::new(LogOnly),
+            note_request: Arc::new(LogOnly),
+            other: Arc::new(LogOnly),
+        }
     }
 }
 
@@ -38,6 +47,7 @@ impl Connector for Channels {
             Channel::Sms => self.sms.deliver(item).await,
             Channel::Chat => self.chat.deliver(item).await,
             Channel::EhrTask => self.ehr_task.deliver(item).await,
+            Channel::NoteRequest => self.note_request.deliver(item).await,
             _ => self.other.deliver(item).await,
         }
     }

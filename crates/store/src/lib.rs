@@ -14,8 +14,8 @@ use std::{str::FromStr, time::Duration};
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Store,
-    StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+    AuditEntry, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Specialist,
+    Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
 };
 use refloop_domain::{PatientId, Referral, ReferralId};
 use sqlx::{
@@ -61,6 +61,7 @@ fn migrator(dialect: &str) -> Migrator {
             (4, "application_ack", include_str!("../migrations/sqlite/0004_application_ack.sql")),
             (5, "cursors", include_str!("../migrations/sqlite/0005_cursors.sql")),
             (6, "patient_phone", include_str!("../migrations/sqlite/0006_patient_phone.sql")),
+            (7, "specialists", include_str!("../migrations/sqlite/0007_specialists.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -69,6 +70,7 @@ fn migrator(dialect: &str) -> Migrator {
             (4, "application_ack", include_str!("../migrations/postgres/0004_application_ack.sql")),
             (5, "cursors", include_str!("../migrations/postgres/0005_cursors.sql")),
             (6, "patient_phone", include_str!("../migrations/postgres/0006_patient_phone.sql")),
+            (7, "specialists", include_str!("../migrations/postgres/0007_specialists.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -339,6 +341,45 @@ impl Store for SqlStore {
         on_pool!(&self.db, p => {
             let row = sqlx::query("SELECT * FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
             row.map(|r| row::outbox(&r)).transpose()
+        })
+    }
+
+    async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query(
+                "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, specialties = excluded.specialties,
+                     network = excluded.network, phone = excluded.phone, fax = excluded.fax,
+                     direct_address = excluded.direct_address, last_verified = excluded.last_verified,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(s.specialties.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","))
+            .bind(s.network.as_str())
+            .bind(&s.phone)
+            .bind(&s.fax)
+            .bind(&s.direct_address)
+            .bind(ms(s.last_verified))
+            .bind(ms(s.updated_at))
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
+    async fn specialists(&self, verified_before: Option<Timestamp>) -> Result<Vec<Specialist>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT * FROM specialists WHERE ($1 IS NULL OR last_verified < $1) ORDER BY name, id LIMIT 5000",
+            )
+            .bind(verified_before.map(ms))
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::specialist(r)).collect()
         })
     }
 

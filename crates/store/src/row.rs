@@ -2,10 +2,12 @@
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, StoreError, StoredEvent, Task,
-    TaskStatus, TimerRow, TokenRecord,
+    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, Specialist, StoreError, StoredEvent,
+    Task, TaskStatus, TimerRow, TokenRecord,
 };
-use refloop_domain::{Channel, EventData, PatientId, Purpose, Referral, ReferralId, TaskKind, TimerKind};
+use refloop_domain::{
+    Channel, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, TaskKind, TimerKind,
+};
 use sqlx::Row;
 
 /// Column access shared by `SqliteRow` and `PgRow`, so each record has one decoder.
@@ -150,6 +152,26 @@ pub(crate) fn patient(row: &dyn Get) -> Result<Patient, StoreError> {
         sms_consent: row.flag("sms_consent")?,
         sms_opted_out: row.flag("sms_opted_out")?,
         time_zone: row.opt_text("time_zone")?,
+        updated_at: ts(row.int("updated_at")?)?,
+    })
+}
+
+pub(crate) fn specialist(row: &dyn Get) -> Result<Specialist, StoreError> {
+    let specialties = row.text("specialties")?;
+    Ok(Specialist {
+        id: row.text("id")?,
+        name: row.text("name")?,
+        specialties: specialties
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(Specialty::parse)
+            .collect::<Result<_, _>>()
+            .map_err(corrupt)?,
+        network: enum_text::<Network>(&row.text("network")?)?,
+        phone: row.opt_text("phone")?,
+        fax: row.opt_text("fax")?,
+        direct_address: row.opt_text("direct_address")?,
+        last_verified: ts(row.int("last_verified")?)?,
         updated_at: ts(row.int("updated_at")?)?,
     })
 }

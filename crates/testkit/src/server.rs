@@ -42,6 +42,7 @@ pub struct TestAppBuilder {
     ehr_types: Vec<String>,
     sms: Option<crate::FakeTwilio>,
     chat: Option<crate::FakeChat>,
+    fax: Option<crate::FakeFax>,
     /// Write Tasks back to this fake EHR (SMART auth).
     ehr_write: Option<crate::FakeEhr>,
 }
@@ -58,6 +59,12 @@ impl TestAppBuilder {
     /// Stage-2 chat messages to `fake`.
     pub fn chat(mut self, fake: &crate::FakeChat) -> Self {
         self.chat = Some(fake.clone());
+        self
+    }
+
+    /// Note requests by fax to `fake`.
+    pub fn fax(mut self, fake: &crate::FakeFax) -> Self {
+        self.fax = Some(fake.clone());
         self
     }
 
@@ -125,6 +132,17 @@ impl TestAppBuilder {
         if let Some(chat) = &self.chat {
             channels.chat =
                 Arc::new(refloop_connectors::SlackWebhook::new(&chat.url, "https://refloop.example", store.clone()));
+        }
+        if let Some(fax) = &self.fax {
+            let cfg = refloop_connectors::FaxConfig {
+                api_base: fax.base.clone(),
+                api_key: crate::fake_fax::FAX_KEY.into(),
+                api_secret: crate::fake_fax::FAX_SECRET.into(),
+                practice: "North Clinic".into(),
+                practice_phone: "+15555550100".into(),
+            };
+            channels.note_request =
+                Arc::new(refloop_connectors::FaxNoteRequest::new(cfg, store.clone(), clock.clone()));
         }
         if let Some(ehr) = &self.ehr_write {
             let auth = refloop_fhir::EhrAuth::smart(
@@ -258,6 +276,7 @@ impl TestApp {
             ehr_types: Vec::new(),
             sms: None,
             chat: None,
+            fax: None,
             ehr_write: None,
         }
     }

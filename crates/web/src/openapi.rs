@@ -43,6 +43,8 @@ impl Modify for BearerAuth {
         routes::inbox::show,
         routes::inbox::retry,
         routes::inbox::apply,
+        routes::specialists::list,
+        routes::specialists::save,
         document,
     ),
     components(schemas(error::ErrorBody, error::ErrorDetail, dto::PatientBody)),

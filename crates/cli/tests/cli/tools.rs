@@ -87,3 +87,29 @@ async fn demo_seeds_a_fresh_database_and_never_one_with_real_data() {
     assert!(!ok);
     assert!(err.contains("refusing to seed demo data"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_specialist_directory_imports_from_csv_and_reports_bad_rows() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("specialists.csv");
+    std::fs::write(
+        &csv,
+        "id,name,specialties,network,phone,fax,direct_address,last_verified\n\
+         sp-1,Dr Heart,cardiology,out-of-network,+15555550101,+15555550177,heart@direct.example.org,2026-01-15\n\
+         sp-2,Dr Skin,dermatology;allergy,in-network,,,,\n\
+         sp-3,Dr Bad,cardiology,out-of-network,+15555550101,555-0177,,2026-01-15\n\
+         sp-4,,cardiology,unknown,,,,\n",
+    )
+    .unwrap();
+    let (ok, out, err) = run(&["import", "specialists", "--database", &db.url, csv.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("2 specialists saved, 2 rows refused"), "{out}");
+    assert!(out.contains("line 4: fax") && out.contains("line 5: name"), "{out}");
+    let store = db.store().await;
+    let all = refloop_app::Store::specialists(store.as_ref(), None).await.unwrap();
+    assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["sp-1", "sp-2"]);
+    assert_eq!(all[1].specialties.len(), 2);
+}

@@ -5,4 +5,5 @@ pub mod hl7v2;
 pub mod inbox;
 pub mod referrals;
 pub mod sms;
+pub mod specialists;
 pub mod tasks;

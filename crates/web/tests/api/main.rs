@@ -32,5 +32,6 @@ mod fhir_pull;
 mod hl7;
 mod lifecycle;
 mod listing;
+mod notes;
 mod sms;
 mod worklist;

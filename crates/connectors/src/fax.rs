@@ -1,0 +1,117 @@
+//! Note requests to the specialist by fax through a fax provider's HTTP API (Phaxio-style:
+//! `POST {api_base}/v2.1/faxes`, form-encoded `to` and `string_data` as HTML, basic auth).
+//! The number comes from the specialist directory; a missing or stale entry is not used —
+//! the request fails with the reason, and a staff task takes over.
+
+use std::{sync::Arc, time::Duration};
+
+use refloop_app::{Clock, Connector, DeliveryOutcome, OutboxItem, Store, entry_for, is_stale};
+use refloop_domain::Referral;
+
+#[derive(Clone, Debug)]
+pub struct FaxConfig {
+    pub api_base: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub practice: String,
+    pub practice_phone: String,
+}
+
+pub struct FaxNoteRequest {
+    cfg: FaxConfig,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl FaxNoteRequest {
+    pub fn new(cfg: FaxConfig, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client with the process's TLS provider");
+        Self { cfg, http, store, clock }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The request letter: our referral id, the patient's name and our id for them, the dates.
+pub fn request_letter(cfg: &FaxConfig, r: &Referral, patient_name: Option<&str>, specialist: &str) -> String {
+    let day =
+        |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()[..10].to_owned()).unwrap_or_else(|| "unknown".into());
+    let visit = r.milestones.attended.or(r.appointment_at);
+    format!(
+        "<h1>Request for the consult note</h1>\
+         <p>To: {specialist}<br>From: {practice}, phone {phone}</p>\
+         <p>We referred a patient to you and have not received your consult note.</p>\
+         <ul><li>Our referral: {id}</li><li>Patient: {patient} (our patient id {pid})</li>\
+         <li>Specialty: {specialty}</li><li>Referred on: {ordered}</li><li>Visit: {visit}</li></ul>\
+         <p>Please send the consult note to {practice}, quoting referral {id}. Thank you.</p>",
+        specialist = escape(specialist),
+        practice = escape(&cfg.practice),
+        phone = escape(&cfg.practice_phone),
+        id = r.id,
+        patient = escape(patient_name.unwrap_or("(name not on file)")),
+        pid = escape(r.patient_id.as_str()),
+        specialty = r.specialty.as_ref().map(|s| s.as_str()).unwrap_or("not coded"),
+        ordered = day(Some(r.ordered_at)),
+        visit = day(visit),
+    )
+}
+
+#[async_trait::async_trait]
+impl Connector for FaxNoteRequest {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        let read = async {
+            let r = self.store.referral(&item.referral_id).await?;
+            let p = self.store.patient(&item.patient_id).await?;
+            let d = self.store.specialists(None).await?;
+            Ok::<_, refloop_app::StoreError>((r, p, d))
+        };
+        let Ok((Some(referral), patient, directory)) = read.await else {
+            return DeliveryOutcome::Retry { error: "the database could not be read".into() };
+        };
+        let Some(entry) = entry_for(&directory, &referral) else {
+            return DeliveryOutcome::Permanent {
+                error: "the specialist is not in the directory: add them, then request the note".into(),
+            };
+        };
+        let Some(fax) = entry.fax.as_deref() else {
+            return DeliveryOutcome::Permanent {
+                error: format!("no fax number for specialist {} in the directory", entry.id),
+            };
+        };
+        let now = self.clock.now();
+        if is_stale(entry, now) {
+            return DeliveryOutcome::Permanent {
+                error: format!(
+                    "verify specialist {}: contact data last verified {}, more than 90 days ago",
+                    entry.id,
+                    &entry.last_verified.to_string()[..10]
+                ),
+            };
+        }
+        let letter =
+            request_letter(&self.cfg, &referral, patient.as_ref().and_then(|p| p.name.as_deref()), &entry.name);
+        let url = format!("{}/v2.1/faxes", self.cfg.api_base.trim_end_matches('/'));
+        let form = [("to", fax), ("string_data", letter.as_str()), ("string_data_type", "html")];
+        let sent =
+            self.http.post(&url).basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret)).form(&form).send().await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(message_id = %item.id, specialist = %entry.id, "note request faxed");
+                DeliveryOutcome::Delivered
+            }
+            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                DeliveryOutcome::Retry { error: format!("the fax API answered {}", r.status().as_u16()) }
+            }
+            Ok(r) => DeliveryOutcome::Permanent {
+                error: format!("the fax API refused the request ({})", r.status().as_u16()),
+            },
+            Err(_) => DeliveryOutcome::Retry { error: "the fax API could not be reached".into() },
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Stage 4 — the consult note: requested from the specialist by fax (number from the
+//! directory) on day 30 after the visit, escalated to the physician on day 60; a stale
+//! directory entry is not used and asks for verification.
+
+use refloop_testkit::{Backend, FakeFax, TestApp};
+use serde_json::{Value, json};
+
+on_both_backends!(the_note_is_requested_by_fax_then_escalated, a_stale_directory_entry_is_verified_first);
+
+fn order(patient: &str, specialist: &str) -> Value {
+    json!({"patient_id": patient, "referring_provider": "dr-adams", "specialty": "cardiology", "urgency": "routine",
+        "network": "out-of-network", "specialist": specialist,
+        "patient": {"name": "Pat Example", "phone": "+15555550140", "sms_consent": false}})
+}
+
+fn kinds(tasks: &[Value]) -> Vec<String> {
+    tasks.iter().map(|t| t["kind"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+async fn seen(t: &TestApp, id: &str) {
+    t.event(id, json!({"type": "scheduled", "appointment_at": "2026-03-03T15:00:00Z"})).await;
+    t.event(id, json!({"type": "attended", "at": "2026-03-03T15:30:00Z"})).await;
+}
+
+async fn the_note_is_requested_by_fax_then_escalated(b: Backend) {
+    let fax = FakeFax::start().await;
+    let t = TestApp::builder(b).fax(&fax).spawn().await;
+    let saved = t
+        .http
+        .put(format!("{}/api/v1/specialists/sp-1", t.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"name": "Dr Heart", "specialties": ["cardiology"], "network": "out-of-network",
+            "fax": "+15555550177", "last_verified": "2026-02-20T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    let id = t.create_referral_id(order("p-note", "Dr Heart")).await;
+    seen(&t, &id).await;
+    t.advance("29d").await;
+    assert!(fax.sent().is_empty(), "not before day 30");
+    t.advance("3d").await;
+    let sent = fax.sent();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].to, "+15555550177");
+    for part in [id.as_str(), "Pat Example", "p-note", "2026-03-02", "2026-03-03", "North Clinic"] {
+        assert!(sent[0].html.contains(part), "the letter names {part}: {}", sent[0].html);
+    }
+    assert!(!kinds(&t.tasks_of(&id).await).contains(&"physician-escalation".to_owned()));
+    t.advance("30d").await;
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"physician-escalation".to_owned()), "day 60");
+    assert_eq!(fax.sent().len(), 1, "one request");
+}
+
+async fn a_stale_directory_entry_is_verified_first(b: Backend) {
+    let fax = FakeFax::start().await;
+    let t = TestApp::builder(b).fax(&fax).spawn().await;
+    let put = |id: &str, verified: &str| {
+        t.http
+            .put(format!("{}/api/v1/specialists/{id}", t.base))
+            .bearer_auth(&t.admin)
+            .json(&json!({"name": "Dr Old", "specialties": ["cardiology"], "fax": "+15555550178", "last_verified": verified}))
+            .send()
+    };
+    assert_eq!(put("sp-old", "2025-10-01T00:00:00Z").await.unwrap().status().as_u16(), 200);
+    let stale = t.get("/api/v1/specialists?stale=true").await.body;
+    assert_eq!((stale["items"][0]["id"].as_str(), stale["items"][0]["stale"].as_bool()), (Some("sp-old"), Some(true)));
+    let bad = t
+        .http
+        .put(format!("{}/api/v1/specialists/sp-bad", t.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"name": "X", "specialties": ["cardiology"], "fax": "555-0100"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
+
+    let id = t.create_referral_id(order("p-stale", "Dr Old")).await;
+    seen(&t, &id).await;
+    t.advance("32d").await;
+    assert!(fax.sent().is_empty(), "a stale number is not used");
+    let outbox = t.outbox_of(&id).await;
+    let request = outbox.iter().find(|m| m["channel"] == "note-request").unwrap();
+    assert!(request["last_error"].as_str().unwrap().starts_with("verify specialist sp-old"), "{request}");
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"delivery-failed".to_owned()));
+}
