@@ -80,9 +80,18 @@ impl Connector for FaxNoteRequest {
             };
         };
         let Some(fax) = entry.fax.as_deref() else {
-            return DeliveryOutcome::Permanent {
-                error: format!("no fax number for specialist {} in the directory", entry.id),
+            let error = if entry.direct_address.is_none() {
+                format!(
+                    "interoperability gap: specialist {} has no fax or Direct address; request the records by phone or mail",
+                    entry.id
+                )
+            } else {
+                format!(
+                    "specialist {} takes Direct only, which this version cannot send; request the note by hand",
+                    entry.id
+                )
             };
+            return DeliveryOutcome::Permanent { error };
         };
         let now = self.clock.now();
         if is_stale(entry, now) {

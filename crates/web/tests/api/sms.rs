@@ -13,6 +13,8 @@ on_both_backends!(
     yes_is_recorded_as_patient_reported_and_free_text_goes_to_staff,
     a_number_shared_by_two_patients_is_not_guessed,
     the_attendance_question_goes_by_sms_and_yes_closes_it,
+    no_consent_no_sms_and_a_duplicate_order_sends_once,
+    an_order_at_night_is_texted_after_quiet_hours,
 );
 
 fn order(patient: &str, phone: &str) -> Value {
@@ -191,4 +193,29 @@ async fn the_attendance_question_goes_by_sms_and_yes_closes_it(b: Backend) {
     let kinds_of = |tasks: Vec<Value>| kinds(&tasks);
     assert!(kinds_of(t.tasks_of(&silent).await).contains(&"attendance-call".to_owned()), "no reply in 48 h");
     assert!(!kinds_of(t.tasks_of(&asked).await).contains(&"attendance-call".to_owned()), "answered: no call");
+}
+
+async fn no_consent_no_sms_and_a_duplicate_order_sends_once(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let mut no_consent = order("p-nc", "+15555550132");
+    no_consent["patient"]["sms_consent"] = json!(false);
+    let nc = t.create_referral_id(no_consent).await;
+    let first = t.create_referral_id(order("p-dup", "+15555550133")).await;
+    let second = t.create_referral_id(order("p-dup", "+15555550133")).await;
+    t.advance("1h").await;
+    let to: Vec<String> = fake.sent().iter().map(|s| s.to.clone()).collect();
+    assert_eq!(to, ["+15555550133"], "one SMS: none without consent, one for the duplicate pair");
+    assert!(kinds(&t.tasks_of(&nc).await).contains(&"notify-patient".to_owned()), "a phone task instead");
+    assert_eq!(t.referral(&second).await["duplicate_of"], json!(first));
+}
+
+async fn an_order_at_night_is_texted_after_quiet_hours(b: Backend) {
+    let fake = FakeTwilio::start().await;
+    // 02:00 in New York.
+    let t = TestApp::builder(b).sms(&fake).start("2026-03-03T07:00:00Z").spawn().await;
+    t.create_referral_id(order("p-night", "+15555550134")).await;
+    t.advance("5h").await;
+    assert!(fake.sent().is_empty(), "quiet until 08:00 local");
+    t.advance("1h").await;
+    assert_eq!(fake.sent().len(), 1, "sent at 08:00 New York time");
 }
