@@ -15,6 +15,8 @@ on_both_backends!(
     the_attendance_question_goes_by_sms_and_yes_closes_it,
     no_consent_no_sms_and_a_duplicate_order_sends_once,
     an_order_at_night_is_texted_after_quiet_hours,
+    a_send_cut_off_by_a_crash_is_never_repeated,
+    only_pilot_providers_patients_are_texted,
 );
 
 fn order(patient: &str, phone: &str) -> Value {
@@ -218,4 +220,36 @@ async fn an_order_at_night_is_texted_after_quiet_hours(b: Backend) {
     assert!(fake.sent().is_empty(), "quiet until 08:00 local");
     t.advance("1h").await;
     assert_eq!(fake.sent().len(), 1, "sent at 08:00 New York time");
+}
+
+async fn a_send_cut_off_by_a_crash_is_never_repeated(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-crash", "+15555550135")).await;
+    // A worker claims the message and dies before it records what happened.
+    let now = t.app.now();
+    let claimed = t.app.store().claim_outbox(now, 10, now + jiff::SignedDuration::from_mins(5)).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    t.advance("1d").await;
+    assert_eq!(fake.requests(), 0, "never sent again: at most one SMS per key");
+    let outbox = t.outbox_of(&id).await;
+    assert_eq!(outbox[0]["status"], "unknown");
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"fix-contact".to_owned()), "a person checks with the patient");
+}
+
+async fn only_pilot_providers_patients_are_texted(b: Backend) {
+    let fake = FakeTwilio::start().await;
+    let policy = refloop_domain::Policy {
+        pilot_providers: vec![refloop_domain::ProviderId::parse("dr-pilot").unwrap()],
+        ..refloop_domain::Policy::default()
+    };
+    let t = TestApp::builder(b).sms(&fake).policy(policy).spawn().await;
+    let mut pilot = order("p-in-pilot", "+15555550136");
+    pilot["referring_provider"] = json!("dr-pilot");
+    t.create_referral_id(pilot).await;
+    let shadow = t.create_referral_id(order("p-shadow", "+15555550137")).await;
+    t.advance("1d").await;
+    let to: Vec<String> = fake.sent().iter().map(|s| s.to.clone()).collect();
+    assert_eq!(to, ["+15555550136"], "the shadow referral's SMS is recorded, not sent");
+    let r = t.referral(&shadow).await;
+    assert!(r["events"].as_array().unwrap().iter().any(|e| e["type"] == "shadowed"), "{}", r["events"]);
 }
