@@ -127,6 +127,11 @@ pub struct Sms {
     pub auth_token: String,
     pub from: String,
     pub public_url: String,
+    pub text_notification: String,
+    pub text_attendance: String,
+    pub text_opt_out: String,
+    pub text_opt_in: String,
+    pub text_help: String,
 }
 
 /// The EHR: its FHIR server for pull mode (and, later, write-back).
@@ -326,6 +331,17 @@ impl Config {
                 if !(s.api_base.starts_with("http://") || s.api_base.starts_with("https://")) {
                     bail!("sms.api_base: an http(s) URL");
                 }
+                for (key, text) in [
+                    ("text_notification", &s.text_notification),
+                    ("text_attendance", &s.text_attendance),
+                    ("text_opt_out", &s.text_opt_out),
+                    ("text_opt_in", &s.text_opt_in),
+                    ("text_help", &s.text_help),
+                ] {
+                    if text.trim().is_empty() || text.len() > 640 {
+                        bail!("sms.{key}: 1–640 characters (at most four SMS segments)");
+                    }
+                }
                 if !(s.public_url.is_empty()
                     || s.public_url.starts_with("http://")
                     || s.public_url.starts_with("https://"))
@@ -391,7 +407,15 @@ impl Config {
         let s = &self.sms;
         let base = s.public_url.trim_end_matches('/');
         let url = |path: &str| if base.is_empty() { String::new() } else { format!("{base}{path}") };
-        let texts = refloop_connectors::SmsTexts::with_defaults(&self.practice.name, &self.practice.phone);
+        let texts = refloop_connectors::SmsTexts {
+            practice: self.practice.name.clone(),
+            practice_phone: self.practice.phone.clone(),
+            notification: s.text_notification.clone(),
+            attendance: s.text_attendance.clone(),
+            opt_out_confirmation: s.text_opt_out.clone(),
+            opt_in_confirmation: s.text_opt_in.clone(),
+            help: s.text_help.clone(),
+        };
         let cfg = refloop_connectors::TwilioConfig {
             api_base: s.api_base.clone(),
             account_sid: s.account_sid.clone(),
