@@ -15,6 +15,7 @@ mod inbound;
 mod ports;
 mod service;
 mod sms;
+mod texts;
 mod workers;
 
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
@@ -31,4 +32,5 @@ pub use ports::{
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
+pub use texts::SmsTexts;
 pub use workers::{AdvanceReport, DueReport};

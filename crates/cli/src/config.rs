@@ -150,6 +150,7 @@ pub struct Ehr {
     pub page_size: u32,
     pub resource_types: Vec<String>,
     pub write_back: bool,
+    pub portal_messages: bool,
 }
 
 /// How the clock is driven.
@@ -399,6 +400,20 @@ impl Config {
         }))
     }
 
+    /// The texts of messages to patients (SMS and portal).
+    pub fn patient_texts(&self) -> refloop_connectors::SmsTexts {
+        let s = &self.sms;
+        refloop_connectors::SmsTexts {
+            practice: self.practice.name.clone(),
+            practice_phone: self.practice.phone.clone(),
+            notification: s.text_notification.clone(),
+            attendance: s.text_attendance.clone(),
+            opt_out_confirmation: s.text_opt_out.clone(),
+            opt_in_confirmation: s.text_opt_in.clone(),
+            help: s.text_help.clone(),
+        }
+    }
+
     /// The SMS connector's settings and its webhooks', when `[sms] mode = "twilio"`.
     pub fn sms(&self) -> Option<(refloop_connectors::TwilioConfig, refloop_web::SmsWebhooks)> {
         if self.sms.mode != "twilio" {
@@ -407,15 +422,7 @@ impl Config {
         let s = &self.sms;
         let base = s.public_url.trim_end_matches('/');
         let url = |path: &str| if base.is_empty() { String::new() } else { format!("{base}{path}") };
-        let texts = refloop_connectors::SmsTexts {
-            practice: self.practice.name.clone(),
-            practice_phone: self.practice.phone.clone(),
-            notification: s.text_notification.clone(),
-            attendance: s.text_attendance.clone(),
-            opt_out_confirmation: s.text_opt_out.clone(),
-            opt_in_confirmation: s.text_opt_in.clone(),
-            help: s.text_help.clone(),
-        };
+        let texts = self.patient_texts();
         let cfg = refloop_connectors::TwilioConfig {
             api_base: s.api_base.clone(),
             account_sid: s.account_sid.clone(),
@@ -503,6 +510,7 @@ impl Config {
             time_zone: TimeZone::get(&self.practice.time_zone).with_context(|| {
                 format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone)
             })?,
+            portal_messages: self.ehr.write_back && self.ehr.portal_messages,
         })
     }
 

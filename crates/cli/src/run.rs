@@ -58,7 +58,8 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         && let Some(auth) = config.ehr_poller_auth()?
     {
         let client = Arc::new(refloop_fhir::EhrClient::new(&config.ehr.base_url, auth));
-        channels.ehr_task = Arc::new(refloop_fhir::EhrTaskWriter::new(client, store.clone(), clock.clone()));
+        channels.ehr_task =
+            Arc::new(refloop_fhir::EhrWriter::new(client, store.clone(), clock.clone(), config.patient_texts()));
     }
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
     Ok(App::new(store, clock, config.policy()?, connector))

@@ -15,13 +15,15 @@ use refloop_app::{Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
 pub use fax::{FaxConfig, FaxNoteRequest, request_letter};
+pub use refloop_app::SmsTexts;
 pub use slack::SlackWebhook;
-pub use twilio::{SmsTexts, Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};
+pub use twilio::{Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};
 
 /// Sends each channel through its connector; the log-only one where none is configured.
 pub struct Channels {
     pub sms: Arc<dyn Connector>,
     pub chat: Arc<dyn Connector>,
+    /// EHR write-back: Tasks for staff and portal messages (Communication) for patients.
     pub ehr_task: Arc<dyn Connector>,
     pub note_request: Arc<dyn Connector>,
     pub other: Arc<dyn Connector>,
@@ -46,7 +48,7 @@ impl Connector for Channels {
         match item.channel {
             Channel::Sms => self.sms.deliver(item).await,
             Channel::Chat => self.chat.deliver(item).await,
-            Channel::EhrTask => self.ehr_task.deliver(item).await,
+            Channel::EhrTask | Channel::Portal => self.ehr_task.deliver(item).await,
             Channel::NoteRequest => self.note_request.deliver(item).await,
             _ => self.other.deliver(item).await,
         }

@@ -7,8 +7,8 @@ use std::{sync::Arc, time::Duration};
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use refloop_app::{Connector, DeliveryOutcome, OutboxItem, Store};
-use refloop_domain::{PhoneE164, Purpose, Referral};
+use refloop_app::{Connector, DeliveryOutcome, OutboxItem, SmsTexts, Store};
+use refloop_domain::{PhoneE164, Purpose};
 
 /// What the SMS connector needs.
 #[derive(Clone, Debug)]
@@ -23,53 +23,6 @@ pub struct TwilioConfig {
     /// delivery reports (a message counts as delivered when the provider accepts it).
     pub status_callback: String,
     pub texts: SmsTexts,
-}
-
-/// The message texts. `{practice}`, `{practice_phone}`, `{specialty}`, `{specialist}` are
-/// filled in; nothing about the diagnosis or the reason for the referral is ever included.
-#[derive(Clone, Debug)]
-pub struct SmsTexts {
-    pub practice: String,
-    pub practice_phone: String,
-    pub notification: String,
-    pub attendance: String,
-    pub opt_out_confirmation: String,
-    pub opt_in_confirmation: String,
-    pub help: String,
-}
-
-impl SmsTexts {
-    pub fn with_defaults(practice: &str, practice_phone: &str) -> Self {
-        Self {
-            practice: practice.to_owned(),
-            practice_phone: practice_phone.to_owned(),
-            notification:
-                "{practice}: your doctor referred you to {specialty}{specialist}. Please call to book a visit; \
-                           questions: {practice_phone}. Reply YES when booked. Reply STOP to opt out."
-                    .to_owned(),
-            attendance:
-                "{practice}: did you go to your {specialty} appointment? Reply YES or NO. Reply STOP to opt out."
-                    .to_owned(),
-            opt_out_confirmation: "{practice}: you will get no more text messages from us. Reply START to resume."
-                .to_owned(),
-            opt_in_confirmation: "{practice}: text messages are on again. Reply STOP to opt out.".to_owned(),
-            help: "{practice}: referral reminders. Call {practice_phone} for help. Reply STOP to opt out.".to_owned(),
-        }
-    }
-
-    /// Fills a template; a referral's specialty and specialist when given.
-    pub fn fill(&self, template: &str, referral: Option<&Referral>) -> String {
-        let specialty = referral
-            .and_then(|r| r.specialty.as_ref())
-            .map(|s| s.as_str().replace('-', " "))
-            .unwrap_or_else(|| "a specialist".to_owned());
-        let specialist = referral.and_then(|r| r.specialist.as_deref()).map(|s| format!(" ({s})")).unwrap_or_default();
-        template
-            .replace("{practice}", &self.practice)
-            .replace("{practice_phone}", &self.practice_phone)
-            .replace("{specialty}", &specialty)
-            .replace("{specialist}", &specialist)
-    }
 }
 
 /// The SMS connector.
@@ -206,13 +159,5 @@ mod tests {
         assert_eq!(twilio_signature("12345", url, &params), "0/KCTR6DLpKmkAf8muzZqo1nDgQ=");
         assert!(twilio_signature_ok("12345", url, &params, "0/KCTR6DLpKmkAf8muzZqo1nDgQ="));
         assert!(!twilio_signature_ok("12345", url, &params, "0/KCTR6DLpKmkAf8muzZqo1nDgR="));
-    }
-
-    #[test]
-    fn texts_carry_no_reason_for_the_referral() {
-        let texts = SmsTexts::with_defaults("North Clinic", "+15555550100");
-        let body = texts.fill(&texts.notification, None);
-        assert!(body.starts_with("North Clinic: your doctor referred you to a specialist."), "{body}");
-        assert!(body.contains("Reply STOP"));
     }
 }

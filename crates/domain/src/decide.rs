@@ -27,6 +27,9 @@ pub enum Channel {
     EhrQuery,
     /// The note request to the specialist (Direct or fax, chosen by the connector).
     NoteRequest,
+    /// A patient-portal message written back to the EHR (FHIR `Communication`): the patient
+    /// is reached without SMS consent.
+    Portal,
 }
 
 /// Why a message is sent.
@@ -48,6 +51,7 @@ impl Channel {
             Channel::EhrTask => "ehr-task",
             Channel::EhrQuery => "ehr-query",
             Channel::NoteRequest => "note-request",
+            Channel::Portal => "portal",
         }
     }
 }
@@ -498,6 +502,8 @@ impl<'c, 'p> Draft<'c, 'p> {
             self.send(Channel::Sms, Purpose::PatientNotification, "1");
         } else if self.contact_broken() {
             self.task(TaskKind::FixContact, deadline);
+        } else if self.ctx.policy.portal_messages {
+            self.send(Channel::Portal, Purpose::PatientNotification, "1");
         } else {
             self.task(TaskKind::NotifyPatient, deadline);
         }

@@ -126,6 +126,9 @@ pub struct Policy {
     pub pilot_providers: Vec<ProviderId>,
     /// The practice's time zone: used for a patient with none recorded.
     pub time_zone: TimeZone,
+    /// Patients without SMS consent get a patient-portal message (the EHR takes FHIR
+    /// `Communication` write-back) instead of a staff phone call.
+    pub portal_messages: bool,
 }
 
 impl Default for Policy {
@@ -137,6 +140,7 @@ impl Default for Policy {
             quiet_hours: QuietHours::default(),
             pilot_providers: Vec::new(),
             time_zone: TimeZone::UTC,
+            portal_messages: false,
         }
     }
 }

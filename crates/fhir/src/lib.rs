@@ -21,7 +21,7 @@ pub use map::{FhirConfig, map_resource};
 pub use outcome::{FhirError, Issue, Severity, outcome};
 pub use pull::{EhrAuth, EhrClient, PollReport, Poller, PullError};
 pub use readback::{fhir_id, our_id, service_request, staff_task, tracking_task, tracking_task_id};
-pub use writeback::EhrTaskWriter;
+pub use writeback::EhrWriter;
 
 /// The FHIR media type.
 pub const FHIR_JSON: &str = "application/fhir+json";

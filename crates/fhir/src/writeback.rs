@@ -1,30 +1,47 @@
 //! Write-back to the EHR: a FHIR `Task` for the referring nurse when a referral has no
-//! appointment after its scheduling window (stage 2). Conditional create on the outbox
-//! item's key, so a resend never makes a second Task.
+//! appointment after its scheduling window (stage 2), and a patient-portal message (a FHIR
+//! `Communication`) for a patient without SMS consent (stage 1). Conditional create on the
+//! outbox item's key, so a resend never makes a second one.
 
 use std::sync::Arc;
 
-use refloop_app::{Clock, Connector, DeliveryOutcome, OutboxItem, Store};
-use refloop_domain::{Purpose, Urgency};
+use refloop_app::{Clock, Connector, DeliveryOutcome, OutboxItem, SmsTexts, Store};
+use refloop_domain::{Channel, Purpose, Referral, Urgency};
 use serde_json::{Value, json};
 
 use crate::pull::{EhrClient, PullError};
 
-/// Sends `ehr-task` outbox items as FHIR Tasks to the EHR.
-pub struct EhrTaskWriter {
+/// Sends `ehr-task` outbox items as FHIR Tasks and `portal` items as Communications.
+pub struct EhrWriter {
     client: Arc<EhrClient>,
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
+    texts: SmsTexts,
 }
 
-impl EhrTaskWriter {
-    pub fn new(client: Arc<EhrClient>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
-        Self { client, store, clock }
+impl EhrWriter {
+    pub fn new(client: Arc<EhrClient>, store: Arc<dyn Store>, clock: Arc<dyn Clock>, texts: SmsTexts) -> Self {
+        Self { client, store, clock, texts }
+    }
+
+    /// The portal message: the notification text, to the patient, about the referral.
+    fn communication(&self, item: &OutboxItem, r: &Referral, based_on: Value, now: jiff::Timestamp) -> Value {
+        json!({
+            "resourceType": "Communication",
+            "identifier": [{"system": "urn:refloop:outbox", "value": item.key}],
+            "status": "completed",
+            "category": [{"text": "referral notification"}],
+            "basedOn": [based_on],
+            "subject": {"reference": format!("Patient/{}", r.patient_id.as_str())},
+            "recipient": [{"reference": format!("Patient/{}", r.patient_id.as_str())}],
+            "sent": now.to_string(),
+            "payload": [{"contentString": self.texts.fill(&self.texts.notification, Some(r))}],
+        })
     }
 }
 
 #[async_trait::async_trait]
-impl Connector for EhrTaskWriter {
+impl Connector for EhrWriter {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
         let referral = match self.store.referral(&item.referral_id).await {
             Ok(Some(r)) => r,
@@ -36,6 +53,14 @@ impl Connector for EhrTaskWriter {
             Some(id) => json!({"reference": format!("ServiceRequest/{id}")}),
             None => json!({"identifier": {"system": "urn:refloop:referral", "value": referral.id.as_str()}}),
         };
+        if item.channel == Channel::Portal {
+            let message = self.communication(item, &referral, based_on, now);
+            let if_none_exist = format!("identifier=urn:refloop:outbox|{}", item.key);
+            return outcome(
+                self.client.create("Communication", &message, Some(&if_none_exist), now).await,
+                "Communication",
+            );
+        }
         let (code, description) = match item.purpose {
             Purpose::SchedulingEscalation => (
                 "Help the patient schedule the referral",
@@ -58,12 +83,16 @@ impl Connector for EhrTaskWriter {
             "owner": {"identifier": {"system": "urn:refloop:provider", "value": referral.referring_provider.as_str()}},
         });
         let if_none_exist = format!("identifier=urn:refloop:outbox|{}", item.key);
-        match self.client.create("Task", &task, Some(&if_none_exist), now).await {
-            Ok(200..=299) => DeliveryOutcome::Delivered,
-            Ok(status @ (429 | 500..=599)) => DeliveryOutcome::Retry { error: format!("the EHR answered {status}") },
-            Ok(status) => DeliveryOutcome::Permanent { error: format!("the EHR refused the Task ({status})") },
-            Err(PullError::Auth(e)) => DeliveryOutcome::Retry { error: format!("EHR authorization: {e}") },
-            Err(_) => DeliveryOutcome::Retry { error: "the EHR could not be reached".into() },
-        }
+        outcome(self.client.create("Task", &task, Some(&if_none_exist), now).await, "Task")
+    }
+}
+
+fn outcome(result: Result<u16, PullError>, what: &str) -> DeliveryOutcome {
+    match result {
+        Ok(200..=299) => DeliveryOutcome::Delivered,
+        Ok(status @ (429 | 500..=599)) => DeliveryOutcome::Retry { error: format!("the EHR answered {status}") },
+        Ok(status) => DeliveryOutcome::Permanent { error: format!("the EHR refused the {what} ({status})") },
+        Err(PullError::Auth(e)) => DeliveryOutcome::Retry { error: format!("EHR authorization: {e}") },
+        Err(_) => DeliveryOutcome::Retry { error: "the EHR could not be reached".into() },
     }
 }

@@ -34,8 +34,8 @@ struct Inner {
     /// Query strings of the searches, in order.
     searches: Vec<String>,
     tokens_issued: usize,
-    /// Tasks refloop wrote back.
-    tasks: Vec<Value>,
+    /// Resources refloop wrote back (Tasks, Communications).
+    created: Vec<Value>,
 }
 
 /// The running fake; dropping it leaves the server to the end of the test.
@@ -86,7 +86,16 @@ impl FakeEhr {
 
     /// The Tasks refloop created here (conditional creates that matched are not repeated).
     pub fn tasks(&self) -> Vec<Value> {
-        self.inner.lock().unwrap().tasks.clone()
+        self.created("Task")
+    }
+
+    /// The Communications (portal messages) refloop created here.
+    pub fn communications(&self) -> Vec<Value> {
+        self.created("Communication")
+    }
+
+    fn created(&self, kind: &str) -> Vec<Value> {
+        self.inner.lock().unwrap().created.iter().filter(|r| r["resourceType"] == kind).cloned().collect()
     }
 
     pub fn tokens_issued(&self) -> usize {
@@ -176,7 +185,7 @@ async fn create(State(f): State<FakeEhr>, Path(kind): Path<String>, headers: Hea
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let Ok(resource) = serde_json::from_str::<Value>(&body) else { return StatusCode::BAD_REQUEST.into_response() };
-    if kind != "Task" || resource["resourceType"] != "Task" {
+    if !matches!(kind.as_str(), "Task" | "Communication") || resource["resourceType"] != kind.as_str() {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     }
     let mut inner = f.inner.lock().unwrap();
@@ -186,12 +195,15 @@ async fn create(State(f): State<FakeEhr>, Path(kind): Path<String>, headers: Hea
         .and_then(|q| q.rsplit_once('|'))
         .map(|(_, v)| v.to_owned());
     if let Some(value) = wanted
-        && inner.tasks.iter().any(|t| t["identifier"][0]["value"] == value.as_str())
+        && inner
+            .created
+            .iter()
+            .any(|t| t["resourceType"] == kind.as_str() && t["identifier"][0]["value"] == value.as_str())
     {
         return StatusCode::OK.into_response();
     }
-    let mut task = resource;
-    task["id"] = json!(format!("task-{}", inner.tasks.len() + 1));
-    inner.tasks.push(task.clone());
-    (StatusCode::CREATED, Json(task)).into_response()
+    let mut created = resource;
+    created["id"] = json!(format!("{}-{}", kind.to_lowercase(), inner.created.len() + 1));
+    inner.created.push(created.clone());
+    (StatusCode::CREATED, Json(created)).into_response()
 }

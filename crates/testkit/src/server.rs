@@ -107,8 +107,8 @@ impl TestAppBuilder {
         let addr = listener.local_addr().expect("a local address");
         // With a fake SMS provider, SMS goes through the production Twilio connector; the
         // provider calls back to this server's webhooks.
+        let texts = refloop_connectors::SmsTexts::with_defaults("North Clinic", "+15555550100");
         let sms = self.sms.as_ref().map(|fake| {
-            let texts = refloop_connectors::SmsTexts::with_defaults("North Clinic", "+15555550100");
             let cfg = refloop_connectors::TwilioConfig {
                 api_base: fake.base.clone(),
                 account_sid: crate::fake_twilio::ACCOUNT_SID.into(),
@@ -121,7 +121,7 @@ impl TestAppBuilder {
                 auth_token: crate::fake_twilio::AUTH_TOKEN.into(),
                 status_url: format!("http://{addr}/webhooks/sms/status"),
                 inbound_url: format!("http://{addr}/webhooks/sms/inbound"),
-                texts,
+                texts: texts.clone(),
             };
             (cfg, hooks)
         });
@@ -153,7 +153,8 @@ impl TestAppBuilder {
             )
             .expect("the test key");
             let client = Arc::new(refloop_fhir::EhrClient::new(&ehr.base, auth));
-            channels.ehr_task = Arc::new(refloop_fhir::EhrTaskWriter::new(client, store.clone(), clock.clone()));
+            channels.ehr_task =
+                Arc::new(refloop_fhir::EhrWriter::new(client, store.clone(), clock.clone(), texts.clone()));
         }
         let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
         let app = App::new(store, clock, self.policy, connector);

@@ -5,7 +5,10 @@
 use refloop_testkit::{Backend, FakeChat, FakeEhr, TestApp};
 use serde_json::json;
 
-on_both_backends!(no_appointment_after_the_window_escalates_to_the_front_desk_chat_and_ehr);
+on_both_backends!(
+    no_appointment_after_the_window_escalates_to_the_front_desk_chat_and_ehr,
+    a_patient_without_sms_consent_gets_a_portal_message,
+);
 
 async fn no_appointment_after_the_window_escalates_to_the_front_desk_chat_and_ehr(b: Backend) {
     let chat = FakeChat::start().await;
@@ -49,4 +52,26 @@ async fn no_appointment_after_the_window_escalates_to_the_front_desk_chat_and_eh
         .map(|m| format!("{}:{}", m["channel"].as_str().unwrap(), m["status"].as_str().unwrap()))
         .collect();
     assert!(sent.contains(&"chat:sent".to_owned()) && sent.contains(&"ehr-task:sent".to_owned()), "{sent:?}");
+}
+
+async fn a_patient_without_sms_consent_gets_a_portal_message(b: Backend) {
+    let ehr = FakeEhr::start().await;
+    let policy = refloop_domain::Policy { portal_messages: true, ..refloop_domain::Policy::default() };
+    let t = TestApp::builder(b).ehr_write_back(&ehr).policy(policy).spawn().await;
+    let id = t
+        .create_referral_id(
+            json!({"patient_id": "p-portal", "referring_provider": "dr-adams", "specialty": "dermatology",
+            "patient": {"name": "Pat Example", "phone": "+15555550150", "sms_consent": false}}),
+        )
+        .await;
+    t.advance("1m").await;
+    let sent = ehr.communications();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0]["subject"]["reference"], "Patient/p-portal");
+    let text = sent[0]["payload"][0]["contentString"].as_str().unwrap();
+    assert!(text.contains("referred you to dermatology"), "{text}");
+    let r = t.referral(&id).await;
+    assert_eq!(r["state"], "patient-notified", "the portal reached the patient");
+    let kinds: Vec<String> = t.tasks_of(&id).await.iter().map(|k| k["kind"].as_str().unwrap().to_owned()).collect();
+    assert!(!kinds.contains(&"notify-patient".to_owned()), "no phone call needed: {kinds:?}");
 }
