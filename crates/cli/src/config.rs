@@ -27,7 +27,7 @@ pub struct Config {
     pub chat: Chat,
     pub ehr: Ehr,
     pub fax: Fax,
-    pub direct: Channel,
+    pub direct: Direct,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -92,10 +92,17 @@ pub struct Hl7 {
     pub specialty_map: BTreeMap<String, String>,
 }
 
+/// Note requests by Direct (SMTP through a HISP relay).
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Channel {
+pub struct Direct {
     pub connector: String,
+    pub relay_host: String,
+    pub relay_port: u16,
+    pub tls: String,
+    pub username: String,
+    pub password: String,
+    pub from: String,
 }
 
 /// Note requests by fax.
@@ -138,7 +145,6 @@ pub struct Sms {
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Ehr {
-    pub connector: String,
     pub base_url: String,
     pub auth: String,
     pub token: String,
@@ -308,15 +314,21 @@ impl Config {
             "http" => bail!("fax: connector = \"http\" needs api_base and api_key"),
             other => bail!("fax.connector: {other:?} is not \"log\" or \"http\""),
         }
+        match self.direct.connector.as_str() {
+            "log" => {}
+            "smtp" => {
+                let d = &self.direct;
+                if d.relay_host.is_empty() || !d.from.contains('@') {
+                    bail!("direct: connector = \"smtp\" needs relay_host and from (our Direct address)");
+                }
+                if !matches!(d.tls.as_str(), "none" | "starttls" | "tls") {
+                    bail!("direct.tls: none, starttls or tls");
+                }
+            }
+            other => bail!("direct.connector: {other:?} is not \"log\" or \"smtp\""),
+        }
         if self.ehr.write_back && self.ehr.base_url.is_empty() {
             bail!("ehr.write_back: needs ehr.base_url");
-        }
-        for (name, ch) in
-            [("ehr", &self.ehr.connector), ("fax", &self.fax.connector), ("direct", &self.direct.connector)]
-        {
-            if ch != "log" {
-                bail!("{name}.connector: only \"log\" is available in this version");
-            }
         }
         self.ehr_poller_auth()?;
         match self.sms.mode.as_str() {
@@ -523,6 +535,9 @@ impl Config {
         }
         if !shown.sms.auth_token.is_empty() {
             shown.sms.auth_token = "(hidden)".into();
+        }
+        if !shown.direct.password.is_empty() {
+            shown.direct.password = "(hidden)".into();
         }
         if !shown.fax.api_secret.is_empty() {
             shown.fax.api_secret = "(hidden)".into();

@@ -44,15 +44,25 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
             refloop_connectors::SlackWebhook::new(&config.chat.webhook_url, &config.chat.link_base, store.clone());
         channels.chat = Arc::new(chat);
     }
-    if config.fax.connector == "http" {
+    let direct = (config.direct.connector == "smtp").then(|| refloop_connectors::DirectConfig {
+        relay_host: config.direct.relay_host.clone(),
+        relay_port: config.direct.relay_port,
+        tls: config.direct.tls.clone(),
+        username: config.direct.username.clone(),
+        password: config.direct.password.clone(),
+        from: config.direct.from.clone(),
+    });
+    if config.fax.connector == "http" || direct.is_some() {
+        let http = config.fax.connector == "http";
         let fax = refloop_connectors::FaxConfig {
-            api_base: config.fax.api_base.clone(),
+            api_base: if http { config.fax.api_base.clone() } else { String::new() },
             api_key: config.fax.api_key.clone(),
             api_secret: config.fax.api_secret.clone(),
             practice: config.practice.name.clone(),
             practice_phone: config.practice.phone.clone(),
         };
-        channels.note_request = Arc::new(refloop_connectors::FaxNoteRequest::new(fax, store.clone(), clock.clone()));
+        channels.note_request =
+            Arc::new(refloop_connectors::NoteRequests::new(fax, direct, store.clone(), clock.clone()));
     }
     if config.ehr.write_back
         && let Some(auth) = config.ehr_poller_auth()?

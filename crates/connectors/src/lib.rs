@@ -5,7 +5,7 @@
 //! that a message would have gone out — ids only, never its text or the recipient — and
 //! reports it delivered, so a practice can run the whole workflow before connecting vendors.
 
-mod fax;
+mod note_request;
 mod slack;
 mod twilio;
 
@@ -14,7 +14,7 @@ use std::sync::Arc;
 use refloop_app::{Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
-pub use fax::{FaxConfig, FaxNoteRequest, request_letter};
+pub use note_request::{DirectConfig, FaxConfig, NoteRequests, request_letter};
 pub use refloop_app::SmsTexts;
 pub use slack::SlackWebhook;
 pub use twilio::{Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};

@@ -9,6 +9,7 @@ mod db;
 mod fake_chat;
 mod fake_ehr;
 mod fake_fax;
+mod fake_smtp;
 mod fake_twilio;
 mod server;
 
@@ -16,5 +17,6 @@ pub use db::{Backend, TestDb};
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_fax::{FakeFax, SentFax};
+pub use fake_smtp::{FakeSmtp, Mail};
 pub use fake_twilio::{FakeTwilio, SentSms};
 pub use server::{MllpClient, Reply, TestApp, TestAppBuilder, ack_code, ts};

@@ -43,6 +43,7 @@ pub struct TestAppBuilder {
     sms: Option<crate::FakeTwilio>,
     chat: Option<crate::FakeChat>,
     fax: Option<crate::FakeFax>,
+    direct: Option<crate::FakeSmtp>,
     /// Write Tasks back to this fake EHR (SMART auth).
     ehr_write: Option<crate::FakeEhr>,
 }
@@ -65,6 +66,12 @@ impl TestAppBuilder {
     /// Note requests by fax to `fake`.
     pub fn fax(mut self, fake: &crate::FakeFax) -> Self {
         self.fax = Some(fake.clone());
+        self
+    }
+
+    /// Note requests by Direct through `fake` (an SMTP sink as the HISP relay).
+    pub fn direct(mut self, fake: &crate::FakeSmtp) -> Self {
+        self.direct = Some(fake.clone());
         self
     }
 
@@ -133,16 +140,24 @@ impl TestAppBuilder {
             channels.chat =
                 Arc::new(refloop_connectors::SlackWebhook::new(&chat.url, "https://refloop.example", store.clone()));
         }
-        if let Some(fax) = &self.fax {
+        if self.fax.is_some() || self.direct.is_some() {
+            let direct = self.direct.as_ref().map(|smtp| refloop_connectors::DirectConfig {
+                relay_host: smtp.host.clone(),
+                relay_port: smtp.port,
+                tls: "none".into(),
+                username: String::new(),
+                password: String::new(),
+                from: "referrals@direct.north-clinic.example".into(),
+            });
             let cfg = refloop_connectors::FaxConfig {
-                api_base: fax.base.clone(),
+                api_base: self.fax.as_ref().map(|f| f.base.clone()).unwrap_or_default(),
                 api_key: crate::fake_fax::FAX_KEY.into(),
                 api_secret: crate::fake_fax::FAX_SECRET.into(),
                 practice: "North Clinic".into(),
                 practice_phone: "+15555550100".into(),
             };
             channels.note_request =
-                Arc::new(refloop_connectors::FaxNoteRequest::new(cfg, store.clone(), clock.clone()));
+                Arc::new(refloop_connectors::NoteRequests::new(cfg, direct, store.clone(), clock.clone()));
         }
         if let Some(ehr) = &self.ehr_write {
             let auth = refloop_fhir::EhrAuth::smart(
@@ -278,6 +293,7 @@ impl TestApp {
             sms: None,
             chat: None,
             fax: None,
+            direct: None,
             ehr_write: None,
         }
     }

@@ -2,10 +2,14 @@
 //! directory) on day 30 after the visit, escalated to the physician on day 60; a stale
 //! directory entry is not used and asks for verification.
 
-use refloop_testkit::{Backend, FakeFax, TestApp};
+use refloop_testkit::{Backend, FakeFax, FakeSmtp, TestApp};
 use serde_json::{Value, json};
 
-on_both_backends!(the_note_is_requested_by_fax_then_escalated, a_stale_directory_entry_is_verified_first);
+on_both_backends!(
+    the_note_is_requested_by_fax_then_escalated,
+    a_stale_directory_entry_is_verified_first,
+    direct_is_preferred_when_the_directory_has_an_address,
+);
 
 fn order(patient: &str, specialist: &str) -> Value {
     json!({"patient_id": patient, "referring_provider": "dr-adams", "specialty": "cardiology", "urgency": "routine",
@@ -83,4 +87,35 @@ async fn a_stale_directory_entry_is_verified_first(b: Backend) {
     let request = outbox.iter().find(|m| m["channel"] == "note-request").unwrap();
     assert!(request["last_error"].as_str().unwrap().starts_with("verify specialist sp-old"), "{request}");
     assert!(kinds(&t.tasks_of(&id).await).contains(&"delivery-failed".to_owned()));
+}
+
+async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
+    let fax = FakeFax::start().await;
+    let smtp = FakeSmtp::start().await;
+    let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
+    let saved = t
+        .http
+        .put(format!("{}/api/v1/specialists/sp-d", t.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"name": "Dr Direct", "specialties": ["cardiology"], "fax": "+15555550179",
+            "direct_address": "dr.direct@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    let id = t.create_referral_id(order("p-direct", "Dr Direct")).await;
+    seen(&t, &id).await;
+    t.advance("32d").await;
+    assert!(fax.sent().is_empty(), "Direct first");
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, ["dr.direct@direct.heart-clinic.example"]);
+    assert_eq!(mails[0].from, "referrals@direct.north-clinic.example");
+    assert!(
+        mails[0].data.contains("Subject: Request for consult note") && mails[0].data.contains(&id),
+        "{}",
+        mails[0].data
+    );
+    let outbox = t.outbox_of(&id).await;
+    assert_eq!(outbox.iter().find(|m| m["channel"] == "note-request").unwrap()["status"], "sent");
 }

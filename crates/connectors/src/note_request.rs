@@ -1,0 +1,192 @@
+//! Note requests to the specialist (stage 4): by Direct — an email over SMTP through the
+//! practice's HISP relay to the specialist's Direct address — or by fax through a fax
+//! provider's HTTP API (Phaxio-style: `POST {api_base}/v2.1/faxes`, form-encoded `to` and
+//! `string_data` as HTML, basic auth). Direct is preferred when the directory has an
+//! address. A missing or stale directory entry is not used — the request fails with the
+//! reason, and a staff task takes over.
+
+use std::{sync::Arc, time::Duration};
+
+use refloop_app::{Clock, Connector, DeliveryOutcome, OutboxItem, Store, entry_for, is_stale};
+use refloop_domain::Referral;
+
+/// The HISP relay that carries Direct messages.
+#[derive(Clone, Debug)]
+pub struct DirectConfig {
+    pub relay_host: String,
+    pub relay_port: u16,
+    /// `none` (a relay on a trusted network), `starttls` or `tls` (implicit, e.g. port 465).
+    pub tls: String,
+    pub username: String,
+    pub password: String,
+    /// Our Direct address.
+    pub from: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct FaxConfig {
+    pub api_base: String,
+    pub api_key: String,
+    pub api_secret: String,
+    pub practice: String,
+    pub practice_phone: String,
+}
+
+/// Sends `note-request` outbox items by Direct or fax.
+pub struct NoteRequests {
+    cfg: FaxConfig,
+    /// Fax is off when the API base is empty.
+    fax: bool,
+    direct: Option<DirectConfig>,
+    http: reqwest::Client,
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+}
+
+impl NoteRequests {
+    /// `cfg` names the practice (and the fax API when `api_base` is set); `direct` the relay.
+    pub fn new(cfg: FaxConfig, direct: Option<DirectConfig>, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("an HTTP client with the process's TLS provider");
+        Self { fax: !cfg.api_base.is_empty(), cfg, direct, http, store, clock }
+    }
+
+    async fn by_direct(&self, relay: &DirectConfig, to: &str, referral: &Referral, letter: String) -> DeliveryOutcome {
+        use lettre::{
+            AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
+            transport::smtp::authentication::Credentials,
+        };
+        let (Ok(from), Ok(to)) = (relay.from.parse(), to.parse()) else {
+            return DeliveryOutcome::Permanent { error: "a Direct address is not a valid address".into() };
+        };
+        let message = Message::builder()
+            .from(from)
+            .to(to)
+            .subject(format!("Request for consult note — referral {}", referral.id))
+            .header(ContentType::TEXT_HTML)
+            .body(letter);
+        let Ok(message) = message else {
+            return DeliveryOutcome::Permanent { error: "the Direct message could not be built".into() };
+        };
+        let builder = match relay.tls.as_str() {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&relay.relay_host),
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&relay.relay_host),
+            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&relay.relay_host)),
+        };
+        let Ok(mut builder) = builder else {
+            return DeliveryOutcome::Permanent { error: "the Direct relay host is not valid".into() };
+        };
+        builder = builder.port(relay.relay_port).timeout(Some(Duration::from_secs(60)));
+        if !relay.username.is_empty() {
+            builder = builder.credentials(Credentials::new(relay.username.clone(), relay.password.clone()));
+        }
+        match builder.build().send(message).await {
+            Ok(_) => DeliveryOutcome::Delivered,
+            Err(e) if e.is_permanent() => {
+                let code = e.status().map(|c| c.to_string()).unwrap_or_else(|| "no code".into());
+                DeliveryOutcome::Permanent { error: format!("the Direct relay refused the message ({code})") }
+            }
+            Err(_) => DeliveryOutcome::Retry { error: "the Direct relay could not take the message now".into() },
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+}
+
+/// The request letter: our referral id, the patient's name and our id for them, the dates.
+pub fn request_letter(cfg: &FaxConfig, r: &Referral, patient_name: Option<&str>, specialist: &str) -> String {
+    let day =
+        |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()[..10].to_owned()).unwrap_or_else(|| "unknown".into());
+    let visit = r.milestones.attended.or(r.appointment_at);
+    format!(
+        "<h1>Request for the consult note</h1>\
+         <p>To: {specialist}<br>From: {practice}, phone {phone}</p>\
+         <p>We referred a patient to you and have not received your consult note.</p>\
+         <ul><li>Our referral: {id}</li><li>Patient: {patient} (our patient id {pid})</li>\
+         <li>Specialty: {specialty}</li><li>Referred on: {ordered}</li><li>Visit: {visit}</li></ul>\
+         <p>Please send the consult note to {practice}, quoting referral {id}. Thank you.</p>",
+        specialist = escape(specialist),
+        practice = escape(&cfg.practice),
+        phone = escape(&cfg.practice_phone),
+        id = r.id,
+        patient = escape(patient_name.unwrap_or("(name not on file)")),
+        pid = escape(r.patient_id.as_str()),
+        specialty = r.specialty.as_ref().map(|s| s.as_str()).unwrap_or("not coded"),
+        ordered = day(Some(r.ordered_at)),
+        visit = day(visit),
+    )
+}
+
+#[async_trait::async_trait]
+impl Connector for NoteRequests {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        let read = async {
+            let r = self.store.referral(&item.referral_id).await?;
+            let p = self.store.patient(&item.patient_id).await?;
+            let d = self.store.specialists(None).await?;
+            Ok::<_, refloop_app::StoreError>((r, p, d))
+        };
+        let Ok((Some(referral), patient, directory)) = read.await else {
+            return DeliveryOutcome::Retry { error: "the database could not be read".into() };
+        };
+        let Some(entry) = entry_for(&directory, &referral) else {
+            return DeliveryOutcome::Permanent {
+                error: "the specialist is not in the directory: add them, then request the note".into(),
+            };
+        };
+        let now = self.clock.now();
+        if is_stale(entry, now) {
+            return DeliveryOutcome::Permanent {
+                error: format!(
+                    "verify specialist {}: contact data last verified {}, more than 90 days ago",
+                    entry.id,
+                    &entry.last_verified.to_string()[..10]
+                ),
+            };
+        }
+        let letter =
+            request_letter(&self.cfg, &referral, patient.as_ref().and_then(|p| p.name.as_deref()), &entry.name);
+        if let (Some(relay), Some(address)) = (&self.direct, entry.direct_address.as_deref()) {
+            let outcome = self.by_direct(relay, address, &referral, letter).await;
+            if outcome == DeliveryOutcome::Delivered {
+                tracing::info!(message_id = %item.id, specialist = %entry.id, "note request sent by Direct");
+            }
+            return outcome;
+        }
+        let Some(fax) = entry.fax.as_deref().filter(|_| self.fax) else {
+            let error = if entry.direct_address.is_none() && entry.fax.is_none() {
+                format!(
+                    "interoperability gap: specialist {} has no fax or Direct address; request the records by phone or mail",
+                    entry.id
+                )
+            } else {
+                format!(
+                    "specialist {}: no configured channel (Direct or fax) reaches them; request the note by hand",
+                    entry.id
+                )
+            };
+            return DeliveryOutcome::Permanent { error };
+        };
+        let url = format!("{}/v2.1/faxes", self.cfg.api_base.trim_end_matches('/'));
+        let form = [("to", fax), ("string_data", letter.as_str()), ("string_data_type", "html")];
+        let sent =
+            self.http.post(&url).basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret)).form(&form).send().await;
+        match sent {
+            Ok(r) if r.status().is_success() => {
+                tracing::info!(message_id = %item.id, specialist = %entry.id, "note request faxed");
+                DeliveryOutcome::Delivered
+            }
+            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                DeliveryOutcome::Retry { error: format!("the fax API answered {}", r.status().as_u16()) }
+            }
+            Ok(r) => DeliveryOutcome::Permanent {
+                error: format!("the fax API refused the request ({})", r.status().as_u16()),
+            },
+            Err(_) => DeliveryOutcome::Retry { error: "the fax API could not be reached".into() },
+        }
+    }
+}
