@@ -13,6 +13,7 @@ mod error;
 mod ids;
 mod inbound;
 mod ports;
+mod reports;
 mod service;
 mod sms;
 mod texts;
@@ -30,6 +31,7 @@ pub use ports::{
     PatientKeep, ReferralFilter, ReferralPage, Specialist, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow,
     TokenRecord, Tx,
 };
+pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure};
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use texts::SmsTexts;

@@ -429,6 +429,8 @@ pub trait Store: Send + Sync + 'static {
 
     async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError>;
     async fn referrals(&self, f: &ReferralFilter) -> Result<ReferralPage, StoreError>;
+    /// Every referral ordered in `[from, to)` (for reports).
+    async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError>;
     async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError>;
     async fn patient(&self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
 

@@ -66,10 +66,37 @@ enum Command {
         #[command(subcommand)]
         kind: ImportKind,
     },
+    /// Reports: the closure report (closed-loop rate and where referrals leak).
+    Report {
+        #[command(subcommand)]
+        kind: ReportKind,
+    },
     /// Inbound messages that failed to apply (and the review queue): list, show, retry.
     DeadLetters {
         #[command(subcommand)]
         action: DeadLetterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ReportKind {
+    /// Closed-loop rate, funnel, leakage by stage and reason, days at each stage, unscheduled
+    /// catch rate, for tracked referrals ordered in the period.
+    Closure {
+        #[command(flatten)]
+        common: Common,
+        /// Start (RFC 3339 or YYYY-MM-DD, inclusive); default: 90 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// End (exclusive); default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Split by specialty, provider, specialist, network or urgency.
+        #[arg(long)]
+        by: Option<String>,
+        /// Print the report as JSON (the same as GET /api/v1/reports/closure).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -200,6 +227,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
             tools::import_fhir(&config, &files).await
+        }
+        Command::Report { kind: ReportKind::Closure { common, from, to, by, json } } => {
+            let config = load(&common, None, None)?;
+            tools::report_closure(&config, from.as_deref(), to.as_deref(), by.as_deref(), json).await
         }
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { common } => {

@@ -222,3 +222,57 @@ pub async fn dead_letters_retry(config: &Config, id: Option<&str>, all: bool) ->
     }
     Ok(())
 }
+
+pub async fn report_closure(
+    config: &Config,
+    from: Option<&str>,
+    to: Option<&str>,
+    by: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let instant = |field: &str, raw: &str| {
+        refloop_web::parse_instant(field, raw).map_err(|e| anyhow::anyhow!("--{field}: {}", e.message))
+    };
+    let to = to.map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| app.now());
+    let from = from.map(|f| instant("from", f)).transpose()?.unwrap_or(to - jiff::SignedDuration::from_hours(90 * 24));
+    let group = by
+        .map(|b| {
+            refloop_app::GroupBy::parse(b)
+                .ok_or_else(|| anyhow::anyhow!("--by: specialty, provider, specialist, network or urgency"))
+        })
+        .transpose()?;
+    let report = app.closure_report(from, to, group).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let line = |name: &str, c: &refloop_app::Closure| {
+        let rate = c.closed_loop_rate.map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        let median =
+            c.days.get("order-to-note").and_then(|d| d.median_days).map_or("—".to_owned(), |d| format!("{d:.1}"));
+        println!(
+            "{name:<24} {:>7} {:>7} {:>8} {:>12}   {}",
+            c.referrals,
+            c.closed_loop,
+            rate,
+            median,
+            c.leakage_by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+        );
+    };
+    println!("Closure report, referrals ordered {} to {}", &from.to_string()[..10], &to.to_string()[..10]);
+    println!("{:<24} {:>7} {:>7} {:>8} {:>12}   leakage by stage", "", "tracked", "closed", "rate", "median days");
+    line("all", &report.total);
+    for (k, c) in report.by.iter().flatten() {
+        line(k, c);
+    }
+    if let Some(rate) = report.total.unscheduled_catch_rate {
+        println!(
+            "unscheduled catch rate: {:.1}% ({} of {} escalated referrals scheduled afterwards)",
+            rate * 100.0,
+            report.total.caught_after_escalation,
+            report.total.escalated_unscheduled
+        );
+    }
+    Ok(())
+}

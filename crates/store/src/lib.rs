@@ -337,6 +337,18 @@ impl Store for SqlStore {
         })
     }
 
+    async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT doc FROM referrals WHERE ordered_at >= $1 AND ordered_at < $2 ORDER BY ordered_at")
+                .bind(ms(from))
+                .bind(ms(to))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::referral(r)).collect()
+        })
+    }
+
     async fn outbox_item(&self, id: &str) -> Result<Option<OutboxItem>, StoreError> {
         on_pool!(&self.db, p => {
             let row = sqlx::query("SELECT * FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;

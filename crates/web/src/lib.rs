@@ -26,7 +26,10 @@ use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use error::{ApiError, ErrorBody};
-pub use routes::{sms::SmsWebhooks, specialists::SpecialistBody, specialists::parse as parse_specialist};
+pub use routes::{
+    reports::instant as parse_instant, sms::SmsWebhooks, specialists::SpecialistBody,
+    specialists::parse as parse_specialist,
+};
 
 /// Largest request body accepted anywhere (413 beyond).
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -61,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox/{id}", get(routes::inbox::show))
         .route("/inbox/{id}/retry", post(routes::inbox::retry))
         .route("/inbox/{id}/apply", post(routes::inbox::apply))
+        .route("/reports/closure", get(routes::reports::closure))
         .route("/specialists", get(routes::specialists::list))
         .route("/specialists/{id}", put(routes::specialists::save))
         .route("/openapi.json", get(openapi::document))

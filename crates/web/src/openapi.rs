@@ -43,6 +43,7 @@ impl Modify for BearerAuth {
         routes::inbox::show,
         routes::inbox::retry,
         routes::inbox::apply,
+        routes::reports::closure,
         routes::specialists::list,
         routes::specialists::save,
         document,

@@ -113,3 +113,42 @@ async fn the_specialist_directory_imports_from_csv_and_reports_bad_rows() {
     assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["sp-1", "sp-2"]);
     assert_eq!(all[1].specialties.len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_closure_report_prints_as_text_and_json() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sr.ndjson");
+    std::fs::write(
+        &file,
+        r#"{"resourceType":"ServiceRequest","id":"r1","status":"active","intent":"order","subject":{"reference":"Patient/x1"},"performerType":{"text":"cardiology"},"requester":{"reference":"Practitioner/d1"},"authoredOn":"2026-03-01"}"#,
+    )
+    .unwrap();
+    let (ok, _, err) = run(&["import", "fhir", "--database", &db.url, file.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+    let (ok, out, err) =
+        run(&["report", "closure", "--database", &db.url, "--from", "2026-02-01", "--to", "2026-04-01", "--json"], &[]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((report["referrals"].as_u64(), report["closed_loop"].as_u64()), (Some(1), Some(0)));
+    let (ok, out, _) = run(
+        &[
+            "report",
+            "closure",
+            "--database",
+            &db.url,
+            "--from",
+            "2026-02-01",
+            "--to",
+            "2026-04-01",
+            "--by",
+            "specialty",
+        ],
+        &[],
+    );
+    assert!(ok && out.contains("cardiology") && out.contains("0.0%"), "{out}");
+    let (ok, _, err) = run(&["report", "closure", "--database", &db.url, "--by", "colour"], &[]);
+    assert!(!ok && err.contains("--by"), "{err}");
+}

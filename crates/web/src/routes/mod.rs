@@ -4,6 +4,7 @@ pub mod health;
 pub mod hl7v2;
 pub mod inbox;
 pub mod referrals;
+pub mod reports;
 pub mod sms;
 pub mod specialists;
 pub mod tasks;

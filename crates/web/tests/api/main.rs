@@ -33,5 +33,6 @@ mod hl7;
 mod lifecycle;
 mod listing;
 mod notes;
+mod reports;
 mod sms;
 mod worklist;

@@ -1,0 +1,205 @@
+//! The closure report (SPEC §4): closed-loop rate, funnel, leakage by stage and reason,
+//! time at each stage, and the unscheduled catch rate — for the tracked referrals ordered
+//! in a period, overall and split by one dimension. Computed from the referral
+//! projections (each carries its milestone times), never from the event log.
+
+use std::collections::BTreeMap;
+
+use jiff::Timestamp;
+use refloop_domain::{Referral, State};
+use serde::Serialize;
+
+use crate::{AppError, service::App};
+
+/// What to split the report by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupBy {
+    Specialty,
+    Provider,
+    Specialist,
+    Network,
+    Urgency,
+}
+
+impl GroupBy {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "specialty" => GroupBy::Specialty,
+            "provider" => GroupBy::Provider,
+            "specialist" => GroupBy::Specialist,
+            "network" => GroupBy::Network,
+            "urgency" => GroupBy::Urgency,
+            _ => return None,
+        })
+    }
+
+    fn key(self, r: &Referral) -> String {
+        match self {
+            GroupBy::Specialty => r.specialty.as_ref().map_or("(needs coding)", |s| s.as_str()).to_owned(),
+            GroupBy::Provider => r.referring_provider.as_str().to_owned(),
+            GroupBy::Specialist => r.specialist.clone().unwrap_or_else(|| "(unknown)".into()),
+            GroupBy::Network => r.network.as_str().to_owned(),
+            GroupBy::Urgency => r.urgency.as_str().to_owned(),
+        }
+    }
+}
+
+/// Days between two milestones: median, p90 and mean over the referrals that reached both.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Durations {
+    pub count: usize,
+    pub median_days: Option<f64>,
+    pub p90_days: Option<f64>,
+    pub mean_days: Option<f64>,
+}
+
+impl Durations {
+    fn of(mut days: Vec<f64>) -> Self {
+        if days.is_empty() {
+            return Self::default();
+        }
+        days.sort_by(f64::total_cmp);
+        let at = |p: f64| days[((days.len() - 1) as f64 * p).round() as usize];
+        let round = |d: f64| (d * 10.0).round() / 10.0;
+        Self {
+            count: days.len(),
+            median_days: Some(round(at(0.5))),
+            p90_days: Some(round(at(0.9))),
+            mean_days: Some(round(days.iter().sum::<f64>() / days.len() as f64)),
+        }
+    }
+}
+
+/// The figures for one group of referrals.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Closure {
+    /// Tracked referrals ordered in the period.
+    pub referrals: usize,
+    /// How many reached each milestone (in any order).
+    pub funnel: BTreeMap<&'static str, usize>,
+    pub closed_loop: usize,
+    /// closed_loop / referrals (0–1); `None` without referrals.
+    pub closed_loop_rate: Option<f64>,
+    /// Where the open or abandoned ones stopped: not notified, not scheduled, not attended,
+    /// no note.
+    pub leakage_by_stage: BTreeMap<&'static str, usize>,
+    /// Why: still open, closed incomplete (with the staff's reason), no-show on the way.
+    pub leakage_by_reason: BTreeMap<String, usize>,
+    /// Days from one milestone to the next, and from order to note.
+    pub days: BTreeMap<&'static str, Durations>,
+    /// Referrals whose scheduling was escalated (no appointment after the window) …
+    pub escalated_unscheduled: usize,
+    /// … and of those, how many were scheduled afterwards; the catch rate is their share.
+    pub caught_after_escalation: usize,
+    pub unscheduled_catch_rate: Option<f64>,
+}
+
+/// The closure report for `[from, to)`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClosureReport {
+    pub from: Timestamp,
+    pub to: Timestamp,
+    pub generated_at: Timestamp,
+    #[serde(flatten)]
+    pub total: Closure,
+    /// Present when split: the figures per group.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub by: Option<BTreeMap<String, Closure>>,
+}
+
+const STAGES: [(&str, State); 4] = [
+    ("patient-notified", State::PatientNotified),
+    ("scheduled", State::Scheduled),
+    ("attended", State::Attended),
+    ("note-received", State::NoteReceived),
+];
+
+fn days(a: Option<Timestamp>, b: Option<Timestamp>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    (b >= a).then(|| (b - a).as_secs_f64() / 86_400.0)
+}
+
+fn ratio(n: usize, d: usize) -> Option<f64> {
+    (d > 0).then(|| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0)
+}
+
+/// The figures for `referrals` (tracked ones only are counted).
+pub fn closure(referrals: &[&Referral]) -> Closure {
+    let tracked: Vec<&&Referral> = referrals.iter().filter(|r| r.is_tracked()).collect();
+    let mut c = Closure { referrals: tracked.len(), ..Closure::default() };
+    let mut spans: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    for r in &tracked {
+        let m = &r.milestones;
+        let reached = [m.patient_notified, m.scheduled, m.attended, m.note_received];
+        for ((name, _), at) in STAGES.iter().zip(reached) {
+            if at.is_some() {
+                *c.funnel.entry(name).or_default() += 1;
+            }
+        }
+        let ordered = Some(r.ordered_at);
+        for (name, span) in [
+            ("ordered-to-notified", days(ordered, m.patient_notified)),
+            ("notified-to-scheduled", days(m.patient_notified.or(ordered), m.scheduled)),
+            ("scheduled-to-attended", days(m.scheduled, m.attended)),
+            ("attended-to-note", days(m.attended, m.note_received)),
+            ("order-to-note", days(ordered, m.note_received)),
+        ] {
+            spans.entry(name).or_default().extend(span);
+        }
+        if r.state == State::NoteReceived {
+            c.closed_loop += 1;
+        } else {
+            let stage = match r.state {
+                State::Ordered => "not notified",
+                State::PatientNotified => "not scheduled",
+                State::Scheduled => "not attended",
+                _ if m.attended.is_some() => "no note",
+                _ if m.scheduled.is_some() => "not attended",
+                _ if m.patient_notified.is_some() => "not scheduled",
+                _ => "not notified",
+            };
+            *c.leakage_by_stage.entry(stage).or_default() += 1;
+            let reason = match (r.state, &r.close_reason) {
+                (State::ClosedIncomplete, Some(why)) => format!("closed: {why}"),
+                (State::ClosedIncomplete, None) => "closed without a reason".to_owned(),
+                _ if r.no_shows > 0 => "open after a no-show".to_owned(),
+                _ => "still open".to_owned(),
+            };
+            *c.leakage_by_reason.entry(reason).or_default() += 1;
+        }
+        if let Some(escalated) = r.progress.scheduling_escalated_for {
+            c.escalated_unscheduled += 1;
+            if r.milestones.scheduled.is_some_and(|s| s > escalated) || r.state.rank() > State::PatientNotified.rank() {
+                c.caught_after_escalation += 1;
+            }
+        }
+    }
+    c.closed_loop_rate = ratio(c.closed_loop, c.referrals);
+    c.unscheduled_catch_rate = ratio(c.caught_after_escalation, c.escalated_unscheduled);
+    c.days = spans.into_iter().map(|(k, v)| (k, Durations::of(v))).collect();
+    c
+}
+
+impl App {
+    /// The closure report for referrals ordered in `[from, to)`, optionally split.
+    pub async fn closure_report(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        by: Option<GroupBy>,
+    ) -> Result<ClosureReport, AppError> {
+        if to <= from {
+            return Err(AppError::invalid("to", "must be after from"));
+        }
+        let all = self.store.referrals_ordered_between(from, to).await?;
+        let refs: Vec<&Referral> = all.iter().collect();
+        let by = by.map(|g| {
+            let mut groups: BTreeMap<String, Vec<&Referral>> = BTreeMap::new();
+            for r in &refs {
+                groups.entry(g.key(r)).or_default().push(r);
+            }
+            groups.into_iter().map(|(k, v)| (k, closure(&v))).collect()
+        });
+        Ok(ClosureReport { from, to, generated_at: self.now(), total: closure(&refs), by })
+    }
+}
