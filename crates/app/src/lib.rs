@@ -31,7 +31,7 @@ pub use ports::{
     PatientKeep, ReferralFilter, ReferralPage, Specialist, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow,
     TokenRecord, Tx,
 };
-pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure};
+pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure, leak_of, spans_of};
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use texts::SmsTexts;

@@ -123,6 +123,45 @@ fn ratio(n: usize, d: usize) -> Option<f64> {
     (d > 0).then(|| ((n as f64 / d as f64) * 10_000.0).round() / 10_000.0)
 }
 
+/// Days from each milestone to the next, and from order to note (`None` when a milestone is
+/// missing).
+pub fn spans_of(r: &Referral) -> [(&'static str, Option<f64>); 5] {
+    let m = &r.milestones;
+    let ordered = Some(r.ordered_at);
+    [
+        ("ordered-to-notified", days(ordered, m.patient_notified)),
+        ("notified-to-scheduled", days(m.patient_notified.or(ordered), m.scheduled)),
+        ("scheduled-to-attended", days(m.scheduled, m.attended)),
+        ("attended-to-note", days(m.attended, m.note_received)),
+        ("order-to-note", days(ordered, m.note_received)),
+    ]
+}
+
+/// Where and why a referral leaked: `None` once its loop closed.
+pub fn leak_of(r: &Referral) -> Option<(&'static str, String)> {
+    let m = &r.milestones;
+    if r.state == State::NoteReceived {
+        return None;
+    }
+    let stage = match r.state {
+        State::Ordered => "not notified",
+        State::PatientNotified => "not scheduled",
+        State::Scheduled => "not attended",
+        _ if m.attended.is_some() => "no note",
+        _ if m.scheduled.is_some() => "not attended",
+        _ if m.patient_notified.is_some() => "not scheduled",
+        _ => "not notified",
+    };
+    let reason = match (r.state, &r.close_reason) {
+        (State::Cancelled, _) => "cancelled".to_owned(),
+        (State::ClosedIncomplete, Some(why)) => format!("closed: {why}"),
+        (State::ClosedIncomplete, None) => "closed without a reason".to_owned(),
+        _ if r.no_shows > 0 => "open after a no-show".to_owned(),
+        _ => "still open".to_owned(),
+    };
+    Some((stage, reason))
+}
+
 /// The figures for `referrals` (tracked ones only are counted).
 pub fn closure(referrals: &[&Referral]) -> Closure {
     let tracked: Vec<&&Referral> = referrals.iter().filter(|r| r.is_tracked()).collect();
@@ -136,36 +175,15 @@ pub fn closure(referrals: &[&Referral]) -> Closure {
                 *c.funnel.entry(name).or_default() += 1;
             }
         }
-        let ordered = Some(r.ordered_at);
-        for (name, span) in [
-            ("ordered-to-notified", days(ordered, m.patient_notified)),
-            ("notified-to-scheduled", days(m.patient_notified.or(ordered), m.scheduled)),
-            ("scheduled-to-attended", days(m.scheduled, m.attended)),
-            ("attended-to-note", days(m.attended, m.note_received)),
-            ("order-to-note", days(ordered, m.note_received)),
-        ] {
+        for (name, span) in spans_of(r) {
             spans.entry(name).or_default().extend(span);
         }
-        if r.state == State::NoteReceived {
-            c.closed_loop += 1;
-        } else {
-            let stage = match r.state {
-                State::Ordered => "not notified",
-                State::PatientNotified => "not scheduled",
-                State::Scheduled => "not attended",
-                _ if m.attended.is_some() => "no note",
-                _ if m.scheduled.is_some() => "not attended",
-                _ if m.patient_notified.is_some() => "not scheduled",
-                _ => "not notified",
-            };
-            *c.leakage_by_stage.entry(stage).or_default() += 1;
-            let reason = match (r.state, &r.close_reason) {
-                (State::ClosedIncomplete, Some(why)) => format!("closed: {why}"),
-                (State::ClosedIncomplete, None) => "closed without a reason".to_owned(),
-                _ if r.no_shows > 0 => "open after a no-show".to_owned(),
-                _ => "still open".to_owned(),
-            };
-            *c.leakage_by_reason.entry(reason).or_default() += 1;
+        match leak_of(r) {
+            None => c.closed_loop += 1,
+            Some((stage, reason)) => {
+                *c.leakage_by_stage.entry(stage).or_default() += 1;
+                *c.leakage_by_reason.entry(reason).or_default() += 1;
+            }
         }
         if let Some(escalated) = r.progress.scheduling_escalated_for {
             c.escalated_unscheduled += 1;

@@ -66,6 +66,12 @@ enum Command {
         #[command(subcommand)]
         kind: ImportKind,
     },
+    /// Referrals for spreadsheets and BI tools: one row per referral with every milestone
+    /// time, the days between them and where it leaked.
+    Export {
+        #[command(subcommand)]
+        kind: ExportKind,
+    },
     /// Reports: the closure report (closed-loop rate and where referrals leak).
     Report {
         #[command(subcommand)]
@@ -75,6 +81,26 @@ enum Command {
     DeadLetters {
         #[command(subcommand)]
         action: DeadLetterAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExportKind {
+    Referrals {
+        #[command(flatten)]
+        common: Common,
+        /// csv (RFC 4180, a header row) or json (an array of objects)
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Only referrals ordered from this date (inclusive).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only referrals ordered before this date.
+        #[arg(long)]
+        to: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
 }
 
@@ -227,6 +253,10 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
             tools::import_fhir(&config, &files).await
+        }
+        Command::Export { kind: ExportKind::Referrals { common, format, from, to, output } } => {
+            let config = load(&common, None, None)?;
+            tools::export_referrals(&config, &format, from.as_deref(), to.as_deref(), output.as_deref()).await
         }
         Command::Report { kind: ReportKind::Closure { common, from, to, by, json } } => {
             let config = load(&common, None, None)?;

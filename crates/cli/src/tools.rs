@@ -276,3 +276,121 @@ pub async fn report_closure(
     }
     Ok(())
 }
+
+/// The export columns, in order.
+const EXPORT_COLUMNS: &[&str] = &[
+    "referral_id",
+    "patient_id",
+    "referring_provider",
+    "specialty",
+    "specialist",
+    "urgency",
+    "network",
+    "origin",
+    "tracked",
+    "duplicate_of",
+    "state",
+    "ordered_at",
+    "patient_notified_at",
+    "scheduled_at",
+    "appointment_at",
+    "attended_at",
+    "note_received_at",
+    "cancelled_at",
+    "no_shows",
+    "days_ordered_to_notified",
+    "days_notified_to_scheduled",
+    "days_scheduled_to_attended",
+    "days_attended_to_note",
+    "days_order_to_note",
+    "leak_stage",
+    "leak_reason",
+];
+
+fn export_row(r: &refloop_domain::Referral) -> Vec<String> {
+    let t = |v: Option<jiff::Timestamp>| v.map(|t| t.to_string()).unwrap_or_default();
+    let m = &r.milestones;
+    let mut row = vec![
+        r.id.to_string(),
+        r.patient_id.as_str().to_owned(),
+        r.referring_provider.as_str().to_owned(),
+        r.specialty.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        r.specialist.clone().unwrap_or_default(),
+        r.urgency.as_str().to_owned(),
+        r.network.as_str().to_owned(),
+        r.origin.as_str().to_owned(),
+        r.is_tracked().to_string(),
+        r.duplicate_of.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        r.state.as_str().to_owned(),
+        r.ordered_at.to_string(),
+        t(m.patient_notified),
+        t(m.scheduled),
+        t(r.appointment_at),
+        t(m.attended),
+        t(m.note_received),
+        t(m.cancelled),
+        r.no_shows.to_string(),
+    ];
+    row.extend(refloop_app::spans_of(r).iter().map(|(_, d)| d.map(|d| format!("{d:.2}")).unwrap_or_default()));
+    let (stage, reason) = refloop_app::leak_of(r).unwrap_or(("", String::new()));
+    row.push(stage.to_owned());
+    row.push(reason);
+    row
+}
+
+/// A cell as JSON: numbers and booleans as such, empty as null.
+fn json_cell(column: &str, v: String) -> serde_json::Value {
+    use serde_json::Value;
+    if v.is_empty() {
+        return Value::Null;
+    }
+    match column {
+        "tracked" => Value::Bool(v == "true"),
+        c if c.starts_with("days_") || c == "no_shows" => {
+            v.parse::<f64>().map_or(Value::String(v), |n| serde_json::json!(n))
+        }
+        _ => Value::String(v),
+    }
+}
+
+pub async fn export_referrals(
+    config: &Config,
+    format: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    if !matches!(format, "csv" | "json") {
+        anyhow::bail!("--format: csv or json");
+    }
+    let app = run::build_app(config).await?;
+    let instant = |field: &str, raw: &str| {
+        refloop_web::parse_instant(field, raw).map_err(|e| anyhow::anyhow!("--{field}: {}", e.message))
+    };
+    let from = from.map(|f| instant("from", f)).transpose()?.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let to =
+        to.map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| app.now() + jiff::SignedDuration::from_hours(24));
+    let referrals = app.store().referrals_ordered_between(from, to).await?;
+    let mut out: Box<dyn std::io::Write> = match output {
+        Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    if format == "csv" {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(EXPORT_COLUMNS)?;
+        for r in &referrals {
+            w.write_record(export_row(r))?;
+        }
+        w.flush()?;
+    } else {
+        let rows: Vec<serde_json::Map<String, serde_json::Value>> = referrals
+            .iter()
+            .map(|r| {
+                EXPORT_COLUMNS.iter().zip(export_row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect()
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -152,3 +152,47 @@ async fn the_closure_report_prints_as_text_and_json() {
     let (ok, _, err) = run(&["report", "closure", "--database", &db.url, "--by", "colour"], &[]);
     assert!(!ok && err.contains("--by"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bundle.ndjson");
+    let sr = |id: &str, patient: &str| {
+        format!(
+            r#"{{"resourceType":"ServiceRequest","id":"{id}","status":"active","intent":"order","subject":{{"reference":"Patient/{patient}"}},"performerType":{{"text":"cardiology"}},"requester":{{"reference":"Practitioner/d1"}},"authoredOn":"2026-03-01T10:00:00Z"}}"#
+        )
+    };
+    let appt = r#"{"resourceType":"Appointment","id":"a1","status":"booked","start":"2026-03-09T15:00:00Z","basedOn":[{"reference":"ServiceRequest/e1"}],"participant":[{"actor":{"reference":"Patient/x1"}}],"meta":{"lastUpdated":"2026-03-03T12:00:00Z"}}"#;
+    std::fs::write(&file, format!("{}\n{}\n{appt}\n", sr("e1", "x1"), sr("e2", "x2"))).unwrap();
+    let (ok, _, err) = run(&["import", "fhir", "--database", &db.url, file.to_str().unwrap()], &[]);
+    assert!(ok, "{err}");
+
+    let csv_path = dir.path().join("out.csv");
+    let (ok, _, err) = run(
+        &["export", "referrals", "--database", &db.url, "--format", "csv", "--output", csv_path.to_str().unwrap()],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let mut reader = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = reader.headers().unwrap().clone();
+    assert_eq!(&headers[0], "referral_id");
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 2);
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let booked = rows.iter().find(|r| !r[col("scheduled_at")].is_empty()).unwrap();
+    assert_eq!(&booked[col("appointment_at")], "2026-03-09T15:00:00Z");
+    assert_eq!(&booked[col("leak_stage")], "not attended");
+    assert_eq!(&booked[col("days_notified_to_scheduled")], "2.08");
+
+    let (ok, out, err) = run(&["export", "referrals", "--database", &db.url, "--format", "json"], &[]);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+    assert_eq!(rows[0]["tracked"], true);
+    assert!(rows[0]["note_received_at"].is_null());
+    let (ok, _, err) = run(&["export", "referrals", "--database", &db.url, "--format", "xlsx"], &[]);
+    assert!(!ok && err.contains("--format"), "{err}");
+}
