@@ -27,7 +27,7 @@ pub use error::{AppError, StoreError};
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
-    AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
+    AuditEntry, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
     PatientKeep, ReferralFilter, ReferralPage, Specialist, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow,
     TokenRecord, Tx,
 };

@@ -171,6 +171,14 @@ pub struct PatientKeep {
     pub opt_out: bool,
 }
 
+/// Monitoring counts (see [`Store::gauges`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    pub referrals_by_state: Vec<(String, i64)>,
+    pub overdue_tasks: i64,
+    pub outbox_backlog: i64,
+}
+
 /// A specialist in the directory: where note requests go.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Specialist {
@@ -429,6 +437,9 @@ pub trait Store: Send + Sync + 'static {
 
     async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError>;
     async fn referrals(&self, f: &ReferralFilter) -> Result<ReferralPage, StoreError>;
+    /// Counts for monitoring at `now`: open referrals by state, overdue open tasks, and
+    /// outbox items waiting or being sent.
+    async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError>;
     /// Every referral ordered in `[from, to)` (for reports).
     async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError>;
     async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError>;

@@ -14,8 +14,8 @@ use std::{str::FromStr, time::Duration};
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage, Specialist,
-    Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+    AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage,
+    Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
 };
 use refloop_domain::{PatientId, Referral, ReferralId};
 use sqlx::{
@@ -334,6 +334,25 @@ impl Store for SqlStore {
                 .await
                 .map_err(db)?;
             rows.iter().map(|r| row::outbox(r)).collect()
+        })
+    }
+
+    async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError> {
+        on_pool!(&self.db, p => {
+            let by_state: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM referrals GROUP BY state ORDER BY state")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            let overdue: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('open', 'claimed') AND due_at < $1")
+                .bind(ms(now))
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            Ok(Gauges { referrals_by_state: by_state, overdue_tasks: overdue, outbox_backlog: backlog })
         })
     }
 

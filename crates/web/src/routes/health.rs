@@ -17,6 +17,14 @@ use crate::{AppState, auth::Auth, dto::Health, error::ApiResult};
     security(("bearer" = [])))]
 pub async fn metrics(State(s): State<AppState>, auth: Auth) -> ApiResult<Response> {
     auth.require(Permission::Read)?;
+    // Read at scrape time: what is open, late and waiting now.
+    let g = s.app.store().gauges(s.app.now()).await.map_err(refloop_app::AppError::from)?;
+    for state in refloop_domain::State::ALL {
+        let n = g.referrals_by_state.iter().find(|(st, _)| st == state.as_str()).map_or(0, |(_, n)| *n);
+        metrics::gauge!("refloop_referrals", "state" => state.as_str()).set(n as f64);
+    }
+    metrics::gauge!("refloop_tasks_overdue").set(g.overdue_tasks as f64);
+    metrics::gauge!("refloop_outbox_backlog").set(g.outbox_backlog as f64);
     let body = s.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }

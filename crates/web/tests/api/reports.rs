@@ -48,6 +48,17 @@ async fn the_closure_report_counts_what_closed_and_where_the_rest_leaked(b: Back
     assert_eq!(split["by"]["dermatology"]["closed_loop_rate"].as_f64(), Some(0.0));
     let empty = t.get("/api/v1/reports/closure?from=2025-01-01&to=2025-02-01").await.body;
     assert_eq!((empty["referrals"].as_u64(), &empty["closed_loop_rate"]), (Some(0), &Value::Null));
+    let metrics =
+        t.http.get(format!("{}/metrics", t.base)).bearer_auth(&t.admin).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "refloop_referrals{state=\"note-received\"} 1",
+        "refloop_referrals{state=\"scheduled\"} 2",
+        "refloop_referrals{state=\"closed-incomplete\"} 1",
+        "refloop_outbox_backlog 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
+    assert!(metrics.contains("refloop_tasks_overdue"), "{metrics}");
     let bad = t.get("/api/v1/reports/closure?by=colour").await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (422, Some("by")));
 }
