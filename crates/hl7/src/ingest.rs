@@ -64,6 +64,9 @@ impl Applied {
     }
 }
 
+/// How many times a group-commit writer yields to let more messages join a commit.
+const LINGER_ROUNDS: usize = 8;
+
 fn ack_id() -> String {
     new_id("A").chars().take(20).collect()
 }
@@ -188,11 +191,20 @@ impl Ingest {
                         let mut jobs = jobs.lock().await;
                         let Some(first) = jobs.recv().await else { return };
                         let mut batch = vec![first];
-                        while batch.len() < max_batch {
-                            match jobs.try_recv() {
-                                Ok(job) => batch.push(job),
-                                Err(_) => break,
+                        // Take what is queued; then let the connections run a few times so
+                        // messages already on their way join this commit instead of waiting
+                        // a whole commit for the next one.
+                        for _ in 0..LINGER_ROUNDS {
+                            while batch.len() < max_batch {
+                                match jobs.try_recv() {
+                                    Ok(job) => batch.push(job),
+                                    Err(_) => break,
+                                }
                             }
+                            if batch.len() >= max_batch {
+                                break;
+                            }
+                            tokio::task::yield_now().await;
                         }
                         batch
                     };
