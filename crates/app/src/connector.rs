@@ -1,5 +1,7 @@
 //! The outbound port: one trait for every channel that leaves the system.
 
+use refloop_domain::TaskKind;
+
 use crate::ports::OutboxItem;
 
 /// What happened to one delivery attempt.
@@ -13,6 +15,8 @@ pub enum DeliveryOutcome {
     Retry { error: String },
     /// Failed for good; a staff task takes over.
     Permanent { error: String },
+    /// Cannot go out until a person does `task` (e.g. verify the specialist's fax number).
+    NeedsPerson { error: String, task: TaskKind },
 }
 
 /// Sends outbox items. Implementations must be idempotent per `item.key`.

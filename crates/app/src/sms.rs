@@ -48,10 +48,10 @@ impl App {
         }
         let now = self.now();
         if delivered {
-            self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None).await?;
+            self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None, None).await?;
         } else {
             let error = error.unwrap_or_else(|| "undelivered".to_owned());
-            self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error)).await?;
+            self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error), None).await?;
         }
         Ok(true)
     }

@@ -112,7 +112,7 @@ impl App {
         for item in self.store.reap_outbox(self.now()).await? {
             tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "a send was interrupted; not resending");
             let error = "outcome unknown: the sender stopped while sending; not resent".to_owned();
-            self.feed_outcome(&item, OutboxStatus::Unknown, None, Some(error)).await?;
+            self.feed_outcome(&item, OutboxStatus::Unknown, None, Some(error), None).await?;
         }
         loop {
             let now = self.now();
@@ -125,7 +125,9 @@ impl App {
                 let outcome = self.connector.deliver(&item).await;
                 let now = self.now();
                 match outcome {
-                    DeliveryOutcome::Delivered => self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None).await?,
+                    DeliveryOutcome::Delivered => {
+                        self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None, None).await?
+                    }
                     DeliveryOutcome::Accepted { .. } => {
                         self.finish(&item, OutboxStatus::Accepted, now, Some(now), None).await?
                     }
@@ -136,7 +138,11 @@ impl App {
                     }
                     DeliveryOutcome::Retry { error } | DeliveryOutcome::Permanent { error } => {
                         tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "delivery failed for good");
-                        self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error)).await?
+                        self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error), None).await?
+                    }
+                    DeliveryOutcome::NeedsPerson { error, task } => {
+                        tracing::info!(message_id = %item.id, referral_id = %item.referral_id, task = task.as_str(), "a person must act before this can go out");
+                        self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error), Some(task)).await?
                     }
                 }
             }
@@ -164,6 +170,7 @@ impl App {
         status: OutboxStatus,
         sent_at: Option<Timestamp>,
         error: Option<String>,
+        task: Option<refloop_domain::TaskKind>,
     ) -> Result<(), AppError> {
         let now = self.now();
         let mut tx = self.store.begin().await?;
@@ -171,7 +178,7 @@ impl App {
         if let Some(current) = tx.lock_referral(&item.referral_id, false).await? {
             let input = match error {
                 None => Input::Delivered { channel: item.channel, purpose: item.purpose, at: now },
-                Some(error) => Input::DeliveryFailed { channel: item.channel, purpose: item.purpose, error },
+                Some(error) => Input::DeliveryFailed { channel: item.channel, purpose: item.purpose, error, task },
             };
             match self.decide_in(tx.as_mut(), &current, input, now).await {
                 Ok(d) => self.execute(tx.as_mut(), Some(current.version), d, "system:outbox", now).await?,

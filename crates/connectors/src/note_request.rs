@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use refloop_app::{Clock, Connector, DeliveryOutcome, OutboxItem, Store, entry_for, is_stale};
-use refloop_domain::Referral;
+use refloop_domain::{Referral, TaskKind};
 
 /// The HISP relay that carries Direct messages.
 #[derive(Clone, Debug)]
@@ -134,18 +134,20 @@ impl Connector for NoteRequests {
             return DeliveryOutcome::Retry { error: "the database could not be read".into() };
         };
         let Some(entry) = entry_for(&directory, &referral) else {
-            return DeliveryOutcome::Permanent {
+            return DeliveryOutcome::NeedsPerson {
                 error: "the specialist is not in the directory: add them, then request the note".into(),
+                task: TaskKind::VerifySpecialist,
             };
         };
         let now = self.clock.now();
         if is_stale(entry, now) {
-            return DeliveryOutcome::Permanent {
+            return DeliveryOutcome::NeedsPerson {
                 error: format!(
                     "verify specialist {}: contact data last verified {}, more than 90 days ago",
                     entry.id,
                     &entry.last_verified.to_string()[..10]
                 ),
+                task: TaskKind::VerifySpecialist,
             };
         }
         let letter =
@@ -169,7 +171,7 @@ impl Connector for NoteRequests {
                     entry.id
                 )
             };
-            return DeliveryOutcome::Permanent { error };
+            return DeliveryOutcome::NeedsPerson { error, task: TaskKind::RecordsRequest };
         };
         let url = format!("{}/v2.1/faxes", self.cfg.api_base.trim_end_matches('/'));
         let form = [("to", fax), ("string_data", letter.as_str()), ("string_data_type", "html")];

@@ -92,6 +92,11 @@ pub enum TaskKind {
     ReviewMatch,
     /// The patient replied by SMS with something for a person to read and answer.
     PatientReply,
+    /// The specialist's contact data is missing or stale: verify it, then request the note.
+    VerifySpecialist,
+    /// The specialist cannot send electronically (an interoperability gap): request the
+    /// records by hand.
+    RecordsRequest,
 }
 
 impl TaskKind {
@@ -106,6 +111,8 @@ impl TaskKind {
         TaskKind::SpecialistDeclined,
         TaskKind::ReviewMatch,
         TaskKind::PatientReply,
+        TaskKind::VerifySpecialist,
+        TaskKind::RecordsRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +127,8 @@ impl TaskKind {
             TaskKind::SpecialistDeclined => "specialist-declined",
             TaskKind::ReviewMatch => "review-match",
             TaskKind::PatientReply => "patient-reply",
+            TaskKind::VerifySpecialist => "verify-specialist",
+            TaskKind::RecordsRequest => "records-request",
         }
     }
 
@@ -140,6 +149,8 @@ impl TaskKind {
             TaskKind::SpecialistDeclined => "The specialist declined the referral: choose another",
             TaskKind::ReviewMatch => "An inbound message may belong to this referral: confirm or reassign it",
             TaskKind::PatientReply => "The patient replied by SMS: read it and answer",
+            TaskKind::VerifySpecialist => "Verify the specialist's contact data, then request the consult note",
+            TaskKind::RecordsRequest => "The specialist cannot send electronically: request the records by hand",
         }
     }
 
@@ -150,7 +161,10 @@ impl TaskKind {
             TaskKind::NotifyPatient => rank >= 1,
             TaskKind::ScheduleFollowUp | TaskKind::SpecialistDeclined => rank >= 2,
             TaskKind::AttendanceCall => rank >= 3,
-            TaskKind::NoteReview | TaskKind::PhysicianEscalation => rank >= 4,
+            TaskKind::NoteReview
+            | TaskKind::PhysicianEscalation
+            | TaskKind::VerifySpecialist
+            | TaskKind::RecordsRequest => rank >= 4,
             TaskKind::FixContact | TaskKind::DeliveryFailed | TaskKind::ReviewMatch | TaskKind::PatientReply => {
                 state.is_terminal()
             }
@@ -418,10 +432,11 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
                 d.milestone(State::PatientNotified, at, None, Some(channel.as_str().to_owned()))?;
             }
         }
-        Input::DeliveryFailed { channel, purpose, error } => {
+        Input::DeliveryFailed { channel, purpose, error, task } => {
             d.event(ctx.now, EventData::DeliveryFailed { channel, purpose, error });
             if d.r.state.is_open() {
-                let kind = if channel == Channel::Sms { TaskKind::FixContact } else { TaskKind::DeliveryFailed };
+                let by_channel = if channel == Channel::Sms { TaskKind::FixContact } else { TaskKind::DeliveryFailed };
+                let kind = task.unwrap_or(by_channel);
                 d.task(kind, ctx.now.checked_add(Duration::days(1).to_signed()).unwrap_or(ctx.now));
             }
         }

@@ -4,7 +4,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    decide::{Channel, Purpose},
+    decide::{Channel, Purpose, TaskKind},
     ids::{PatientId, ProviderId, ReferralId},
     referral::{Network, Origin, Specialty, State, Urgency},
     timers::TimerKind,
@@ -100,5 +100,7 @@ pub enum Input {
         channel: Channel,
         purpose: Purpose,
         error: String,
+        /// The task a person must do instead, when the connector knows (else by channel).
+        task: Option<TaskKind>,
     },
 }

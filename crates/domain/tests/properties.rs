@@ -86,6 +86,7 @@ fn input(s: &Step, r: &Referral) -> Input {
             channel: Channel::Sms,
             purpose: Purpose::PatientNotification,
             error: "bounced".into(),
+            task: None,
         },
         Step::Update(u) => Input::OrderUpdated(OrderUpdate { urgency: Some(u), ..OrderUpdate::default() }),
     }

@@ -9,6 +9,7 @@ on_both_backends!(
     the_note_is_requested_by_fax_then_escalated,
     a_stale_directory_entry_is_verified_first,
     direct_is_preferred_when_the_directory_has_an_address,
+    a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap,
 );
 
 fn order(patient: &str, specialist: &str) -> Value {
@@ -86,7 +87,7 @@ async fn a_stale_directory_entry_is_verified_first(b: Backend) {
     let outbox = t.outbox_of(&id).await;
     let request = outbox.iter().find(|m| m["channel"] == "note-request").unwrap();
     assert!(request["last_error"].as_str().unwrap().starts_with("verify specialist sp-old"), "{request}");
-    assert!(kinds(&t.tasks_of(&id).await).contains(&"delivery-failed".to_owned()));
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"verify-specialist".to_owned()));
 }
 
 async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
@@ -118,4 +119,28 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
     );
     let outbox = t.outbox_of(&id).await;
     assert_eq!(outbox.iter().find(|m| m["channel"] == "note-request").unwrap()["status"], "sent");
+}
+
+async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap(b: Backend) {
+    let fax = FakeFax::start().await;
+    let t = TestApp::builder(b).fax(&fax).spawn().await;
+    let saved = t
+        .http
+        .put(format!("{}/api/v1/specialists/sp-paper", t.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"name": "Dr Paper", "specialties": ["cardiology"], "phone": "+15555550180",
+            "last_verified": "2026-02-20T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    let id = t.create_referral_id(order("p-paper", "Dr Paper")).await;
+    seen(&t, &id).await;
+    t.advance("32d").await;
+    assert!(fax.sent().is_empty());
+    let r = t.referral(&id).await;
+    let failed = r["events"].as_array().unwrap().iter().find(|e| e["type"] == "delivery-failed").unwrap();
+    assert!(failed["detail"]["error"].as_str().unwrap().starts_with("interoperability gap"), "{failed}");
+    let tasks = t.tasks_of(&id).await;
+    assert!(kinds(&tasks).contains(&"records-request".to_owned()), "{tasks:?} {}", r["events"]);
 }
