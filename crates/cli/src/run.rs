@@ -71,8 +71,17 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         channels.ehr_task =
             Arc::new(refloop_fhir::EhrWriter::new(client, store.clone(), clock.clone(), config.patient_texts()));
     }
+    // The note lookup applies what it finds through the FHIR ingest, which needs the app.
+    let lookup_ingest = Arc::new(std::sync::OnceLock::new());
+    if let Some(auth) = config.ehr_poller_auth()? {
+        let client = Arc::new(refloop_fhir::EhrClient::new(&config.ehr.base_url, auth));
+        channels.note_lookup =
+            Arc::new(refloop_fhir::NoteLookup::new(client, store.clone(), clock.clone(), lookup_ingest.clone()));
+    }
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
-    Ok(App::new(store, clock, config.policy()?, connector))
+    let app = App::new(store, clock, config.policy()?, connector);
+    let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
+    Ok(app)
 }
 
 async fn shutdown_signal() {

@@ -26,7 +26,8 @@ pub struct Channels {
     /// EHR write-back: Tasks for staff and portal messages (Communication) for patients.
     pub ehr_task: Arc<dyn Connector>,
     pub note_request: Arc<dyn Connector>,
-    pub other: Arc<dyn Connector>,
+    /// Stage 4's search of the EHR for the note.
+    pub note_lookup: Arc<dyn Connector>,
 }
 
 impl Channels {
@@ -37,7 +38,7 @@ impl Channels {
             chat: Arc::new(LogOnly),
             ehr_task: Arc::new(LogOnly),
             note_request: Arc::new(LogOnly),
-            other: Arc::new(LogOnly),
+            note_lookup: Arc::new(LogOnly),
         }
     }
 }
@@ -50,7 +51,7 @@ impl Connector for Channels {
             Channel::Chat => self.chat.deliver(item).await,
             Channel::EhrTask | Channel::Portal => self.ehr_task.deliver(item).await,
             Channel::NoteRequest => self.note_request.deliver(item).await,
-            _ => self.other.deliver(item).await,
+            Channel::EhrQuery => self.note_lookup.deliver(item).await,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 mod capability;
 mod ingest;
+mod lookup;
 mod map;
 mod model;
 mod outcome;
@@ -17,6 +18,7 @@ mod writeback;
 
 pub use capability::capability_statement;
 pub use ingest::{BundleReply, FhirIngest, Reply};
+pub use lookup::NoteLookup;
 pub use map::{FhirConfig, map_resource};
 pub use outcome::{FhirError, Issue, Severity, outcome};
 pub use pull::{EhrAuth, EhrClient, PollReport, Poller, PullError};

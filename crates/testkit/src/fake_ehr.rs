@@ -156,6 +156,13 @@ async fn search(
         .iter()
         .filter(|r| r["resourceType"] == kind.as_str())
         .filter(|r| after.is_none_or(|a| updated(r).is_some_and(|u| u > a)))
+        .filter(|r| {
+            q.get("related").is_none_or(|want| {
+                r["context"]["related"]
+                    .as_array()
+                    .is_some_and(|rel| rel.iter().any(|x| x["reference"] == want.as_str()))
+            })
+        })
         .collect();
     matching.sort_by_key(|r| updated(r));
     let page: Vec<Value> = matching.iter().skip(offset).take(count).map(|r| json!({"resource": r})).collect();

@@ -171,10 +171,17 @@ impl TestAppBuilder {
             channels.ehr_task =
                 Arc::new(refloop_fhir::EhrWriter::new(client, store.clone(), clock.clone(), texts.clone()));
         }
+        let lookup_ingest = Arc::new(std::sync::OnceLock::new());
+        if let Some((base, auth)) = &self.ehr {
+            let client = Arc::new(refloop_fhir::EhrClient::new(base, auth.clone()));
+            channels.note_lookup =
+                Arc::new(refloop_fhir::NoteLookup::new(client, store.clone(), clock.clone(), lookup_ingest.clone()));
+        }
         let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
         let app = App::new(store, clock, self.policy, connector);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
+        let _ = lookup_ingest.set(fhir.clone());
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);
         let mllp_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let mllp = mllp_listener.local_addr().expect("a local address");

@@ -6,7 +6,11 @@ use refloop_fhir::EhrAuth;
 use refloop_testkit::{Backend, CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY, TestApp};
 use serde_json::{Value, json};
 
-on_both_backends!(a_referral_arrives_by_polling_the_ehr, a_subscription_notification_fetches_the_resource);
+on_both_backends!(
+    a_referral_arrives_by_polling_the_ehr,
+    a_subscription_notification_fetches_the_resource,
+    on_day_14_the_ehr_is_searched_for_the_note,
+);
 
 fn fixture(name: &str) -> Value {
     let path = format!("{}/../fhir/tests/fixtures/fhir-r4-core-examples/{name}", env!("CARGO_MANIFEST_DIR"));
@@ -82,4 +86,30 @@ async fn a_subscription_notification_fetches_the_resource(b: Backend) {
     assert_eq!(t.referral(all[0]["id"].as_str().unwrap()).await["state"], "attended");
     let no_token = reqwest::Client::new().post(format!("{}/webhooks/fhir", t.base)).body("{}").send().await.unwrap();
     assert_eq!(no_token.status().as_u16(), 401);
+}
+
+async fn on_day_14_the_ehr_is_searched_for_the_note(b: Backend) {
+    let ehr = FakeEhr::start().await;
+    let t = app_pulling_from(&ehr, b).await;
+    let sr = json!({"resourceType": "ServiceRequest", "id": "sr-look", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p-look"}, "requester": {"reference": "Practitioner/d1"},
+        "performerType": {"text": "cardiology"}, "authoredOn": "2026-03-02T15:00:00Z"});
+    let created = t.fhir("PUT", "/fhir/ServiceRequest/sr-look", Some(sr), &[]).await;
+    let id = created.body["_location"].as_str().unwrap()["ServiceRequest/".len()..].replacen('-', "_", 1);
+    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-03T15:00:00Z"})).await;
+    t.event(&id, json!({"type": "attended", "at": "2026-03-03T15:30:00Z"})).await;
+    ehr.put(
+        json!({"resourceType": "DocumentReference", "id": "note-1", "status": "current",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4"}]},
+            "subject": {"reference": "Patient/p-look"}, "date": "2026-03-10T10:00:00Z",
+            "context": {"related": [{"reference": "ServiceRequest/sr-look"}]},
+            "content": [{"attachment": {"contentType": "text/plain", "data": "bm90ZQ=="}}]}),
+        "2026-03-10T10:00:00Z",
+    );
+    t.advance("13d").await;
+    assert_eq!(t.referral(&id).await["state"], "attended", "not looked for before day 14");
+    t.advance("3d").await;
+    let r = t.referral(&id).await;
+    assert_eq!(r["state"], "note-received", "found by the day-14 search");
+    assert!(ehr.searches().iter().any(|s| s.contains("related=ServiceRequest/sr-look")), "{:?}", ehr.searches());
 }
