@@ -10,6 +10,7 @@ on_both_backends!(
     a_stale_directory_entry_is_verified_first,
     direct_is_preferred_when_the_directory_has_an_address,
     a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap,
+    an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30,
 );
 
 fn order(patient: &str, specialist: &str) -> Value {
@@ -143,4 +144,30 @@ async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_g
     assert!(failed["detail"]["error"].as_str().unwrap().starts_with("interoperability gap"), "{failed}");
     let tasks = t.tasks_of(&id).await;
     assert!(kinds(&tasks).contains(&"records-request".to_owned()), "{tasks:?} {}", r["events"]);
+}
+
+async fn an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30(b: Backend) {
+    let fax = FakeFax::start().await;
+    let t = TestApp::builder(b).fax(&fax).spawn().await;
+    let saved = t
+        .http
+        .put(format!("{}/api/v1/specialists/sp-u", t.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"name": "Dr Urgent", "specialties": ["cardiology"], "fax": "+15555550181",
+            "last_verified": "2026-02-20T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    let mut urgent = order("p-urgent", "Dr Urgent");
+    urgent["urgency"] = json!("urgent");
+    let id = t.create_referral_id(urgent).await;
+    seen(&t, &id).await;
+    t.advance("14d").await;
+    assert!(fax.sent().is_empty(), "not before day 14 after the visit");
+    t.advance("2d").await;
+    assert_eq!(fax.sent().len(), 1, "urgent: requested on day 14");
+    assert!(!kinds(&t.tasks_of(&id).await).contains(&"physician-escalation".to_owned()));
+    t.advance("16d").await;
+    assert!(kinds(&t.tasks_of(&id).await).contains(&"physician-escalation".to_owned()), "urgent: day 30");
 }
