@@ -178,6 +178,22 @@ impl App {
         Ok(updated)
     }
 
+    /// A person decided: records `input` (what the inbox item means) on `referral_id` and
+    /// settles the item, closing the review tasks it opened.
+    pub async fn apply_inbox_to(
+        &self,
+        item: InboxItem,
+        referral_id: &ReferralId,
+        actor: &Actor,
+        input: Input,
+    ) -> Result<InboxItem, AppError> {
+        let mut tx = self.store().begin().await?;
+        let referral = self.record_in(tx.as_mut(), actor, referral_id, input).await?;
+        let outcome = format!("applied to {} by {}", referral.id, actor.source());
+        let applied = Applied::new(InboxStatus::Applied, Some(referral.id), None);
+        self.settle_inbox(tx, item, applied, &outcome).await
+    }
+
     /// A dead letter or review item, ready to be settled again.
     pub async fn unsettled_inbox(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
         let item = self

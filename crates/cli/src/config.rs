@@ -382,16 +382,7 @@ impl Config {
         if e.poll_interval.as_seconds() < 1 {
             bail!("ehr.poll_interval: at least 1s");
         }
-        let known = [
-            "ServiceRequest",
-            "Appointment",
-            "Encounter",
-            "DocumentReference",
-            "Composition",
-            "Task",
-            "Patient",
-            "Consent",
-        ];
+        let known = refloop_fhir::MAPPED;
         if let Some(bad) = e.resource_types.iter().find(|t| !known.contains(&t.as_str())) {
             bail!("ehr.resource_types: {bad} is not one refloop reads ({})", known.join(", "));
         }

@@ -485,11 +485,7 @@ impl FhirIngest {
             Ok(_) => return Err(AppError::Conflict(format!("message {inbox_id} is not about an existing referral"))),
             Err(e) => return Err(AppError::Conflict(e.to_string())),
         };
-        let mut tx = self.app.store().begin().await?;
-        let referral = self.app.record_in(tx.as_mut(), actor, referral_id, input).await?;
-        let outcome = format!("applied to {} by {}", referral.id, actor.source());
-        let applied = Applied::new(InboxStatus::Applied, Some(referral.id), None);
-        self.app.settle_inbox(tx, item, applied, &outcome).await
+        self.app.apply_inbox_to(item, referral_id, actor, input).await
     }
 
     async fn unsettled(&self, inbox_id: &str) -> Result<(InboxItem, Value), AppError> {

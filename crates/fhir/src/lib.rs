@@ -19,7 +19,7 @@ mod writeback;
 pub use capability::capability_statement;
 pub use ingest::{BundleReply, FhirIngest, Reply};
 pub use lookup::NoteLookup;
-pub use map::{FhirConfig, map_resource};
+pub use map::{FhirConfig, MAPPED, map_resource};
 pub use outcome::{FhirError, Issue, Severity, outcome};
 pub use pull::{EhrAuth, EhrClient, PollReport, Poller, PullError};
 pub use readback::{fhir_id, our_id, service_request, staff_task, tracking_task, tracking_task_id};

@@ -48,7 +48,25 @@ impl Mapping {
     }
 }
 
-/// The resource types `/fhir` accepts (create and update).
+/// The FHIR request intents (ServiceRequest).
+const REQUEST_INTENTS: &[&str] = &[
+    "proposal",
+    "plan",
+    "directive",
+    "order",
+    "original-order",
+    "reflex-order",
+    "filler-order",
+    "instance-order",
+    "option",
+];
+
+/// The resource types that mean something for referrals (and may be pulled from an EHR).
+pub const MAPPED: &[&str] =
+    &["ServiceRequest", "Appointment", "Encounter", "DocumentReference", "Composition", "Task", "Patient", "Consent"];
+
+/// The resource types `/fhir` accepts (create and update): the mapped ones, and context
+/// that is taken and left alone.
 pub const ACCEPTED: &[&str] = &[
     "ServiceRequest",
     "Appointment",
@@ -184,21 +202,7 @@ impl Cx<'_> {
             &self.path("status"),
             &["draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"],
         )?;
-        let intent = one_of(
-            &sr.intent,
-            &self.path("intent"),
-            &[
-                "proposal",
-                "plan",
-                "directive",
-                "order",
-                "original-order",
-                "reflex-order",
-                "filler-order",
-                "instance-order",
-                "option",
-            ],
-        )?;
+        let intent = one_of(&sr.intent, &self.path("intent"), REQUEST_INTENTS)?;
         let subject = required(&sr.subject, &self.path("subject"))?;
         if let Some(p) = &sr.priority {
             one_of(&Some(p.clone()), &self.path("priority"), &["routine", "urgent", "asap", "stat"])?;
@@ -437,21 +441,10 @@ impl Cx<'_> {
                 "entered-in-error",
             ],
         )?;
-        one_of(
-            &t.intent,
-            &self.path("intent"),
-            &[
-                "unknown",
-                "proposal",
-                "plan",
-                "order",
-                "original-order",
-                "reflex-order",
-                "filler-order",
-                "instance-order",
-                "option",
-            ],
-        )?;
+        // task-intent: `unknown` and the request intents but `directive`.
+        let task_intents: Vec<&str> =
+            std::iter::once("unknown").chain(REQUEST_INTENTS.iter().copied().filter(|i| *i != "directive")).collect();
+        one_of(&t.intent, &self.path("intent"), &task_intents)?;
         let keys = self.based_on(t.based_on.iter().chain(&t.focus));
         let modified = self.time(&t.last_modified, "lastModified")?;
         let period_start =

@@ -408,13 +408,7 @@ impl Ingest {
             Ok(_) => return Err(AppError::Conflict(format!("message {inbox_id} is not about an existing referral"))),
             Err(e) => return Err(AppError::Conflict(e.error.message)),
         };
-        let mut tx = self.app.store().begin().await?;
-        let referral = self.app.record_in(tx.as_mut(), actor, referral_id, input).await?;
-        let outcome = format!("applied to {} by {}", referral.id, actor.source());
-        let applied = Applied::ok(InboxStatus::Applied, Some(referral.id), None);
-        self.app
-            .settle_inbox(tx, item, refloop_app::Applied::new(applied.status, applied.referral, applied.note), &outcome)
-            .await
+        self.app.apply_inbox_to(item, referral_id, actor, input).await
     }
 
     /// Applies a dead-lettered or review message again (after a fix of config or data).

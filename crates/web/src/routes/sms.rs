@@ -24,13 +24,29 @@ pub struct SmsWebhooks {
     pub texts: SmsTexts,
 }
 
-fn signed(hooks: &SmsWebhooks, url: &str, query: Option<&str>, headers: &HeaderMap, form: &[(String, String)]) -> bool {
+/// The webhooks' settings, when the request is signed for `url_of(hooks)`; else the
+/// status and reason to refuse it with (changing nothing).
+fn verified<'a>(
+    s: &'a AppState,
+    url_of: fn(&SmsWebhooks) -> &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    form: &[(String, String)],
+) -> Result<&'a SmsWebhooks, (StatusCode, &'static str)> {
+    let Some(hooks) = &s.sms else {
+        return Err((StatusCode::NOT_FOUND, "SMS webhooks are off ([sms] mode = \"log\")"));
+    };
+    let url = url_of(hooks);
     let full = match query {
         Some(q) if !q.is_empty() => format!("{url}?{q}"),
         _ => url.to_owned(),
     };
     let signature = headers.get("x-twilio-signature").and_then(|v| v.to_str().ok()).unwrap_or("");
-    twilio_signature_ok(&hooks.auth_token, &full, form, signature)
+    if !twilio_signature_ok(&hooks.auth_token, &full, form, signature) {
+        tracing::warn!(webhook = %url, "SMS webhook with a bad signature refused");
+        return Err((StatusCode::FORBIDDEN, "bad signature"));
+    }
+    Ok(hooks)
 }
 
 fn param<'a>(form: &'a [(String, String)], name: &str) -> Option<&'a str> {
@@ -49,12 +65,8 @@ pub async fn status(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let Some(hooks) = &s.sms else {
-        return refused(StatusCode::NOT_FOUND, "SMS webhooks are off ([sms] mode = \"log\")");
-    };
-    if !signed(hooks, &hooks.status_url, query.as_deref(), &headers, &form) {
-        tracing::warn!("SMS status callback with a bad signature refused");
-        return refused(StatusCode::FORBIDDEN, "bad signature");
+    if let Err((status, why)) = verified(&s, |h| &h.status_url, query.as_deref(), &headers, &form) {
+        return refused(status, why);
     }
     let outbox_id = query
         .as_deref()
@@ -88,13 +100,10 @@ pub async fn inbound(
     headers: HeaderMap,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Response {
-    let Some(hooks) = &s.sms else {
-        return refused(StatusCode::NOT_FOUND, "SMS webhooks are off ([sms] mode = \"log\")");
+    let hooks = match verified(&s, |h| &h.inbound_url, query.as_deref(), &headers, &form) {
+        Ok(h) => h,
+        Err((status, why)) => return refused(status, why),
     };
-    if !signed(hooks, &hooks.inbound_url, query.as_deref(), &headers, &form) {
-        tracing::warn!("inbound SMS with a bad signature refused");
-        return refused(StatusCode::FORBIDDEN, "bad signature");
-    }
     let (Some(from), Some(sid)) = (param(&form, "From"), param(&form, "MessageSid")) else {
         return refused(StatusCode::BAD_REQUEST, "From and MessageSid are required");
     };
