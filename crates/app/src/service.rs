@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_domain::{
     Contact, Decision, DuplicateCandidate, Effect, Input, Network, NewOrder, Origin, PatientId, Policy, ProviderId,
-    Referral, ReferralId, Specialty, Urgency, decide, decide_new, stage_deadline,
+    Referral, ReferralId, Specialty, TaskKind, Urgency, decide, decide_new, stage_deadline,
 };
 use tokio::sync::Notify;
 
@@ -391,6 +391,9 @@ impl App {
             Some(t) => {
                 self.store.audit(&self.audit_entry(actor, "complete", "task", id)).await?;
                 tracing::info!(task_id = id, referral_id = %t.referral_id, "task completed");
+                if t.kind == TaskKind::VerifySpecialist {
+                    self.record(actor, &t.referral_id, Input::SpecialistVerified { at: self.now() }).await?;
+                }
                 Ok(t)
             }
             None => Err(self.task_conflict(id, "completed").await),

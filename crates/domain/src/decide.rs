@@ -224,6 +224,7 @@ pub enum EventData {
     },
     Attended,
     NoteReceived,
+    SpecialistVerified,
     Cancelled {
         reason: Option<String>,
     },
@@ -272,6 +273,7 @@ impl EventData {
             EventData::AppointmentCancelled => "appointment-cancelled",
             EventData::SpecialistResponded { .. } => "specialist-responded",
             EventData::Attended => "attended",
+            EventData::SpecialistVerified => "specialist-verified",
             EventData::NoteReceived => "note-received",
             EventData::Cancelled { .. } => "cancelled",
             EventData::ClosedIncomplete { .. } => "closed-incomplete",
@@ -391,6 +393,10 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
                 );
             }
         }
+        Input::SpecialistVerified { at } => {
+            d.event(at, EventData::SpecialistVerified);
+            d.request_note_again();
+        }
         Input::Cancel { at, reason } => {
             if d.r.state.is_terminal() {
                 return Err(DecideError::InvalidTransition { from: d.r.state, to: State::Cancelled });
@@ -489,6 +495,17 @@ impl<'c, 'p> Draft<'c, 'p> {
         let key = format!("{}:{}:{}:{key_suffix}", self.r.id, channel.as_str(), purpose.as_str());
         self.effects.push(Effect::Send(Outbound { channel, purpose, not_before, key }));
         self.event(now, EventData::MessageQueued { channel, purpose });
+    }
+
+    /// After the specialist's contact data was verified: the note request goes out again, under
+    /// a new idempotency key, when one was due and the note has not come back.
+    fn request_note_again(&mut self) {
+        let p = &self.r.progress;
+        if self.r.state == State::Attended && p.note_requested && self.r.network != crate::Network::InNetwork {
+            self.r.progress.note_request_rounds = p.note_request_rounds.max(1) + 1;
+            let round = self.r.progress.note_request_rounds.to_string();
+            self.send(Channel::NoteRequest, Purpose::NoteRequest, &round);
+        }
     }
 
     /// SMS is allowed: consent recorded, no opt-out, a valid E.164 number.
@@ -646,6 +663,7 @@ impl<'c, 'p> Draft<'c, 'p> {
             }
             TimerKind::NoteRequest => {
                 self.r.progress.note_requested = true;
+                self.r.progress.note_request_rounds = 1;
                 if self.r.network == crate::Network::InNetwork {
                     self.task(TaskKind::NoteReview, soon);
                 } else {

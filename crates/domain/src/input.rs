@@ -78,6 +78,11 @@ pub enum Input {
         at: Timestamp,
         reason: Option<String>,
     },
+    /// Staff verified the specialist's contact data (a verify-specialist task was done):
+    /// a note request that could not go out is sent again.
+    SpecialistVerified {
+        at: Timestamp,
+    },
     /// Staff closed the referral without a note, with a reason.
     CloseIncomplete {
         at: Timestamp,

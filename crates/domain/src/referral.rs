@@ -233,6 +233,13 @@ pub struct Progress {
     pub note_requested: bool,
     #[serde(default)]
     pub note_escalated: bool,
+    /// How many note requests went out (the first is round 1; each verification adds one).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub note_request_rounds: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// One physician-ordered (or self-) referral of one patient to one specialty.

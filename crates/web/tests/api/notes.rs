@@ -88,7 +88,23 @@ async fn a_stale_directory_entry_is_verified_first(b: Backend) {
     let outbox = t.outbox_of(&id).await;
     let request = outbox.iter().find(|m| m["channel"] == "note-request").unwrap();
     assert!(request["last_error"].as_str().unwrap().starts_with("verify specialist sp-old"), "{request}");
-    assert!(kinds(&t.tasks_of(&id).await).contains(&"verify-specialist".to_owned()));
+    let tasks = t.tasks_of(&id).await;
+    let verify = tasks.iter().find(|t| t["kind"] == "verify-specialist").unwrap();
+
+    // Staff confirm the number, update the directory and complete the task: the request goes out.
+    assert_eq!(put("sp-old", "2026-04-01T00:00:00Z").await.unwrap().status().as_u16(), 200);
+    let done = t.post(&format!("/api/v1/tasks/{}/complete", verify["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(done.status, 200, "{}", done.body);
+    t.advance("1m").await;
+    let sent = fax.sent();
+    assert_eq!(sent.len(), 1, "sent once after verification");
+    assert_eq!(sent[0].to, "+15555550178");
+    assert!(sent[0].html.contains(id.as_str()));
+    let outbox = t.outbox_of(&id).await;
+    let rounds: Vec<_> = outbox.iter().filter(|m| m["channel"] == "note-request").map(|m| &m["status"]).collect();
+    assert_eq!(rounds.len(), 2, "the failed request and the new one: {outbox:?}");
+    t.advance("1d").await;
+    assert_eq!(fax.sent().len(), 1, "never twice");
 }
 
 async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
