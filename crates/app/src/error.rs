@@ -27,6 +27,9 @@ pub enum AppError {
     NotManualClock,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A failure inside refloop that is neither bad input nor storage.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl AppError {

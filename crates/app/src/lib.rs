@@ -10,6 +10,7 @@ mod clock;
 mod connector;
 mod directory;
 mod error;
+pub mod export;
 mod ids;
 mod inbound;
 mod ports;
@@ -17,6 +18,7 @@ mod reports;
 mod service;
 mod sms;
 mod texts;
+mod users;
 mod workers;
 
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
@@ -29,10 +31,11 @@ pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
     AuditEntry, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
     PatientKeep, ReferralFilter, ReferralPage, Specialist, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow,
-    TokenRecord, Tx,
+    SessionRecord, TokenRecord, Tx, UserRecord,
 };
-pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure, leak_of, spans_of};
+pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure, leak_of, spans_of, split};
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use texts::SmsTexts;
+pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use workers::{AdvanceReport, DueReport};

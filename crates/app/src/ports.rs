@@ -215,6 +215,29 @@ pub struct TokenRecord {
     pub created_at: Timestamp,
 }
 
+/// A person who signs in to the web UI. The password is kept only as an argon2 hash.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct UserRecord {
+    pub username: String,
+    pub role: Role,
+    #[serde(skip)]
+    pub password_hash: String,
+    pub disabled: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// A web session as stored: a hash of the cookie value, never the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub hash: String,
+    pub username: String,
+    /// The token every form posted in this session must carry.
+    pub csrf: String,
+    pub created_at: Timestamp,
+    pub last_seen_at: Timestamp,
+}
+
 /// Filters for the referral list. Ordered newest order first; `cursor` continues a page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReferralFilter {
@@ -225,6 +248,9 @@ pub struct ReferralFilter {
     pub overdue_at: Option<Timestamp>,
     /// `(ordered_at, id)` of the last item of the previous page.
     pub after: Option<(Timestamp, ReferralId)>,
+    /// Only referrals ordered in `[ordered_from, ordered_before)`.
+    pub ordered_from: Option<Timestamp>,
+    pub ordered_before: Option<Timestamp>,
     pub limit: u32,
 }
 
@@ -448,7 +474,9 @@ pub trait Store: Send + Sync + 'static {
     async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>, StoreError>;
     async fn task(&self, id: &str) -> Result<Option<Task>, StoreError>;
     /// Claims an open task for `assignee`; `None` if it is not open (or does not exist).
-    async fn claim_task(&self, id: &str, assignee: &str) -> Result<Option<Task>, StoreError>;
+    /// Gives an open task to `assignee` (also a claimed one when `reassign`); `None` when the
+    /// task is not in such a state.
+    async fn claim_task(&self, id: &str, assignee: &str, reassign: bool) -> Result<Option<Task>, StoreError>;
     /// Completes an open or claimed task; `None` if it is done already (or does not exist).
     async fn complete_task(
         &self,
@@ -481,6 +509,15 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError>;
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
+    async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
+    async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// Ends one session (`hash`) or every session of a user (`username`).
+    async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError>;
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError>;
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use jiff::Timestamp;
+use jiff::{Timestamp, tz::TimeZone};
 use refloop_domain::{Referral, State};
 use serde::Serialize;
 
@@ -19,9 +19,16 @@ pub enum GroupBy {
     Specialist,
     Network,
     Urgency,
+    /// The week of the order (key: its Monday, in the practice's time zone).
+    Week,
+    /// The month of the order (key: `YYYY-MM`, in the practice's time zone).
+    Month,
 }
 
 impl GroupBy {
+    /// The accepted names, for error messages and help.
+    pub const NAMES: &'static str = "specialty, provider, specialist, network, urgency, week or month";
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "specialty" => GroupBy::Specialty,
@@ -29,12 +36,21 @@ impl GroupBy {
             "specialist" => GroupBy::Specialist,
             "network" => GroupBy::Network,
             "urgency" => GroupBy::Urgency,
+            "week" => GroupBy::Week,
+            "month" => GroupBy::Month,
             _ => return None,
         })
     }
 
-    fn key(self, r: &Referral) -> String {
+    fn key(self, r: &Referral, tz: &TimeZone) -> String {
+        let date = || tz.to_datetime(r.ordered_at).date();
         match self {
+            GroupBy::Week => {
+                let d = date();
+                let back = i64::from(d.weekday().to_monday_zero_offset());
+                d.checked_sub(jiff::Span::new().days(back)).unwrap_or(d).to_string()
+            }
+            GroupBy::Month => date().strftime("%Y-%m").to_string(),
             GroupBy::Specialty => r.specialty.as_ref().map_or("(needs coding)", |s| s.as_str()).to_owned(),
             GroupBy::Provider => r.referring_provider.as_str().to_owned(),
             GroupBy::Specialist => r.specialist.clone().unwrap_or_else(|| "(unknown)".into()),
@@ -198,6 +214,15 @@ pub fn closure(referrals: &[&Referral]) -> Closure {
     c
 }
 
+/// The figures per group of `by` (dates in `tz`).
+pub fn split(referrals: &[&Referral], by: GroupBy, tz: &TimeZone) -> BTreeMap<String, Closure> {
+    let mut groups: BTreeMap<String, Vec<&Referral>> = BTreeMap::new();
+    for r in referrals {
+        groups.entry(by.key(r, tz)).or_default().push(r);
+    }
+    groups.into_iter().map(|(k, v)| (k, closure(&v))).collect()
+}
+
 impl App {
     /// The closure report for referrals ordered in `[from, to)`, optionally split.
     pub async fn closure_report(
@@ -211,13 +236,7 @@ impl App {
         }
         let all = self.store.referrals_ordered_between(from, to).await?;
         let refs: Vec<&Referral> = all.iter().collect();
-        let by = by.map(|g| {
-            let mut groups: BTreeMap<String, Vec<&Referral>> = BTreeMap::new();
-            for r in &refs {
-                groups.entry(g.key(r)).or_default().push(r);
-            }
-            groups.into_iter().map(|(k, v)| (k, closure(&v))).collect()
-        });
+        let by = by.map(|g| split(&refs, g, &self.policy().time_zone));
         Ok(ClosureReport { from, to, generated_at: self.now(), total: closure(&refs), by })
     }
 }

@@ -375,10 +375,23 @@ impl App {
     }
 
     pub async fn claim_task(&self, actor: &Actor, id: &str, assignee: Option<&str>) -> Result<Task, AppError> {
-        let who = assignee.unwrap_or(&actor.name);
-        match self.store.claim_task(id, who).await? {
+        self.give_task(actor, id, assignee.unwrap_or(&actor.name), false).await
+    }
+
+    /// Gives an open or claimed task to someone else.
+    pub async fn reassign_task(&self, actor: &Actor, id: &str, assignee: &str) -> Result<Task, AppError> {
+        let assignee = assignee.trim();
+        if assignee.is_empty() || assignee.len() > 64 {
+            return Err(AppError::invalid("assignee", "1–64 characters"));
+        }
+        self.give_task(actor, id, assignee, true).await
+    }
+
+    async fn give_task(&self, actor: &Actor, id: &str, who: &str, reassign: bool) -> Result<Task, AppError> {
+        match self.store.claim_task(id, who, reassign).await? {
             Some(t) => {
-                self.store.audit(&self.audit_entry(actor, "claim", "task", id)).await?;
+                let verb = if reassign { "reassign" } else { "claim" };
+                self.store.audit(&self.audit_entry(actor, verb, "task", id)).await?;
                 Ok(t)
             }
             None => Err(self.task_conflict(id, "claimed").await),

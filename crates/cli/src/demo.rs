@@ -79,3 +79,14 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
     tracing::info!(referrals = REFERRALS, "demo data seeded");
     Ok(())
 }
+
+/// The demo's sign-in: `demo` / `refloop-demo`, created only when the database has no users.
+pub const DEMO_USER: (&str, &str) = ("demo", "refloop-demo");
+
+pub async fn ensure_user(app: &App) -> anyhow::Result<()> {
+    if app.users().await?.is_empty() {
+        app.save_user(DEMO_USER.0, refloop_app::Role::Admin, DEMO_USER.1).await?;
+        tracing::warn!(user = DEMO_USER.0, "demo sign-in created; password refloop-demo (demo data only)");
+    }
+    Ok(())
+}

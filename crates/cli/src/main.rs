@@ -56,6 +56,11 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Manage the people who sign in to the web UI.
+    User {
+        #[command(subcommand)]
+        action: UserAction,
+    },
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -194,6 +199,37 @@ enum TokenAction {
     },
 }
 
+#[derive(Subcommand)]
+enum UserAction {
+    /// Add a user, or set an existing one's role and password. The password is read from
+    /// standard input (one line), e.g. `printf '%s\n' "$PW" | refloop user add alice --role coordinator`.
+    Add {
+        #[command(flatten)]
+        common: Common,
+        username: String,
+        /// admin, coordinator or viewer.
+        #[arg(long)]
+        role: String,
+    },
+    /// List users (never their password hashes).
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Stop a user signing in; their sessions end at once.
+    Disable {
+        #[command(flatten)]
+        common: Common,
+        username: String,
+    },
+    /// Let a disabled user sign in again.
+    Enable {
+        #[command(flatten)]
+        common: Common,
+        username: String,
+    },
+}
+
 fn load(common: &Common, http: Option<String>, mllp: Option<String>) -> anyhow::Result<Config> {
     let overrides = Overrides { database: common.database.clone(), http, mllp };
     Config::load(common.config.as_deref(), std::env::vars(), &overrides)
@@ -277,6 +313,16 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 let config = load(&common, None, None)?;
                 run::init_logging(&config);
                 tools::dead_letters_retry(&config, id.as_deref(), all).await
+            }
+        },
+        Command::User { action } => match action {
+            UserAction::Add { common, username, role } => tools::user_add(&load(&common, None, None)?, &username, &role).await,
+            UserAction::List { common } => tools::user_list(&load(&common, None, None)?).await,
+            UserAction::Disable { common, username } => {
+                tools::user_disable(&load(&common, None, None)?, &username, true).await
+            }
+            UserAction::Enable { common, username } => {
+                tools::user_disable(&load(&common, None, None)?, &username, false).await
             }
         },
         Command::Token { action: TokenAction::Create { common, role, name } } => {

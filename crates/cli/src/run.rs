@@ -125,6 +125,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = build_app(&config).await?;
     if demo {
         crate::demo::seed(&app).await?;
+        crate::demo::ensure_user(&app).await?;
     }
     let hl7 = ingest(&config, &app)?.with_group_commit(GROUP_COMMIT);
     let addr = config.http_addr()?;
@@ -187,7 +188,8 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         None => None,
     };
     let sms = config.sms().map(|(_, hooks)| hooks);
-    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics };
+    let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
+    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics, ui };
     refloop_web::serve(state, listener, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

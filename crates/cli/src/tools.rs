@@ -239,7 +239,7 @@ pub async fn report_closure(
     let group = by
         .map(|b| {
             refloop_app::GroupBy::parse(b)
-                .ok_or_else(|| anyhow::anyhow!("--by: specialty, provider, specialist, network or urgency"))
+                .ok_or_else(|| anyhow::anyhow!("--by: {}", refloop_app::GroupBy::NAMES))
         })
         .transpose()?;
     let report = app.closure_report(from, to, group).await?;
@@ -277,82 +277,6 @@ pub async fn report_closure(
     Ok(())
 }
 
-/// The export columns, in order.
-const EXPORT_COLUMNS: &[&str] = &[
-    "referral_id",
-    "patient_id",
-    "referring_provider",
-    "specialty",
-    "specialist",
-    "urgency",
-    "network",
-    "origin",
-    "tracked",
-    "duplicate_of",
-    "state",
-    "ordered_at",
-    "patient_notified_at",
-    "scheduled_at",
-    "appointment_at",
-    "attended_at",
-    "note_received_at",
-    "cancelled_at",
-    "no_shows",
-    "days_ordered_to_notified",
-    "days_notified_to_scheduled",
-    "days_scheduled_to_attended",
-    "days_attended_to_note",
-    "days_order_to_note",
-    "leak_stage",
-    "leak_reason",
-];
-
-fn export_row(r: &refloop_domain::Referral) -> Vec<String> {
-    let t = |v: Option<jiff::Timestamp>| v.map(|t| t.to_string()).unwrap_or_default();
-    let m = &r.milestones;
-    let mut row = vec![
-        r.id.to_string(),
-        r.patient_id.as_str().to_owned(),
-        r.referring_provider.as_str().to_owned(),
-        r.specialty.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
-        r.specialist.clone().unwrap_or_default(),
-        r.urgency.as_str().to_owned(),
-        r.network.as_str().to_owned(),
-        r.origin.as_str().to_owned(),
-        r.is_tracked().to_string(),
-        r.duplicate_of.as_ref().map(|d| d.to_string()).unwrap_or_default(),
-        r.state.as_str().to_owned(),
-        r.ordered_at.to_string(),
-        t(m.patient_notified),
-        t(m.scheduled),
-        t(r.appointment_at),
-        t(m.attended),
-        t(m.note_received),
-        t(m.cancelled),
-        r.no_shows.to_string(),
-    ];
-    row.extend(refloop_app::spans_of(r).iter().map(|(_, d)| d.map(|d| format!("{d:.2}")).unwrap_or_default()));
-    let (stage, reason) = refloop_app::leak_of(r).unwrap_or(("", String::new()));
-    row.push(stage.to_owned());
-    row.push(reason);
-    row
-}
-
-/// A cell as JSON: numbers and booleans as such, empty as null.
-fn json_cell(column: &str, v: String) -> serde_json::Value {
-    use serde_json::Value;
-    if v.is_empty() {
-        return Value::Null;
-    }
-    match column {
-        "tracked" => Value::Bool(v == "true"),
-        c if c.starts_with("days_") || c == "no_shows" => {
-            v.parse::<f64>().map_or(Value::String(v), |n| serde_json::json!(n))
-        }
-        _ => Value::String(v),
-    }
-}
-
 pub async fn export_referrals(
     config: &Config,
     format: &str,
@@ -376,21 +300,39 @@ pub async fn export_referrals(
         None => Box::new(std::io::stdout().lock()),
     };
     if format == "csv" {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(EXPORT_COLUMNS)?;
-        for r in &referrals {
-            w.write_record(export_row(r))?;
-        }
-        w.flush()?;
+        refloop_app::export::write_csv(&referrals, out)?;
     } else {
-        let rows: Vec<serde_json::Map<String, serde_json::Value>> = referrals
-            .iter()
-            .map(|r| {
-                EXPORT_COLUMNS.iter().zip(export_row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect()
-            })
-            .collect();
-        serde_json::to_writer_pretty(&mut out, &rows)?;
+        serde_json::to_writer_pretty(&mut out, &refloop_app::export::json_rows(&referrals))?;
         writeln!(out)?;
     }
+    Ok(())
+}
+
+pub async fn user_add(config: &Config, username: &str, role: &str) -> anyhow::Result<()> {
+    let role = refloop_app::Role::parse(role)
+        .filter(|r| *r != refloop_app::Role::Integration)
+        .ok_or_else(|| anyhow::anyhow!("--role: one of admin, coordinator, viewer"))?;
+    let mut password = String::new();
+    std::io::stdin().read_line(&mut password).context("reading the password from standard input")?;
+    let password = password.trim_end_matches(['\r', '\n']);
+    let app = run::build_app(config).await?;
+    let user = app.save_user(username, role, password).await?;
+    println!("user {} saved with role {}", user.username, user.role.as_str());
+    Ok(())
+}
+
+pub async fn user_list(config: &Config) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    for u in app.users().await? {
+        let status = if u.disabled { "disabled" } else { "active" };
+        println!("{}\t{}\t{status}\tupdated {}", u.username, u.role.as_str(), u.updated_at);
+    }
+    Ok(())
+}
+
+pub async fn user_disable(config: &Config, username: &str, disabled: bool) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let user = app.set_user_disabled(username, disabled).await?;
+    println!("user {} {}", user.username, if user.disabled { "disabled" } else { "enabled" });
     Ok(())
 }

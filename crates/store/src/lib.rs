@@ -15,7 +15,7 @@ use std::{str::FromStr, time::Duration};
 use jiff::Timestamp;
 use refloop_app::{
     AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage,
-    Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+    SessionRecord, Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
 };
 use refloop_domain::{PatientId, Referral, ReferralId};
 use sqlx::{
@@ -62,6 +62,7 @@ fn migrator(dialect: &str) -> Migrator {
             (5, "cursors", include_str!("../migrations/sqlite/0005_cursors.sql")),
             (6, "patient_phone", include_str!("../migrations/sqlite/0006_patient_phone.sql")),
             (7, "specialists", include_str!("../migrations/sqlite/0007_specialists.sql")),
+            (8, "users", include_str!("../migrations/sqlite/0008_users.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -71,6 +72,7 @@ fn migrator(dialect: &str) -> Migrator {
             (5, "cursors", include_str!("../migrations/postgres/0005_cursors.sql")),
             (6, "patient_phone", include_str!("../migrations/postgres/0006_patient_phone.sql")),
             (7, "specialists", include_str!("../migrations/postgres/0007_specialists.sql")),
+            (8, "users", include_str!("../migrations/postgres/0008_users.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -155,6 +157,8 @@ const REFERRALS_PAGE: &str = "SELECT doc, ordered_at, id FROM referrals
       AND ($3 IS NULL OR referring_provider = $3)
       AND ($4 IS NULL OR stage_due_at < $4)
       AND ($5 IS NULL OR ordered_at < $5 OR (ordered_at = $5 AND id < $6))
+      AND ($8 IS NULL OR ordered_at >= $8)
+      AND ($9 IS NULL OR ordered_at < $9)
     ORDER BY ordered_at DESC, id DESC
     LIMIT $7";
 
@@ -224,6 +228,8 @@ impl Store for SqlStore {
                 .bind(f.after.as_ref().map(|(t, _)| ms(*t)))
                 .bind(f.after.as_ref().map(|(_, id)| id.as_str().to_owned()))
                 .bind(n + 1)
+                .bind(f.ordered_from.map(ms))
+                .bind(f.ordered_before.map(ms))
                 .fetch_all(p)
                 .await
                 .map_err(db)?;
@@ -286,13 +292,15 @@ impl Store for SqlStore {
         })
     }
 
-    async fn claim_task(&self, id: &str, assignee: &str) -> Result<Option<Task>, StoreError> {
+    async fn claim_task(&self, id: &str, assignee: &str, reassign: bool) -> Result<Option<Task>, StoreError> {
         on_pool!(&self.db, p => {
             let row = sqlx::query(
-                "UPDATE tasks SET status = 'claimed', assignee = $2 WHERE id = $1 AND status = 'open' RETURNING *",
+                "UPDATE tasks SET status = 'claimed', assignee = $2
+                 WHERE id = $1 AND (status = 'open' OR ($3 AND status = 'claimed')) RETURNING *",
             )
             .bind(id)
             .bind(assignee)
+            .bind(reassign)
             .fetch_optional(p)
             .await
             .map_err(db)?;
@@ -499,6 +507,95 @@ impl Store for SqlStore {
                 .await
                 .map_err(db)?;
             row.map(|r| row::token(&r)).transpose()
+        })
+    }
+
+    async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query(
+                "INSERT INTO users (username, role, password_hash, disabled, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (username) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
+                     disabled = excluded.disabled, updated_at = excluded.updated_at",
+            )
+            .bind(&u.username)
+            .bind(u.role.as_str())
+            .bind(&u.password_hash)
+            .bind(u.disabled)
+            .bind(ms(u.created_at))
+            .bind(ms(u.updated_at))
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::user(&r)).transpose()
+        })
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(p).await.map_err(db)?;
+            rows.iter().map(|r| row::user(r)).collect()
+        })
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query("INSERT INTO sessions (hash, username, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&s.hash)
+                .bind(&s.username)
+                .bind(&s.csrf)
+                .bind(ms(s.created_at))
+                .bind(ms(s.last_seen_at))
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+
+    async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM sessions WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::session(&r)).transpose()
+        })
+    }
+
+    async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE hash = $2")
+                .bind(ms(at))
+                .bind(hash)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+
+    async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
+        on_pool!(&self.db, p => {
+            sqlx::query("DELETE FROM sessions WHERE hash = $1 OR username = $2")
+                .bind(hash)
+                .bind(username)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
         })
     }
 

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use refloop_app::{
     AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, Specialist, StoreError, StoredEvent,
-    Task, TaskStatus, TimerRow, TokenRecord,
+    SessionRecord, Task, TaskStatus, TimerRow, TokenRecord, UserRecord,
 };
 use refloop_domain::{
     Channel, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, TaskKind, TimerKind,
@@ -184,6 +184,28 @@ pub(crate) fn token(row: &dyn Get) -> Result<TokenRecord, StoreError> {
         role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
         hash: row.text("hash")?,
         created_at: ts(row.int("created_at")?)?,
+    })
+}
+
+pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
+    let role = row.text("role")?;
+    Ok(UserRecord {
+        username: row.text("username")?,
+        role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
+        password_hash: row.text("password_hash")?,
+        disabled: row.flag("disabled")?,
+        created_at: ts(row.int("created_at")?)?,
+        updated_at: ts(row.int("updated_at")?)?,
+    })
+}
+
+pub(crate) fn session(row: &dyn Get) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        hash: row.text("hash")?,
+        username: row.text("username")?,
+        csrf: row.text("csrf")?,
+        created_at: ts(row.int("created_at")?)?,
+        last_seen_at: ts(row.int("last_seen_at")?)?,
     })
 }
 

@@ -213,9 +213,11 @@ async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
         .unwrap();
     }
     tx.commit().await.unwrap();
-    let claimed = store.claim_task("tsk_1", "casey").await.unwrap().unwrap();
+    let claimed = store.claim_task("tsk_1", "casey", false).await.unwrap().unwrap();
     assert_eq!((claimed.status, claimed.assignee.as_deref()), (TaskStatus::Claimed, Some("casey")));
-    assert!(store.claim_task("tsk_1", "sam").await.unwrap().is_none());
+    assert!(store.claim_task("tsk_1", "sam", false).await.unwrap().is_none());
+    let moved = store.claim_task("tsk_1", "sam", true).await.unwrap().unwrap();
+    assert_eq!(moved.assignee.as_deref(), Some("sam"));
     let done = store.complete_task("tsk_2", "sam", "booked", t0).await.unwrap().unwrap();
     assert_eq!((done.status, done.outcome.as_deref(), done.completed_at), (TaskStatus::Done, Some("booked"), Some(t0)));
     assert!(store.complete_task("tsk_2", "sam", "again", t0).await.unwrap().is_none());

@@ -197,6 +197,7 @@ impl TestAppBuilder {
             poller: poller.clone(),
             sms: sms.map(|(_, hooks)| hooks),
             metrics: Some(metrics_handle()),
+            ui: refloop_web::UiInfo::default(),
         };
         tokio::spawn(async move {
             refloop_web::serve(state, listener, async move {

@@ -72,6 +72,10 @@ impl From<AppError> for ApiError {
             AppError::Store(StoreError::Conflict(id)) => {
                 Self::new(StatusCode::CONFLICT, "conflict", format!("referral {id} changed concurrently; retry"))
             }
+            AppError::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+            }
             AppError::Store(cause) => {
                 tracing::error!(%cause, "internal error");
                 Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")

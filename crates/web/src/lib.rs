@@ -9,6 +9,7 @@ mod error;
 mod json;
 mod openapi;
 mod routes;
+mod ui;
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use error::{ApiError, ErrorBody};
+pub use ui::UiInfo;
 pub use routes::{
     reports::instant as parse_instant, sms::SmsWebhooks, specialists::SpecialistBody,
     specialists::parse as parse_specialist,
@@ -45,6 +47,7 @@ pub struct AppState {
     pub sms: Option<routes::sms::SmsWebhooks>,
     /// The Prometheus recorder, when one is installed.
     pub metrics: Option<PrometheusHandle>,
+    pub ui: UiInfo,
 }
 
 /// The whole HTTP surface.
@@ -82,6 +85,7 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/{kind}", post(routes::fhir::create).get(routes::fhir::search))
         .route("/fhir/{kind}/{id}", put(routes::fhir::update).get(routes::fhir::read))
         .nest("/api/v1", api)
+        .merge(ui::router())
         .fallback(not_found)
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(MAX_BODY))

@@ -97,6 +97,8 @@ pub async fn list(
         provider: q.provider.filter(|p| !p.is_empty()),
         overdue_at: q.overdue.unwrap_or(false).then(|| s.app.now()),
         after,
+        ordered_from: None,
+        ordered_before: None,
         limit: match q.limit {
             None => 50,
             Some(n @ 1..=200) => n,
@@ -106,11 +108,16 @@ pub async fn list(
     let page = s.app.referrals(actor, &filter).await?;
     Ok(Json(ReferralList {
         items: page.items.iter().map(ReferralView::from).collect(),
-        next_cursor: page.next.map(|(t, id)| format!("{}.{}", t.as_millisecond(), id)),
+        next_cursor: page.next.map(|(t, id)| encode_cursor(t, &id)),
     }))
 }
 
-fn decode_cursor(c: &str) -> Option<(jiff::Timestamp, ReferralId)> {
+/// A page cursor: the last item's order time (ms) and id.
+pub(crate) fn encode_cursor(t: jiff::Timestamp, id: &ReferralId) -> String {
+    format!("{}.{}", t.as_millisecond(), id)
+}
+
+pub(crate) fn decode_cursor(c: &str) -> Option<(jiff::Timestamp, ReferralId)> {
     let (ms, id) = c.split_once('.')?;
     let t = jiff::Timestamp::from_millisecond(ms.parse().ok()?).ok()?;
     Some((t, ReferralId::parse(id).ok()?))
@@ -131,7 +138,7 @@ pub async fn show(
     Ok(Json(ReferralDetailView::new(&detail, s.app.now())))
 }
 
-fn parse_event(b: StaffEventBody, now: jiff::Timestamp) -> ApiResult<Input> {
+pub(crate) fn parse_event(b: StaffEventBody, now: jiff::Timestamp) -> ApiResult<Input> {
     let at = opt_instant("at", b.at.as_deref())?.unwrap_or(now);
     let milestone = |state| -> ApiResult<Input> {
         Ok(Input::Milestone {

@@ -52,7 +52,7 @@ pub async fn closure(
         None | Some("") => None,
         Some(b) => Some(
             GroupBy::parse(b)
-                .ok_or_else(|| ApiError::invalid("by", "specialty, provider, specialist, network or urgency"))?,
+                .ok_or_else(|| ApiError::invalid("by", GroupBy::NAMES))?,
         ),
     };
     Ok(Json(s.app.closure_report(from, to, by).await?))

@@ -1,0 +1,95 @@
+//! The referral export: one row per referral with every milestone time, the stage durations
+//! and the leak reason — the same columns in CSV and JSON, for the CLI and the UI.
+
+use crate::{leak_of, spans_of};
+
+/// The export columns, in order.
+pub const COLUMNS: &[&str] = &[
+    "referral_id",
+    "patient_id",
+    "referring_provider",
+    "specialty",
+    "specialist",
+    "urgency",
+    "network",
+    "origin",
+    "tracked",
+    "duplicate_of",
+    "state",
+    "ordered_at",
+    "patient_notified_at",
+    "scheduled_at",
+    "appointment_at",
+    "attended_at",
+    "note_received_at",
+    "cancelled_at",
+    "no_shows",
+    "days_ordered_to_notified",
+    "days_notified_to_scheduled",
+    "days_scheduled_to_attended",
+    "days_attended_to_note",
+    "days_order_to_note",
+    "leak_stage",
+    "leak_reason",
+];
+
+pub fn row(r: &refloop_domain::Referral) -> Vec<String> {
+    let t = |v: Option<jiff::Timestamp>| v.map(|t| t.to_string()).unwrap_or_default();
+    let m = &r.milestones;
+    let mut row = vec![
+        r.id.to_string(),
+        r.patient_id.as_str().to_owned(),
+        r.referring_provider.as_str().to_owned(),
+        r.specialty.as_ref().map(|s| s.as_str().to_owned()).unwrap_or_default(),
+        r.specialist.clone().unwrap_or_default(),
+        r.urgency.as_str().to_owned(),
+        r.network.as_str().to_owned(),
+        r.origin.as_str().to_owned(),
+        r.is_tracked().to_string(),
+        r.duplicate_of.as_ref().map(|d| d.to_string()).unwrap_or_default(),
+        r.state.as_str().to_owned(),
+        r.ordered_at.to_string(),
+        t(m.patient_notified),
+        t(m.scheduled),
+        t(r.appointment_at),
+        t(m.attended),
+        t(m.note_received),
+        t(m.cancelled),
+        r.no_shows.to_string(),
+    ];
+    row.extend(spans_of(r).iter().map(|(_, d)| d.map(|d| format!("{d:.2}")).unwrap_or_default()));
+    let (stage, reason) = leak_of(r).unwrap_or(("", String::new()));
+    row.push(stage.to_owned());
+    row.push(reason);
+    row
+}
+
+/// A cell as JSON: numbers and booleans as such, empty as null.
+fn json_cell(column: &str, v: String) -> serde_json::Value {
+    use serde_json::Value;
+    if v.is_empty() {
+        return Value::Null;
+    }
+    match column {
+        "tracked" => Value::Bool(v == "true"),
+        c if c.starts_with("days_") || c == "no_shows" => {
+            v.parse::<f64>().map_or(Value::String(v), |n| serde_json::json!(n))
+        }
+        _ => Value::String(v),
+    }
+}
+
+/// Writes the CSV export (a header row, then one row per referral).
+pub fn write_csv<W: std::io::Write>(referrals: &[refloop_domain::Referral], out: W) -> std::io::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(COLUMNS)?;
+    for r in referrals {
+        w.write_record(row(r))?;
+    }
+    w.flush()
+}
+
+/// The JSON export: one object per referral, numbers and booleans typed, empty cells null.
+pub fn json_rows(referrals: &[refloop_domain::Referral]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+    referrals.iter().map(|r| COLUMNS.iter().zip(row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect()).collect()
+}

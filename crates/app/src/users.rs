@@ -1,0 +1,156 @@
+//! People who sign in to the web UI: argon2 password hashes, sessions with an idle timeout,
+//! and a CSRF token per session.
+
+use argon2::{
+    Argon2,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+use jiff::SignedDuration;
+
+use crate::{Actor, AppError, Role, SessionRecord, UserRecord, auth::hash_token, new_token, service::App};
+
+/// A session unused for this long has ended.
+pub const SESSION_IDLE: SignedDuration = SignedDuration::from_mins(30);
+/// No session lasts longer than this, however busy.
+pub const SESSION_MAX: SignedDuration = SignedDuration::from_hours(12);
+/// The last-seen time is written at most this often, so reading pages does not write every time.
+const TOUCH_EVERY: SignedDuration = SignedDuration::from_mins(1);
+pub const MIN_PASSWORD_CHARS: usize = 10;
+
+/// A signed-in web session: who, and the token its forms must carry.
+#[derive(Clone, Debug)]
+pub struct WebSession {
+    pub actor: Actor,
+    pub csrf: String,
+}
+
+/// A session just opened: the cookie value (shown once) and its CSRF token.
+#[derive(Clone, Debug)]
+pub struct NewSession {
+    pub token: String,
+    pub csrf: String,
+}
+
+impl App {
+    /// Adds a user or replaces one's role and password; existing sessions of that user end.
+    pub async fn save_user(&self, username: &str, role: Role, password: &str) -> Result<UserRecord, AppError> {
+        let username = check_username(username)?;
+        if password.chars().count() < MIN_PASSWORD_CHARS {
+            return Err(AppError::invalid("password", "at least 10 characters"));
+        }
+        let password_hash = hash_password(password.to_owned()).await?;
+        let now = self.now();
+        let created_at = self.store.user(&username).await?.map_or(now, |u| u.created_at);
+        let user = UserRecord { username, role, password_hash, disabled: false, created_at, updated_at: now };
+        self.store.upsert_user(&user).await?;
+        self.store.delete_sessions(None, Some(&user.username)).await?;
+        tracing::info!(user = %user.username, role = role.as_str(), "user saved");
+        Ok(user)
+    }
+
+    /// Disables (or enables again) a user; a disabled user's sessions end at once.
+    pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<UserRecord, AppError> {
+        let mut user = self
+            .store
+            .user(username)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "user", id: username.to_owned() })?;
+        user.disabled = disabled;
+        user.updated_at = self.now();
+        self.store.upsert_user(&user).await?;
+        self.store.delete_sessions(None, Some(username)).await?;
+        tracing::info!(user = %username, disabled, "user updated");
+        Ok(user)
+    }
+
+    pub async fn users(&self) -> Result<Vec<UserRecord>, AppError> {
+        Ok(self.store.users().await?)
+    }
+
+    /// Checks a password and opens a session; `None` for a wrong name or password (one answer
+    /// for both, and the same work either way).
+    pub async fn login(
+        &self,
+        username: &str,
+        password: &str,
+        remote: Option<String>,
+    ) -> Result<Option<NewSession>, AppError> {
+        let user = self.store.user(username.trim()).await?;
+        let stored = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = verify_password(password.to_owned(), stored).await?;
+        let Some(user) = user.filter(|u| ok && !u.disabled && u.role != Role::Integration) else {
+            tracing::info!(remote = remote.as_deref().unwrap_or("-"), "sign-in refused");
+            return Ok(None);
+        };
+        let now = self.now();
+        let session = NewSession { token: new_token(), csrf: new_token() };
+        self.store
+            .insert_session(&SessionRecord {
+                hash: hash_token(&session.token),
+                username: user.username.clone(),
+                csrf: session.csrf.clone(),
+                created_at: now,
+                last_seen_at: now,
+            })
+            .await?;
+        let actor = Actor { name: user.username.clone(), role: user.role, remote, system: false };
+        self.store.audit(&self.audit_entry(&actor, "login", "user", &user.username)).await?;
+        tracing::info!(user = %user.username, "signed in");
+        Ok(Some(session))
+    }
+
+    /// The session behind a cookie value, if it is still alive; keeps it alive.
+    pub async fn web_session(&self, token: &str, remote: Option<String>) -> Result<Option<WebSession>, AppError> {
+        let hash = hash_token(token);
+        let Some(s) = self.store.session(&hash).await? else { return Ok(None) };
+        let now = self.now();
+        if now - s.last_seen_at > SESSION_IDLE || now - s.created_at > SESSION_MAX {
+            self.store.delete_sessions(Some(&hash), None).await?;
+            return Ok(None);
+        }
+        let Some(user) = self.store.user(&s.username).await?.filter(|u| !u.disabled) else { return Ok(None) };
+        if now - s.last_seen_at > TOUCH_EVERY {
+            self.store.touch_session(&hash, now).await?;
+        }
+        Ok(Some(WebSession { actor: Actor { name: user.username, role: user.role, remote, system: false }, csrf: s.csrf }))
+    }
+
+    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
+        Ok(self.store.delete_sessions(Some(&hash_token(token)), None).await?)
+    }
+}
+
+fn check_username(name: &str) -> Result<String, AppError> {
+    let name = name.trim();
+    let ok = (1..=64).contains(&name.len())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));
+    if ok { Ok(name.to_owned()) } else { Err(AppError::invalid("username", "1–64 letters, digits, . - _ @")) }
+}
+
+async fn hash_password(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || {
+        Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string())
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("password hashing stopped: {e}")))?
+    .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
+}
+
+/// Verifies against the stored hash, or against a throw-away hash when there is no user, so a
+/// wrong name takes as long as a wrong password.
+async fn verify_password(password: String, stored: Option<String>) -> Result<bool, AppError> {
+    tokio::task::spawn_blocking(move || {
+        let decoy;
+        let phc = match &stored {
+            Some(h) => h.as_str(),
+            None => {
+                decoy = Argon2::default().hash_password(b"not a password").map(|h| h.to_string());
+                decoy.as_deref().unwrap_or("")
+            }
+        };
+        let parsed = PasswordHash::new(phc).ok();
+        stored.is_some() && parsed.is_some_and(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("password check stopped: {e}")))
+}

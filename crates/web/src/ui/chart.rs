@@ -1,0 +1,107 @@
+//! Small SVG charts drawn on the server. Each chart has a text title for screen readers; the
+//! page puts the same numbers in a table beside it.
+
+use std::fmt::Write;
+
+/// One bar: its label, its value, and the text printed at its end.
+pub struct Bar {
+    pub label: String,
+    pub value: f64,
+    pub text: String,
+}
+
+const ROW: usize = 26;
+const LABEL_W: usize = 150;
+const BAR_W: usize = 300;
+
+/// Horizontal bars scaled to `max` (the largest value when `None`).
+pub fn horizontal(title: &str, bars: &[Bar], max: Option<f64>) -> String {
+    let max = max.unwrap_or_else(|| bars.iter().map(|b| b.value).fold(0.0, f64::max)).max(f64::EPSILON);
+    let height = ROW * bars.len().max(1) + 4;
+    let width = LABEL_W + BAR_W + 70;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><title>{}</title>"#,
+        escape(title)
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let y = i * ROW + 2;
+        let w = ((b.value / max).clamp(0.0, 1.0) * BAR_W as f64).round();
+        let _ = write!(
+            svg,
+            r#"<text x="{lx}" y="{ty}" text-anchor="end" class="lbl">{label}</text><rect x="{LABEL_W}" y="{y}" width="{w}" height="{bh}" class="bar"/><text x="{tx}" y="{ty}" class="val">{text}</text>"#,
+            lx = LABEL_W - 6,
+            ty = y + 15,
+            label = escape(&b.label),
+            bh = ROW - 6,
+            tx = LABEL_W as f64 + w + 6.0,
+            text = escape(&b.text),
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+/// Vertical columns over time (e.g. the closed-loop rate per week), values in `0..=max`.
+pub fn columns(title: &str, bars: &[Bar], max: f64) -> String {
+    let n = bars.len().max(1);
+    let col = (560 / n).clamp(12, 60);
+    let (plot_h, width) = (160.0, col * n + 40);
+    let height = 200;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><title>{}</title><line x1="30" y1="170" x2="{width}" y2="170" class="axis"/>"#,
+        escape(title)
+    );
+    for (i, b) in bars.iter().enumerate() {
+        let h = (b.value / max.max(f64::EPSILON)).clamp(0.0, 1.0) * plot_h;
+        let x = 34 + i * col;
+        let _ = write!(
+            svg,
+            r#"<rect x="{x}" y="{y:.1}" width="{w}" height="{h:.1}" class="bar"><title>{label}: {text}</title></rect>"#,
+            y = 170.0 - h,
+            w = col.saturating_sub(4),
+            label = escape(&b.label),
+            text = escape(&b.text),
+        );
+        if n <= 16 || i % (n / 8).max(1) == 0 {
+            let _ = write!(svg, r#"<text x="{x}" y="188" class="tick">{}</text>"#, escape(short(&b.label)));
+        }
+    }
+    svg.push_str("</svg>");
+    svg
+}
+
+fn short(label: &str) -> &str {
+    label.get(5..).unwrap_or(label)
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bars_scale_to_the_largest_and_labels_are_escaped() {
+        let bars = [
+            Bar { label: "a<b".into(), value: 50.0, text: "50".into() },
+            Bar { label: "c".into(), value: 100.0, text: "100".into() },
+        ];
+        let svg = horizontal("t", &bars, None);
+        assert!(svg.contains(r#"width="150" height="20""#), "{svg}");
+        assert!(svg.contains(r#"width="300" height="20""#), "{svg}");
+        assert!(svg.contains("a&lt;b") && !svg.contains("a<b"));
+    }
+
+    #[test]
+    fn columns_never_exceed_the_plot() {
+        let bars = [Bar { label: "2026-03-02".into(), value: 2.0, text: "200%".into() }];
+        let svg = columns("t", &bars, 1.0);
+        assert!(svg.contains(r#"height="160.0""#), "{svg}");
+    }
+}
