@@ -35,4 +35,5 @@ mod listing;
 mod notes;
 mod reports;
 mod sms;
+mod ui;
 mod worklist;

@@ -1,0 +1,240 @@
+//! The web UI over real HTTP: sign-in, sessions, CSRF, roles, and what the pages show.
+//! (The headless-Chromium walk-through is in `tests/browser.rs`.)
+
+use std::collections::BTreeMap;
+
+use refloop_app::Role;
+use refloop_testkit::{Backend, TestApp};
+use serde_json::json;
+
+on_both_backends!(
+    sign_in_needs_the_right_password_and_a_fresh_form,
+    sessions_end_on_sign_out_idle_timeout_and_disable,
+    forms_without_the_session_token_change_nothing,
+    a_viewer_sees_but_cannot_work_tasks,
+    pages_show_the_referral_and_its_work,
+);
+
+/// A cookie-keeping client that does not follow redirects.
+struct Person {
+    http: reqwest::Client,
+    base: String,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: String,
+    html: String,
+}
+
+impl Person {
+    fn new(t: &TestApp) -> Self {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        Person { http, base: t.base.clone(), cookies: BTreeMap::new() }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+    }
+
+    async fn page(&mut self, resp: reqwest::Response) -> Page {
+        for c in resp.headers().get_all("set-cookie") {
+            let c = c.to_str().unwrap();
+            assert!(c.contains("HttpOnly") && c.contains("SameSite=Strict") && c.contains("Secure"), "{c}");
+            let (kv, _) = c.split_once(';').unwrap();
+            let (k, v) = kv.split_once('=').unwrap();
+            if v.is_empty() {
+                self.cookies.remove(k);
+            } else {
+                self.cookies.insert(k.to_owned(), v.to_owned());
+            }
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").map(|l| l.to_str().unwrap().to_owned()).unwrap_or_default();
+        Page { status, location, html: resp.text().await.unwrap() }
+    }
+
+    async fn get(&mut self, path: &str) -> Page {
+        let resp =
+            self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await.unwrap();
+        self.page(resp).await
+    }
+
+    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+
+    async fn sign_in(&mut self, user: &str, password: &str) -> Page {
+        let form = self.get("/login").await;
+        let csrf = csrf_of(&form.html);
+        self.post("/login", &[("csrf", &csrf), ("next", "/worklist"), ("username", user), ("password", password)]).await
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\" value=\"").expect("a form with a CSRF token") + 19;
+    html[at..].split('"').next().unwrap().to_owned()
+}
+
+async fn with_user(b: Backend, role: Role) -> TestApp {
+    let t = TestApp::spawn(b).await;
+    t.app.save_user("casey", role, "correct horse battery").await.unwrap();
+    t
+}
+
+async fn sign_in_needs_the_right_password_and_a_fresh_form(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    let mut p = Person::new(&t);
+    let first = p.get("/worklist").await;
+    assert_eq!((first.status, first.location.as_str()), (303, "/login?next=/worklist"));
+
+    let wrong = p.sign_in("casey", "wrong password!").await;
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.html.contains("Wrong username or password."));
+    assert!(!wrong.html.contains("wrong password!"), "the password is never echoed");
+    let nobody = p.sign_in("nobody", "correct horse battery").await;
+    assert_eq!(nobody.status, 401, "the same answer for an unknown name");
+
+    // A sign-in post without the form's token (e.g. from another site) is refused.
+    let forged = p
+        .post("/login", &[("csrf", "forged"), ("username", "casey"), ("password", "correct horse battery")])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(!p.cookies.contains_key("refloop_session"));
+
+    let ok = p.sign_in("casey", "correct horse battery").await;
+    assert_eq!((ok.status, ok.location.as_str()), (303, "/worklist"));
+    assert!(p.cookies.contains_key("refloop_session"));
+    assert_eq!(p.get("/worklist").await.status, 200);
+
+    let audit = t.app.store().audit_log(50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "login" && a.actor == "coordinator:casey"));
+}
+
+async fn sessions_end_on_sign_out_idle_timeout_and_disable(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let page = p.get("/worklist").await;
+    assert_eq!(page.status, 200);
+
+    // Idle for 29 minutes: still signed in; 31 more: gone.
+    t.advance("29m").await;
+    assert_eq!(p.get("/worklist").await.status, 200);
+    t.advance("31m").await;
+    assert_eq!(p.get("/worklist").await.status, 303, "idle timeout");
+
+    p.sign_in("casey", "correct horse battery").await;
+    let page = p.get("/worklist").await;
+    let out = p.post("/logout", &[("csrf", &csrf_of(&page.html))]).await;
+    assert_eq!((out.status, out.location.as_str()), (303, "/login"));
+    assert_eq!(p.get("/worklist").await.status, 303, "signed out");
+
+    p.sign_in("casey", "correct horse battery").await;
+    assert_eq!(p.get("/").await.status, 200);
+    t.app.set_user_disabled("casey", true).await.unwrap();
+    assert_eq!(p.get("/").await.status, 303, "a disabled user's session ends");
+    assert_eq!(p.sign_in("casey", "correct horse battery").await.status, 401);
+}
+
+async fn forms_without_the_session_token_change_nothing(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    let id = t.create_referral_id(json!({"patient_id": "p-ui", "referring_provider": "dr-adams", "specialty": "cardiology"})).await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let forged = p.post(&format!("/referrals/{id}/events"), &[("csrf", "nope"), ("type", "attended")]).await;
+    assert_eq!(forged.status, 403);
+    let missing = p.post(&format!("/referrals/{id}/events"), &[("type", "attended")]).await;
+    assert_eq!(missing.status, 403);
+    assert_eq!(t.referral(&id).await["state"], "ordered", "nothing changed");
+
+    // With the token and a bad date: a clear error, nothing changed.
+    let page = p.get(&format!("/referrals/{id}")).await;
+    let csrf = csrf_of(&page.html);
+    let bad = p.post(&format!("/referrals/{id}/events"), &[("csrf", &csrf), ("type", "scheduled"), ("appointment_at", "soon")]).await;
+    assert_eq!(bad.status, 422);
+    assert!(bad.html.contains("appointment_at"), "{}", bad.html);
+    assert_eq!(t.referral(&id).await["state"], "ordered");
+
+    let ok = p
+        .post(
+            &format!("/referrals/{id}/events"),
+            &[("csrf", &csrf), ("type", "scheduled"), ("appointment_at", "2026-03-09T10:00")],
+        )
+        .await;
+    assert_eq!((ok.status, ok.location.as_str()), (303, format!("/referrals/{id}").as_str()));
+    let r = t.referral(&id).await;
+    assert_eq!(r["state"], "scheduled");
+    assert_eq!(r["appointment_at"], "2026-03-09T10:00:00Z", "read in the practice's zone (UTC here)");
+}
+
+async fn a_viewer_sees_but_cannot_work_tasks(b: Backend) {
+    let t = with_user(b, Role::Viewer).await;
+    let id = t
+        .create_referral_id(json!({"patient_id": "p-view", "referring_provider": "dr-adams", "specialty": "cardiology",
+            "patient": {"phone": "+15555550150", "sms_consent": false}}))
+        .await;
+    t.advance("1d").await;
+    let task = t.tasks_of(&id).await.into_iter().next().expect("a notify task");
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let page = p.get("/worklist").await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains(&id));
+    assert!(!page.html.contains(">Claim</button>"), "no buttons for a viewer");
+    let tid = task["id"].as_str().unwrap();
+    let tried = p.post(&format!("/tasks/{tid}/claim"), &[("csrf", &csrf_of(&page.html))]).await;
+    assert_eq!(tried.status, 403);
+    assert_eq!(t.tasks_of(&id).await[0]["status"], "open");
+}
+
+async fn pages_show_the_referral_and_its_work(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    let id = t
+        .create_referral_id(json!({"patient_id": "p-page", "referring_provider": "dr-baker", "specialty": "dermatology",
+            "patient": {"name": "Pat Page", "phone": "+15555550151", "sms_consent": false}}))
+        .await;
+    t.advance("8d").await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+
+    let list = p.get("/referrals?specialty=dermatology&overdue=true").await;
+    assert_eq!(list.status, 200);
+    assert!(list.html.contains(&format!("/referrals/{id}")) && list.html.contains("overdue"));
+    let none = p.get("/referrals?specialty=cardiology").await;
+    assert!(!none.html.contains(&id) && none.html.contains("No referrals match."));
+    let search = p.get(&format!("/referrals?id={id}")).await;
+    assert_eq!(search.location, format!("/referrals/{id}"));
+
+    let detail = p.get(&format!("/referrals/{id}")).await;
+    assert!(detail.html.contains("escalated") && detail.html.contains("Call the patient"), "{}", detail.html);
+
+    // Claim, reassign and complete from the worklist.
+    let work = p.get("/worklist").await;
+    let csrf = csrf_of(&work.html);
+    let tid = t.tasks_of(&id).await[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(p.post(&format!("/tasks/{tid}/claim"), &[("csrf", &csrf), ("back", "/worklist")]).await.location, "/worklist");
+    assert_eq!(t.tasks_of(&id).await[0]["assignee"], "casey");
+    p.post(&format!("/tasks/{tid}/assign"), &[("csrf", &csrf), ("assignee", "sam")]).await;
+    assert_eq!(t.tasks_of(&id).await[0]["assignee"], "sam");
+    p.post(&format!("/tasks/{tid}/complete"), &[("csrf", &csrf)]).await;
+    let done = t.tasks_of(&id).await.into_iter().find(|x| x["id"] == tid.as_str()).unwrap();
+    assert_eq!(done["status"], "done");
+
+    let dash = p.get("/?from=2026-03-01&to=2026-03-31&by=provider").await;
+    assert_eq!(dash.status, 200);
+    assert!(dash.html.contains("<svg") && dash.html.contains("dr-baker"));
+    assert!(dash.html.contains(r#"id="closed-loop-rate">0.0%"#), "one referral, not closed");
+    let csv = p.get("/export.csv?from=2026-03-01&to=2026-03-31").await;
+    assert!(csv.html.starts_with("referral_id,") && csv.html.contains(&id));
+    assert!(!p.get("/settings").await.html.is_empty());
+}
