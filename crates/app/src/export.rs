@@ -91,5 +91,8 @@ pub fn write_csv<W: std::io::Write>(referrals: &[refloop_domain::Referral], out:
 
 /// The JSON export: one object per referral, numbers and booleans typed, empty cells null.
 pub fn json_rows(referrals: &[refloop_domain::Referral]) -> Vec<serde_json::Map<String, serde_json::Value>> {
-    referrals.iter().map(|r| COLUMNS.iter().zip(row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect()).collect()
+    referrals
+        .iter()
+        .map(|r| COLUMNS.iter().zip(row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect())
+        .collect()
 }

@@ -30,8 +30,8 @@ pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
     AuditEntry, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
-    PatientKeep, ReferralFilter, ReferralPage, Specialist, Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow,
-    SessionRecord, TokenRecord, Tx, UserRecord,
+    PatientKeep, ReferralFilter, ReferralPage, SessionRecord, Specialist, Store, StoredEvent, Task, TaskFilter,
+    TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure, leak_of, spans_of, split};
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};

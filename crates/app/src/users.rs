@@ -112,7 +112,10 @@ impl App {
         if now - s.last_seen_at > TOUCH_EVERY {
             self.store.touch_session(&hash, now).await?;
         }
-        Ok(Some(WebSession { actor: Actor { name: user.username, role: user.role, remote, system: false }, csrf: s.csrf }))
+        Ok(Some(WebSession {
+            actor: Actor { name: user.username, role: user.role, remote, system: false },
+            csrf: s.csrf,
+        }))
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), AppError> {
@@ -128,12 +131,10 @@ fn check_username(name: &str) -> Result<String, AppError> {
 }
 
 async fn hash_password(password: String) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || {
-        Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string())
-    })
-    .await
-    .map_err(|e| AppError::Internal(format!("password hashing stopped: {e}")))?
-    .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
+    tokio::task::spawn_blocking(move || Argon2::default().hash_password(password.as_bytes()).map(|h| h.to_string()))
+        .await
+        .map_err(|e| AppError::Internal(format!("password hashing stopped: {e}")))?
+        .map_err(|e| AppError::Internal(format!("password hashing failed: {e}")))
 }
 
 /// Verifies against the stored hash, or against a throw-away hash when there is no user, so a

@@ -316,7 +316,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
         },
         Command::User { action } => match action {
-            UserAction::Add { common, username, role } => tools::user_add(&load(&common, None, None)?, &username, &role).await,
+            UserAction::Add { common, username, role } => {
+                tools::user_add(&load(&common, None, None)?, &username, &role).await
+            }
             UserAction::List { common } => tools::user_list(&load(&common, None, None)?).await,
             UserAction::Disable { common, username } => {
                 tools::user_disable(&load(&common, None, None)?, &username, true).await

@@ -237,10 +237,7 @@ pub async fn report_closure(
     let to = to.map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| app.now());
     let from = from.map(|f| instant("from", f)).transpose()?.unwrap_or(to - jiff::SignedDuration::from_hours(90 * 24));
     let group = by
-        .map(|b| {
-            refloop_app::GroupBy::parse(b)
-                .ok_or_else(|| anyhow::anyhow!("--by: {}", refloop_app::GroupBy::NAMES))
-        })
+        .map(|b| refloop_app::GroupBy::parse(b).ok_or_else(|| anyhow::anyhow!("--by: {}", refloop_app::GroupBy::NAMES)))
         .transpose()?;
     let report = app.closure_report(from, to, group).await?;
     if json {

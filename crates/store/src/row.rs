@@ -2,8 +2,8 @@
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, Specialist, StoreError, StoredEvent,
-    SessionRecord, Task, TaskStatus, TimerRow, TokenRecord, UserRecord,
+    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, SessionRecord, Specialist, StoreError,
+    StoredEvent, Task, TaskStatus, TimerRow, TokenRecord, UserRecord,
 };
 use refloop_domain::{
     Channel, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, TaskKind, TimerKind,

@@ -27,11 +27,11 @@ use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use error::{ApiError, ErrorBody};
-pub use ui::UiInfo;
 pub use routes::{
     reports::instant as parse_instant, sms::SmsWebhooks, specialists::SpecialistBody,
     specialists::parse as parse_specialist,
 };
+pub use ui::UiInfo;
 
 /// Largest request body accepted anywhere (413 beyond).
 pub const MAX_BODY: usize = 1024 * 1024;

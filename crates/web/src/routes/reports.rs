@@ -50,10 +50,7 @@ pub async fn closure(
     };
     let by = match q.by.as_deref() {
         None | Some("") => None,
-        Some(b) => Some(
-            GroupBy::parse(b)
-                .ok_or_else(|| ApiError::invalid("by", GroupBy::NAMES))?,
-        ),
+        Some(b) => Some(GroupBy::parse(b).ok_or_else(|| ApiError::invalid("by", GroupBy::NAMES))?),
     };
     Ok(Json(s.app.closure_report(from, to, by).await?))
 }

@@ -22,7 +22,7 @@ pub fn horizontal(title: &str, bars: &[Bar], max: Option<f64>) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><title>{}</title>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="max-width:100%;height:auto"><title>{}</title>"#,
         escape(title)
     );
     for (i, b) in bars.iter().enumerate() {
@@ -52,7 +52,7 @@ pub fn columns(title: &str, bars: &[Bar], max: f64) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}"><title>{}</title><line x1="30" y1="170" x2="{width}" y2="170" class="axis"/>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="max-width:100%;height:auto"><title>{}</title><line x1="30" y1="170" x2="{width}" y2="170" class="axis"/>"#,
         escape(title)
     );
     for (i, b) in bars.iter().enumerate() {

@@ -62,17 +62,15 @@ impl Web {
     fn check_form(&self, form: &HashMap<String, String>) -> Result<(), UiError> {
         match form.get("csrf") {
             Some(t) if constant_time_eq(t.as_bytes(), self.0.csrf.as_bytes()) => Ok(()),
-            _ => Err(UiError(StatusCode::FORBIDDEN, "The form expired or did not come from this site. Reload and try again.".into())),
+            _ => Err(UiError(
+                StatusCode::FORBIDDEN,
+                "The form expired or did not come from this site. Reload and try again.".into(),
+            )),
         }
     }
 
     fn nav(&self, page: &'static str) -> Option<Nav> {
-        Some(Nav {
-            page,
-            user: self.0.actor.name.clone(),
-            role: self.0.actor.role.as_str(),
-            csrf: self.0.csrf.clone(),
-        })
+        Some(Nav { page, user: self.0.actor.name.clone(), role: self.0.actor.role.as_str(), csrf: self.0.csrf.clone() })
     }
 }
 
@@ -123,13 +121,7 @@ impl From<AppError> for UiError {
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
-        let page = ErrorPage {
-            nav: None,
-            demo: false,
-            notice: None,
-            status: self.0.to_string(),
-            message: self.1,
-        };
+        let page = ErrorPage { nav: None, demo: false, notice: None, status: self.0.to_string(), message: self.1 };
         (self.0, render(&page)).into_response()
     }
 }
@@ -213,7 +205,9 @@ fn parse_local(field: &str, raw: &str, tz: &TimeZone) -> UiResult<Option<Timesta
     let dt = raw
         .parse::<civil::DateTime>()
         .or_else(|_| raw.parse::<civil::Date>().map(|d| d.to_datetime(civil::Time::midnight())))
-        .map_err(|_| UiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: expected a date such as 2026-03-02")))?;
+        .map_err(|_| {
+            UiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: expected a date such as 2026-03-02"))
+        })?;
     dt.to_zoned_datetime(tz.clone())
         .map(|z| Some(z.timestamp()))
         .map_err(|_| UiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{field}: not a time in this time zone")))
@@ -250,8 +244,14 @@ mod tests {
     #[test]
     fn local_dates_are_read_in_the_practice_zone() {
         let tz = TimeZone::get("America/Chicago").unwrap();
-        assert_eq!(parse_local("at", "2026-03-02T09:30", &tz).ok().flatten().map(|t| t.to_string()), Some("2026-03-02T15:30:00Z".into()));
-        assert_eq!(parse_local("at", "2026-03-02", &tz).ok().flatten().map(|t| t.to_string()), Some("2026-03-02T06:00:00Z".into()));
+        assert_eq!(
+            parse_local("at", "2026-03-02T09:30", &tz).ok().flatten().map(|t| t.to_string()),
+            Some("2026-03-02T15:30:00Z".into())
+        );
+        assert_eq!(
+            parse_local("at", "2026-03-02", &tz).ok().flatten().map(|t| t.to_string()),
+            Some("2026-03-02T06:00:00Z".into())
+        );
         assert!(parse_local("at", "yesterday", &tz).is_err());
     }
 }

@@ -71,12 +71,19 @@ pub async fn login(
     if expected.is_empty() || !super::constant_time_eq(expected.as_bytes(), get(&f, "csrf").as_bytes()) {
         return Ok(login_page(&s, next, Some("The sign-in form expired. Try again.".into()), StatusCode::FORBIDDEN));
     }
-    match s.app.login(get(&f, "username"), f.get("password").map_or("", String::as_str), Some(addr.ip().to_string())).await? {
+    match s
+        .app
+        .login(get(&f, "username"), f.get("password").map_or("", String::as_str), Some(addr.ip().to_string()))
+        .await?
+    {
         Some(session) => {
             let mut r = Redirect::to(&next).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
             let h = r.headers_mut();
-            h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.token, refloop_app::SESSION_MAX.as_secs()));
+            h.append(
+                header::SET_COOKIE,
+                set_cookie(SESSION_COOKIE, &session.token, refloop_app::SESSION_MAX.as_secs()),
+            );
             h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
             Ok(r)
         }
@@ -84,7 +91,12 @@ pub async fn login(
     }
 }
 
-pub async fn logout(State(s): State<AppState>, web: Web, headers: HeaderMap, Form(f): Form<Params>) -> UiResult<Response> {
+pub async fn logout(
+    State(s): State<AppState>,
+    web: Web,
+    headers: HeaderMap,
+    Form(f): Form<Params>,
+) -> UiResult<Response> {
     web.check_form(&f)?;
     if let Some(token) = super::cookie(&headers, SESSION_COOKIE) {
         s.app.logout(token).await?;
@@ -260,12 +272,19 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         leak_stage.iter().map(|(l, n)| Bar { label: l.clone(), value: *n as f64, text: n.to_string() }).collect();
     let mut leak_reason: Vec<(String, usize)> = total.leakage_by_reason.iter().map(|(k, v)| (k.clone(), *v)).collect();
     leak_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let span_order = ["ordered-to-notified", "notified-to-scheduled", "scheduled-to-attended", "attended-to-note", "order-to-note"];
+    let span_order =
+        ["ordered-to-notified", "notified-to-scheduled", "scheduled-to-attended", "attended-to-note", "order-to-note"];
     let days_rows = span_order
         .iter()
         .map(|span| {
             let d = total.days.get(span).cloned().unwrap_or_default();
-            DaysRow { span, count: d.count, median: days(d.median_days), p90: days(d.p90_days), mean: days(d.mean_days) }
+            DaysRow {
+                span,
+                count: d.count,
+                median: days(d.median_days),
+                p90: days(d.p90_days),
+                mean: days(d.mean_days),
+            }
         })
         .collect();
 
@@ -532,7 +551,8 @@ pub async fn referral(State(s): State<AppState>, web: Web, Path(id): Path<String
     web.require(Permission::Read)?;
     let id = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
     let d = s.app.referral_detail(&web.0.actor, &id).await?;
-    let outbox = s.app.outbox(&OutboxFilter { referral_id: Some(id.clone()), limit: 200, ..OutboxFilter::default() }).await?;
+    let outbox =
+        s.app.outbox(&OutboxFilter { referral_id: Some(id.clone()), limit: 200, ..OutboxFilter::default() }).await?;
     let tz = s.app.policy().time_zone.clone();
     let now = s.app.now();
     let r = &d.referral;

@@ -105,9 +105,8 @@ async fn sign_in_needs_the_right_password_and_a_fresh_form(b: Backend) {
     assert_eq!(nobody.status, 401, "the same answer for an unknown name");
 
     // A sign-in post without the form's token (e.g. from another site) is refused.
-    let forged = p
-        .post("/login", &[("csrf", "forged"), ("username", "casey"), ("password", "correct horse battery")])
-        .await;
+    let forged =
+        p.post("/login", &[("csrf", "forged"), ("username", "casey"), ("password", "correct horse battery")]).await;
     assert_eq!(forged.status, 403);
     assert!(!p.cookies.contains_key("refloop_session"));
 
@@ -148,7 +147,9 @@ async fn sessions_end_on_sign_out_idle_timeout_and_disable(b: Backend) {
 
 async fn forms_without_the_session_token_change_nothing(b: Backend) {
     let t = with_user(b, Role::Coordinator).await;
-    let id = t.create_referral_id(json!({"patient_id": "p-ui", "referring_provider": "dr-adams", "specialty": "cardiology"})).await;
+    let id = t
+        .create_referral_id(json!({"patient_id": "p-ui", "referring_provider": "dr-adams", "specialty": "cardiology"}))
+        .await;
     let mut p = Person::new(&t);
     p.sign_in("casey", "correct horse battery").await;
     let forged = p.post(&format!("/referrals/{id}/events"), &[("csrf", "nope"), ("type", "attended")]).await;
@@ -160,7 +161,9 @@ async fn forms_without_the_session_token_change_nothing(b: Backend) {
     // With the token and a bad date: a clear error, nothing changed.
     let page = p.get(&format!("/referrals/{id}")).await;
     let csrf = csrf_of(&page.html);
-    let bad = p.post(&format!("/referrals/{id}/events"), &[("csrf", &csrf), ("type", "scheduled"), ("appointment_at", "soon")]).await;
+    let bad = p
+        .post(&format!("/referrals/{id}/events"), &[("csrf", &csrf), ("type", "scheduled"), ("appointment_at", "soon")])
+        .await;
     assert_eq!(bad.status, 422);
     assert!(bad.html.contains("appointment_at"), "{}", bad.html);
     assert_eq!(t.referral(&id).await["state"], "ordered");
@@ -200,8 +203,10 @@ async fn a_viewer_sees_but_cannot_work_tasks(b: Backend) {
 async fn pages_show_the_referral_and_its_work(b: Backend) {
     let t = with_user(b, Role::Coordinator).await;
     let id = t
-        .create_referral_id(json!({"patient_id": "p-page", "referring_provider": "dr-baker", "specialty": "dermatology",
-            "patient": {"name": "Pat Page", "phone": "+15555550151", "sms_consent": false}}))
+        .create_referral_id(
+            json!({"patient_id": "p-page", "referring_provider": "dr-baker", "specialty": "dermatology",
+            "patient": {"name": "Pat Page", "phone": "+15555550151", "sms_consent": false}}),
+        )
         .await;
     t.advance("8d").await;
     let mut p = Person::new(&t);
@@ -222,7 +227,10 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
     let work = p.get("/worklist").await;
     let csrf = csrf_of(&work.html);
     let tid = t.tasks_of(&id).await[0]["id"].as_str().unwrap().to_owned();
-    assert_eq!(p.post(&format!("/tasks/{tid}/claim"), &[("csrf", &csrf), ("back", "/worklist")]).await.location, "/worklist");
+    assert_eq!(
+        p.post(&format!("/tasks/{tid}/claim"), &[("csrf", &csrf), ("back", "/worklist")]).await.location,
+        "/worklist"
+    );
     assert_eq!(t.tasks_of(&id).await[0]["assignee"], "casey");
     p.post(&format!("/tasks/{tid}/assign"), &[("csrf", &csrf), ("assignee", "sam")]).await;
     assert_eq!(t.tasks_of(&id).await[0]["assignee"], "sam");
