@@ -6,6 +6,7 @@
 //! the timers that must be pending afterwards. The application layer executes a decision
 //! inside one storage transaction.
 
+pub mod cms50;
 mod decide;
 mod duration;
 mod ids;

@@ -7,6 +7,7 @@
 //! `expression` names the offending element.
 
 mod capability;
+pub mod cms50;
 mod ingest;
 mod lookup;
 mod map;
