@@ -33,7 +33,7 @@ pub use ports::{
     PatientKeep, ReferralFilter, ReferralPage, SessionRecord, Specialist, Store, StoredEvent, Task, TaskFilter,
     TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
-pub use reports::{Closure, ClosureReport, Durations, GroupBy, closure, leak_of, spans_of, split};
+pub use reports::{Closure, ClosureReport, Cms50Report, Durations, GroupBy, closure, leak_of, spans_of, split};
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use texts::SmsTexts;

@@ -6,7 +6,7 @@
 use jiff::Timestamp;
 use refloop_domain::{
     Channel, DuplicateCandidate, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, State,
-    TaskKind, TimerKind, TimerSpec,
+    TaskKind, TimerKind, TimerSpec, cms50::Fact,
 };
 use serde::Serialize;
 
@@ -450,6 +450,9 @@ pub trait Tx: Send {
     /// source and control id fails with [`StoreError::Conflict`].
     async fn inbox_put(&mut self, item: &InboxItem) -> Result<(), StoreError>;
 
+    /// Records (or replaces, by `key`) a fact a quality measure reads.
+    async fn put_fact(&mut self, key: &str, patient: &str, fact: &Fact, at: Timestamp) -> Result<(), StoreError>;
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
@@ -513,6 +516,9 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError>;
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Every measure fact as `(patient, fact)`.
+    async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError>;
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError>;

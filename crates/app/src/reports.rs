@@ -240,3 +240,43 @@ impl App {
         Ok(ClosureReport { from, to, generated_at: self.now(), total: closure(&refs), by })
     }
 }
+
+/// The CMS50 report for a measurement year (SPEC §4): the practice's and each referring
+/// provider's initial population, denominator, numerator and rate, with the patients behind
+/// each figure. Computed from the measure facts the EHR sent (FHIR Encounter, Procedure,
+/// ServiceRequest, Task).
+#[derive(Clone, Debug, Serialize)]
+pub struct Cms50Report {
+    pub measure: &'static str,
+    pub year: i16,
+    pub period_start: Timestamp,
+    pub period_end: Timestamp,
+    pub generated_at: Timestamp,
+    #[serde(flatten)]
+    pub result: refloop_domain::cms50::Cms50,
+}
+
+impl App {
+    pub async fn cms50_report(&self, year: i16) -> Result<Cms50Report, AppError> {
+        let tz = &self.policy().time_zone;
+        let period = (2000..=2100)
+            .contains(&year)
+            .then(|| refloop_domain::cms50::Period::year(year, tz))
+            .flatten()
+            .ok_or_else(|| AppError::invalid("year", "a year such as 2026"))?;
+        let facts = self.store.measure_facts().await?;
+        let mut by_patient: BTreeMap<&str, Vec<refloop_domain::cms50::Fact>> = BTreeMap::new();
+        for (patient, fact) in &facts {
+            by_patient.entry(patient.as_str()).or_default().push(fact.clone());
+        }
+        let result = refloop_domain::cms50::measure(by_patient.iter().map(|(p, f)| (*p, f.as_slice())), &period);
+        Ok(Cms50Report {
+            measure: "CMS50FHIR 0.4.000 (MIPS 374) Closing the Referral Loop: Receipt of Specialist Report",
+            year,
+            period_start: period.start,
+            period_end: period.end,
+            generated_at: self.now(),
+            result,
+        })
+    }
+}

@@ -122,10 +122,22 @@ enum ReportKind {
         /// End (exclusive); default: now.
         #[arg(long)]
         to: Option<String>,
-        /// Split by specialty, provider, specialist, network or urgency.
+        /// Split by specialty, provider, specialist, network, urgency, week or month.
         #[arg(long)]
         by: Option<String>,
         /// Print the report as JSON (the same as GET /api/v1/reports/closure).
+        #[arg(long)]
+        json: bool,
+    },
+    /// CMS50 (MIPS 374) "Closing the Referral Loop: Receipt of Specialist Report" for a year,
+    /// per referring provider and for the practice, from the EHR's FHIR data.
+    Cms50 {
+        #[command(flatten)]
+        common: Common,
+        /// The measurement year.
+        #[arg(long)]
+        year: i16,
+        /// Print the report as JSON (the same as GET /api/v1/reports/cms50), with the patients.
         #[arg(long)]
         json: bool,
     },
@@ -297,6 +309,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Report { kind: ReportKind::Closure { common, from, to, by, json } } => {
             let config = load(&common, None, None)?;
             tools::report_closure(&config, from.as_deref(), to.as_deref(), by.as_deref(), json).await
+        }
+        Command::Report { kind: ReportKind::Cms50 { common, year, json } } => {
+            tools::report_cms50(&load(&common, None, None)?, year, json).await
         }
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { common } => {

@@ -333,3 +333,24 @@ pub async fn user_disable(config: &Config, username: &str, disabled: bool) -> an
     println!("user {} {}", user.username, if user.disabled { "disabled" } else { "enabled" });
     Ok(())
 }
+
+pub async fn report_cms50(config: &Config, year: i16, json: bool) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let report = app.cms50_report(year).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let line = |name: &str, c: &refloop_domain::cms50::Counts| {
+        let rate = c.rate.map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0));
+        println!("{name:<32} {:>10} {:>11} {:>9} {:>7}", c.initial_population, c.denominator, c.numerator, rate);
+    };
+    println!("{} — {year}", report.measure);
+    println!("{:<32} {:>10} {:>11} {:>9} {:>7}", "", "initial", "denominator", "numerator", "rate");
+    line("practice", &report.result.practice);
+    for (provider, c) in &report.result.providers {
+        line(provider, c);
+    }
+    println!("(--json lists the patients behind each figure)");
+    Ok(())
+}

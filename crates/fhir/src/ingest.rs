@@ -59,6 +59,8 @@ struct Prepared {
     control: String,
     raw: Vec<u8>,
     mapping: Mapping,
+    /// What the CMS50 measure reads from this resource, if anything: `(key, patient, fact)`.
+    fact: Option<(String, String, refloop_domain::cms50::Fact)>,
 }
 
 /// Receives FHIR resources and Bundles for an [`App`].
@@ -158,6 +160,7 @@ impl FhirIngest {
         } else {
             map_resource(&resource, &self.cfg, self.app.now())?
         };
+        let fact = crate::cms50::fact_of(&resource, &self.cfg.time_zone);
         let raw = serde_json::to_vec(&resource).expect("a JSON value serializes");
         let version = resource.pointer("/meta/versionId").and_then(Value::as_str);
         let control = match (method, version) {
@@ -177,7 +180,7 @@ impl FhirIngest {
             Method::Put(_) => format!("{kind}/{id}"),
             Method::Post => kind.clone(),
         };
-        Ok(Prepared { kind, source, control, raw, mapping })
+        Ok(Prepared { kind, source, control, raw, mapping, fact })
     }
 
     /// Applies a prepared resource inside `tx`: a resend is answered as before.
@@ -187,6 +190,9 @@ impl FhirIngest {
             return Ok(replay(prev));
         }
         let inbox_id = new_id("inb");
+        if let Some((key, patient, fact)) = &p.fact {
+            tx.put_fact(key, patient, fact, now).await?;
+        }
         let created = match &p.mapping.mapped {
             Mapped::Order(order) => {
                 let mut known = false;

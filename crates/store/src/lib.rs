@@ -17,7 +17,7 @@ use refloop_app::{
     AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage,
     SessionRecord, Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
 };
-use refloop_domain::{PatientId, Referral, ReferralId};
+use refloop_domain::{PatientId, Referral, ReferralId, cms50::Fact};
 use sqlx::{
     PgPool, SqlSafeStr, SqlitePool,
     migrate::{Migration, MigrationType, Migrator},
@@ -63,6 +63,7 @@ fn migrator(dialect: &str) -> Migrator {
             (6, "patient_phone", include_str!("../migrations/sqlite/0006_patient_phone.sql")),
             (7, "specialists", include_str!("../migrations/sqlite/0007_specialists.sql")),
             (8, "users", include_str!("../migrations/sqlite/0008_users.sql")),
+            (9, "measure facts", include_str!("../migrations/sqlite/0009_measure_facts.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -73,6 +74,7 @@ fn migrator(dialect: &str) -> Migrator {
             (6, "patient_phone", include_str!("../migrations/postgres/0006_patient_phone.sql")),
             (7, "specialists", include_str!("../migrations/postgres/0007_specialists.sql")),
             (8, "users", include_str!("../migrations/postgres/0008_users.sql")),
+            (9, "measure facts", include_str!("../migrations/postgres/0009_measure_facts.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -546,6 +548,16 @@ impl Store for SqlStore {
         on_pool!(&self.db, p => {
             let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(p).await.map_err(db)?;
             rows.iter().map(|r| row::user(r)).collect()
+        })
+    }
+
+    async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT patient, doc FROM measure_facts ORDER BY patient, key")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::fact(r)).collect()
         })
     }
 

@@ -199,6 +199,11 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
     })
 }
 
+pub(crate) fn fact(row: &dyn Get) -> Result<(String, refloop_domain::cms50::Fact), StoreError> {
+    let fact = serde_json::from_str(&row.text("doc")?).map_err(corrupt)?;
+    Ok((row.text("patient")?, fact))
+}
+
 pub(crate) fn session(row: &dyn Get) -> Result<SessionRecord, StoreError> {
     Ok(SessionRecord {
         hash: row.text("hash")?,

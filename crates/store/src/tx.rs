@@ -7,7 +7,9 @@ use refloop_app::{
     AuditEntry, InboxItem, NewTask, OutboxItem, OutboxStatus, Patient, PatientKeep, StoreError, StoredEvent, TimerRow,
     Tx,
 };
-use refloop_domain::{DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec};
+use refloop_domain::{
+    DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec, cms50::Fact,
+};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
@@ -652,6 +654,28 @@ impl Tx for SqlTx {
     async fn inbox_put(&mut self, m: &InboxItem) -> Result<(), StoreError> {
         self.pending.put_inbox(m);
         Ok(())
+    }
+
+    async fn put_fact(&mut self, key: &str, patient: &str, fact: &Fact, at: Timestamp) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(fact).map_err(|e| StoreError::Other(e.to_string()))?;
+        let kind =
+            serde_json::to_value(fact).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default();
+        on_tx!(self, c => {
+            sqlx::query(
+                "INSERT INTO measure_facts (key, patient, kind, doc, updated_at) VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (key) DO UPDATE SET patient = excluded.patient, kind = excluded.kind, doc = excluded.doc,
+                     updated_at = excluded.updated_at",
+            )
+            .bind(key)
+            .bind(patient)
+            .bind(&kind)
+            .bind(&doc)
+            .bind(ms(at))
+            .execute(c)
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
     }
 
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {

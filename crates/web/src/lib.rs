@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox/{id}/retry", post(routes::inbox::retry))
         .route("/inbox/{id}/apply", post(routes::inbox::apply))
         .route("/reports/closure", get(routes::reports::closure))
+        .route("/reports/cms50", get(routes::reports::cms50))
         .route("/specialists", get(routes::specialists::list))
         .route("/specialists/{id}", put(routes::specialists::save))
         .route("/openapi.json", get(openapi::document))

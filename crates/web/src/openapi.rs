@@ -44,6 +44,7 @@ impl Modify for BearerAuth {
         routes::inbox::retry,
         routes::inbox::apply,
         routes::reports::closure,
+        routes::reports::cms50,
         routes::specialists::list,
         routes::specialists::save,
         document,

@@ -35,6 +35,25 @@ async fn fhir_bundles_and_ndjson_import() {
     let (ok, out, _) = run(&args, &[]);
     assert!(ok && out.contains("149 applied"), "a resend is answered as before: {out}");
 
+    // CMS50 over the imported test patients. 11 of the 17 cases are in the denominator and 4
+    // in the numerator, but two NUMERPass cases ("1stAnd2nd…", "1stOf2…") refer to the same
+    // subject, Patient/8f9f3df4…, so in one database they are one patient: 10 and 3. (Each
+    // case on its own is checked in crates/fhir/tests/cms50.rs.) The measurement
+    // period is the calendar year in the practice's time zone; the official cases were
+    // evaluated in UTC, and their boundary cases are minutes from midnight.
+    let utc = [("REFLOOP_PRACTICE_TIME_ZONE", "UTC")];
+    let (ok, out, err) = run(&["report", "cms50", "--year", "2026", "--json", "--database", &db.url], &utc);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let practice = &report["practice"];
+    assert_eq!((practice["initial_population"].as_u64(), practice["denominator"].as_u64()), (Some(10), Some(10)));
+    assert_eq!((practice["numerator"].as_u64(), practice["rate"].as_f64()), (Some(3), Some(0.3)));
+    assert_eq!(practice["patients"]["numerator"].as_array().unwrap().len(), 3);
+    assert!(practice["patients"]["numerator"][0].as_str().unwrap().starts_with("Patient/"));
+    assert_eq!(report["providers"]["(unattributed)"]["denominator"], 10, "the test referrals name no requester");
+    let (ok, out, _) = run(&["report", "cms50", "--year", "2025", "--database", &db.url], &utc);
+    assert!(ok && out.contains("practice") && out.contains("—"), "no one in 2025: {out}");
+
     let dir = tempfile::tempdir().unwrap();
     let ndjson = dir.path().join("ServiceRequest.ndjson");
     let line = |id: &str| {

@@ -1,4 +1,5 @@
-//! `/api/v1/reports/closure`: the closed-loop rate and where referrals leak (SPEC §4).
+//! `/api/v1/reports/closure`: the closed-loop rate and where referrals leak; `/api/v1/reports/cms50`:
+//! the CMS50 quality measure for a year (SPEC §4).
 
 use axum::{
     Json,
@@ -21,7 +22,7 @@ pub struct ClosureQuery {
     pub from: Option<String>,
     /// End of the period (exclusive); default: now.
     pub to: Option<String>,
-    /// Split by specialty, provider, specialist, network or urgency.
+    /// Split by specialty, provider, specialist, network, urgency, week or month.
     pub by: Option<String>,
 }
 
@@ -53,4 +54,31 @@ pub async fn closure(
         Some(b) => Some(GroupBy::parse(b).ok_or_else(|| ApiError::invalid("by", GroupBy::NAMES))?),
     };
     Ok(Json(s.app.closure_report(from, to, by).await?))
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct Cms50Query {
+    /// The measurement year (Jan 1 – Dec 31 in the practice's time zone).
+    pub year: Option<String>,
+}
+
+/// CMS50 (MIPS 374) for a year: initial population, denominator, numerator and rate for the
+/// practice and per referring provider, with the patients behind each figure.
+#[utoipa::path(get, path = "/api/v1/reports/cms50", tag = "reports", params(Cms50Query),
+    responses((status = 200, description = "the CMS50 report"), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn cms50(
+    State(s): State<AppState>,
+    auth: Auth,
+    Query(q): Query<Cms50Query>,
+) -> ApiResult<Json<refloop_app::Cms50Report>> {
+    let actor = auth.require(Permission::Read)?;
+    let year = q
+        .year
+        .as_deref()
+        .and_then(|y| y.trim().parse::<i16>().ok())
+        .ok_or_else(|| ApiError::invalid("year", "a year such as 2026"))?;
+    let report = s.app.cms50_report(year).await?;
+    s.app.audit_read(actor, "report", &format!("cms50:{year}")).await?;
+    Ok(Json(report))
 }

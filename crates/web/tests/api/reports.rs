@@ -4,7 +4,10 @@
 use refloop_testkit::{Backend, TestApp};
 use serde_json::{Value, json};
 
-on_both_backends!(the_closure_report_counts_what_closed_and_where_the_rest_leaked);
+on_both_backends!(
+    the_closure_report_counts_what_closed_and_where_the_rest_leaked,
+    cms50_counts_each_provider_from_fhir_facts
+);
 
 fn order(patient: &str, specialty: &str) -> Value {
     json!({"patient_id": patient, "referring_provider": "dr-adams", "specialty": specialty, "urgency": "routine",
@@ -61,4 +64,67 @@ async fn the_closure_report_counts_what_closed_and_where_the_rest_leaked(b: Back
     assert!(metrics.contains("refloop_tasks_overdue"), "{metrics}");
     let bad = t.get("/api/v1/reports/closure?by=colour").await;
     assert_eq!((bad.status, bad.body["error"]["field"].as_str()), (422, Some("by")));
+}
+
+/// One patient's CMS50 facts as a FHIR transaction: an office visit, a referral by `doctor`,
+/// and (when `report_at`) a completed consult-note task based on it.
+fn cms50_bundle(patient: &str, doctor: &str, report_at: Option<&str>) -> Value {
+    let subject = json!({"reference": format!("Patient/{patient}")});
+    let mut entries = vec![
+        json!({"resource": {"resourceType": "Encounter", "id": format!("enc-{patient}"), "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "type": [{"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "99213"}]}],
+            "subject": subject, "period": {"start": "2026-02-02T15:00:00Z", "end": "2026-02-02T15:20:00Z"}},
+            "request": {"method": "PUT", "url": format!("Encounter/enc-{patient}")}}),
+        json!({"resource": {"resourceType": "ServiceRequest", "id": format!("sr-{patient}"), "status": "active",
+            "intent": "order", "subject": subject, "authoredOn": "2026-02-02T15:30:00Z",
+            "code": {"coding": [{"system": "http://snomed.info/sct", "code": "103696004"}]},
+            "performerType": {"text": "cardiology"},
+            "requester": {"reference": format!("Practitioner/{doctor}")}},
+            "request": {"method": "PUT", "url": format!("ServiceRequest/sr-{patient}")}}),
+    ];
+    if let Some(at) = report_at {
+        entries.push(
+            json!({"resource": {"resourceType": "Task", "id": format!("task-{patient}"), "status": "completed",
+            "intent": "order", "for": subject, "basedOn": [{"reference": format!("ServiceRequest/sr-{patient}")}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "11488-4"}]},
+            "executionPeriod": {"start": at, "end": at}},
+            "request": {"method": "PUT", "url": format!("Task/task-{patient}")}}),
+        );
+    }
+    json!({"resourceType": "Bundle", "type": "transaction", "entry": entries})
+}
+
+async fn cms50_counts_each_provider_from_fhir_facts(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    for (patient, doctor, report) in [
+        ("c1", "dr-adams", Some("2026-02-20T10:00:00Z")),
+        ("c2", "dr-adams", None),
+        ("c3", "dr-baker", Some("2026-02-25T10:00:00Z")),
+    ] {
+        let r = t.fhir("POST", "/fhir", Some(cms50_bundle(patient, doctor, report)), &[]).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let report = t.get("/api/v1/reports/cms50?year=2026").await;
+    assert_eq!(report.status, 200, "{}", report.body);
+    let p = &report.body["practice"];
+    assert_eq!(
+        (p["initial_population"].as_u64(), p["denominator"].as_u64(), p["numerator"].as_u64()),
+        (Some(3), Some(3), Some(2))
+    );
+    assert_eq!(p["rate"].as_f64(), Some(0.6667));
+    let adams = &report.body["providers"]["Practitioner/dr-adams"];
+    assert_eq!(
+        (adams["denominator"].as_u64(), adams["numerator"].as_u64(), adams["rate"].as_f64()),
+        (Some(2), Some(1), Some(0.5))
+    );
+    assert_eq!(adams["patients"]["numerator"], json!(["Patient/c1"]));
+    assert_eq!(report.body["providers"]["Practitioner/dr-baker"]["rate"].as_f64(), Some(1.0));
+
+    // The report for the task again: resent, it is replaced, not counted twice.
+    t.fhir("POST", "/fhir", Some(cms50_bundle("c1", "dr-adams", Some("2026-02-20T10:00:00Z"))), &[]).await;
+    assert_eq!(t.get("/api/v1/reports/cms50?year=2026").await.body["practice"]["numerator"], 2);
+    assert_eq!(t.get("/api/v1/reports/cms50?year=2025").await.body["practice"]["denominator"], 0);
+    assert_eq!(t.get("/api/v1/reports/cms50?year=soon").await.status, 422);
+    assert_eq!(t.get("/api/v1/reports/cms50").await.status, 422);
 }
