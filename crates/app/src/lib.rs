@@ -11,6 +11,7 @@ mod connector;
 mod directory;
 mod error;
 pub mod export;
+mod history;
 mod ids;
 mod inbound;
 mod ports;
@@ -26,6 +27,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{Connector, DeliveryOutcome};
 pub use directory::{STALE_AFTER, entry_for, is_stale};
 pub use error::{AppError, StoreError};
+pub use history::HistoryOutcome;
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{

@@ -46,6 +46,8 @@ pub struct NewReferral {
     /// When the order was placed; now when absent.
     pub ordered_at: Option<Timestamp>,
     pub source_ids: Vec<String>,
+    /// History (a baseline import): counted in reports, never acted on.
+    pub historical: bool,
 }
 
 /// A referral with its timeline and open work.
@@ -181,6 +183,7 @@ impl App {
             reason: req.reason,
             source_ids: req.source_ids,
             ordered_at,
+            historical: req.historical,
         };
         let decision = self.with_context(patient.as_ref(), now, candidate.as_ref(), |ctx| decide_new(order, ctx));
         let referral = decision.referral.clone();

@@ -42,6 +42,7 @@ async fn run(label: &str, url: &str, n: usize) {
                 reason: None,
                 ordered_at: Some(t0 - SignedDuration::from_secs((i % 3600) as i64)),
                 source_ids: vec![],
+                historical: false,
             })
             .collect();
         app.create_referrals(&actor, batch).await.expect("create referrals");

@@ -54,6 +54,7 @@ pub async fn seed(app: &App) -> anyhow::Result<()> {
             reason: None,
             ordered_at: Some(ordered_at),
             source_ids: vec![format!("demo:{n}")],
+            historical: false,
         };
         let r = app.create_referral(&actor, req).await?;
         // How far this one got, days after the order for each step.

@@ -161,6 +161,17 @@ enum ImportKind {
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
+    /// Past referrals from CSV, as a baseline: counted in reports, never acted on. Columns
+    /// (header row, any order): patient_id, referring_provider, ordered_at (required);
+    /// referral_id, specialty, specialist, urgency, network, patient_notified_at, scheduled_at,
+    /// appointment_at, attended_at, note_received_at, cancelled_at, closed_at, close_reason.
+    /// Times are RFC 3339 or YYYY-MM-DD. Bad rows are reported by line; good rows kept.
+    Csv {
+        #[command(flatten)]
+        common: Common,
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// FHIR R4 JSON files: a Bundle (a transaction is all or nothing; other Bundle types
     /// entry by entry), a single resource, or NDJSON (`.ndjson`, Bulk Data export) with one
     /// resource per line.
@@ -296,6 +307,11 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
             tools::import_specialists(&config, &file).await
+        }
+        Command::Import { kind: ImportKind::Csv { common, files } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            tools::import_csv(&config, &files).await
         }
         Command::Import { kind: ImportKind::Fhir { common, files } } => {
             let config = load(&common, None, None)?;

@@ -354,3 +354,159 @@ pub async fn report_cms50(config: &Config, year: i16, json: bool) -> anyhow::Res
     println!("(--json lists the patients behind each figure)");
     Ok(())
 }
+
+/// One baseline row as read; every cell text, checked when the row is turned into inputs.
+#[derive(serde::Deserialize)]
+struct HistoryRow {
+    #[serde(default)]
+    referral_id: Option<String>,
+    patient_id: String,
+    referring_provider: String,
+    ordered_at: String,
+    #[serde(default)]
+    specialty: Option<String>,
+    #[serde(default)]
+    specialist: Option<String>,
+    #[serde(default)]
+    urgency: Option<String>,
+    #[serde(default)]
+    network: Option<String>,
+    #[serde(default)]
+    patient_notified_at: Option<String>,
+    #[serde(default)]
+    scheduled_at: Option<String>,
+    #[serde(default)]
+    appointment_at: Option<String>,
+    #[serde(default)]
+    attended_at: Option<String>,
+    #[serde(default)]
+    note_received_at: Option<String>,
+    #[serde(default)]
+    cancelled_at: Option<String>,
+    #[serde(default)]
+    closed_at: Option<String>,
+    #[serde(default)]
+    close_reason: Option<String>,
+}
+
+/// A row's referral and milestones, or `field: message` (never the cell's value).
+fn history_of(
+    row: HistoryRow,
+    file_key: &str,
+    line: u64,
+) -> Result<(refloop_app::NewReferral, Vec<refloop_domain::Input>), String> {
+    use refloop_domain::{Input, Network, Origin, PatientId, ProviderId, Specialty, State, Urgency};
+    let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+    let time = |field: &str, v: Option<String>| {
+        given(v)
+            .map(|v| refloop_web::parse_instant(field, &v).map_err(|e| format!("{field}: {}", e.message)))
+            .transpose()
+    };
+    let ordered_at = time("ordered_at", Some(row.ordered_at))?.ok_or("ordered_at: required")?;
+    fn parsed<T>(field: &str, r: Result<T, refloop_domain::ParseError>) -> Result<T, String> {
+        r.map_err(|e| format!("{field}: {}", e.message))
+    }
+    let req = refloop_app::NewReferral {
+        patient_id: parsed("patient_id", PatientId::parse(&row.patient_id))?,
+        patient: None,
+        referring_provider: parsed("referring_provider", ProviderId::parse(&row.referring_provider))?,
+        specialty: given(row.specialty).map(|s| parsed("specialty", Specialty::parse(&s))).transpose()?,
+        specialist: given(row.specialist),
+        urgency: given(row.urgency)
+            .map(|s| parsed("urgency", Urgency::parse(&s)))
+            .transpose()?
+            .unwrap_or(Urgency::Routine),
+        origin: Origin::PhysicianOrder,
+        network: given(row.network)
+            .map(|s| parsed("network", Network::parse(&s)))
+            .transpose()?
+            .unwrap_or(Network::Unknown),
+        reason: None,
+        ordered_at: Some(ordered_at),
+        source_ids: vec![match given(row.referral_id) {
+            Some(id) => format!("baseline:{id}"),
+            None => format!("baseline:{file_key}:{line}"),
+        }],
+        historical: true,
+    };
+    let mut inputs = Vec::new();
+    let milestone = |state, at, appointment_at| Input::Milestone { state, at, appointment_at, channel: None };
+    if let Some(at) = time("patient_notified_at", row.patient_notified_at)? {
+        inputs.push(milestone(State::PatientNotified, at, None));
+    }
+    let appointment = time("appointment_at", row.appointment_at)?;
+    if let Some(at) = time("scheduled_at", row.scheduled_at)? {
+        inputs.push(milestone(State::Scheduled, at, appointment));
+    }
+    if let Some(at) = time("attended_at", row.attended_at)? {
+        inputs.push(milestone(State::Attended, at, None));
+    }
+    if let Some(at) = time("note_received_at", row.note_received_at)? {
+        inputs.push(milestone(State::NoteReceived, at, None));
+    }
+    if let Some(at) = time("cancelled_at", row.cancelled_at)? {
+        inputs.push(Input::Cancel { at, reason: given(row.close_reason.clone()) });
+    } else if let Some(at) = time("closed_at", row.closed_at)? {
+        let reason = given(row.close_reason).ok_or("close_reason: required with closed_at")?;
+        inputs.push(Input::CloseIncomplete { at, reason });
+    }
+    Ok((req, inputs))
+}
+
+pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let app = run::build_app(config).await?;
+    let actor = refloop_app::Actor::system("baseline-import");
+    let (mut imported, mut present, mut bad) = (0usize, 0usize, Vec::new());
+    for file in files {
+        let mut reader = csv::ReaderBuilder::new()
+            .trim(csv::Trim::All)
+            .from_path(file)
+            .with_context(|| format!("reading {}", file.display()))?;
+        let headers = reader.headers()?.clone();
+        for required in ["patient_id", "referring_provider", "ordered_at"] {
+            if !headers.iter().any(|h| h == required) {
+                anyhow::bail!("{}: the header row has no {required} column", file.display());
+            }
+        }
+        let file_key = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let progress = ProgressBar::new_spinner();
+        for record in reader.records() {
+            progress.inc(1);
+            let (line, outcome) = match record {
+                Err(e) => {
+                    (e.position().map_or(0, |p| p.line()), Err("unreadable row (wrong number of columns?)".to_owned()))
+                }
+                Ok(rec) => {
+                    let line = rec.position().map_or(0, |p| p.line());
+                    let row = rec.deserialize::<HistoryRow>(Some(&headers)).map_err(|e| match e.kind() {
+                        csv::ErrorKind::Deserialize { err, .. } => {
+                            format!(
+                                "{}: {}",
+                                err.field()
+                                    .map_or("row".into(), |f| headers.get(f as usize).unwrap_or("row").to_owned()),
+                                err.kind()
+                            )
+                        }
+                        _ => "unreadable row".to_owned(),
+                    });
+                    let outcome = match row.and_then(|r| history_of(r, &file_key, line)) {
+                        Ok((req, inputs)) => app.import_history(&actor, req, inputs).await.map_err(|e| e.to_string()),
+                        Err(e) => Err(e),
+                    };
+                    (line, outcome)
+                }
+            };
+            match outcome {
+                Ok(refloop_app::HistoryOutcome::Imported(_)) => imported += 1,
+                Ok(refloop_app::HistoryOutcome::AlreadyPresent(_)) => present += 1,
+                Err(e) => bad.push(format!("{}: line {line}: {e}", file.display())),
+            }
+        }
+        progress.finish_and_clear();
+    }
+    println!("{imported} referrals imported as history, {present} already present, {} rows refused", bad.len());
+    for b in &bad {
+        println!("  {b}");
+    }
+    Ok(())
+}

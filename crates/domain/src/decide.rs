@@ -207,6 +207,8 @@ pub enum EventData {
     },
     NeedsCoding,
     Shadowed,
+    /// Entered from a baseline import of past referrals: the workflow never acts on it.
+    ImportedHistory,
     PatientNotified {
         channel: Option<String>,
     },
@@ -267,6 +269,7 @@ impl EventData {
             EventData::DuplicateLinked { .. } => "duplicate-linked",
             EventData::NeedsCoding => "needs-coding",
             EventData::Shadowed => "shadowed",
+            EventData::ImportedHistory => "imported-history",
             EventData::PatientNotified { .. } => "patient-notified",
             EventData::Scheduled { .. } => "scheduled",
             EventData::NoShow => "no-show",
@@ -335,7 +338,8 @@ pub fn decide_new(order: NewOrder, ctx: &Context<'_>) -> Decision {
         let gap = at.duration_since(c.ordered_at).abs();
         (order.origin == Origin::PhysicianOrder && order.specialty.is_some() && gap <= window).then(|| c.id.clone())
     });
-    let shadow = !ctx.policy.in_pilot(&order.referring_provider);
+    let historical = order.historical;
+    let shadow = historical || !ctx.policy.in_pilot(&order.referring_provider);
     let referral = Referral {
         id: order.id,
         version: 1,
@@ -362,7 +366,9 @@ pub fn decide_new(order: NewOrder, ctx: &Context<'_>) -> Decision {
     };
     let mut d = Draft::new(referral, ctx);
     d.event(at, EventData::Ordered { origin: d.r.origin });
-    if let Some(of) = d.r.duplicate_of.clone() {
+    if historical {
+        d.event(ctx.now, EventData::ImportedHistory);
+    } else if let Some(of) = d.r.duplicate_of.clone() {
         d.event(ctx.now, EventData::DuplicateLinked { of });
     } else if d.r.needs_coding() {
         d.event(ctx.now, EventData::NeedsCoding);

@@ -24,6 +24,8 @@ pub struct NewOrder {
     pub reason: Option<String>,
     pub source_ids: Vec<String>,
     pub ordered_at: Timestamp,
+    /// A past referral imported as history (a baseline): counted in reports, never acted on.
+    pub historical: bool,
 }
 
 /// Changes to an existing order's attributes (e.g. the specialty gets coded).

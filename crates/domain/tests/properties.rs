@@ -27,6 +27,7 @@ fn new_referral(policy: &Policy, contact: &Contact) -> Referral {
         network: Network::OutOfNetwork,
         reason: None,
         source_ids: vec![],
+        historical: false,
         ordered_at: t0(),
     };
     let tz = TimeZone::UTC;

@@ -271,6 +271,7 @@ impl Cx<'_> {
             reason: None,
             ordered_at,
             source_ids: keys,
+            historical: false,
         };
         Ok(Mapping { mapped: Mapped::Order(Box::new(order)), warnings })
     }

@@ -265,6 +265,7 @@ impl Ctx<'_> {
             reason,
             ordered_at: Some(ordered_at),
             source_ids: vec![key],
+            historical: false,
         })))
     }
 

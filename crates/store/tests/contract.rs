@@ -49,6 +49,7 @@ fn referral(id: &str, patient: &str, ordered_at: Timestamp) -> Referral {
         network: Network::Unknown,
         reason: None,
         source_ids: vec![],
+        historical: false,
         ordered_at,
     };
     let policy = Policy::default();

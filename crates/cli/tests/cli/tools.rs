@@ -196,3 +196,75 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
     let (ok, _, err) = run(&["export", "referrals", "--database", &db.url, "--format", "xlsx"], &[]);
     assert!(!ok && err.contains("--format"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_baseline_csv_imports_history_that_reports_count_and_the_workflow_leaves_alone() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("last-quarter.csv");
+    // Hand-computed: 7 rows kept (one cancelled, so 6 tracked), 1 closed loop; leaks:
+    // no note (b2), not attended (b3), not scheduled (b4, b7 closed), not notified (b5).
+    std::fs::write(
+        &file,
+        "referral_id,patient_id,referring_provider,specialty,ordered_at,patient_notified_at,scheduled_at,appointment_at,attended_at,note_received_at,cancelled_at,closed_at,close_reason\n\
+         b1,p1,dr-adams,cardiology,2026-01-02,2026-01-03,2026-01-05,2026-01-12T15:00:00Z,2026-01-12,2026-01-20,,,\n\
+         b2,p2,dr-adams,cardiology,2026-01-02,2026-01-03,2026-01-05,2026-01-12T15:00:00Z,2026-01-12,,,,\n\
+         b3,p3,dr-adams,dermatology,2026-01-09,2026-01-10,2026-01-15,2026-01-30T15:00:00Z,,,,,\n\
+         b4,p4,dr-baker,dermatology,2026-02-02,2026-02-03,,,,,,,\n\
+         ,p5,dr-baker,neurology,2026-02-10,,,,,,,,\n\
+         b6,p6,dr-baker,neurology,2026-02-11,,,,,,2026-02-12,,entered in error\n\
+         b7,p7,dr-baker,neurology,2026-03-01,2026-03-02,,,,,,2026-03-20,patient declined\n\
+         b8,p8,dr-baker,neurology,yesterday,,,,,,,,\n\
+         b9,,dr-baker,neurology,2026-03-01,,,,,,,,\n\
+         b10,p10,dr-baker,neurology,2026-03-01,,,,,,,2026-03-20,\n\
+         b11,p11,dr-baker\n",
+    )
+    .unwrap();
+    let args = ["import", "csv", "--database", &db.url, file.to_str().unwrap()];
+    let (ok, out, err) = run(&args, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("7 referrals imported as history, 0 already present, 4 rows refused"), "{out}");
+    for expected in ["line 9: ordered_at", "line 10: patient_id", "line 11: close_reason", "line 12: unreadable"] {
+        assert!(out.contains(expected), "{expected} in {out}");
+    }
+    let (ok, out, _) = run(&args, &[]);
+    assert!(
+        ok && out.contains("0 referrals imported as history, 7 already present"),
+        "importing again adds nothing: {out}"
+    );
+
+    let (ok, out, err) =
+        run(&["report", "closure", "--database", &db.url, "--from", "2026-01-01", "--to", "2026-04-01", "--json"], &[]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (r["referrals"].as_u64(), r["closed_loop"].as_u64(), r["closed_loop_rate"].as_f64()),
+        (Some(6), Some(1), Some(0.1667))
+    );
+    assert_eq!(
+        r["funnel"],
+        serde_json::json!({"patient-notified": 5, "scheduled": 3, "attended": 2, "note-received": 1})
+    );
+    assert_eq!(
+        r["leakage_by_stage"],
+        serde_json::json!({"no note": 1, "not attended": 1, "not scheduled": 2, "not notified": 1})
+    );
+    assert_eq!(r["leakage_by_reason"], serde_json::json!({"still open": 4, "closed: patient declined": 1}));
+    assert_eq!(r["days"]["order-to-note"]["median_days"], 18.0);
+
+    // History is never acted on: no timers, no tasks, no messages.
+    let store = db.store().await;
+    assert_eq!(refloop_app::Store::next_due(store.as_ref()).await.unwrap(), None);
+    let tasks =
+        refloop_app::Store::tasks(store.as_ref(), &refloop_app::TaskFilter { limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+    assert!(tasks.is_empty(), "{tasks:?}");
+    let outbox =
+        refloop_app::Store::outbox(store.as_ref(), &refloop_app::OutboxFilter { limit: 100, ..Default::default() })
+            .await
+            .unwrap();
+    assert!(outbox.is_empty());
+}

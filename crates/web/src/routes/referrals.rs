@@ -58,6 +58,7 @@ fn parse_create(b: CreateReferralBody) -> ApiResult<NewReferral> {
         reason: b.reason.filter(|s| !s.trim().is_empty()),
         ordered_at: opt_instant("ordered_at", b.ordered_at.as_deref())?,
         source_ids: b.source_ids,
+        historical: false,
     })
 }
 
