@@ -69,23 +69,6 @@ pub struct Durations {
     pub mean_days: Option<f64>,
 }
 
-impl Durations {
-    fn of(mut days: Vec<f64>) -> Self {
-        if days.is_empty() {
-            return Self::default();
-        }
-        days.sort_by(f64::total_cmp);
-        let at = |p: f64| days[((days.len() - 1) as f64 * p).round() as usize];
-        let round = |d: f64| (d * 10.0).round() / 10.0;
-        Self {
-            count: days.len(),
-            median_days: Some(round(at(0.5))),
-            p90_days: Some(round(at(0.9))),
-            mean_days: Some(round(days.iter().sum::<f64>() / days.len() as f64)),
-        }
-    }
-}
-
 /// The figures for one group of referrals.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Closure {
@@ -178,49 +161,209 @@ pub fn leak_of(r: &Referral) -> Option<(&'static str, String)> {
     Some((stage, reason))
 }
 
-/// The figures for `referrals` (tracked ones only are counted).
-pub fn closure(referrals: &[&Referral]) -> Closure {
-    let tracked: Vec<&&Referral> = referrals.iter().filter(|r| r.is_tracked()).collect();
-    let mut c = Closure { referrals: tracked.len(), ..Closure::default() };
-    let mut spans: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
-    for r in &tracked {
-        let m = &r.milestones;
-        let reached = [m.patient_notified, m.scheduled, m.attended, m.note_received];
-        for ((name, _), at) in STAGES.iter().zip(reached) {
-            if at.is_some() {
-                *c.funnel.entry(name).or_default() += 1;
+/// What the reports need of one referral, kept beside its projection (`referral_stats`) so
+/// the dashboard aggregates narrow rows in the database instead of reading documents.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReferralStats {
+    pub tracked: bool,
+    /// Bit 0 patient-notified, 1 scheduled, 2 attended, 3 note-received.
+    pub reached: u8,
+    /// Where and why it leaked; `None` once the loop closed.
+    pub leak: Option<(&'static str, String)>,
+    /// Escalated while unscheduled, and scheduled afterwards.
+    pub escalated: bool,
+    pub caught: bool,
+    /// Minutes of each span of [`SPANS`], when both ends were reached.
+    pub minutes: [Option<i64>; 5],
+}
+
+/// The spans the reports time, in the order of [`ReferralStats::minutes`].
+pub const SPANS: [&str; 5] =
+    ["ordered-to-notified", "notified-to-scheduled", "scheduled-to-attended", "attended-to-note", "order-to-note"];
+
+pub fn stats_of(r: &Referral) -> ReferralStats {
+    let m = &r.milestones;
+    let reached = [m.patient_notified, m.scheduled, m.attended, m.note_received]
+        .iter()
+        .enumerate()
+        .fold(0u8, |acc, (i, t)| if t.is_some() { acc | (1 << i) } else { acc });
+    let escalated = r.progress.scheduling_escalated_for;
+    let caught = escalated.is_some_and(|e| {
+        r.milestones.scheduled.is_some_and(|s| s > e) || r.state.rank() > State::PatientNotified.rank()
+    });
+    let spans = spans_of(r);
+    ReferralStats {
+        tracked: r.is_tracked(),
+        reached,
+        leak: leak_of(r),
+        escalated: escalated.is_some(),
+        caught,
+        minutes: std::array::from_fn(|i| spans[i].1.map(|d| (d * 1440.0).floor() as i64)),
+    }
+}
+
+/// Tracked referrals with the same group key, funnel reach, leak and escalation: how many.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RollupRow {
+    pub key: String,
+    pub reached: u8,
+    pub leak_stage: Option<String>,
+    pub leak_reason: Option<String>,
+    pub escalated: bool,
+    pub caught: bool,
+    pub n: u64,
+}
+
+/// Tracked referrals with the same group key whose span `span` (index into [`SPANS`]) took
+/// `tenths` tenths of a day: how many, and their exact total in minutes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SpanRow {
+    pub key: String,
+    pub span: u8,
+    pub tenths: i64,
+    pub n: u64,
+    pub minutes: i64,
+}
+
+/// Tenths of a day, rounded, from minutes.
+pub fn tenths(minutes: i64) -> i64 {
+    (minutes * 10 + 720).div_euclid(1440)
+}
+
+impl Durations {
+    /// From a histogram of `(tenths of a day, count, total minutes)`.
+    fn from_histogram(mut h: Vec<(i64, u64, i64)>) -> Self {
+        let count: u64 = h.iter().map(|x| x.1).sum();
+        if count == 0 {
+            return Self::default();
+        }
+        h.sort_by_key(|x| x.0);
+        let at = |p: f64| {
+            let index = ((count - 1) as f64 * p).round() as u64;
+            let mut seen = 0;
+            for (t, n, _) in &h {
+                seen += n;
+                if seen > index {
+                    return *t as f64 / 10.0;
+                }
+            }
+            h.last().map_or(0.0, |x| x.0 as f64 / 10.0)
+        };
+        let total: i64 = h.iter().map(|x| x.2).sum();
+        Self {
+            count: count as usize,
+            median_days: Some(at(0.5)),
+            p90_days: Some(at(0.9)),
+            mean_days: Some((total as f64 / count as f64 / 1440.0 * 10.0).round() / 10.0),
+        }
+    }
+}
+
+/// The figures for one group's rollup rows.
+pub fn fold(rows: &[&RollupRow], spans: &[&SpanRow]) -> Closure {
+    let mut c = Closure::default();
+    for r in rows {
+        let n = r.n as usize;
+        c.referrals += n;
+        for (i, (name, _)) in STAGES.iter().enumerate() {
+            if r.reached & (1 << i) != 0 {
+                *c.funnel.entry(name).or_default() += n;
             }
         }
-        for (name, span) in spans_of(r) {
-            spans.entry(name).or_default().extend(span);
-        }
-        match leak_of(r) {
-            None => c.closed_loop += 1,
-            Some((stage, reason)) => {
-                *c.leakage_by_stage.entry(stage).or_default() += 1;
-                *c.leakage_by_reason.entry(reason).or_default() += 1;
+        match (&r.leak_stage, &r.leak_reason) {
+            (Some(stage), reason) => {
+                let stage = LEAK_STAGES.iter().find(|s| *s == stage).copied().unwrap_or("unknown");
+                *c.leakage_by_stage.entry(stage).or_default() += n;
+                *c.leakage_by_reason.entry(reason.clone().unwrap_or_default()).or_default() += n;
             }
+            (None, _) => c.closed_loop += n,
         }
-        if let Some(escalated) = r.progress.scheduling_escalated_for {
-            c.escalated_unscheduled += 1;
-            if r.milestones.scheduled.is_some_and(|s| s > escalated) || r.state.rank() > State::PatientNotified.rank() {
-                c.caught_after_escalation += 1;
+        if r.escalated {
+            c.escalated_unscheduled += n;
+            if r.caught {
+                c.caught_after_escalation += n;
             }
         }
     }
     c.closed_loop_rate = ratio(c.closed_loop, c.referrals);
     c.unscheduled_catch_rate = ratio(c.caught_after_escalation, c.escalated_unscheduled);
-    c.days = spans.into_iter().map(|(k, v)| (k, Durations::of(v))).collect();
+    for (i, name) in SPANS.iter().enumerate() {
+        let h: Vec<(i64, u64, i64)> =
+            spans.iter().filter(|s| usize::from(s.span) == i).map(|s| (s.tenths, s.n, s.minutes)).collect();
+        if !h.is_empty() {
+            c.days.insert(name, Durations::from_histogram(h));
+        }
+    }
     c
+}
+
+const LEAK_STAGES: [&str; 4] = ["not notified", "not scheduled", "not attended", "no note"];
+
+/// The rollup rows of `referrals` (tracked ones only), each under the key `key(r)`.
+pub fn rollup_of<'a>(
+    referrals: impl IntoIterator<Item = &'a Referral>,
+    key: impl Fn(&Referral) -> String,
+) -> (Vec<RollupRow>, Vec<SpanRow>) {
+    let mut rows: BTreeMap<(String, u8, Option<(&str, String)>, bool, bool), u64> = BTreeMap::new();
+    let mut spans: BTreeMap<(String, u8, i64), (u64, i64)> = BTreeMap::new();
+    for r in referrals {
+        let s = stats_of(r);
+        if !s.tracked {
+            continue;
+        }
+        let k = key(r);
+        for (i, m) in s.minutes.iter().enumerate() {
+            if let Some(m) = m {
+                let e = spans.entry((k.clone(), i as u8, tenths(*m))).or_default();
+                e.0 += 1;
+                e.1 += m;
+            }
+        }
+        *rows.entry((k, s.reached, s.leak, s.escalated, s.caught)).or_default() += 1;
+    }
+    let rows = rows
+        .into_iter()
+        .map(|((key, reached, leak, escalated, caught), n)| RollupRow {
+            key,
+            reached,
+            leak_stage: leak.as_ref().map(|l| l.0.to_owned()),
+            leak_reason: leak.map(|l| l.1),
+            escalated,
+            caught,
+            n,
+        })
+        .collect();
+    let spans = spans
+        .into_iter()
+        .map(|((key, span, tenths), (n, minutes))| SpanRow { key, span, tenths, n, minutes })
+        .collect();
+    (rows, spans)
+}
+
+/// The figures per key of a rollup, and over all of it.
+pub fn fold_groups(rows: &[RollupRow], spans: &[SpanRow]) -> (Closure, BTreeMap<String, Closure>) {
+    let mut groups: BTreeMap<&str, (Vec<&RollupRow>, Vec<&SpanRow>)> = BTreeMap::new();
+    for r in rows {
+        groups.entry(r.key.as_str()).or_default().0.push(r);
+    }
+    for s in spans {
+        groups.entry(s.key.as_str()).or_default().1.push(s);
+    }
+    let total = fold(&rows.iter().collect::<Vec<_>>(), &spans.iter().collect::<Vec<_>>());
+    let by = groups.into_iter().map(|(k, (r, s))| (k.to_owned(), fold(&r, &s))).collect();
+    (total, by)
+}
+
+/// The figures for `referrals` (tracked ones only are counted).
+pub fn closure(referrals: &[&Referral]) -> Closure {
+    let (rows, spans) = rollup_of(referrals.iter().copied(), |_| String::new());
+    fold_groups(&rows, &spans).0
 }
 
 /// The figures per group of `by` (dates in `tz`).
 pub fn split(referrals: &[&Referral], by: GroupBy, tz: &TimeZone) -> BTreeMap<String, Closure> {
-    let mut groups: BTreeMap<String, Vec<&Referral>> = BTreeMap::new();
-    for r in referrals {
-        groups.entry(by.key(r, tz)).or_default().push(r);
-    }
-    groups.into_iter().map(|(k, v)| (k, closure(&v))).collect()
+    let (rows, spans) = rollup_of(referrals.iter().copied(), |r| by.key(r, tz));
+    fold_groups(&rows, &spans).1
 }
 
 impl App {
