@@ -35,7 +35,10 @@ pub use ports::{
     PatientKeep, ReferralFilter, ReferralPage, SessionRecord, Specialist, Store, StoredEvent, Task, TaskFilter,
     TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
-pub use reports::{Closure, ClosureReport, Cms50Report, Durations, GroupBy, closure, leak_of, spans_of, split};
+pub use reports::{
+    Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,
+    fold_groups, leak_of, spans_of, split, stats_of, tenths,
+};
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use texts::SmsTexts;

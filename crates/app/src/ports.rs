@@ -517,6 +517,24 @@ pub trait Store: Send + Sync + 'static {
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError>;
 
+    /// The report rows of tracked referrals ordered in `[from, to)`, grouped by the report
+    /// column `key` (`specialty`, `provider`, `specialist`, `network`, `urgency`; `None`: one
+    /// group with the key `""`).
+    async fn closure_rollup(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        key: Option<&'static str>,
+    ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
+    /// Tracked referrals ordered in `[from, to)` and how many closed the loop, per `bucket_ms`
+    /// of order time (`(ordered_at div bucket_ms, referrals, closed)`).
+    async fn closure_trend(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64, u64)>, StoreError>;
+
     /// Every measure fact as `(patient, fact)`.
     async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError>;
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;

@@ -42,15 +42,30 @@ impl GroupBy {
         })
     }
 
-    fn key(self, r: &Referral, tz: &TimeZone) -> String {
-        let date = || tz.to_datetime(r.ordered_at).date();
+    /// The report column this groups by, when the database can group by it.
+    pub fn column(self) -> Option<&'static str> {
         match self {
-            GroupBy::Week => {
-                let d = date();
-                let back = i64::from(d.weekday().to_monday_zero_offset());
-                d.checked_sub(jiff::Span::new().days(back)).unwrap_or(d).to_string()
-            }
-            GroupBy::Month => date().strftime("%Y-%m").to_string(),
+            GroupBy::Specialty => Some("specialty"),
+            GroupBy::Provider => Some("provider"),
+            GroupBy::Specialist => Some("specialist"),
+            GroupBy::Network => Some("network"),
+            GroupBy::Urgency => Some("urgency"),
+            GroupBy::Week | GroupBy::Month => None,
+        }
+    }
+
+    /// The week (its Monday) or month (`YYYY-MM`) of a date; the week for other groupings.
+    fn calendar_key(self, d: jiff::civil::Date) -> String {
+        if self == GroupBy::Month {
+            return d.strftime("%Y-%m").to_string();
+        }
+        let back = i64::from(d.weekday().to_monday_zero_offset());
+        d.checked_sub(jiff::Span::new().days(back)).unwrap_or(d).to_string()
+    }
+
+    fn key(self, r: &Referral, tz: &TimeZone) -> String {
+        match self {
+            GroupBy::Week | GroupBy::Month => self.calendar_key(tz.to_datetime(r.ordered_at).date()),
             GroupBy::Specialty => r.specialty.as_ref().map_or("(needs coding)", |s| s.as_str()).to_owned(),
             GroupBy::Provider => r.referring_provider.as_str().to_owned(),
             GroupBy::Specialist => r.specialist.clone().unwrap_or_else(|| "(unknown)".into()),
@@ -377,10 +392,45 @@ impl App {
         if to <= from {
             return Err(AppError::invalid("to", "must be after from"));
         }
-        let all = self.store.referrals_ordered_between(from, to).await?;
-        let refs: Vec<&Referral> = all.iter().collect();
-        let by = by.map(|g| split(&refs, g, &self.policy().time_zone));
-        Ok(ClosureReport { from, to, generated_at: self.now(), total: closure(&refs), by })
+        let (total, by) = match by.map(|g| (g, g.column())) {
+            // Calendar groups depend on the practice's time zone: from the projections.
+            Some((g, None)) => {
+                let all = self.store.referrals_ordered_between(from, to).await?;
+                let refs: Vec<&Referral> = all.iter().collect();
+                (closure(&refs), Some(split(&refs, g, &self.policy().time_zone)))
+            }
+            other => {
+                let column = other.and_then(|(_, c)| c);
+                let (rows, spans) = self.store.closure_rollup(from, to, column).await?;
+                let (total, groups) = fold_groups(&rows, &spans);
+                (total, column.map(|_| groups))
+            }
+        };
+        Ok(ClosureReport { from, to, generated_at: self.now(), total, by })
+    }
+}
+
+impl App {
+    /// Tracked referrals and closed loops per week or month of order (practice time zone), for
+    /// the trend: `(key, referrals, closed)`, oldest first.
+    pub async fn closure_trend(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        by: GroupBy,
+    ) -> Result<Vec<(String, u64, u64)>, AppError> {
+        // Quarter hours: every time zone's midnight falls on one.
+        const BUCKET_MS: i64 = 15 * 60 * 1000;
+        let tz = &self.policy().time_zone;
+        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+        for (bucket, n, closed) in self.store.closure_trend(from, to, BUCKET_MS).await? {
+            let at = Timestamp::from_millisecond(bucket * BUCKET_MS).unwrap_or(from);
+            let date = tz.to_datetime(at).date();
+            let e = out.entry(by.calendar_key(date)).or_default();
+            e.0 += n;
+            e.1 += closed;
+        }
+        Ok(out.into_iter().map(|(k, (n, c))| (k, n, c)).collect())
     }
 }
 

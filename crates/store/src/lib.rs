@@ -15,7 +15,8 @@ use std::{str::FromStr, time::Duration};
 use jiff::Timestamp;
 use refloop_app::{
     AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage,
-    SessionRecord, Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
+    RollupRow, SessionRecord, SpanRow, Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+    UserRecord,
 };
 use refloop_domain::{PatientId, Referral, ReferralId, cms50::Fact};
 use sqlx::{
@@ -64,6 +65,7 @@ fn migrator(dialect: &str) -> Migrator {
             (7, "specialists", include_str!("../migrations/sqlite/0007_specialists.sql")),
             (8, "users", include_str!("../migrations/sqlite/0008_users.sql")),
             (9, "measure facts", include_str!("../migrations/sqlite/0009_measure_facts.sql")),
+            (10, "referral stats", include_str!("../migrations/sqlite/0010_referral_stats.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -75,6 +77,7 @@ fn migrator(dialect: &str) -> Migrator {
             (7, "specialists", include_str!("../migrations/postgres/0007_specialists.sql")),
             (8, "users", include_str!("../migrations/postgres/0008_users.sql")),
             (9, "measure facts", include_str!("../migrations/postgres/0009_measure_facts.sql")),
+            (10, "referral stats", include_str!("../migrations/postgres/0010_referral_stats.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -134,7 +137,34 @@ impl SqlStore {
             Db::Sqlite(p) => migrator("sqlite").run(p).await,
             Db::Postgres(p) => migrator("postgres").run(p).await,
         };
-        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))
+        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
+        self.backfill_stats().await
+    }
+
+    /// Writes the report rows of referrals entered before `referral_stats` existed.
+    async fn backfill_stats(&self) -> Result<(), StoreError> {
+        loop {
+            let docs: Vec<Referral> = on_pool!(&self.db, p => {
+                let rows = sqlx::query(
+                    "SELECT r.doc FROM referrals r
+                     WHERE NOT EXISTS (SELECT 1 FROM referral_stats s WHERE s.ordered_at = r.ordered_at AND s.id = r.id)
+                     LIMIT 2000",
+                )
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+                rows.iter().map(|r| row::referral(r)).collect::<Result<Vec<_>, _>>()?
+            });
+            if docs.is_empty() {
+                return Ok(());
+            }
+            tracing::info!(referrals = docs.len(), "writing report rows for existing referrals");
+            for chunk in docs.chunks(pending::CHUNK_ROWS) {
+                on_pool!(&self.db, p => {
+                    pending::stats_query!(chunk).build().execute(p).await.map_err(db)?;
+                });
+            }
+        }
     }
 
     /// Runs one SQL statement as it is: for maintenance scripts and tests, never with input
@@ -548,6 +578,74 @@ impl Store for SqlStore {
         on_pool!(&self.db, p => {
             let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(p).await.map_err(db)?;
             rows.iter().map(|r| row::user(r)).collect()
+        })
+    }
+
+    async fn closure_rollup(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        key: Option<&'static str>,
+    ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
+        let k = match key {
+            None => "''",
+            Some("specialty") => "COALESCE(specialty, '(needs coding)')",
+            Some("provider") => "provider",
+            Some("specialist") => "COALESCE(specialist, '(unknown)')",
+            Some("network") => "network",
+            Some("urgency") => "urgency",
+            Some(other) => return Err(StoreError::Other(format!("no report column {other}"))),
+        };
+        let group = if key.is_some() { format!("{k}, ") } else { String::new() };
+        let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
+        let rows_sql = format!(
+            "SELECT {k} AS k, CAST(reached AS BIGINT) AS reached, leak_stage, leak_reason, \
+             CAST(escalated AS BIGINT) AS escalated, CAST(caught AS BIGINT) AS caught, CAST(COUNT(*) AS BIGINT) AS n \
+             {range} GROUP BY {group}reached, leak_stage, leak_reason, escalated, caught"
+        );
+        let spans_sql = ["m_notify", "m_schedule", "m_attend", "m_note", "m_total"]
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                format!(
+                    "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
+                     CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \
+                     {range} AND {m} IS NOT NULL GROUP BY {group}({m} * 10 + 720) / 1440"
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let rows_sql = sqlx::AssertSqlSafe(rows_sql);
+        let spans_sql = sqlx::AssertSqlSafe(spans_sql);
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(rows_sql).bind(ms(from)).bind(ms(to)).fetch_all(p).await.map_err(db)?;
+            let rows = rows.iter().map(|r| row::rollup(r)).collect::<Result<Vec<_>, _>>()?;
+            let spans = sqlx::query(spans_sql).bind(ms(from)).bind(ms(to)).fetch_all(p).await.map_err(db)?;
+            let spans = spans.iter().map(|r| row::span(r)).collect::<Result<Vec<_>, _>>()?;
+            Ok((rows, spans))
+        })
+    }
+
+    async fn closure_trend(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        bucket_ms: i64,
+    ) -> Result<Vec<(i64, u64, u64)>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT CAST(ordered_at / $3 AS BIGINT) AS b, CAST(COUNT(*) AS BIGINT) AS n,
+                    CAST(SUM(CASE WHEN leak_stage IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS closed
+                 FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1
+                 GROUP BY ordered_at / $3",
+            )
+            .bind(ms(from))
+            .bind(ms(to))
+            .bind(bucket_ms.max(1))
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::trend(r)).collect()
         })
     }
 

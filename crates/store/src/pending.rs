@@ -25,6 +25,8 @@ pub(crate) struct Pending {
     pub inbox: Vec<InboxItem>,
     /// Referral keys; the first referral to claim a key keeps it.
     pub keys: Vec<(String, ReferralId)>,
+    /// Referrals whose report row (`referral_stats`) to write; the last version of an id wins.
+    pub stats: Vec<Referral>,
 }
 
 impl Pending {
@@ -37,6 +39,16 @@ impl Pending {
             && self.timers.is_empty()
             && self.inbox.is_empty()
             && self.keys.is_empty()
+            && self.stats.is_empty()
+    }
+
+    /// The referrals whose report rows to write, the last version of each.
+    pub fn take_stats(&mut self) -> Vec<Referral> {
+        let mut all = std::mem::take(&mut self.stats);
+        let mut seen = std::collections::HashSet::new();
+        all.reverse();
+        all.retain(|r| seen.insert(r.id.clone()));
+        all
     }
 
     pub fn put_key(&mut self, key: &str, id: &ReferralId) {
@@ -93,6 +105,9 @@ macro_rules! flush_pending {
             $crate::pending::referrals_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
         }
         if all {
+            for chunk in p.take_stats().chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::stats_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
             for chunk in std::mem::take(&mut p.events).chunks($crate::pending::CHUNK_ROWS) {
                 $crate::pending::events_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
             }
@@ -192,6 +207,45 @@ macro_rules! referrals_query {
     }};
 }
 pub(crate) use referrals_query;
+
+/// Upserts the report rows (`referral_stats`) of referrals.
+macro_rules! stats_query {
+    ($rows:expr) => {{
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO referral_stats (ordered_at, id, tracked, specialty, provider, specialist, network, urgency, \
+             reached, leak_stage, leak_reason, escalated, caught, m_notify, m_schedule, m_attend, m_note, m_total) ",
+        );
+        q.push_values($rows, |mut b, r: &refloop_domain::Referral| {
+            let s = refloop_app::stats_of(r);
+            b.push_bind($crate::row::ms(r.ordered_at))
+                .push_bind(r.id.as_str())
+                .push_bind(i16::from(s.tracked))
+                .push_bind(r.specialty.as_ref().map(|x| x.as_str()))
+                .push_bind(r.referring_provider.as_str())
+                .push_bind(r.specialist.as_deref())
+                .push_bind(r.network.as_str())
+                .push_bind(r.urgency.as_str())
+                .push_bind(i16::from(s.reached))
+                .push_bind(s.leak.as_ref().map(|l| l.0))
+                .push_bind(s.leak.as_ref().map(|l| l.1.clone()))
+                .push_bind(i16::from(s.escalated))
+                .push_bind(i16::from(s.caught));
+            for m in s.minutes {
+                b.push_bind(m);
+            }
+        });
+        q.push(
+            " ON CONFLICT (ordered_at, id) DO UPDATE SET tracked = excluded.tracked, specialty = excluded.specialty, \
+             provider = excluded.provider, specialist = excluded.specialist, network = excluded.network, \
+             urgency = excluded.urgency, reached = excluded.reached, leak_stage = excluded.leak_stage, \
+             leak_reason = excluded.leak_reason, escalated = excluded.escalated, caught = excluded.caught, \
+             m_notify = excluded.m_notify, m_schedule = excluded.m_schedule, m_attend = excluded.m_attend, \
+             m_note = excluded.m_note, m_total = excluded.m_total",
+        );
+        q
+    }};
+}
+pub(crate) use stats_query;
 
 macro_rules! events_query {
     ($rows:expr) => {{

@@ -199,6 +199,33 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
     })
 }
 
+pub(crate) fn rollup(row: &dyn Get) -> Result<refloop_app::RollupRow, StoreError> {
+    Ok(refloop_app::RollupRow {
+        key: row.text("k")?,
+        reached: u8::try_from(row.int("reached")?).map_err(corrupt)?,
+        leak_stage: row.opt_text("leak_stage")?,
+        leak_reason: row.opt_text("leak_reason")?,
+        escalated: row.int("escalated")? != 0,
+        caught: row.int("caught")? != 0,
+        n: u64::try_from(row.int("n")?).map_err(corrupt)?,
+    })
+}
+
+pub(crate) fn span(row: &dyn Get) -> Result<refloop_app::SpanRow, StoreError> {
+    Ok(refloop_app::SpanRow {
+        key: row.text("k")?,
+        span: u8::try_from(row.int("span")?).map_err(corrupt)?,
+        tenths: row.int("t")?,
+        n: u64::try_from(row.int("n")?).map_err(corrupt)?,
+        minutes: row.int("m")?,
+    })
+}
+
+pub(crate) fn trend(row: &dyn Get) -> Result<(i64, u64, u64), StoreError> {
+    let n = |c: &str| row.int(c).and_then(|v| u64::try_from(v).map_err(corrupt));
+    Ok((row.int("b")?, n("n")?, n("closed")?))
+}
+
 pub(crate) fn fact(row: &dyn Get) -> Result<(String, refloop_domain::cms50::Fact), StoreError> {
     let fact = serde_json::from_str(&row.text("doc")?).map_err(corrupt)?;
     Ok((row.text("patient")?, fact))

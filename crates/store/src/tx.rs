@@ -289,6 +289,7 @@ impl Tx for SqlTx {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.pending.referrals.push((r.clone(), stage_due_at, now));
+        self.pending.stats.push(r.clone());
         self.track(r);
         self.put_keys(r).await
     }
@@ -313,6 +314,7 @@ impl Tx for SqlTx {
         if updated != 1 {
             return Err(StoreError::Conflict(r.id.to_string()));
         }
+        self.pending.stats.push(r.clone());
         self.track(r);
         Ok(())
     }

@@ -254,6 +254,27 @@ async fn a_baseline_csv_imports_history_that_reports_count_and_the_workflow_leav
     assert_eq!(r["leakage_by_reason"], serde_json::json!({"still open": 4, "closed: patient declined": 1}));
     assert_eq!(r["days"]["order-to-note"]["median_days"], 18.0);
 
+    // The same figures from the projections (by month) as from the report rows; and report
+    // rows missing (as in a database from before they existed) are written at start.
+    let report = |by: Option<&str>| {
+        let mut args =
+            vec!["report", "closure", "--database", &db.url, "--from", "2026-01-01", "--to", "2026-04-01", "--json"];
+        args.extend(by.iter().flat_map(|b| ["--by", *b]));
+        let (ok, out, err) = run(&args, &[]);
+        assert!(ok, "{err}");
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v.as_object_mut().unwrap().remove("generated_at");
+        v
+    };
+    let by_month = report(Some("month"));
+    assert_eq!(by_month["by"]["2026-01"]["referrals"], 3);
+    let mut without_groups = by_month.clone();
+    without_groups.as_object_mut().unwrap().remove("by");
+    assert_eq!(without_groups, report(None));
+    let store = db.store().await;
+    assert_eq!(store.execute_raw("DELETE FROM referral_stats").await.unwrap(), 7);
+    assert_eq!(report(None), without_groups, "every command migrates first, which writes them again");
+
     // History is never acted on: no timers, no tasks, no messages.
     let store = db.store().await;
     assert_eq!(refloop_app::Store::next_due(store.as_ref()).await.unwrap(), None);

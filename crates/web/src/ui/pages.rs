@@ -13,7 +13,7 @@ use axum::{
 };
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
-    Closure, GroupBy, OutboxFilter, Permission, ReferralFilter, SESSION_IDLE, TaskFilter, TaskStatus, is_stale, split,
+    Closure, GroupBy, OutboxFilter, Permission, ReferralFilter, SESSION_IDLE, TaskFilter, TaskStatus, is_stale,
 };
 use refloop_domain::{ReferralId, Specialty, State as RState, Urgency, stage_deadline};
 
@@ -235,19 +235,28 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
     let weekly = to - from <= SignedDuration::from_hours(120 * 24);
     let (trend_by, trend_unit) = if weekly { (GroupBy::Week, "week") } else { (GroupBy::Month, "month") };
 
-    let all = s.app.store().referrals_ordered_between(from, to).await.map_err(refloop_app::AppError::from)?;
-    let refs: Vec<_> = all.iter().collect();
-    let total = refloop_app::closure(&refs);
-    let trend = group_rows(&split(&refs, trend_by, &tz));
-    let by_group = group_rows(&split(&refs, by, &tz));
+    let report = s.app.closure_report(from, to, Some(by)).await?;
+    let total = report.total;
+    let by_group = group_rows(&report.by.unwrap_or_default());
+    let trend: Vec<GroupRow> = s
+        .app
+        .closure_trend(from, to, trend_by)
+        .await?
+        .into_iter()
+        .map(|(key, n, closed)| GroupRow {
+            key,
+            referrals: n as usize,
+            closed: closed as usize,
+            rate: pct((n > 0).then(|| closed as f64 / n as f64)),
+            median_to_note: String::new(),
+            catch_rate: String::new(),
+        })
+        .collect();
 
     let baseline_from = parse_local("baseline_from", get(&q, "baseline_from"), &tz)?;
     let baseline_to = parse_local("baseline_to", get(&q, "baseline_to"), &tz)?;
     let baseline = match (baseline_from, baseline_to) {
-        (Some(f), Some(t)) if t > f => {
-            let rows = s.app.store().referrals_ordered_between(f, t).await.map_err(refloop_app::AppError::from)?;
-            Some(Kpis::of(&refloop_app::closure(&rows.iter().collect::<Vec<_>>())))
-        }
+        (Some(f), Some(t)) if t > f => Some(Kpis::of(&s.app.closure_report(f, t, None).await?.total)),
         _ => None,
     };
 

@@ -1,0 +1,23 @@
+-- What the reports aggregate, one narrow row per referral beside its projection, written in
+-- the same transaction: the dashboard groups these in the database instead of reading documents.
+CREATE TABLE referral_stats (
+    ordered_at  BIGINT NOT NULL,
+    id          TEXT NOT NULL,
+    tracked     SMALLINT NOT NULL,
+    specialty   TEXT,
+    provider    TEXT NOT NULL,
+    specialist  TEXT,
+    network     TEXT NOT NULL,
+    urgency     TEXT NOT NULL,
+    reached     SMALLINT NOT NULL,
+    leak_stage  TEXT,
+    leak_reason TEXT,
+    escalated   SMALLINT NOT NULL,
+    caught      SMALLINT NOT NULL,
+    m_notify    BIGINT,
+    m_schedule  BIGINT,
+    m_attend    BIGINT,
+    m_note      BIGINT,
+    m_total     BIGINT,
+    PRIMARY KEY (ordered_at, id)
+);

@@ -1,0 +1,23 @@
+-- What the reports aggregate, one narrow row per referral beside its projection, written in
+-- the same transaction: the dashboard groups these in the database instead of reading documents.
+CREATE TABLE referral_stats (
+    ordered_at  INTEGER NOT NULL,
+    id          TEXT NOT NULL,
+    tracked     INTEGER NOT NULL,
+    specialty   TEXT,
+    provider    TEXT NOT NULL,
+    specialist  TEXT,
+    network     TEXT NOT NULL,
+    urgency     TEXT NOT NULL,
+    reached     INTEGER NOT NULL,
+    leak_stage  TEXT,
+    leak_reason TEXT,
+    escalated   INTEGER NOT NULL,
+    caught      INTEGER NOT NULL,
+    m_notify    INTEGER,
+    m_schedule  INTEGER,
+    m_attend    INTEGER,
+    m_note      INTEGER,
+    m_total     INTEGER,
+    PRIMARY KEY (ordered_at, id)
+) WITHOUT ROWID;
