@@ -196,6 +196,34 @@ pub struct ReferralStats {
 pub const SPANS: [&str; 5] =
     ["ordered-to-notified", "notified-to-scheduled", "scheduled-to-attended", "attended-to-note", "order-to-note"];
 
+const LEAK_STAGES: [&str; 4] = ["not notified", "not scheduled", "not attended", "no note"];
+
+impl ReferralStats {
+    /// Reach (bits 0–3), escalated (4), caught (5) and leak stage (bits 6–8: 0 closed loop,
+    /// else 1 + its index in the leak stages) in one number, so the database groups by one
+    /// small integer instead of several columns.
+    pub fn code(&self) -> i16 {
+        let stage = self.leak.as_ref().and_then(|(s, _)| LEAK_STAGES.iter().position(|x| x == s)).map_or(0, |i| i + 1);
+        i16::from(self.reached) | i16::from(self.escalated) << 4 | i16::from(self.caught) << 5 | (stage as i16) << 6
+    }
+}
+
+impl RollupRow {
+    /// A rollup row from its stored code and leak reason.
+    pub fn from_code(key: String, code: i16, leak_reason: Option<String>, n: u64) -> Self {
+        let stage = usize::try_from(code >> 6).unwrap_or(0);
+        RollupRow {
+            key,
+            reached: (code & 0x0f) as u8,
+            leak_stage: stage.checked_sub(1).and_then(|i| LEAK_STAGES.get(i)).map(|s| (*s).to_owned()),
+            leak_reason,
+            escalated: code & 0x10 != 0,
+            caught: code & 0x20 != 0,
+            n,
+        }
+    }
+}
+
 pub fn stats_of(r: &Referral) -> ReferralStats {
     let m = &r.milestones;
     let reached = [m.patient_notified, m.scheduled, m.attended, m.note_received]
@@ -312,8 +340,6 @@ pub fn fold(rows: &[&RollupRow], spans: &[&SpanRow]) -> Closure {
     c
 }
 
-const LEAK_STAGES: [&str; 4] = ["not notified", "not scheduled", "not attended", "no note"];
-
 /// The rollup rows of `referrals` (tracked ones only), each under the key `key(r)`.
 pub fn rollup_of<'a>(
     referrals: impl IntoIterator<Item = &'a Referral>,
@@ -419,12 +445,14 @@ impl App {
         to: Timestamp,
         by: GroupBy,
     ) -> Result<Vec<(String, u64, u64)>, AppError> {
-        // Quarter hours: every time zone's midnight falls on one.
-        const BUCKET_MS: i64 = 15 * 60 * 1000;
+        // Buckets on which every local midnight of the period falls: hours, or quarter hours
+        // in zones with a half- or quarter-hour offset.
         let tz = &self.policy().time_zone;
+        let whole_hours = [from, to].iter().all(|t| tz.to_offset(*t).seconds() % 3600 == 0);
+        let bucket_ms: i64 = if whole_hours { 3_600_000 } else { 900_000 };
         let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for (bucket, n, closed) in self.store.closure_trend(from, to, BUCKET_MS).await? {
-            let at = Timestamp::from_millisecond(bucket * BUCKET_MS).unwrap_or(from);
+        for (bucket, n, closed) in self.store.closure_trend(from, to, bucket_ms).await? {
+            let at = Timestamp::from_millisecond(bucket * bucket_ms).unwrap_or(from);
             let date = tz.to_datetime(at).date();
             let e = out.entry(by.calendar_key(date)).or_default();
             e.0 += n;

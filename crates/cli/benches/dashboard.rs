@@ -160,6 +160,14 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
         quarter = report.total.referrals;
     }
 
+    for key in [None, Some("specialty")] {
+        let t = Instant::now();
+        let (rows, spans) = refloop_app::Store::closure_rollup(store.as_ref(), from, now, key).await.unwrap();
+        let t1 = t.elapsed();
+        let t = Instant::now();
+        let trend = refloop_app::Store::closure_trend(store.as_ref(), from, now, 900_000).await.unwrap();
+        println!("rollup {key:?}: {} rows {} spans in {:?}; trend {} in {:?}", rows.len(), spans.len(), t1, trend.len(), t.elapsed());
+    }
     // The page, over HTTP, signed in.
     let tz = app.policy().time_zone.clone();
     let state = refloop_web::AppState {

@@ -598,31 +598,40 @@ impl Store for SqlStore {
         };
         let group = if key.is_some() { format!("{k}, ") } else { String::new() };
         let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
-        let rows_sql = format!(
-            "SELECT {k} AS k, CAST(reached AS BIGINT) AS reached, leak_stage, leak_reason, \
-             CAST(escalated AS BIGINT) AS escalated, CAST(caught AS BIGINT) AS caught, CAST(COUNT(*) AS BIGINT) AS n \
-             {range} GROUP BY {group}reached, leak_stage, leak_reason, escalated, caught"
-        );
-        let spans_sql = ["m_notify", "m_schedule", "m_attend", "m_note", "m_total"]
-            .iter()
-            .enumerate()
-            .map(|(i, m)| {
-                format!(
-                    "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
-                     CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \
-                     {range} AND {m} IS NOT NULL GROUP BY {group}({m} * 10 + 720) / 1440"
-                )
-            })
-            .collect::<Vec<_>>()
-            .join(" UNION ALL ");
-        let rows_sql = sqlx::AssertSqlSafe(rows_sql);
-        let spans_sql = sqlx::AssertSqlSafe(spans_sql);
+        let rows_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {k} AS k, CAST(code AS BIGINT) AS code, leak_reason, CAST(COUNT(*) AS BIGINT) AS n \
+             {range} GROUP BY {group}code, leak_reason"
+        ));
+        let span_sql = |i: usize, m: &str| {
+            sqlx::AssertSqlSafe(format!(
+                "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
+                 CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \
+                 {range} AND {m} IS NOT NULL GROUP BY {group}({m} * 10 + 720) / 1440"
+            ))
+        };
+        // Six scans of the period, run side by side on the pool's connections.
+        let (a, b) = (ms(from), ms(to));
         on_pool!(&self.db, p => {
-            let rows = sqlx::query(rows_sql).bind(ms(from)).bind(ms(to)).fetch_all(p).await.map_err(db)?;
-            let rows = rows.iter().map(|r| row::rollup(r)).collect::<Result<Vec<_>, _>>()?;
-            let spans = sqlx::query(spans_sql).bind(ms(from)).bind(ms(to)).fetch_all(p).await.map_err(db)?;
-            let spans = spans.iter().map(|r| row::span(r)).collect::<Result<Vec<_>, _>>()?;
-            Ok((rows, spans))
+            let spans = |i: usize, m: &'static str| {
+                let sql = span_sql(i, m);
+                async move {
+                    let rows = sqlx::query(sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
+                    rows.iter().map(|r| row::span(r)).collect::<Result<Vec<_>, _>>()
+                }
+            };
+            let rows = async {
+                let rows = sqlx::query(rows_sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
+                rows.iter().map(|r| row::rollup(r)).collect::<Result<Vec<_>, _>>()
+            };
+            let (rows, s0, s1, s2, s3, s4) = tokio::try_join!(
+                rows,
+                spans(0, "m_notify"),
+                spans(1, "m_schedule"),
+                spans(2, "m_attend"),
+                spans(3, "m_note"),
+                spans(4, "m_total"),
+            )?;
+            Ok((rows, [s0, s1, s2, s3, s4].concat()))
         })
     }
 
@@ -635,7 +644,7 @@ impl Store for SqlStore {
         on_pool!(&self.db, p => {
             let rows = sqlx::query(
                 "SELECT CAST(ordered_at / $3 AS BIGINT) AS b, CAST(COUNT(*) AS BIGINT) AS n,
-                    CAST(SUM(CASE WHEN leak_stage IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS closed
+                    CAST(SUM(CASE WHEN code < 64 THEN 1 ELSE 0 END) AS BIGINT) AS closed
                  FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1
                  GROUP BY ordered_at / $3",
             )

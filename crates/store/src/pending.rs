@@ -213,7 +213,7 @@ macro_rules! stats_query {
     ($rows:expr) => {{
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO referral_stats (ordered_at, id, tracked, specialty, provider, specialist, network, urgency, \
-             reached, leak_stage, leak_reason, escalated, caught, m_notify, m_schedule, m_attend, m_note, m_total) ",
+             code, leak_reason, m_notify, m_schedule, m_attend, m_note, m_total) ",
         );
         q.push_values($rows, |mut b, r: &refloop_domain::Referral| {
             let s = refloop_app::stats_of(r);
@@ -225,11 +225,8 @@ macro_rules! stats_query {
                 .push_bind(r.specialist.as_deref())
                 .push_bind(r.network.as_str())
                 .push_bind(r.urgency.as_str())
-                .push_bind(i16::from(s.reached))
-                .push_bind(s.leak.as_ref().map(|l| l.0))
-                .push_bind(s.leak.as_ref().map(|l| l.1.clone()))
-                .push_bind(i16::from(s.escalated))
-                .push_bind(i16::from(s.caught));
+                .push_bind(s.code())
+                .push_bind(s.leak.as_ref().map(|l| l.1.clone()));
             for m in s.minutes {
                 b.push_bind(m);
             }
@@ -237,8 +234,7 @@ macro_rules! stats_query {
         q.push(
             " ON CONFLICT (ordered_at, id) DO UPDATE SET tracked = excluded.tracked, specialty = excluded.specialty, \
              provider = excluded.provider, specialist = excluded.specialist, network = excluded.network, \
-             urgency = excluded.urgency, reached = excluded.reached, leak_stage = excluded.leak_stage, \
-             leak_reason = excluded.leak_reason, escalated = excluded.escalated, caught = excluded.caught, \
+             urgency = excluded.urgency, code = excluded.code, leak_reason = excluded.leak_reason, \
              m_notify = excluded.m_notify, m_schedule = excluded.m_schedule, m_attend = excluded.m_attend, \
              m_note = excluded.m_note, m_total = excluded.m_total",
         );

@@ -200,15 +200,12 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
 }
 
 pub(crate) fn rollup(row: &dyn Get) -> Result<refloop_app::RollupRow, StoreError> {
-    Ok(refloop_app::RollupRow {
-        key: row.text("k")?,
-        reached: u8::try_from(row.int("reached")?).map_err(corrupt)?,
-        leak_stage: row.opt_text("leak_stage")?,
-        leak_reason: row.opt_text("leak_reason")?,
-        escalated: row.int("escalated")? != 0,
-        caught: row.int("caught")? != 0,
-        n: u64::try_from(row.int("n")?).map_err(corrupt)?,
-    })
+    Ok(refloop_app::RollupRow::from_code(
+        row.text("k")?,
+        i16::try_from(row.int("code")?).map_err(corrupt)?,
+        row.opt_text("leak_reason")?,
+        u64::try_from(row.int("n")?).map_err(corrupt)?,
+    ))
 }
 
 pub(crate) fn span(row: &dyn Get) -> Result<refloop_app::SpanRow, StoreError> {

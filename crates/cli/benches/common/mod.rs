@@ -12,7 +12,12 @@ where
     Fut: Future<Output = ()>,
 {
     let dir = tempfile::tempdir().expect("a temporary directory");
-    bench("sqlite", format!("sqlite://{}", dir.path().join("bench.db").display())).await;
+    // BENCH_SQLITE_DIR keeps the SQLite file there for a look afterwards.
+    let path = match std::env::var("BENCH_SQLITE_DIR") {
+        Ok(d) => std::path::PathBuf::from(d).join(format!("bench-{}.db", std::process::id())),
+        Err(_) => dir.path().join("bench.db"),
+    };
+    bench("sqlite", format!("sqlite://{}", path.display())).await;
     if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
         let schema = format!("refloop_bench_{}", std::process::id());
         let admin = SqlStore::connect(&base).await.expect("connect to PostgreSQL");

@@ -9,11 +9,9 @@ CREATE TABLE referral_stats (
     specialist  TEXT,
     network     TEXT NOT NULL,
     urgency     TEXT NOT NULL,
-    reached     SMALLINT NOT NULL,
-    leak_stage  TEXT,
+    -- reach, leak stage and escalation in one small number (see refloop_app::ReferralStats::code)
+    code        SMALLINT NOT NULL,
     leak_reason TEXT,
-    escalated   SMALLINT NOT NULL,
-    caught      SMALLINT NOT NULL,
     m_notify    BIGINT,
     m_schedule  BIGINT,
     m_attend    BIGINT,

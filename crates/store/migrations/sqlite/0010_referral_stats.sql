@@ -9,11 +9,9 @@ CREATE TABLE referral_stats (
     specialist  TEXT,
     network     TEXT NOT NULL,
     urgency     TEXT NOT NULL,
-    reached     INTEGER NOT NULL,
-    leak_stage  TEXT,
+    -- reach, leak stage and escalation in one small number (see refloop_app::ReferralStats::code)
+    code        INTEGER NOT NULL,
     leak_reason TEXT,
-    escalated   INTEGER NOT NULL,
-    caught      INTEGER NOT NULL,
     m_notify    INTEGER,
     m_schedule  INTEGER,
     m_attend    INTEGER,
