@@ -519,12 +519,14 @@ pub trait Store: Send + Sync + 'static {
 
     /// The report rows of tracked referrals ordered in `[from, to)`, grouped by the report
     /// column `key` (`specialty`, `provider`, `specialist`, `network`, `urgency`; `None`: one
-    /// group with the key `""`).
+    /// group with the key `""`). Span histograms are per key for the spans (indexes into
+    /// [`crate::SPANS`]) in `spans_by_key`, and over all groups (key `""`) for the others.
     async fn closure_rollup(
         &self,
         from: Timestamp,
         to: Timestamp,
         key: Option<&'static str>,
+        spans_by_key: &[u8],
     ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
     /// Tracked referrals ordered in `[from, to)` and how many closed the loop, per `bucket_ms`
     /// of order time (`(ordered_at div bucket_ms, referrals, closed)`).

@@ -586,6 +586,7 @@ impl Store for SqlStore {
         from: Timestamp,
         to: Timestamp,
         key: Option<&'static str>,
+        spans_by_key: &[u8],
     ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
         let k = match key {
             None => "''",
@@ -603,6 +604,8 @@ impl Store for SqlStore {
              {range} GROUP BY {group}code, leak_reason"
         ));
         let span_sql = |i: usize, m: &str| {
+            let keyed = spans_by_key.contains(&(i as u8));
+            let (k, group) = if keyed { (k, group.as_str()) } else { ("''", "") };
             sqlx::AssertSqlSafe(format!(
                 "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
                  CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \

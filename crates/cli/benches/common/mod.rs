@@ -13,9 +13,10 @@ where
 {
     let dir = tempfile::tempdir().expect("a temporary directory");
     // BENCH_SQLITE_DIR keeps the SQLite file there for a look afterwards.
-    let path = match std::env::var("BENCH_SQLITE_DIR") {
-        Ok(d) => std::path::PathBuf::from(d).join(format!("bench-{}.db", std::process::id())),
-        Err(_) => dir.path().join("bench.db"),
+    let path = match (std::env::var("BENCH_SQLITE_FILE"), std::env::var("BENCH_SQLITE_DIR")) {
+        (Ok(f), _) => std::path::PathBuf::from(f),
+        (_, Ok(d)) => std::path::PathBuf::from(d).join(format!("bench-{}.db", std::process::id())),
+        _ => dir.path().join("bench.db"),
     };
     bench("sqlite", format!("sqlite://{}", path.display())).await;
     if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {

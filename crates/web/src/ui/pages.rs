@@ -235,7 +235,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
     let weekly = to - from <= SignedDuration::from_hours(120 * 24);
     let (trend_by, trend_unit) = if weekly { (GroupBy::Week, "week") } else { (GroupBy::Month, "month") };
 
-    let (report, trend) = tokio::join!(s.app.closure_report(from, to, Some(by)), s.app.closure_trend(from, to, trend_by));
+    let (report, trend) = tokio::join!(s.app.closure_overview(from, to, by), s.app.closure_trend(from, to, trend_by));
     let report = report?;
     let total = report.total;
     let by_group = group_rows(&report.by.unwrap_or_default());
