@@ -46,6 +46,29 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Simulate a practice: the same referrals and patients run through the real engine twice,
+    /// without the workflow (baseline) and with it, and the figures side by side with every
+    /// assumption behind them.
+    Simulate {
+        #[arg(long, default_value_t = 12)]
+        providers: u32,
+        #[arg(long, default_value_t = 600)]
+        referrals_per_month: u32,
+        /// Days of orders (outcomes are then followed for 150 more).
+        #[arg(long, default_value_t = 90)]
+        days: u32,
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Only these specialties, comma-separated (e.g. cardiology,dermatology).
+        #[arg(long, value_delimiter = ',')]
+        specialties: Vec<String>,
+        /// Keep the workflow run in this database (empty): sqlite://PATH or postgres://…
+        #[arg(long, value_name = "URL")]
+        database: Option<String>,
+        /// Print {"parameters", "baseline", "workflow"} as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply database migrations and exit.
     Migrate {
         #[command(flatten)]
@@ -284,6 +307,13 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, http, mllp)?;
             run::init_logging(&config);
             run::serve(config, demo).await
+        }
+        Command::Simulate { providers, referrals_per_month, days, seed, specialties, database, json } => {
+            let mut p = refloop_sim::Params { providers, referrals_per_month, days, seed, ..Default::default() };
+            if !specialties.is_empty() {
+                p.only_specialties(&specialties).map_err(|e| anyhow::anyhow!("--specialties: {e}"))?;
+            }
+            tools::simulate(&p, database.as_deref(), json).await
         }
         Command::Migrate { common } => {
             let config = load(&common, None, None)?;

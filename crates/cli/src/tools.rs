@@ -510,3 +510,59 @@ pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
     }
     Ok(())
 }
+
+pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: bool) -> anyhow::Result<()> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} simulated days").expect("a valid template"));
+    let show = p.referrals_per_month * p.days > 50_000;
+    let progress = |done: u64, total: u64| {
+        if show {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    };
+    let outcome = refloop_sim::simulate(p, database, &progress).await?;
+    bar.finish_and_clear();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        return Ok(());
+    }
+    let (b, w) = (&outcome.baseline, &outcome.workflow);
+    let pct = |r: Option<f64>| r.map_or("–".to_owned(), |r| format!("{:.1}%", r * 100.0));
+    let days = |d: Option<f64>| d.map_or("–".to_owned(), |d| format!("{d:.1}"));
+    println!(
+        "refloop simulate: seed {}, {} providers, {} referrals a month, {} days of orders ({} to {}), followed {} more days",
+        p.seed,
+        p.providers,
+        p.referrals_per_month,
+        p.days,
+        &outcome.from.to_string()[..10],
+        &outcome.to.to_string()[..10],
+        p.follow_days
+    );
+    println!("{:<34} {:>12} {:>12}", "", "baseline", "workflow");
+    let row = |name: &str, a: String, b: String| println!("{name:<34} {a:>12} {b:>12}");
+    row("tracked referrals", b.referrals.to_string(), w.referrals.to_string());
+    row("closed-loop rate", pct(b.closed_loop_rate), pct(w.closed_loop_rate));
+    row("median days order to note", days(b.median_days_to_note), days(w.median_days_to_note));
+    row("unscheduled catch rate", pct(b.unscheduled_catch_rate), pct(w.unscheduled_catch_rate));
+    row("staff tasks opened", b.tasks_opened.to_string(), w.tasks_opened.to_string());
+    row("messages sent", b.messages_sent.to_string(), w.messages_sent.to_string());
+    let stages: std::collections::BTreeSet<&str> =
+        b.leakage_by_stage.keys().chain(w.leakage_by_stage.keys()).copied().collect();
+    for s in stages {
+        let n = |r: &refloop_sim::RunResult| r.leakage_by_stage.get(s).copied().unwrap_or(0).to_string();
+        row(&format!("leaked: {s}"), n(b), n(w));
+    }
+    let reasons: std::collections::BTreeSet<&String> =
+        b.leakage_by_reason.keys().chain(w.leakage_by_reason.keys()).collect();
+    for s in reasons {
+        let n = |r: &refloop_sim::RunResult| r.leakage_by_reason.get(s).copied().unwrap_or(0).to_string();
+        row(&format!("  because: {s}"), n(b), n(w));
+    }
+    println!("\nAssumptions (name = value: source):");
+    for a in p.assumptions() {
+        println!("  {} = {}: {}", a.name, a.value, a.source);
+    }
+    Ok(())
+}

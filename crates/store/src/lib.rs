@@ -92,6 +92,16 @@ impl SqlStore {
     /// Opens `sqlite://PATH` (created if missing; WAL, synchronous commits) or
     /// `postgres://…`. Does not migrate: call [`SqlStore::migrate`].
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, SqliteSynchronous::Full).await
+    }
+
+    /// A SQLite file for scratch work (the simulator's runs): commits are not synced to disk,
+    /// so a crash may lose them. Never for a database that holds anything to keep.
+    pub async fn connect_scratch(url: &str) -> Result<Self, StoreError> {
+        Self::open(url, SqliteSynchronous::Off).await
+    }
+
+    async fn open(url: &str, synchronous: SqliteSynchronous) -> Result<Self, StoreError> {
         if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             if path.is_empty() || path.contains(":memory:") {
                 return Err(StoreError::Other("SQLite needs a file path: sqlite://PATH".into()));
@@ -100,7 +110,7 @@ impl SqlStore {
                 .filename(path)
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
+                .synchronous(synchronous)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30))
                 // A larger page cache and memory-mapped reads keep the hot indexes out of

@@ -5,4 +5,5 @@ mod fhir;
 mod hl7;
 mod process;
 mod serve;
+mod simulate;
 mod tools;

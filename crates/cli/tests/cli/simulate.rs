@@ -1,0 +1,65 @@
+//! `refloop simulate`: deterministic for a seed, the baseline acts on nothing, and the
+//! workflow run's figures are what the reports say for its database.
+
+use refloop_testkit::{Backend, TestDb};
+
+use crate::process::run;
+
+const SMALL: [&str; 6] = ["--referrals-per-month", "90", "--days", "20", "--providers", "4"];
+
+fn simulate(seed: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["simulate", "--json", "--seed", seed];
+    args.extend(SMALL);
+    args.extend(extra);
+    let (ok, out, err) = run(&args, &[]);
+    assert!(ok, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn the_same_seed_gives_the_same_figures_and_the_baseline_sends_nothing() {
+    let a = simulate("11", &[]);
+    assert_eq!(a, simulate("11", &[]), "deterministic for a seed");
+    let (baseline, workflow) = (&a["baseline"], &a["workflow"]);
+    assert_eq!((baseline["messages_sent"].as_u64(), baseline["tasks_opened"].as_u64()), (Some(0), Some(0)));
+    assert!(workflow["messages_sent"].as_u64().unwrap() > 0 && workflow["tasks_opened"].as_u64().unwrap() > 0);
+    assert_eq!(baseline["referrals"], workflow["referrals"], "the same practice and orders");
+    let rate = |r: &serde_json::Value| r["closed_loop_rate"].as_f64().unwrap();
+    assert!(rate(workflow) > rate(baseline), "{a}");
+    for key in
+        ["referrals", "closed_loop_rate", "median_days_to_note", "leakage_by_stage", "messages_sent", "tasks_opened"]
+    {
+        assert!(!workflow[key].is_null(), "{key} in {workflow}");
+    }
+    assert_eq!(a["parameters"]["leak_no_note"], 0.3);
+    assert!(a["parameters"]["recovered_no_note"].is_number());
+
+    let other = simulate("12", &[]);
+    assert_ne!(other["workflow"], a["workflow"], "another seed, another practice");
+    let (ok, _, err) = run(&["simulate", "--specialties", "astrology"], &[]);
+    assert!(!ok && err.contains("--specialties"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workflow_run_equals_what_the_reports_say_for_its_database() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDb::new(backend).await;
+        let a = simulate("11", &["--database", &db.url]);
+        let (from, to) = (a["from"].as_str().unwrap(), a["to"].as_str().unwrap());
+        let (ok, out, err) =
+            run(&["report", "closure", "--database", &db.url, "--from", from, "--to", to, "--json"], &[]);
+        assert!(ok, "{err}");
+        let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let w = &a["workflow"];
+        assert_eq!(report["referrals"], w["referrals"]);
+        assert_eq!(report["closed_loop"], w["closed_loop"]);
+        assert_eq!(report["closed_loop_rate"], w["closed_loop_rate"]);
+        assert_eq!(report["leakage_by_stage"], w["leakage_by_stage"]);
+        assert_eq!(report["leakage_by_reason"], w["leakage_by_reason"]);
+        assert_eq!(report["days"]["order-to-note"]["median_days"], w["median_days_to_note"]);
+        assert_eq!(report["unscheduled_catch_rate"], w["unscheduled_catch_rate"]);
+        // A database that holds referrals is not simulated into.
+        let (ok, _, err) = run(&["simulate", "--database", &db.url, "--days", "2"], &[]);
+        assert!(!ok && err.contains("empty database"), "{err}");
+    }
+}

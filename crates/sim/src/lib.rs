@@ -1,0 +1,503 @@
+//! The practice simulator. A seeded practice (providers, specialties, specialists in and out
+//! of network, patients with phones, consent and time zones) orders referrals; each referral's
+//! patient and specialist carry a fate drawn once from the seed: whether each stage leaks,
+//! whether staff working by hand recover it, whether the workflow would. The real engine runs
+//! on a manual clock, day by day, twice on the same fates: a baseline where the workflow never
+//! acts (every provider outside the pilot) and a run with the workflow. The simulated people
+//! answer what the engine actually does — a delivered SMS, a staff task, a note request — so
+//! the difference between the runs is the workflow's.
+
+mod params;
+mod rng;
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+};
+
+use jiff::{SignedDuration, Timestamp};
+use refloop_app::{
+    Actor, App, AppError, Connector, DeliveryOutcome, ManualClock, NewReferral, OutboxItem, PatientInput, Store,
+    TaskFilter, TaskStatus,
+};
+use refloop_domain::{
+    Channel, Input, Network, Origin, PatientId, Policy, ProviderId, Purpose, ReferralId, Specialty, State, TaskKind,
+    Urgency,
+};
+use serde::Serialize;
+
+pub use params::{ARTICLE, Assumption, Params, StageParams};
+use rng::Rng;
+
+/// The first day of orders. Fixed, so a seed always gives the same output.
+pub const START: &str = "2026-01-05T00:00:00Z";
+
+/// Each referral's source id starts with this (the demo uses its own prefix).
+pub const SOURCE_PREFIX: &str = "sim:";
+
+/// One stage of a referral's fate.
+#[derive(Clone, Copy, Debug)]
+struct Stage {
+    /// Happens without any help.
+    base: bool,
+    /// Happens when the workflow acts (a leak it recovers), if it does not anyway.
+    workflow: bool,
+}
+
+impl Stage {
+    fn draw(rng: &mut Rng, p: &StageParams, manual: f64) -> Stage {
+        let leaks = rng.chance(p.leak);
+        let manual = rng.chance(manual);
+        let recovered = rng.chance(p.recovered_by_workflow);
+        Stage { base: !leaks || manual, workflow: !leaks || manual || recovered }
+    }
+}
+
+/// A referral, its patient, and what they will do.
+#[derive(Clone, Debug)]
+struct Fate {
+    day: u32,
+    ordered_at: Timestamp,
+    provider: String,
+    specialty: String,
+    specialist: String,
+    network: Network,
+    urgent: bool,
+    phone: String,
+    consent: bool,
+    time_zone: &'static str,
+    notify: Stage,
+    schedule: Stage,
+    attend: Stage,
+    note: Stage,
+    days_to_notify: f64,
+    days_to_schedule: f64,
+    days_to_visit: f64,
+    days_to_note: f64,
+    days_to_respond: f64,
+}
+
+const TIME_ZONES: [(&str, f64); 4] =
+    [("America/New_York", 0.45), ("America/Chicago", 0.3), ("America/Denver", 0.1), ("America/Los_Angeles", 0.15)];
+
+fn days(d: f64) -> SignedDuration {
+    SignedDuration::from_secs_f64(d * 86_400.0)
+}
+
+/// The practice's referrals over `days`, in order, with their fates.
+fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
+    let mut rng = Rng::new(p.seed);
+    let per_day = f64::from(p.referrals_per_month) * 12.0 / 365.0;
+    let weights: Vec<f64> = p.specialties.iter().map(|(_, w)| *w).collect();
+    let tz_weights: Vec<f64> = TIME_ZONES.iter().map(|(_, w)| *w).collect();
+    let mut fates = Vec::new();
+    let mut owed = 0.0;
+    for day in 0..p.days {
+        owed += per_day;
+        let today = owed.floor();
+        owed -= today;
+        // Orders fall between 08:00 and 17:00 UTC-ish office hours of the practice's day.
+        let mut times: Vec<f64> = (0..today as u32).map(|_| 8.0 + rng.unit() * 9.0).collect();
+        times.sort_by(f64::total_cmp);
+        for hour in times {
+            let specialty = &p.specialties[rng.pick(&weights)].0;
+            let specialist_n = rng.below(u64::from(p.specialists_per_specialty.max(1)));
+            fates.push(Fate {
+                day,
+                ordered_at: start + days(f64::from(day)) + SignedDuration::from_secs_f64(hour * 3600.0),
+                provider: format!("dr-{:02}", rng.below(u64::from(p.providers.max(1))) + 1),
+                specialty: specialty.clone(),
+                specialist: format!("Dr {} {}", capitalised(specialty), (b'A' + specialist_n as u8) as char),
+                network: if specialist_network(p, specialty, specialist_n) {
+                    Network::InNetwork
+                } else {
+                    Network::OutOfNetwork
+                },
+                urgent: rng.chance(p.urgent_share),
+                phone: if rng.chance(p.valid_phone_share) {
+                    format!("+1555{:07}", rng.below(10_000_000))
+                } else {
+                    "555-01".to_owned()
+                },
+                consent: rng.chance(p.sms_consent_share),
+                time_zone: TIME_ZONES[rng.pick(&tz_weights)].0,
+                notify: Stage::draw(&mut rng, &p.not_notified, p.manual_recovery),
+                schedule: Stage::draw(&mut rng, &p.never_schedules, p.manual_recovery),
+                attend: Stage::draw(&mut rng, &p.no_show, p.manual_recovery),
+                note: Stage::draw(&mut rng, &p.no_note, p.manual_recovery),
+                days_to_notify: rng.exp(p.mean_days_to_notify_by_hand).min(14.0),
+                days_to_schedule: rng.exp(p.mean_days_notified_to_scheduled).min(30.0),
+                days_to_visit: 1.0 + rng.exp(p.mean_days_scheduled_to_visit - 1.0).min(45.0),
+                days_to_note: rng.exp(p.mean_days_visit_to_note).min(60.0),
+                days_to_respond: 0.5 + rng.exp(p.mean_days_to_respond_to_workflow - 0.5).min(14.0),
+            });
+        }
+    }
+    fates
+}
+
+/// Whether a specialist is in network: a fixed draw per specialist from the seed.
+fn specialist_network(p: &Params, specialty: &str, n: u64) -> bool {
+    let mut h: u64 = p.seed ^ 0x51_7cc1_b727_220a;
+    for b in specialty.bytes().chain(n.to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    Rng::new(h).chance(p.in_network_share)
+}
+
+fn capitalised(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+/// What one run gives.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunResult {
+    /// Tracked referrals ordered in the simulated days.
+    pub referrals: usize,
+    pub closed_loop: usize,
+    /// Note received ÷ tracked, 0–1.
+    pub closed_loop_rate: Option<f64>,
+    pub median_days_to_note: Option<f64>,
+    pub leakage_by_stage: BTreeMap<&'static str, usize>,
+    pub leakage_by_reason: BTreeMap<String, usize>,
+    pub unscheduled_catch_rate: Option<f64>,
+    /// Messages the workflow sent (SMS, chat, EHR tasks, note requests…).
+    pub messages_sent: u64,
+    /// Staff tasks the workflow opened.
+    pub tasks_opened: u64,
+}
+
+/// Both runs and the assumptions behind them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Outcome {
+    pub parameters: BTreeMap<&'static str, serde_json::Value>,
+    pub baseline: RunResult,
+    pub workflow: RunResult,
+    /// The period the figures cover: referrals ordered in `[from, to)`.
+    pub from: Timestamp,
+    pub to: Timestamp,
+}
+
+/// Runs the baseline and the workflow on the same practice and fates. The workflow run goes
+/// into `workflow_database` when given (a fresh SQLite file or PostgreSQL database), else a
+/// scratch file; `progress(done, total)` is called once per simulated day.
+pub async fn simulate(
+    p: &Params,
+    workflow_database: Option<&str>,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Outcome, AppError> {
+    if p.specialties.is_empty() || p.referrals_per_month == 0 || p.days == 0 {
+        return Err(AppError::invalid("parameters", "at least one specialty, one referral a month and one day"));
+    }
+    let start: Timestamp = START.parse().map_err(|_| AppError::Internal("bad start".into()))?;
+    let fates = draw_fates(p, start);
+    let total = 2 * u64::from(p.days + p.follow_days);
+    let dir = tempfile::tempdir().map_err(|e| AppError::Internal(format!("a scratch directory: {e}")))?;
+    let scratch = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
+    let baseline = run(p, &fates, start, &scratch("baseline.db"), false, &|d| progress(d, total)).await?;
+    let workflow_db = workflow_database.map_or_else(|| scratch("workflow.db"), str::to_owned);
+    let offset = u64::from(p.days + p.follow_days);
+    let workflow = run(p, &fates, start, &workflow_db, true, &|d| progress(offset + d, total)).await?;
+    Ok(Outcome {
+        parameters: p.assumptions().into_iter().map(|a| (a.name, a.value)).collect(),
+        baseline,
+        workflow,
+        from: start,
+        to: start + days(f64::from(p.days)),
+    })
+}
+
+/// The simulated connectors: every channel answers at once; an SMS to a patient the fate says
+/// cannot be reached bounces. Each delivery is logged for the people to answer.
+struct SimConnector {
+    reachable: Mutex<HashMap<ReferralId, bool>>,
+    log: Mutex<Vec<(ReferralId, Channel, Purpose)>>,
+    sent: Mutex<u64>,
+}
+
+#[async_trait::async_trait]
+impl Connector for SimConnector {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        let bounce = item.channel == Channel::Sms
+            && item.purpose == Purpose::PatientNotification
+            && !self.reachable.lock().expect("lock").get(&item.referral_id).copied().unwrap_or(true);
+        if bounce {
+            return DeliveryOutcome::Permanent { error: "undelivered (simulated)".into() };
+        }
+        *self.sent.lock().expect("lock") += 1;
+        self.log.lock().expect("lock").push((item.referral_id.clone(), item.channel, item.purpose));
+        DeliveryOutcome::Delivered
+    }
+}
+
+/// What the simulated people do next, at a time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Next {
+    Notified,
+    Scheduled,
+    Visit,
+    Note,
+}
+
+/// Where one referral stands for the simulated people.
+#[derive(Clone, Debug, Default)]
+struct Track {
+    id: Option<ReferralId>,
+    notified: bool,
+    scheduled: bool,
+    no_show: bool,
+    visits: u32,
+    note_coming: bool,
+}
+
+struct Run<'a> {
+    app: App,
+    fates: &'a [Fate],
+    tracks: Vec<Track>,
+    by_id: HashMap<ReferralId, usize>,
+    queue: BTreeMap<(Timestamp, u64), (usize, Next)>,
+    seq: u64,
+    workflow: bool,
+    actor: Actor,
+    tasks_opened: u64,
+}
+
+impl Run<'_> {
+    fn at(&mut self, t: Timestamp, i: usize, next: Next) {
+        self.seq += 1;
+        self.queue.insert((t, self.seq), (i, next));
+    }
+
+    /// The patient was reached at `t`: they schedule on their own if their fate says so.
+    fn notified(&mut self, i: usize, t: Timestamp) {
+        if std::mem::replace(&mut self.tracks[i].notified, true) {
+            return;
+        }
+        let f = &self.fates[i];
+        if f.schedule.base {
+            self.at(t + days(f.days_to_schedule), i, Next::Scheduled);
+        }
+    }
+
+    async fn record(&self, i: usize, input: Input) {
+        if let Some(id) = &self.tracks[i].id {
+            // A referral may have moved past what a late event reports; the engine says so and
+            // the simulation goes on.
+            let _ = self.app.record(&self.actor, id, input).await;
+        }
+    }
+
+    /// Applies what the people do up to `now`, in time order.
+    async fn apply_due(&mut self, now: Timestamp) {
+        while let Some(entry) = self.queue.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let ((t, _), (i, next)) = entry.remove_entry();
+            let f = &self.fates[i];
+            let milestone = |state, appointment_at, channel: Option<&str>| Input::Milestone {
+                state,
+                at: t,
+                appointment_at,
+                channel: channel.map(str::to_owned),
+            };
+            match next {
+                Next::Notified => {
+                    self.record(i, milestone(State::PatientNotified, None, Some("phone"))).await;
+                    self.notified(i, t);
+                }
+                Next::Scheduled => {
+                    let visit = t + days(f.days_to_visit);
+                    self.tracks[i].scheduled = true;
+                    self.record(i, milestone(State::Scheduled, Some(visit), None)).await;
+                    self.at(visit, i, Next::Visit);
+                }
+                Next::Visit => {
+                    self.tracks[i].visits += 1;
+                    // A second visit is one the workflow got rebooked after a no-show.
+                    if f.attend.base || self.tracks[i].visits > 1 {
+                        self.record(i, milestone(State::Attended, None, None)).await;
+                        if f.note.base {
+                            self.tracks[i].note_coming = true;
+                            self.at(t + days(f.days_to_note), i, Next::Note);
+                        }
+                    } else {
+                        self.tracks[i].no_show = true;
+                        self.tracks[i].scheduled = false;
+                        self.record(i, Input::NoShow { at: t }).await;
+                    }
+                }
+                Next::Note => self.record(i, milestone(State::NoteReceived, None, None)).await,
+            }
+        }
+    }
+
+    /// The people answer what the workflow did: delivered messages and new staff tasks.
+    async fn answer(&mut self, now: Timestamp, log: Vec<(ReferralId, Channel, Purpose)>) -> Result<(), AppError> {
+        for (id, channel, purpose) in log {
+            let Some(&i) = self.by_id.get(&id) else { continue };
+            match (channel, purpose) {
+                (Channel::Sms, Purpose::PatientNotification) => self.notified(i, now),
+                (Channel::NoteRequest, _) => self.note_chased(i, now),
+                _ => {}
+            }
+        }
+        let open = TaskFilter { status: Some(TaskStatus::Open), limit: 100_000, ..TaskFilter::default() };
+        for task in self.app.tasks(&open).await? {
+            self.tasks_opened += 1;
+            if let Some(&i) = self.by_id.get(&task.referral_id) {
+                let f = &self.fates[i];
+                let respond = now + days(f.days_to_respond);
+                match task.kind {
+                    // Staff call the patient; those the workflow would reach are reached.
+                    TaskKind::NotifyPatient | TaskKind::FixContact if !self.tracks[i].notified && f.notify.workflow => {
+                        self.at(now + days(1.0), i, Next::Notified)
+                    }
+                    TaskKind::ScheduleFollowUp if self.tracks[i].notified && !self.tracks[i].scheduled => {
+                        let t = &self.tracks[i];
+                        let rebook =
+                            if t.no_show { f.attend.workflow } else { f.schedule.workflow && !f.schedule.base };
+                        if rebook {
+                            self.at(respond, i, Next::Scheduled);
+                        }
+                    }
+                    TaskKind::NoteReview => self.note_chased(i, now),
+                    _ => {}
+                }
+            }
+            // Staff close every task they picked up, whatever came of it.
+            self.app.complete_task(&self.actor, &task.id, Some("simulated")).await?;
+        }
+        Ok(())
+    }
+
+    /// The note was asked for: a specialist the workflow would move sends it.
+    fn note_chased(&mut self, i: usize, now: Timestamp) {
+        let f = &self.fates[i];
+        if !self.tracks[i].note_coming && f.note.workflow {
+            self.tracks[i].note_coming = true;
+            self.at(now + days(f.days_to_respond), i, Next::Note);
+        }
+    }
+}
+
+async fn run(
+    p: &Params,
+    fates: &[Fate],
+    start: Timestamp,
+    url: &str,
+    workflow: bool,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<RunResult, AppError> {
+    let store = if url.starts_with("sqlite:") {
+        refloop_store::SqlStore::connect_scratch(url).await?
+    } else {
+        refloop_store::SqlStore::connect(url).await?
+    };
+    store.migrate().await?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let one = refloop_app::ReferralFilter { limit: 1, ..Default::default() };
+    if !store.referrals(&one).await?.items.is_empty() {
+        return Err(AppError::Conflict("the simulation needs an empty database".into()));
+    }
+    let clock = Arc::new(ManualClock::new(start));
+    let mut policy = Policy::default();
+    if !workflow {
+        // Every provider outside the pilot: referrals are tracked, the workflow never acts.
+        policy.pilot_providers = vec![ProviderId::parse("sim-no-pilot").map_err(AppError::from)?];
+    }
+    let connector = Arc::new(SimConnector {
+        reachable: Mutex::new(HashMap::new()),
+        log: Mutex::new(Vec::new()),
+        sent: Mutex::new(0),
+    });
+    let app = App::new(store, clock.clone(), policy, connector.clone());
+    let mut r = Run {
+        app,
+        fates,
+        tracks: vec![Track::default(); fates.len()],
+        by_id: HashMap::new(),
+        queue: BTreeMap::new(),
+        seq: 0,
+        workflow,
+        actor: Actor::system("simulator"),
+        tasks_opened: 0,
+    };
+    let mut next_order = 0;
+    for day in 0..p.days + p.follow_days {
+        let end = start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1);
+        clock.set(end);
+        // Today's orders, entered together.
+        let first = next_order;
+        while next_order < fates.len() && fates[next_order].day == day {
+            next_order += 1;
+        }
+        if next_order > first {
+            let reqs = fates[first..next_order].iter().enumerate().map(|(k, f)| new_referral(f, first + k)).collect();
+            let created = r.app.create_referrals(&r.actor, reqs).await?;
+            for (k, referral) in created.into_iter().enumerate() {
+                let i = first + k;
+                let f = &fates[i];
+                r.by_id.insert(referral.id.clone(), i);
+                if let Ok(mut m) = connector.reachable.lock() {
+                    m.insert(referral.id.clone(), f.notify.workflow);
+                }
+                r.tracks[i].id = Some(referral.id);
+                // Without the workflow, staff reach the patient by hand if the fate allows.
+                if !r.workflow && f.notify.base {
+                    r.at(f.ordered_at + days(f.days_to_notify), i, Next::Notified);
+                }
+            }
+        }
+        // The workflow acts (timers, messages) and the people answer, until all is quiet.
+        for _ in 0..20 {
+            r.apply_due(end).await;
+            r.app.run_due().await?;
+            let log = std::mem::take(&mut *connector.log.lock().expect("lock"));
+            let before = (r.queue.len(), r.tasks_opened);
+            r.answer(end, log).await?;
+            let quiet = r.queue.first_key_value().is_none_or(|((t, _), _)| *t > end);
+            if quiet && before == (r.queue.len(), r.tasks_opened) {
+                break;
+            }
+        }
+        progress(u64::from(day) + 1);
+    }
+    let to = start + days(f64::from(p.days));
+    let report = r.app.closure_report(start, to, None).await?.total;
+    let sent = *connector.sent.lock().expect("lock");
+    Ok(RunResult {
+        referrals: report.referrals,
+        closed_loop: report.closed_loop,
+        closed_loop_rate: report.closed_loop_rate,
+        median_days_to_note: report.days.get("order-to-note").and_then(|d| d.median_days),
+        leakage_by_stage: report.leakage_by_stage,
+        leakage_by_reason: report.leakage_by_reason,
+        unscheduled_catch_rate: report.unscheduled_catch_rate,
+        messages_sent: sent,
+        tasks_opened: r.tasks_opened,
+    })
+}
+
+fn new_referral(f: &Fate, i: usize) -> NewReferral {
+    NewReferral {
+        patient_id: PatientId::parse(&format!("sim-p{i:06}")).expect("a valid id"),
+        patient: Some(PatientInput {
+            name: Some(format!("Sim Patient {i}")),
+            phone: Some(f.phone.clone()),
+            sms_consent: Some(f.consent),
+            time_zone: Some(f.time_zone.to_owned()),
+        }),
+        referring_provider: ProviderId::parse(&f.provider).expect("a valid id"),
+        specialty: Specialty::parse(&f.specialty).ok(),
+        specialist: Some(f.specialist.clone()),
+        urgency: if f.urgent { Urgency::Urgent } else { Urgency::Routine },
+        origin: Origin::PhysicianOrder,
+        network: f.network,
+        reason: None,
+        ordered_at: Some(f.ordered_at),
+        source_ids: vec![format!("{SOURCE_PREFIX}{i}")],
+        historical: false,
+    }
+}
