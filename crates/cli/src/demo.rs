@@ -1,84 +1,54 @@
-//! `serve --demo`: a small practice's recent referrals, entered through the real write
-//! path so that timers, tasks and messages follow. Every demo referral carries the source
-//! id `demo:N`; a database holding anything else is never seeded.
+//! `serve --demo`: a simulated practice's last 90 days (the simulator's practice with the
+//! workflow on, entered through the real engine), kept going slowly in the background so the
+//! dashboard moves. Every demo referral carries the source id `demo:N`; a database holding
+//! anything else is never seeded, and the UI says the data is simulated.
+
+use std::sync::Arc;
 
 use anyhow::bail;
-use jiff::SignedDuration;
-use refloop_app::{Actor, App, NewReferral, PatientInput, ReferralFilter};
-use refloop_domain::{Input, Network, Origin, PatientId, ProviderId, Specialty, State, Urgency};
+use refloop_app::{App, ReferralFilter};
+use refloop_sim::{DEMO_PREFIX, DemoPractice, Params};
 
-const SPECIALTIES: &[&str] =
-    &["cardiology", "dermatology", "orthopedics", "gastroenterology", "neurology", "endocrinology"];
-const PROVIDERS: &[&str] = &["dr-adams", "dr-baker", "dr-chen", "dr-diaz"];
-const REFERRALS: u64 = 80;
+use crate::config::Config;
 
-/// A tiny deterministic generator so every demo looks the same.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
-
-pub async fn seed(app: &App) -> anyhow::Result<()> {
+/// Seeds an empty database; `None` when it already holds demo data (kept as it is).
+pub async fn seed(app: &App, config: &Config) -> anyhow::Result<Option<DemoPractice>> {
     let existing = app.store().referrals(&ReferralFilter { limit: 1, ..ReferralFilter::default() }).await?;
     if let Some(r) = existing.items.first() {
-        if r.source_ids.iter().any(|s| s.starts_with("demo:")) {
+        if r.source_ids.iter().any(|s| s.starts_with(DEMO_PREFIX)) {
             tracing::info!("demo data already present; not seeding again");
-            return Ok(());
+            return Ok(None);
         }
         bail!("refusing to seed demo data: this database already holds real referrals");
     }
-    let actor = Actor::system("demo");
-    let now = app.now();
-    let mut rng = Lcg(7);
-    for n in 0..REFERRALS {
-        let age_days = rng.next(60) as i64;
-        let ordered_at = now - SignedDuration::from_hours(age_days * 24 + rng.next(10) as i64);
-        let req = NewReferral {
-            patient_id: PatientId::parse(&format!("demo-patient-{n}"))?,
-            patient: Some(PatientInput {
-                name: Some(format!("Demo Patient {n}")),
-                phone: (rng.next(10) > 0).then(|| format!("+1555555{:04}", 100 + n)),
-                sms_consent: Some(rng.next(10) > 1),
-                time_zone: None,
-            }),
-            referring_provider: ProviderId::parse(PROVIDERS[rng.next(PROVIDERS.len() as u64) as usize])?,
-            specialty: Some(Specialty::parse(SPECIALTIES[rng.next(SPECIALTIES.len() as u64) as usize])?),
-            specialist: None,
-            urgency: if rng.next(5) == 0 { Urgency::Urgent } else { Urgency::Routine },
-            origin: Origin::PhysicianOrder,
-            network: if rng.next(2) == 0 { Network::InNetwork } else { Network::OutOfNetwork },
-            reason: None,
-            ordered_at: Some(ordered_at),
-            source_ids: vec![format!("demo:{n}")],
-            historical: false,
-        };
-        let r = app.create_referral(&actor, req).await?;
-        // How far this one got, days after the order for each step.
-        let reach = rng.next(100);
-        let steps: &[(State, i64)] = match reach {
-            0..=14 => &[],
-            15..=39 => &[(State::PatientNotified, 1)],
-            40..=54 => &[(State::PatientNotified, 1), (State::Scheduled, 5)],
-            55..=69 => &[(State::PatientNotified, 1), (State::Scheduled, 4), (State::Attended, 20)],
-            _ => {
-                &[(State::PatientNotified, 1), (State::Scheduled, 4), (State::Attended, 18), (State::NoteReceived, 30)]
+    // Seeding writes thousands of transactions: on SQLite through a connection that does not
+    // wait for the disk (it is demo data), then the service goes on as configured.
+    let url = &config.database.url;
+    let store: Arc<dyn refloop_app::Store> = if url.starts_with("sqlite:") {
+        Arc::new(refloop_store::SqlStore::connect_scratch(url).await?)
+    } else {
+        app.store().clone()
+    };
+    let started = std::time::Instant::now();
+    let practice = DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now()).await?;
+    tracing::info!(referrals = practice.referrals(), seconds = started.elapsed().as_secs(), "demo practice seeded");
+    Ok(Some(practice))
+}
+
+/// Keeps the demo practice going: new orders and the people's answers every half minute.
+pub async fn keep_going(mut practice: DemoPractice, app: App, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {
+                if let Err(e) = practice.tick(app.now()).await {
+                    tracing::warn!(error = %e, "demo practice tick failed");
+                }
+                app.wake_workers();
             }
-        };
-        for (state, day) in steps {
-            let at = ordered_at + SignedDuration::from_hours(day * 24);
-            if at > now {
-                break;
-            }
-            let appointment_at = (*state == State::Scheduled).then(|| at + SignedDuration::from_hours(14 * 24));
-            app.record(&actor, &r.id, Input::Milestone { state: *state, at, appointment_at, channel: None }).await?;
         }
     }
-    tracing::info!(referrals = REFERRALS, "demo data seeded");
-    Ok(())
 }
 
 /// The demo's sign-in: `demo` / `refloop-demo`, created only when the database has no users.

@@ -123,10 +123,12 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
 
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let app = build_app(&config).await?;
-    if demo {
-        crate::demo::seed(&app).await?;
+    let practice = if demo {
         crate::demo::ensure_user(&app).await?;
-    }
+        crate::demo::seed(&app, &config).await?
+    } else {
+        None
+    };
     let hl7 = ingest(&config, &app)?.with_group_commit(GROUP_COMMIT);
     let addr = config.http_addr()?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
@@ -140,6 +142,9 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     };
     let mllp_task =
         tokio::spawn(refloop_hl7::serve_mllp(hl7.clone(), mllp, config.mllp_listener(), stopped(stop_rx.clone())));
+    if let Some(practice) = practice {
+        tokio::spawn(crate::demo::keep_going(practice, app.clone(), stopped(stop_rx.clone())));
+    }
     let workers = match config.clock_mode()? {
         ClockMode::System => {
             let app = app.clone();

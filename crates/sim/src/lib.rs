@@ -56,7 +56,6 @@ impl Stage {
 /// A referral, its patient, and what they will do.
 #[derive(Clone, Debug)]
 struct Fate {
-    day: u32,
     ordered_at: Timestamp,
     provider: String,
     specialty: String,
@@ -103,7 +102,6 @@ fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
             let specialty = &p.specialties[rng.pick(&weights)].0;
             let specialist_n = rng.below(u64::from(p.specialists_per_specialty.max(1)));
             fates.push(Fate {
-                day,
                 ordered_at: start + days(f64::from(day)) + SignedDuration::from_secs_f64(hour * 3600.0),
                 provider: format!("dr-{:02}", rng.below(u64::from(p.providers.max(1))) + 1),
                 specialty: specialty.clone(),
@@ -210,6 +208,7 @@ pub async fn simulate(
 
 /// The simulated connectors: every channel answers at once; an SMS to a patient the fate says
 /// cannot be reached bounces. Each delivery is logged for the people to answer.
+#[derive(Default)]
 struct SimConnector {
     reachable: Mutex<HashMap<ReferralId, bool>>,
     log: Mutex<Vec<(ReferralId, Channel, Purpose)>>,
@@ -251,9 +250,9 @@ struct Track {
     note_coming: bool,
 }
 
-struct Run<'a> {
+struct Run {
     app: App,
-    fates: &'a [Fate],
+    fates: Vec<Fate>,
     tracks: Vec<Track>,
     by_id: HashMap<ReferralId, usize>,
     queue: BTreeMap<(Timestamp, u64), (usize, Next)>,
@@ -261,9 +260,32 @@ struct Run<'a> {
     workflow: bool,
     actor: Actor,
     tasks_opened: u64,
+    seen_tasks: std::collections::HashSet<String>,
+    /// Tasks opened after this are answered but left open, for people to work (the demo).
+    keep_tasks_after: Option<Timestamp>,
+    source_prefix: &'static str,
+    next_order: usize,
 }
 
-impl Run<'_> {
+impl Run {
+    fn new(app: App, fates: Vec<Fate>, workflow: bool, source_prefix: &'static str) -> Self {
+        Run {
+            app,
+            tracks: vec![Track::default(); fates.len()],
+            fates,
+            by_id: HashMap::new(),
+            queue: BTreeMap::new(),
+            seq: 0,
+            workflow,
+            actor: Actor::system("simulator"),
+            tasks_opened: 0,
+            seen_tasks: Default::default(),
+            keep_tasks_after: None,
+            source_prefix,
+            next_order: 0,
+        }
+    }
+
     fn at(&mut self, t: Timestamp, i: usize, next: Next) {
         self.seq += 1;
         self.queue.insert((t, self.seq), (i, next));
@@ -278,6 +300,52 @@ impl Run<'_> {
         if f.schedule.base {
             self.at(t + days(f.days_to_schedule), i, Next::Scheduled);
         }
+    }
+
+    /// Enters every order placed by `now`, together, and starts the people's side.
+    async fn enter_orders(&mut self, now: Timestamp, connector: &SimConnector) -> Result<(), AppError> {
+        let first = self.next_order;
+        while self.next_order < self.fates.len() && self.fates[self.next_order].ordered_at <= now {
+            self.next_order += 1;
+        }
+        if self.next_order == first {
+            return Ok(());
+        }
+        let reqs = (first..self.next_order).map(|i| new_referral(&self.fates[i], i, self.source_prefix)).collect();
+        let created = self.app.create_referrals(&self.actor, reqs).await?;
+        for (k, referral) in created.into_iter().enumerate() {
+            let i = first + k;
+            self.by_id.insert(referral.id.clone(), i);
+            if let Ok(mut m) = connector.reachable.lock() {
+                m.insert(referral.id.clone(), self.fates[i].notify.workflow);
+            }
+            self.tracks[i].id = Some(referral.id);
+            let f = &self.fates[i];
+            // Without the workflow, staff reach the patient by hand if the fate allows.
+            if !self.workflow && f.notify.base {
+                let t = f.ordered_at + days(f.days_to_notify);
+                self.at(t, i, Next::Notified);
+            }
+        }
+        Ok(())
+    }
+
+    /// One simulated day ending at `end`: orders come in, the workflow acts (timers, messages)
+    /// and the people answer, until all is quiet.
+    async fn step(&mut self, end: Timestamp, connector: &SimConnector) -> Result<(), AppError> {
+        self.enter_orders(end, connector).await?;
+        for _ in 0..20 {
+            self.apply_due(end).await;
+            self.app.run_due().await?;
+            let log = std::mem::take(&mut *connector.log.lock().expect("lock"));
+            let before = (self.queue.len(), self.tasks_opened);
+            self.answer(end, log).await?;
+            let quiet = self.queue.first_key_value().is_none_or(|((t, _), _)| *t > end);
+            if quiet && before == (self.queue.len(), self.tasks_opened) {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn record(&self, i: usize, input: Input) {
@@ -345,6 +413,9 @@ impl Run<'_> {
         }
         let open = TaskFilter { status: Some(TaskStatus::Open), limit: 100_000, ..TaskFilter::default() };
         for task in self.app.tasks(&open).await? {
+            if !self.seen_tasks.insert(task.id.clone()) {
+                continue;
+            }
             self.tasks_opened += 1;
             if let Some(&i) = self.by_id.get(&task.referral_id) {
                 let f = &self.fates[i];
@@ -367,7 +438,9 @@ impl Run<'_> {
                 }
             }
             // Staff close every task they picked up, whatever came of it.
-            self.app.complete_task(&self.actor, &task.id, Some("simulated")).await?;
+            if self.keep_tasks_after.is_none_or(|t| task.created_at <= t) {
+                self.app.complete_task(&self.actor, &task.id, Some("simulated")).await?;
+            }
         }
         Ok(())
     }
@@ -407,61 +480,13 @@ async fn run(
         // Every provider outside the pilot: referrals are tracked, the workflow never acts.
         policy.pilot_providers = vec![ProviderId::parse("sim-no-pilot").map_err(AppError::from)?];
     }
-    let connector = Arc::new(SimConnector {
-        reachable: Mutex::new(HashMap::new()),
-        log: Mutex::new(Vec::new()),
-        sent: Mutex::new(0),
-    });
+    let connector = Arc::new(SimConnector::default());
     let app = App::new(store, clock.clone(), policy, connector.clone());
-    let mut r = Run {
-        app,
-        fates,
-        tracks: vec![Track::default(); fates.len()],
-        by_id: HashMap::new(),
-        queue: BTreeMap::new(),
-        seq: 0,
-        workflow,
-        actor: Actor::system("simulator"),
-        tasks_opened: 0,
-    };
-    let mut next_order = 0;
+    let mut r = Run::new(app, fates.to_vec(), workflow, SOURCE_PREFIX);
     for day in 0..p.days + p.follow_days {
         let end = start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1);
         clock.set(end);
-        // Today's orders, entered together.
-        let first = next_order;
-        while next_order < fates.len() && fates[next_order].day == day {
-            next_order += 1;
-        }
-        if next_order > first {
-            let reqs = fates[first..next_order].iter().enumerate().map(|(k, f)| new_referral(f, first + k)).collect();
-            let created = r.app.create_referrals(&r.actor, reqs).await?;
-            for (k, referral) in created.into_iter().enumerate() {
-                let i = first + k;
-                let f = &fates[i];
-                r.by_id.insert(referral.id.clone(), i);
-                if let Ok(mut m) = connector.reachable.lock() {
-                    m.insert(referral.id.clone(), f.notify.workflow);
-                }
-                r.tracks[i].id = Some(referral.id);
-                // Without the workflow, staff reach the patient by hand if the fate allows.
-                if !r.workflow && f.notify.base {
-                    r.at(f.ordered_at + days(f.days_to_notify), i, Next::Notified);
-                }
-            }
-        }
-        // The workflow acts (timers, messages) and the people answer, until all is quiet.
-        for _ in 0..20 {
-            r.apply_due(end).await;
-            r.app.run_due().await?;
-            let log = std::mem::take(&mut *connector.log.lock().expect("lock"));
-            let before = (r.queue.len(), r.tasks_opened);
-            r.answer(end, log).await?;
-            let quiet = r.queue.first_key_value().is_none_or(|((t, _), _)| *t > end);
-            if quiet && before == (r.queue.len(), r.tasks_opened) {
-                break;
-            }
-        }
+        r.step(end, &connector).await?;
         progress(u64::from(day) + 1);
     }
     let to = start + days(f64::from(p.days));
@@ -480,11 +505,11 @@ async fn run(
     })
 }
 
-fn new_referral(f: &Fate, i: usize) -> NewReferral {
+fn new_referral(f: &Fate, i: usize, prefix: &str) -> NewReferral {
     NewReferral {
         patient_id: PatientId::parse(&format!("sim-p{i:06}")).expect("a valid id"),
         patient: Some(PatientInput {
-            name: Some(format!("Sim Patient {i}")),
+            name: Some(format!("{} Patient {i}", if prefix == SOURCE_PREFIX { "Sim" } else { "Demo" })),
             phone: Some(f.phone.clone()),
             sms_consent: Some(f.consent),
             time_zone: Some(f.time_zone.to_owned()),
@@ -497,7 +522,59 @@ fn new_referral(f: &Fate, i: usize) -> NewReferral {
         network: f.network,
         reason: None,
         ordered_at: Some(f.ordered_at),
-        source_ids: vec![format!("{SOURCE_PREFIX}{i}")],
+        source_ids: vec![format!("{prefix}{i}")],
         historical: false,
+    }
+}
+
+/// Each demo referral's source id starts with this: a database holding others is not seeded.
+pub const DEMO_PREFIX: &str = "demo:";
+
+/// A simulated practice living in a real database (`serve --demo`): its last `days` of
+/// referrals entered through the engine on a manual clock, the workflow acting and the people
+/// answering; then [`DemoPractice::tick`] keeps new orders and the people's answers coming in
+/// real time. Tasks of the last three days are left open for people to work.
+pub struct DemoPractice {
+    run: Run,
+    clock: Arc<ManualClock>,
+    connector: Arc<SimConnector>,
+}
+
+impl DemoPractice {
+    /// Seeds `store` (which must hold no referrals) with the practice's days up to `now`.
+    pub async fn seed(store: Arc<dyn Store>, policy: Policy, p: &Params, now: Timestamp) -> Result<Self, AppError> {
+        let one = refloop_app::ReferralFilter { limit: 1, ..Default::default() };
+        if !store.referrals(&one).await?.items.is_empty() {
+            return Err(AppError::Conflict("demo data goes only into an empty database".into()));
+        }
+        let today = Timestamp::from_second(now.as_second() - now.as_second().rem_euclid(86_400))
+            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let start = today - days(f64::from(p.days));
+        // A year of orders ahead, for the live part.
+        let ahead = Params { days: p.days + 365, ..p.clone() };
+        let clock = Arc::new(ManualClock::new(start));
+        let connector = Arc::new(SimConnector::default());
+        let app = App::new(store, clock.clone(), policy, connector.clone());
+        let mut run = Run::new(app, draw_fates(&ahead, start), true, DEMO_PREFIX);
+        run.keep_tasks_after = Some(now - days(3.0));
+        for day in 0..=p.days {
+            let end = (start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1)).min(now);
+            clock.set(end);
+            run.step(end, &connector).await?;
+        }
+        Ok(DemoPractice { run, clock, connector })
+    }
+
+    /// New orders and the people's answers up to `now` (the service's own workers act on them).
+    pub async fn tick(&mut self, now: Timestamp) -> Result<(), AppError> {
+        self.clock.set(now);
+        self.run.enter_orders(now, &self.connector).await?;
+        self.run.apply_due(now).await;
+        Ok(())
+    }
+
+    /// Referrals entered so far.
+    pub fn referrals(&self) -> usize {
+        self.run.next_order
     }
 }

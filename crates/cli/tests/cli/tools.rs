@@ -71,11 +71,20 @@ async fn demo_seeds_a_fresh_database_and_never_one_with_real_data() {
     let (status, list) = s.call(&admin, "GET", "/api/v1/referrals?limit=200", None).await;
     assert_eq!(status, 200);
     let items = list["items"].as_array().unwrap();
-    assert_eq!(items.len(), 80);
+    assert_eq!(items.len(), 200);
     assert!(items.iter().all(|r| r["source_ids"][0].as_str().unwrap().starts_with("demo:")));
     let states: std::collections::HashSet<&str> = items.iter().map(|r| r["state"].as_str().unwrap()).collect();
     assert!(states.len() >= 4, "the demo shows referrals at several stages: {states:?}");
+    // The simulated practice's last 90 days: a populated dashboard, and work left for people.
+    let (_, report) = s.call(&admin, "GET", "/api/v1/reports/closure", None).await;
+    assert!(report["referrals"].as_u64().unwrap() > 1500, "{report}");
+    assert!(report["closed_loop"].as_u64().unwrap() > 500, "{report}");
+    let (_, tasks) = s.call(&admin, "GET", "/api/v1/tasks?status=open", None).await;
+    assert!(!tasks["items"].as_array().unwrap().is_empty());
     s.stop();
+    // Started again on its own demo data: kept as it is.
+    let log = Serve::start(&db.url, &[], &["--demo"]).stop();
+    assert!(log.contains("demo data already present"), "{log}");
 
     let real = TestDb::new(Backend::Sqlite).await;
     let admin = token(&real.url, "admin");
