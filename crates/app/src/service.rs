@@ -202,6 +202,27 @@ impl App {
         Ok(referral)
     }
 
+    /// Applies many inputs in one transaction, in order. An input the referral cannot take
+    /// (e.g. a milestone after it closed) is answered with its error and the others go on; a
+    /// storage failure undoes them all.
+    pub async fn record_all(
+        &self,
+        actor: &Actor,
+        inputs: Vec<(ReferralId, Input)>,
+    ) -> Result<Vec<Result<Referral, AppError>>, AppError> {
+        let mut tx = self.store.begin().await?;
+        let mut out = Vec::with_capacity(inputs.len());
+        for (id, input) in inputs {
+            match self.record_in(tx.as_mut(), actor, &id, input).await {
+                Err(AppError::Store(e)) => return Err(e.into()),
+                other => out.push(other),
+            }
+        }
+        tx.commit().await?;
+        self.wake.notify_one();
+        Ok(out)
+    }
+
     /// Applies an input to a referral inside `tx` (the caller commits).
     pub async fn record_in(
         &self,

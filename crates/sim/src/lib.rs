@@ -335,7 +335,7 @@ impl Run {
     async fn step(&mut self, end: Timestamp, connector: &SimConnector) -> Result<(), AppError> {
         self.enter_orders(end, connector).await?;
         for _ in 0..20 {
-            self.apply_due(end).await;
+            self.apply_due(end).await?;
             self.app.run_due().await?;
             let log = std::mem::take(&mut *connector.log.lock().expect("lock"));
             let before = (self.queue.len(), self.tasks_opened);
@@ -348,16 +348,9 @@ impl Run {
         Ok(())
     }
 
-    async fn record(&self, i: usize, input: Input) {
-        if let Some(id) = &self.tracks[i].id {
-            // A referral may have moved past what a late event reports; the engine says so and
-            // the simulation goes on.
-            let _ = self.app.record(&self.actor, id, input).await;
-        }
-    }
-
-    /// Applies what the people do up to `now`, in time order.
-    async fn apply_due(&mut self, now: Timestamp) {
+    /// Applies what the people do up to `now`, in time order, in one transaction.
+    async fn apply_due(&mut self, now: Timestamp) -> Result<(), AppError> {
+        let mut inputs = Vec::new();
         while let Some(entry) = self.queue.first_entry() {
             if entry.key().0 > now {
                 break;
@@ -372,20 +365,20 @@ impl Run {
             };
             match next {
                 Next::Notified => {
-                    self.record(i, milestone(State::PatientNotified, None, Some("phone"))).await;
+                    inputs.push((i, milestone(State::PatientNotified, None, Some("phone"))));
                     self.notified(i, t);
                 }
                 Next::Scheduled => {
                     let visit = t + days(f.days_to_visit);
                     self.tracks[i].scheduled = true;
-                    self.record(i, milestone(State::Scheduled, Some(visit), None)).await;
+                    inputs.push((i, milestone(State::Scheduled, Some(visit), None)));
                     self.at(visit, i, Next::Visit);
                 }
                 Next::Visit => {
                     self.tracks[i].visits += 1;
                     // A second visit is one the workflow got rebooked after a no-show.
                     if f.attend.base || self.tracks[i].visits > 1 {
-                        self.record(i, milestone(State::Attended, None, None)).await;
+                        inputs.push((i, milestone(State::Attended, None, None)));
                         if f.note.base {
                             self.tracks[i].note_coming = true;
                             self.at(t + days(f.days_to_note), i, Next::Note);
@@ -393,12 +386,20 @@ impl Run {
                     } else {
                         self.tracks[i].no_show = true;
                         self.tracks[i].scheduled = false;
-                        self.record(i, Input::NoShow { at: t }).await;
+                        inputs.push((i, Input::NoShow { at: t }));
                     }
                 }
-                Next::Note => self.record(i, milestone(State::NoteReceived, None, None)).await,
+                Next::Note => inputs.push((i, milestone(State::NoteReceived, None, None))),
             }
         }
+        let inputs: Vec<(ReferralId, Input)> =
+            inputs.into_iter().filter_map(|(i, input)| Some((self.tracks[i].id.clone()?, input))).collect();
+        if !inputs.is_empty() {
+            // A referral may have moved past what a late event reports; the engine says so and
+            // the simulation goes on.
+            self.app.record_all(&self.actor, inputs).await?;
+        }
+        Ok(())
     }
 
     /// The people answer what the workflow did: delivered messages and new staff tasks.
@@ -569,8 +570,7 @@ impl DemoPractice {
     pub async fn tick(&mut self, now: Timestamp) -> Result<(), AppError> {
         self.clock.set(now);
         self.run.enter_orders(now, &self.connector).await?;
-        self.run.apply_due(now).await;
-        Ok(())
+        self.run.apply_due(now).await
     }
 
     /// Referrals entered so far.

@@ -456,22 +456,22 @@ impl Tx for SqlTx {
         now: Timestamp,
         outcome: &str,
     ) -> Result<(), StoreError> {
-        self.flush(Only::Tasks).await?;
-        for kind in kinds {
-            on_tx!(self, c => {
-                sqlx::query(
-                    "UPDATE tasks SET status = 'done', completed_at = $3, outcome = $4
-                     WHERE referral_id = $1 AND kind = $2 AND status IN ('open', 'claimed')",
-                )
-                .bind(id.as_str())
-                .bind(kind.as_str())
-                .bind(ms(now))
-                .bind(outcome)
-                .execute(c)
-                .await
-                .map_err(db)?;
-            });
+        if kinds.is_empty() {
+            return Ok(());
         }
+        self.flush(Only::Tasks).await?;
+        // One statement for every kind.
+        on_tx!(self, c => {
+            let mut q = sqlx::QueryBuilder::new("UPDATE tasks SET status = 'done', completed_at = ");
+            q.push_bind(ms(now)).push(", outcome = ").push_bind(outcome).push(" WHERE referral_id = ");
+            q.push_bind(id.as_str()).push(" AND status IN ('open', 'claimed') AND kind IN (");
+            let mut list = q.separated(", ");
+            for kind in kinds {
+                list.push_bind(kind.as_str());
+            }
+            q.push(")");
+            q.build().execute(c).await.map_err(db)?;
+        });
         Ok(())
     }
 
