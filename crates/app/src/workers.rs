@@ -86,8 +86,8 @@ impl App {
                 let input = Input::TimerElapsed { kind: timer.kind, armed_version: timer.armed_version };
                 match self.decide_in(tx.as_mut(), &current, input, now).await {
                     Ok(decision) => {
+                        // Replacing the referral's timers removes the one that fired.
                         self.execute(tx.as_mut(), Some(current.version), decision, &system.source(), now).await?;
-                        tx.delete_timer(&timer.id).await?;
                         report.timers_fired += 1;
                         tracing::info!(referral_id = %timer.referral_id, timer = timer.kind.as_str(), "timer fired");
                     }
@@ -120,47 +120,41 @@ impl App {
             if items.is_empty() {
                 return Ok(report);
             }
+            // Send the batch, then record every outcome in one transaction. A crash in between
+            // leaves the sent items claimed: the reaper marks them "unknown", never resends.
+            let mut outcomes = Vec::with_capacity(items.len());
             for item in items {
                 report.messages_attempted += 1;
                 let outcome = self.connector.deliver(&item).await;
-                let now = self.now();
+                outcomes.push((item, outcome, self.now()));
+            }
+            let mut tx = self.store.begin().await?;
+            for (item, outcome, now) in outcomes {
+                let tx = tx.as_mut();
                 match outcome {
                     DeliveryOutcome::Delivered => {
-                        self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None, None).await?
+                        self.outcome_in(tx, &item, OutboxStatus::Sent, Some(now), None, None, now).await?
                     }
                     DeliveryOutcome::Accepted { .. } => {
-                        self.finish(&item, OutboxStatus::Accepted, now, Some(now), None).await?
+                        tx.finish_outbox(&item.id, OutboxStatus::Accepted, now, Some(now), None).await?
                     }
                     DeliveryOutcome::Retry { error } if item.attempts < MAX_ATTEMPTS => {
                         let next = now + backoff(item.attempts, &item.id);
-                        self.finish(&item, OutboxStatus::Pending, next, None, Some(&error)).await?;
+                        tx.finish_outbox(&item.id, OutboxStatus::Pending, next, None, Some(&error)).await?;
                         tracing::warn!(message_id = %item.id, attempts = item.attempts, "delivery failed; will retry");
                     }
                     DeliveryOutcome::Retry { error } | DeliveryOutcome::Permanent { error } => {
                         tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "delivery failed for good");
-                        self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error), None).await?
+                        self.outcome_in(tx, &item, OutboxStatus::Failed, None, Some(error), None, now).await?
                     }
                     DeliveryOutcome::NeedsPerson { error, task } => {
                         tracing::info!(message_id = %item.id, referral_id = %item.referral_id, task = task.as_str(), "a person must act before this can go out");
-                        self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error), Some(task)).await?
+                        self.outcome_in(tx, &item, OutboxStatus::Failed, None, Some(error), Some(task), now).await?
                     }
                 }
             }
+            tx.commit().await?;
         }
-    }
-
-    async fn finish(
-        &self,
-        item: &OutboxItem,
-        status: OutboxStatus,
-        next: Timestamp,
-        sent_at: Option<Timestamp>,
-        error: Option<&str>,
-    ) -> Result<(), AppError> {
-        let mut tx = self.store.begin().await?;
-        tx.finish_outbox(&item.id, status, next, sent_at, error).await?;
-        tx.commit().await?;
-        Ok(())
     }
 
     /// Records a final outcome and applies it to the referral in one transaction.
@@ -174,20 +168,36 @@ impl App {
     ) -> Result<(), AppError> {
         let now = self.now();
         let mut tx = self.store.begin().await?;
+        self.outcome_in(tx.as_mut(), item, status, sent_at, error, task, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a final outcome and applies it to the referral inside `tx`.
+    #[allow(clippy::too_many_arguments)]
+    async fn outcome_in(
+        &self,
+        tx: &mut dyn crate::Tx,
+        item: &OutboxItem,
+        status: OutboxStatus,
+        sent_at: Option<Timestamp>,
+        error: Option<String>,
+        task: Option<refloop_domain::TaskKind>,
+        now: Timestamp,
+    ) -> Result<(), AppError> {
         tx.finish_outbox(&item.id, status, now, sent_at, error.as_deref()).await?;
         if let Some(current) = tx.lock_referral(&item.referral_id, false).await? {
             let input = match error {
                 None => Input::Delivered { channel: item.channel, purpose: item.purpose, at: now },
                 Some(error) => Input::DeliveryFailed { channel: item.channel, purpose: item.purpose, error, task },
             };
-            match self.decide_in(tx.as_mut(), &current, input, now).await {
-                Ok(d) => self.execute(tx.as_mut(), Some(current.version), d, "system:outbox", now).await?,
+            match self.decide_in(tx, &current, input, now).await {
+                Ok(d) => self.execute(tx, Some(current.version), d, "system:outbox", now).await?,
                 Err(e) => {
                     tracing::warn!(referral_id = %item.referral_id, error = %e, "outbox outcome not applied")
                 }
             }
         }
-        tx.commit().await?;
         Ok(())
     }
 

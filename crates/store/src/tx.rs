@@ -325,7 +325,8 @@ impl Tx for SqlTx {
     }
 
     async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
-        self.flush(Only::Timers).await?;
+        // This referral's timers not yet written are dropped rather than written and deleted.
+        self.pending.timers.retain(|(referral, _, _)| referral != id);
         on_tx!(self, c => {
             sqlx::query("DELETE FROM timers WHERE referral_id = $1")
                 .bind(id.as_str())
