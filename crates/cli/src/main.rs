@@ -285,14 +285,7 @@ fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // TLS for outbound HTTPS (the EHR's FHIR server, its token endpoint).
     let _ = rustls::crypto::ring::default_provider().install_default();
-    // The simulator is one sequential conversation with the database: on one thread its
-    // statements do not bounce between workers.
-    let mut builder = if matches!(cli.command, Command::Simulate { .. }) {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    let runtime = match builder.enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

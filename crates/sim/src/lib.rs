@@ -193,10 +193,29 @@ pub async fn simulate(
     let total = 2 * u64::from(p.days + p.follow_days);
     let dir = tempfile::tempdir().map_err(|e| AppError::Internal(format!("a scratch directory: {e}")))?;
     let scratch = |name: &str| format!("sqlite://{}", dir.path().join(name).display());
-    let baseline = run(p, &fates, start, &scratch("baseline.db"), false, &|d| progress(d, total)).await?;
     let workflow_db = workflow_database.map_or_else(|| scratch("workflow.db"), str::to_owned);
-    let offset = u64::from(p.days + p.follow_days);
-    let workflow = run(p, &fates, start, &workflow_db, true, &|d| progress(offset + d, total)).await?;
+    // The two runs share nothing but the fates: they run side by side.
+    let fates = Arc::new(fates);
+    let done = [Arc::new(std::sync::atomic::AtomicU64::new(0)), Arc::new(std::sync::atomic::AtomicU64::new(0))];
+    let spawn = |url: String, workflow: bool, done: &Arc<std::sync::atomic::AtomicU64>| {
+        tokio::spawn(run(p.clone(), fates.clone(), start, url, workflow, done.clone()))
+    };
+    let mut baseline = spawn(scratch("baseline.db"), false, &done[0]);
+    let mut workflow = spawn(workflow_db, true, &done[1]);
+    let joined = |r: Result<Result<RunResult, AppError>, tokio::task::JoinError>| {
+        r.map_err(|e| AppError::Internal(format!("a simulation run stopped: {e}")))?
+    };
+    let (mut b, mut w) = (None, None);
+    let mut every = tokio::time::interval(std::time::Duration::from_millis(200));
+    while b.is_none() || w.is_none() {
+        tokio::select! {
+            r = &mut baseline, if b.is_none() => b = Some(joined(r)?),
+            r = &mut workflow, if w.is_none() => w = Some(joined(r)?),
+            _ = every.tick() => {}
+        }
+        progress(done.iter().map(|d| d.load(std::sync::atomic::Ordering::Relaxed)).sum(), total);
+    }
+    let (baseline, workflow) = (b.expect("finished"), w.expect("finished"));
     Ok(Outcome {
         parameters: p.assumptions().into_iter().map(|a| (a.name, a.value)).collect(),
         baseline,
@@ -338,10 +357,9 @@ impl Run {
             self.apply_due(end).await?;
             self.app.run_due().await?;
             let log = std::mem::take(&mut *connector.log.lock().expect("lock"));
-            let before = (self.queue.len(), self.tasks_opened);
             self.answer(end, log).await?;
-            let quiet = self.queue.first_key_value().is_none_or(|((t, _), _)| *t > end);
-            if quiet && before == (self.queue.len(), self.tasks_opened) {
+            // The people answer on later days; another pass only if something is due today.
+            if self.queue.first_key_value().is_none_or(|((t, _), _)| *t > end) {
                 break;
             }
         }
@@ -457,13 +475,14 @@ impl Run {
 }
 
 async fn run(
-    p: &Params,
-    fates: &[Fate],
+    p: Params,
+    fates: Arc<Vec<Fate>>,
     start: Timestamp,
-    url: &str,
+    url: String,
     workflow: bool,
-    progress: &(dyn Fn(u64) + Sync),
+    days_done: Arc<std::sync::atomic::AtomicU64>,
 ) -> Result<RunResult, AppError> {
+    let url = url.as_str();
     let store = if url.starts_with("sqlite:") {
         refloop_store::SqlStore::connect_scratch(url).await?
     } else {
@@ -484,11 +503,12 @@ async fn run(
     let connector = Arc::new(SimConnector::default());
     let app = App::new(store, clock.clone(), policy, connector.clone());
     let mut r = Run::new(app, fates.to_vec(), workflow, SOURCE_PREFIX);
+    let p = &p;
     for day in 0..p.days + p.follow_days {
         let end = start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1);
         clock.set(end);
         r.step(end, &connector).await?;
-        progress(u64::from(day) + 1);
+        days_done.store(u64::from(day) + 1, std::sync::atomic::Ordering::Relaxed);
     }
     let to = start + days(f64::from(p.days));
     let report = r.app.closure_report(start, to, None).await?.total;
