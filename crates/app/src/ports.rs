@@ -392,8 +392,9 @@ pub trait Tx: Send {
     async fn due_timers(&mut self, now: Timestamp, limit: u32) -> Result<Vec<TimerRow>, StoreError>;
     async fn delete_timer(&mut self, id: &str) -> Result<(), StoreError>;
 
-    /// Enqueues an outbox item unless its key is already there; returns whether it was new.
-    async fn enqueue(&mut self, item: &OutboxItem) -> Result<bool, StoreError>;
+    /// Enqueues an outbox item unless its key is already there (the first item with a key
+    /// wins, in the database or earlier in this transaction). Written at commit.
+    async fn enqueue(&mut self, item: &OutboxItem) -> Result<(), StoreError>;
     /// Records the outcome of a delivery attempt.
     async fn finish_outbox(
         &mut self,

@@ -8,7 +8,7 @@
 //! per message. Nothing here outlives the transaction: dropping it drops the rows with it.
 
 use jiff::Timestamp;
-use refloop_app::{AuditEntry, InboxItem, NewTask, Patient, PatientKeep, StoredEvent};
+use refloop_app::{AuditEntry, InboxItem, NewTask, OutboxItem, Patient, PatientKeep, StoredEvent};
 use refloop_domain::{Referral, ReferralId, TimerSpec};
 
 #[derive(Default)]
@@ -27,6 +27,8 @@ pub(crate) struct Pending {
     pub keys: Vec<(String, ReferralId)>,
     /// Referrals whose report row (`referral_stats`) to write; the last version of an id wins.
     pub stats: Vec<Referral>,
+    /// New outbox items; at the flush a key already taken keeps its first item.
+    pub outbox: Vec<OutboxItem>,
 }
 
 impl Pending {
@@ -40,6 +42,7 @@ impl Pending {
             && self.inbox.is_empty()
             && self.keys.is_empty()
             && self.stats.is_empty()
+            && self.outbox.is_empty()
     }
 
     /// The referrals whose report rows to write, the last version of each.
@@ -107,6 +110,9 @@ macro_rules! flush_pending {
         if all {
             for chunk in p.take_stats().chunks($crate::pending::CHUNK_ROWS) {
                 $crate::pending::stats_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+            }
+            for chunk in std::mem::take(&mut p.outbox).chunks($crate::pending::CHUNK_ROWS) {
+                $crate::pending::outbox_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
             }
             for chunk in std::mem::take(&mut p.events).chunks($crate::pending::CHUNK_ROWS) {
                 $crate::pending::events_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
@@ -242,6 +248,33 @@ macro_rules! stats_query {
     }};
 }
 pub(crate) use stats_query;
+
+macro_rules! outbox_query {
+    ($rows:expr) => {{
+        let mut q = sqlx::QueryBuilder::new(
+            "INSERT INTO outbox (id, referral_id, patient_id, channel, purpose, key, status, attempts, \
+             next_attempt_at, lease_until, created_at, sent_at, last_error) ",
+        );
+        q.push_values($rows, |mut b, m: &refloop_app::OutboxItem| {
+            b.push_bind(m.id.as_str())
+                .push_bind(m.referral_id.as_str())
+                .push_bind(m.patient_id.as_str())
+                .push_bind($crate::row::text_of(&m.channel))
+                .push_bind($crate::row::text_of(&m.purpose))
+                .push_bind(m.key.as_str())
+                .push_bind(m.status.as_str())
+                .push_bind(i64::from(m.attempts))
+                .push_bind($crate::row::ms(m.next_attempt_at))
+                .push_bind(None::<i64>)
+                .push_bind($crate::row::ms(m.created_at))
+                .push_bind(None::<i64>)
+                .push_bind(None::<String>);
+        });
+        q.push(" ON CONFLICT (key) DO NOTHING");
+        q
+    }};
+}
+pub(crate) use outbox_query;
 
 macro_rules! events_query {
     ($rows:expr) => {{

@@ -15,7 +15,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 use crate::{
     Db,
     pending::{Only, Pending, flush_pending},
-    row::{self, db, ms, text_of, ts},
+    row::{self, db, ms, ts},
 };
 
 /// Inserts an audit row through any executor.
@@ -392,31 +392,9 @@ impl Tx for SqlTx {
         Ok(())
     }
 
-    async fn enqueue(&mut self, m: &OutboxItem) -> Result<bool, StoreError> {
-        self.flush(Only::Parents).await?;
-        let inserted = on_tx!(self, c => {
-            sqlx::query(
-                "INSERT INTO outbox (id, referral_id, patient_id, channel, purpose, key, status, attempts,
-                                     next_attempt_at, lease_until, created_at, sent_at, last_error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, NULL, NULL)
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(&m.id)
-            .bind(m.referral_id.as_str())
-            .bind(m.patient_id.as_str())
-            .bind(text_of(&m.channel))
-            .bind(text_of(&m.purpose))
-            .bind(&m.key)
-            .bind(m.status.as_str())
-            .bind(i64::from(m.attempts))
-            .bind(ms(m.next_attempt_at))
-            .bind(ms(m.created_at))
-            .execute(c)
-            .await
-            .map_err(db)?
-            .rows_affected()
-        });
-        Ok(inserted == 1)
+    async fn enqueue(&mut self, m: &OutboxItem) -> Result<(), StoreError> {
+        self.pending.outbox.push(m.clone());
+        Ok(())
     }
 
     async fn finish_outbox(
