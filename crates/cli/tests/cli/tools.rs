@@ -39,11 +39,48 @@ fn check_config_prints_the_effective_config_without_secrets() {
 fn every_verb_has_help() {
     let (ok, out, _) = run(&["--help"], &[]);
     assert!(ok);
-    for verb in ["serve", "migrate", "check-config", "token"] {
+    for verb in
+        ["serve", "migrate", "check-config", "token", "user", "import", "export", "report", "simulate", "dead-letters"]
+    {
         assert!(out.contains(verb), "{verb} missing from --help");
         let (ok, _, err) = run(&[verb, "--help"], &[]);
         assert!(ok, "{verb} --help: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_are_added_with_a_password_from_stdin_listed_and_disabled() {
+    use std::io::Write;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let add = |name: &str, role: &str, password: &str| {
+        let mut child = crate::process::refloop()
+            .args(["user", "add", name, "--role", role, "--database", &db.url])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, out, err) = add("alice", "coordinator", "a long enough secret");
+    assert!(ok && out.contains("user alice saved with role coordinator"), "{out}{err}");
+    let (ok, _, err) = add("bob", "coordinator", "short");
+    assert!(!ok && err.contains("password") && !err.contains("short"), "{err}");
+    let (ok, _, err) = add("carol", "integration", "a long enough secret");
+    assert!(!ok && err.contains("--role"), "{err}");
+    let (ok, out, _) = run(&["user", "disable", "alice", "--database", &db.url], &[]);
+    assert!(ok && out.contains("alice disabled"), "{out}");
+    let (ok, out, _) = run(&["user", "list", "--database", &db.url], &[]);
+    assert!(ok && out.contains("alice\tcoordinator\tdisabled") && !out.contains("argon2"), "{out}");
+    let store = db.store().await;
+    let alice = refloop_app::Store::user(store.as_ref(), "alice").await.unwrap().unwrap();
+    assert!(alice.password_hash.starts_with("$argon2id$") && !alice.password_hash.contains("secret"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
