@@ -521,14 +521,18 @@ pub trait Store: Send + Sync + 'static {
     /// The report rows of tracked referrals ordered in `[from, to)`, grouped by the report
     /// column `key` (`specialty`, `provider`, `specialist`, `network`, `urgency`; `None`: one
     /// group with the key `""`). Span histograms are per key for the spans (indexes into
-    /// [`crate::SPANS`]) in `spans_by_key`, and over all groups (key `""`) for the others.
+    /// [`crate::SPANS`]) in `spans_by_key`, and over all groups (key `""`) for the others;
+    /// with `sampled`, over a fixed one-in-four sample of the referrals (counts not scaled).
     async fn closure_rollup(
         &self,
         from: Timestamp,
         to: Timestamp,
         key: Option<&'static str>,
         spans_by_key: &[u8],
+        sampled: bool,
     ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
+    /// How many tracked referrals were ordered in `[from, to)`.
+    async fn count_tracked(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError>;
     /// Tracked referrals ordered in `[from, to)` and how many closed the loop, per `bucket_ms`
     /// of order time (`(ordered_at div bucket_ms, referrals, closed)`).
     async fn closure_trend(

@@ -119,6 +119,10 @@ pub struct ClosureReport {
     /// Present when split: the figures per group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub by: Option<BTreeMap<String, Closure>>,
+    /// The days at each stage come from a one-in-four sample (the dashboard, beyond
+    /// [`SAMPLE_ABOVE`] referrals); the counts, rates and leakage are always exact.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sampled: bool,
 }
 
 const STAGES: [(&str, State); 4] = [
@@ -396,6 +400,9 @@ pub fn closure(referrals: &[&Referral]) -> Closure {
     fold_groups(&rows, &spans).0
 }
 
+/// Referrals in a period beyond which the dashboard's days at each stage are sampled.
+pub const SAMPLE_ABOVE: u64 = 50_000;
+
 /// The figures per group of `by` (dates in `tz`).
 pub fn split(referrals: &[&Referral], by: GroupBy, tz: &TimeZone) -> BTreeMap<String, Closure> {
     let (rows, spans) = rollup_of(referrals.iter().copied(), |r| by.key(r, tz));
@@ -422,12 +429,12 @@ impl App {
             }
             other => {
                 let column = other.and_then(|(_, c)| c);
-                let (rows, spans) = self.store.closure_rollup(from, to, column, &[0, 1, 2, 3, 4]).await?;
+                let (rows, spans) = self.store.closure_rollup(from, to, column, &[0, 1, 2, 3, 4], false).await?;
                 let (total, groups) = fold_groups(&rows, &spans);
                 (total, column.map(|_| groups))
             }
         };
-        Ok(ClosureReport { from, to, generated_at: self.now(), total, by })
+        Ok(ClosureReport { from, to, generated_at: self.now(), total, by, sampled: false })
     }
 }
 
@@ -446,9 +453,17 @@ impl App {
             return Err(AppError::invalid("to", "must be after from"));
         }
         let order_to_note = SPANS.iter().position(|s| *s == "order-to-note").unwrap_or(4) as u8;
-        let (rows, spans) = self.store.closure_rollup(from, to, Some(column), &[order_to_note]).await?;
+        // Beyond this many referrals the days at each stage come from a fixed one-in-four sample.
+        let sampled = self.store.count_tracked(from, to).await? > SAMPLE_ABOVE;
+        let (rows, mut spans) = self.store.closure_rollup(from, to, Some(column), &[order_to_note], sampled).await?;
+        if sampled {
+            for s in &mut spans {
+                s.n *= 4;
+                s.minutes *= 4;
+            }
+        }
         let (total, groups) = fold_groups(&rows, &spans);
-        Ok(ClosureReport { from, to, generated_at: self.now(), total, by: Some(groups) })
+        Ok(ClosureReport { from, to, generated_at: self.now(), total, by: Some(groups), sampled })
     }
 
     /// Tracked referrals and closed loops per week or month of order (practice time zone), for

@@ -597,6 +597,7 @@ impl Store for SqlStore {
         to: Timestamp,
         key: Option<&'static str>,
         spans_by_key: &[u8],
+        sampled: bool,
     ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
         let k = match key {
             None => "''",
@@ -616,10 +617,11 @@ impl Store for SqlStore {
         let span_sql = |i: usize, m: &str| {
             let keyed = spans_by_key.contains(&(i as u8));
             let (k, group) = if keyed { (k, group.as_str()) } else { ("''", "") };
+            let sample = if sampled { " AND sample < 2" } else { "" };
             sqlx::AssertSqlSafe(format!(
                 "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
                  CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \
-                 {range} AND {m} IS NOT NULL GROUP BY {group}({m} * 10 + 720) / 1440"
+                 {range} AND {m} IS NOT NULL{sample} GROUP BY {group}({m} * 10 + 720) / 1440"
             ))
         };
         // Six scans of the period, run side by side on the pool's connections.
@@ -645,6 +647,21 @@ impl Store for SqlStore {
                 spans(4, "m_total"),
             )?;
             Ok((rows, [s0, s1, s2, s3, s4].concat()))
+        })
+    }
+
+    async fn count_tracked(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError> {
+        on_pool!(&self.db, p => {
+            let n: i64 = sqlx::query_scalar(
+                "SELECT CAST(COUNT(*) AS BIGINT) FROM referral_stats
+                 WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1",
+            )
+            .bind(ms(from))
+            .bind(ms(to))
+            .fetch_one(p)
+            .await
+            .map_err(db)?;
+            Ok(u64::try_from(n).unwrap_or(0))
         })
     }
 

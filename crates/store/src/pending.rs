@@ -219,7 +219,7 @@ macro_rules! stats_query {
     ($rows:expr) => {{
         let mut q = sqlx::QueryBuilder::new(
             "INSERT INTO referral_stats (ordered_at, id, tracked, specialty, provider, specialist, network, urgency, \
-             code, leak_reason, m_notify, m_schedule, m_attend, m_note, m_total) ",
+             code, leak_reason, sample, m_notify, m_schedule, m_attend, m_note, m_total) ",
         );
         q.push_values($rows, |mut b, r: &refloop_domain::Referral| {
             let s = refloop_app::stats_of(r);
@@ -232,7 +232,8 @@ macro_rules! stats_query {
                 .push_bind(r.network.as_str())
                 .push_bind(r.urgency.as_str())
                 .push_bind(s.code())
-                .push_bind(s.leak.as_ref().map(|l| l.1.clone()));
+                .push_bind(s.leak.as_ref().map(|l| l.1.clone()))
+                .push_bind($crate::row::sample_of(r.id.as_str()));
             for m in s.minutes {
                 b.push_bind(m);
             }

@@ -52,6 +52,12 @@ macro_rules! impl_get {
 impl_get!(sqlx::sqlite::SqliteRow);
 impl_get!(sqlx::postgres::PgRow);
 
+/// A referral's sample slot, 0–7: stable for its id (FNV-1a), evenly spread.
+pub(crate) fn sample_of(id: &str) -> i16 {
+    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    (h % 8) as i16
+}
+
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
@@ -277,5 +283,20 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
             StoreError::Unavailable(e.to_string())
         }
         other => StoreError::Other(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sample_slots_are_stable_and_even() {
+        assert_eq!(sample_of("ref_01abc"), sample_of("ref_01abc"));
+        let mut slots = [0u32; 8];
+        for i in 0..8000 {
+            slots[sample_of(&format!("ref_{i:08}")) as usize] += 1;
+        }
+        assert!(slots.iter().all(|n| (850..1150).contains(n)), "{slots:?}");
     }
 }

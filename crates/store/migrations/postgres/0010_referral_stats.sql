@@ -12,6 +12,8 @@ CREATE TABLE referral_stats (
     -- reach, leak stage and escalation in one small number (see refloop_app::ReferralStats::code)
     code        SMALLINT NOT NULL,
     leak_reason TEXT,
+    -- 0–7 from the id: rows with sample < 2 are a fixed one-in-four sample of the referrals
+    sample      SMALLINT NOT NULL,
     m_notify    BIGINT,
     m_schedule  BIGINT,
     m_attend    BIGINT,

@@ -187,6 +187,7 @@ struct DashboardPage {
     days: Vec<DaysRow>,
     split_name: &'static str,
     split: Vec<GroupRow>,
+    sampled: bool,
 }
 
 const BY_OPTIONS: [(&str, &str); 5] = [
@@ -237,6 +238,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
 
     let (report, trend) = tokio::join!(s.app.closure_overview(from, to, by), s.app.closure_trend(from, to, trend_by));
     let report = report?;
+    let sampled = report.sampled;
     let total = report.total;
     let by_group = group_rows(&report.by.unwrap_or_default());
     let trend: Vec<GroupRow> = trend?
@@ -320,6 +322,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         days: days_rows,
         split_name: by_name.1,
         split: by_group,
+        sampled,
     };
     Ok(render(&page))
 }
