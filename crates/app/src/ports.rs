@@ -533,14 +533,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
     /// How many tracked referrals were ordered in `[from, to)`.
     async fn count_tracked(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError>;
-    /// Tracked referrals ordered in `[from, to)` and how many closed the loop, per `bucket_ms`
-    /// of order time (`(ordered_at div bucket_ms, referrals, closed)`).
-    async fn closure_trend(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        bucket_ms: i64,
-    ) -> Result<Vec<(i64, u64, u64)>, StoreError>;
+    /// Tracked referrals and how many closed the loop, ordered in each `[bounds[i],
+    /// bounds[i + 1])`: `(referrals, closed)` per piece.
+    async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError>;
 
     /// Every measure fact as `(patient, fact)`.
     async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError>;

@@ -474,20 +474,32 @@ impl App {
         to: Timestamp,
         by: GroupBy,
     ) -> Result<Vec<(String, u64, u64)>, AppError> {
-        // Buckets on which every local midnight of the period falls: hours, or quarter hours
-        // in zones with a half- or quarter-hour offset.
+        // The period cut at each local week (or month) start: one range count per piece,
+        // which the database answers from the order-time index without sorting.
         let tz = &self.policy().time_zone;
-        let whole_hours = [from, to].iter().all(|t| tz.to_offset(*t).seconds() % 3600 == 0);
-        let bucket_ms: i64 = if whole_hours { 3_600_000 } else { 900_000 };
-        let mut out: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-        for (bucket, n, closed) in self.store.closure_trend(from, to, bucket_ms).await? {
-            let at = Timestamp::from_millisecond(bucket * bucket_ms).unwrap_or(from);
-            let date = tz.to_datetime(at).date();
-            let e = out.entry(by.calendar_key(date)).or_default();
-            e.0 += n;
-            e.1 += closed;
+        let mut starts = vec![from];
+        let mut date = tz.to_datetime(from).date();
+        loop {
+            let next = match by {
+                GroupBy::Month => date.first_of_month().checked_add(jiff::Span::new().months(1)),
+                _ => date.checked_add(jiff::Span::new().days(7 - i64::from(date.weekday().to_monday_zero_offset()))),
+            };
+            let Ok(next) = next else { break };
+            let Ok(at) = next.to_zoned_datetime(tz.clone()).map(|z| z.timestamp()) else { break };
+            if at >= to {
+                break;
+            }
+            starts.push(at);
+            date = next;
         }
-        Ok(out.into_iter().map(|(k, (n, c))| (k, n, c)).collect())
+        let mut bounds = starts.clone();
+        bounds.push(to);
+        let counts = self.store.closure_trend(&bounds).await?;
+        Ok(starts
+            .iter()
+            .zip(counts)
+            .map(|(start, (n, closed))| (by.calendar_key(tz.to_datetime(*start).date()), n, closed))
+            .collect())
     }
 }
 

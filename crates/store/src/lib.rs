@@ -665,27 +665,27 @@ impl Store for SqlStore {
         })
     }
 
-    async fn closure_trend(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        bucket_ms: i64,
-    ) -> Result<Vec<(i64, u64, u64)>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query(
-                "SELECT CAST(ordered_at / $3 AS BIGINT) AS b, CAST(COUNT(*) AS BIGINT) AS n,
-                    CAST(SUM(CASE WHEN code < 64 THEN 1 ELSE 0 END) AS BIGINT) AS closed
-                 FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1
-                 GROUP BY ordered_at / $3",
-            )
-            .bind(ms(from))
-            .bind(ms(to))
-            .bind(bucket_ms.max(1))
-            .fetch_all(p)
-            .await
-            .map_err(db)?;
-            rows.iter().map(|r| row::trend(r)).collect()
-        })
+    async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
+        for chunk in bounds.windows(2).collect::<Vec<_>>().chunks(100) {
+            let mut rows = on_pool!(&self.db, p => {
+                let mut q = sqlx::QueryBuilder::new("");
+                for (i, w) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" UNION ALL ");
+                    }
+                    q.push("SELECT CAST(").push_bind(i as i64).push(" AS BIGINT) AS b, CAST(COUNT(*) AS BIGINT) AS n, ");
+                    q.push("CAST(COALESCE(SUM(CASE WHEN code < 64 THEN 1 ELSE 0 END), 0) AS BIGINT) AS closed ");
+                    q.push("FROM referral_stats WHERE tracked = 1 AND ordered_at >= ").push_bind(ms(w[0]));
+                    q.push(" AND ordered_at < ").push_bind(ms(w[1]));
+                }
+                let rows = q.build().fetch_all(p).await.map_err(db)?;
+                rows.iter().map(|r| row::trend(r)).collect::<Result<Vec<_>, _>>()?
+            });
+            rows.sort_by_key(|r| r.0);
+            out.extend(rows.into_iter().map(|(_, n, c)| (n, c)));
+        }
+        Ok(out)
     }
 
     async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {
