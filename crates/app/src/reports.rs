@@ -203,24 +203,47 @@ pub const SPANS: [&str; 5] =
 const LEAK_STAGES: [&str; 4] = ["not notified", "not scheduled", "not attended", "no note"];
 
 impl ReferralStats {
-    /// Reach (bits 0–3), escalated (4), caught (5) and leak stage (bits 6–8: 0 closed loop,
-    /// else 1 + its index in the leak stages) in one number, so the database groups by one
+    /// Reach (bits 0–3), escalated (4), caught (5), leak stage (bits 6–8: 0 closed loop,
+    /// else 1 + its index in the leak stages) and leak reason (bits 9–11: 0 none, 1 + its index
+    /// in the standard reasons, 5 the staff's own words) in one number, so the database groups by one
     /// small integer instead of several columns.
     pub fn code(&self) -> i16 {
         let stage = self.leak.as_ref().and_then(|(s, _)| LEAK_STAGES.iter().position(|x| x == s)).map_or(0, |i| i + 1);
-        i16::from(self.reached) | i16::from(self.escalated) << 4 | i16::from(self.caught) << 5 | (stage as i16) << 6
+        let reason = self
+            .leak
+            .as_ref()
+            .map_or(0, |(_, r)| LEAK_REASONS.iter().position(|x| x == r).map_or(LEAK_REASONS.len() + 1, |i| i + 1));
+        i16::from(self.reached)
+            | i16::from(self.escalated) << 4
+            | i16::from(self.caught) << 5
+            | (stage as i16) << 6
+            | (reason as i16) << 9
+    }
+
+    /// The leak reason to store beside the code: only a staff member's own words (the
+    /// standard reasons are in the code, so the database groups by fewer strings).
+    pub fn stored_reason(&self) -> Option<String> {
+        self.leak.as_ref().map(|(_, r)| r).filter(|r| !LEAK_REASONS.contains(&r.as_str())).cloned()
     }
 }
+
+/// The leak reasons [`leak_of`] gives other than a staff member's closing words.
+const LEAK_REASONS: [&str; 4] = ["still open", "open after a no-show", "cancelled", "closed without a reason"];
 
 impl RollupRow {
     /// A rollup row from its stored code and leak reason.
     pub fn from_code(key: String, code: i16, leak_reason: Option<String>, n: u64) -> Self {
-        let stage = usize::try_from(code >> 6).unwrap_or(0);
+        let stage = usize::try_from((code >> 6) & 0x07).unwrap_or(0);
         RollupRow {
             key,
             reached: (code & 0x0f) as u8,
             leak_stage: stage.checked_sub(1).and_then(|i| LEAK_STAGES.get(i)).map(|s| (*s).to_owned()),
-            leak_reason,
+            leak_reason: usize::try_from(code >> 9)
+                .ok()
+                .and_then(|i| i.checked_sub(1))
+                .and_then(|i| LEAK_REASONS.get(i))
+                .map(|s| (*s).to_owned())
+                .or(leak_reason),
             escalated: code & 0x10 != 0,
             caught: code & 0x20 != 0,
             n,
@@ -365,7 +388,7 @@ pub fn rollup_of<'a>(
             }
         }
         let code = s.code();
-        *rows.entry((k, code, s.leak.map(|l| l.1))).or_default() += 1;
+        *rows.entry((k, code, s.stored_reason())).or_default() += 1;
     }
     let rows = rows.into_iter().map(|((key, code, reason), n)| RollupRow::from_code(key, code, reason, n)).collect();
     let spans = spans

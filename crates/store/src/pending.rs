@@ -232,7 +232,7 @@ macro_rules! stats_query {
                 .push_bind(r.network.as_str())
                 .push_bind(r.urgency.as_str())
                 .push_bind(s.code())
-                .push_bind(s.leak.as_ref().map(|l| l.1.clone()))
+                .push_bind(s.stored_reason())
                 .push_bind($crate::row::sample_of(r.id.as_str()));
             for m in s.minutes {
                 b.push_bind(m);
