@@ -4,8 +4,10 @@
 //! `cargo bench -p refloop-cli --bench dashboard` runs it on a fresh SQLite file; with
 //! `BENCH_POSTGRES_URL` set, on a fresh PostgreSQL schema too. `BENCH_REFERRALS` changes the
 //! count (default 1,000,000) and `BENCH_RUNS` the samples (default 30). The generator spreads
-//! the referrals over two years ending today, at every stage of the loop (leak shares as in the
-//! seed article), and writes them through the store's own insert path in large transactions.
+//! the referrals over two years ending today, in order of arrival, at every stage of the loop
+//! (leak shares as in the seed article), and writes them through the store's own insert path
+//! in large transactions. `BENCH_SQLITE_FILE` / `BENCH_POSTGRES_SCHEMA` keep the data for the
+//! next run.
 
 mod common;
 
@@ -57,9 +59,11 @@ fn days(d: f64) -> SignedDuration {
 }
 
 /// One referral, `i` of `n`, ordered in the two years before `now`, as far along as its age allows.
-fn referral(i: u64, now: Timestamp, rng: &mut Rng) -> Referral {
-    let age = rng.below(730 * 86_400) as i64;
-    let ordered = now - SignedDuration::from_secs(age);
+fn referral(i: u64, n: u64, now: Timestamp, rng: &mut Rng) -> Referral {
+    // Orders arrive in time order, as they do from an EHR, a few minutes of jitter apart.
+    let span = 730 * 86_400;
+    let age = span - (i as i64 * span / n.max(1) as i64) + rng.below(600) as i64;
+    let ordered = now - SignedDuration::from_secs(age.max(1));
     let mut m = Milestones { ordered: Some(ordered), ..Milestones::default() };
     let mut state = State::Ordered;
     let mut at = ordered;
@@ -144,7 +148,7 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
     while i < n {
         let mut tx = refloop_app::Store::begin(store.as_ref()).await.expect("begin");
         for _ in 0..20_000.min(n - i) {
-            tx.insert_referral(&referral(i, now, &mut rng), None, now).await.expect("insert");
+            tx.insert_referral(&referral(i, n, now, &mut rng), None, now).await.expect("insert");
             i += 1;
         }
         tx.commit().await.expect("commit");

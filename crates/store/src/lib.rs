@@ -113,10 +113,11 @@ impl SqlStore {
                 .synchronous(synchronous)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(30))
-                // A larger page cache and memory-mapped reads keep the hot indexes out of
-                // read(2) calls; writes still go through the WAL with a full fsync.
+                // A larger page cache and memory-mapped reads (up to SQLite's 2 GiB ceiling:
+                // address space, not memory; the newest referrals sit at the end of the file)
+                // keep reads out of read(2) calls; writes still go through the WAL with a full fsync.
                 .pragma("cache_size", "-32768")
-                .pragma("mmap_size", "268435456")
+                .pragma("mmap_size", "2147418112")
                 .pragma("temp_store", "memory")
                 .pragma("wal_autocheckpoint", "8000");
             let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.clone()).await.map_err(db)?;

@@ -20,12 +20,18 @@ where
     };
     bench("sqlite", format!("sqlite://{}", path.display())).await;
     if let Ok(base) = std::env::var("BENCH_POSTGRES_URL") {
-        let schema = format!("refloop_bench_{}", std::process::id());
+        // BENCH_POSTGRES_SCHEMA keeps that schema (and what is in it) for the next run.
+        let kept = std::env::var("BENCH_POSTGRES_SCHEMA").ok();
+        let schema = kept.clone().unwrap_or_else(|| format!("refloop_bench_{}", std::process::id()));
         let admin = SqlStore::connect(&base).await.expect("connect to PostgreSQL");
-        admin.execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop schema");
-        admin.execute_raw(&format!("CREATE SCHEMA {schema}")).await.expect("create schema");
+        if kept.is_none() {
+            admin.execute_raw(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop schema");
+        }
+        admin.execute_raw(&format!("CREATE SCHEMA IF NOT EXISTS {schema}")).await.expect("create schema");
         let sep = if base.contains('?') { '&' } else { '?' };
         bench("postgres", format!("{base}{sep}options=-c%20search_path%3D{schema}")).await;
-        admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+        if kept.is_none() {
+            admin.execute_raw(&format!("DROP SCHEMA {schema} CASCADE")).await.expect("drop schema");
+        }
     }
 }
