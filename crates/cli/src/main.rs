@@ -54,7 +54,7 @@ enum Command {
         providers: u32,
         #[arg(long, default_value_t = 600)]
         referrals_per_month: u32,
-        /// Days of orders (outcomes are then followed for 150 more).
+        /// Days of orders (outcomes are then followed for 120 more).
         #[arg(long, default_value_t = 90)]
         days: u32,
         #[arg(long, default_value_t = 7)]

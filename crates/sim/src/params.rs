@@ -50,7 +50,7 @@ impl Default for Params {
             providers: 12,
             referrals_per_month: 600,
             days: 90,
-            follow_days: 150,
+            follow_days: 120,
             specialties: [
                 ("cardiology", 0.16),
                 ("dermatology", 0.14),
