@@ -531,8 +531,6 @@ pub trait Store: Send + Sync + 'static {
         spans_by_key: &[u8],
         sampled: bool,
     ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
-    /// How many tracked referrals were ordered in `[from, to)`.
-    async fn count_tracked(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError>;
     /// Tracked referrals and how many closed the loop, ordered in each `[bounds[i],
     /// bounds[i + 1])`: `(referrals, closed)` per piece.
     async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError>;

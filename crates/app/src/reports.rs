@@ -477,7 +477,8 @@ impl App {
         }
         let order_to_note = SPANS.iter().position(|s| *s == "order-to-note").unwrap_or(4) as u8;
         // Beyond this many referrals the days at each stage come from a fixed one-in-four sample.
-        let sampled = self.store.count_tracked(from, to).await? > SAMPLE_ABOVE;
+        let tracked: u64 = self.store.closure_trend(&[from, to]).await?.iter().map(|(n, _)| n).sum();
+        let sampled = tracked > SAMPLE_ABOVE;
         let (rows, mut spans) = self.store.closure_rollup(from, to, Some(column), &[order_to_note], sampled).await?;
         if sampled {
             for s in &mut spans {

@@ -60,7 +60,7 @@ pub struct AdvanceReport {
 fn backoff(attempts: u32, spread: &str) -> SignedDuration {
     let minutes = (1i64 << attempts.min(8)).min(240);
     // FNV-1a of the id: cheap, stable, and good enough to spread retries.
-    let hash = spread.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let hash = refloop_domain::fnv1a(refloop_domain::FNV_OFFSET, spread.bytes());
     let jitter_secs = (hash % (minutes as u64 * 15 + 1)) as i64;
     SignedDuration::from_mins(minutes) + SignedDuration::from_secs(jitter_secs)
 }

@@ -20,6 +20,7 @@ use refloop_domain::{
     Milestones, Network, Origin, PatientId, Policy, Progress, ProviderId, Referral, ReferralId, Specialty, State,
     Urgency,
 };
+use refloop_sim::Rng;
 use refloop_store::SqlStore;
 
 const SPECIALTIES: &[&str] = &[
@@ -32,27 +33,6 @@ const SPECIALTIES: &[&str] = &[
     "ophthalmology",
     "urology",
 ];
-
-/// A small deterministic generator (SplitMix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 <= p
-    }
-}
 
 fn days(d: f64) -> SignedDuration {
     SignedDuration::from_secs_f64(d * 86_400.0)
@@ -140,7 +120,7 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
     let now: Timestamp = "2026-11-27T15:00:00Z".parse().unwrap();
     let store = Arc::new(store);
     let started = Instant::now();
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     // A file kept from an earlier run (BENCH_SQLITE_FILE) is used as it is.
     let one = refloop_app::ReferralFilter { limit: 1, ..Default::default() };
     let existing = refloop_app::Store::referrals(store.as_ref(), &one).await.expect("read");

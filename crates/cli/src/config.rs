@@ -521,21 +521,17 @@ impl Config {
     pub fn redacted_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database.url = redact_url(&shown.database.url);
-        if !shown.ehr.token.is_empty() {
-            shown.ehr.token = "(hidden)".into();
-        }
-        if !shown.sms.auth_token.is_empty() {
-            shown.sms.auth_token = "(hidden)".into();
-        }
-        if !shown.direct.password.is_empty() {
-            shown.direct.password = "(hidden)".into();
-        }
-        if !shown.fax.api_secret.is_empty() {
-            shown.fax.api_secret = "(hidden)".into();
-        }
-        if !shown.chat.webhook_url.is_empty() {
-            // A Slack webhook URL is itself the secret.
-            shown.chat.webhook_url = "(hidden)".into();
+        // A Slack webhook URL is itself a secret.
+        for secret in [
+            &mut shown.ehr.token,
+            &mut shown.sms.auth_token,
+            &mut shown.direct.password,
+            &mut shown.fax.api_secret,
+            &mut shown.chat.webhook_url,
+        ] {
+            if !secret.is_empty() {
+                *secret = "(hidden)".into();
+            }
         }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }

@@ -61,3 +61,12 @@ string_id!(
     /// The referring provider's id in the source system (NPI or local id).
     ProviderId
 );
+
+/// FNV-1a over `bytes`, continuing from `state` ([`FNV_OFFSET`] to start): a cheap, stable
+/// spread for ids (retry jitter, report sample slots, simulated draws). Not for secrets.
+pub fn fnv1a(state: u64, bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(state, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// Where [`fnv1a`] starts.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;

@@ -21,7 +21,7 @@ pub use decide::{
     Channel, Context, DecideError, Decision, Effect, Event, EventData, Outbound, Purpose, TaskKind, decide, decide_new,
 };
 pub use duration::{Duration, DurationError};
-pub use ids::{PatientId, ProviderId, ReferralId};
+pub use ids::{FNV_OFFSET, PatientId, ProviderId, ReferralId, fnv1a};
 pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
 pub use phone::PhoneE164;
 pub use policy::{Policy, QuietHours, StageWindows, WindowSet};

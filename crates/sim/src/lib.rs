@@ -8,7 +8,7 @@
 //! the difference between the runs is the workflow's.
 
 mod params;
-mod rng;
+pub mod rng;
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -27,7 +27,7 @@ use refloop_domain::{
 use serde::Serialize;
 
 pub use params::{ARTICLE, Assumption, Params, StageParams};
-use rng::Rng;
+pub use rng::Rng;
 
 /// The first day of orders. Fixed, so a seed always gives the same output.
 pub const START: &str = "2026-01-05T00:00:00Z";
@@ -136,10 +136,7 @@ fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
 
 /// Whether a specialist is in network: a fixed draw per specialist from the seed.
 fn specialist_network(p: &Params, specialty: &str, n: u64) -> bool {
-    let mut h: u64 = p.seed ^ 0x51_7cc1_b727_220a;
-    for b in specialty.bytes().chain(n.to_le_bytes()) {
-        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-    }
+    let h = refloop_domain::fnv1a(p.seed ^ 0x51_7cc1_b727_220a, specialty.bytes().chain(n.to_le_bytes()));
     Rng::new(h).chance(p.in_network_share)
 }
 

@@ -651,21 +651,6 @@ impl Store for SqlStore {
         })
     }
 
-    async fn count_tracked(&self, from: Timestamp, to: Timestamp) -> Result<u64, StoreError> {
-        on_pool!(&self.db, p => {
-            let n: i64 = sqlx::query_scalar(
-                "SELECT CAST(COUNT(*) AS BIGINT) FROM referral_stats
-                 WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1",
-            )
-            .bind(ms(from))
-            .bind(ms(to))
-            .fetch_one(p)
-            .await
-            .map_err(db)?;
-            Ok(u64::try_from(n).unwrap_or(0))
-        })
-    }
-
     async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
         let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
         for chunk in bounds.windows(2).collect::<Vec<_>>().chunks(100) {

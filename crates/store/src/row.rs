@@ -54,7 +54,7 @@ impl_get!(sqlx::postgres::PgRow);
 
 /// A referral's sample slot, 0–7: stable for its id (FNV-1a), evenly spread.
 pub(crate) fn sample_of(id: &str) -> i16 {
-    let h = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+    let h = refloop_domain::fnv1a(refloop_domain::FNV_OFFSET, id.bytes());
     (h % 8) as i16
 }
 
