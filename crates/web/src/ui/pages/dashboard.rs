@@ -1,0 +1,237 @@
+//! The dashboard and the CSV export.
+
+use super::*;
+
+struct Kpis {
+    referrals: usize,
+    closed: usize,
+    rate: String,
+    catch_rate: String,
+    caught: usize,
+    escalated: usize,
+    median_to_note: String,
+    p90_to_note: String,
+}
+
+impl Kpis {
+    fn of(c: &Closure) -> Self {
+        let to_note = c.days.get("order-to-note");
+        Kpis {
+            referrals: c.referrals,
+            closed: c.closed_loop,
+            rate: pct(c.closed_loop_rate),
+            catch_rate: pct(c.unscheduled_catch_rate),
+            caught: c.caught_after_escalation,
+            escalated: c.escalated_unscheduled,
+            median_to_note: days(to_note.and_then(|d| d.median_days)),
+            p90_to_note: days(to_note.and_then(|d| d.p90_days)),
+        }
+    }
+}
+
+struct GroupRow {
+    key: String,
+    referrals: usize,
+    closed: usize,
+    rate: String,
+    median_to_note: String,
+    catch_rate: String,
+}
+
+struct DaysRow {
+    span: &'static str,
+    count: usize,
+    median: String,
+    p90: String,
+    mean: String,
+}
+
+struct DashboardForm {
+    from: String,
+    to: String,
+    by: String,
+    baseline_from: String,
+    baseline_to: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct DashboardPage {
+    nav: Option<Nav>,
+    demo: bool,
+    notice: Option<String>,
+    form: DashboardForm,
+    by_options: Vec<(&'static str, &'static str)>,
+    current: Kpis,
+    baseline: Option<Kpis>,
+    trend_unit: &'static str,
+    trend_svg: String,
+    trend: Vec<GroupRow>,
+    funnel_svg: String,
+    funnel: Vec<(&'static str, usize, String)>,
+    leak_svg: String,
+    leak_stage: Vec<(String, usize)>,
+    leak_reason: Vec<(String, usize)>,
+    days: Vec<DaysRow>,
+    split_name: &'static str,
+    split: Vec<GroupRow>,
+    sampled: bool,
+}
+
+const BY_OPTIONS: [(&str, &str); 5] = [
+    ("specialty", "specialty"),
+    ("provider", "referring provider"),
+    ("specialist", "specialist"),
+    ("network", "network"),
+    ("urgency", "urgency"),
+];
+
+fn group_rows(groups: &std::collections::BTreeMap<String, Closure>) -> Vec<GroupRow> {
+    groups
+        .iter()
+        .map(|(k, c)| {
+            let kp = Kpis::of(c);
+            GroupRow {
+                key: k.clone(),
+                referrals: kp.referrals,
+                closed: kp.closed,
+                rate: kp.rate,
+                median_to_note: kp.median_to_note,
+                catch_rate: kp.catch_rate,
+            }
+        })
+        .collect()
+}
+
+fn date_of(t: Timestamp, tz: &TimeZone) -> String {
+    tz.to_datetime(t).date().to_string()
+}
+
+pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
+    web.require(Permission::Read)?;
+    let tz = s.app.policy().time_zone.clone();
+    let today_end = {
+        let d = tz.to_datetime(s.app.now()).date().tomorrow().unwrap_or_default();
+        parse_local("to", &d.to_string(), &tz)?.unwrap_or_else(|| s.app.now())
+    };
+    let to = parse_local("to", get(&q, "to"), &tz)?.unwrap_or(today_end);
+    let from = parse_local("from", get(&q, "from"), &tz)?.unwrap_or(to - SignedDuration::from_hours(90 * 24));
+    if to <= from {
+        return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "The period must end after it starts.".into()));
+    }
+    let by_name = BY_OPTIONS.iter().find(|(v, _)| *v == get(&q, "by")).unwrap_or(&BY_OPTIONS[0]);
+    let by = GroupBy::parse(by_name.0).unwrap_or(GroupBy::Specialty);
+    let weekly = to - from <= SignedDuration::from_hours(120 * 24);
+    let (trend_by, trend_unit) = if weekly { (GroupBy::Week, "week") } else { (GroupBy::Month, "month") };
+
+    let (report, trend) = tokio::join!(s.app.closure_overview(from, to, by), s.app.closure_trend(from, to, trend_by));
+    let report = report?;
+    let sampled = report.sampled;
+    let total = report.total;
+    let by_group = group_rows(&report.by.unwrap_or_default());
+    let trend: Vec<GroupRow> = trend?
+        .into_iter()
+        .map(|(key, n, closed)| GroupRow {
+            key,
+            referrals: n as usize,
+            closed: closed as usize,
+            rate: pct((n > 0).then(|| closed as f64 / n as f64)),
+            median_to_note: String::new(),
+            catch_rate: String::new(),
+        })
+        .collect();
+
+    let baseline_from = parse_local("baseline_from", get(&q, "baseline_from"), &tz)?;
+    let baseline_to = parse_local("baseline_to", get(&q, "baseline_to"), &tz)?;
+    let baseline = match (baseline_from, baseline_to) {
+        (Some(f), Some(t)) if t > f => Some(Kpis::of(&s.app.closure_report(f, t, None).await?.total)),
+        _ => None,
+    };
+
+    let trend_bars: Vec<Bar> = trend
+        .iter()
+        .map(|r| Bar {
+            label: r.key.clone(),
+            value: if r.referrals == 0 { 0.0 } else { r.closed as f64 / r.referrals as f64 },
+            text: r.rate.clone(),
+        })
+        .collect();
+    let stages = ["patient-notified", "scheduled", "attended", "note-received"];
+    let mut funnel = vec![("ordered", total.referrals, pct(Some(1.0).filter(|_| total.referrals > 0)))];
+    for st in stages {
+        let n = total.funnel.get(st).copied().unwrap_or(0);
+        funnel.push((st, n, pct((total.referrals > 0).then(|| n as f64 / total.referrals as f64))));
+    }
+    let funnel_bars: Vec<Bar> =
+        funnel.iter().map(|(l, n, _)| Bar { label: (*l).into(), value: *n as f64, text: n.to_string() }).collect();
+    let leak_stage: Vec<(String, usize)> = total.leakage_by_stage.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    let leak_bars: Vec<Bar> =
+        leak_stage.iter().map(|(l, n)| Bar { label: l.clone(), value: *n as f64, text: n.to_string() }).collect();
+    let mut leak_reason: Vec<(String, usize)> = total.leakage_by_reason.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    leak_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    let span_order =
+        ["ordered-to-notified", "notified-to-scheduled", "scheduled-to-attended", "attended-to-note", "order-to-note"];
+    let days_rows = span_order
+        .iter()
+        .map(|span| {
+            let d = total.days.get(span).cloned().unwrap_or_default();
+            DaysRow {
+                span,
+                count: d.count,
+                median: days(d.median_days),
+                p90: days(d.p90_days),
+                mean: days(d.mean_days),
+            }
+        })
+        .collect();
+
+    let page = DashboardPage {
+        nav: web.nav("dashboard"),
+        demo: ui(&s).demo,
+        notice: None,
+        form: DashboardForm {
+            from: date_of(from, &tz),
+            to: date_of(to, &tz),
+            by: by_name.0.to_owned(),
+            baseline_from: baseline_from.map(|t| date_of(t, &tz)).unwrap_or_default(),
+            baseline_to: baseline_to.map(|t| date_of(t, &tz)).unwrap_or_default(),
+        },
+        by_options: BY_OPTIONS.to_vec(),
+        current: Kpis::of(&total),
+        baseline,
+        trend_unit,
+        trend_svg: chart::columns(&format!("Closed-loop rate by {trend_unit}"), &trend_bars, 1.0),
+        trend,
+        funnel_svg: chart::horizontal("Referrals reaching each state", &funnel_bars, None),
+        funnel,
+        leak_svg: chart::horizontal("Referrals leaking at each stage", &leak_bars, None),
+        leak_stage,
+        leak_reason,
+        days: days_rows,
+        split_name: by_name.1,
+        split: by_group,
+        sampled,
+    };
+    Ok(render(&page))
+}
+
+pub async fn export_csv(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
+    web.require(Permission::Read)?;
+    let tz = s.app.policy().time_zone.clone();
+    let from = parse_local("from", get(&q, "from"), &tz)?.unwrap_or(Timestamp::UNIX_EPOCH);
+    let to = parse_local("to", get(&q, "to"), &tz)?.unwrap_or_else(|| s.app.now() + SignedDuration::from_hours(24));
+    let referrals = s.app.store().referrals_ordered_between(from, to).await.map_err(refloop_app::AppError::from)?;
+    let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
+    s.app.audit_read(&web.0.actor, "export", &format!("{} referrals", ids.len())).await?;
+    let mut body = Vec::new();
+    refloop_app::export::write_csv(&referrals, &mut body)
+        .map_err(|e| UiError(StatusCode::INTERNAL_SERVER_ERROR, format!("export failed: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_DISPOSITION, "attachment; filename=\"referrals.csv\""),
+        ],
+        body,
+    )
+        .into_response())
+}
