@@ -10,8 +10,6 @@ mod row;
 #[macro_use]
 mod tx;
 
-use std::{str::FromStr, time::Duration};
-
 use jiff::Timestamp;
 use refloop_app::{
     AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage,
@@ -19,12 +17,7 @@ use refloop_app::{
     UserRecord,
 };
 use refloop_domain::{PatientId, Referral, ReferralId, cms50::Fact};
-use sqlx::{
-    PgPool, SqlSafeStr, SqlitePool,
-    migrate::{Migration, MigrationType, Migrator},
-    postgres::{PgConnectOptions, PgPoolOptions},
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
-};
+use sqlx::{PgPool, SqlitePool};
 
 use row::{db, ms, ts};
 
@@ -43,6 +36,9 @@ macro_rules! on_pool {
     };
 }
 
+mod open;
+mod reports;
+
 /// A SQL-backed store.
 pub struct SqlStore {
     db: Db,
@@ -50,148 +46,6 @@ pub struct SqlStore {
     /// time anyway, and a connection that made the last change keeps its page cache (another
     /// connection's write would make it start cold).
     writer: Option<SqlitePool>,
-}
-
-/// The migrations of one dialect, embedded in the binary. Add a file, add a line.
-fn migrator(dialect: &str) -> Migrator {
-    let files: &[(i64, &str, &'static str)] = match dialect {
-        "sqlite" => &[
-            (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
-            (2, "inbox", include_str!("../migrations/sqlite/0002_inbox.sql")),
-            (3, "task_inbox", include_str!("../migrations/sqlite/0003_task_inbox.sql")),
-            (4, "application_ack", include_str!("../migrations/sqlite/0004_application_ack.sql")),
-            (5, "cursors", include_str!("../migrations/sqlite/0005_cursors.sql")),
-            (6, "patient_phone", include_str!("../migrations/sqlite/0006_patient_phone.sql")),
-            (7, "specialists", include_str!("../migrations/sqlite/0007_specialists.sql")),
-            (8, "users", include_str!("../migrations/sqlite/0008_users.sql")),
-            (9, "measure facts", include_str!("../migrations/sqlite/0009_measure_facts.sql")),
-            (10, "referral stats", include_str!("../migrations/sqlite/0010_referral_stats.sql")),
-        ],
-        _ => &[
-            (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
-            (2, "inbox", include_str!("../migrations/postgres/0002_inbox.sql")),
-            (3, "task_inbox", include_str!("../migrations/postgres/0003_task_inbox.sql")),
-            (4, "application_ack", include_str!("../migrations/postgres/0004_application_ack.sql")),
-            (5, "cursors", include_str!("../migrations/postgres/0005_cursors.sql")),
-            (6, "patient_phone", include_str!("../migrations/postgres/0006_patient_phone.sql")),
-            (7, "specialists", include_str!("../migrations/postgres/0007_specialists.sql")),
-            (8, "users", include_str!("../migrations/postgres/0008_users.sql")),
-            (9, "measure facts", include_str!("../migrations/postgres/0009_measure_facts.sql")),
-            (10, "referral stats", include_str!("../migrations/postgres/0010_referral_stats.sql")),
-        ],
-    };
-    Migrator::with_migrations(
-        files
-            .iter()
-            .map(|(v, name, sql)| Migration::new(*v, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false))
-            .collect(),
-    )
-}
-
-impl SqlStore {
-    /// Opens `sqlite://PATH` (created if missing; WAL, synchronous commits) or
-    /// `postgres://…`. Does not migrate: call [`SqlStore::migrate`].
-    pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        Self::open(url, SqliteSynchronous::Full).await
-    }
-
-    /// A SQLite file for scratch work (the simulator's runs): commits are not synced to disk,
-    /// so a crash may lose them. Never for a database that holds anything to keep.
-    pub async fn connect_scratch(url: &str) -> Result<Self, StoreError> {
-        Self::open(url, SqliteSynchronous::Off).await
-    }
-
-    async fn open(url: &str, synchronous: SqliteSynchronous) -> Result<Self, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
-            if path.is_empty() || path.contains(":memory:") {
-                return Err(StoreError::Other("SQLite needs a file path: sqlite://PATH".into()));
-            }
-            let opts = SqliteConnectOptions::new()
-                .filename(path)
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(synchronous)
-                .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(30))
-                // A larger page cache and memory-mapped reads (up to SQLite's 2 GiB ceiling:
-                // address space, not memory; the newest referrals sit at the end of the file)
-                // keep reads out of read(2) calls; writes still go through the WAL with a full fsync.
-                .pragma("cache_size", "-32768")
-                .pragma("mmap_size", "2147418112")
-                .pragma("temp_store", "memory")
-                .pragma("wal_autocheckpoint", "8000");
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.clone()).await.map_err(db)?;
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(opts)
-                .await
-                .map_err(db)?;
-            Ok(Self { db: Db::Sqlite(pool), writer: Some(writer) })
-        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
-            let pool = PgPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .connect_with(opts)
-                .await
-                .map_err(db)?;
-            Ok(Self { db: Db::Postgres(pool), writer: None })
-        } else {
-            Err(StoreError::Other("unsupported database URL: use sqlite://PATH or postgres://…".into()))
-        }
-    }
-
-    /// Applies the pending migrations of this backend's dialect.
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        let result = match &self.db {
-            Db::Sqlite(p) => migrator("sqlite").run(p).await,
-            Db::Postgres(p) => migrator("postgres").run(p).await,
-        };
-        result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        self.backfill_stats().await
-    }
-
-    /// Writes the report rows of referrals entered before `referral_stats` existed.
-    async fn backfill_stats(&self) -> Result<(), StoreError> {
-        loop {
-            let docs: Vec<Referral> = on_pool!(&self.db, p => {
-                let rows = sqlx::query(
-                    "SELECT r.doc FROM referrals r
-                     WHERE NOT EXISTS (SELECT 1 FROM referral_stats s WHERE s.ordered_at = r.ordered_at AND s.id = r.id)
-                     LIMIT 2000",
-                )
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-                rows.iter().map(|r| row::referral(r)).collect::<Result<Vec<_>, _>>()?
-            });
-            if docs.is_empty() {
-                return Ok(());
-            }
-            tracing::info!(referrals = docs.len(), "writing report rows for existing referrals");
-            for chunk in docs.chunks(pending::CHUNK_ROWS) {
-                on_pool!(&self.db, p => {
-                    pending::stats_query!(chunk).build().execute(p).await.map_err(db)?;
-                });
-            }
-        }
-    }
-
-    /// Runs one SQL statement as it is: for maintenance scripts and tests, never with input
-    /// from a request.
-    pub async fn execute_raw(&self, sql: &str) -> Result<u64, StoreError> {
-        let sql = sqlx::AssertSqlSafe(sql.to_owned());
-        on_pool!(&self.db, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()).map_err(db))
-    }
-
-    /// Closes the pool, waiting for connections to be returned.
-    pub async fn close(&self) {
-        if let Some(w) = &self.writer {
-            w.close().await;
-        }
-        on_pool!(&self.db, p => p.close().await)
-    }
 }
 
 const REFERRALS_PAGE: &str = "SELECT doc, ordered_at, id FROM referrals
@@ -600,78 +454,11 @@ impl Store for SqlStore {
         spans_by_key: &[u8],
         sampled: bool,
     ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
-        let k = match key {
-            None => "''",
-            Some("specialty") => "COALESCE(specialty, '(needs coding)')",
-            Some("provider") => "provider",
-            Some("specialist") => "COALESCE(specialist, '(unknown)')",
-            Some("network") => "network",
-            Some("urgency") => "urgency",
-            Some(other) => return Err(StoreError::Other(format!("no report column {other}"))),
-        };
-        let group = if key.is_some() { format!("{k}, ") } else { String::new() };
-        let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
-        let rows_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {k} AS k, CAST(code AS BIGINT) AS code, leak_reason, CAST(COUNT(*) AS BIGINT) AS n \
-             {range} GROUP BY {group}code, leak_reason"
-        ));
-        let span_sql = |i: usize, m: &str| {
-            let keyed = spans_by_key.contains(&(i as u8));
-            let (k, group) = if keyed { (k, group.as_str()) } else { ("''", "") };
-            let sample = if sampled { " AND sample < 2" } else { "" };
-            sqlx::AssertSqlSafe(format!(
-                "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
-                 CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \
-                 {range} AND {m} IS NOT NULL{sample} GROUP BY {group}({m} * 10 + 720) / 1440"
-            ))
-        };
-        // Six scans of the period, run side by side on the pool's connections.
-        let (a, b) = (ms(from), ms(to));
-        on_pool!(&self.db, p => {
-            let spans = |i: usize, m: &'static str| {
-                let sql = span_sql(i, m);
-                async move {
-                    let rows = sqlx::query(sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
-                    rows.iter().map(|r| row::span(r)).collect::<Result<Vec<_>, _>>()
-                }
-            };
-            let rows = async {
-                let rows = sqlx::query(rows_sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
-                rows.iter().map(|r| row::rollup(r)).collect::<Result<Vec<_>, _>>()
-            };
-            let (rows, s0, s1, s2, s3, s4) = tokio::try_join!(
-                rows,
-                spans(0, "m_notify"),
-                spans(1, "m_schedule"),
-                spans(2, "m_attend"),
-                spans(3, "m_note"),
-                spans(4, "m_total"),
-            )?;
-            Ok((rows, [s0, s1, s2, s3, s4].concat()))
-        })
+        self.rollup(from, to, key, spans_by_key, sampled).await
     }
 
     async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
-        let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
-        for chunk in bounds.windows(2).collect::<Vec<_>>().chunks(100) {
-            let mut rows = on_pool!(&self.db, p => {
-                let mut q = sqlx::QueryBuilder::new("");
-                for (i, w) in chunk.iter().enumerate() {
-                    if i > 0 {
-                        q.push(" UNION ALL ");
-                    }
-                    q.push("SELECT CAST(").push_bind(i as i64).push(" AS BIGINT) AS b, CAST(COUNT(*) AS BIGINT) AS n, ");
-                    q.push("CAST(COALESCE(SUM(CASE WHEN code < 64 THEN 1 ELSE 0 END), 0) AS BIGINT) AS closed ");
-                    q.push("FROM referral_stats WHERE tracked = 1 AND ordered_at >= ").push_bind(ms(w[0]));
-                    q.push(" AND ordered_at < ").push_bind(ms(w[1]));
-                }
-                let rows = q.build().fetch_all(p).await.map_err(db)?;
-                rows.iter().map(|r| row::trend(r)).collect::<Result<Vec<_>, _>>()?
-            });
-            rows.sort_by_key(|r| r.0);
-            out.extend(rows.into_iter().map(|(_, n, c)| (n, c)));
-        }
-        Ok(out)
+        self.trend(bounds).await
     }
 
     async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {

@@ -1,0 +1,93 @@
+//! The report queries: the closure figures grouped in the database from `referral_stats`.
+
+use jiff::Timestamp;
+use refloop_app::{RollupRow, SpanRow, StoreError};
+
+use crate::{
+    Db, SqlStore, row,
+    row::{db, ms},
+};
+
+impl SqlStore {
+    pub(crate) async fn rollup(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        key: Option<&'static str>,
+        spans_by_key: &[u8],
+        sampled: bool,
+    ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
+        let k = match key {
+            None => "''",
+            Some("specialty") => "COALESCE(specialty, '(needs coding)')",
+            Some("provider") => "provider",
+            Some("specialist") => "COALESCE(specialist, '(unknown)')",
+            Some("network") => "network",
+            Some("urgency") => "urgency",
+            Some(other) => return Err(StoreError::Other(format!("no report column {other}"))),
+        };
+        let group = if key.is_some() { format!("{k}, ") } else { String::new() };
+        let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
+        let rows_sql = sqlx::AssertSqlSafe(format!(
+            "SELECT {k} AS k, CAST(code AS BIGINT) AS code, leak_reason, CAST(COUNT(*) AS BIGINT) AS n \
+             {range} GROUP BY {group}code, leak_reason"
+        ));
+        let span_sql = |i: usize, m: &str| {
+            let keyed = spans_by_key.contains(&(i as u8));
+            let (k, group) = if keyed { (k, group.as_str()) } else { ("''", "") };
+            let sample = if sampled { " AND sample < 2" } else { "" };
+            sqlx::AssertSqlSafe(format!(
+                "SELECT {k} AS k, CAST({i} AS BIGINT) AS span, CAST(({m} * 10 + 720) / 1440 AS BIGINT) AS t, \
+                 CAST(COUNT(*) AS BIGINT) AS n, CAST(SUM({m}) AS BIGINT) AS m \
+                 {range} AND {m} IS NOT NULL{sample} GROUP BY {group}({m} * 10 + 720) / 1440"
+            ))
+        };
+        // Six scans of the period, run side by side on the pool's connections.
+        let (a, b) = (ms(from), ms(to));
+        on_pool!(&self.db, p => {
+            let spans = |i: usize, m: &'static str| {
+                let sql = span_sql(i, m);
+                async move {
+                    let rows = sqlx::query(sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
+                    rows.iter().map(|r| row::span(r)).collect::<Result<Vec<_>, _>>()
+                }
+            };
+            let rows = async {
+                let rows = sqlx::query(rows_sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
+                rows.iter().map(|r| row::rollup(r)).collect::<Result<Vec<_>, _>>()
+            };
+            let (rows, s0, s1, s2, s3, s4) = tokio::try_join!(
+                rows,
+                spans(0, "m_notify"),
+                spans(1, "m_schedule"),
+                spans(2, "m_attend"),
+                spans(3, "m_note"),
+                spans(4, "m_total"),
+            )?;
+            Ok((rows, [s0, s1, s2, s3, s4].concat()))
+        })
+    }
+
+    pub(crate) async fn trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
+        let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
+        for chunk in bounds.windows(2).collect::<Vec<_>>().chunks(100) {
+            let mut rows = on_pool!(&self.db, p => {
+                let mut q = sqlx::QueryBuilder::new("");
+                for (i, w) in chunk.iter().enumerate() {
+                    if i > 0 {
+                        q.push(" UNION ALL ");
+                    }
+                    q.push("SELECT CAST(").push_bind(i as i64).push(" AS BIGINT) AS b, CAST(COUNT(*) AS BIGINT) AS n, ");
+                    q.push("CAST(COALESCE(SUM(CASE WHEN code < 64 THEN 1 ELSE 0 END), 0) AS BIGINT) AS closed ");
+                    q.push("FROM referral_stats WHERE tracked = 1 AND ordered_at >= ").push_bind(ms(w[0]));
+                    q.push(" AND ordered_at < ").push_bind(ms(w[1]));
+                }
+                let rows = q.build().fetch_all(p).await.map_err(db)?;
+                rows.iter().map(|r| row::trend(r)).collect::<Result<Vec<_>, _>>()?
+            });
+            rows.sort_by_key(|r| r.0);
+            out.extend(rows.into_iter().map(|(_, n, c)| (n, c)));
+        }
+        Ok(out)
+    }
+}
