@@ -90,7 +90,10 @@ impl SqlStore {
                 .map_err(db)?;
             Ok(Self { db: Db::Sqlite(pool), writer: Some(writer) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Other(e.to_string()))?;
+            // Batches of different sizes are different statements; keep them all prepared.
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::Other(e.to_string()))?
+                .statement_cache_capacity(1000);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))

@@ -588,16 +588,26 @@ impl Tx for SqlTx {
             }
         }
         if !messages.is_empty() {
-            let rows: Vec<InboxItem> = on_tx!(self, c => {
-                let mut q = sqlx::QueryBuilder::new("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND control_id IN (");
-                let mut list = q.separated(", ");
-                for (_, control) in messages {
-                    list.push_bind(control.as_str());
-                }
-                q.push(")");
-                let rows = q.build().fetch_all(c).await.map_err(db)?;
-                rows.iter().map(|r| row::inbox(r)).collect::<Result<Vec<_>, _>>()?
-            });
+            // One equality lookup per message, so the unique index is searched whatever plan
+            // the server caches for the statement (a cached generic plan for `IN` lists kept
+            // only the leading columns as the index condition and scanned every message).
+            let mut rows: Vec<InboxItem> = Vec::new();
+            for chunk in messages.chunks(100) {
+                rows.extend(on_tx!(self, c => {
+                    let mut q = sqlx::QueryBuilder::new("");
+                    for (i, (source, control)) in chunk.iter().enumerate() {
+                        if i > 0 {
+                            q.push(" UNION ALL ");
+                        }
+                        q.push("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND source = ");
+                        q.push_bind(source.as_str());
+                        q.push(" AND control_id = ");
+                        q.push_bind(control.as_str());
+                    }
+                    let found = q.build().fetch_all(c).await.map_err(db)?;
+                    found.iter().map(|r| row::inbox(r)).collect::<Result<Vec<_>, _>>()?
+                }));
+            }
             for m in messages {
                 self.known_inbox.insert(m.clone(), None);
             }

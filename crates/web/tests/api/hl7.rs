@@ -370,7 +370,29 @@ async fn a_duplicate_order_in_the_same_group_commit_is_linked(b: Backend) {
     assert_eq!(dups.len(), 2, "{all:?}");
 }
 
+async fn a_group_commit_tells_resends_from_new_messages_by_sender_and_control_id(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let first = t.ingest.receive(ref_i12("G1", "R-900").as_bytes(), "mllp").await.unwrap();
+    // The same control id from another sender is a different message.
+    let other_sender = ref_i12("G1", "R-901").replace("|EPIC|NORTH|", "|CERNER|SOUTH|");
+    let batch: Vec<(Vec<u8>, String)> =
+        [ref_i12("G1", "R-900"), other_sender, ref_i12("G2", "R-902"), ref_i12("G2", "R-902")]
+            .into_iter()
+            .map(|m| (m.into_bytes(), "mllp".to_owned()))
+            .collect();
+    let replies: Vec<_> = t.ingest.receive_many(&batch).await.into_iter().map(|r| r.expect("stored")).collect();
+    assert!(replies[0].duplicate && replies[0].ack == first.ack, "a resend of a stored message: the same answer");
+    assert!(!replies[1].duplicate && replies[1].inbox_id != first.inbox_id, "another sender's G1 is new");
+    assert!(!replies[2].duplicate && replies[3].duplicate && replies[2].ack == replies[3].ack);
+    assert!(replies.iter().all(|r| r.code == refloop_hl7::AckCode::AA));
+    let numbers: std::collections::BTreeSet<String> =
+        referrals(&t).await.iter().map(|r| r["source_ids"][0].as_str().unwrap().to_owned()).collect();
+    assert_eq!(numbers.into_iter().collect::<Vec<_>>(), ["R-900", "R-901", "R-902"]);
+    assert_eq!(t.get("/api/v1/inbox").await.body["items"].as_array().unwrap().len(), 3);
+}
+
 on_both_backends!(
+    a_group_commit_tells_resends_from_new_messages_by_sender_and_control_id,
     a_duplicate_order_in_the_same_group_commit_is_linked,
     enhanced_mode_over_mllp_sends_the_accept_then_the_application_ack,
     two_processes_given_the_same_message_apply_it_once,
