@@ -1,5 +1,5 @@
 //! Durable HL7 ingest over MLLP: throughput and ACK latency with 1 and 8 concurrent
-//! lock-step connections, on SQLite and (with `BENCH_POSTGRES_URL`) PostgreSQL.
+//! lock-step connections (and 8 over TLS), on SQLite and (with `BENCH_POSTGRES_URL`) PostgreSQL.
 //!
 //! `cargo bench -p refloop-cli --bench mllp`. Each message is a new REF^I12 referral:
 //! stored raw, applied (referral, patient, events, timers, outbox, task, audit) and
@@ -14,9 +14,13 @@ use jiff::Timestamp;
 use refloop_app::{App, ManualClock};
 use refloop_connectors::LogOnly;
 use refloop_domain::Policy;
-use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp};
+use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp, tls_acceptor};
 use refloop_store::SqlStore;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::{TcpListener, TcpStream},
+};
+use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_util::codec::Framed;
 
 fn message(conn: usize, i: usize) -> String {
@@ -27,10 +31,23 @@ fn message(conn: usize, i: usize) -> String {
     )
 }
 
-async fn client(addr: std::net::SocketAddr, conn: usize, n: usize) -> Vec<f64> {
+async fn client(addr: std::net::SocketAddr, conn: usize, n: usize, tls: bool) -> Vec<f64> {
     let stream = TcpStream::connect(addr).await.expect("connect");
     stream.set_nodelay(true).expect("nodelay");
-    let mut framed = Framed::new(stream, MllpCodec::new(1 << 20));
+    if tls {
+        let name = ServerName::try_from("localhost").expect("a server name");
+        let stream = refloop_testkit::tls::connector(None).connect(name, stream).await.expect("a TLS handshake");
+        exchange(Framed::new(stream, MllpCodec::new(1 << 20)), conn, n).await
+    } else {
+        exchange(Framed::new(stream, MllpCodec::new(1 << 20)), conn, n).await
+    }
+}
+
+async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut framed: Framed<S, MllpCodec>,
+    conn: usize,
+    n: usize,
+) -> Vec<f64> {
     let mut latencies = Vec::with_capacity(n);
     for i in 0..n {
         let started = Instant::now();
@@ -54,12 +71,21 @@ async fn run(label: &str, url: &str, total: usize) {
     let ingest = Ingest::new(app, MapConfig::with_defaults(jiff::tz::TimeZone::UTC)).with_group_commit(256);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(serve_mllp(ingest, listener, ListenerConfig::default(), std::future::pending()));
+    tokio::spawn(serve_mllp(ingest.clone(), listener, ListenerConfig::default(), std::future::pending()));
+    // The same ingest behind a TLS listener (test certificates), measured on 8 connections.
+    let tls_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let tls_addr = tls_listener.local_addr().expect("addr");
+    let file = refloop_testkit::tls::file;
+    let acceptor = tls_acceptor(&file("server.pem"), &file("server.key"), None).expect("test certificates");
+    let tls_cfg = ListenerConfig { tls: Some(acceptor), ..ListenerConfig::default() };
+    tokio::spawn(serve_mllp(ingest, tls_listener, tls_cfg, std::future::pending()));
 
-    for connections in [1usize, 8] {
+    for (connections, tls) in [(1usize, false), (8, false), (8, true)] {
         let per = total / connections / if connections == 1 { 4 } else { 1 };
+        let (addr, offset) = if tls { (tls_addr, 1000) } else { (addr, 0) };
         let started = Instant::now();
-        let tasks: Vec<_> = (0..connections).map(|c| tokio::spawn(client(addr, c + connections * 100, per))).collect();
+        let tasks: Vec<_> =
+            (0..connections).map(|c| tokio::spawn(client(addr, offset + c + connections * 100, per, tls))).collect();
         let mut latencies = Vec::new();
         for t in tasks {
             latencies.extend(t.await.expect("client"));
@@ -67,7 +93,8 @@ async fn run(label: &str, url: &str, total: usize) {
         let elapsed = started.elapsed().as_secs_f64();
         latencies.sort_by(f64::total_cmp);
         println!(
-            "{label:<9} {connections} connection(s): {} messages in {elapsed:.2} s = {:.0} msg/s; ACK latency p50 {:.2} ms, p99 {:.2} ms",
+            "{label:<9} {connections} connection(s){}: {} messages in {elapsed:.2} s = {:.0} msg/s; ACK latency p50 {:.2} ms, p99 {:.2} ms",
+            if tls { " over TLS" } else { "" },
             latencies.len(),
             latencies.len() as f64 / elapsed,
             percentile(&latencies, 0.50),

@@ -88,6 +88,11 @@ pub struct Workflow {
 pub struct Hl7 {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
+    /// PEM certificate chain and key: when set, the MLLP listener speaks only TLS.
+    pub tls_cert: String,
+    pub tls_key: String,
+    /// PEM CA: when set, senders must present a certificate it signed.
+    pub tls_client_ca: String,
     #[serde(default)]
     pub specialty_map: BTreeMap<String, String>,
 }
@@ -299,6 +304,12 @@ impl Config {
         if !(1024..=64 * 1024 * 1024).contains(&self.hl7.max_message_bytes) {
             bail!("hl7.max_message_bytes: between 1024 and 67108864");
         }
+        if self.hl7.tls_cert.is_empty() != self.hl7.tls_key.is_empty() {
+            bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
+        }
+        if self.hl7.tls_cert.is_empty() && !self.hl7.tls_client_ca.is_empty() {
+            bail!("hl7.tls_client_ca: needs hl7.tls_cert and hl7.tls_key");
+        }
         match self.chat.connector.as_str() {
             "log" => {}
             "slack"
@@ -478,11 +489,20 @@ impl Config {
         Ok(map)
     }
 
-    pub fn mllp_listener(&self) -> refloop_hl7::ListenerConfig {
-        refloop_hl7::ListenerConfig {
-            max_message: self.hl7.max_message_bytes,
-            idle_timeout: StdDuration::from_secs(self.hl7.idle_timeout.as_seconds().unsigned_abs()),
-        }
+    /// The MLLP listener's settings; reads the TLS files when TLS is configured.
+    pub fn mllp_listener(&self) -> anyhow::Result<refloop_hl7::ListenerConfig> {
+        let h = &self.hl7;
+        let tls = if h.tls_cert.is_empty() {
+            None
+        } else {
+            let ca = (!h.tls_client_ca.is_empty()).then(|| Path::new(&h.tls_client_ca));
+            Some(refloop_hl7::tls_acceptor(Path::new(&h.tls_cert), Path::new(&h.tls_key), ca).context("hl7.tls")?)
+        };
+        Ok(refloop_hl7::ListenerConfig {
+            max_message: h.max_message_bytes,
+            idle_timeout: StdDuration::from_secs(h.idle_timeout.as_seconds().unsigned_abs()),
+            tls,
+        })
     }
 
     /// The workflow policy the domain runs on.

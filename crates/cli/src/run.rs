@@ -122,6 +122,8 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
 }
 
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+    let mllp_cfg = config.mllp_listener()?;
+    let tls = if mllp_cfg.tls.is_some() { " with TLS" } else { "" };
     let app = build_app(&config).await?;
     let practice = if demo {
         crate::demo::ensure_user(&app).await?;
@@ -140,8 +142,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|stop| *stop).await;
     };
-    let mllp_task =
-        tokio::spawn(refloop_hl7::serve_mllp(hl7.clone(), mllp, config.mllp_listener(), stopped(stop_rx.clone())));
+    let mllp_task = tokio::spawn(refloop_hl7::serve_mllp(hl7.clone(), mllp, mllp_cfg, stopped(stop_rx.clone())));
     if let Some(practice) = practice {
         tokio::spawn(crate::demo::keep_going(practice, app.clone(), stopped(stop_rx.clone())));
     }
@@ -162,7 +163,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             None
         }
     };
-    tracing::info!(mllp = %mllp_local, "MLLP listening on mllp://{mllp_local}");
+    tracing::info!(mllp = %mllp_local, "MLLP listening on mllp://{mllp_local}{tls}");
     tracing::info!(
         http = %local,
         database = app.store().backend(),

@@ -15,6 +15,7 @@ mod map;
 mod message;
 mod mllp;
 mod time;
+mod tls;
 
 pub use ack::{AckCode, AckError, ErrorCode, build_ack};
 pub use batch::split_batch;
@@ -26,3 +27,4 @@ pub use message::{Delimiters, Message, ParseError, Segment, parse};
 pub use mllp::{MllpCodec, MllpError};
 pub use refloop_app::{Mapped, Target};
 pub use time::parse_ts;
+pub use tls::{TlsAcceptor, TlsError, acceptor as tls_acceptor};

@@ -1,10 +1,16 @@
 //! The MLLP listener: many connections at once, messages on one connection answered in
-//! order, idle connections closed, oversized frames refused.
+//! order, idle connections closed, oversized frames refused; over TLS when configured.
 
 use std::{future::Future, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::{net::TcpListener, sync::watch, task::JoinSet};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::watch,
+    task::JoinSet,
+};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::Framed;
 
 use crate::{
@@ -14,19 +20,34 @@ use crate::{
     mllp::{MllpCodec, MllpError},
 };
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct ListenerConfig {
     /// Largest message accepted, in bytes.
     pub max_message: usize,
     /// A connection with no message for this long is closed.
     pub idle_timeout: Duration,
+    /// When set, every connection is TLS (see [`crate::tls_acceptor`]); plain MLLP is refused.
+    pub tls: Option<TlsAcceptor>,
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
-        Self { max_message: 1024 * 1024, idle_timeout: Duration::from_secs(300) }
+        Self { max_message: 1024 * 1024, idle_timeout: Duration::from_secs(300), tls: None }
     }
 }
+
+impl std::fmt::Debug for ListenerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ListenerConfig")
+            .field("max_message", &self.max_message)
+            .field("idle_timeout", &self.idle_timeout)
+            .field("tls", &self.tls.is_some())
+            .finish()
+    }
+}
+
+/// How long a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Accepts MLLP connections on `listener` until `shutdown` resolves; then stops accepting
 /// and lets each connection finish the message it is on.
@@ -54,8 +75,20 @@ pub async fn serve_mllp(
                 tracing::debug!(%peer, "MLLP connection opened");
                 let ingest = ingest.clone();
                 let stop = stop_rx.clone();
+                let cfg = cfg.clone();
                 connections.spawn(async move {
-                    connection(ingest, Framed::new(stream, MllpCodec::new(cfg.max_message)), cfg, stop).await;
+                    let codec = MllpCodec::new(cfg.max_message);
+                    match &cfg.tls {
+                        None => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
+                        Some(tls) => {
+                            let handshake = HANDSHAKE_TIMEOUT.min(cfg.idle_timeout);
+                            match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                                Ok(Ok(stream)) => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
+                                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "MLLP TLS handshake failed"),
+                                Err(_) => tracing::warn!(%peer, "MLLP TLS handshake timed out"),
+                            }
+                        }
+                    }
                     tracing::debug!(%peer, "MLLP connection closed");
                 });
             }
@@ -67,10 +100,10 @@ pub async fn serve_mllp(
     Ok(())
 }
 
-async fn connection(
+async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     ingest: Ingest,
-    mut framed: Framed<tokio::net::TcpStream, MllpCodec>,
-    cfg: ListenerConfig,
+    mut framed: Framed<S, MllpCodec>,
+    cfg: &ListenerConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {

@@ -136,7 +136,9 @@ impl SqlStore {
             tracing::info!(referrals = docs.len(), "writing report rows for existing referrals");
             for chunk in docs.chunks(pending::CHUNK_ROWS) {
                 on_pool!(&self.db, p => {
-                    pending::stats_query!(chunk).build().execute(p).await.map_err(db)?;
+                    let mut q = sqlx::QueryBuilder::new("");
+                    pending::stats_query!(q, chunk);
+                    q.build().execute(p).await.map_err(db)?;
                 });
             }
         }

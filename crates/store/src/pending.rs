@@ -84,69 +84,183 @@ pub(crate) enum Only {
     Tasks,
 }
 
-/// Writes pending rows through `$c` (a connection of either backend): all of them, or only
-/// the table a following statement reads or changes.
-macro_rules! flush_pending {
-    ($p:expr, $c:ident, $only:expr) => {{
-        let p: &mut $crate::pending::Pending = $p;
-        let only: $crate::pending::Only = $only;
-        let all = only == $crate::pending::Only::All;
+/// One multi-row INSERT of pending rows (at most [`CHUNK_ROWS`]).
+pub(crate) enum Part<'a> {
+    /// Patient upserts sharing what they keep of a stored row (consent, opt-out).
+    Patients(Vec<&'a Patient>, (bool, bool)),
+    Referrals(&'a [(Referral, Option<Timestamp>, Timestamp)]),
+    Stats(&'a [Referral]),
+    Outbox(&'a [OutboxItem]),
+    Events(&'a [StoredEvent]),
+    Audits(&'a [AuditEntry]),
+    Tasks(&'a [NewTask]),
+    Timers(&'a [(ReferralId, u64, TimerSpec)]),
+    Keys(&'a [(String, ReferralId)]),
+    Inbox(&'a [InboxItem]),
+}
+
+impl Part<'_> {
+    pub fn rows(&self) -> usize {
+        match self {
+            Part::Patients(r, _) => r.len(),
+            Part::Referrals(r) => r.len(),
+            Part::Stats(r) => r.len(),
+            Part::Outbox(r) => r.len(),
+            Part::Events(r) => r.len(),
+            Part::Audits(r) => r.len(),
+            Part::Tasks(r) => r.len(),
+            Part::Timers(r) => r.len(),
+            Part::Keys(r) => r.len(),
+            Part::Inbox(r) => r.len(),
+        }
+    }
+}
+
+/// The rows a flush writes, taken out of `Pending` (they live until the statements ran).
+#[derive(Default)]
+pub(crate) struct Taken {
+    patients: Vec<(Patient, PatientKeep)>,
+    referrals: Vec<(Referral, Option<Timestamp>, Timestamp)>,
+    stats: Vec<Referral>,
+    outbox: Vec<OutboxItem>,
+    events: Vec<StoredEvent>,
+    audits: Vec<AuditEntry>,
+    tasks: Vec<NewTask>,
+    timers: Vec<(ReferralId, u64, TimerSpec)>,
+    keys: Vec<(String, ReferralId)>,
+    inbox: Vec<InboxItem>,
+}
+
+impl Taken {
+    /// Takes what `only` writes: parents (patients, referrals) always, then the rest.
+    pub fn from(p: &mut Pending, only: Only) -> Taken {
+        let all = only == Only::All;
+        Taken {
+            patients: std::mem::take(&mut p.patients),
+            referrals: std::mem::take(&mut p.referrals),
+            stats: if all { p.take_stats() } else { Vec::new() },
+            outbox: take_if(all, &mut p.outbox),
+            events: take_if(all, &mut p.events),
+            audits: take_if(all, &mut p.audits),
+            tasks: take_if(all || only == Only::Tasks, &mut p.tasks),
+            timers: take_if(all || only == Only::Timers, &mut p.timers),
+            keys: take_if(all, &mut p.keys),
+            inbox: take_if(all, &mut p.inbox),
+        }
+    }
+
+    /// The INSERTs, parents first, each at most [`CHUNK_ROWS`] rows.
+    pub fn parts(&self) -> Vec<Part<'_>> {
+        let mut parts = Vec::new();
         // Upserts grouped by what they keep, so one statement's CASE serves the whole group.
-        let patients = std::mem::take(&mut p.patients);
         for keep in [(false, false), (false, true), (true, false), (true, true)] {
-            let group: Vec<_> =
-                patients.iter().filter(|(_, k)| (k.consent, k.opt_out) == keep).map(|(patient, _)| patient).collect();
-            for chunk in group.chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::patients_query!(chunk, keep)
-                    .build()
-                    .execute(&mut *$c)
-                    .await
-                    .map_err($crate::row::db)?;
+            let group: Vec<&Patient> =
+                self.patients.iter().filter(|(_, k)| (k.consent, k.opt_out) == keep).map(|(p, _)| p).collect();
+            for chunk in group.chunks(CHUNK_ROWS) {
+                parts.push(Part::Patients(chunk.to_vec(), keep));
             }
         }
-        for chunk in std::mem::take(&mut p.referrals).chunks($crate::pending::CHUNK_ROWS) {
-            $crate::pending::referrals_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
+        parts.extend(self.referrals.chunks(CHUNK_ROWS).map(Part::Referrals));
+        parts.extend(self.stats.chunks(CHUNK_ROWS).map(Part::Stats));
+        parts.extend(self.outbox.chunks(CHUNK_ROWS).map(Part::Outbox));
+        parts.extend(self.events.chunks(CHUNK_ROWS).map(Part::Events));
+        parts.extend(self.audits.chunks(CHUNK_ROWS).map(Part::Audits));
+        parts.extend(self.tasks.chunks(CHUNK_ROWS).map(Part::Tasks));
+        parts.extend(self.timers.chunks(CHUNK_ROWS).map(Part::Timers));
+        parts.extend(self.keys.chunks(CHUNK_ROWS).map(Part::Keys));
+        parts.extend(self.inbox.chunks(CHUNK_ROWS).map(Part::Inbox));
+        parts
+    }
+}
+
+fn take_if<T>(yes: bool, v: &mut Vec<T>) -> Vec<T> {
+    if yes { std::mem::take(v) } else { Vec::new() }
+}
+
+/// Most rows one combined PostgreSQL statement carries (at most 16 parameters a row,
+/// well under the protocol's 65,535).
+pub(crate) const COMBINED_ROWS: usize = 2000;
+
+/// Whether a failed write is two copies of one inbound message stored at once.
+pub(crate) fn inbox_clash(e: &sqlx::Error, inbox_part: bool) -> bool {
+    match e {
+        sqlx::Error::Database(d) if d.is_unique_violation() => {
+            inbox_part || d.constraint().is_some_and(|c| c.starts_with("inbox"))
         }
-        if all {
-            for chunk in p.take_stats().chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::stats_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-            }
-            for chunk in std::mem::take(&mut p.outbox).chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::outbox_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-            }
-            for chunk in std::mem::take(&mut p.events).chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::events_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-            }
-            for chunk in std::mem::take(&mut p.audits).chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::audits_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-            }
-        }
-        if all || only == $crate::pending::Only::Tasks {
-            for chunk in std::mem::take(&mut p.tasks).chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::tasks_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-            }
-        }
-        if all || only == $crate::pending::Only::Timers {
-            for chunk in std::mem::take(&mut p.timers).chunks($crate::pending::CHUNK_ROWS) {
-                $crate::pending::timers_query!(chunk).build().execute(&mut *$c).await.map_err($crate::row::db)?;
-            }
-        }
-        if all {
-            for chunk in std::mem::take(&mut p.keys).chunks($crate::pending::CHUNK_ROWS) {
-                let mut q = sqlx::QueryBuilder::new("INSERT INTO referral_keys (key, referral_id) ");
-                q.push_values(chunk, |mut b, (key, id)| {
+        _ => false,
+    }
+}
+
+/// Appends one part's INSERT to `q`.
+macro_rules! push_part {
+    ($q:expr, $part:expr) => {{
+        use $crate::pending::Part;
+        match $part {
+            Part::Patients(rows, keep) => $crate::pending::patients_query!($q, rows, *keep),
+            Part::Referrals(rows) => $crate::pending::referrals_query!($q, *rows),
+            Part::Stats(rows) => $crate::pending::stats_query!($q, *rows),
+            Part::Outbox(rows) => $crate::pending::outbox_query!($q, *rows),
+            Part::Events(rows) => $crate::pending::events_query!($q, *rows),
+            Part::Audits(rows) => $crate::pending::audits_query!($q, *rows),
+            Part::Tasks(rows) => $crate::pending::tasks_query!($q, *rows),
+            Part::Timers(rows) => $crate::pending::timers_query!($q, *rows),
+            Part::Keys(rows) => {
+                $q.push("INSERT INTO referral_keys (key, referral_id) ");
+                $q.push_values(*rows, |mut b, (key, id)| {
                     b.push_bind(key.as_str()).push_bind(id.as_str());
                 });
-                q.push(" ON CONFLICT (key) DO NOTHING");
-                q.build().execute(&mut *$c).await.map_err($crate::row::db)?;
+                $q.push(" ON CONFLICT (key) DO NOTHING");
             }
-            for chunk in std::mem::take(&mut p.inbox).chunks($crate::pending::CHUNK_ROWS) {
-                match $crate::pending::inbox_query!(chunk).build().execute(&mut *$c).await {
+            Part::Inbox(rows) => $crate::pending::inbox_query!($q, *rows),
+        }
+    }};
+}
+pub(crate) use push_part;
+
+/// Writes pending rows through `$c` (a connection of either backend): all of them, or only
+/// the table a following statement reads or changes. With `$combine` (PostgreSQL) the
+/// INSERTs go as one statement, each a data-modifying `WITH` part: one round trip instead of
+/// one per table. Parents still precede the rows that reference them: foreign keys are
+/// checked at the end of the statement.
+macro_rules! flush_pending {
+    ($p:expr, $c:ident, $only:expr, $combine:expr) => {{
+        let taken = $crate::pending::Taken::from($p, $only);
+        let parts = taken.parts();
+        let clash = || refloop_app::StoreError::Conflict("an inbound message arrived twice at once".into());
+        if $combine && parts.len() > 1 {
+            let mut start = 0;
+            while start < parts.len() {
+                let (mut end, mut rows) = (start, 0);
+                while end < parts.len() && (end == start || rows + parts[end].rows() <= $crate::pending::COMBINED_ROWS)
+                {
+                    rows += parts[end].rows();
+                    end += 1;
+                }
+                let mut q = sqlx::QueryBuilder::new("WITH ");
+                for (i, part) in parts[start..end].iter().enumerate() {
+                    if i > 0 {
+                        q.push(", ");
+                    }
+                    q.push(format_args!("w{i} AS ("));
+                    $crate::pending::push_part!(q, part);
+                    q.push(")");
+                }
+                q.push(" SELECT 1");
+                match q.build().execute(&mut *$c).await {
                     Ok(_) => {}
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        return Err(refloop_app::StoreError::Conflict(
-                            "an inbound message arrived twice at once".into(),
-                        ));
+                    Err(e) if $crate::pending::inbox_clash(&e, false) => return Err(clash()),
+                    Err(e) => return Err($crate::row::db(e)),
+                }
+                start = end;
+            }
+        } else {
+            for part in &parts {
+                let mut q = sqlx::QueryBuilder::new("");
+                $crate::pending::push_part!(q, part);
+                match q.build().execute(&mut *$c).await {
+                    Ok(_) => {}
+                    Err(e) if $crate::pending::inbox_clash(&e, matches!(part, $crate::pending::Part::Inbox(_))) => {
+                        return Err(clash());
                     }
                     Err(e) => return Err($crate::row::db(e)),
                 }
@@ -160,9 +274,10 @@ pub(crate) use flush_pending;
 pub(crate) const CHUNK_ROWS: usize = 200;
 
 macro_rules! patients_query {
-    ($rows:expr, $keep:expr) => {{
+    ($q:expr, $rows:expr, $keep:expr) => {{
         let (keep_consent, keep_opt_out) = $keep;
-        let mut q = sqlx::QueryBuilder::new(
+        let q = &mut $q;
+        q.push(
             "INSERT INTO patients (id, name, phone, sms_consent, sms_opted_out, time_zone, updated_at) ",
         );
         q.push_values($rows, |mut b, p| {
@@ -181,14 +296,14 @@ macro_rules! patients_query {
         if !keep_opt_out {
             q.push(", sms_opted_out = excluded.sms_opted_out");
         }
-        q
     }};
 }
 pub(crate) use patients_query;
 
 macro_rules! referrals_query {
-    ($rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::new(
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push(
             "INSERT INTO referrals (id, version, state, patient_id, referring_provider, specialty, urgency, \
              origin, network, duplicate_of, tracked, ordered_at, stage_due_at, updated_at, doc) ",
         );
@@ -209,15 +324,15 @@ macro_rules! referrals_query {
                 .push_bind($crate::row::ms(*now))
                 .push_bind($crate::row::referral_doc(r));
         });
-        q
     }};
 }
 pub(crate) use referrals_query;
 
 /// Upserts the report rows (`referral_stats`) of referrals.
 macro_rules! stats_query {
-    ($rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::new(
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push(
             "INSERT INTO referral_stats (ordered_at, id, tracked, specialty, provider, specialist, network, urgency, \
              code, leak_reason, sample, m_notify, m_schedule, m_attend, m_note, m_total) ",
         );
@@ -245,14 +360,14 @@ macro_rules! stats_query {
              m_notify = excluded.m_notify, m_schedule = excluded.m_schedule, m_attend = excluded.m_attend, \
              m_note = excluded.m_note, m_total = excluded.m_total",
         );
-        q
     }};
 }
 pub(crate) use stats_query;
 
 macro_rules! outbox_query {
-    ($rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::new(
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push(
             "INSERT INTO outbox (id, referral_id, patient_id, channel, purpose, key, status, attempts, \
              next_attempt_at, lease_until, created_at, sent_at, last_error) ",
         );
@@ -272,15 +387,14 @@ macro_rules! outbox_query {
                 .push_bind(None::<String>);
         });
         q.push(" ON CONFLICT (key) DO NOTHING");
-        q
     }};
 }
 pub(crate) use outbox_query;
 
 macro_rules! events_query {
-    ($rows:expr) => {{
-        let mut q =
-            sqlx::QueryBuilder::new("INSERT INTO events (referral_id, version, type, at, recorded_at, source, data) ");
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push("INSERT INTO events (referral_id, version, type, at, recorded_at, source, data) ");
         q.push_values($rows, |mut b, e| {
             b.push_bind(e.referral_id.as_str())
                 .push_bind(e.version as i64)
@@ -290,15 +404,14 @@ macro_rules! events_query {
                 .push_bind(e.source.as_str())
                 .push_bind($crate::row::event_data(e));
         });
-        q
     }};
 }
 pub(crate) use events_query;
 
 macro_rules! audits_query {
-    ($rows:expr) => {{
-        let mut q =
-            sqlx::QueryBuilder::new("INSERT INTO audit_log (at, actor, action, resource_type, resource_id, remote) ");
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push("INSERT INTO audit_log (at, actor, action, resource_type, resource_id, remote) ");
         q.push_values($rows, |mut b, e| {
             b.push_bind($crate::row::ms(e.at))
                 .push_bind(e.actor.as_str())
@@ -307,15 +420,14 @@ macro_rules! audits_query {
                 .push_bind(e.resource_id.as_str())
                 .push_bind(e.remote.as_deref());
         });
-        q
     }};
 }
 pub(crate) use audits_query;
 
 macro_rules! tasks_query {
-    ($rows:expr) => {{
-        let mut q =
-            sqlx::QueryBuilder::new("INSERT INTO tasks (id, referral_id, kind, status, due_at, created_at, inbox_id) ");
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push("INSERT INTO tasks (id, referral_id, kind, status, due_at, created_at, inbox_id) ");
         q.push_values($rows, |mut b, t| {
             b.push_bind(t.id.as_str())
                 .push_bind(t.referral_id.as_str())
@@ -325,14 +437,14 @@ macro_rules! tasks_query {
                 .push_bind($crate::row::ms(t.created_at))
                 .push_bind(t.inbox_id.as_deref());
         });
-        q
     }};
 }
 pub(crate) use tasks_query;
 
 macro_rules! timers_query {
-    ($rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::new("INSERT INTO timers (id, referral_id, kind, due_at, armed_version) ");
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push("INSERT INTO timers (id, referral_id, kind, due_at, armed_version) ");
         q.push_values($rows, |mut b, (id, version, t)| {
             b.push_bind(format!("{id}:{}", t.kind.as_str()))
                 .push_bind(id.as_str())
@@ -340,14 +452,14 @@ macro_rules! timers_query {
                 .push_bind($crate::row::ms(t.due_at))
                 .push_bind(*version as i64);
         });
-        q
     }};
 }
 pub(crate) use timers_query;
 
 macro_rules! inbox_query {
-    ($rows:expr) => {{
-        let mut q = sqlx::QueryBuilder::new(
+    ($q:expr, $rows:expr) => {{
+        let q = &mut $q;
+        q.push(
             "INSERT INTO inbox (id, protocol, source, control_id, transport, message_type, received_at, raw, \
              status, ack, application_ack, error, referral_id, attempts, updated_at) ",
         );
@@ -373,7 +485,6 @@ macro_rules! inbox_query {
              application_ack = excluded.application_ack, error = excluded.error, \
              referral_id = excluded.referral_id, attempts = excluded.attempts, updated_at = excluded.updated_at",
         );
-        q
     }};
 }
 pub(crate) use inbox_query;

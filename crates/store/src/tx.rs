@@ -121,11 +121,11 @@ impl SqlTx {
         match &mut self.inner {
             Inner::Sqlite(tx) => {
                 let c = &mut **tx;
-                flush_pending!(&mut self.pending, c, only);
+                flush_pending!(&mut self.pending, c, only, false);
             }
             Inner::Postgres(tx) => {
                 let c = &mut **tx;
-                flush_pending!(&mut self.pending, c, only);
+                flush_pending!(&mut self.pending, c, only, true);
             }
         }
         Ok(())

@@ -12,6 +12,7 @@ mod fake_fax;
 mod fake_smtp;
 mod fake_twilio;
 mod server;
+pub mod tls;
 
 pub use db::{Backend, TestDb};
 pub use fake_chat::FakeChat;

@@ -245,15 +245,41 @@ pub struct TestApp {
     _stop: (oneshot::Sender<()>, oneshot::Sender<()>),
 }
 
+/// A byte stream an MLLP client runs over: plain TCP or TLS.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+
 /// An MLLP client connection.
 pub struct MllpClient {
-    framed: Framed<TcpStream, MllpCodec>,
+    framed: Framed<Box<dyn Io>, MllpCodec>,
 }
 
 impl MllpClient {
     pub async fn connect(addr: SocketAddr) -> MllpClient {
         let stream = TcpStream::connect(addr).await.expect("connect to the MLLP listener");
+        MllpClient::over(Box::new(stream))
+    }
+
+    /// Connects over TLS, trusting the test CA (`data/tls/ca.pem`) and presenting the
+    /// client certificate `identity` (`"client"`, `"stranger"`) when given. The error is
+    /// the handshake's, for tests of refused senders.
+    pub async fn connect_tls(addr: SocketAddr, identity: Option<&str>) -> std::io::Result<MllpClient> {
+        let stream = TcpStream::connect(addr).await?;
+        let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+        let tls = crate::tls::connector(identity).connect(name, stream).await?;
+        Ok(MllpClient::over(Box::new(tls)))
+    }
+
+    fn over(stream: Box<dyn Io>) -> MllpClient {
         MllpClient { framed: Framed::new(stream, MllpCodec::new(16 * 1024 * 1024)) }
+    }
+
+    /// Sends one message and returns its ACK, or `None` when the server closed the
+    /// connection (or broke it off) instead of answering.
+    pub async fn try_send(&mut self, message: &str) -> Option<String> {
+        self.framed.send(message.as_bytes()).await.ok()?;
+        let ack = self.framed.next().await?.ok()?;
+        Some(String::from_utf8(ack.to_vec()).expect("a UTF-8 ACK"))
     }
 
     /// Sends one message and waits for its ACK.

@@ -70,3 +70,66 @@ async fn batch_files_import_and_dead_letters_are_listed_shown_and_retried() {
     let (_, out, _) = run(&["dead-letters", "list", "--database", &db.url], &[]);
     assert_eq!(out.trim(), "no dead letters");
 }
+
+/// The referral numbers the API lists.
+async fn numbers(s: &Serve, admin: &str) -> Vec<String> {
+    let (status, list) = s.call(admin, "GET", "/api/v1/referrals", None).await;
+    assert_eq!(status, 200, "{list}");
+    let mut numbers: Vec<String> =
+        list["items"].as_array().unwrap().iter().map(|r| r["source_ids"][0].as_str().unwrap().to_owned()).collect();
+    numbers.sort();
+    numbers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mllp_over_tls_takes_only_tls_and_with_a_client_ca_only_known_senders() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let file = |name: &str| refloop_testkit::tls::file(name).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let tls = [("REFLOOP_HL7_TLS_CERT", cert.as_str()), ("REFLOOP_HL7_TLS_KEY", key.as_str())];
+
+    let s = Serve::start(&db.url, &tls, &[]);
+    let mut c = MllpClient::connect_tls(s.mllp, None).await.expect("a TLS handshake");
+    assert_eq!(ack_code(&c.send(&ref_i12("T1", "R-T1")).await), "AA");
+    // Plain MLLP to a TLS listener: no answer, nothing stored.
+    let mut plain = MllpClient::connect(s.mllp).await;
+    assert_eq!(plain.try_send(&ref_i12("T2", "R-T2")).await, None);
+    assert_eq!(numbers(&s, &admin).await, ["R-T1"]);
+    let log = s.stop();
+    assert!(log.contains("MLLP TLS handshake failed"), "{log}");
+
+    // Mutual TLS: a sender without a certificate, or with one from another CA, is refused.
+    let mtls = [tls[0], tls[1], ("REFLOOP_HL7_TLS_CLIENT_CA", ca.as_str())];
+    let s = Serve::start(&db.url, &mtls, &[]);
+    for identity in [None, Some("stranger")] {
+        let refused = match MllpClient::connect_tls(s.mllp, identity).await {
+            Err(_) => true,
+            Ok(mut c) => c.try_send(&ref_i12("T3", "R-T3")).await.is_none(),
+        };
+        assert!(refused, "a sender presenting {identity:?} was answered");
+    }
+    let mut c = MllpClient::connect_tls(s.mllp, Some("client")).await.expect("a mutual TLS handshake");
+    assert_eq!(ack_code(&c.send(&ref_i12("T4", "R-T4")).await), "AA");
+    assert_eq!(numbers(&s, &admin).await, ["R-T1", "R-T4"]);
+    s.stop();
+}
+
+#[test]
+fn tls_settings_that_cannot_work_stop_serve_with_the_reason() {
+    let cert = refloop_testkit::tls::file("server.pem").display().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("tls.db").display());
+    let cases: [(&[(&str, &str)], &str); 3] = [
+        (&[("REFLOOP_HL7_TLS_CERT", &cert)], "set both"),
+        (&[("REFLOOP_HL7_TLS_CLIENT_CA", &cert)], "hl7.tls_client_ca"),
+        (
+            &[("REFLOOP_HL7_TLS_CERT", &cert), ("REFLOOP_HL7_TLS_KEY", "/nonexistent/server.key")],
+            "/nonexistent/server.key",
+        ),
+    ];
+    for (env, reason) in cases {
+        let (ok, _, err) = run(&["serve", "--database", &db, "--http", "127.0.0.1:0", "--mllp", "127.0.0.1:0"], env);
+        assert!(!ok && err.contains(reason), "{env:?}: {err}");
+    }
+}

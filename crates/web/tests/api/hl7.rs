@@ -299,7 +299,11 @@ async fn idle_and_oversized_connections_are_closed(b: Backend) {
     let t = TestApp::spawn(b).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let cfg = refloop_hl7::ListenerConfig { max_message: 2048, idle_timeout: std::time::Duration::from_millis(200) };
+    let cfg = refloop_hl7::ListenerConfig {
+        max_message: 2048,
+        idle_timeout: std::time::Duration::from_millis(200),
+        tls: None,
+    };
     tokio::spawn(refloop_hl7::serve_mllp(t.ingest.clone(), listener, cfg, std::future::pending()));
     let within = std::time::Duration::from_secs(10);
 
