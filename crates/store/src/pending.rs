@@ -177,15 +177,16 @@ fn take_if<T>(yes: bool, v: &mut Vec<T>) -> Vec<T> {
     if yes { std::mem::take(v) } else { Vec::new() }
 }
 
-/// Most rows one combined PostgreSQL statement carries (at most 16 parameters a row,
-/// well under the protocol's 65,535).
+/// Most rows one combined query carries (at most 16 parameters a row: well under
+/// PostgreSQL's 65,535 a statement; SQLite counts per statement).
 pub(crate) const COMBINED_ROWS: usize = 2000;
 
-/// Whether a failed write is two copies of one inbound message stored at once.
-pub(crate) fn inbox_clash(e: &sqlx::Error, inbox_part: bool) -> bool {
+/// Whether a failed write is two copies of one inbound message stored at once (the
+/// inbox's unique key: PostgreSQL names the constraint, SQLite the columns).
+pub(crate) fn inbox_clash(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) if d.is_unique_violation() => {
-            inbox_part || d.constraint().is_some_and(|c| c.starts_with("inbox"))
+            d.constraint().is_some_and(|c| c.starts_with("inbox")) || d.message().contains(" inbox.")
         }
         _ => false,
     }
@@ -217,54 +218,54 @@ macro_rules! push_part {
 }
 pub(crate) use push_part;
 
+/// How a flush's INSERTs travel together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Combine {
+    /// PostgreSQL: one statement, each INSERT a data-modifying `WITH` part; foreign keys
+    /// are checked at the statement's end.
+    WithParts,
+    /// SQLite: the INSERTs as one multi-statement query, run in order in one call.
+    Statements,
+}
+
 /// Writes pending rows through `$c` (a connection of either backend): all of them, or only
-/// the table a following statement reads or changes. With `$combine` (PostgreSQL) the
-/// INSERTs go as one statement, each a data-modifying `WITH` part: one round trip instead of
-/// one per table. Parents still precede the rows that reference them: foreign keys are
-/// checked at the end of the statement.
+/// the table a following statement reads or changes — as one query of up to
+/// [`COMBINED_ROWS`] rows, so a flush costs one round trip instead of one per table.
+/// Parents precede the rows that reference them.
 macro_rules! flush_pending {
     ($p:expr, $c:ident, $only:expr, $combine:expr) => {{
         let taken = $crate::pending::Taken::from($p, $only);
         let parts = taken.parts();
-        let clash = || refloop_app::StoreError::Conflict("an inbound message arrived twice at once".into());
-        if $combine && parts.len() > 1 {
-            let mut start = 0;
-            while start < parts.len() {
-                let (mut end, mut rows) = (start, 0);
-                while end < parts.len() && (end == start || rows + parts[end].rows() <= $crate::pending::COMBINED_ROWS)
-                {
-                    rows += parts[end].rows();
-                    end += 1;
-                }
-                let mut q = sqlx::QueryBuilder::new("WITH ");
-                for (i, part) in parts[start..end].iter().enumerate() {
-                    if i > 0 {
-                        q.push(", ");
-                    }
-                    q.push(format_args!("w{i} AS ("));
-                    $crate::pending::push_part!(q, part);
-                    q.push(")");
-                }
-                q.push(" SELECT 1");
-                match q.build().execute(&mut *$c).await {
-                    Ok(_) => {}
-                    Err(e) if $crate::pending::inbox_clash(&e, false) => return Err(clash()),
-                    Err(e) => return Err($crate::row::db(e)),
-                }
-                start = end;
+        let combine: $crate::pending::Combine = $combine;
+        let mut start = 0;
+        while start < parts.len() {
+            let (mut end, mut rows) = (start, 0);
+            while end < parts.len() && (end == start || rows + parts[end].rows() <= $crate::pending::COMBINED_ROWS) {
+                rows += parts[end].rows();
+                end += 1;
             }
-        } else {
-            for part in &parts {
-                let mut q = sqlx::QueryBuilder::new("");
+            let mut q = sqlx::QueryBuilder::new("");
+            let with = combine == $crate::pending::Combine::WithParts && end - start > 1;
+            for (i, part) in parts[start..end].iter().enumerate() {
+                match (with, i) {
+                    (true, 0) => q.push("WITH w0 AS ("),
+                    (true, _) => q.push(format_args!("), w{i} AS (")),
+                    (false, 0) => &mut q,
+                    (false, _) => q.push("; "),
+                };
                 $crate::pending::push_part!(q, part);
-                match q.build().execute(&mut *$c).await {
-                    Ok(_) => {}
-                    Err(e) if $crate::pending::inbox_clash(&e, matches!(part, $crate::pending::Part::Inbox(_))) => {
-                        return Err(clash());
-                    }
-                    Err(e) => return Err($crate::row::db(e)),
-                }
             }
+            if with {
+                q.push(") SELECT 1");
+            }
+            match q.build().execute(&mut *$c).await {
+                Ok(_) => {}
+                Err(e) if $crate::pending::inbox_clash(&e) => {
+                    return Err(refloop_app::StoreError::Conflict("an inbound message arrived twice at once".into()));
+                }
+                Err(e) => return Err($crate::row::db(e)),
+            }
+            start = end;
         }
     }};
 }

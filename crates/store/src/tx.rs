@@ -14,7 +14,7 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::{
     Db,
-    pending::{Only, Pending, flush_pending},
+    pending::{Combine, Only, Pending, flush_pending},
     row::{self, db, ms, ts},
 };
 
@@ -121,11 +121,11 @@ impl SqlTx {
         match &mut self.inner {
             Inner::Sqlite(tx) => {
                 let c = &mut **tx;
-                flush_pending!(&mut self.pending, c, only, false);
+                flush_pending!(&mut self.pending, c, only, Combine::Statements);
             }
             Inner::Postgres(tx) => {
                 let c = &mut **tx;
-                flush_pending!(&mut self.pending, c, only, true);
+                flush_pending!(&mut self.pending, c, only, Combine::WithParts);
             }
         }
         Ok(())

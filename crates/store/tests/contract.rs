@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
-    AuditEntry, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, PatientKeep, Role, Store, StoreError,
-    StoredEvent, TaskFilter, TaskStatus, TokenRecord,
+    AuditEntry, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, PatientKeep, Role,
+    Store, StoreError, StoredEvent, TaskFilter, TaskStatus, TokenRecord,
 };
 use refloop_domain::{
     Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,
@@ -312,7 +312,62 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
     assert_eq!(store.audit_log(5).await.unwrap(), vec![entry]);
 }
 
+fn inbox_item(id: &str, control: &str, at: Timestamp) -> InboxItem {
+    InboxItem {
+        id: id.into(),
+        protocol: "hl7v2".into(),
+        source: "EPIC^NORTH".into(),
+        control_id: control.into(),
+        transport: "mllp".into(),
+        message_type: "REF^I12".into(),
+        received_at: at,
+        raw: b"MSH|^~\\&|EPIC|NORTH".to_vec(),
+        status: InboxStatus::Applied,
+        ack: Some(b"MSA|AA".to_vec()),
+        application_ack: None,
+        error: None,
+        referral_id: None,
+        attempts: 1,
+        updated_at: at,
+    }
+}
+
+/// A transaction's pending rows go out together at the commit (one query per flush); a
+/// second copy of an inbound message among them is a conflict, and nothing of the
+/// transaction is kept.
+async fn pending_rows_of_many_tables_commit_together_or_not_at_all(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let r = referral("ref_many", "p9", t0);
+    let event = StoredEvent {
+        referral_id: r.id.clone(),
+        version: 1,
+        data: EventData::NeedsCoding,
+        at: t0,
+        recorded_at: t0,
+        source: "test".into(),
+    };
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_referral(&r, None, t0).await.unwrap();
+    tx.append_events(std::slice::from_ref(&event)).await.unwrap();
+    tx.inbox_put(&inbox_item("inb_1", "C1", t0)).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.referral(&r.id).await.unwrap().map(|r| r.id), Some(r.id.clone()));
+    assert_eq!(store.events(&r.id).await.unwrap(), vec![event.clone()]);
+    assert_eq!(store.inbox_item("inb_1").await.unwrap().map(|m| m.control_id), Some("C1".into()));
+
+    // The same sender and control id under another id: refused as a conflict.
+    let other = referral("ref_other", "p8", t0);
+    let mut tx = store.begin().await.unwrap();
+    tx.insert_referral(&other, None, t0).await.unwrap();
+    tx.inbox_put(&inbox_item("inb_2", "C1", t0)).await.unwrap();
+    let clash = tx.commit().await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+    assert_eq!(store.referral(&other.id).await.unwrap(), None);
+    assert_eq!(store.inbox_item("inb_2").await.unwrap(), None);
+}
+
 on_both_backends!(
+    pending_rows_of_many_tables_commit_together_or_not_at_all,
     a_referral_round_trips_and_guards_its_version,
     an_uncommitted_transaction_leaves_nothing,
     events_are_append_only,
