@@ -36,6 +36,18 @@ macro_rules! on_pool {
     };
 }
 
+/// Runs a write that is not part of a transaction: on SQLite on the one writer connection,
+/// so it queues behind write transactions instead of polling for the database lock.
+macro_rules! on_writer {
+    ($store:expr, $p:ident => $body:expr) => {
+        match (&$store.db, &$store.writer) {
+            (Db::Postgres($p), _) => $body,
+            (Db::Sqlite(_), Some($p)) => $body,
+            (Db::Sqlite($p), None) => $body,
+        }
+    };
+}
+
 mod open;
 mod reports;
 
@@ -190,7 +202,7 @@ impl Store for SqlStore {
     }
 
     async fn claim_task(&self, id: &str, assignee: &str, reassign: bool) -> Result<Option<Task>, StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             let row = sqlx::query(
                 "UPDATE tasks SET status = 'claimed', assignee = $2
                  WHERE id = $1 AND (status = 'open' OR ($3 AND status = 'claimed')) RETURNING *",
@@ -212,7 +224,7 @@ impl Store for SqlStore {
         outcome: &str,
         now: Timestamp,
     ) -> Result<Option<Task>, StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             let row = sqlx::query(
                 "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3,
                         assignee = COALESCE(assignee, $4)
@@ -281,7 +293,7 @@ impl Store for SqlStore {
     }
 
     async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query(
                 "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -353,7 +365,7 @@ impl Store for SqlStore {
     }
 
     async fn reap_outbox(&self, now: Timestamp) -> Result<Vec<OutboxItem>, StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             let rows = sqlx::query(
                 "UPDATE outbox SET status = 'unknown' WHERE status = 'sending' AND lease_until < $1 RETURNING *",
             )
@@ -382,7 +394,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query("INSERT INTO api_tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&t.id)
                 .bind(&t.name)
@@ -408,7 +420,7 @@ impl Store for SqlStore {
     }
 
     async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query(
                 "INSERT INTO users (username, role, password_hash, disabled, created_at, updated_at)
                  VALUES ($1, $2, $3, $4, $5, $6)
@@ -472,7 +484,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query("INSERT INTO sessions (hash, username, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)")
                 .bind(&s.hash)
                 .bind(&s.username)
@@ -498,7 +510,7 @@ impl Store for SqlStore {
     }
 
     async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE hash = $2")
                 .bind(ms(at))
                 .bind(hash)
@@ -510,7 +522,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query("DELETE FROM sessions WHERE hash = $1 OR username = $2")
                 .bind(hash)
                 .bind(username)
@@ -522,7 +534,7 @@ impl Store for SqlStore {
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => insert_audit!(p, e))
+        on_writer!(self, p => insert_audit!(p, e))
     }
 
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
@@ -546,7 +558,7 @@ impl Store for SqlStore {
     }
 
     async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
-        on_pool!(&self.db, p => {
+        on_writer!(self, p => {
             sqlx::query(
                 "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3)
                  ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
