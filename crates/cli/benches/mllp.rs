@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use jiff::Timestamp;
-use refloop_app::{App, ManualClock};
+use refloop_app::{App, AuditEntry, ManualClock, Store};
 use refloop_connectors::LogOnly;
 use refloop_domain::Policy;
 use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp, tls_acceptor};
@@ -67,7 +67,8 @@ async fn run(label: &str, url: &str, total: usize) {
     let store = SqlStore::connect(url).await.expect("connect");
     store.migrate().await.expect("migrate");
     let t0: Timestamp = "2026-03-02T15:00:00Z".parse().unwrap();
-    let app = App::new(Arc::new(store), Arc::new(ManualClock::new(t0)), Policy::default(), Arc::new(LogOnly));
+    let store = Arc::new(store);
+    let app = App::new(store.clone(), Arc::new(ManualClock::new(t0)), Policy::default(), Arc::new(LogOnly));
     let ingest = Ingest::new(app, MapConfig::with_defaults(jiff::tz::TimeZone::UTC)).with_group_commit(256);
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -86,11 +87,19 @@ async fn run(label: &str, url: &str, total: usize) {
         let started = Instant::now();
         let tasks: Vec<_> =
             (0..connections).map(|c| tokio::spawn(client(addr, offset + c + connections * 100, per, tls))).collect();
+        // Alongside the feed, a coordinator's writes outside any transaction (an audit row
+        // per page view, every 10 ms): how long they wait behind the ingest's commits.
+        let (done, mut stop) = tokio::sync::watch::channel(false);
+        let staff = tokio::spawn(staff_writes(store.clone(), t0, stop.clone()));
         let mut latencies = Vec::new();
         for t in tasks {
             latencies.extend(t.await.expect("client"));
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let _ = done.send(true);
+        let _ = stop.changed().await;
+        let mut staff = staff.await.expect("staff writes");
+        staff.sort_by(f64::total_cmp);
         latencies.sort_by(f64::total_cmp);
         println!(
             "{label:<9} {connections} connection(s){}: {} messages in {elapsed:.2} s = {:.0} msg/s; ACK latency p50 {:.2} ms, p99 {:.2} ms",
@@ -100,7 +109,37 @@ async fn run(label: &str, url: &str, total: usize) {
             percentile(&latencies, 0.50),
             percentile(&latencies, 0.99),
         );
+        if connections > 1 && !staff.is_empty() {
+            println!(
+                "{label:<9}   meanwhile {} staff writes: p50 {:.2} ms, p99 {:.2} ms",
+                staff.len(),
+                percentile(&staff, 0.50),
+                percentile(&staff, 0.99)
+            );
+        }
     }
+}
+
+async fn staff_writes(store: Arc<SqlStore>, at: Timestamp, mut stop: tokio::sync::watch::Receiver<bool>) -> Vec<f64> {
+    let entry = AuditEntry {
+        at,
+        actor: "coordinator:bench".into(),
+        action: "read".into(),
+        resource_type: "referral".into(),
+        resource_id: "ref_bench".into(),
+        remote: None,
+    };
+    let mut latencies = Vec::new();
+    while !*stop.borrow_and_update() {
+        let started = Instant::now();
+        store.audit(&entry).await.expect("an audit row");
+        latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(10)) => {}
+        }
+    }
+    latencies
 }
 
 #[tokio::main]
