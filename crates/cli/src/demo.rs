@@ -3,11 +3,12 @@
 //! dashboard moves. Every demo referral carries the source id `demo:N`; a database holding
 //! anything else is never seeded, and the UI says the data is simulated.
 
-use std::sync::Arc;
+use std::{io::IsTerminal, sync::Arc};
 
 use anyhow::bail;
 use refloop_app::{App, ReferralFilter};
 use refloop_sim::{DEMO_PREFIX, DemoPractice, Params};
+use tracing::instrument::WithSubscriber;
 
 use crate::config::Config;
 
@@ -30,7 +31,15 @@ pub async fn seed(app: &App, config: &Config) -> anyhow::Result<Option<DemoPract
         app.store().clone()
     };
     let started = std::time::Instant::now();
-    let practice = DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now()).await?;
+    // One line per seeded referral would bury the start-up log: warnings only while seeding.
+    let quiet = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .finish();
+    let practice = DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now())
+        .with_subscriber(quiet)
+        .await?;
     tracing::info!(referrals = practice.referrals(), seconds = started.elapsed().as_secs(), "demo practice seeded");
     Ok(Some(practice))
 }
