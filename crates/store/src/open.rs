@@ -90,10 +90,11 @@ impl SqlStore {
                 .map_err(db)?;
             Ok(Self { db: Db::Sqlite(pool), writer: Some(writer) })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            // Batches of different sizes are different statements; keep them all prepared.
+            // Batches of different sizes are different statements: keep more of them prepared
+            // than the default 100, but a bounded number (each holds server memory per connection).
             let opts = PgConnectOptions::from_str(url)
                 .map_err(|e| StoreError::Other(e.to_string()))?
-                .statement_cache_capacity(1000);
+                .statement_cache_capacity(250);
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
