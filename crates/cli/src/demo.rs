@@ -37,9 +37,8 @@ pub async fn seed(app: &App, config: &Config) -> anyhow::Result<Option<DemoPract
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .finish();
-    let practice = DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now())
-        .with_subscriber(quiet)
-        .await?;
+    let practice =
+        DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now()).with_subscriber(quiet).await?;
     tracing::info!(referrals = practice.referrals(), seconds = started.elapsed().as_secs(), "demo practice seeded");
     Ok(Some(practice))
 }

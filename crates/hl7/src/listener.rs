@@ -82,10 +82,19 @@ pub async fn serve_mllp(
                         None => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
                         Some(tls) => {
                             let handshake = HANDSHAKE_TIMEOUT.min(cfg.idle_timeout);
-                            match tokio::time::timeout(handshake, tls.accept(stream)).await {
+                            // Fallible: a refused sender's socket is closed only after it is counted.
+                            match tokio::time::timeout(handshake, tls.accept(stream).into_fallible()).await {
                                 Ok(Ok(stream)) => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
-                                Ok(Err(e)) => tracing::warn!(%peer, error = %e, "MLLP TLS handshake failed"),
-                                Err(_) => tracing::warn!(%peer, "MLLP TLS handshake timed out"),
+                                Ok(Err((e, _stream))) => {
+                                    metrics::counter!("refloop_mllp_tls_refused_total", "reason" => "handshake")
+                                        .increment(1);
+                                    tracing::warn!(%peer, error = %e, "MLLP TLS handshake failed");
+                                }
+                                Err(_) => {
+                                    metrics::counter!("refloop_mllp_tls_refused_total", "reason" => "timeout")
+                                        .increment(1);
+                                    tracing::warn!(%peer, "MLLP TLS handshake timed out");
+                                }
                             }
                         }
                     }

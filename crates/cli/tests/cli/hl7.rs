@@ -96,6 +96,10 @@ async fn mllp_over_tls_takes_only_tls_and_with_a_client_ca_only_known_senders() 
     let mut plain = MllpClient::connect(s.mllp).await;
     assert_eq!(plain.try_send(&ref_i12("T2", "R-T2")).await, None);
     assert_eq!(numbers(&s, &admin).await, ["R-T1"]);
+    let (status, metrics) = s.call(&admin, "GET", "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert_eq!(status, 200);
+    assert!(metrics.contains(r#"refloop_mllp_tls_refused_total{reason="handshake"} 1"#), "{metrics}");
     let log = s.stop();
     assert!(log.contains("MLLP TLS handshake failed"), "{log}");
 
