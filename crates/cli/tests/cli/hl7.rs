@@ -137,3 +137,47 @@ fn tls_settings_that_cannot_work_stop_serve_with_the_reason() {
         assert!(!ok && err.contains(reason), "{env:?}: {err}");
     }
 }
+
+/// Runs `scripts/mllp_peer.py` (python-hl7's MLLP client; Python's OpenSSL for TLS) against
+/// `addr` with `args`; returns (exit code, stdout). `./scripts/test` installs the peer.
+fn python_peer(addr: std::net::SocketAddr, message: &str, args: &[&str]) -> (i32, String) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let python = std::env::var("REFLOOP_FHIR_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| root.join("target/fhir-venv/bin/python"));
+    assert!(python.exists(), "the Python test peers are missing at {}: run ./scripts/test", python.display());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("message.hl7");
+    std::fs::write(&file, message).unwrap();
+    let out = std::process::Command::new(python)
+        .arg(root.join("scripts/mllp_peer.py"))
+        .args([addr.ip().to_string(), addr.port().to_string(), file.display().to_string()])
+        .args(args)
+        .output()
+        .expect("run the Python MLLP peer");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_hl7_over_openssl_sends_with_and_without_a_client_certificate() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let file = |name: &str| refloop_testkit::tls::file(name).display().to_string();
+    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
+    let env = [("REFLOOP_HL7_TLS_CERT", cert.as_str()), ("REFLOOP_HL7_TLS_KEY", key.as_str())];
+    let s = Serve::start(&db.url, &env, &[]);
+    let (code, out) = python_peer(s.mllp, &ref_i12("Y1", "R-Y1"), &["--ca", &ca]);
+    assert_eq!((code, out.as_str()), (0, "AA\tY1"));
+    s.stop();
+
+    let mtls = [env[0], env[1], ("REFLOOP_HL7_TLS_CLIENT_CA", ca.as_str())];
+    let s = Serve::start(&db.url, &mtls, &[]);
+    let (code, _) = python_peer(s.mllp, &ref_i12("Y2", "R-Y2"), &["--ca", &ca]);
+    assert_eq!(code, 2, "a sender without a certificate is refused");
+    let (client_cert, client_key) = (file("client.pem"), file("client.key"));
+    let (code, out) =
+        python_peer(s.mllp, &ref_i12("Y3", "R-Y3"), &["--ca", &ca, "--cert", &client_cert, "--key", &client_key]);
+    assert_eq!((code, out.as_str()), (0, "AA\tY3"));
+    assert_eq!(numbers(&s, &admin).await, ["R-Y1", "R-Y3"]);
+    s.stop();
+}
