@@ -7,7 +7,9 @@ use refloop_domain::DecideError;
 pub enum StoreError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
-    #[error("another writer changed referral {0} first")]
+    /// Another writer got there first (a referral's version, a message stored twice, a
+    /// deadlock the database broke): taking it again may succeed.
+    #[error("{0}")]
     Conflict(String),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::{
     auth::Actor,
     connector::DeliveryOutcome,
-    error::AppError,
+    error::{AppError, StoreError},
     ports::{OutboxItem, OutboxStatus},
     service::App,
 };
@@ -22,6 +22,8 @@ const OUTBOX_BATCH: u32 = 100;
 const SEND_LEASE: SignedDuration = SignedDuration::from_mins(5);
 /// Attempts before a failing message becomes a staff task.
 const MAX_ATTEMPTS: u32 = 8;
+/// Times a batch's delivery outcomes are taken when the database breaks the transaction off.
+const OUTCOME_TRIES: u32 = 3;
 
 /// What one pass over due work did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -128,33 +130,53 @@ impl App {
                 let outcome = self.connector.deliver(&item).await;
                 outcomes.push((item, outcome, self.now()));
             }
-            let mut tx = self.store.begin().await?;
-            for (item, outcome, now) in outcomes {
-                let tx = tx.as_mut();
-                match outcome {
-                    DeliveryOutcome::Delivered => {
-                        self.outcome_in(tx, &item, OutboxStatus::Sent, Some(now), None, None, now).await?
+            // Referrals in id order: another process recording its own batch takes their locks
+            // in the same order, so the two wait for each other instead of deadlocking. The
+            // sends have happened: a transaction the database still breaks off is taken again.
+            outcomes.sort_by(|a, b| a.0.referral_id.cmp(&b.0.referral_id));
+            let mut tries = 0;
+            loop {
+                tries += 1;
+                match self.record_outcomes(&outcomes).await {
+                    Err(AppError::Store(StoreError::Conflict(why))) if tries < OUTCOME_TRIES => {
+                        tracing::warn!(%why, tries, "recording delivery outcomes clashed with another writer; again");
                     }
-                    DeliveryOutcome::Accepted { .. } => {
-                        tx.finish_outbox(&item.id, OutboxStatus::Accepted, now, Some(now), None).await?
-                    }
-                    DeliveryOutcome::Retry { error } if item.attempts < MAX_ATTEMPTS => {
-                        let next = now + backoff(item.attempts, &item.id);
-                        tx.finish_outbox(&item.id, OutboxStatus::Pending, next, None, Some(&error)).await?;
-                        tracing::warn!(message_id = %item.id, attempts = item.attempts, "delivery failed; will retry");
-                    }
-                    DeliveryOutcome::Retry { error } | DeliveryOutcome::Permanent { error } => {
-                        tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "delivery failed for good");
-                        self.outcome_in(tx, &item, OutboxStatus::Failed, None, Some(error), None, now).await?
-                    }
-                    DeliveryOutcome::NeedsPerson { error, task } => {
-                        tracing::info!(message_id = %item.id, referral_id = %item.referral_id, task = task.as_str(), "a person must act before this can go out");
-                        self.outcome_in(tx, &item, OutboxStatus::Failed, None, Some(error), Some(task), now).await?
-                    }
+                    other => break other?,
                 }
             }
-            tx.commit().await?;
         }
+    }
+
+    /// Records a claimed batch's delivery outcomes, each fed to its referral, in one transaction.
+    async fn record_outcomes(&self, outcomes: &[(OutboxItem, DeliveryOutcome, Timestamp)]) -> Result<(), AppError> {
+        let mut tx = self.store.begin().await?;
+        for (item, outcome, now) in outcomes {
+            let now = *now;
+            let tx = tx.as_mut();
+            match outcome.clone() {
+                DeliveryOutcome::Delivered => {
+                    self.outcome_in(tx, item, OutboxStatus::Sent, Some(now), None, None, now).await?
+                }
+                DeliveryOutcome::Accepted { .. } => {
+                    tx.finish_outbox(&item.id, OutboxStatus::Accepted, now, Some(now), None).await?
+                }
+                DeliveryOutcome::Retry { error } if item.attempts < MAX_ATTEMPTS => {
+                    let next = now + backoff(item.attempts, &item.id);
+                    tx.finish_outbox(&item.id, OutboxStatus::Pending, next, None, Some(&error)).await?;
+                    tracing::warn!(message_id = %item.id, attempts = item.attempts, "delivery failed; will retry");
+                }
+                DeliveryOutcome::Retry { error } | DeliveryOutcome::Permanent { error } => {
+                    tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "delivery failed for good");
+                    self.outcome_in(tx, item, OutboxStatus::Failed, None, Some(error), None, now).await?
+                }
+                DeliveryOutcome::NeedsPerson { error, task } => {
+                    tracing::info!(message_id = %item.id, referral_id = %item.referral_id, task = task.as_str(), "a person must act before this can go out");
+                    self.outcome_in(tx, item, OutboxStatus::Failed, None, Some(error), Some(task), now).await?
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Records a final outcome and applies it to the referral in one transaction.

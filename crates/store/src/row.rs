@@ -282,6 +282,11 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
             StoreError::Unavailable(e.to_string())
         }
+        // PostgreSQL broke off this transaction to end a deadlock (40P01) or a serialization
+        // conflict (40001): nothing of it was kept, and taking it again can succeed.
+        sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("40P01" | "40001")) => StoreError::Conflict(
+            format!("the database broke off a transaction that clashed with another ({})", d.message()),
+        ),
         other => StoreError::Other(other.to_string()),
     }
 }

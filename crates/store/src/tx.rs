@@ -312,7 +312,7 @@ impl Tx for SqlTx {
         });
         // Source ids are fixed when the referral is entered, so its keys were written then.
         if updated != 1 {
-            return Err(StoreError::Conflict(r.id.to_string()));
+            return Err(StoreError::Conflict(format!("another writer changed referral {} first", r.id)));
         }
         self.pending.stats.push(r.clone());
         self.track(r);

@@ -398,3 +398,41 @@ async fn postgres_concurrent_timer_claims_skip_each_others_referrals() {
     assert_eq!((a.len(), b.len()), (12, 8));
     assert!(a.iter().all(|x| b.iter().all(|y| x.referral_id != y.referral_id)));
 }
+
+/// On PostgreSQL, two transactions that lock two referrals in opposite order deadlock; the
+/// one the server breaks off fails with a conflict (worth taking again), the other goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_deadlock_is_a_conflict_and_the_other_side_commits() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let store = db.store().await;
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let (a, b) = (referral("ref_da", "p1", t0), referral("ref_db", "p2", t0));
+    insert(&store, &a).await;
+    insert(&store, &b).await;
+    let mut first = store.begin().await.unwrap();
+    let mut second = store.begin().await.unwrap();
+    assert!(first.lock_referral(&a.id, false).await.unwrap().is_some());
+    assert!(second.lock_referral(&b.id, false).await.unwrap().is_some());
+    let one = async {
+        let locked = first.lock_referral(&b.id, false).await;
+        if locked.is_ok() {
+            first.commit().await.unwrap();
+        } else {
+            drop(first);
+        }
+        locked
+    };
+    let two = async {
+        let locked = second.lock_referral(&a.id, false).await;
+        if locked.is_ok() {
+            second.commit().await.unwrap();
+        } else {
+            drop(second);
+        }
+        locked
+    };
+    let (one, two) = tokio::join!(one, two);
+    let failed: Vec<_> = [&one, &two].into_iter().filter_map(|r| r.as_ref().err()).collect();
+    assert_eq!(failed.len(), 1, "{one:?} {two:?}");
+    assert!(matches!(failed[0], StoreError::Conflict(why) if why.contains("deadlock")), "{failed:?}");
+}

@@ -69,8 +69,8 @@ impl From<AppError> for ApiError {
                 tracing::error!(%cause, "database unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
             }
-            AppError::Store(StoreError::Conflict(id)) => {
-                Self::new(StatusCode::CONFLICT, "conflict", format!("referral {id} changed concurrently; retry"))
+            AppError::Store(StoreError::Conflict(why)) => {
+                Self::new(StatusCode::CONFLICT, "conflict", format!("{why}; retry"))
             }
             AppError::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
