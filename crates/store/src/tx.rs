@@ -199,15 +199,39 @@ macro_rules! bind_referral {
 impl Tx for SqlTx {
     async fn lock_referral(&mut self, id: &ReferralId, skip_locked: bool) -> Result<Option<Referral>, StoreError> {
         self.flush(Only::Parents).await?;
-        let sql = match (self.is_postgres(), skip_locked) {
-            (false, _) => "SELECT doc FROM referrals WHERE id = $1",
-            (true, false) => "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE",
-            (true, true) => "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED",
-        };
-        on_tx!(self, c => {
-            let found = sqlx::query(sql).bind(id.as_str()).fetch_optional(c).await.map_err(db)?;
-            found.map(|r| row::referral(&r)).transpose()
-        })
+        match &mut self.inner {
+            // SQLite: this transaction already holds the write lock, so the referral's patient
+            // comes in the same read (the engine looks it up next) instead of a second one.
+            Inner::Sqlite(tx) => {
+                let found = sqlx::query(
+                    "SELECT r.doc AS doc, p.* FROM referrals r LEFT JOIN patients p ON p.id = r.patient_id \
+                     WHERE r.id = $1",
+                )
+                .bind(id.as_str())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(db)?;
+                let Some(found) = found else { return Ok(None) };
+                let referral = row::referral(&found)?;
+                if !self.known_patients.contains_key(&referral.patient_id) {
+                    let patient = match row::Get::opt_text(&found, "id")? {
+                        Some(_) => Some(row::patient(&found)?),
+                        None => None,
+                    };
+                    self.known_patients.insert(referral.patient_id.clone(), patient);
+                }
+                Ok(Some(referral))
+            }
+            Inner::Postgres(tx) => {
+                let sql = if skip_locked {
+                    "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED"
+                } else {
+                    "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE"
+                };
+                let found = sqlx::query(sql).bind(id.as_str()).fetch_optional(&mut **tx).await.map_err(db)?;
+                found.map(|r| row::referral(&r)).transpose()
+            }
+        }
     }
 
     async fn duplicate_candidate(
