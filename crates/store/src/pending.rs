@@ -1,11 +1,13 @@
-//! Write-behind for a transaction's append-only inserts.
+//! Write-behind for a transaction's inserts.
 //!
-//! New referrals, patient upserts, events, audit rows, new tasks, armed timers and inbox rows
-//! are collected and written with one multi-row INSERT per table — before the commit, and
-//! before any statement of the same transaction that reads or changes those tables (the `Tx`
-//! methods flush first). Patients and referrals ("parents", which the other rows reference)
-//! are always written first. A group commit of many messages then costs a few statements instead of a few
-//! per message. Nothing here outlives the transaction: dropping it drops the rows with it.
+//! New referrals, patient upserts, events, audit rows, new tasks, armed timers, inbox rows
+//! and (on SQLite) the deletion of a referral's replaced timers are collected and written with
+//! one multi-row statement per table — before the commit, and before any statement of the same
+//! transaction that reads or changes those tables (the `Tx` methods flush first). Patients and
+//! referrals ("parents", which the other rows reference) are always written first. A flush is
+//! one query ([`flush_pending`]), so a group commit of many messages costs a few statements
+//! instead of a few per message. Nothing here outlives the transaction: dropping it drops the
+//! rows with it.
 
 use jiff::Timestamp;
 use refloop_app::{AuditEntry, InboxItem, NewTask, OutboxItem, Patient, PatientKeep, StoredEvent};
@@ -21,6 +23,8 @@ pub(crate) struct Pending {
     pub audits: Vec<AuditEntry>,
     pub tasks: Vec<NewTask>,
     pub timers: Vec<(ReferralId, u64, TimerSpec)>,
+    /// SQLite: referrals whose stored timers to delete, just before `timers` are written.
+    pub timer_clears: Vec<ReferralId>,
     /// Inserted or replaced by id; the last write of an id wins.
     pub inbox: Vec<InboxItem>,
     /// Referral keys; the first referral to claim a key keeps it.
@@ -39,6 +43,7 @@ impl Pending {
             && self.audits.is_empty()
             && self.tasks.is_empty()
             && self.timers.is_empty()
+            && self.timer_clears.is_empty()
             && self.inbox.is_empty()
             && self.keys.is_empty()
             && self.stats.is_empty()
@@ -95,6 +100,8 @@ pub(crate) enum Part<'a> {
     Audits(&'a [AuditEntry]),
     Tasks(&'a [NewTask]),
     Timers(&'a [(ReferralId, u64, TimerSpec)]),
+    /// SQLite only (see `Pending::timer_clears`).
+    ClearTimers(&'a [ReferralId]),
     Keys(&'a [(String, ReferralId)]),
     Inbox(&'a [InboxItem]),
 }
@@ -110,6 +117,7 @@ impl Part<'_> {
             Part::Audits(r) => r.len(),
             Part::Tasks(r) => r.len(),
             Part::Timers(r) => r.len(),
+            Part::ClearTimers(r) => r.len(),
             Part::Keys(r) => r.len(),
             Part::Inbox(r) => r.len(),
         }
@@ -127,6 +135,7 @@ pub(crate) struct Taken {
     audits: Vec<AuditEntry>,
     tasks: Vec<NewTask>,
     timers: Vec<(ReferralId, u64, TimerSpec)>,
+    timer_clears: Vec<ReferralId>,
     keys: Vec<(String, ReferralId)>,
     inbox: Vec<InboxItem>,
 }
@@ -144,12 +153,14 @@ impl Taken {
             audits: take_if(all, &mut p.audits),
             tasks: take_if(all || only == Only::Tasks, &mut p.tasks),
             timers: take_if(all || only == Only::Timers, &mut p.timers),
+            timer_clears: take_if(all || only == Only::Timers, &mut p.timer_clears),
             keys: take_if(all, &mut p.keys),
             inbox: take_if(all, &mut p.inbox),
         }
     }
 
-    /// The INSERTs, parents first, each at most [`CHUNK_ROWS`] rows.
+    /// The writes, parents first, each at most [`CHUNK_ROWS`] rows; a referral's stored timers
+    /// are deleted just before its new ones are written.
     pub fn parts(&self) -> Vec<Part<'_>> {
         let mut parts = Vec::new();
         // Upserts grouped by what they keep, so one statement's CASE serves the whole group.
@@ -166,6 +177,7 @@ impl Taken {
         parts.extend(self.events.chunks(CHUNK_ROWS).map(Part::Events));
         parts.extend(self.audits.chunks(CHUNK_ROWS).map(Part::Audits));
         parts.extend(self.tasks.chunks(CHUNK_ROWS).map(Part::Tasks));
+        parts.extend(self.timer_clears.chunks(CHUNK_ROWS).map(Part::ClearTimers));
         parts.extend(self.timers.chunks(CHUNK_ROWS).map(Part::Timers));
         parts.extend(self.keys.chunks(CHUNK_ROWS).map(Part::Keys));
         parts.extend(self.inbox.chunks(CHUNK_ROWS).map(Part::Inbox));
@@ -213,6 +225,14 @@ macro_rules! push_part {
                 $q.push(" ON CONFLICT (key) DO NOTHING");
             }
             Part::Inbox(rows) => $crate::pending::inbox_query!($q, *rows),
+            Part::ClearTimers(ids) => {
+                $q.push("DELETE FROM timers WHERE referral_id IN (");
+                let mut list = $q.separated(", ");
+                for id in *ids {
+                    list.push_bind(id.as_str());
+                }
+                $q.push(")");
+            }
         }
     }};
 }

@@ -351,13 +351,23 @@ impl Tx for SqlTx {
     async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
         // This referral's timers not yet written are dropped rather than written and deleted.
         self.pending.timers.retain(|(referral, _, _)| referral != id);
-        on_tx!(self, c => {
-            sqlx::query("DELETE FROM timers WHERE referral_id = $1")
-                .bind(id.as_str())
-                .execute(c)
-                .await
-                .map_err(db)?;
-        });
+        match &mut self.inner {
+            // SQLite runs a flush's statements in order: the DELETE goes with it, just before
+            // the new timers. (In one PostgreSQL statement a DELETE and an INSERT of the same
+            // key would race, so there it goes at once.)
+            Inner::Sqlite(_) => {
+                if !self.pending.timer_clears.contains(id) {
+                    self.pending.timer_clears.push(id.clone());
+                }
+            }
+            Inner::Postgres(tx) => {
+                sqlx::query("DELETE FROM timers WHERE referral_id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(db)?;
+            }
+        }
         self.arm_timers(id, version, timers).await
     }
 
