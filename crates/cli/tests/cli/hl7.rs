@@ -81,15 +81,40 @@ async fn numbers(s: &Serve, admin: &str) -> Vec<String> {
     numbers
 }
 
+/// A test certificate file's path (`crates/testkit/data/tls/`).
+fn tls_file(name: &str) -> String {
+    refloop_testkit::tls::file(name).display().to_string()
+}
+
+/// `serve`'s environment for MLLP over TLS with the test certificates; with `client_ca`,
+/// senders must present a certificate from the test CA.
+struct TlsEnv {
+    cert: String,
+    key: String,
+    ca: String,
+}
+
+impl TlsEnv {
+    fn new() -> TlsEnv {
+        TlsEnv { cert: tls_file("server.pem"), key: tls_file("server.key"), ca: tls_file("ca.pem") }
+    }
+
+    fn vars(&self, client_ca: bool) -> Vec<(&str, &str)> {
+        let mut vars = vec![("REFLOOP_HL7_TLS_CERT", self.cert.as_str()), ("REFLOOP_HL7_TLS_KEY", self.key.as_str())];
+        if client_ca {
+            vars.push(("REFLOOP_HL7_TLS_CLIENT_CA", self.ca.as_str()));
+        }
+        vars
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mllp_over_tls_takes_only_tls_and_with_a_client_ca_only_known_senders() {
     let db = TestDb::new(Backend::Sqlite).await;
     let admin = token(&db.url, "admin");
-    let file = |name: &str| refloop_testkit::tls::file(name).display().to_string();
-    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
-    let tls = [("REFLOOP_HL7_TLS_CERT", cert.as_str()), ("REFLOOP_HL7_TLS_KEY", key.as_str())];
+    let tls = TlsEnv::new();
 
-    let s = Serve::start(&db.url, &tls, &[]);
+    let s = Serve::start(&db.url, &tls.vars(false), &[]);
     let mut c = MllpClient::connect_tls(s.mllp, None).await.expect("a TLS handshake");
     assert_eq!(ack_code(&c.send(&ref_i12("T1", "R-T1")).await), "AA");
     // Plain MLLP to a TLS listener: no answer, nothing stored.
@@ -104,8 +129,7 @@ async fn mllp_over_tls_takes_only_tls_and_with_a_client_ca_only_known_senders() 
     assert!(log.contains("MLLP TLS handshake failed"), "{log}");
 
     // Mutual TLS: a sender without a certificate, or with one from another CA, is refused.
-    let mtls = [tls[0], tls[1], ("REFLOOP_HL7_TLS_CLIENT_CA", ca.as_str())];
-    let s = Serve::start(&db.url, &mtls, &[]);
+    let s = Serve::start(&db.url, &tls.vars(true), &[]);
     for identity in [None, Some("stranger")] {
         let refused = match MllpClient::connect_tls(s.mllp, identity).await {
             Err(_) => true,
@@ -121,7 +145,7 @@ async fn mllp_over_tls_takes_only_tls_and_with_a_client_ca_only_known_senders() 
 
 #[test]
 fn tls_settings_that_cannot_work_stop_serve_with_the_reason() {
-    let cert = refloop_testkit::tls::file("server.pem").display().to_string();
+    let cert = tls_file("server.pem");
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("tls.db").display());
     let cases: [(&[(&str, &str)], &str); 3] = [
@@ -162,21 +186,19 @@ fn python_peer(addr: std::net::SocketAddr, message: &str, args: &[&str]) -> (i32
 async fn python_hl7_over_openssl_sends_with_and_without_a_client_certificate() {
     let db = TestDb::new(Backend::Sqlite).await;
     let admin = token(&db.url, "admin");
-    let file = |name: &str| refloop_testkit::tls::file(name).display().to_string();
-    let (cert, key, ca) = (file("server.pem"), file("server.key"), file("ca.pem"));
-    let env = [("REFLOOP_HL7_TLS_CERT", cert.as_str()), ("REFLOOP_HL7_TLS_KEY", key.as_str())];
-    let s = Serve::start(&db.url, &env, &[]);
-    let (code, out) = python_peer(s.mllp, &ref_i12("Y1", "R-Y1"), &["--ca", &ca]);
+    let tls = TlsEnv::new();
+    let ca = tls.ca.as_str();
+    let s = Serve::start(&db.url, &tls.vars(false), &[]);
+    let (code, out) = python_peer(s.mllp, &ref_i12("Y1", "R-Y1"), &["--ca", ca]);
     assert_eq!((code, out.as_str()), (0, "AA\tY1"));
     s.stop();
 
-    let mtls = [env[0], env[1], ("REFLOOP_HL7_TLS_CLIENT_CA", ca.as_str())];
-    let s = Serve::start(&db.url, &mtls, &[]);
-    let (code, _) = python_peer(s.mllp, &ref_i12("Y2", "R-Y2"), &["--ca", &ca]);
+    let s = Serve::start(&db.url, &tls.vars(true), &[]);
+    let (code, _) = python_peer(s.mllp, &ref_i12("Y2", "R-Y2"), &["--ca", ca]);
     assert_eq!(code, 2, "a sender without a certificate is refused");
-    let (client_cert, client_key) = (file("client.pem"), file("client.key"));
+    let (client_cert, client_key) = (tls_file("client.pem"), tls_file("client.key"));
     let (code, out) =
-        python_peer(s.mllp, &ref_i12("Y3", "R-Y3"), &["--ca", &ca, "--cert", &client_cert, "--key", &client_key]);
+        python_peer(s.mllp, &ref_i12("Y3", "R-Y3"), &["--ca", ca, "--cert", &client_cert, "--key", &client_key]);
     assert_eq!((code, out.as_str()), (0, "AA\tY3"));
     assert_eq!(numbers(&s, &admin).await, ["R-Y1", "R-Y3"]);
     s.stop();
