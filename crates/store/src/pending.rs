@@ -77,6 +77,50 @@ impl Pending {
     pub fn find_inbox(&self, protocol: &str, source: &str, control_id: &str) -> Option<InboxItem> {
         self.inbox.iter().find(|m| m.protocol == protocol && m.source == source && m.control_id == control_id).cloned()
     }
+
+    /// Takes out what a flush of `only` writes (parents, patients and referrals, always);
+    /// the rows live in what is returned until the statements have run.
+    pub fn take(&mut self, only: Only) -> Pending {
+        let (all, p) = (only == Only::All, self);
+        Pending {
+            patients: std::mem::take(&mut p.patients),
+            referrals: std::mem::take(&mut p.referrals),
+            stats: if all { p.take_stats() } else { Vec::new() },
+            outbox: take_if(all, &mut p.outbox),
+            events: take_if(all, &mut p.events),
+            audits: take_if(all, &mut p.audits),
+            tasks: take_if(all || only == Only::Tasks, &mut p.tasks),
+            timers: take_if(all || only == Only::Timers, &mut p.timers),
+            timer_clears: take_if(all || only == Only::Timers, &mut p.timer_clears),
+            keys: take_if(all, &mut p.keys),
+            inbox: take_if(all, &mut p.inbox),
+        }
+    }
+
+    /// The writes, parents first, each at most [`CHUNK_ROWS`] rows; a referral's stored timers
+    /// are deleted just before its new ones are written.
+    pub fn parts(&self) -> Vec<Part<'_>> {
+        let mut parts = Vec::new();
+        // Upserts grouped by what they keep, so one statement's CASE serves the whole group.
+        for keep in [(false, false), (false, true), (true, false), (true, true)] {
+            let group: Vec<&Patient> =
+                self.patients.iter().filter(|(_, k)| (k.consent, k.opt_out) == keep).map(|(p, _)| p).collect();
+            for chunk in group.chunks(CHUNK_ROWS) {
+                parts.push(Part::Patients(chunk.to_vec(), keep));
+            }
+        }
+        parts.extend(self.referrals.chunks(CHUNK_ROWS).map(Part::Referrals));
+        parts.extend(self.stats.chunks(CHUNK_ROWS).map(Part::Stats));
+        parts.extend(self.outbox.chunks(CHUNK_ROWS).map(Part::Outbox));
+        parts.extend(self.events.chunks(CHUNK_ROWS).map(Part::Events));
+        parts.extend(self.audits.chunks(CHUNK_ROWS).map(Part::Audits));
+        parts.extend(self.tasks.chunks(CHUNK_ROWS).map(Part::Tasks));
+        parts.extend(self.timer_clears.chunks(CHUNK_ROWS).map(Part::ClearTimers));
+        parts.extend(self.timers.chunks(CHUNK_ROWS).map(Part::Timers));
+        parts.extend(self.keys.chunks(CHUNK_ROWS).map(Part::Keys));
+        parts.extend(self.inbox.chunks(CHUNK_ROWS).map(Part::Inbox));
+        parts
+    }
 }
 
 /// Which pending rows to write.
@@ -121,67 +165,6 @@ impl Part<'_> {
             Part::Keys(r) => r.len(),
             Part::Inbox(r) => r.len(),
         }
-    }
-}
-
-/// The rows a flush writes, taken out of `Pending` (they live until the statements ran).
-#[derive(Default)]
-pub(crate) struct Taken {
-    patients: Vec<(Patient, PatientKeep)>,
-    referrals: Vec<(Referral, Option<Timestamp>, Timestamp)>,
-    stats: Vec<Referral>,
-    outbox: Vec<OutboxItem>,
-    events: Vec<StoredEvent>,
-    audits: Vec<AuditEntry>,
-    tasks: Vec<NewTask>,
-    timers: Vec<(ReferralId, u64, TimerSpec)>,
-    timer_clears: Vec<ReferralId>,
-    keys: Vec<(String, ReferralId)>,
-    inbox: Vec<InboxItem>,
-}
-
-impl Taken {
-    /// Takes what `only` writes: parents (patients, referrals) always, then the rest.
-    pub fn from(p: &mut Pending, only: Only) -> Taken {
-        let all = only == Only::All;
-        Taken {
-            patients: std::mem::take(&mut p.patients),
-            referrals: std::mem::take(&mut p.referrals),
-            stats: if all { p.take_stats() } else { Vec::new() },
-            outbox: take_if(all, &mut p.outbox),
-            events: take_if(all, &mut p.events),
-            audits: take_if(all, &mut p.audits),
-            tasks: take_if(all || only == Only::Tasks, &mut p.tasks),
-            timers: take_if(all || only == Only::Timers, &mut p.timers),
-            timer_clears: take_if(all || only == Only::Timers, &mut p.timer_clears),
-            keys: take_if(all, &mut p.keys),
-            inbox: take_if(all, &mut p.inbox),
-        }
-    }
-
-    /// The writes, parents first, each at most [`CHUNK_ROWS`] rows; a referral's stored timers
-    /// are deleted just before its new ones are written.
-    pub fn parts(&self) -> Vec<Part<'_>> {
-        let mut parts = Vec::new();
-        // Upserts grouped by what they keep, so one statement's CASE serves the whole group.
-        for keep in [(false, false), (false, true), (true, false), (true, true)] {
-            let group: Vec<&Patient> =
-                self.patients.iter().filter(|(_, k)| (k.consent, k.opt_out) == keep).map(|(p, _)| p).collect();
-            for chunk in group.chunks(CHUNK_ROWS) {
-                parts.push(Part::Patients(chunk.to_vec(), keep));
-            }
-        }
-        parts.extend(self.referrals.chunks(CHUNK_ROWS).map(Part::Referrals));
-        parts.extend(self.stats.chunks(CHUNK_ROWS).map(Part::Stats));
-        parts.extend(self.outbox.chunks(CHUNK_ROWS).map(Part::Outbox));
-        parts.extend(self.events.chunks(CHUNK_ROWS).map(Part::Events));
-        parts.extend(self.audits.chunks(CHUNK_ROWS).map(Part::Audits));
-        parts.extend(self.tasks.chunks(CHUNK_ROWS).map(Part::Tasks));
-        parts.extend(self.timer_clears.chunks(CHUNK_ROWS).map(Part::ClearTimers));
-        parts.extend(self.timers.chunks(CHUNK_ROWS).map(Part::Timers));
-        parts.extend(self.keys.chunks(CHUNK_ROWS).map(Part::Keys));
-        parts.extend(self.inbox.chunks(CHUNK_ROWS).map(Part::Inbox));
-        parts
     }
 }
 
@@ -254,7 +237,8 @@ pub(crate) enum Combine {
 /// Parents precede the rows that reference them.
 macro_rules! flush_pending {
     ($p:expr, $c:ident, $only:expr, $combine:expr) => {{
-        let taken = $crate::pending::Taken::from($p, $only);
+        let p: &mut $crate::pending::Pending = $p;
+        let taken = p.take($only);
         let parts = taken.parts();
         let combine: $crate::pending::Combine = $combine;
         let mut start = 0;
