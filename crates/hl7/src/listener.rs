@@ -1,16 +1,16 @@
 //! The MLLP listener: many connections at once, messages on one connection answered in
 //! order, idle connections closed, oversized frames refused; over TLS when configured.
 
-use std::{future::Future, time::Duration};
+use std::{future::Future, net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    net::TcpListener,
+    net::{TcpListener, TcpStream},
     sync::watch,
     task::JoinSet,
 };
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{TlsAcceptor, server::TlsStream};
 use tokio_util::codec::Framed;
 
 use crate::{
@@ -81,20 +81,9 @@ pub async fn serve_mllp(
                     match &cfg.tls {
                         None => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
                         Some(tls) => {
-                            let handshake = HANDSHAKE_TIMEOUT.min(cfg.idle_timeout);
-                            // Fallible: a refused sender's socket is closed only after it is counted.
-                            match tokio::time::timeout(handshake, tls.accept(stream).into_fallible()).await {
-                                Ok(Ok(stream)) => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
-                                Ok(Err((e, _stream))) => {
-                                    metrics::counter!("refloop_mllp_tls_refused_total", "reason" => "handshake")
-                                        .increment(1);
-                                    tracing::warn!(%peer, error = %e, "MLLP TLS handshake failed");
-                                }
-                                Err(_) => {
-                                    metrics::counter!("refloop_mllp_tls_refused_total", "reason" => "timeout")
-                                        .increment(1);
-                                    tracing::warn!(%peer, "MLLP TLS handshake timed out");
-                                }
+                            let timeout = HANDSHAKE_TIMEOUT.min(cfg.idle_timeout);
+                            if let Some(stream) = handshake(tls, stream, timeout, peer).await {
+                                connection(ingest, Framed::new(stream, codec), &cfg, stop).await;
                             }
                         }
                     }
@@ -107,6 +96,25 @@ pub async fn serve_mllp(
     let _ = stop_tx.send(true);
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The TLS handshake with a sender; `None` (logged and counted) when it fails or stalls.
+async fn handshake(
+    tls: &TlsAcceptor,
+    stream: TcpStream,
+    timeout: Duration,
+    peer: SocketAddr,
+) -> Option<TlsStream<TcpStream>> {
+    // Fallible: a refused sender's socket is kept until it is counted, then closed.
+    let (reason, error, socket) = match tokio::time::timeout(timeout, tls.accept(stream).into_fallible()).await {
+        Ok(Ok(stream)) => return Some(stream),
+        Ok(Err((e, socket))) => ("handshake", e.to_string(), Some(socket)),
+        Err(_) => ("timeout", "no handshake in time".to_owned(), None),
+    };
+    metrics::counter!("refloop_mllp_tls_refused_total", "reason" => reason).increment(1);
+    tracing::warn!(%peer, %error, "MLLP TLS handshake failed");
+    drop(socket);
+    None
 }
 
 async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
