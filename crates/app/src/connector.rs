@@ -1,6 +1,6 @@
 //! The outbound port: one trait for every channel that leaves the system.
 
-use refloop_domain::TaskKind;
+use refloop_domain::{Channel, TaskKind};
 
 use crate::ports::OutboxItem;
 
@@ -17,10 +17,74 @@ pub enum DeliveryOutcome {
     Permanent { error: String },
     /// Cannot go out until a person does `task` (e.g. verify the specialist's fax number).
     NeedsPerson { error: String, task: TaskKind },
+    /// The channel is off (it only logs): nothing went out and nothing will.
+    ChannelOff,
+}
+
+/// Whether a channel reaches anyone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChannelMode {
+    /// A real vendor or system: what it delivers reached someone.
+    Live,
+    /// The simulator's people answer it (`serve --demo`): counts as reached, in demo data only.
+    Simulated,
+    /// Only logs: nothing sent through it reaches anyone or counts as sent.
+    Off,
+}
+
+impl ChannelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChannelMode::Live => "live",
+            ChannelMode::Simulated => "simulated",
+            ChannelMode::Off => "off",
+        }
+    }
+
+    pub fn reaches_someone(self) -> bool {
+        self != ChannelMode::Off
+    }
 }
 
 /// Sends outbox items. Implementations must be idempotent per `item.key`.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync + 'static {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome;
+
+    /// Whether what goes out on `channel` reaches anyone.
+    fn mode(&self, _channel: Channel) -> ChannelMode {
+        ChannelMode::Live
+    }
+}
+
+/// One outbound channel as the settings page and `check-config` show it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ChannelStatus {
+    pub channel: Channel,
+    /// What it carries, in words.
+    pub label: &'static str,
+    pub mode: ChannelMode,
+    /// The workflow leaks without it: stage 1 and 3 fall back to calls (SMS), stage 4 to
+    /// requests by hand (note requests). The dashboard warns while one of these is off.
+    pub needed: bool,
+    pub last_success: Option<jiff::Timestamp>,
+    pub last_failure: Option<jiff::Timestamp>,
+}
+
+impl ChannelStatus {
+    pub fn label_of(channel: Channel) -> &'static str {
+        match channel {
+            Channel::Sms => "Patient SMS",
+            Channel::Chat => "Team chat",
+            Channel::EhrTask => "EHR task write-back",
+            Channel::Portal => "Patient-portal message (EHR)",
+            Channel::EhrQuery => "EHR note lookup",
+            Channel::NoteRequest => "Note request (fax / Direct)",
+        }
+    }
+
+    pub fn needed_by_workflow(channel: Channel) -> bool {
+        matches!(channel, Channel::Sms | Channel::NoteRequest)
+    }
 }

@@ -24,16 +24,16 @@ mod workers;
 
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{Connector, DeliveryOutcome};
+pub use connector::{ChannelMode, ChannelStatus, Connector, DeliveryOutcome};
 pub use directory::{STALE_AFTER, entry_for, is_stale};
 pub use error::{AppError, StoreError};
 pub use history::HistoryOutcome;
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
-    AuditEntry, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
-    PatientKeep, ReferralFilter, ReferralPage, SessionRecord, Specialist, Store, StoredEvent, Task, TaskFilter,
-    TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    AuditEntry, ChannelActivity, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem,
+    OutboxStatus, Patient, PatientKeep, ReferralFilter, ReferralPage, SessionRecord, Specialist, Store, StoredEvent,
+    Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,

@@ -50,6 +50,9 @@ pub enum OutboxStatus {
     Failed,
     /// A worker died while sending: it may or may not have gone out, so it is not resent.
     Unknown,
+    /// Its channel is off (it only logs): it went nowhere.
+    #[serde(rename = "not-sent")]
+    NotSent,
 }
 
 impl OutboxStatus {
@@ -61,6 +64,7 @@ impl OutboxStatus {
             OutboxStatus::Sent => "sent",
             OutboxStatus::Failed => "failed",
             OutboxStatus::Unknown => "unknown",
+            OutboxStatus::NotSent => "not-sent",
         }
     }
 
@@ -72,6 +76,7 @@ impl OutboxStatus {
             OutboxStatus::Sent,
             OutboxStatus::Failed,
             OutboxStatus::Unknown,
+            OutboxStatus::NotSent,
         ]
         .into_iter()
         .find(|x| x.as_str() == s)
@@ -177,6 +182,16 @@ pub struct Gauges {
     pub referrals_by_state: Vec<(String, i64)>,
     pub overdue_tasks: i64,
     pub outbox_backlog: i64,
+}
+
+/// When a channel last reached someone and last failed, from its outbox history.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChannelActivity {
+    pub channel: String,
+    /// The last message sent or accepted by the provider.
+    pub last_success: Option<Timestamp>,
+    /// The last message that failed for good or whose outcome is unknown.
+    pub last_failure: Option<Timestamp>,
 }
 
 /// A specialist in the directory: where note requests go.
@@ -470,6 +485,8 @@ pub trait Store: Send + Sync + 'static {
     /// Counts for monitoring at `now`: open referrals by state, overdue open tasks, and
     /// outbox items waiting or being sent.
     async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError>;
+    /// Each channel's last success and last failure, over the whole outbox.
+    async fn channel_activity(&self) -> Result<Vec<ChannelActivity>, StoreError>;
     /// Every referral ordered in `[from, to)` (for reports).
     async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError>;
     async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError>;

@@ -73,7 +73,15 @@ pub struct App {
 const FUTURE_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 impl App {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, policy: Policy, connector: Arc<dyn Connector>) -> Self {
+    /// The policy's live channels are those `connector` says reach someone: a channel that
+    /// only logs never counts as reaching a patient.
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        mut policy: Policy,
+        connector: Arc<dyn Connector>,
+    ) -> Self {
+        policy.live = refloop_domain::LiveChannels::from_fn(|c| connector.mode(c).reaches_someone());
         Self { store, clock, policy: Arc::new(policy), connector, wake: Arc::new(Notify::new()) }
     }
 
@@ -87,6 +95,36 @@ impl App {
 
     pub fn policy(&self) -> &Policy {
         &self.policy
+    }
+
+    /// How each outbound channel is connected, and for those that reach someone their last
+    /// success and last failure.
+    pub async fn channel_status(&self) -> Result<Vec<crate::ChannelStatus>, AppError> {
+        let activity = self.store.channel_activity().await?;
+        Ok(refloop_domain::Channel::ALL
+            .iter()
+            .map(|&channel| {
+                let mode = self.connector.mode(channel);
+                let seen = activity.iter().find(|a| a.channel == channel.as_str()).filter(|_| mode.reaches_someone());
+                crate::ChannelStatus {
+                    channel,
+                    label: crate::ChannelStatus::label_of(channel),
+                    mode,
+                    needed: crate::ChannelStatus::needed_by_workflow(channel),
+                    last_success: seen.and_then(|a| a.last_success),
+                    last_failure: seen.and_then(|a| a.last_failure),
+                }
+            })
+            .collect())
+    }
+
+    /// The channels the workflow needs that are off (the dashboard's warning).
+    pub fn channels_off(&self) -> Vec<refloop_domain::Channel> {
+        refloop_domain::Channel::ALL
+            .iter()
+            .copied()
+            .filter(|c| crate::ChannelStatus::needed_by_workflow(*c) && !self.connector.mode(*c).reaches_someone())
+            .collect()
     }
 
     pub fn now(&self) -> Timestamp {

@@ -22,6 +22,8 @@ const OUTBOX_BATCH: u32 = 100;
 const SEND_LEASE: SignedDuration = SignedDuration::from_mins(5);
 /// Attempts before a failing message becomes a staff task.
 const MAX_ATTEMPTS: u32 = 8;
+/// What the outbox and the timeline say of a message whose channel is off.
+pub const NOT_SENT: &str = "not sent (channel off)";
 /// Times a batch's delivery outcomes are taken when the database breaks the transaction off.
 const OUTCOME_TRIES: u32 = 3;
 
@@ -169,6 +171,11 @@ impl App {
                     tracing::warn!(message_id = %item.id, referral_id = %item.referral_id, "delivery failed for good");
                     self.outcome_in(tx, item, OutboxStatus::Failed, None, Some(error), None, now).await?
                 }
+                DeliveryOutcome::ChannelOff => {
+                    tracing::info!(message_id = %item.id, referral_id = %item.referral_id, channel = item.channel.as_str(), "not sent: the channel is off");
+                    let error = Some(NOT_SENT.to_owned());
+                    self.outcome_in(tx, item, OutboxStatus::NotSent, None, error, None, now).await?
+                }
                 DeliveryOutcome::NeedsPerson { error, task } => {
                     tracing::info!(message_id = %item.id, referral_id = %item.referral_id, task = task.as_str(), "a person must act before this can go out");
                     self.outcome_in(tx, item, OutboxStatus::Failed, None, Some(error), Some(task), now).await?
@@ -209,9 +216,11 @@ impl App {
     ) -> Result<(), AppError> {
         tx.finish_outbox(&item.id, status, now, sent_at, error.as_deref()).await?;
         if let Some(current) = tx.lock_referral(&item.referral_id, false).await? {
+            let (channel, purpose) = (item.channel, item.purpose);
             let input = match error {
-                None => Input::Delivered { channel: item.channel, purpose: item.purpose, at: now },
-                Some(error) => Input::DeliveryFailed { channel: item.channel, purpose: item.purpose, error, task },
+                None => Input::Delivered { channel, purpose, at: now },
+                Some(reason) if status == OutboxStatus::NotSent => Input::NotSent { channel, purpose, reason },
+                Some(error) => Input::DeliveryFailed { channel, purpose, error, task },
             };
             match self.decide_in(tx, &current, input, now).await {
                 Ok(d) => self.execute(tx, Some(current.version), d, "system:outbox", now).await?,

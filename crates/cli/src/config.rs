@@ -534,6 +534,8 @@ impl Config {
                 format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone)
             })?,
             portal_messages: self.ehr.write_back && self.ehr.portal_messages,
+            // The app sets which channels reach someone from the connectors it is given.
+            live: refloop_domain::LiveChannels::ALL,
         })
     }
 

@@ -13,7 +13,13 @@ use tracing::instrument::WithSubscriber;
 use crate::config::Config;
 
 /// Seeds an empty database; `None` when it already holds demo data (kept as it is).
-pub async fn seed(app: &App, config: &Config) -> anyhow::Result<Option<DemoPractice>> {
+/// `connector` must be the one the service's own channels fall back to
+/// ([`crate::run::build_app_with`]): the practice's people answer what goes out through it.
+pub async fn seed(
+    app: &App,
+    config: &Config,
+    connector: Arc<refloop_sim::SimConnector>,
+) -> anyhow::Result<Option<DemoPractice>> {
     let existing = app.store().referrals(&ReferralFilter { limit: 1, ..ReferralFilter::default() }).await?;
     if let Some(r) = existing.items.first() {
         if r.source_ids.iter().any(|s| s.starts_with(DEMO_PREFIX)) {
@@ -37,8 +43,9 @@ pub async fn seed(app: &App, config: &Config) -> anyhow::Result<Option<DemoPract
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .finish();
-    let practice =
-        DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now()).with_subscriber(quiet).await?;
+    let practice = DemoPractice::seed(store, app.policy().clone(), &Params::default(), app.now(), connector)
+        .with_subscriber(quiet)
+        .await?;
     tracing::info!(referrals = practice.referrals(), seconds = started.elapsed().as_secs(), "demo practice seeded");
     Ok(Some(practice))
 }

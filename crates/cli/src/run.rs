@@ -29,6 +29,15 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
 }
 
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
+    build_app_with(config, None).await
+}
+
+/// The app; each channel the config leaves on the log goes to `simulated` when given
+/// (`serve --demo`).
+pub async fn build_app_with(
+    config: &Config,
+    simulated: Option<Arc<dyn refloop_app::Connector>>,
+) -> anyhow::Result<App> {
     let store = open_store(config).await?;
     let clock: Arc<dyn Clock> = match config.clock_mode()? {
         ClockMode::System => Arc::new(SystemClock),
@@ -78,6 +87,9 @@ pub async fn build_app(config: &Config) -> anyhow::Result<App> {
         channels.note_lookup =
             Arc::new(refloop_fhir::NoteLookup::new(client, store.clone(), clock.clone(), lookup_ingest.clone()));
     }
+    if let Some(simulated) = simulated {
+        channels.simulate_the_rest(simulated);
+    }
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
     let app = App::new(store, clock, config.policy()?, connector);
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
@@ -124,12 +136,14 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let mllp_cfg = config.mllp_listener()?;
     let tls = if mllp_cfg.tls.is_some() { " with TLS" } else { "" };
-    let app = build_app(&config).await?;
-    let practice = if demo {
-        crate::demo::ensure_user(&app).await?;
-        crate::demo::seed(&app, &config).await?
-    } else {
-        None
+    let sim = demo.then(|| Arc::new(refloop_sim::SimConnector::default()));
+    let app = build_app_with(&config, sim.clone().map(|s| s as Arc<dyn refloop_app::Connector>)).await?;
+    let practice = match sim {
+        Some(sim) => {
+            crate::demo::ensure_user(&app).await?;
+            crate::demo::seed(&app, &config, sim).await?
+        }
+        None => None,
     };
     let hl7 = ingest(&config, &app)?.with_group_commit(GROUP_COMMIT);
     let addr = config.http_addr()?;

@@ -3,7 +3,8 @@
 //! Each channel (SMS, team chat, EHR write-back, note requests by fax or Direct) has a
 //! log-only implementation; SMS also has [`Twilio`] (any Twilio-compatible REST API). The log-only connector records
 //! that a message would have gone out — ids only, never its text or the recipient — and
-//! reports it delivered, so a practice can run the whole workflow before connecting vendors.
+//! reports it not sent: a channel that only logs is off, so nothing it "sends" counts as
+//! reaching anyone (the workflow opens the staff task a failure would).
 
 mod note_request;
 mod slack;
@@ -11,7 +12,7 @@ mod twilio;
 
 use std::sync::Arc;
 
-use refloop_app::{Connector, DeliveryOutcome, OutboxItem};
+use refloop_app::{ChannelMode, Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
 pub use note_request::{DirectConfig, FaxConfig, NoteRequests, request_letter};
@@ -46,17 +47,44 @@ impl Channels {
 #[async_trait::async_trait]
 impl Connector for Channels {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
-        match item.channel {
-            Channel::Sms => self.sms.deliver(item).await,
-            Channel::Chat => self.chat.deliver(item).await,
-            Channel::EhrTask | Channel::Portal => self.ehr_task.deliver(item).await,
-            Channel::NoteRequest => self.note_request.deliver(item).await,
-            Channel::EhrQuery => self.note_lookup.deliver(item).await,
+        self.of(item.channel).deliver(item).await
+    }
+
+    fn mode(&self, channel: Channel) -> ChannelMode {
+        self.of(channel).mode(channel)
+    }
+}
+
+impl Channels {
+    /// The connector that carries `channel`.
+    fn of(&self, channel: Channel) -> &dyn Connector {
+        match channel {
+            Channel::Sms => self.sms.as_ref(),
+            Channel::Chat => self.chat.as_ref(),
+            Channel::EhrTask | Channel::Portal => self.ehr_task.as_ref(),
+            Channel::NoteRequest => self.note_request.as_ref(),
+            Channel::EhrQuery => self.note_lookup.as_ref(),
+        }
+    }
+
+    /// Every channel still on the log goes to `simulated` instead (`serve --demo`: the
+    /// simulator's people answer what the demo practice sends).
+    pub fn simulate_the_rest(&mut self, simulated: Arc<dyn Connector>) {
+        for (channel, slot) in [
+            (Channel::Sms, &mut self.sms),
+            (Channel::Chat, &mut self.chat),
+            (Channel::EhrTask, &mut self.ehr_task),
+            (Channel::NoteRequest, &mut self.note_request),
+            (Channel::EhrQuery, &mut self.note_lookup),
+        ] {
+            if slot.mode(channel) == ChannelMode::Off {
+                *slot = simulated.clone();
+            }
         }
     }
 }
 
-/// Delivers every message to the log.
+/// Writes every message to the log (ids only) and reports it not sent: the channel is off.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogOnly;
 
@@ -68,8 +96,12 @@ impl Connector for LogOnly {
             referral_id = %item.referral_id,
             channel = item.channel.as_str(),
             purpose = item.purpose.as_str(),
-            "log-only connector: message delivered to the log"
+            "log-only connector: not sent (channel off)"
         );
-        DeliveryOutcome::Delivered
+        DeliveryOutcome::ChannelOff
+    }
+
+    fn mode(&self, _channel: Channel) -> ChannelMode {
+        ChannelMode::Off
     }
 }

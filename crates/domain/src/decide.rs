@@ -44,6 +44,17 @@ pub enum Purpose {
 }
 
 impl Channel {
+    pub const ALL: &'static [Channel] =
+        &[Channel::Sms, Channel::Chat, Channel::EhrTask, Channel::EhrQuery, Channel::NoteRequest, Channel::Portal];
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Sms => "sms",
@@ -252,6 +263,12 @@ pub enum EventData {
         purpose: Purpose,
         error: String,
     },
+    /// The channel is off (it only logs): the message reached no one.
+    MessageNotSent {
+        channel: Channel,
+        purpose: Purpose,
+        reason: String,
+    },
     TaskOpened {
         kind: TaskKind,
     },
@@ -285,6 +302,7 @@ impl EventData {
             EventData::MessageQueued { .. } => "message-queued",
             EventData::MessageDelivered { .. } => "message-delivered",
             EventData::DeliveryFailed { .. } => "delivery-failed",
+            EventData::MessageNotSent { .. } => "message-not-sent",
             EventData::TaskOpened { .. } => "task-opened",
             EventData::IgnoredAfterClose { .. } => "ignored-after-close",
         }
@@ -444,6 +462,10 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
                 d.milestone(State::PatientNotified, at, None, Some(channel.as_str().to_owned()))?;
             }
         }
+        Input::NotSent { channel, purpose, reason } => {
+            d.event(ctx.now, EventData::MessageNotSent { channel, purpose, reason });
+            d.not_sent(channel, purpose);
+        }
         Input::DeliveryFailed { channel, purpose, error, task } => {
             d.event(ctx.now, EventData::DeliveryFailed { channel, purpose, error });
             if d.r.state.is_open() {
@@ -514,18 +536,47 @@ impl<'c, 'p> Draft<'c, 'p> {
         }
     }
 
-    /// SMS is allowed: consent recorded, no opt-out, a valid E.164 number.
-    fn sms_ok(&self) -> bool {
-        self.ctx.contact.is_some_and(|c| {
-            c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_some()
-        })
+    fn live(&self, channel: Channel) -> bool {
+        self.ctx.policy.live.is_live(channel)
     }
 
-    /// The patient consented to SMS but the number cannot be used.
+    /// SMS is allowed and can go out: the SMS channel is live, consent recorded, no opt-out,
+    /// a valid E.164 number.
+    fn sms_ok(&self) -> bool {
+        self.live(Channel::Sms)
+            && self.ctx.contact.is_some_and(|c| {
+                c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_some()
+            })
+    }
+
+    /// The patient consented to SMS, the channel is live, but the number cannot be used.
     fn contact_broken(&self) -> bool {
-        self.ctx.contact.is_some_and(|c| {
-            c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_none()
-        })
+        self.live(Channel::Sms)
+            && self.ctx.contact.is_some_and(|c| {
+                c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_none()
+            })
+    }
+
+    /// A message went to a channel that is off: the task a failure would open, so a person
+    /// does what the message could not. None where a staff task already stands for it: the
+    /// chat and EHR-task messages of a scheduling escalation go with its front-desk task, and
+    /// the EHR note lookup is followed by the note request.
+    fn not_sent(&mut self, channel: Channel, purpose: Purpose) {
+        let soon = self.after(self.ctx.now, Duration::days(1));
+        match (channel, purpose) {
+            (Channel::Sms | Channel::Portal, Purpose::PatientNotification) if self.r.state == State::Ordered => {
+                let deadline = self.after(self.r.ordered_at, self.windows().notify).max(self.ctx.now);
+                self.task(TaskKind::NotifyPatient, deadline);
+            }
+            (Channel::Sms, Purpose::AttendanceQuestion) if self.r.state == State::Scheduled => {
+                self.r.progress.attendance_escalated_for = self.r.appointment_at;
+                self.task(TaskKind::AttendanceCall, soon);
+            }
+            (Channel::NoteRequest, _) if self.r.state.is_open() => {
+                self.task(TaskKind::DeliveryFailed, soon);
+            }
+            _ => {}
+        }
     }
 
     /// Stage 1: message the patient (or open a call task) once the referral can act.
@@ -540,7 +591,7 @@ impl<'c, 'p> Draft<'c, 'p> {
             self.send(Channel::Sms, Purpose::PatientNotification, "1");
         } else if self.contact_broken() {
             self.task(TaskKind::FixContact, deadline);
-        } else if self.ctx.policy.portal_messages {
+        } else if self.ctx.policy.portal_messages && self.live(Channel::Portal) {
             self.send(Channel::Portal, Purpose::PatientNotification, "1");
         } else {
             self.task(TaskKind::NotifyPatient, deadline);
@@ -683,3 +734,7 @@ impl<'c, 'p> Draft<'c, 'p> {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "decide_tests.rs"]
+mod tests;

@@ -102,6 +102,12 @@ pub enum Input {
         purpose: Purpose,
         at: Timestamp,
     },
+    /// The message went to a channel that is off (it only logs): it reached no one.
+    NotSent {
+        channel: Channel,
+        purpose: Purpose,
+        reason: String,
+    },
     /// The outbox gave up on a message.
     DeliveryFailed {
         channel: Channel,

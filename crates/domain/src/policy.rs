@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::{
+    decide::Channel,
     duration::Duration,
     ids::ProviderId,
     referral::{Specialty, Urgency},
@@ -113,6 +114,46 @@ impl QuietHours {
     }
 }
 
+/// Which outbound channels reach someone. A channel that only logs (or is switched off)
+/// is not live: nothing it would send counts as sent, and the workflow takes the path it
+/// takes for a patient it cannot text (a portal message, else a staff call).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LiveChannels {
+    live: [bool; Channel::ALL.len()],
+}
+
+impl LiveChannels {
+    /// Every channel reaches someone.
+    pub const ALL: LiveChannels = LiveChannels { live: [true; Channel::ALL.len()] };
+    /// No channel reaches anyone.
+    pub const NONE: LiveChannels = LiveChannels { live: [false; Channel::ALL.len()] };
+
+    /// The set where `live(channel)` says which are live.
+    pub fn from_fn(live: impl Fn(Channel) -> bool) -> Self {
+        let mut set = Self::NONE;
+        for c in Channel::ALL {
+            set.live[c.index()] = live(*c);
+        }
+        set
+    }
+
+    pub fn is_live(&self, channel: Channel) -> bool {
+        self.live[channel.index()]
+    }
+
+    /// This set with `channel` on or off.
+    pub fn with(mut self, channel: Channel, live: bool) -> Self {
+        self.live[channel.index()] = live;
+        self
+    }
+}
+
+impl Default for LiveChannels {
+    fn default() -> Self {
+        Self::ALL
+    }
+}
+
 /// The whole workflow policy.
 #[derive(Clone, Debug)]
 pub struct Policy {
@@ -129,6 +170,8 @@ pub struct Policy {
     /// Patients without SMS consent get a patient-portal message (the EHR takes FHIR
     /// `Communication` write-back) instead of a staff phone call.
     pub portal_messages: bool,
+    /// The channels that reach someone (set by the application from its connectors).
+    pub live: LiveChannels,
 }
 
 impl Default for Policy {
@@ -141,6 +184,7 @@ impl Default for Policy {
             pilot_providers: Vec::new(),
             time_zone: TimeZone::UTC,
             portal_messages: false,
+            live: LiveChannels::ALL,
         }
     }
 }

@@ -223,9 +223,10 @@ pub async fn simulate(
 }
 
 /// The simulated connectors: every channel answers at once; an SMS to a patient the fate says
-/// cannot be reached bounces. Each delivery is logged for the people to answer.
+/// cannot be reached bounces. Each delivery is logged for the people to answer. `serve --demo`
+/// sends the demo practice's messages here (its channels are `simulated`, never the log).
 #[derive(Default)]
-struct SimConnector {
+pub struct SimConnector {
     reachable: Mutex<HashMap<ReferralId, bool>>,
     log: Mutex<Vec<(ReferralId, Channel, Purpose)>>,
     sent: Mutex<u64>,
@@ -241,8 +242,16 @@ impl Connector for SimConnector {
             return DeliveryOutcome::Permanent { error: "undelivered (simulated)".into() };
         }
         *self.sent.lock().expect("lock") += 1;
-        self.log.lock().expect("lock").push((item.referral_id.clone(), item.channel, item.purpose));
+        let mut log = self.log.lock().expect("lock");
+        // Bounded: a demo started again on its own data has no people reading the log.
+        if log.len() < 100_000 {
+            log.push((item.referral_id.clone(), item.channel, item.purpose));
+        }
         DeliveryOutcome::Delivered
+    }
+
+    fn mode(&self, _channel: Channel) -> refloop_app::ChannelMode {
+        refloop_app::ChannelMode::Simulated
     }
 }
 
@@ -559,8 +568,15 @@ pub struct DemoPractice {
 }
 
 impl DemoPractice {
-    /// Seeds `store` (which must hold no referrals) with the practice's days up to `now`.
-    pub async fn seed(store: Arc<dyn Store>, policy: Policy, p: &Params, now: Timestamp) -> Result<Self, AppError> {
+    /// Seeds `store` (which must hold no referrals) with the practice's days up to `now`; the
+    /// practice's people answer what goes out through `connector` (give the service the same one).
+    pub async fn seed(
+        store: Arc<dyn Store>,
+        policy: Policy,
+        p: &Params,
+        now: Timestamp,
+        connector: Arc<SimConnector>,
+    ) -> Result<Self, AppError> {
         let one = refloop_app::ReferralFilter { limit: 1, ..Default::default() };
         if !store.referrals(&one).await?.items.is_empty() {
             return Err(AppError::Conflict("demo data goes only into an empty database".into()));
@@ -571,7 +587,6 @@ impl DemoPractice {
         // A year of orders ahead, for the live part.
         let ahead = Params { days: p.days + 365, ..p.clone() };
         let clock = Arc::new(ManualClock::new(start));
-        let connector = Arc::new(SimConnector::default());
         let app = App::new(store, clock.clone(), policy, connector.clone());
         let mut run = Run::new(app, draw_fates(&ahead, start), true, DEMO_PREFIX);
         run.keep_tasks_after = Some(now - days(3.0));
@@ -587,7 +602,10 @@ impl DemoPractice {
     pub async fn tick(&mut self, now: Timestamp) -> Result<(), AppError> {
         self.clock.set(now);
         self.run.enter_orders(now, &self.connector).await?;
-        self.run.apply_due(now).await
+        self.run.apply_due(now).await?;
+        // What the service's workers sent since the last tick, answered by the people.
+        let log = std::mem::take(&mut *self.connector.log.lock().expect("lock"));
+        self.run.answer(now, log).await
     }
 
     /// Referrals entered so far.

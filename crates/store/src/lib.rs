@@ -273,6 +273,25 @@ impl Store for SqlStore {
         })
     }
 
+    async fn channel_activity(&self) -> Result<Vec<refloop_app::ChannelActivity>, StoreError> {
+        const SQL: &str = "SELECT channel, \
+            MAX(CASE WHEN status IN ('sent', 'accepted') THEN sent_at END), \
+            MAX(CASE WHEN status IN ('failed', 'unknown') THEN next_attempt_at END) \
+            FROM outbox GROUP BY channel ORDER BY channel";
+        on_pool!(&self.db, p => {
+            let rows: Vec<(String, Option<i64>, Option<i64>)> = sqlx::query_as(SQL).fetch_all(p).await.map_err(db)?;
+            rows.into_iter()
+                .map(|(channel, ok, failed)| {
+                    Ok(refloop_app::ChannelActivity {
+                        channel,
+                        last_success: ok.map(ts).transpose()?,
+                        last_failure: failed.map(ts).transpose()?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError> {
         on_pool!(&self.db, p => {
             let rows = sqlx::query("SELECT doc FROM referrals WHERE ordered_at >= $1 AND ordered_at < $2 ORDER BY ordered_at")

@@ -46,6 +46,8 @@ pub struct TestAppBuilder {
     direct: Option<crate::FakeSmtp>,
     /// Write Tasks back to this fake EHR (SMART auth).
     ehr_write: Option<crate::FakeEhr>,
+    /// Start a fake SMS provider and a fake chat for the channels not given.
+    live: bool,
 }
 
 impl TestAppBuilder {
@@ -54,6 +56,14 @@ impl TestAppBuilder {
     /// Patient SMS through the production Twilio connector against `fake`.
     pub fn sms(mut self, fake: &crate::FakeTwilio) -> Self {
         self.sms = Some(fake.clone());
+        self
+    }
+
+    /// Patient SMS and stage-2 chat live, each through its production connector against a fake
+    /// of its vendor started here (kept in [`TestApp::twilio`] and [`TestApp::chat`]) unless
+    /// given with [`Self::sms`] / [`Self::chat`]. Without it those channels are off (log only).
+    pub fn live(mut self) -> Self {
+        self.live = true;
         self
     }
 
@@ -104,7 +114,16 @@ impl TestAppBuilder {
         self
     }
 
-    pub async fn spawn(self) -> TestApp {
+    pub async fn spawn(mut self) -> TestApp {
+        if self.live {
+            if self.sms.is_none() {
+                self.sms = Some(crate::FakeTwilio::start().await);
+            }
+            if self.chat.is_none() {
+                self.chat = Some(crate::FakeChat::start().await);
+            }
+        }
+        let (twilio, chat_fake) = (self.sms.clone(), self.chat.clone());
         let db = TestDb::new(self.backend).await;
         let store = db.store().await;
         let clock: Arc<dyn Clock> =
@@ -223,6 +242,9 @@ impl TestAppBuilder {
             admin,
             http: reqwest::Client::new(),
             poller,
+            twilio,
+            chat: chat_fake,
+            sms_reported: std::sync::Mutex::new(0),
             _db: db,
             _stop: (stop, stop_mllp),
         }
@@ -241,6 +263,12 @@ pub struct TestApp {
     pub http: reqwest::Client,
     /// Pull mode, when the builder was given an EHR.
     pub poller: Option<refloop_fhir::Poller>,
+    /// The fake SMS provider, when SMS is live.
+    pub twilio: Option<crate::FakeTwilio>,
+    /// The fake team chat, when chat is live.
+    pub chat: Option<crate::FakeChat>,
+    /// SMS the fake has reported delivered so far ([`TestApp::deliver_sms`]).
+    sms_reported: std::sync::Mutex<usize>,
     _db: TestDb,
     _stop: (oneshot::Sender<()>, oneshot::Sender<()>),
 }
@@ -329,6 +357,7 @@ impl TestApp {
             fax: None,
             direct: None,
             ehr_write: None,
+            live: false,
         }
     }
 
@@ -411,6 +440,18 @@ impl TestApp {
             o.insert("_location".into(), Value::String(l));
         }
         reply
+    }
+
+    /// The fake SMS provider reports every message it took since the last call delivered, as
+    /// the carrier would; returns how many.
+    pub async fn deliver_sms(&self) -> usize {
+        let fake = self.twilio.as_ref().expect("SMS is live (TestApp::builder(..).live())");
+        let sent = fake.sent();
+        let from = std::mem::replace(&mut *self.sms_reported.lock().expect("lock"), sent.len());
+        for sms in &sent[from..] {
+            assert_eq!(fake.report(sms, "delivered").await, 204, "the status callback is taken");
+        }
+        sent.len() - from
     }
 
     /// Advances the manual clock through the API; asserts it worked.

@@ -354,3 +354,35 @@ pub struct AdvanceView {
 pub struct Health {
     pub status: String,
 }
+
+/// One outbound channel.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelView {
+    /// `sms`, `chat`, `ehr-task`, `ehr-query`, `note-request`, `portal`.
+    pub channel: String,
+    pub label: String,
+    /// `live`, `simulated` (the demo's people) or `off` (only logs: nothing counts as sent).
+    pub mode: String,
+    /// The workflow falls back to staff work while this channel is off.
+    pub needed: bool,
+    pub last_success: Option<String>,
+    pub last_failure: Option<String>,
+}
+
+impl From<refloop_app::ChannelStatus> for ChannelView {
+    fn from(c: refloop_app::ChannelStatus) -> Self {
+        Self {
+            channel: c.channel.as_str().to_owned(),
+            label: c.label.to_owned(),
+            mode: c.mode.as_str().to_owned(),
+            needed: c.needed,
+            last_success: c.last_success.map(|t| t.to_string()),
+            last_failure: c.last_failure.map(|t| t.to_string()),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelList {
+    pub items: Vec<ChannelView>,
+}

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/{id}/claim", post(routes::tasks::claim))
         .route("/tasks/{id}/complete", post(routes::tasks::complete))
         .route("/outbox", get(routes::tasks::outbox))
+        .route("/channels", get(routes::channels::list))
         .route("/clock", get(routes::clock::show))
         .route("/clock/advance", post(routes::clock::advance))
         .route("/dead-letters", get(routes::inbox::dead_letters))

@@ -35,6 +35,7 @@ impl Modify for BearerAuth {
         routes::tasks::claim,
         routes::tasks::complete,
         routes::tasks::outbox,
+        routes::channels::list,
         routes::clock::show,
         routes::clock::advance,
         routes::hl7v2::receive,

@@ -52,20 +52,21 @@ async fn two_serve_processes_on_one_postgres_fire_each_due_timer_once() {
         assert_eq!(status, 201, "{r}");
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
-    // Each process has its own manual clock: deliver the stage-1 SMS first so that neither
-    // clock runs ahead of the other's work, then move both over day 7 at the same moment.
+    // Each process has its own manual clock: run stage 1 first so that neither clock runs
+    // ahead of the other's work, then move both over day 7 at the same moment. SMS is off
+    // ([sms] mode = "log"): nothing is texted, each patient gets a call task instead.
     let first = a.advance(&admin, "1h").await;
-    assert_eq!(first["messages_attempted"], N as u64);
+    assert_eq!(first["messages_attempted"], 0);
     let (ra, rb) = tokio::join!(a.advance(&admin, "8d"), b.advance(&admin, "8d"));
     let fired = ra["timers_fired"].as_u64().unwrap() + rb["timers_fired"].as_u64().unwrap();
     assert_eq!(fired, N as u64, "each timer fired once across both processes: {ra} {rb}");
     let sent = ra["messages_attempted"].as_u64().unwrap() + rb["messages_attempted"].as_u64().unwrap();
-    assert_eq!(sent, 2 * N as u64, "a chat message and an EHR task per referral, each sent once: {ra} {rb}");
+    assert_eq!(sent, 2 * N as u64, "a chat message and an EHR task per referral, each tried once: {ra} {rb}");
     for id in &ids {
         let (_, r) = b.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
         let escalations = r["events"].as_array().unwrap().iter().filter(|e| e["type"] == "escalated").count();
         assert_eq!(escalations, 1, "{id}");
-        assert_eq!(b.task_kinds(&admin, id).await, ["schedule-follow-up"], "{id}");
+        assert_eq!(b.task_kinds(&admin, id).await, ["notify-patient", "schedule-follow-up"], "{id}");
     }
     a.stop();
     b.stop();

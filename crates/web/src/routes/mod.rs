@@ -1,3 +1,4 @@
+pub mod channels;
 pub mod clock;
 pub mod fhir;
 pub mod health;

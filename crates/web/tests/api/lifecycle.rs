@@ -15,6 +15,12 @@ fn order(patient: &str, urgency: &str) -> Value {
     })
 }
 
+/// The stage-1 SMS goes out and the carrier reports it delivered: the patient is reached.
+async fn reached(t: &TestApp) {
+    t.advance("1m").await;
+    assert_eq!(t.deliver_sms().await, 1, "one stage-1 SMS");
+}
+
 fn kinds(tasks: &[Value]) -> Vec<String> {
     tasks.iter().map(|t| t["kind"].as_str().unwrap_or_default().to_owned()).collect()
 }
@@ -24,14 +30,16 @@ fn event_types(referral: &Value) -> Vec<String> {
 }
 
 async fn a_referral_walks_through_all_five_states(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let r = t.create_referral(order("p-walk", "routine")).await;
     let id = r["id"].as_str().unwrap();
     assert_eq!(r["state"], "ordered");
     assert_eq!(r["milestones"]["ordered"], "2026-03-02T15:00:00Z");
 
-    // The stage-1 SMS goes out (log-only connector) and its delivery notifies the patient.
+    // The stage-1 SMS goes out (to the fake provider) and its delivery notifies the patient.
     t.advance("1h").await;
+    assert_eq!(t.referral(id).await["state"], "ordered", "accepted by the provider is not delivered");
+    assert_eq!(t.deliver_sms().await, 1);
     let r = t.referral(id).await;
     assert_eq!(r["state"], "patient-notified");
     let sent = t.outbox_of(id).await;
@@ -50,7 +58,7 @@ async fn a_referral_walks_through_all_five_states(b: Backend) {
     let r = t.referral(id).await;
     let m = &r["milestones"];
     assert_eq!(m["ordered"], "2026-03-02T15:00:00Z");
-    assert_eq!(m["patient-notified"], "2026-03-02T15:00:00Z");
+    assert_eq!(m["patient-notified"], "2026-03-02T16:00:00Z", "when the carrier reported it delivered");
     assert_eq!(m["scheduled"], "2026-03-04T16:00:00Z");
     assert_eq!(m["attended"], "2026-03-12T14:30:00Z");
     assert_eq!(m["note-received"], "2026-04-01T16:00:00Z");
@@ -67,8 +75,9 @@ async fn a_referral_walks_through_all_five_states(b: Backend) {
 }
 
 async fn a_routine_referral_escalates_on_day_7_not_before(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-routine", "routine")).await;
+    reached(&t).await;
     t.advance("6d23h").await;
     assert!(kinds(&t.tasks_of(&id).await).is_empty(), "no task before day 7");
     t.advance("1h").await;
@@ -80,8 +89,9 @@ async fn a_routine_referral_escalates_on_day_7_not_before(b: Backend) {
 }
 
 async fn an_urgent_referral_escalates_on_day_3(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-urgent", "urgent")).await;
+    reached(&t).await;
     t.advance("2d23h").await;
     assert!(t.tasks_of(&id).await.is_empty());
     t.advance("1h").await;
@@ -91,8 +101,9 @@ async fn an_urgent_referral_escalates_on_day_3(b: Backend) {
 }
 
 async fn a_referral_scheduled_on_day_6_gets_no_day_7_escalation(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-stale", "routine")).await;
+    reached(&t).await;
     t.advance("6d").await;
     t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00Z"})).await;
     let report = t.advance("2d").await;
@@ -104,8 +115,9 @@ async fn a_referral_scheduled_on_day_6_gets_no_day_7_escalation(b: Backend) {
 }
 
 async fn a_duplicate_order_within_14_days_is_linked_and_opens_nothing(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let first = t.create_referral(order("p-dup", "routine")).await;
+    reached(&t).await;
     t.advance("3d").await;
     let second = t.create_referral(order("p-dup", "routine")).await;
     assert_eq!(second["duplicate_of"], first["id"]);
@@ -123,7 +135,7 @@ async fn a_duplicate_order_within_14_days_is_linked_and_opens_nothing(b: Backend
 }
 
 async fn a_self_referral_is_stored_but_never_acted_on(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let mut body = order("p-self", "urgent");
     body["origin"] = json!("self-referral");
     let r = t.create_referral(body).await;
@@ -137,15 +149,16 @@ async fn a_self_referral_is_stored_but_never_acted_on(b: Backend) {
 }
 
 async fn a_no_show_returns_to_scheduling_and_escalates_again(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-noshow", "routine")).await;
+    reached(&t).await;
     t.advance("2d").await;
     t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-06T14:00:00Z"})).await;
     t.advance("3d").await;
     let r = t.event(&id, json!({"type": "no-show"})).await;
     assert_eq!(r["state"], "patient-notified");
     assert_eq!(r["no_shows"], 1);
-    assert_eq!(r["milestones"]["scheduled"], "2026-03-04T15:00:00Z", "the first scheduling keeps its time");
+    assert_eq!(r["milestones"]["scheduled"], "2026-03-04T15:01:00Z", "the first scheduling keeps its time");
     t.advance("6d").await;
     assert!(!kinds(&t.tasks_of(&id).await).contains(&"schedule-follow-up".to_owned()));
     t.advance("1d").await;
@@ -153,7 +166,7 @@ async fn a_no_show_returns_to_scheduling_and_escalates_again(b: Backend) {
 }
 
 async fn a_note_before_the_appointment_still_closes_the_loop(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-ooo", "routine")).await;
     t.event(&id, json!({"type": "note-received", "at": "2026-03-20T10:00:00Z"})).await;
     let r = t
@@ -168,7 +181,7 @@ async fn a_note_before_the_appointment_still_closes_the_loop(b: Backend) {
 }
 
 async fn no_note_after_the_visit_requests_it_then_escalates_to_the_physician(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-note", "routine")).await;
     t.event(&id, json!({"type": "attended", "at": "2026-03-02T15:00:00Z"})).await;
     t.advance("29d").await;
@@ -180,7 +193,7 @@ async fn no_note_after_the_visit_requests_it_then_escalates_to_the_physician(b: 
 }
 
 async fn a_patient_without_sms_consent_gets_a_phone_task_instead(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let mut body = order("p-nosms", "routine");
     body["patient"]["sms_consent"] = json!(false);
     let id = t.create_referral_id(body).await;
@@ -195,7 +208,7 @@ async fn a_patient_without_sms_consent_gets_a_phone_task_instead(b: Backend) {
 
 async fn sms_waits_for_the_end_of_quiet_hours(b: Backend) {
     // 21:00 in New York.
-    let t = TestApp::builder(b).start("2026-03-03T02:00:00Z").spawn().await;
+    let t = TestApp::builder(b).live().start("2026-03-03T02:00:00Z").spawn().await;
     let id = t.create_referral_id(order("p-night", "routine")).await;
     let pending = t.outbox_of(&id).await;
     assert_eq!(pending[0]["status"], "pending");
@@ -203,11 +216,12 @@ async fn sms_waits_for_the_end_of_quiet_hours(b: Backend) {
     t.advance("10h").await;
     assert_eq!(t.outbox_of(&id).await[0]["status"], "pending");
     t.advance("1h").await;
-    assert_eq!(t.outbox_of(&id).await[0]["status"], "sent");
+    assert_eq!(t.outbox_of(&id).await[0]["status"], "accepted");
+    assert_eq!(t.twilio.as_ref().unwrap().sent().len(), 1);
 }
 
 async fn an_order_without_a_specialty_waits_for_coding(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let mut body = order("p-code", "routine");
     body.as_object_mut().unwrap().remove("specialty");
     let r = t.create_referral(body).await;
@@ -218,7 +232,9 @@ async fn an_order_without_a_specialty_waits_for_coding(b: Backend) {
     assert!(t.tasks_of(id).await.is_empty());
     let r = t.event(id, json!({"type": "order-updated", "specialty": "neurology"})).await;
     assert_eq!(r["needs_coding"], false);
-    // Coded on day 8: the order's day-7 window has passed, so it escalates at once.
+    // Coded on day 8: the patient is reached, and the order's day-7 window has passed, so it
+    // escalates at once.
+    reached(&t).await;
     t.advance("1m").await;
     assert_eq!(t.outbox_of(id).await.len(), 3);
 }
@@ -228,13 +244,14 @@ async fn providers_outside_the_pilot_are_tracked_silently(b: Backend) {
         pilot_providers: vec![refloop_domain::ProviderId::parse("dr-pilot").unwrap()],
         ..refloop_domain::Policy::default()
     };
-    let t = TestApp::builder(b).policy(policy).spawn().await;
+    let t = TestApp::builder(b).live().policy(policy).spawn().await;
     let shadow = t.create_referral(order("p-shadow", "routine")).await;
     assert_eq!(shadow["shadow"], true);
     assert_eq!(shadow["tracked"], true);
     let mut pilot = order("p-pilot", "routine");
     pilot["referring_provider"] = json!("dr-pilot");
     let pilot = t.create_referral(pilot).await;
+    reached(&t).await;
     t.advance("8d").await;
     assert!(t.tasks_of(shadow["id"].as_str().unwrap()).await.is_empty());
     assert!(t.outbox_of(shadow["id"].as_str().unwrap()).await.is_empty());
@@ -242,7 +259,7 @@ async fn providers_outside_the_pilot_are_tracked_silently(b: Backend) {
 }
 
 async fn a_closed_referral_stays_closed(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-close", "routine")).await;
     let r = t.event(&id, json!({"type": "closed-incomplete", "reason": "patient declined"})).await;
     assert_eq!(r["state"], "closed-incomplete");

@@ -26,6 +26,7 @@ macro_rules! on_both_backends {
 
 mod auth;
 mod bad_input;
+mod channels;
 mod escalation;
 mod fhir;
 mod fhir_pull;

@@ -15,13 +15,14 @@ fn order(patient: &str, specialty: &str) -> Value {
 }
 
 async fn the_closure_report_counts_what_closed_and_where_the_rest_leaked(b: Backend) {
-    let t = TestApp::spawn(b).await;
+    let t = TestApp::builder(b).live().spawn().await;
     let closed = t.create_referral_id(order("p-a", "cardiology")).await;
     let booked = t.create_referral_id(order("p-b", "cardiology")).await;
     let late = t.create_referral_id(order("p-c", "dermatology")).await;
     let declined = t.create_referral_id(order("p-d", "dermatology")).await;
     t.create_referral_id(order("p-a", "cardiology")).await; // a duplicate: not counted
-    t.advance("1h").await; // the SMS goes out (log connector): all notified
+    t.advance("1h").await; // the SMS goes out …
+    assert_eq!(t.deliver_sms().await, 4, "one per tracked referral"); // … and is delivered: all notified
     t.event(&closed, json!({"type": "scheduled", "appointment_at": "2026-03-04T15:00:00Z"})).await;
     t.event(&booked, json!({"type": "scheduled", "appointment_at": "2026-03-20T15:00:00Z"})).await;
     t.event(&declined, json!({"type": "closed-incomplete", "reason": "patient declined"})).await;
