@@ -382,6 +382,42 @@ impl Config {
     }
 
     /// How to authenticate to the EHR for pull mode; `None` when pull mode is off.
+    /// Which outbound channels this config connects to a real vendor or system (the rest only
+    /// log: off). `build_app` connects exactly these.
+    pub fn live_channels(&self) -> anyhow::Result<Vec<(refloop_domain::Channel, bool)>> {
+        use refloop_domain::Channel;
+        let ehr = self.ehr_poller_auth()?.is_some();
+        Ok(Channel::ALL
+            .iter()
+            .map(|&c| {
+                let live = match c {
+                    Channel::Sms => self.sms_live(),
+                    Channel::Chat => self.chat_live(),
+                    Channel::EhrTask | Channel::Portal => self.ehr.write_back && ehr,
+                    Channel::EhrQuery => ehr,
+                    Channel::NoteRequest => self.fax_live() || self.direct_live(),
+                };
+                (c, live)
+            })
+            .collect())
+    }
+
+    pub fn sms_live(&self) -> bool {
+        self.sms.mode == "twilio"
+    }
+
+    pub fn chat_live(&self) -> bool {
+        self.chat.connector == "slack"
+    }
+
+    pub fn fax_live(&self) -> bool {
+        self.fax.connector == "http"
+    }
+
+    pub fn direct_live(&self) -> bool {
+        self.direct.connector == "smtp"
+    }
+
     pub fn ehr_poller_auth(&self) -> anyhow::Result<Option<refloop_fhir::EhrAuth>> {
         let e = &self.ehr;
         if e.base_url.is_empty() {
@@ -430,7 +466,7 @@ impl Config {
 
     /// The SMS connector's settings and its webhooks', when `[sms] mode = "twilio"`.
     pub fn sms(&self) -> Option<(refloop_connectors::TwilioConfig, refloop_web::SmsWebhooks)> {
-        if self.sms.mode != "twilio" {
+        if !self.sms_live() {
             return None;
         }
         let s = &self.sms;

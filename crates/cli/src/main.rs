@@ -326,7 +326,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             print!("{}", config.redacted_toml());
             println!("# configuration OK");
-            Ok(())
+            tools::print_channels(&config).await
         }
         Command::Import { kind: ImportKind::Hl7 { common, files } } => {
             let config = load(&common, None, None)?;

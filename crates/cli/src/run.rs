@@ -48,12 +48,12 @@ pub async fn build_app_with(
     if let Some((sms, _)) = config.sms() {
         channels.sms = Arc::new(refloop_connectors::Twilio::new(sms, store.clone()));
     }
-    if config.chat.connector == "slack" {
+    if config.chat_live() {
         let chat =
             refloop_connectors::SlackWebhook::new(&config.chat.webhook_url, &config.chat.link_base, store.clone());
         channels.chat = Arc::new(chat);
     }
-    let direct = (config.direct.connector == "smtp").then(|| refloop_connectors::DirectConfig {
+    let direct = config.direct_live().then(|| refloop_connectors::DirectConfig {
         relay_host: config.direct.relay_host.clone(),
         relay_port: config.direct.relay_port,
         tls: config.direct.tls.clone(),
@@ -61,8 +61,8 @@ pub async fn build_app_with(
         password: config.direct.password.clone(),
         from: config.direct.from.clone(),
     });
-    if config.fax.connector == "http" || direct.is_some() {
-        let http = config.fax.connector == "http";
+    if config.fax_live() || direct.is_some() {
+        let http = config.fax_live();
         let fax = refloop_connectors::FaxConfig {
             api_base: if http { config.fax.api_base.clone() } else { String::new() },
             api_key: config.fax.api_key.clone(),

@@ -566,3 +566,42 @@ pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: boo
     }
     Ok(())
 }
+
+/// Each outbound channel's mode and, for those that reach someone, its last success and last
+/// failure from the database's outbox (when the database exists and answers within 5 s;
+/// `check-config` never creates one).
+pub async fn print_channels(config: &Config) -> anyhow::Result<()> {
+    let url = &config.database.url;
+    let sqlite = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
+    let activity = if sqlite.is_some_and(|path| !std::path::Path::new(path).exists()) {
+        Err("the database does not exist yet".to_owned())
+    } else {
+        let read = async {
+            let store = refloop_store::SqlStore::connect(url).await?;
+            refloop_app::Store::channel_activity(&store).await
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+            Ok(Ok(a)) => Ok(a),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err("the database did not answer within 5 s".to_owned()),
+        }
+    };
+    println!("# channels (live: reaches people; off: only logs, nothing it sends counts as sent)");
+    let at = |t: Option<jiff::Timestamp>| t.map_or_else(|| "never".to_owned(), |t| t.to_string());
+    for (channel, live) in config.live_channels()? {
+        let line = if !live {
+            let needed = refloop_app::ChannelStatus::needed_by_workflow(channel);
+            if needed { "off    (the workflow falls back to staff tasks)".to_owned() } else { "off".to_owned() }
+        } else {
+            match &activity {
+                Ok(rows) => {
+                    let row = rows.iter().find(|r| r.channel == channel.as_str()).cloned().unwrap_or_default();
+                    format!("live   last success {}, last failure {}", at(row.last_success), at(row.last_failure))
+                }
+                Err(why) => format!("live   last activity unknown: {why}"),
+            }
+        };
+        println!("#   {:<13} {line}", channel.as_str());
+    }
+    Ok(())
+}

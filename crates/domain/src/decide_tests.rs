@@ -65,7 +65,8 @@ fn stage_one_takes_the_no_consent_path_when_its_channel_is_off() {
     let no_sms = all.with(Channel::Sms, false);
     let nothing = LiveChannels::NONE;
     // (live channels, portal supported, contact) → (sends, tasks)
-    let rows: [(LiveChannels, bool, &Contact, &[Channel], &[TaskKind]); 8] = [
+    type Row<'a> = (LiveChannels, bool, &'a Contact, &'a [Channel], &'a [TaskKind]);
+    let rows: [Row; 8] = [
         (all, false, &ok, &[Channel::Sms], &[]),
         (no_sms, false, &ok, &[], &[TaskKind::NotifyPatient]),
         (no_sms, true, &ok, &[Channel::Portal], &[]),

@@ -7,13 +7,14 @@ use crate::process::{Serve, run, token};
 #[test]
 fn check_config_prints_the_effective_config_without_secrets() {
     let (ok, out, err) = run(
-        &["check-config", "--database", "postgres://app:s3cret-pw@db.example:5432/refloop"],
+        &["check-config", "--database", "postgres://app:s3cret-pw@127.0.0.1:9/refloop"],
         &[("REFLOOP_WORKFLOW_ROUTINE_SCHEDULING", "5d")],
     );
     assert!(ok, "{err}");
-    assert!(out.contains("postgres://app:***@db.example:5432/refloop"), "{out}");
+    assert!(out.contains("postgres://app:***@127.0.0.1:9/refloop"), "{out}");
     assert!(!out.contains("s3cret-pw"));
     assert!(out.contains("scheduling = \"5d\""), "{out}");
+    assert!(out.contains("#   sms           off    (the workflow falls back to staff tasks)"), "{out}");
     let (ok, _, err) = run(&["check-config"], &[("REFLOOP_CLOCK_MODE", "sundial")]);
     assert!(!ok);
     assert!(err.contains("clock.mode"), "{err}");
@@ -28,6 +29,9 @@ fn check_config_prints_the_effective_config_without_secrets() {
     let (ok, out, err) = run(&["check-config"], &twilio);
     assert!(ok, "{err}");
     assert!(out.contains("api_base = \"http://127.0.0.1:9\"") && !out.contains("tw-s3cret"), "{out}");
+    assert!(out.contains("#   sms           live   last activity unknown"), "{out}");
+    assert!(out.contains("#   note-request  off    (the workflow falls back to staff tasks)"), "{out}");
+    assert!(!std::path::Path::new("refloop.db").exists(), "check-config creates no database");
     let (ok, _, err) = run(&["check-config"], &twilio[..4]);
     assert!(!ok && err.contains("sms.from"), "{err}");
     let (ok, _, err) =
@@ -118,6 +122,10 @@ async fn demo_seeds_a_fresh_database_and_never_one_with_real_data() {
     assert!(report["closed_loop"].as_u64().unwrap() > 500, "{report}");
     let (_, tasks) = s.call(&admin, "GET", "/api/v1/tasks?status=open", None).await;
     assert!(!tasks["items"].as_array().unwrap().is_empty());
+    // The demo's messages go to the simulator's people, never to the log (which reaches no one).
+    let (_, channels) = s.call(&admin, "GET", "/api/v1/channels", None).await;
+    let modes: Vec<&str> = channels["items"].as_array().unwrap().iter().map(|c| c["mode"].as_str().unwrap()).collect();
+    assert!(modes.iter().all(|m| *m == "simulated"), "{channels}");
     s.stop();
     // Started again on its own demo data: kept as it is.
     let log = Serve::start(&db.url, &[], &["--demo"]).stop();

@@ -191,9 +191,9 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// A time as people read it, in the practice's time zone.
+/// A time as people read it, in the practice's time zone: one format on every page ("Tue 1 Dec 14:05").
 fn when(t: Option<Timestamp>, tz: &TimeZone) -> String {
-    t.map(|t| tz.to_datetime(t).strftime("%Y-%m-%d %H:%M").to_string()).unwrap_or_default()
+    t.map(|t| tz.to_datetime(t).strftime("%a %-d %b %H:%M").to_string()).unwrap_or_default()
 }
 
 /// A `datetime-local` or `date` field, read in the practice's time zone.

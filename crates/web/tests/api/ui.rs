@@ -13,6 +13,7 @@ on_both_backends!(
     forms_without_the_session_token_change_nothing,
     a_viewer_sees_but_cannot_work_tasks,
     pages_show_the_referral_and_its_work,
+    the_dashboard_warns_while_a_needed_channel_is_off,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -249,4 +250,35 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
     let csv = p.get("/export.csv?from=2026-03-01&to=2026-03-31").await;
     assert!(csv.html.starts_with("referral_id,") && csv.html.contains(&id));
     assert!(!p.get("/settings").await.html.is_empty());
+}
+
+async fn the_dashboard_warns_while_a_needed_channel_is_off(b: Backend) {
+    // SMS and note requests only log here.
+    let t = TestApp::spawn(b).await;
+    t.app.save_user("mia", Role::Viewer, "correct horse battery").await.unwrap();
+    let mut p = Person::new(&t);
+    p.sign_in("mia", "correct horse battery").await;
+    let dash = p.get("/").await;
+    assert_eq!(dash.status, 200);
+    assert!(dash.html.contains(r#"id="channels-off""#), "a banner while SMS is off");
+    assert!(dash.html.contains("Patient SMS") && dash.html.contains("Note request (fax / Direct)"));
+    let settings = p.get("/settings").await;
+    assert!(
+        settings.html.contains("<td>Patient SMS</td><td><strong class=\"error\">off</strong></td>"),
+        "{}",
+        settings.html
+    );
+    // Live SMS (a fake provider): it shows as live with its last success, and the banner names
+    // only what is still off.
+    let live = TestApp::builder(b).live().fax(&refloop_testkit::FakeFax::start().await).spawn().await;
+    live.app.save_user("mia", Role::Viewer, "correct horse battery").await.unwrap();
+    live.create_referral_id(json!({"patient_id": "p-ch", "referring_provider": "dr-a", "specialty": "cardiology",
+        "patient": {"phone": "+15555550160", "sms_consent": true}}))
+        .await;
+    live.advance("1m").await;
+    let mut p = Person::new(&live);
+    p.sign_in("mia", "correct horse battery").await;
+    assert!(!p.get("/").await.html.contains(r#"id="channels-off""#), "SMS and note requests are live");
+    let settings = p.get("/settings").await.html;
+    assert!(settings.contains("<td>Patient SMS</td><td>live</td><td>Mon 2 Mar 15:00</td><td>never</td>"), "{settings}");
 }

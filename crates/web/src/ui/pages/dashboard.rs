@@ -76,6 +76,8 @@ struct DashboardPage {
     split_name: &'static str,
     split: Vec<GroupRow>,
     sampled: bool,
+    /// The workflow's channels that only log: shown as a warning.
+    channels_off: Vec<&'static str>,
 }
 
 const BY_OPTIONS: [(&str, &str); 5] = [
@@ -211,6 +213,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         split_name: by_name.1,
         split: by_group,
         sampled,
+        channels_off: s.app.channels_off().into_iter().map(refloop_app::ChannelStatus::label_of).collect(),
     };
     Ok(render(&page))
 }

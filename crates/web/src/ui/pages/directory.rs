@@ -60,7 +60,16 @@ struct SettingsPage {
     demo: bool,
     notice: Option<String>,
     windows: Vec<(&'static str, String, String, String, String, String)>,
+    channels: Vec<ChannelRow>,
     config: String,
+}
+
+struct ChannelRow {
+    label: &'static str,
+    mode: &'static str,
+    live: bool,
+    last_success: String,
+    last_failure: String,
 }
 
 pub async fn settings(State(s): State<AppState>, web: Web) -> UiResult<Response> {
@@ -85,6 +94,24 @@ pub async fn settings(State(s): State<AppState>, web: Web) -> UiResult<Response>
     } else {
         ui(&s).settings.clone()
     };
-    let page = SettingsPage { nav: web.nav("settings"), demo: ui(&s).demo, notice: None, windows, config };
+    let tz = &s.app.policy().time_zone;
+    let never = |t: Option<Timestamp>, live: bool| if live && t.is_none() { "never".to_owned() } else { when(t, tz) };
+    let channels = s
+        .app
+        .channel_status()
+        .await?
+        .into_iter()
+        .map(|c| {
+            let live = c.mode.reaches_someone();
+            ChannelRow {
+                label: c.label,
+                mode: c.mode.as_str(),
+                live,
+                last_success: never(c.last_success, live),
+                last_failure: never(c.last_failure, live),
+            }
+        })
+        .collect();
+    let page = SettingsPage { nav: web.nav("settings"), demo: ui(&s).demo, notice: None, windows, channels, config };
     Ok(render(&page))
 }
