@@ -18,6 +18,9 @@ pub enum Role {
 pub enum Permission {
     /// Read referrals, tasks, the outbox, reports.
     Read,
+    /// See patients as people: names, dates of birth, phone numbers, languages (staff roles;
+    /// not integrations). Every such read is audited.
+    ReadPatients,
     /// Enter referrals and record their events (staff and EHR integrations).
     WriteReferrals,
     /// Work the worklist: claim and complete tasks.
@@ -50,7 +53,7 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Coordinator => !matches!(p, Permission::Operate),
-            Role::Viewer => matches!(p, Permission::Read),
+            Role::Viewer => matches!(p, Permission::Read | Permission::ReadPatients),
             Role::Integration => matches!(p, Permission::Read | Permission::WriteReferrals),
         }
     }

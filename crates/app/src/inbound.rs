@@ -34,6 +34,8 @@ pub enum Mapped {
     Event { target: Target, input: Input },
     /// New contact data or SMS consent of a patient.
     Contact(ContactUpdate),
+    /// A referring provider's name (HL7 PRD / XCN names, FHIR Practitioner).
+    Provider { id: refloop_domain::ProviderId, name: String },
     /// Understood, and nothing for referrals (e.g. a preliminary document).
     Ignore(&'static str),
 }
@@ -43,6 +45,8 @@ pub enum Mapped {
 pub struct ContactUpdate {
     pub patient_id: PatientId,
     pub name: Option<String>,
+    pub birth_date: Option<String>,
+    pub language: Option<String>,
     pub phone: Option<String>,
     pub sms_consent: Option<bool>,
 }
@@ -85,12 +89,18 @@ impl App {
         let actor = Actor::system(source);
         match mapped {
             Mapped::Ignore(why) => Ok(Applied::new(InboxStatus::Ignored, None, Some(why.to_owned()))),
+            Mapped::Provider { id, name } => {
+                tx.put_provider(&id, &name, self.now()).await?;
+                Ok(Applied::new(InboxStatus::Applied, None, Some("referring provider's name recorded".into())))
+            }
             Mapped::Contact(c) => {
                 let now = self.now();
                 let old = tx.patient(&c.patient_id).await?;
                 let patient = Patient {
                     id: c.patient_id.clone(),
                     name: c.name.or_else(|| old.as_ref().and_then(|p| p.name.clone())),
+                    birth_date: c.birth_date,
+                    language: c.language,
                     phone: c.phone.or_else(|| old.as_ref().and_then(|p| p.phone.clone())),
                     sms_consent: c.sms_consent.unwrap_or(false),
                     sms_opted_out: false,

@@ -32,8 +32,8 @@ pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
     AuditEntry, ChannelActivity, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem,
-    OutboxStatus, Patient, PatientKeep, ReferralFilter, ReferralPage, SessionRecord, Specialist, Store, StoredEvent,
-    Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    OutboxStatus, Patient, PatientKeep, People, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, Specialist,
+    Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,

@@ -5,8 +5,8 @@
 
 use jiff::Timestamp;
 use refloop_domain::{
-    Channel, DuplicateCandidate, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, State,
-    TaskKind, TimerKind, TimerSpec, cms50::Fact,
+    Channel, DuplicateCandidate, EventData, Network, PatientId, ProviderId, Purpose, Referral, ReferralId, Specialty,
+    State, TaskKind, TimerKind, TimerSpec, cms50::Fact,
 };
 use serde::Serialize;
 
@@ -160,6 +160,10 @@ pub struct NewTask {
 pub struct Patient {
     pub id: PatientId,
     pub name: Option<String>,
+    /// `YYYY-MM-DD`, when the EHR sent it.
+    pub birth_date: Option<String>,
+    /// Preferred language (a BCP 47 / ISO 639 code or the EHR's text), when known.
+    pub language: Option<String>,
     pub phone: Option<String>,
     pub sms_consent: bool,
     pub sms_opted_out: bool,
@@ -266,13 +270,82 @@ pub struct ReferralFilter {
     /// Only referrals ordered in `[ordered_from, ordered_before)`.
     pub ordered_from: Option<Timestamp>,
     pub ordered_before: Option<Timestamp>,
+    /// Search: a patient name prefix (any word, case and accents ignored), a patient id /
+    /// MRN, a source id (`demo:5`, a placer number, `ServiceRequest/…`) or a referral id prefix.
+    pub q: Option<String>,
+    pub sort: ReferralSort,
+    /// With a sort other than [`ReferralSort::Ordered`]: rows to skip (`after` is for that one).
+    pub offset: u32,
     pub limit: u32,
+}
+
+/// The order of a referral list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ReferralSort {
+    /// Newest order first (pages by cursor).
+    #[default]
+    Ordered,
+    /// Oldest order first.
+    OrderedAsc,
+    /// The current stage's deadline, soonest first (none last).
+    Due,
+    /// Patient name, A to Z.
+    Patient,
+    /// State in funnel order.
+    State,
+}
+
+impl ReferralSort {
+    pub const ALL: &'static [ReferralSort] = &[
+        ReferralSort::Ordered,
+        ReferralSort::OrderedAsc,
+        ReferralSort::Due,
+        ReferralSort::Patient,
+        ReferralSort::State,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReferralSort::Ordered => "ordered",
+            ReferralSort::OrderedAsc => "ordered-asc",
+            ReferralSort::Due => "due",
+            ReferralSort::Patient => "patient",
+            ReferralSort::State => "state",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|x| x.as_str() == s)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReferralPage {
     pub items: Vec<Referral>,
     pub next: Option<(Timestamp, ReferralId)>,
+    /// With a sort by offset: the next page's offset.
+    pub next_offset: Option<u32>,
+    /// How many referrals match the filter (all pages).
+    pub total: u64,
+    /// The patients and referring providers of `items`, for roles that may read patient data.
+    pub people: People,
+}
+
+/// Patients and referring providers as people: what staff pages show beside the ids.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct People {
+    pub patients: std::collections::BTreeMap<PatientId, Patient>,
+    pub providers: std::collections::BTreeMap<ProviderId, String>,
+}
+
+impl People {
+    pub fn patient(&self, id: &PatientId) -> Option<&Patient> {
+        self.patients.get(id)
+    }
+
+    pub fn provider(&self, id: &ProviderId) -> Option<&str> {
+        self.providers.get(id).map(String::as_str)
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -431,6 +504,8 @@ pub trait Tx: Send {
     ) -> Result<(), StoreError>;
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError>;
+    /// Records a referring provider's name (the last one written wins).
+    async fn put_provider(&mut self, id: &ProviderId, name: &str, now: Timestamp) -> Result<(), StoreError>;
 
     /// Closes the open review tasks of an inbound message.
     async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError>;
@@ -491,6 +566,10 @@ pub trait Store: Send + Sync + 'static {
     async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError>;
     async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError>;
     async fn patient(&self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
+    /// These patients and these providers' names (those on file).
+    async fn people(&self, patients: &[PatientId], providers: &[ProviderId]) -> Result<People, StoreError>;
+    /// The specialties and referring providers that referrals name, for pickers.
+    async fn referral_facets(&self) -> Result<(Vec<String>, Vec<(ProviderId, Option<String>)>), StoreError>;
 
     async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>, StoreError>;
     async fn task(&self, id: &str) -> Result<Option<Task>, StoreError>;

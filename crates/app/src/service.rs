@@ -25,6 +25,10 @@ use crate::{
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PatientInput {
     pub name: Option<String>,
+    /// `YYYY-MM-DD`; `None` keeps what is on file.
+    pub birth_date: Option<String>,
+    /// Preferred language; `None` keeps what is on file.
+    pub language: Option<String>,
     pub phone: Option<String>,
     /// `None` keeps what is on file (false for a new patient).
     pub sms_consent: Option<bool>,
@@ -37,6 +41,8 @@ pub struct NewReferral {
     pub patient_id: PatientId,
     pub patient: Option<PatientInput>,
     pub referring_provider: ProviderId,
+    /// The referring provider's name, when the order carries it.
+    pub referring_provider_name: Option<String>,
     pub specialty: Option<Specialty>,
     pub specialist: Option<String>,
     pub urgency: Urgency,
@@ -54,6 +60,8 @@ pub struct NewReferral {
 #[derive(Clone, Debug)]
 pub struct ReferralDetail {
     pub referral: Referral,
+    /// The patient and the referring provider's name, for roles that may read patient data.
+    pub people: crate::People,
     pub events: Vec<StoredEvent>,
     pub tasks: Vec<Task>,
     pub stage_due_at: Option<Timestamp>,
@@ -191,6 +199,8 @@ impl App {
                 let patient = Patient {
                     id: req.patient_id.clone(),
                     name: input.name.clone(),
+                    birth_date: input.birth_date.clone(),
+                    language: input.language.clone(),
                     phone: input.phone.clone(),
                     sms_consent: input.sms_consent.unwrap_or(false),
                     sms_opted_out: false,
@@ -202,6 +212,9 @@ impl App {
             }
             None => tx.patient(&req.patient_id).await?,
         };
+        if let Some(name) = req.referring_provider_name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            tx.put_provider(&req.referring_provider, name, now).await?;
+        }
         let candidate = match (&req.specialty, req.origin) {
             (Some(s), Origin::PhysicianOrder) => {
                 let w = self.policy.dedupe_window.to_signed();
@@ -402,18 +415,68 @@ impl App {
             .tasks(&TaskFilter { referral_id: Some(id.clone()), limit: 500, ..TaskFilter::default() })
             .await?;
         self.store.audit(&self.audit_entry(actor, "read", "referral", id.as_str())).await?;
+        let people = self
+            .people(
+                actor,
+                std::slice::from_ref(&referral.patient_id),
+                std::slice::from_ref(&referral.referring_provider),
+            )
+            .await?;
         let stage_due_at = stage_deadline(&referral, &self.policy);
-        Ok(ReferralDetail { referral, events, tasks, stage_due_at })
+        Ok(ReferralDetail { referral, people, events, tasks, stage_due_at })
     }
 
-    /// A page of referrals; the ids read are audited.
+    /// A page of referrals with their patients and providers as people (for roles that may
+    /// read patient data); the referral and patient ids read are audited.
     pub async fn referrals(&self, actor: &Actor, filter: &ReferralFilter) -> Result<ReferralPage, AppError> {
-        let page = self.store.referrals(filter).await?;
+        let mut page = self.store.referrals(filter).await?;
         if !page.items.is_empty() {
             let ids: Vec<&str> = page.items.iter().map(|r| r.id.as_str()).collect();
             self.store.audit(&self.audit_entry(actor, "list", "referral", &ids.join(","))).await?;
+            let patients: Vec<PatientId> = page.items.iter().map(|r| r.patient_id.clone()).collect();
+            let providers: Vec<ProviderId> = page.items.iter().map(|r| r.referring_provider.clone()).collect();
+            page.people = self.people(actor, &patients, &providers).await?;
         }
         Ok(page)
+    }
+
+    /// These patients (names, dates of birth, phones, languages) and providers' names, for an
+    /// actor who may read patient data (else none); the patients shown are audited as one
+    /// read, as pages show them.
+    pub async fn people(
+        &self,
+        actor: &Actor,
+        patients: &[PatientId],
+        providers: &[ProviderId],
+    ) -> Result<crate::People, AppError> {
+        if !actor.role.may(crate::Permission::ReadPatients) {
+            return Ok(crate::People::default());
+        }
+        let mut patients = patients.to_vec();
+        patients.sort();
+        patients.dedup();
+        let mut providers = providers.to_vec();
+        providers.sort();
+        providers.dedup();
+        let people = self.store.people(&patients, &providers).await?;
+        if !people.patients.is_empty() {
+            let ids: Vec<&str> = people.patients.keys().map(PatientId::as_str).collect();
+            self.store.audit(&self.audit_entry(actor, "list", "patient", &ids.join(","))).await?;
+        }
+        Ok(people)
+    }
+
+    /// A patient's phone number in full, audited as a reveal (a staff page masks it until
+    /// asked; the caller checks the actor may read patient data).
+    pub async fn reveal_phone(&self, actor: &Actor, patient: &PatientId) -> Result<Option<String>, AppError> {
+        let phone = self.store.patient(patient).await?.and_then(|p| p.phone);
+        self.store.audit(&self.audit_entry(actor, "reveal-phone", "patient", patient.as_str())).await?;
+        Ok(phone)
+    }
+
+    /// The specialties and referring providers (with names when known) the referrals name.
+    pub async fn referral_facets(&self) -> Result<(Vec<String>, Vec<(ProviderId, Option<String>)>), AppError> {
+        Ok(self.store.referral_facets().await?)
     }
 
     /// Dead letters and the review queue, newest first.

@@ -32,8 +32,9 @@ async fn run(label: &str, url: &str, n: usize) {
             .iter()
             .map(|i| NewReferral {
                 patient_id: PatientId::parse(&format!("p{i}")).unwrap(),
-                patient: Some(PatientInput { name: None, phone: None, sms_consent: Some(false), time_zone: None }),
+                patient: Some(PatientInput { sms_consent: Some(false), ..PatientInput::default() }),
                 referring_provider: ProviderId::parse(&format!("dr-{}", i % 12)).unwrap(),
+                referring_provider_name: None,
                 specialty: Some(Specialty::parse(SPECIALTIES[i % SPECIALTIES.len()]).unwrap()),
                 specialist: None,
                 urgency: Urgency::Routine,

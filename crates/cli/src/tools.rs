@@ -410,6 +410,7 @@ fn history_of(
         patient_id: parsed("patient_id", PatientId::parse(&row.patient_id))?,
         patient: None,
         referring_provider: parsed("referring_provider", ProviderId::parse(&row.referring_provider))?,
+        referring_provider_name: None,
         specialty: given(row.specialty).map(|s| parsed("specialty", Specialty::parse(&s))).transpose()?,
         specialist: given(row.specialist),
         urgency: given(row.urgency)

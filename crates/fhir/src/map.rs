@@ -13,8 +13,8 @@ use serde_json::Value;
 
 use crate::{
     model::{
-        Appointment, CodeableConcept, Composition, Consent, DocumentReference, Encounter, Patient, Reference,
-        ServiceRequest, Task,
+        Appointment, CodeableConcept, Composition, Consent, DocumentReference, Encounter, HumanName, Patient,
+        Practitioner, PractitionerRole, Reference, ServiceRequest, Task,
     },
     outcome::{FhirError, Issue},
 };
@@ -95,9 +95,9 @@ pub fn map_resource(resource: &Value, cfg: &FhirConfig, now: Timestamp) -> Resul
         "Task" => cx.task(&read(resource, kind)?),
         "Patient" => cx.patient(&read(resource, kind)?),
         "Consent" => cx.consent(&read(resource, kind)?),
-        "Practitioner" | "PractitionerRole" | "Organization" | "Procedure" => {
-            Ok(Mapping::new(Mapped::Ignore("accepted; not used for referral tracking")))
-        }
+        "Practitioner" => cx.practitioner(&read(resource, kind)?),
+        "PractitionerRole" => cx.practitioner_role(&read(resource, kind)?),
+        "Organization" | "Procedure" => Ok(Mapping::new(Mapped::Ignore("accepted; not used for referral tracking"))),
         other => Err(FhirError::new(
             404,
             Issue::error(
@@ -263,6 +263,7 @@ impl Cx<'_> {
             patient_id,
             patient: None,
             referring_provider,
+            referring_provider_name: requester.and_then(|r| r.display.clone()),
             specialty,
             specialist: sr.performer.first().and_then(|p| p.display.clone()),
             urgency,
@@ -520,18 +521,55 @@ impl Cx<'_> {
         let sms = p.telecom.iter().find(|t| t.system.as_deref() == Some("sms"));
         let mobile =
             p.telecom.iter().find(|t| t.system.as_deref() == Some("phone") && t.use_.as_deref() == Some("mobile"));
-        let name = p.name.first().and_then(|n| {
-            n.text.clone().or_else(|| {
-                let parts: Vec<&str> = n.given.iter().map(String::as_str).chain(n.family.as_deref()).collect();
-                (!parts.is_empty()).then(|| parts.join(" "))
-            })
-        });
+        let name = p.name.first().and_then(HumanName::written);
+        let birth_date = match p.birth_date.as_deref() {
+            // A full date; a year or year-month alone is not shown as a date of birth.
+            Some(d) if d.len() == 10 => Some(
+                d.parse::<jiff::civil::Date>()
+                    .map_err(|_| FhirError::invalid("value", "not a date (YYYY-MM-DD)", Some(self.path("birthDate"))))?
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        // The preferred language, else the first: its text, else its display, else its code.
+        let language = p
+            .communication
+            .iter()
+            .find(|c| c.preferred == Some(true))
+            .or_else(|| p.communication.first())
+            .and_then(|c| c.language.as_ref())
+            .and_then(|l| {
+                l.text.clone().or_else(|| l.coding.iter().find_map(|c| c.display.clone().or_else(|| c.code.clone())))
+            });
         Ok(Mapping::new(Mapped::Contact(ContactUpdate {
             patient_id,
             name,
+            birth_date,
+            language,
             phone: sms.or(mobile).and_then(|t| t.value.clone()),
             sms_consent: None,
         })))
+    }
+
+    fn practitioner(&self, p: &Practitioner) -> Result<Mapping, FhirError> {
+        let name = p.name.first().and_then(HumanName::written);
+        self.provider(p.id.as_deref(), name)
+    }
+
+    fn practitioner_role(&self, p: &PractitionerRole) -> Result<Mapping, FhirError> {
+        self.provider(p.id.as_deref(), p.practitioner.as_ref().and_then(|r| r.display.clone()))
+    }
+
+    /// A referring provider's name under the id a ServiceRequest's `requester` names them by.
+    fn provider(&self, id: Option<&str>, name: Option<String>) -> Result<Mapping, FhirError> {
+        match (id, name.filter(|n| !n.trim().is_empty())) {
+            (Some(id), Some(name)) => {
+                let id = ProviderId::parse(id)
+                    .map_err(|e| FhirError::invalid("value", e.to_string(), Some(self.path("id"))))?;
+                Ok(Mapping::new(Mapped::Provider { id, name }))
+            }
+            _ => Ok(Mapping::new(Mapped::Ignore("accepted; no id and name to record"))),
+        }
     }
 
     fn consent(&self, c: &Consent) -> Result<Mapping, FhirError> {
@@ -565,6 +603,8 @@ impl Cx<'_> {
         Ok(Mapping::new(Mapped::Contact(ContactUpdate {
             patient_id,
             name: None,
+            birth_date: None,
+            language: None,
             phone: None,
             sms_consent: Some(consent),
         })))

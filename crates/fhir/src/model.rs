@@ -191,6 +191,40 @@ pub struct Patient {
     pub name: Vec<HumanName>,
     #[serde(default)]
     pub telecom: Vec<ContactPoint>,
+    pub birth_date: Option<String>,
+    #[serde(default)]
+    pub communication: Vec<PatientCommunication>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PatientCommunication {
+    pub language: Option<CodeableConcept>,
+    pub preferred: Option<bool>,
+}
+
+impl HumanName {
+    /// The name as people write it: `text`, else given names then family.
+    pub fn written(&self) -> Option<String> {
+        self.text.clone().or_else(|| {
+            let parts: Vec<&str> = self.given.iter().map(String::as_str).chain(self.family.as_deref()).collect();
+            (!parts.is_empty()).then(|| parts.join(" "))
+        })
+    }
+}
+
+/// A Practitioner: a referring provider's name.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Practitioner {
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: Vec<HumanName>,
+}
+
+/// A PractitionerRole: its practitioner's name, when the reference carries one.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct PractitionerRole {
+    pub id: Option<String>,
+    pub practitioner: Option<Reference>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -144,6 +144,7 @@ fn label(m: &Mapped) -> &'static str {
         Mapped::Order(_) => "order",
         Mapped::Event { .. } => "event",
         Mapped::Contact(_) => "contact",
+        Mapped::Provider { .. } => "provider",
         Mapped::Ignore(_) => "ignore",
     }
 }

@@ -99,6 +99,21 @@ pub fn check_header(m: &Message) -> Result<(), MapError> {
     Ok(())
 }
 
+/// A person's name from an XPN (at component `first`: family, given, middle, suffix, prefix)
+/// as people write it: "Dr Ann B Adams Jr".
+fn person_name(s: &Segment, field: usize, first: usize) -> Option<String> {
+    let part = |k: usize| s.get(field, first + k).map(str::trim).filter(|p| !p.is_empty());
+    let words: Vec<&str> = [part(4), part(1), part(2), part(0), part(3)].into_iter().flatten().collect();
+    (part(0).is_some() && !words.is_empty()).then(|| words.join(" "))
+}
+
+/// `YYYYMMDD…` → `YYYY-MM-DD`, when it is a real date.
+fn birth_date(ts: &str) -> Option<String> {
+    let d = ts.get(..8)?;
+    let date = jiff::civil::Date::strptime("%Y%m%d", d).ok()?;
+    Some(date.to_string())
+}
+
 struct Ctx<'a> {
     m: &'a Message,
     cfg: &'a MapConfig,
@@ -144,7 +159,10 @@ impl Ctx<'_> {
                 }
             })
         });
-        Some(PatientInput { name, phone, sms_consent: None, time_zone: None })
+        // PID-7 (date/time of birth): its date; PID-15 (primary language): the text, else the code.
+        let birth_date = pid.get(7, 1).and_then(birth_date);
+        let language = pid.get(15, 2).or_else(|| pid.get(15, 1)).map(str::to_owned);
+        Some(PatientInput { name, birth_date, language, phone, sms_consent: None, time_zone: None })
     }
 
     /// The first candidate code or text that the specialty map knows.
@@ -189,14 +207,23 @@ impl Ctx<'_> {
         }
     }
 
-    /// The referring provider: PRD with role RP, ORC-12, OBR-16, PV1-8.
-    fn referring_provider(&self) -> Option<ProviderId> {
+    /// The referring provider and, when the message gives it, their name: PRD with role RP
+    /// (id PRD-7, name PRD-2 as XPN), else the XCN of ORC-12, OBR-16 or PV1-8 (id, family,
+    /// given, middle, suffix, prefix).
+    fn referring_provider(&self) -> Option<(ProviderId, Option<String>)> {
         let prd = self.m.all("PRD").find(|p| p.get(1, 1) == Some("RP"));
-        prd.and_then(|p| p.get(7, 1).or_else(|| p.get(2, 1)))
-            .or_else(|| self.seg("ORC").and_then(|s| s.get(12, 1)))
-            .or_else(|| self.seg("OBR").and_then(|s| s.get(16, 1)))
-            .or_else(|| self.seg("PV1").and_then(|s| s.get(8, 1)))
-            .and_then(|p| ProviderId::parse(p).ok())
+        let from_prd = prd.and_then(|p| {
+            let id = p.get(7, 1).or_else(|| p.get(2, 1))?;
+            let name = if p.get(7, 1).is_some() { person_name(p, 2, 1) } else { None };
+            Some((id, name))
+        });
+        let from_xcn =
+            |seg: &str, field: usize| self.seg(seg).and_then(|s| Some((s.get(field, 1)?, person_name(s, field, 2))));
+        from_prd
+            .or_else(|| from_xcn("ORC", 12))
+            .or_else(|| from_xcn("OBR", 16))
+            .or_else(|| from_xcn("PV1", 8))
+            .and_then(|(id, name)| Some((ProviderId::parse(id).ok()?, name)))
     }
 
     fn specialist(&self) -> Option<String> {
@@ -233,7 +260,7 @@ impl Ctx<'_> {
 
     fn order(&self, key: String) -> Result<Mapped, MapError> {
         let patient_id = self.require_patient()?;
-        let referring_provider = self.referring_provider().ok_or_else(|| {
+        let (referring_provider, referring_provider_name) = self.referring_provider().ok_or_else(|| {
             ae(
                 ErrorCode::RequiredFieldMissing,
                 "ORC",
@@ -257,6 +284,7 @@ impl Ctx<'_> {
             patient_id,
             patient: self.patient_input(),
             referring_provider,
+            referring_provider_name,
             specialty: self.specialty(),
             specialist: self.specialist(),
             urgency: self.urgency(),

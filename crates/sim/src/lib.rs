@@ -532,16 +532,66 @@ async fn run(
     })
 }
 
+/// Made-up names for the simulated people (some with accents, as real patient lists have).
+const GIVEN: &[&str] = &[
+    "Ana", "Ben", "Chloé", "David", "Elena", "Farah", "George", "Hana", "Ivan", "Joy", "Kofi", "Lucía", "Mei", "Noah",
+    "Olga", "Pedro", "Quinn", "Rosa", "Sam", "Tomás", "Uma", "Victor", "Wen", "Yusuf", "Zoë",
+];
+const FAMILY: &[&str] = &[
+    "Adams", "Baker", "Castillo", "Dubois", "Evans", "Fischer", "García", "Haddad", "Ito", "Jensen", "Kowalski",
+    "López", "Müller", "Nguyen", "Okafor", "Patel", "Quintero", "Rossi", "Schmidt", "Tanaka", "Umar", "Varga", "Walsh",
+    "Yilmaz", "Zhang",
+];
+const PROVIDER_NAMES: &[&str] = &[
+    "Dr Anne Carter",
+    "Dr Luis Ortega",
+    "Dr Priya Shah",
+    "Dr Tom Becker",
+    "Dr Grace Kim",
+    "Dr Omar Aziz",
+    "Dr Helen Moore",
+    "Dr Raj Menon",
+    "Dr Sara Lind",
+    "Dr Paul Novak",
+    "Dr Irene Costa",
+    "Dr Ken Watanabe",
+];
+
+/// The simulated patient `i` as a person: a name, a date of birth, and a preferred language for some.
+fn sim_patient(i: usize, prefix: &str) -> (String, String, Option<String>) {
+    let name = if prefix == SOURCE_PREFIX {
+        format!("Sim Patient {i}")
+    } else {
+        format!("{} {}", GIVEN[i % GIVEN.len()], FAMILY[(i / GIVEN.len() + i * 7) % FAMILY.len()])
+    };
+    let birth = format!("{}-{:02}-{:02}", 1935 + i % 70, 1 + i % 12, 1 + (i / 12) % 28);
+    let language = match i % 9 {
+        0 => Some("Spanish".to_owned()),
+        4 => Some("Vietnamese".to_owned()),
+        _ => None,
+    };
+    (name, birth, language)
+}
+
 fn new_referral(f: &Fate, i: usize, prefix: &str) -> NewReferral {
+    let (name, birth_date, language) = sim_patient(i, prefix);
+    let provider_name = f
+        .provider
+        .strip_prefix("dr-")
+        .and_then(|n| n.parse::<usize>().ok())
+        .map(|n| PROVIDER_NAMES[(n + PROVIDER_NAMES.len() - 1) % PROVIDER_NAMES.len()].to_owned());
     NewReferral {
         patient_id: PatientId::parse(&format!("sim-p{i:06}")).expect("a valid id"),
         patient: Some(PatientInput {
-            name: Some(format!("{} Patient {i}", if prefix == SOURCE_PREFIX { "Sim" } else { "Demo" })),
+            name: Some(name),
+            birth_date: Some(birth_date),
+            language,
             phone: Some(f.phone.clone()),
             sms_consent: Some(f.consent),
             time_zone: Some(f.time_zone.to_owned()),
         }),
         referring_provider: ProviderId::parse(&f.provider).expect("a valid id"),
+        referring_provider_name: provider_name,
         specialty: Specialty::parse(&f.specialty).ok(),
         specialist: Some(f.specialist.clone()),
         urgency: if f.urgent { Urgency::Urgent } else { Urgency::Routine },

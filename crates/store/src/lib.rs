@@ -7,16 +7,17 @@
 
 mod pending;
 mod row;
+mod search;
 #[macro_use]
 mod tx;
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, ReferralFilter, ReferralPage,
-    RollupRow, SessionRecord, SpanRow, Specialist, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
-    UserRecord,
+    AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, People, ReferralFilter,
+    ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist, Store, StoreError, StoredEvent, Task,
+    TaskFilter, TokenRecord, Tx, UserRecord,
 };
-use refloop_domain::{PatientId, Referral, ReferralId, cms50::Fact};
+use refloop_domain::{PatientId, ProviderId, Referral, ReferralId, cms50::Fact};
 use sqlx::{PgPool, SqlitePool};
 
 use row::{db, ms, ts};
@@ -59,17 +60,6 @@ pub struct SqlStore {
     /// connection's write would make it start cold).
     writer: Option<SqlitePool>,
 }
-
-const REFERRALS_PAGE: &str = "SELECT doc, ordered_at, id FROM referrals
-    WHERE ($1 IS NULL OR state = $1)
-      AND ($2 IS NULL OR specialty = $2)
-      AND ($3 IS NULL OR referring_provider = $3)
-      AND ($4 IS NULL OR stage_due_at < $4)
-      AND ($5 IS NULL OR ordered_at < $5 OR (ordered_at = $5 AND id < $6))
-      AND ($8 IS NULL OR ordered_at >= $8)
-      AND ($9 IS NULL OR ordered_at < $9)
-    ORDER BY ordered_at DESC, id DESC
-    LIMIT $7";
 
 const TASKS: &str = "SELECT * FROM tasks
     WHERE ($1 IS NULL OR status = $1)
@@ -128,30 +118,86 @@ impl Store for SqlStore {
 
     async fn referrals(&self, f: &ReferralFilter) -> Result<ReferralPage, StoreError> {
         let n = limit(f.limit);
-        let rows = on_pool!(&self.db, p => {
-            let rows = sqlx::query(REFERRALS_PAGE)
-                .bind(f.state.map(|s| s.as_str()))
-                .bind(f.specialty.as_ref().map(|s| s.as_str().to_owned()))
-                .bind(f.provider.clone())
-                .bind(f.overdue_at.map(ms))
-                .bind(f.after.as_ref().map(|(t, _)| ms(*t)))
-                .bind(f.after.as_ref().map(|(_, id)| id.as_str().to_owned()))
-                .bind(n + 1)
-                .bind(f.ordered_from.map(ms))
-                .bind(f.ordered_before.map(ms))
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::referral(r)).collect::<Result<Vec<_>, _>>()?
+        let by_cursor = f.sort == ReferralSort::Ordered;
+        let (rows, total) = on_pool!(&self.db, p => {
+            let mut q = sqlx::QueryBuilder::new("SELECT r.doc FROM referrals r");
+            if f.sort == ReferralSort::Patient {
+                q.push(" LEFT JOIN patients p ON p.id = r.patient_id");
+            }
+            search::push_where(&mut q, f, by_cursor);
+            q.push(search::order_by(f.sort));
+            q.push(" LIMIT ").push_bind(n + 1);
+            if !by_cursor {
+                q.push(" OFFSET ").push_bind(i64::from(f.offset));
+            }
+            let rows = q.build().fetch_all(p).await.map_err(db)?;
+            let items = rows.iter().map(|r| row::referral(r)).collect::<Result<Vec<_>, _>>()?;
+            let mut count = sqlx::QueryBuilder::new("SELECT COUNT(*) FROM referrals r");
+            search::push_where(&mut count, f, false);
+            let total: i64 = count.build_query_scalar().fetch_one(p).await.map_err(db)?;
+            (items, total)
         });
         let mut items = rows;
-        let next = if items.len() as i64 > n {
-            items.truncate(n as usize);
-            items.last().map(|r| (r.ordered_at, r.id.clone()))
-        } else {
-            None
-        };
-        Ok(ReferralPage { items, next })
+        let more = items.len() as i64 > n;
+        items.truncate(n as usize);
+        let next = (more && by_cursor).then(|| items.last().map(|r| (r.ordered_at, r.id.clone()))).flatten();
+        let next_offset = (more && !by_cursor).then(|| f.offset + n as u32);
+        Ok(ReferralPage { items, next, next_offset, total: total.max(0) as u64, people: People::default() })
+    }
+
+    async fn people(&self, patients: &[PatientId], providers: &[ProviderId]) -> Result<People, StoreError> {
+        let mut people = People::default();
+        on_pool!(&self.db, p => {
+            for chunk in patients.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new("SELECT * FROM patients WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                for r in q.build().fetch_all(p).await.map_err(db)? {
+                    let patient = row::patient(&r)?;
+                    people.patients.insert(patient.id.clone(), patient);
+                }
+            }
+            for chunk in providers.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new("SELECT id, name FROM providers WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                let rows: Vec<(String, String)> = q.build_query_as().fetch_all(p).await.map_err(db)?;
+                for (id, name) in rows {
+                    people.providers.insert(ProviderId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?, name);
+                }
+            }
+        });
+        Ok(people)
+    }
+
+    async fn referral_facets(&self) -> Result<(Vec<String>, Vec<(ProviderId, Option<String>)>), StoreError> {
+        on_pool!(&self.db, p => {
+            let specialties: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT specialty FROM referrals WHERE specialty IS NOT NULL ORDER BY specialty",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            let providers: Vec<(String, Option<String>)> = sqlx::query_as(
+                "SELECT r.referring_provider, MAX(v.name) FROM referrals r \
+                 LEFT JOIN providers v ON v.id = r.referring_provider \
+                 GROUP BY r.referring_provider ORDER BY r.referring_provider",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            let providers = providers
+                .into_iter()
+                .map(|(id, name)| Ok((ProviderId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?, name)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            Ok((specialties, providers))
+        })
     }
 
     async fn events(&self, id: &ReferralId) -> Result<Vec<StoredEvent>, StoreError> {

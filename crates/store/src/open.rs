@@ -27,6 +27,7 @@ fn migrator(dialect: &str) -> Migrator {
             (8, "users", include_str!("../migrations/sqlite/0008_users.sql")),
             (9, "measure facts", include_str!("../migrations/sqlite/0009_measure_facts.sql")),
             (10, "referral stats", include_str!("../migrations/sqlite/0010_referral_stats.sql")),
+            (11, "people", include_str!("../migrations/sqlite/0011_people.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -39,6 +40,7 @@ fn migrator(dialect: &str) -> Migrator {
             (8, "users", include_str!("../migrations/postgres/0008_users.sql")),
             (9, "measure facts", include_str!("../migrations/postgres/0009_measure_facts.sql")),
             (10, "referral stats", include_str!("../migrations/postgres/0010_referral_stats.sql")),
+            (11, "people", include_str!("../migrations/postgres/0011_people.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -33,6 +33,8 @@ pub(crate) struct Pending {
     pub stats: Vec<Referral>,
     /// New outbox items; at the flush a key already taken keeps its first item.
     pub outbox: Vec<OutboxItem>,
+    /// Referring providers' names: (id, name, when); one per id, the last write wins.
+    pub providers: Vec<(String, String, Timestamp)>,
 }
 
 impl Pending {
@@ -48,6 +50,12 @@ impl Pending {
             && self.keys.is_empty()
             && self.stats.is_empty()
             && self.outbox.is_empty()
+            && self.providers.is_empty()
+    }
+
+    pub fn put_provider(&mut self, id: &str, name: &str, at: Timestamp) {
+        self.providers.retain(|(p, _, _)| p != id);
+        self.providers.push((id.to_owned(), name.to_owned(), at));
     }
 
     /// The referrals whose report rows to write, the last version of each.
@@ -94,6 +102,7 @@ impl Pending {
             timer_clears: take_if(all || only == Only::Timers, &mut p.timer_clears),
             keys: take_if(all, &mut p.keys),
             inbox: take_if(all, &mut p.inbox),
+            providers: take_if(all, &mut p.providers),
         }
     }
 
@@ -119,6 +128,7 @@ impl Pending {
         parts.extend(self.timers.chunks(CHUNK_ROWS).map(Part::Timers));
         parts.extend(self.keys.chunks(CHUNK_ROWS).map(Part::Keys));
         parts.extend(self.inbox.chunks(CHUNK_ROWS).map(Part::Inbox));
+        parts.extend(self.providers.chunks(CHUNK_ROWS).map(Part::Providers));
         parts
     }
 }
@@ -148,6 +158,7 @@ pub(crate) enum Part<'a> {
     ClearTimers(&'a [ReferralId]),
     Keys(&'a [(String, ReferralId)]),
     Inbox(&'a [InboxItem]),
+    Providers(&'a [(String, String, Timestamp)]),
 }
 
 impl Part<'_> {
@@ -164,6 +175,7 @@ impl Part<'_> {
             Part::ClearTimers(r) => r.len(),
             Part::Keys(r) => r.len(),
             Part::Inbox(r) => r.len(),
+            Part::Providers(r) => r.len(),
         }
     }
 }
@@ -208,6 +220,13 @@ macro_rules! push_part {
                 $q.push(" ON CONFLICT (key) DO NOTHING");
             }
             Part::Inbox(rows) => $crate::pending::inbox_query!($q, *rows),
+            Part::Providers(rows) => {
+                $q.push("INSERT INTO providers (id, name, updated_at) ");
+                $q.push_values(*rows, |mut b, (id, name, at)| {
+                    b.push_bind(id.as_str()).push_bind(name.as_str()).push_bind($crate::row::ms(*at));
+                });
+                $q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, updated_at = excluded.updated_at");
+            }
             Part::ClearTimers(ids) => {
                 $q.push("DELETE FROM timers WHERE referral_id IN (");
                 let mut list = $q.separated(", ");
@@ -283,18 +302,21 @@ macro_rules! patients_query {
         let (keep_consent, keep_opt_out) = $keep;
         let q = &mut $q;
         q.push(
-            "INSERT INTO patients (id, name, phone, sms_consent, sms_opted_out, time_zone, updated_at) ",
+            "INSERT INTO patients (id, name, birth_date, language, name_key, phone, sms_consent, sms_opted_out, time_zone, updated_at) ",
         );
         q.push_values($rows, |mut b, p| {
             b.push_bind(p.id.as_str())
                 .push_bind(p.name.as_deref())
+                .push_bind(p.birth_date.as_deref())
+                .push_bind(p.language.as_deref())
+                .push_bind(p.name.as_deref().map($crate::row::name_key))
                 .push_bind(p.phone.as_deref())
                 .push_bind(p.sms_consent)
                 .push_bind(p.sms_opted_out)
                 .push_bind(p.time_zone.as_deref())
                 .push_bind($crate::row::ms(p.updated_at));
         });
-        q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, phone = excluded.phone, time_zone = excluded.time_zone, updated_at = excluded.updated_at");
+        q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, birth_date = excluded.birth_date, language = excluded.language, name_key = excluded.name_key, phone = excluded.phone, time_zone = excluded.time_zone, updated_at = excluded.updated_at");
         if !keep_consent {
             q.push(", sms_consent = excluded.sms_consent");
         }

@@ -58,6 +58,27 @@ pub(crate) fn sample_of(id: &str) -> i16 {
     (h % 8) as i16
 }
 
+/// Text folded for search: lower case, accents removed ("García" → "garcia"), runs of
+/// anything but letters and digits as one space.
+pub(crate) fn fold(text: &str) -> String {
+    use unicode_normalization::{UnicodeNormalization, char::is_combining_mark};
+    let mut out = String::with_capacity(text.len());
+    for c in text.nfkd().filter(|c| !is_combining_mark(*c)).flat_map(char::to_lowercase) {
+        if c.is_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with(' ') && !out.is_empty() {
+            out.push(' ');
+        }
+    }
+    out.trim_end().to_owned()
+}
+
+/// A patient name's search key: folded, after a leading space, so that " word" finds a
+/// name with a word starting "word".
+pub(crate) fn name_key(name: &str) -> String {
+    format!(" {}", fold(name))
+}
+
 pub(crate) fn ms(t: Timestamp) -> i64 {
     t.as_millisecond()
 }
@@ -154,6 +175,8 @@ pub(crate) fn patient(row: &dyn Get) -> Result<Patient, StoreError> {
     Ok(Patient {
         id: PatientId::parse(&row.text("id")?).map_err(corrupt)?,
         name: row.opt_text("name")?,
+        birth_date: row.opt_text("birth_date")?,
+        language: row.opt_text("language")?,
         phone: row.opt_text("phone")?,
         sms_consent: row.flag("sms_consent")?,
         sms_opted_out: row.flag("sms_opted_out")?,
@@ -303,5 +326,13 @@ mod tests {
             slots[sample_of(&format!("ref_{i:08}")) as usize] += 1;
         }
         assert!(slots.iter().all(|n| (850..1150).contains(n)), "{slots:?}");
+    }
+
+    #[test]
+    fn names_fold_to_lower_case_without_accents() {
+        assert_eq!(name_key("José  García-Núñez"), " jose garcia nunez");
+        assert_eq!(fold("ZOË"), "zoe");
+        assert_eq!(fold("  O'Brien "), "o brien");
+        assert_eq!(fold("Ångström"), "angstrom");
     }
 }

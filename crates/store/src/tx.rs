@@ -8,7 +8,7 @@ use refloop_app::{
     Tx,
 };
 use refloop_domain::{
-    DuplicateCandidate, PatientId, Referral, ReferralId, Specialty, TaskKind, TimerSpec, cms50::Fact,
+    DuplicateCandidate, PatientId, ProviderId, Referral, ReferralId, Specialty, TaskKind, TimerSpec, cms50::Fact,
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -249,6 +249,9 @@ impl Tx for SqlTx {
             Some(old) => Patient {
                 sms_consent: if keep.consent { old.sms_consent } else { p.sms_consent },
                 sms_opted_out: if keep.opt_out { old.sms_opted_out } else { p.sms_opted_out },
+                // What an update does not say is kept.
+                birth_date: p.birth_date.clone().or_else(|| old.birth_date.clone()),
+                language: p.language.clone().or_else(|| old.language.clone()),
                 ..p.clone()
             },
             None => p.clone(),
@@ -409,6 +412,11 @@ impl Tx for SqlTx {
             .await
             .map_err(db)?;
         });
+        Ok(())
+    }
+
+    async fn put_provider(&mut self, id: &ProviderId, name: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.pending.put_provider(id.as_str(), name, now);
         Ok(())
     }
 

@@ -261,6 +261,8 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
     let p = Patient {
         id: PatientId::parse("p1").unwrap(),
         name: Some("Pat".into()),
+        birth_date: Some("1970-05-04".into()),
+        language: Some("es".into()),
         phone: Some("+15555550123".into()),
         sms_consent: true,
         sms_opted_out: false,
@@ -282,8 +284,11 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
     let mut tx = store.begin().await.unwrap();
     let again =
         Patient { sms_consent: false, name: None, updated_at: t0 + jiff::SignedDuration::from_hours(1), ..p.clone() };
+    let again = Patient { birth_date: None, language: None, ..again };
     let merged = tx.upsert_patient(&again, PatientKeep { consent: true, opt_out: true }).await.unwrap();
     assert_eq!((merged.sms_consent, merged.sms_opted_out, merged.name.as_deref()), (true, true, None));
+    // What an update does not say of the date of birth and language is kept.
+    assert_eq!((merged.birth_date.as_deref(), merged.language.as_deref()), (Some("1970-05-04"), Some("es")));
     assert_eq!(tx.patient(&p.id).await.unwrap(), Some(merged.clone()));
     assert_eq!(tx.patient(&PatientId::parse("p-none").unwrap()).await.unwrap(), None);
     tx.commit().await.unwrap();

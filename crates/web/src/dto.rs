@@ -25,6 +25,10 @@ pub fn opt_instant(field: &str, raw: Option<&str>) -> Result<Option<Timestamp>, 
 #[serde(deny_unknown_fields)]
 pub struct PatientBody {
     pub name: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub birth_date: Option<String>,
+    /// Preferred language, e.g. `es` or `Spanish`.
+    pub language: Option<String>,
     /// E.164, e.g. `+15555550123`. An invalid number opens a "fix contact" task.
     pub phone: Option<String>,
     /// Recorded SMS consent; absent keeps what is on file (none for a new patient).
@@ -40,6 +44,8 @@ pub struct CreateReferralBody {
     pub patient_id: String,
     pub patient: Option<PatientBody>,
     pub referring_provider: String,
+    /// The referring provider's name, shown beside the id.
+    pub referring_provider_name: Option<String>,
     /// Specialty code; absent → accepted and flagged "needs coding".
     pub specialty: Option<String>,
     pub specialist: Option<String>,
@@ -108,6 +114,12 @@ pub struct ReferralQuery {
     pub provider: Option<String>,
     /// `true`: only referrals whose current stage is past its window.
     pub overdue: Option<bool>,
+    /// Search: a patient name (prefix of any word; case and accents ignored), a patient id /
+    /// MRN, a source id (`demo:5`, an HL7 placer number, `ServiceRequest/{id}`) or a referral id
+    /// prefix (`ref_…` or `ref-…`).
+    pub q: Option<String>,
+    /// `ordered` (newest first, default), `ordered-asc`, `due`, `patient` or `state`.
+    pub sort: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// 1–200, default 50.
@@ -161,11 +173,43 @@ pub struct ReferralView {
     pub close_reason: Option<String>,
     pub no_shows: u32,
     pub version: u64,
+    /// The patient as a person (roles that may read patient data; each read is audited).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patient: Option<PatientView>,
+    /// The referring provider's name, when the EHR sent it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referring_provider_name: Option<String>,
+}
+
+/// A patient as staff see them.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientView {
+    pub name: Option<String>,
+    pub birth_date: Option<String>,
+    pub phone: Option<String>,
+    pub language: Option<String>,
+}
+
+impl ReferralView {
+    /// The referral with its patient and provider from `people` (when there).
+    pub fn with_people(r: &Referral, people: &refloop_app::People) -> Self {
+        let mut v = Self::from(r);
+        v.patient = people.patient(&r.patient_id).map(|p| PatientView {
+            name: p.name.clone(),
+            birth_date: p.birth_date.clone(),
+            phone: p.phone.clone(),
+            language: p.language.clone(),
+        });
+        v.referring_provider_name = people.provider(&r.referring_provider).map(str::to_owned);
+        v
+    }
 }
 
 impl From<&Referral> for ReferralView {
     fn from(r: &Referral) -> Self {
         Self {
+            patient: None,
+            referring_provider_name: None,
             id: r.id.to_string(),
             state: r.state.to_string(),
             urgency: r.urgency.to_string(),
@@ -277,7 +321,7 @@ pub struct ReferralDetailView {
 impl ReferralDetailView {
     pub fn new(d: &ReferralDetail, now: Timestamp) -> Self {
         Self {
-            referral: ReferralView::from(&d.referral),
+            referral: ReferralView::with_people(&d.referral, &d.people),
             stage_due_at: d.stage_due_at.map(|t| t.to_string()),
             overdue: d.stage_due_at.is_some_and(|t| t < now),
             events: d.events.iter().map(EventView::from).collect(),
@@ -291,6 +335,8 @@ pub struct ReferralList {
     pub items: Vec<ReferralView>,
     /// Pass as `cursor` for the next page; null on the last page.
     pub next_cursor: Option<String>,
+    /// How many referrals match (all pages).
+    pub total: u64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -5,7 +5,7 @@ use axum::{
     extract::{Path, Query, State},
     http::StatusCode,
 };
-use refloop_app::{NewReferral, PatientInput, Permission, ReferralFilter};
+use refloop_app::{NewReferral, PatientInput, Permission, ReferralFilter, ReferralSort};
 use refloop_domain::{
     Input, Network, OrderUpdate, Origin, PatientId, ProviderId, ReferralId, Specialty, State as RState, Urgency,
 };
@@ -42,7 +42,18 @@ fn referral_id(raw: &str) -> ApiResult<ReferralId> {
 fn parse_create(b: CreateReferralBody) -> ApiResult<NewReferral> {
     let patient = match b.patient {
         Some(p) => {
-            Some(PatientInput { name: p.name, phone: p.phone, sms_consent: p.sms_consent, time_zone: p.time_zone })
+            let birth_date = match p.birth_date.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
+                Some(d) => Some(field("patient.birth_date", d.parse::<jiff::civil::Date>())?.to_string()),
+                None => None,
+            };
+            Some(PatientInput {
+                name: p.name,
+                birth_date,
+                language: p.language.filter(|l| !l.trim().is_empty()),
+                phone: p.phone,
+                sms_consent: p.sms_consent,
+                time_zone: p.time_zone,
+            })
         }
         None => None,
     };
@@ -50,6 +61,7 @@ fn parse_create(b: CreateReferralBody) -> ApiResult<NewReferral> {
         patient_id: field("patient_id", PatientId::parse(&b.patient_id))?,
         patient,
         referring_provider: field("referring_provider", ProviderId::parse(&b.referring_provider))?,
+        referring_provider_name: b.referring_provider_name.filter(|n| !n.trim().is_empty()),
         specialty: opt("specialty", b.specialty.as_deref(), Specialty::parse)?,
         specialist: b.specialist.filter(|s| !s.trim().is_empty()),
         urgency: opt("urgency", b.urgency.as_deref(), Urgency::parse)?.unwrap_or(Urgency::Routine),
@@ -88,11 +100,25 @@ pub async fn list(
     Query(q): Query<ReferralQuery>,
 ) -> ApiResult<Json<ReferralList>> {
     let actor = auth.require(Permission::Read)?;
-    let after = match q.cursor.as_deref() {
-        None | Some("") => None,
-        Some(c) => Some(decode_cursor(c).ok_or_else(|| ApiError::invalid("cursor", "not a cursor from this API"))?),
+    let sort = opt("sort", q.sort.as_deref(), |s| {
+        ReferralSort::parse(s).ok_or("sort: one of ordered, ordered-asc, due, patient, state")
+    })?
+    .unwrap_or_default();
+    let (after, offset) = match q.cursor.as_deref() {
+        None | Some("") => (None, 0),
+        Some(c) => {
+            let bad = || ApiError::invalid("cursor", "not a cursor from this API");
+            match c.strip_prefix("o") {
+                Some(n) if sort != ReferralSort::Ordered => (None, n.parse().map_err(|_| bad())?),
+                _ if sort == ReferralSort::Ordered => (Some(decode_cursor(c).ok_or_else(bad)?), 0),
+                _ => return Err(bad()),
+            }
+        }
     };
     let filter = ReferralFilter {
+        q: q.q.filter(|t| !t.trim().is_empty()),
+        sort,
+        offset,
         state: opt("state", q.state.as_deref(), RState::parse)?,
         specialty: opt("specialty", q.specialty.as_deref(), Specialty::parse)?,
         provider: q.provider.filter(|p| !p.is_empty()),
@@ -108,8 +134,12 @@ pub async fn list(
     };
     let page = s.app.referrals(actor, &filter).await?;
     Ok(Json(ReferralList {
-        items: page.items.iter().map(ReferralView::from).collect(),
-        next_cursor: page.next.map(|(t, id)| encode_cursor(t, &id)),
+        items: page.items.iter().map(|r| ReferralView::with_people(r, &page.people)).collect(),
+        next_cursor: page
+            .next
+            .map(|(t, id)| encode_cursor(t, &id))
+            .or_else(|| page.next_offset.map(|n| format!("o{n}"))),
+        total: page.total,
     }))
 }
 

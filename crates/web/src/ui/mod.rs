@@ -37,6 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/referrals", get(pages::referrals))
+        .route("/referrals.csv", get(pages::referrals_csv))
         .route("/referrals/{id}", get(pages::referral))
         .route("/referrals/{id}/events", post(pages::record_event))
         .route("/worklist", get(pages::worklist))

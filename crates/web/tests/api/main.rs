@@ -35,6 +35,7 @@ mod lifecycle;
 mod listing;
 mod notes;
 mod reports;
+mod search;
 mod sms;
 mod ui;
 mod worklist;

@@ -217,9 +217,24 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
     assert_eq!(list.status, 200);
     assert!(list.html.contains(&format!("/referrals/{id}")) && list.html.contains("overdue"));
     let none = p.get("/referrals?specialty=cardiology").await;
-    assert!(!none.html.contains(&id) && none.html.contains("No referrals match."));
+    assert!(!none.html.contains(&id) && none.html.contains("No referrals match these filters."));
     let search = p.get(&format!("/referrals?id={id}")).await;
     assert_eq!(search.location, format!("/referrals/{id}"));
+    // The patient as a person: name, a masked phone revealed on request (an audited read).
+    assert!(list.html.contains("<strong>Pat Page</strong>") && list.html.contains("•••• 0151"), "{}", list.html);
+    assert!(!list.html.contains("+15555550151"), "masked until asked");
+    let shown = p.get("/referrals?specialty=dermatology&reveal=p-page").await;
+    assert!(shown.html.contains("+15555550151"));
+    let audit = t.app.store().audit_log(50).await.unwrap();
+    assert!(
+        audit.iter().any(|a| a.action == "reveal-phone" && a.resource_id == "p-page" && a.actor.ends_with("casey"))
+    );
+    assert!(audit.iter().any(|a| a.action == "list" && a.resource_type == "patient" && a.resource_id == "p-page"));
+    let by_name = p.get("/referrals?q=pat+pa").await;
+    assert_eq!(by_name.location, format!("/referrals/{id}"), "one match: straight to it");
+    let nothing = p.get("/referrals?q=Zebulon").await;
+    assert_eq!(nothing.status, 200, "no match is a page that says so, not a 404");
+    assert!(nothing.html.contains("No referral matches “Zebulon”"), "{}", nothing.html);
 
     let detail = p.get(&format!("/referrals/{id}")).await;
     assert!(detail.html.contains("escalated") && detail.html.contains("Call the patient"), "{}", detail.html);

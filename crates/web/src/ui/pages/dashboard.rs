@@ -226,8 +226,13 @@ pub async fn export_csv(State(s): State<AppState>, web: Web, Query(q): Query<Par
     let referrals = s.app.store().referrals_ordered_between(from, to).await.map_err(refloop_app::AppError::from)?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
     s.app.audit_read(&web.0.actor, "export", &format!("{} referrals", ids.len())).await?;
+    csv_response(&referrals)
+}
+
+/// Referrals as a CSV download (the columns of `refloop export`).
+pub(super) fn csv_response(referrals: &[refloop_domain::Referral]) -> UiResult<Response> {
     let mut body = Vec::new();
-    refloop_app::export::write_csv(&referrals, &mut body)
+    refloop_app::export::write_csv(referrals, &mut body)
         .map_err(|e| UiError(StatusCode::INTERNAL_SERVER_ERROR, format!("export failed: {e}")))?;
     Ok((
         [

@@ -37,13 +37,14 @@ fn ui(s: &AppState) -> &UiInfo {
 mod auth;
 mod dashboard;
 mod directory;
+mod people;
 mod referrals;
 mod work;
 
 pub use auth::{login, login_form, logout};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, settings};
-pub use referrals::{record_event, referral, referrals};
+pub use referrals::{record_event, referral, referrals, referrals_csv};
 pub use work::{task_action, worklist};
 
 fn see_other(to: &str) -> Response {

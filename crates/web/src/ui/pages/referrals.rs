@@ -1,9 +1,16 @@
-//! The referral list, a referral's page, and recording what happened.
+//! The referral list (search, filters, sort, export), a referral's page, and recording what
+//! happened.
 
-use super::*;
+use refloop_app::ReferralSort;
+
+use super::{
+    people::{PersonCell, href, person, provider, revealed},
+    *,
+};
 
 struct ReferralRow {
     id: String,
+    patient: PersonCell,
     ordered: String,
     state: &'static str,
     specialty: String,
@@ -15,13 +22,14 @@ struct ReferralRow {
 }
 
 struct ListForm {
-    id: String,
+    q: String,
     state: String,
     specialty: String,
     provider: String,
     from: String,
     to: String,
     overdue: bool,
+    sort: String,
 }
 
 #[derive(Template)]
@@ -32,43 +40,79 @@ struct ReferralsPage {
     notice: Option<String>,
     form: ListForm,
     states: Vec<&'static str>,
+    specialties: Vec<String>,
+    providers: Vec<(String, String)>,
+    sorts: Vec<(&'static str, &'static str)>,
     rows: Vec<ReferralRow>,
+    total: u64,
+    filtered: bool,
+    export: String,
     next: Option<String>,
+}
+
+const SORTS: &[(ReferralSort, &str)] = &[
+    (ReferralSort::Ordered, "Newest order"),
+    (ReferralSort::OrderedAsc, "Oldest order"),
+    (ReferralSort::Due, "Stage due"),
+    (ReferralSort::Patient, "Patient"),
+    (ReferralSort::State, "State"),
+];
+
+/// The list's filter from its query (`limit` rows a page).
+pub(super) fn list_filter(q: &Params, tz: &TimeZone, now: Timestamp, limit: u32) -> UiResult<ReferralFilter> {
+    let bad = |f: &str, m: &str| UiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{f}: {m}"));
+    let state = match get(q, "state") {
+        "" => None,
+        v => Some(RState::parse(v).map_err(|_| bad("State", "not a state"))?),
+    };
+    let specialty = match get(q, "specialty") {
+        "" => None,
+        v => Some(Specialty::parse(v).map_err(|e| bad("Specialty", &e.message))?),
+    };
+    let sort = match get(q, "sort") {
+        "" => ReferralSort::Ordered,
+        v => ReferralSort::parse(v).ok_or_else(|| bad("Sort", "choose one from the list"))?,
+    };
+    let (after, offset) = match get(q, "cursor") {
+        "" => (None, 0),
+        c if sort == ReferralSort::Ordered => {
+            (Some(crate::routes::referrals::decode_cursor(c).ok_or_else(|| bad("cursor", "not a page cursor"))?), 0)
+        }
+        c => {
+            (None, c.strip_prefix('o').and_then(|n| n.parse().ok()).ok_or_else(|| bad("cursor", "not a page cursor"))?)
+        }
+    };
+    // A search box of older pages was called `id`.
+    let text = [get(q, "q"), get(q, "id")].into_iter().find(|t| !t.is_empty());
+    Ok(ReferralFilter {
+        state,
+        specialty,
+        provider: Some(get(q, "provider").to_owned()).filter(|p| !p.is_empty()),
+        overdue_at: (get(q, "overdue") == "true").then_some(now),
+        after,
+        ordered_from: parse_local("Ordered from", get(q, "from"), tz)?,
+        ordered_before: parse_local("Ordered to", get(q, "to"), tz)?,
+        q: text.map(str::to_owned),
+        sort,
+        offset,
+        limit,
+    })
 }
 
 pub async fn referrals(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
     web.require(Permission::Read)?;
-    let id = get(&q, "id");
-    if !id.is_empty() {
-        return Ok(see_other(&format!("/referrals/{}", crate::ui::percent_encode(id))));
-    }
     let tz = s.app.policy().time_zone.clone();
-    let bad = |f: &str, m: &str| UiError(StatusCode::UNPROCESSABLE_ENTITY, format!("{f}: {m}"));
-    let state = match get(&q, "state") {
-        "" => None,
-        v => Some(RState::parse(v).map_err(|_| bad("state", "not a state"))?),
-    };
-    let specialty = match get(&q, "specialty") {
-        "" => None,
-        v => Some(Specialty::parse(v).map_err(|e| bad("specialty", &e.message))?),
-    };
-    let after = match get(&q, "cursor") {
-        "" => None,
-        c => Some(crate::routes::referrals::decode_cursor(c).ok_or_else(|| bad("cursor", "not a page cursor"))?),
-    };
-    let overdue = get(&q, "overdue") == "true";
     let now = s.app.now();
-    let filter = ReferralFilter {
-        state,
-        specialty,
-        provider: Some(get(&q, "provider").to_owned()).filter(|p| !p.is_empty()),
-        overdue_at: overdue.then_some(now),
-        after,
-        ordered_from: parse_local("from", get(&q, "from"), &tz)?,
-        ordered_before: parse_local("to", get(&q, "to"), &tz)?,
-        limit: 50,
-    };
+    let filter = list_filter(&q, &tz, now, 50)?;
     let page = s.app.referrals(&web.0.actor, &filter).await?;
+    // One match for a search: straight to it.
+    if filter.q.is_some() && page.total == 1 && filter.offset == 0 && filter.after.is_none() {
+        if let Some(r) = page.items.first() {
+            return Ok(see_other(&format!("/referrals/{}", r.id)));
+        }
+    }
+    let shown = revealed(&s, &web, &q).await?;
+    let here = href("/referrals", &q, &["reveal"]);
     let policy = s.app.policy();
     let rows = page
         .items
@@ -77,52 +121,91 @@ pub async fn referrals(State(s): State<AppState>, web: Web, Query(q): Query<Para
             let due = stage_deadline(r, policy);
             ReferralRow {
                 id: r.id.to_string(),
+                patient: person(&page.people, &r.patient_id, shown.as_ref(), &here),
                 ordered: when(Some(r.ordered_at), &tz),
                 state: r.state.as_str(),
                 specialty: r.specialty.as_ref().map_or("(needs coding)".into(), |x| x.as_str().to_owned()),
                 specialist: r.specialist.clone().unwrap_or_default(),
-                provider: r.referring_provider.as_str().to_owned(),
+                provider: provider(&page.people, &r.referring_provider),
                 urgency: r.urgency.as_str(),
                 due: when(due, &tz),
                 overdue: due.is_some_and(|d| d < now),
             }
         })
         .collect();
-    let next = page.next.map(|(t, id)| {
+    let next_cursor = page
+        .next
+        .map(|(t, id)| crate::routes::referrals::encode_cursor(t, &id))
+        .or_else(|| page.next_offset.map(|n| format!("o{n}")));
+    let next = next_cursor.map(|c| {
         let mut q2 = q.clone();
-        q2.insert("cursor".into(), crate::routes::referrals::encode_cursor(t, &id));
-        let mut pairs: Vec<_> = q2.into_iter().filter(|(_, v)| !v.is_empty()).collect();
-        pairs.sort();
-        let query: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", crate::ui::percent_encode(k), crate::ui::percent_encode(v)))
-            .collect();
-        format!("/referrals?{}", query.join("&"))
+        q2.insert("cursor".into(), c);
+        href("/referrals", &q2, &["reveal"])
     });
+    let (specialties, providers) = s.app.referral_facets().await?;
+    let filtered = ["q", "id", "state", "specialty", "provider", "from", "to", "overdue", "sort"]
+        .iter()
+        .any(|k| !get(&q, k).is_empty());
     let page = ReferralsPage {
         nav: web.nav("referrals"),
         demo: ui(&s).demo,
         notice: None,
         form: ListForm {
-            id: String::new(),
+            q: filter.q.clone().unwrap_or_default(),
             state: get(&q, "state").to_owned(),
             specialty: get(&q, "specialty").to_owned(),
             provider: get(&q, "provider").to_owned(),
             from: get(&q, "from").to_owned(),
             to: get(&q, "to").to_owned(),
-            overdue,
+            overdue: filter.overdue_at.is_some(),
+            sort: filter.sort.as_str().to_owned(),
         },
         states: RState::ALL.iter().map(|s| s.as_str()).collect(),
+        specialties,
+        providers: providers
+            .into_iter()
+            .map(|(id, name)| {
+                let text = name.map_or_else(|| id.to_string(), |n| format!("{n} ({id})"));
+                (id.to_string(), text)
+            })
+            .collect(),
+        sorts: SORTS.iter().map(|(s, text)| (s.as_str(), *text)).collect(),
         rows,
+        total: page.total,
+        filtered,
+        export: href("/referrals.csv", &q, &["reveal", "cursor"]),
         next,
     };
     Ok(render(&page))
 }
 
+/// The list's rows as CSV (the columns of `refloop export`), every page of the filter.
+pub async fn referrals_csv(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
+    web.require(Permission::Read)?;
+    let tz = s.app.policy().time_zone.clone();
+    let mut filter = list_filter(&q, &tz, s.app.now(), 1000)?;
+    if filter.sort == ReferralSort::Ordered {
+        filter.sort = ReferralSort::OrderedAsc;
+    }
+    filter.offset = 0;
+    let mut all = Vec::new();
+    loop {
+        let page = s.app.store().referrals(&filter).await.map_err(refloop_app::AppError::from)?;
+        all.extend(page.items);
+        match page.next_offset {
+            Some(n) => filter.offset = n,
+            None => break,
+        }
+    }
+    let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
+    s.app.audit_read(&web.0.actor, "export", &ids.join(",")).await?;
+    super::dashboard::csv_response(&all)
+}
+
 struct Summary {
     id: String,
     state: &'static str,
-    patient: String,
+    patient: PersonCell,
     provider: String,
     specialty: String,
     specialist: String,
@@ -187,10 +270,16 @@ fn event_detail(data: &refloop_domain::EventData) -> String {
     parts.join("; ")
 }
 
-pub async fn referral(State(s): State<AppState>, web: Web, Path(id): Path<String>) -> UiResult<Response> {
+pub async fn referral(
+    State(s): State<AppState>,
+    web: Web,
+    Path(id): Path<String>,
+    Query(q): Query<Params>,
+) -> UiResult<Response> {
     web.require(Permission::Read)?;
     let id = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
     let d = s.app.referral_detail(&web.0.actor, &id).await?;
+    let shown = revealed(&s, &web, &q).await?;
     let outbox =
         s.app.outbox(&OutboxFilter { referral_id: Some(id.clone()), limit: 200, ..OutboxFilter::default() }).await?;
     let tz = s.app.policy().time_zone.clone();
@@ -200,8 +289,8 @@ pub async fn referral(State(s): State<AppState>, web: Web, Path(id): Path<String
     let summary = Summary {
         id: r.id.to_string(),
         state: r.state.as_str(),
-        patient: r.patient_id.as_str().to_owned(),
-        provider: r.referring_provider.as_str().to_owned(),
+        patient: person(&d.people, &r.patient_id, shown.as_ref(), &format!("/referrals/{}", r.id)),
+        provider: provider(&d.people, &r.referring_provider),
         specialty: r.specialty.as_ref().map_or("(needs coding)".into(), |x| x.as_str().to_owned()),
         specialist: r.specialist.clone().unwrap_or_else(|| "(not named)".into()),
         network: r.network.as_str(),
