@@ -106,10 +106,13 @@ pub async fn referrals(State(s): State<AppState>, web: Web, Query(q): Query<Para
     let filter = list_filter(&q, &tz, now, 50)?;
     let page = s.app.referrals(&web.0.actor, &filter).await?;
     // One match for a search: straight to it.
-    if filter.q.is_some() && page.total == 1 && filter.offset == 0 && filter.after.is_none() {
-        if let Some(r) = page.items.first() {
-            return Ok(see_other(&format!("/referrals/{}", r.id)));
-        }
+    if filter.q.is_some()
+        && page.total == 1
+        && filter.offset == 0
+        && filter.after.is_none()
+        && let Some(r) = page.items.first()
+    {
+        return Ok(see_other(&format!("/referrals/{}", r.id)));
     }
     let shown = revealed(&s, &web, &q).await?;
     let here = href("/referrals", &q, &["reveal"]);
