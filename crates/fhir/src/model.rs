@@ -181,6 +181,8 @@ pub struct HumanName {
     pub family: Option<String>,
     #[serde(default)]
     pub given: Vec<String>,
+    #[serde(default)]
+    pub prefix: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]
@@ -203,10 +205,11 @@ pub struct PatientCommunication {
 }
 
 impl HumanName {
-    /// The name as people write it: `text`, else given names then family.
+    /// The name as people write it: `text`, else prefixes, given names, then family.
     pub fn written(&self) -> Option<String> {
         self.text.clone().or_else(|| {
-            let parts: Vec<&str> = self.given.iter().map(String::as_str).chain(self.family.as_deref()).collect();
+            let parts: Vec<&str> =
+                self.prefix.iter().chain(&self.given).map(String::as_str).chain(self.family.as_deref()).collect();
             (!parts.is_empty()).then(|| parts.join(" "))
         })
     }

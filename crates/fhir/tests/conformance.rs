@@ -100,6 +100,22 @@ fn patients_update_contact_and_consents_only_when_about_sms() {
         panic!()
     };
     assert_eq!((patient_id.as_str(), phone.as_deref(), sms_consent), ("example", Some("(03) 3410 5613"), None));
+    let Mapped::Contact(c) = mapped("fhir-r4-core-examples/Patient-example.json") else { panic!() };
+    assert_eq!((c.name.as_deref(), c.birth_date.as_deref()), (Some("Peter James Chalmers"), Some("1974-12-25")));
+    let spanish = json!({"resourceType": "Patient", "id": "p2", "birthDate": "1980",
+        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "en"}]}},
+                          {"language": {"coding": [{"code": "es", "display": "Spanish"}]}, "preferred": true}]});
+    let Mapped::Contact(c) = map_resource(&spanish, &cfg(), now()).unwrap().mapped else { panic!() };
+    assert_eq!(
+        (c.language.as_deref(), c.birth_date),
+        (Some("Spanish"), None),
+        "the preferred one; a year alone is no date"
+    );
+    let bad = json!({"resourceType": "Patient", "id": "p3", "birthDate": "1980-02-31"});
+    assert_eq!(
+        map_resource(&bad, &cfg(), now()).unwrap_err().issues[0].expression.as_deref(),
+        Some("Patient.birthDate")
+    );
     assert!(matches!(mapped("fhir-r4-core-examples/Consent-consent-example-basic.json"), Mapped::Ignore(_)), "privacy");
     let sms = json!({"resourceType": "Consent", "status": "active", "scope": {"text": "treatment"},
         "category": [{"text": "SMS reminders"}], "patient": {"reference": "Patient/p1"}, "provision": {"type": "deny"}});
@@ -107,6 +123,27 @@ fn patients_update_contact_and_consents_only_when_about_sms() {
         map_resource(&sms, &cfg(), now()).unwrap().mapped,
         Mapped::Contact(ContactUpdate { sms_consent: Some(false), .. })
     ));
+}
+
+#[test]
+fn practitioners_give_referring_providers_their_names() {
+    let bundle = fixture("cms50/CMS50FHIR-v0.4.000-DENOMPass-EncAndReferralDuringPeriods.json");
+    let practitioner = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .find(|r| r["resourceType"] == "Practitioner")
+        .unwrap();
+    let Mapped::Provider { id, name } = map_resource(practitioner, &cfg(), now()).unwrap().mapped else { panic!() };
+    assert_eq!((id.as_str(), name.as_str()), ("49c133b3-4c80-4e1d-89ca-666cb5bd03ab", "Dr Evil"));
+    let role = json!({"resourceType": "PractitionerRole", "id": "pr1",
+        "practitioner": {"reference": "Practitioner/x", "display": "Dr Ann Adams"}});
+    assert!(
+        matches!(map_resource(&role, &cfg(), now()).unwrap().mapped, Mapped::Provider { name, .. } if name == "Dr Ann Adams")
+    );
+    let nameless = json!({"resourceType": "Practitioner", "id": "p9"});
+    assert!(matches!(map_resource(&nameless, &cfg(), now()).unwrap().mapped, Mapped::Ignore(_)));
 }
 
 #[test]

@@ -50,6 +50,11 @@ fn a_ref_i12_is_a_new_referral_keyed_by_rf1_6() {
         assert_eq!(order.ordered_at, Some(ts("2022-01-25T00:00:00Z")), "RF1-7");
         assert_eq!(order.reason.as_deref(), Some("K63.3"), "DG1-3");
         assert_eq!(order.specialty, None, "RF1-3 'Med' is no specialty: needs coding");
+        assert_eq!(order.referring_provider_name.as_deref(), Some("DR ROBERT POWELL"), "PRD-2 of the RP");
+        let patient = order.patient.as_ref().unwrap();
+        assert_eq!(patient.name.as_deref(), Some("ADAM EVERYMAN"));
+        assert_eq!(patient.birth_date.as_deref(), Some("1961-06-15"), "PID-7");
+        assert_eq!(patient.language.as_deref(), Some("ENGLISH"), "PID-15 text");
     }
 }
 
@@ -64,6 +69,7 @@ fn a_ref_i14_cancels_by_referral_number() {
 fn orders_new_cancelled_for_no_show_and_unknown_controls() {
     let Ok(Mapped::Order(order)) = mapped("ms-fhir-converter/ORM-O01-01.hl7") else { panic!("ORM NW") };
     assert_eq!((order.source_ids[0].as_str(), order.referring_provider.as_str()), ("1101", "3850"), "ORC-2, ORC-12");
+    assert_eq!(order.referring_provider_name.as_deref(), Some("JONES A ORDPROVIDER"), "ORC-12: given, middle, family");
     let Ok(Mapped::Order(order)) = mapped("node-hl7-complete/orm-example.hl7") else { panic!("wrapped ORM") };
     assert_eq!(order.source_ids, ["987654"]);
     let (target, input) = event("cdc-trusted-intermediary/001_Epic_ORM_O01.hl7");
