@@ -20,6 +20,7 @@ mod service;
 mod sms;
 mod texts;
 mod users;
+mod work;
 mod workers;
 
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
@@ -33,7 +34,7 @@ pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
     AuditEntry, ChannelActivity, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem,
     OutboxStatus, Patient, PatientKeep, People, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, Specialist,
-    Store, StoredEvent, Task, TaskFilter, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,
@@ -43,4 +44,5 @@ pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsOutcome};
 pub use texts::SmsTexts;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
+pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};
 pub use workers::{AdvanceReport, DueReport};

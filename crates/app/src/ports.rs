@@ -142,6 +142,35 @@ pub struct Task {
     pub outcome: Option<String>,
     /// For a review task: the inbound message to confirm.
     pub inbox_id: Option<String>,
+    /// Calls that reached no one so far (no answer, voicemail).
+    pub attempts: u32,
+    /// The staff note of the last outcome.
+    pub note: Option<String>,
+}
+
+/// A change to one task, taken only while the task is open or claimed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskChange {
+    /// To `assignee`; `reassign` also takes a task someone else claimed.
+    Claim { assignee: String, reassign: bool },
+    /// Done, with its outcome and note.
+    Complete { by: String, outcome: String, note: Option<String>, at: Timestamp },
+    /// Back to open (unclaimed), due again at `due_at`, one more attempt counted.
+    Retry { outcome: String, note: Option<String>, due_at: Timestamp },
+}
+
+/// One line of a task's history.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskLogEntry {
+    pub task_id: String,
+    pub referral_id: ReferralId,
+    pub at: Timestamp,
+    pub actor: String,
+    /// `claimed`, `reassigned`, `retry` or `completed`.
+    pub action: String,
+    pub assignee: Option<String>,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
 }
 
 /// A task to open.
@@ -353,6 +382,8 @@ pub struct TaskFilter {
     pub status: Option<TaskStatus>,
     pub assignee: Option<String>,
     pub referral_id: Option<ReferralId>,
+    /// Only tasks completed at or after this instant.
+    pub completed_after: Option<Timestamp>,
     pub limit: u32,
 }
 
@@ -504,6 +535,9 @@ pub trait Tx: Send {
     ) -> Result<(), StoreError>;
 
     async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError>;
+    /// Applies `change` to task `id` if it is open or claimed; `None` when it is not (or absent).
+    async fn change_task(&mut self, id: &str, change: &TaskChange) -> Result<Option<Task>, StoreError>;
+    async fn log_task(&mut self, entry: &TaskLogEntry) -> Result<(), StoreError>;
     /// Records a referring provider's name (the last one written wins).
     async fn put_provider(&mut self, id: &ProviderId, name: &str, now: Timestamp) -> Result<(), StoreError>;
 
@@ -556,6 +590,8 @@ pub trait Store: Send + Sync + 'static {
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
 
     async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError>;
+    /// These referrals (those that exist), in no particular order.
+    async fn referrals_by_id(&self, ids: &[ReferralId]) -> Result<Vec<Referral>, StoreError>;
     async fn referrals(&self, f: &ReferralFilter) -> Result<ReferralPage, StoreError>;
     /// Counts for monitoring at `now`: open referrals by state, overdue open tasks, and
     /// outbox items waiting or being sent.
@@ -572,20 +608,9 @@ pub trait Store: Send + Sync + 'static {
     async fn referral_facets(&self) -> Result<(Vec<String>, Vec<(ProviderId, Option<String>)>), StoreError>;
 
     async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>, StoreError>;
+    /// The history of a referral's tasks, oldest first.
+    async fn task_log(&self, referral: &ReferralId) -> Result<Vec<TaskLogEntry>, StoreError>;
     async fn task(&self, id: &str) -> Result<Option<Task>, StoreError>;
-    /// Claims an open task for `assignee`; `None` if it is not open (or does not exist).
-    /// Gives an open task to `assignee` (also a claimed one when `reassign`); `None` when the
-    /// task is not in such a state.
-    async fn claim_task(&self, id: &str, assignee: &str, reassign: bool) -> Result<Option<Task>, StoreError>;
-    /// Completes an open or claimed task; `None` if it is done already (or does not exist).
-    async fn complete_task(
-        &self,
-        id: &str,
-        by: &str,
-        outcome: &str,
-        now: Timestamp,
-    ) -> Result<Option<Task>, StoreError>;
-
     async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxItem>, StoreError>;
     async fn outbox_item(&self, id: &str) -> Result<Option<OutboxItem>, StoreError>;
     /// Inserts or replaces (by id) a directory entry.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_domain::{
     Contact, Decision, DuplicateCandidate, Effect, Input, Network, NewOrder, Origin, PatientId, Policy, ProviderId,
-    Referral, ReferralId, Specialty, TaskKind, Urgency, decide, decide_new, stage_deadline,
+    Referral, ReferralId, Specialty, Urgency, decide, decide_new, stage_deadline,
 };
 use tokio::sync::Notify;
 
@@ -60,6 +60,8 @@ pub struct NewReferral {
 #[derive(Clone, Debug)]
 pub struct ReferralDetail {
     pub referral: Referral,
+    /// Its tasks' history: claimed, reassigned, tried again, completed with an outcome.
+    pub task_log: Vec<crate::TaskLogEntry>,
     /// The patient and the referring provider's name, for roles that may read patient data.
     pub people: crate::People,
     pub events: Vec<StoredEvent>,
@@ -423,7 +425,8 @@ impl App {
             )
             .await?;
         let stage_due_at = stage_deadline(&referral, &self.policy);
-        Ok(ReferralDetail { referral, people, events, tasks, stage_due_at })
+        let task_log = self.store.task_log(id).await?;
+        Ok(ReferralDetail { referral, task_log, people, events, tasks, stage_due_at })
     }
 
     /// A page of referrals with their patients and providers as people (for roles that may
@@ -495,50 +498,7 @@ impl App {
         Ok(self.store.audit(&self.audit_entry(actor, "read", kind, id)).await?)
     }
 
-    pub async fn tasks(&self, filter: &TaskFilter) -> Result<Vec<Task>, AppError> {
-        Ok(self.store.tasks(filter).await?)
-    }
-
-    pub async fn claim_task(&self, actor: &Actor, id: &str, assignee: Option<&str>) -> Result<Task, AppError> {
-        self.give_task(actor, id, assignee.unwrap_or(&actor.name), false).await
-    }
-
-    /// Gives an open or claimed task to someone else.
-    pub async fn reassign_task(&self, actor: &Actor, id: &str, assignee: &str) -> Result<Task, AppError> {
-        let assignee = assignee.trim();
-        if assignee.is_empty() || assignee.len() > 64 {
-            return Err(AppError::invalid("assignee", "1–64 characters"));
-        }
-        self.give_task(actor, id, assignee, true).await
-    }
-
-    async fn give_task(&self, actor: &Actor, id: &str, who: &str, reassign: bool) -> Result<Task, AppError> {
-        match self.store.claim_task(id, who, reassign).await? {
-            Some(t) => {
-                let verb = if reassign { "reassign" } else { "claim" };
-                self.store.audit(&self.audit_entry(actor, verb, "task", id)).await?;
-                Ok(t)
-            }
-            None => Err(self.task_conflict(id, "claimed").await),
-        }
-    }
-
-    pub async fn complete_task(&self, actor: &Actor, id: &str, outcome: Option<&str>) -> Result<Task, AppError> {
-        let outcome = outcome.unwrap_or("done");
-        match self.store.complete_task(id, &actor.name, outcome, self.now()).await? {
-            Some(t) => {
-                self.store.audit(&self.audit_entry(actor, "complete", "task", id)).await?;
-                tracing::info!(task_id = id, referral_id = %t.referral_id, "task completed");
-                if t.kind == TaskKind::VerifySpecialist {
-                    self.record(actor, &t.referral_id, Input::SpecialistVerified { at: self.now() }).await?;
-                }
-                Ok(t)
-            }
-            None => Err(self.task_conflict(id, "completed").await),
-        }
-    }
-
-    async fn task_conflict(&self, id: &str, verb: &str) -> AppError {
+    pub(crate) async fn task_conflict(&self, id: &str, verb: &str) -> AppError {
         match self.store.task(id).await {
             Ok(Some(t)) => AppError::Conflict(format!("task {id} is {} and cannot be {verb}", t.status.as_str())),
             Ok(None) => AppError::NotFound { what: "task", id: id.to_owned() },

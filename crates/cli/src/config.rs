@@ -77,6 +77,7 @@ pub struct Workflow {
     pub quiet_hours_start: String,
     pub quiet_hours_end: String,
     pub pilot_providers: Vec<String>,
+    pub call_retry: String,
     pub routine: refloop_domain::StageWindows,
     pub urgent: refloop_domain::StageWindows,
     #[serde(default)]
@@ -572,6 +573,8 @@ impl Config {
             portal_messages: self.ehr.write_back && self.ehr.portal_messages,
             // The app sets which channels reach someone from the connectors it is given.
             live: refloop_domain::LiveChannels::ALL,
+            call_retry: refloop_domain::CallRetry::parse(&w.call_retry)
+                .map_err(|e| anyhow::anyhow!("workflow.call_retry: {e}"))?,
         })
     }
 

@@ -263,6 +263,12 @@ pub enum EventData {
         purpose: Purpose,
         error: String,
     },
+    /// Staff could not reach the patient at the number on file.
+    ContactFailed {
+        reason: String,
+    },
+    /// Staff fixed the patient's number.
+    ContactFixed,
     /// The channel is off (it only logs): the message reached no one.
     MessageNotSent {
         channel: Channel,
@@ -303,6 +309,8 @@ impl EventData {
             EventData::MessageDelivered { .. } => "message-delivered",
             EventData::DeliveryFailed { .. } => "delivery-failed",
             EventData::MessageNotSent { .. } => "message-not-sent",
+            EventData::ContactFailed { .. } => "contact-failed",
+            EventData::ContactFixed => "contact-fixed",
             EventData::TaskOpened { .. } => "task-opened",
             EventData::IgnoredAfterClose { .. } => "ignored-after-close",
         }
@@ -462,6 +470,16 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
                 d.milestone(State::PatientNotified, at, None, Some(channel.as_str().to_owned()))?;
             }
         }
+        Input::ContactFailed { at, reason } => {
+            d.event(at, EventData::ContactFailed { reason });
+            if d.r.state.is_open() {
+                d.task(TaskKind::FixContact, ctx.now.checked_add(Duration::days(1).to_signed()).unwrap_or(ctx.now));
+            }
+        }
+        Input::ContactFixed { at } => {
+            d.event(at, EventData::ContactFixed);
+            d.notify_again();
+        }
         Input::NotSent { channel, purpose, reason } => {
             d.event(ctx.now, EventData::MessageNotSent { channel, purpose, reason });
             d.not_sent(channel, purpose);
@@ -576,6 +594,23 @@ impl<'c, 'p> Draft<'c, 'p> {
                 self.task(TaskKind::DeliveryFailed, soon);
             }
             _ => {}
+        }
+    }
+
+    /// The number was fixed before the patient was reached: stage 1 goes out again (a new
+    /// round, its own idempotency key), or a call task where SMS is not possible.
+    fn notify_again(&mut self) {
+        if !self.r.is_actionable() || self.r.state != State::Ordered {
+            return;
+        }
+        self.r.progress.contact_fixes += 1;
+        let round = format!("fix{}", self.r.progress.contact_fixes);
+        if self.sms_ok() {
+            self.r.progress.notify_by_sms = true;
+            self.send(Channel::Sms, Purpose::PatientNotification, &round);
+        } else {
+            let deadline = self.after(self.ctx.now, Duration::days(1));
+            self.task(TaskKind::NotifyPatient, deadline);
         }
     }
 

@@ -102,6 +102,16 @@ pub enum Input {
         purpose: Purpose,
         at: Timestamp,
     },
+    /// Staff could not reach the patient at the number on file (a wrong number on a call).
+    ContactFailed {
+        at: Timestamp,
+        reason: String,
+    },
+    /// Staff fixed the patient's number (the context carries the new contact): stage 1's
+    /// message goes out again if the patient was not reached yet.
+    ContactFixed {
+        at: Timestamp,
+    },
     /// The message went to a channel that is off (it only logs): it reached no one.
     NotSent {
         channel: Channel,

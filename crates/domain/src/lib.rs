@@ -24,7 +24,7 @@ pub use duration::{Duration, DurationError};
 pub use ids::{FNV_OFFSET, PatientId, ProviderId, ReferralId, fnv1a};
 pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
 pub use phone::PhoneE164;
-pub use policy::{LiveChannels, Policy, QuietHours, StageWindows, WindowSet};
+pub use policy::{CallRetry, LiveChannels, Policy, QuietHours, StageWindows, WindowSet};
 pub use referral::{Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency};
 pub use sms::{SmsReply, classify_sms};
 pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};

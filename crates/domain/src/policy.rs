@@ -114,6 +114,56 @@ impl QuietHours {
     }
 }
 
+/// When a call that reached no one (no answer, voicemail) is tried again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallRetry {
+    /// The next weekday (Monday to Friday) at this local time, in the practice's time zone.
+    NextBusinessMorning(Time),
+    /// This long after the attempt.
+    After(Duration),
+}
+
+impl Default for CallRetry {
+    fn default() -> Self {
+        CallRetry::NextBusinessMorning(Time::constant(9, 0, 0, 0))
+    }
+}
+
+impl CallRetry {
+    /// `"next-business-morning"` (09:00), `"next-business-morning 08:30"` or a duration (`"4h"`).
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Some(rest) = s.strip_prefix("next-business-morning") {
+            let rest = rest.trim();
+            if rest.is_empty() {
+                return Ok(Self::default());
+            }
+            return rest
+                .parse::<Time>()
+                .map(CallRetry::NextBusinessMorning)
+                .map_err(|_| format!("{rest:?} is not a time such as 08:30"));
+        }
+        s.parse::<Duration>().map(CallRetry::After).map_err(|e| e.to_string())
+    }
+
+    /// When to call again after an attempt at `at`.
+    pub fn next(&self, at: Timestamp, tz: &TimeZone) -> Timestamp {
+        match *self {
+            CallRetry::After(d) => at.checked_add(d.to_signed()).unwrap_or(at),
+            CallRetry::NextBusinessMorning(time) => {
+                let mut date = at.to_zoned_datetime(tz.clone()).date();
+                loop {
+                    date = date.tomorrow().unwrap_or(date);
+                    if !matches!(date.weekday(), jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday) {
+                        break;
+                    }
+                }
+                date.to_datetime(time).to_zoned_datetime(tz.clone()).map(|z| z.timestamp()).unwrap_or(at)
+            }
+        }
+    }
+}
+
 /// Which outbound channels reach someone. A channel that only logs (or is switched off)
 /// is not live: nothing it would send counts as sent, and the workflow takes the path it
 /// takes for a patient it cannot text (a portal message, else a staff call).
@@ -172,6 +222,8 @@ pub struct Policy {
     pub portal_messages: bool,
     /// The channels that reach someone (set by the application from its connectors).
     pub live: LiveChannels,
+    /// When a staff call that reached no one comes back on the worklist.
+    pub call_retry: CallRetry,
 }
 
 impl Default for Policy {
@@ -185,6 +237,7 @@ impl Default for Policy {
             time_zone: TimeZone::UTC,
             portal_messages: false,
             live: LiveChannels::ALL,
+            call_retry: CallRetry::default(),
         }
     }
 }
@@ -217,6 +270,21 @@ mod tests {
         assert_eq!(q.next_allowed(ts("2026-01-15T11:00:00Z"), &ny), ts("2026-01-15T13:00:00Z"));
         // 14:00 in New York is not quiet.
         assert_eq!(q.next_allowed(ts("2026-01-15T19:00:00Z"), &ny), ts("2026-01-15T19:00:00Z"));
+    }
+
+    #[test]
+    fn a_call_is_tried_again_the_next_business_morning() {
+        let ny = TimeZone::get("America/New_York").unwrap();
+        let r = CallRetry::default();
+        // Friday 15:00 New York → Monday 09:00; Tuesday 07:00 → Wednesday 09:00.
+        assert_eq!(r.next(ts("2026-03-06T20:00:00Z"), &ny), ts("2026-03-09T13:00:00Z"));
+        assert_eq!(r.next(ts("2026-03-10T12:00:00Z"), &ny), ts("2026-03-11T13:00:00Z"));
+        assert_eq!(CallRetry::parse("4h").unwrap().next(ts("2026-03-06T20:00:00Z"), &ny), ts("2026-03-07T00:00:00Z"));
+        assert_eq!(
+            CallRetry::parse("next-business-morning 08:30").unwrap(),
+            CallRetry::NextBusinessMorning(Time::constant(8, 30, 0, 0))
+        );
+        assert!(CallRetry::parse("soonish").is_err());
     }
 
     #[test]

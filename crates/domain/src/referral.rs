@@ -236,6 +236,9 @@ pub struct Progress {
     /// How many note requests went out (the first is round 1; each verification adds one).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub note_request_rounds: u32,
+    /// How many times staff fixed the patient's number (each re-sends stage 1 under its own key).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub contact_fixes: u32,
 }
 
 fn is_zero(n: &u32) -> bool {

@@ -65,6 +65,7 @@ const TASKS: &str = "SELECT * FROM tasks
     WHERE ($1 IS NULL OR status = $1)
       AND ($2 IS NULL OR assignee = $2)
       AND ($3 IS NULL OR referral_id = $3)
+      AND ($5 IS NULL OR completed_at >= $5)
     ORDER BY due_at, id
     LIMIT $4";
 
@@ -143,6 +144,24 @@ impl Store for SqlStore {
         let next = (more && by_cursor).then(|| items.last().map(|r| (r.ordered_at, r.id.clone()))).flatten();
         let next_offset = (more && !by_cursor).then(|| f.offset + n as u32);
         Ok(ReferralPage { items, next, next_offset, total: total.max(0) as u64, people: People::default() })
+    }
+
+    async fn referrals_by_id(&self, ids: &[ReferralId]) -> Result<Vec<Referral>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        on_pool!(&self.db, p => {
+            for chunk in ids.chunks(500) {
+                let mut q = sqlx::QueryBuilder::new("SELECT doc FROM referrals WHERE id IN (");
+                let mut list = q.separated(", ");
+                for id in chunk {
+                    list.push_bind(id.as_str());
+                }
+                q.push(")");
+                for r in q.build().fetch_all(p).await.map_err(db)? {
+                    out.push(row::referral(&r)?);
+                }
+            }
+        });
+        Ok(out)
     }
 
     async fn people(&self, patients: &[PatientId], providers: &[ProviderId]) -> Result<People, StoreError> {
@@ -229,10 +248,22 @@ impl Store for SqlStore {
                 .bind(f.assignee.clone())
                 .bind(f.referral_id.as_ref().map(|r| r.as_str().to_owned()))
                 .bind(limit(f.limit))
+                .bind(f.completed_after.map(ms))
                 .fetch_all(p)
                 .await
                 .map_err(db)?;
             rows.iter().map(|r| row::task(r)).collect()
+        })
+    }
+
+    async fn task_log(&self, referral: &ReferralId) -> Result<Vec<refloop_app::TaskLogEntry>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM task_log WHERE referral_id = $1 ORDER BY seq")
+                .bind(referral.as_str())
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::task_log(r)).collect()
         })
     }
 
@@ -243,46 +274,6 @@ impl Store for SqlStore {
                 .fetch_optional(p)
                 .await
                 .map_err(db)?;
-            row.map(|r| row::task(&r)).transpose()
-        })
-    }
-
-    async fn claim_task(&self, id: &str, assignee: &str, reassign: bool) -> Result<Option<Task>, StoreError> {
-        on_writer!(self, p => {
-            let row = sqlx::query(
-                "UPDATE tasks SET status = 'claimed', assignee = $2
-                 WHERE id = $1 AND (status = 'open' OR ($3 AND status = 'claimed')) RETURNING *",
-            )
-            .bind(id)
-            .bind(assignee)
-            .bind(reassign)
-            .fetch_optional(p)
-            .await
-            .map_err(db)?;
-            row.map(|r| row::task(&r)).transpose()
-        })
-    }
-
-    async fn complete_task(
-        &self,
-        id: &str,
-        by: &str,
-        outcome: &str,
-        now: Timestamp,
-    ) -> Result<Option<Task>, StoreError> {
-        on_writer!(self, p => {
-            let row = sqlx::query(
-                "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3,
-                        assignee = COALESCE(assignee, $4)
-                 WHERE id = $1 AND status IN ('open', 'claimed') RETURNING *",
-            )
-            .bind(id)
-            .bind(ms(now))
-            .bind(outcome)
-            .bind(by)
-            .fetch_optional(p)
-            .await
-            .map_err(db)?;
             row.map(|r| row::task(&r)).transpose()
         })
     }

@@ -28,6 +28,7 @@ fn migrator(dialect: &str) -> Migrator {
             (9, "measure facts", include_str!("../migrations/sqlite/0009_measure_facts.sql")),
             (10, "referral stats", include_str!("../migrations/sqlite/0010_referral_stats.sql")),
             (11, "people", include_str!("../migrations/sqlite/0011_people.sql")),
+            (12, "task work", include_str!("../migrations/sqlite/0012_task_work.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -41,6 +42,7 @@ fn migrator(dialect: &str) -> Migrator {
             (9, "measure facts", include_str!("../migrations/postgres/0009_measure_facts.sql")),
             (10, "referral stats", include_str!("../migrations/postgres/0010_referral_stats.sql")),
             (11, "people", include_str!("../migrations/postgres/0011_people.sql")),
+            (12, "task work", include_str!("../migrations/postgres/0012_task_work.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -168,6 +168,21 @@ pub(crate) fn task(row: &dyn Get) -> Result<Task, StoreError> {
         completed_at: opt_ts(row.opt_int("completed_at")?)?,
         outcome: row.opt_text("outcome")?,
         inbox_id: row.opt_text("inbox_id")?,
+        attempts: u32::try_from(row.int("attempts")?).map_err(|_| corrupt("attempts out of range"))?,
+        note: row.opt_text("note")?,
+    })
+}
+
+pub(crate) fn task_log(row: &dyn Get) -> Result<refloop_app::TaskLogEntry, StoreError> {
+    Ok(refloop_app::TaskLogEntry {
+        task_id: row.text("task_id")?,
+        referral_id: ReferralId::parse(&row.text("referral_id")?).map_err(corrupt)?,
+        at: ts(row.int("at")?)?,
+        actor: row.text("actor")?,
+        action: row.text("action")?,
+        assignee: row.opt_text("assignee")?,
+        outcome: row.opt_text("outcome")?,
+        note: row.opt_text("note")?,
     })
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
     AuditEntry, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, PatientKeep, Role,
-    Store, StoreError, StoredEvent, TaskFilter, TaskStatus, TokenRecord,
+    Store, StoreError, StoredEvent, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TokenRecord,
 };
 use refloop_domain::{
     Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,
@@ -221,14 +221,50 @@ async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
         .unwrap();
     }
     tx.commit().await.unwrap();
-    let claimed = store.claim_task("tsk_1", "casey", false).await.unwrap().unwrap();
+    let change = |id: &'static str, c: TaskChange| {
+        let store = store.clone();
+        async move {
+            let mut tx = store.begin().await.unwrap();
+            let t = tx.change_task(id, &c).await.unwrap();
+            tx.commit().await.unwrap();
+            t
+        }
+    };
+    let claim = |who: &str, reassign: bool| TaskChange::Claim { assignee: who.into(), reassign };
+    let claimed = change("tsk_1", claim("casey", false)).await.unwrap();
     assert_eq!((claimed.status, claimed.assignee.as_deref()), (TaskStatus::Claimed, Some("casey")));
-    assert!(store.claim_task("tsk_1", "sam", false).await.unwrap().is_none());
-    let moved = store.claim_task("tsk_1", "sam", true).await.unwrap().unwrap();
+    assert!(change("tsk_1", claim("sam", false)).await.is_none());
+    let moved = change("tsk_1", claim("sam", true)).await.unwrap();
     assert_eq!(moved.assignee.as_deref(), Some("sam"));
-    let done = store.complete_task("tsk_2", "sam", "booked", t0).await.unwrap().unwrap();
+    let later = t0 + jiff::SignedDuration::from_hours(18);
+    let retry = TaskChange::Retry { outcome: "no-answer".into(), note: Some("rang twice".into()), due_at: later };
+    let again = change("tsk_1", retry).await.unwrap();
+    assert_eq!(
+        (again.status, again.assignee.as_deref(), again.due_at, again.attempts, again.note.as_deref()),
+        (TaskStatus::Open, None, later, 1, Some("rang twice"))
+    );
+    let complete =
+        |outcome: &str| TaskChange::Complete { by: "sam".into(), outcome: outcome.into(), note: None, at: t0 };
+    let done = change("tsk_2", complete("booked")).await.unwrap();
     assert_eq!((done.status, done.outcome.as_deref(), done.completed_at), (TaskStatus::Done, Some("booked"), Some(t0)));
-    assert!(store.complete_task("tsk_2", "sam", "again", t0).await.unwrap().is_none());
+    assert_eq!(done.assignee.as_deref(), Some("sam"), "who completed it");
+    assert!(change("tsk_2", complete("again")).await.is_none(), "a done task takes no change");
+    let mut tx = store.begin().await.unwrap();
+    let line = TaskLogEntry {
+        task_id: "tsk_2".into(),
+        referral_id: r.id.clone(),
+        at: t0,
+        actor: "coordinator:sam".into(),
+        action: "completed".into(),
+        assignee: None,
+        outcome: Some("booked".into()),
+        note: None,
+    };
+    tx.log_task(&line).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(store.task_log(&r.id).await.unwrap(), [line]);
+    let today = TaskFilter { completed_after: Some(t0), limit: 10, ..TaskFilter::default() };
+    assert_eq!(store.tasks(&today).await.unwrap().iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["tsk_2"]);
 
     let mut tx = store.begin().await.unwrap();
     tx.close_tasks(&r.id, &[TaskKind::NotifyPatient], t0, "resolved").await.unwrap();
@@ -236,7 +272,7 @@ async fn tasks_open_claim_complete_and_close(store: Arc<SqlStore>) {
     let open =
         store.tasks(&TaskFilter { status: Some(TaskStatus::Open), limit: 10, ..TaskFilter::default() }).await.unwrap();
     assert_eq!(open.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["tsk_3"]);
-    assert_eq!(store.task("tsk_1").await.unwrap().unwrap().status, TaskStatus::Done);
+    assert_eq!(store.task("tsk_2").await.unwrap().unwrap().status, TaskStatus::Done);
 }
 
 async fn the_duplicate_candidate_is_the_newest_tracked_order_in_the_window(store: Arc<SqlStore>) {

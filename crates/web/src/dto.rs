@@ -95,7 +95,17 @@ pub struct ClaimBody {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteBody {
+    /// One of the task kind's outcomes (`GET /api/v1/tasks` lists them per task), e.g.
+    /// `scheduled`, `no-answer`, `wrong-number`; absent: `done` where the kind has it.
     pub outcome: Option<String>,
+    /// A note for the referral's timeline.
+    pub note: Option<String>,
+    /// With `scheduled`: the appointment (RFC 3339).
+    pub appointment_at: Option<String>,
+    /// With `declined`: why.
+    pub reason: Option<String>,
+    /// With `phone-fixed`: the patient's number (E.164).
+    pub phone: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -285,6 +295,11 @@ pub struct TaskView {
     pub outcome: Option<String>,
     /// For a review task: the inbound message to confirm (`/api/v1/inbox/{id}`).
     pub inbox_id: Option<String>,
+    /// Calls that reached no one so far.
+    pub attempts: u32,
+    pub note: Option<String>,
+    /// The outcomes it can be completed with (none for a review task: settle its message).
+    pub outcomes: Vec<String>,
 }
 
 impl TaskView {
@@ -302,6 +317,9 @@ impl TaskView {
             completed_at: t.completed_at.map(|x| x.to_string()),
             outcome: t.outcome.clone(),
             inbox_id: t.inbox_id.clone(),
+            attempts: t.attempts,
+            note: t.note.clone(),
+            outcomes: refloop_app::outcomes_for(t.kind).iter().map(|c| c.code.to_owned()).collect(),
         }
     }
 }

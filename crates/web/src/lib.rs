@@ -57,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/referrals/{id}", get(routes::referrals::show))
         .route("/referrals/{id}/events", post(routes::referrals::record_event))
         .route("/tasks", get(routes::tasks::list))
+        .route("/tasks/claim-next", post(routes::tasks::claim_next))
         .route("/tasks/{id}/claim", post(routes::tasks::claim))
         .route("/tasks/{id}/complete", post(routes::tasks::complete))
         .route("/outbox", get(routes::tasks::outbox))

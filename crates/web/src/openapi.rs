@@ -33,6 +33,7 @@ impl Modify for BearerAuth {
         routes::referrals::record_event,
         routes::tasks::list,
         routes::tasks::claim,
+        routes::tasks::claim_next,
         routes::tasks::complete,
         routes::tasks::outbox,
         routes::channels::list,

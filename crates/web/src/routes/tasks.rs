@@ -4,7 +4,7 @@ use axum::{
     Json,
     extract::{Path, Query, State},
 };
-use refloop_app::{OutboxFilter, OutboxStatus, Permission, TaskFilter, TaskStatus};
+use refloop_app::{OutboxFilter, OutboxStatus, Permission, TaskFilter, TaskReport, TaskStatus};
 use refloop_domain::ReferralId;
 
 use crate::{
@@ -37,8 +37,13 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<TaskQue
         None | Some("") => None,
         Some(x) => Some(TaskStatus::parse(x).ok_or_else(|| ApiError::invalid("status", "open, claimed or done"))?),
     };
-    let filter =
-        TaskFilter { status, assignee: q.assignee, referral_id: referral(q.referral_id)?, limit: limit(q.limit)? };
+    let filter = TaskFilter {
+        status,
+        assignee: q.assignee,
+        referral_id: referral(q.referral_id)?,
+        completed_after: None,
+        limit: limit(q.limit)?,
+    };
     let now = s.app.now();
     let tasks = s.app.tasks(&filter).await?;
     Ok(Json(TaskList { items: tasks.iter().map(|t| TaskView::new(t, now)).collect() }))
@@ -73,9 +78,38 @@ pub async fn complete(
     MaybeBody(body): MaybeBody<CompleteBody>,
 ) -> ApiResult<Json<TaskView>> {
     let actor = auth.require(Permission::WorkTasks)?;
-    let body = body.unwrap_or_default();
-    let task = s.app.complete_task(actor, &id, body.outcome.as_deref()).await?;
+    let b = body.unwrap_or_default();
+    let structured = b.note.is_some() || b.appointment_at.is_some() || b.reason.is_some() || b.phone.is_some();
+    let task = if structured || b.outcome.as_deref().is_some_and(is_outcome_code) {
+        let report = TaskReport {
+            outcome: b.outcome.unwrap_or_else(|| "done".into()),
+            note: b.note,
+            appointment_at: crate::dto::opt_instant("appointment_at", b.appointment_at.as_deref())?,
+            reason: b.reason,
+            phone: b.phone,
+        };
+        s.app.report_task(actor, &id, report).await?
+    } else {
+        s.app.complete_task(actor, &id, b.outcome.as_deref()).await?
+    };
     Ok(Json(TaskView::new(&task, s.app.now())))
+}
+
+/// Whether `outcome` is a code of the task's outcomes (else a free-text outcome, kept as its note).
+fn is_outcome_code(outcome: &str) -> bool {
+    refloop_domain::TaskKind::ALL.iter().any(|k| refloop_app::outcomes_for(*k).iter().any(|c| c.code == outcome))
+}
+
+/// Claim the open task that has been due longest (none open: 404).
+#[utoipa::path(post, path = "/api/v1/tasks/claim-next", tag = "worklist",
+    responses((status = 200, body = TaskView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn claim_next(State(s): State<AppState>, auth: Auth) -> ApiResult<Json<TaskView>> {
+    let actor = auth.require(Permission::WorkTasks)?;
+    match s.app.claim_next(actor).await? {
+        Some(task) => Ok(Json(TaskView::new(&task, s.app.now()))),
+        None => Err(ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no open task")),
+    }
 }
 
 /// Outbound messages: pending, sent, failed.

@@ -41,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/referrals/{id}", get(pages::referral))
         .route("/referrals/{id}/events", post(pages::record_event))
         .route("/worklist", get(pages::worklist))
+        .route("/worklist/claim-next", post(pages::claim_next))
+        .route("/worklist/bulk", post(pages::bulk))
         .route("/tasks/{id}/{action}", post(pages::task_action))
         .route("/directory", get(pages::directory))
         .route("/settings", get(pages::settings))

@@ -248,6 +248,11 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
         "/worklist"
     );
     assert_eq!(t.tasks_of(&id).await[0]["assignee"], "casey");
+    // Only to a person who can sign in.
+    let nobody = p.post(&format!("/tasks/{tid}/assign"), &[("csrf", &csrf), ("assignee", "sam")]).await;
+    assert_eq!(nobody.status, 422, "{}", nobody.html);
+    assert_eq!(t.tasks_of(&id).await[0]["assignee"], "casey");
+    t.app.save_user("sam", Role::Coordinator, "another long secret").await.unwrap();
     p.post(&format!("/tasks/{tid}/assign"), &[("csrf", &csrf), ("assignee", "sam")]).await;
     assert_eq!(t.tasks_of(&id).await[0]["assignee"], "sam");
     p.post(&format!("/tasks/{tid}/complete"), &[("csrf", &csrf)]).await;

@@ -45,7 +45,7 @@ pub use auth::{login, login_form, logout};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, settings};
 pub use referrals::{record_event, referral, referrals, referrals_csv};
-pub use work::{task_action, worklist};
+pub use work::{bulk, claim_next, task_action, worklist};
 
 fn see_other(to: &str) -> Response {
     let mut r = Redirect::to(to).into_response();
@@ -55,24 +55,48 @@ fn see_other(to: &str) -> Response {
 
 pub(crate) struct TaskRow {
     id: String,
+    kind: &'static str,
     title: &'static str,
     referral: String,
     due: String,
     status: &'static str,
     assignee: String,
     overdue: bool,
+    attempts: u32,
+    /// (code, label, what it needs: "", "appointment", "reason", "phone")
+    outcomes: Vec<(&'static str, &'static str, &'static str)>,
+    /// A review task: settled through this inbound message.
+    inbox_id: String,
+    outcome: String,
+    completed: String,
 }
 
 impl TaskRow {
     fn of(t: &refloop_app::Task, tz: &TimeZone, now: Timestamp) -> Self {
+        let needs = |n: refloop_app::Needs| match n {
+            refloop_app::Needs::Nothing => "",
+            refloop_app::Needs::Appointment => "appointment",
+            refloop_app::Needs::Reason => "reason",
+            refloop_app::Needs::Phone => "phone",
+        };
         TaskRow {
             id: t.id.clone(),
+            kind: t.kind.as_str(),
             title: t.kind.title(),
             referral: t.referral_id.to_string(),
             due: when(Some(t.due_at), tz),
             status: t.status.as_str(),
             assignee: t.assignee.clone().unwrap_or_default(),
-            overdue: t.due_at < now,
+            overdue: t.completed_at.is_none() && t.due_at < now,
+            attempts: t.attempts,
+            outcomes: refloop_app::outcomes_for(t.kind).iter().map(|c| (c.code, c.label, needs(c.needs))).collect(),
+            inbox_id: t.inbox_id.clone().unwrap_or_default(),
+            outcome: t.outcome.clone().unwrap_or_default(),
+            completed: when(t.completed_at, tz),
         }
+    }
+
+    fn needs(&self, what: &str) -> bool {
+        self.outcomes.iter().any(|(_, _, n)| *n == what)
     }
 }

@@ -226,6 +226,24 @@ struct EventRow {
     detail: String,
     recorded: String,
     source: String,
+    /// The inbound message it came from (a link to it), when it came from one.
+    message: String,
+    /// For ordering the merged timeline.
+    sort_at: Timestamp,
+}
+
+/// The inbound message an event's source names (`system:hl7v2/inb_…`, `system:fhir/inb_…`).
+fn message_of(source: &str) -> String {
+    source.rsplit_once('/').map(|(_, id)| id).filter(|id| id.starts_with("inb_")).unwrap_or_default().to_owned()
+}
+
+fn task_log_kind(action: &str) -> &'static str {
+    match action {
+        "claimed" => "task-claimed",
+        "reassigned" => "task-reassigned",
+        "retry" => "task-tried-again",
+        _ => "task-completed",
+    }
 }
 
 struct MessageRow {
@@ -250,6 +268,7 @@ struct ReferralPage {
     tasks: Vec<TaskRow>,
     events: Vec<EventRow>,
     messages: Vec<MessageRow>,
+    users: Vec<String>,
     can_work: bool,
     can_write: bool,
 }
@@ -320,17 +339,7 @@ pub async fn referral(
         r: summary,
         milestones,
         tasks: d.tasks.iter().filter(|t| t.status != TaskStatus::Done).map(|t| TaskRow::of(t, &tz, now)).collect(),
-        events: d
-            .events
-            .iter()
-            .map(|e| EventRow {
-                at: when(Some(e.at), &tz),
-                kind: e.data.kind(),
-                detail: event_detail(&e.data),
-                recorded: when(Some(e.recorded_at), &tz),
-                source: e.source.clone(),
-            })
-            .collect(),
+        events: timeline(&d, &tz),
         messages: outbox
             .iter()
             .map(|o| MessageRow {
@@ -342,10 +351,48 @@ pub async fn referral(
                 error: o.last_error.clone().unwrap_or_default(),
             })
             .collect(),
+        users: s.app.users().await?.into_iter().filter(|u| !u.disabled).map(|u| u.username).collect(),
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         can_write: web.0.actor.role.may(Permission::WriteReferrals),
     };
     Ok(render(&page))
+}
+
+/// The referral's events and its tasks' history (claimed, reassigned, tried again,
+/// completed with an outcome), in the order they were recorded.
+fn timeline(d: &refloop_app::ReferralDetail, tz: &TimeZone) -> Vec<EventRow> {
+    let mut rows: Vec<EventRow> = d
+        .events
+        .iter()
+        .map(|e| EventRow {
+            at: when(Some(e.at), tz),
+            kind: e.data.kind(),
+            detail: event_detail(&e.data),
+            recorded: when(Some(e.recorded_at), tz),
+            source: e.source.clone(),
+            message: message_of(&e.source),
+            sort_at: e.recorded_at,
+        })
+        .collect();
+    for l in &d.task_log {
+        let title = d.tasks.iter().find(|t| t.id == l.task_id).map_or("", |t| t.kind.title());
+        let mut detail = vec![title.to_owned()];
+        detail.extend(l.assignee.as_ref().map(|a| format!("to {a}")));
+        detail.extend(l.outcome.as_ref().map(|o| format!("outcome: {o}")));
+        detail.extend(l.note.as_ref().map(|n| format!("note: {n}")));
+        rows.push(EventRow {
+            at: when(Some(l.at), tz),
+            kind: task_log_kind(&l.action),
+            detail: detail.join("; "),
+            recorded: when(Some(l.at), tz),
+            source: l.actor.clone(),
+            message: String::new(),
+            sort_at: l.at,
+        });
+    }
+    // Stable: events of one instant keep their log order, task lines after them.
+    rows.sort_by_key(|r| r.sort_at);
+    rows
 }
 
 pub async fn record_event(

@@ -1,13 +1,30 @@
-//! The worklist and the task buttons.
+//! The worklist made for a shift: compact rows (due, patient, phone, what to do, specialty,
+//! urgency, owner), filters (mine, unassigned, a kind, overdue, due today, done today),
+//! "claim next", bulk claim and reassign, and each task's outcome form.
 
-use super::*;
+use refloop_app::{People, Task, UserRecord};
+use refloop_domain::{PatientId, Referral, TaskKind};
+
+use super::{
+    people::{PersonCell, href, person, revealed},
+    *,
+};
 
 struct ReviewRow {
+    id: String,
     received: String,
     kind: String,
     source: String,
     status: &'static str,
     error: String,
+}
+
+/// A task with what the worklist shows of its referral.
+struct WorkRow {
+    t: TaskRow,
+    patient: PersonCell,
+    specialty: String,
+    urgency: &'static str,
 }
 
 #[derive(Template)]
@@ -18,30 +35,130 @@ struct WorklistPage {
     notice: Option<String>,
     csrf: String,
     back: String,
+    view: String,
+    kind: String,
+    views: Vec<(&'static str, &'static str)>,
+    kinds: Vec<(&'static str, &'static str)>,
     open_count: usize,
     overdue_count: usize,
-    tasks: Vec<TaskRow>,
-    sms: Vec<TaskRow>,
+    rows: Vec<WorkRow>,
+    sms: Vec<WorkRow>,
     review: Vec<ReviewRow>,
+    users: Vec<String>,
     can_work: bool,
+    done_view: bool,
 }
 
-pub async fn worklist(State(s): State<AppState>, web: Web) -> UiResult<Response> {
+const VIEWS: &[(&str, &str)] = &[
+    ("open", "All open"),
+    ("mine", "Mine"),
+    ("unassigned", "Unassigned"),
+    ("overdue", "Overdue"),
+    ("today", "Due today"),
+    ("done-today", "Done today"),
+];
+
+/// The start of today in the practice's time zone.
+fn start_of_day(now: Timestamp, tz: &TimeZone) -> Timestamp {
+    let z = now.to_zoned_datetime(tz.clone());
+    z.date().to_datetime(jiff::civil::Time::midnight()).to_zoned_datetime(tz.clone()).map_or(now, |z| z.timestamp())
+}
+
+/// Rows for `tasks` with their referrals' patients (audited as one read).
+async fn work_rows(
+    s: &AppState,
+    web: &Web,
+    tasks: &[&Task],
+    shown: Option<&(PatientId, String)>,
+    here: &str,
+) -> UiResult<Vec<WorkRow>> {
+    let tz = s.app.policy().time_zone.clone();
+    let now = s.app.now();
+    let mut ids: Vec<ReferralId> = tasks.iter().map(|t| t.referral_id.clone()).collect();
+    ids.sort();
+    ids.dedup();
+    let referrals: Vec<Referral> = s.app.store().referrals_by_id(&ids).await.map_err(refloop_app::AppError::from)?;
+    let by_id: HashMap<&ReferralId, &Referral> = referrals.iter().map(|r| (&r.id, r)).collect();
+    let patients: Vec<PatientId> = referrals.iter().map(|r| r.patient_id.clone()).collect();
+    let people: People = s.app.people(&web.0.actor, &patients, &[]).await?;
+    Ok(tasks
+        .iter()
+        .map(|t| {
+            let r = by_id.get(&t.referral_id);
+            let patient = match r {
+                Some(r) => person(&people, &r.patient_id, shown, here),
+                None => person(&people, &PatientId::parse("unknown").expect("an id"), None, here),
+            };
+            WorkRow {
+                t: TaskRow::of(t, &tz, now),
+                patient,
+                specialty: r
+                    .and_then(|r| r.specialty.as_ref())
+                    .map_or("(needs coding)".into(), |x| x.as_str().to_owned()),
+                urgency: r.map_or("", |r| r.urgency.as_str()),
+            }
+        })
+        .collect())
+}
+
+pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
     web.require(Permission::Read)?;
     let tz = s.app.policy().time_zone.clone();
     let now = s.app.now();
-    let mut tasks = Vec::new();
+    let view = match get(&q, "view") {
+        "" => "open",
+        v if VIEWS.iter().any(|(k, _)| *k == v) => v,
+        _ => return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "View: choose one from the list.".into())),
+    };
+    let kind =
+        match get(&q, "kind") {
+            "" => None,
+            k => Some(TaskKind::parse(k).ok_or_else(|| {
+                UiError(StatusCode::UNPROCESSABLE_ENTITY, "Task kind: choose one from the list.".into())
+            })?),
+        };
+    let today = start_of_day(now, &tz);
+    let tomorrow = today + SignedDuration::from_hours(24);
+    let mut open = Vec::new();
     for status in [TaskStatus::Open, TaskStatus::Claimed] {
-        tasks.extend(s.app.tasks(&TaskFilter { status: Some(status), limit: 500, ..TaskFilter::default() }).await?);
+        open.extend(s.app.tasks(&TaskFilter { status: Some(status), limit: 1000, ..TaskFilter::default() }).await?);
     }
-    tasks.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
-    let (sms, work): (Vec<_>, Vec<_>) = tasks.iter().partition(|t| t.kind == refloop_domain::TaskKind::PatientReply);
+    open.sort_by(|a, b| a.due_at.cmp(&b.due_at).then(a.id.cmp(&b.id)));
+    let done_view = view == "done-today";
+    let listed: Vec<Task> = if done_view {
+        let f = TaskFilter {
+            status: Some(TaskStatus::Done),
+            completed_after: Some(today),
+            limit: 1000,
+            ..TaskFilter::default()
+        };
+        s.app.tasks(&f).await?
+    } else {
+        open.clone()
+    };
+    let me = web.0.actor.name.as_str();
+    let (sms, work): (Vec<&Task>, Vec<&Task>) = listed
+        .iter()
+        .filter(|t| kind.is_none_or(|k| t.kind == k))
+        .filter(|t| match view {
+            "mine" => t.assignee.as_deref() == Some(me),
+            "unassigned" => t.assignee.is_none(),
+            "overdue" => t.due_at < now,
+            "today" => t.due_at < tomorrow,
+            _ => true,
+        })
+        .partition(|t| t.kind == TaskKind::PatientReply && !done_view);
+    let shown = revealed(&s, &web, &q).await?;
+    let here = href("/worklist", &q, &["reveal"]);
+    let rows = work_rows(&s, &web, &work, shown.as_ref(), &here).await?;
+    let sms = work_rows(&s, &web, &sms, shown.as_ref(), &here).await?;
     let review = s
         .app
         .dead_letters(100)
         .await?
         .iter()
         .map(|m| ReviewRow {
+            id: m.id.clone(),
             received: when(Some(m.received_at), &tz),
             kind: m.message_type.clone(),
             source: m.source.clone(),
@@ -49,22 +166,34 @@ pub async fn worklist(State(s): State<AppState>, web: Web) -> UiResult<Response>
             error: m.error.clone().unwrap_or_default(),
         })
         .collect();
+    let users: Vec<String> =
+        s.app.users().await?.into_iter().filter(|u: &UserRecord| !u.disabled).map(|u| u.username).collect();
     let page = WorklistPage {
         nav: web.nav("worklist"),
         demo: ui(&s).demo,
-        notice: None,
+        notice: match get(&q, "notice") {
+            "none-open" => Some("Nothing is open to claim.".into()),
+            _ => None,
+        },
         csrf: web.0.csrf.clone(),
-        back: "/worklist".into(),
-        open_count: tasks.len(),
-        overdue_count: tasks.iter().filter(|t| t.due_at < now).count(),
-        tasks: work.iter().map(|t| TaskRow::of(t, &tz, now)).collect(),
-        sms: sms.iter().map(|t| TaskRow::of(t, &tz, now)).collect(),
+        back: href("/worklist", &q, &["reveal", "notice"]),
+        view: view.to_owned(),
+        kind: kind.map_or("", TaskKind::as_str).to_owned(),
+        views: VIEWS.to_vec(),
+        kinds: TaskKind::ALL.iter().map(|k| (k.as_str(), k.title())).collect(),
+        open_count: open.len(),
+        overdue_count: open.iter().filter(|t| t.due_at < now).count(),
+        rows,
+        sms,
         review,
+        users,
         can_work: web.0.actor.role.may(Permission::WorkTasks),
+        done_view,
     };
     Ok(render(&page))
 }
 
+/// One task's action: claim, reassign, or complete with an outcome.
 pub async fn task_action(
     State(s): State<AppState>,
     web: Web,
@@ -74,11 +203,51 @@ pub async fn task_action(
     web.check_form(&f)?;
     web.require(Permission::WorkTasks)?;
     let actor = &web.0.actor;
+    let tz = s.app.policy().time_zone.clone();
     match action.as_str() {
         "claim" => s.app.claim_task(actor, &id, None).await?,
-        "complete" => s.app.complete_task(actor, &id, Some(get(&f, "outcome")).filter(|o| !o.is_empty())).await?,
         "assign" => s.app.reassign_task(actor, &id, get(&f, "assignee")).await?,
+        "complete" => {
+            let report = refloop_app::TaskReport {
+                outcome: Some(get(&f, "outcome")).filter(|o| !o.is_empty()).unwrap_or("done").to_owned(),
+                note: Some(get(&f, "note").to_owned()).filter(|n| !n.is_empty()),
+                appointment_at: parse_local("Appointment", get(&f, "appointment_at"), &tz)?,
+                reason: Some(get(&f, "reason").to_owned()).filter(|r| !r.is_empty()),
+                phone: Some(get(&f, "phone").to_owned()).filter(|p| !p.is_empty()),
+            };
+            s.app.report_task(actor, &id, report).await?
+        }
         _ => return Err(UiError(StatusCode::NOT_FOUND, "No such action.".into())),
     };
+    Ok(see_other(&local_path(f.get("back"))))
+}
+
+/// "Claim next": the open task due longest, then its referral's page to work it.
+pub async fn claim_next(State(s): State<AppState>, web: Web, Form(f): Form<Params>) -> UiResult<Response> {
+    web.check_form(&f)?;
+    web.require(Permission::WorkTasks)?;
+    match s.app.claim_next(&web.0.actor).await? {
+        Some(t) => Ok(see_other(&format!("/referrals/{}#task-{}", t.referral_id, t.id))),
+        None => Ok(see_other("/worklist?notice=none-open")),
+    }
+}
+
+/// Bulk claim or reassign of the ticked tasks (`task` repeated).
+pub async fn bulk(State(s): State<AppState>, web: Web, Form(pairs): Form<Vec<(String, String)>>) -> UiResult<Response> {
+    let f: Params = pairs.iter().filter(|(k, _)| k != "task").cloned().collect();
+    web.check_form(&f)?;
+    web.require(Permission::WorkTasks)?;
+    let ids: Vec<&str> = pairs.iter().filter(|(k, _)| k == "task").map(|(_, v)| v.as_str()).collect();
+    if ids.is_empty() {
+        return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "Tick the tasks to claim or reassign first.".into()));
+    }
+    let actor = &web.0.actor;
+    for id in ids {
+        match get(&f, "action") {
+            "claim" => s.app.claim_task(actor, id, None).await?,
+            "assign" => s.app.reassign_task(actor, id, get(&f, "assignee")).await?,
+            _ => return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "Choose claim or reassign.".into())),
+        };
+    }
     Ok(see_other(&local_path(f.get("back"))))
 }
