@@ -334,6 +334,20 @@ pub struct ReferralDetailView {
     pub overdue: bool,
     pub events: Vec<EventView>,
     pub tasks: Vec<TaskView>,
+    /// Its tasks' history: `claimed`, `reassigned`, `retry`, `completed` (with the outcome).
+    pub task_history: Vec<TaskLogView>,
+}
+
+/// One line of a task's history.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskLogView {
+    pub task_id: String,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub assignee: Option<String>,
+    pub outcome: Option<String>,
+    pub note: Option<String>,
 }
 
 impl ReferralDetailView {
@@ -344,6 +358,19 @@ impl ReferralDetailView {
             overdue: d.stage_due_at.is_some_and(|t| t < now),
             events: d.events.iter().map(EventView::from).collect(),
             tasks: d.tasks.iter().map(|t| TaskView::new(t, now)).collect(),
+            task_history: d
+                .task_log
+                .iter()
+                .map(|l| TaskLogView {
+                    task_id: l.task_id.clone(),
+                    at: l.at.to_string(),
+                    actor: l.actor.clone(),
+                    action: l.action.clone(),
+                    assignee: l.assignee.clone(),
+                    outcome: l.outcome.clone(),
+                    note: l.note.clone(),
+                })
+                .collect(),
         }
     }
 }

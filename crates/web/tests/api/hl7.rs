@@ -218,6 +218,10 @@ async fn a_match_that_is_not_certain_goes_to_review(b: Backend) {
     let review_tasks: Vec<&Value> = tasks.iter().filter(|t| t["kind"] == "review-match").collect();
     assert_eq!(review_tasks.len(), 2);
     assert!(review_tasks.iter().all(|t| t["inbox_id"] == inbox_id.as_str()));
+    assert_eq!(review_tasks[0]["outcomes"], json!([]), "settled through the message");
+    // Closing a review task alone would leave the message unsettled: refused.
+    let r = t.post(&format!("/api/v1/tasks/{}/complete", review_tasks[0]["id"].as_str().unwrap()), json!({})).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
     // A coordinator decides it was the dermatology visit.
     let derm_id = referrals(&t).await.iter().find(|r| r["specialty"] == "dermatology").unwrap()["id"].clone();
     let r = t.post(&format!("/api/v1/inbox/{inbox_id}/apply"), json!({"referral_id": derm_id})).await;

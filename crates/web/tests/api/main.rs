@@ -24,6 +24,11 @@ macro_rules! on_both_backends {
     };
 }
 
+/// The `type`s of a referral's timeline, in order.
+pub fn event_types(referral: &serde_json::Value) -> Vec<String> {
+    referral["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
+}
+
 mod auth;
 mod bad_input;
 mod channels;
