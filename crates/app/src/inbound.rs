@@ -204,6 +204,25 @@ impl App {
         self.settle_inbox(tx, item, applied, &outcome).await
     }
 
+    /// A person decided a dead letter or review item needs nothing (a test message, a copy
+    /// of one already applied by hand): settled as ignored with the reason, its review tasks
+    /// closed, nothing applied.
+    pub async fn dismiss_inbox(&self, inbox_id: &str, actor: &Actor, reason: &str) -> Result<InboxItem, AppError> {
+        let reason = reason.trim();
+        if reason.is_empty() {
+            return Err(AppError::invalid("reason", "say why the message needs nothing"));
+        }
+        if reason.chars().count() > 500 {
+            return Err(AppError::invalid("reason", "at most 500 characters"));
+        }
+        let item = self.unsettled_inbox(inbox_id).await?;
+        let mut tx = self.store().begin().await?;
+        tx.audit(&self.audit_entry(actor, "dismiss", "inbound-message", inbox_id)).await?;
+        let outcome = format!("dismissed by {}", actor.source());
+        let applied = Applied::new(InboxStatus::Ignored, None, Some(format!("dismissed: {reason}")));
+        self.settle_inbox(tx, item, applied, &outcome).await
+    }
+
     /// A dead letter or review item, ready to be settled again.
     pub async fn unsettled_inbox(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
         let item = self

@@ -384,6 +384,8 @@ pub struct TaskFilter {
     pub referral_id: Option<ReferralId>,
     /// Only tasks completed at or after this instant.
     pub completed_after: Option<Timestamp>,
+    /// Only the review tasks of this inbound message.
+    pub inbox_id: Option<String>,
     pub limit: u32,
 }
 

@@ -9,6 +9,7 @@
 mod ack;
 mod batch;
 mod escape;
+mod fields;
 mod ingest;
 mod listener;
 mod map;
@@ -20,6 +21,7 @@ mod tls;
 pub use ack::{AckCode, AckError, ErrorCode, build_ack};
 pub use batch::split_batch;
 pub use escape::{escape, unescape};
+pub use fields::{FieldView, SegmentView, describe, field_name};
 pub use ingest::{Ingest, Reply};
 pub use listener::{ListenerConfig, serve_mllp};
 pub use map::{MapConfig, MapError, check_header, map};

@@ -92,6 +92,21 @@ impl Segment {
             .is_some_and(|v| v.trim() == "\"\"")
     }
 
+    /// Field `f` as people read it: its values (unescaped) joined with `d`'s repetition,
+    /// component and subcomponent characters, trailing empties dropped.
+    pub fn field_text(&self, f: usize, d: &Delimiters) -> String {
+        let Some(field) = self.fields.get(f) else { return String::new() };
+        let join = |parts: Vec<String>, sep: char| {
+            let keep = parts.iter().rposition(|p| !p.is_empty()).map_or(0, |i| i + 1);
+            parts[..keep].join(&sep.to_string())
+        };
+        let reps = field
+            .iter()
+            .map(|rep| join(rep.iter().map(|comp| join(comp.clone(), d.subcomponent)).collect(), d.component))
+            .collect();
+        join(reps, d.repetition)
+    }
+
     /// The number of the last field present.
     pub fn len(&self) -> usize {
         self.fields.len().saturating_sub(1)

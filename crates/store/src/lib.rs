@@ -66,6 +66,7 @@ const TASKS: &str = "SELECT * FROM tasks
       AND ($2 IS NULL OR assignee = $2)
       AND ($3 IS NULL OR referral_id = $3)
       AND ($5 IS NULL OR completed_at >= $5)
+      AND ($6 IS NULL OR inbox_id = $6)
     ORDER BY due_at, id
     LIMIT $4";
 
@@ -249,6 +250,7 @@ impl Store for SqlStore {
                 .bind(f.referral_id.as_ref().map(|r| r.as_str().to_owned()))
                 .bind(limit(f.limit))
                 .bind(f.completed_after.map(ms))
+                .bind(f.inbox_id.clone())
                 .fetch_all(p)
                 .await
                 .map_err(db)?;

@@ -69,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/inbox/{id}", get(routes::inbox::show))
         .route("/inbox/{id}/retry", post(routes::inbox::retry))
         .route("/inbox/{id}/apply", post(routes::inbox::apply))
+        .route("/inbox/{id}/dismiss", post(routes::inbox::dismiss))
         .route("/reports/closure", get(routes::reports::closure))
         .route("/reports/cms50", get(routes::reports::cms50))
         .route("/specialists", get(routes::specialists::list))

@@ -45,6 +45,7 @@ impl Modify for BearerAuth {
         routes::inbox::show,
         routes::inbox::retry,
         routes::inbox::apply,
+        routes::inbox::dismiss,
         routes::reports::closure,
         routes::reports::cms50,
         routes::specialists::list,

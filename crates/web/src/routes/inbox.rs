@@ -145,10 +145,7 @@ pub async fn apply(
 ) -> ApiResult<Json<InboxView>> {
     let actor = auth.require(Permission::WriteReferrals)?.clone();
     let referral = ReferralId::parse(&body.referral_id).map_err(|e| ApiError::invalid("referral_id", e.message))?;
-    let item = match protocol(&s, &id).await?.as_deref() {
-        Some("fhir") => s.fhir.apply_to(&id, &referral, &actor).await?,
-        _ => s.hl7.apply_to(&id, &referral, &actor).await?,
-    };
+    let item = apply_to(&s, &id, &referral, &actor).await?;
     Ok(Json(InboxView::new(&item, false)))
 }
 
@@ -158,15 +155,68 @@ pub async fn apply(
     security(("bearer" = [])))]
 pub async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InboxView>> {
     auth.require(Permission::WriteReferrals)?;
-    let item = match protocol(&s, &id).await?.as_deref() {
-        Some("fhir") => s.fhir.retry(&id).await?,
-        _ => s.hl7.retry(&id).await?,
-    };
+    let item = retry_item(&s, &id).await?;
     Ok(Json(InboxView::new(&item, false)))
 }
 
-/// The protocol an inbox item came in by (`hl7v2`, `fhir`).
-async fn protocol(s: &AppState, id: &str) -> Result<Option<String>, ApiError> {
-    let item = s.app.store().inbox_item(id).await.map_err(refloop_app::AppError::from)?;
-    Ok(item.map(|i| i.protocol))
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DismissBody {
+    /// Why the message needs nothing (a test message, a copy already applied by hand).
+    pub reason: String,
+}
+
+/// A person decided a dead letter or review item needs nothing: settled as ignored with the
+/// reason; its review tasks close.
+#[utoipa::path(post, path = "/api/v1/inbox/{id}/dismiss", tag = "inbound", params(("id" = String, Path)),
+    request_body = DismissBody,
+    responses((status = 200, body = InboxView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn dismiss(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<DismissBody>,
+) -> ApiResult<Json<InboxView>> {
+    let actor = auth.require(Permission::WriteReferrals)?.clone();
+    let item = s.app.dismiss_inbox(&id, &actor, &body.reason).await?;
+    Ok(Json(InboxView::new(&item, false)))
+}
+
+/// The front door a stored message came in by.
+enum Door {
+    Hl7,
+    Fhir,
+}
+
+async fn door(s: &AppState, id: &str) -> Result<Door, ApiError> {
+    let item = s.app.unsettled_inbox(id).await?;
+    match item.protocol.as_str() {
+        "hl7v2" => Ok(Door::Hl7),
+        "fhir" => Ok(Door::Fhir),
+        other => Err(ApiError::from(refloop_app::AppError::Conflict(format!(
+            "message {id} came in by {other}, which cannot apply it again"
+        )))),
+    }
+}
+
+/// Applies a review item or dead letter to `referral` through its own front door.
+pub(crate) async fn apply_to(
+    s: &AppState,
+    id: &str,
+    referral: &ReferralId,
+    actor: &refloop_app::Actor,
+) -> Result<InboxItem, ApiError> {
+    Ok(match door(s, id).await? {
+        Door::Fhir => s.fhir.apply_to(id, referral, actor).await?,
+        Door::Hl7 => s.hl7.apply_to(id, referral, actor).await?,
+    })
+}
+
+/// Applies a review item or dead letter again through its own front door.
+pub(crate) async fn retry_item(s: &AppState, id: &str) -> Result<InboxItem, ApiError> {
+    Ok(match door(s, id).await? {
+        Door::Fhir => s.fhir.retry(id).await?,
+        Door::Hl7 => s.hl7.retry(id).await?,
+    })
 }

@@ -42,6 +42,7 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<TaskQue
         assignee: q.assignee,
         referral_id: referral(q.referral_id)?,
         completed_after: None,
+        inbox_id: None,
         limit: limit(q.limit)?,
     };
     let now = s.app.now();

@@ -37,6 +37,7 @@ fn ui(s: &AppState) -> &UiInfo {
 mod auth;
 mod dashboard;
 mod directory;
+mod inbox;
 mod people;
 mod referrals;
 mod work;
@@ -44,6 +45,7 @@ mod work;
 pub use auth::{login, login_form, logout};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, settings};
+pub use inbox::{inbox, inbox_action, inbox_item};
 pub use referrals::{record_event, referral, referrals, referrals_csv};
 pub use work::{bulk, claim_next, task_action, worklist};
 
