@@ -165,6 +165,24 @@ impl TaskKind {
         }
     }
 
+    /// A few words for a worklist row.
+    pub fn short(self) -> &'static str {
+        match self {
+            TaskKind::NotifyPatient => "Call: how to schedule",
+            TaskKind::FixContact => "Fix the phone number",
+            TaskKind::ScheduleFollowUp => "Call: help schedule",
+            TaskKind::AttendanceCall => "Call: did they attend?",
+            TaskKind::NoteReview => "Find the note in the EHR",
+            TaskKind::PhysicianEscalation => "No note: tell the physician",
+            TaskKind::DeliveryFailed => "A message failed",
+            TaskKind::SpecialistDeclined => "Specialist declined",
+            TaskKind::ReviewMatch => "Review a message",
+            TaskKind::PatientReply => "Answer the patient's text",
+            TaskKind::VerifySpecialist => "Verify the specialist",
+            TaskKind::RecordsRequest => "Request records by hand",
+        }
+    }
+
     /// Whether reaching `state` makes this task moot.
     fn resolved_by(self, state: State) -> bool {
         let rank = state.rank().unwrap_or(u8::MAX);

@@ -1,7 +1,11 @@
-//! A person in a real browser: headless Chromium (Debian's `chromium` and `chromium-driver`,
-//! installed by `scripts/test`) driven over WebDriver. Signs in, opens the dashboard, the
-//! referral list, a referral's timeline and the worklist, claims and completes a task, and
-//! saves a screenshot of each page under `target/tmp/screenshots/`.
+//! A coordinator's shift in a real browser: headless Chromium (Debian's `chromium` and
+//! `chromium-driver`, installed by `scripts/test`) driven over WebDriver. Signs in, filters the
+//! worklist, claims the next task and sees the patient's name and phone, records "reached and
+//! scheduled", records "no answer" on another call, fixes a phone number (one new SMS at a fake
+//! Twilio-compatible server on loopback), and settles a review item by applying it to a
+//! referral. Every page is checked with axe-core (from the npm registry, injected into the
+//! page: no "serious" or "critical" violation) and kept as screenshots at 1366×900 and
+//! 820×1180 under `target/tmp/screenshots/`.
 
 use std::{
     net::TcpListener,
@@ -10,7 +14,7 @@ use std::{
     time::Duration,
 };
 
-use fantoccini::{ClientBuilder, Locator};
+use fantoccini::{Client, ClientBuilder, Locator};
 use refloop_app::Role;
 use refloop_testkit::{Backend, TestApp};
 use serde_json::json;
@@ -55,108 +59,252 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_coordinator_works_a_referral_in_the_browser() {
-    let t = TestApp::spawn(Backend::Sqlite).await;
-    t.app.save_user("casey", Role::Coordinator, "correct horse battery").await.unwrap();
-    let id = t
-        .create_referral_id(
-            json!({"patient_id": "p-browser", "referring_provider": "dr-adams", "specialty": "cardiology",
-            "patient": {"phone": "+15555550160", "sms_consent": false}}),
-        )
-        .await;
-    let closed = t
-        .create_referral_id(
-            json!({"patient_id": "p-closed", "referring_provider": "dr-adams", "specialty": "cardiology"}),
-        )
-        .await;
-    for (kind, at) in [
-        ("scheduled", "2026-03-03T15:00:00Z"),
-        ("attended", "2026-03-04T15:00:00Z"),
-        ("note-received", "2026-03-05T15:00:00Z"),
-    ] {
-        t.event(&closed, json!({"type": kind, "at": at, "appointment_at": "2026-03-04T15:00:00Z"})).await;
+/// axe-core's script (`scripts/test` installs it from the npm registry).
+fn axe_source() -> String {
+    let path = std::env::var("REFLOOP_AXE").unwrap_or_else(|_| "target/axe/node_modules/axe-core/axe.min.js".into());
+    std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{path}: axe-core must be installed (scripts/test does): {e}"))
+}
+
+/// A page as a person sees it: no serious or critical accessibility violation, no sideways
+/// scrolling at 820 px, and a screenshot at each size.
+struct Pages {
+    c: Client,
+    axe: String,
+    dir: PathBuf,
+    taken: Vec<String>,
+}
+
+impl Pages {
+    async fn check(&mut self, name: &str) {
+        self.c.execute(&self.axe, vec![]).await.expect("axe-core loads");
+        let found = self
+            .c
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {resultTypes: ['violations']})
+                   .then(r => done(r.violations.filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ' (' + v.impact + '): ' + v.nodes.slice(0, 3).map(n => n.target.join(' ')).join(' | '))))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("axe runs");
+        let violations: Vec<String> = serde_json::from_value(found).unwrap();
+        assert!(violations.is_empty(), "{name}: {violations:#?}");
+        for (w, h) in [(1366u32, 900u32), (820, 1180)] {
+            self.c.set_window_size(w, h).await.unwrap();
+            if w == 820 {
+                let wide = self
+                    .c
+                    .execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
+                    .await
+                    .unwrap();
+                // No hidden columns: every table fits the card it is in.
+                let clipped = self
+                    .c
+                    .execute(
+                        "return [...document.querySelectorAll('table')].filter(t => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
+                           .map(t => (t.id || t.className || 'table') + ' ' + t.parentElement.scrollWidth + '>' + t.parentElement.clientWidth);",
+                        vec![],
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(clipped, json!([]), "{name}: tables wider than their card at 820 px");
+                assert!(wide.as_i64().unwrap_or(0) <= 1, "{name} scrolls sideways at 820 px by {wide}");
+            }
+            let file = format!("{name}-{w}x{h}.png");
+            std::fs::write(self.dir.join(&file), self.c.screenshot().await.unwrap()).unwrap();
+            self.taken.push(file);
+        }
+        self.c.set_window_size(1366, 900).await.unwrap();
     }
-    t.advance("1d").await;
+
+    async fn go(&mut self, base: &str, path: &str, name: &str) {
+        self.c.goto(&format!("{base}{path}")).await.unwrap();
+        self.c.wait().for_element(Locator::Css("main h1")).await.unwrap();
+        self.check(name).await;
+    }
+}
+
+/// Sets a form field by script (select, datetime-local) and submits the form of `button`.
+async fn fill_and_submit(c: &Client, form: &str, fields: &[(&str, &str)]) {
+    for (name, value) in fields {
+        c.execute(
+            "const f = document.querySelector(arguments[0]); f.elements[arguments[1]].value = arguments[2];",
+            vec![json!(form), json!(name), json!(value)],
+        )
+        .await
+        .unwrap();
+    }
+    c.find(Locator::Css(&format!("{form} button[type='submit']"))).await.unwrap().click().await.unwrap();
+}
+
+fn hl7(control: &str, kind: &str, segments: &[&str]) -> String {
+    let mut s = format!("MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000-0500||{kind}|{control}|P|2.5.1\r");
+    for seg in segments {
+        s.push_str(seg);
+        s.push('\r');
+    }
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinators_shift_in_the_browser() {
+    let t = TestApp::builder(Backend::Sqlite).live().spawn().await;
+    t.app.save_user("casey", Role::Coordinator, "correct horse battery").await.unwrap();
+    t.app.save_user("sam", Role::Coordinator, "another long secret").await.unwrap();
+    let order = |patient: &str, name: &str, phone: &str, consent: bool, specialty: &str| {
+        json!({"patient_id": patient, "referring_provider": "dr-adams", "referring_provider_name": "Dr Ann Adams",
+            "specialty": specialty, "patient": {"name": name, "phone": phone, "sms_consent": consent,
+            "birth_date": "1958-07-14", "language": "Spanish"}})
+    };
+    // Two calls to make, a number to fix, and two referrals an appointment may belong to.
+    let first = t.create_referral_id(order("p-garcia", "María García", "+15555550161", false, "cardiology")).await;
+    t.advance("1h").await;
+    let second = t.create_referral_id(order("p-baker", "Tom Baker", "+15555550162", false, "dermatology")).await;
+    let broken = t.create_referral_id(order("p-nunez", "Inés Núñez", "555-0163", true, "neurology")).await;
+    let cardio = t.create_referral_id(order("MRN1", "Jane Doe", "+15555550123", false, "cardiology")).await;
+    let derm = t.create_referral_id(order("MRN1", "Jane Doe", "+15555550123", false, "dermatology")).await;
+    let mut sch = vec![String::new(); 27];
+    sch[0] = "SCH".into();
+    sch[1] = "A1".into();
+    let sch = sch.join("|");
+    let pid = "PID|1||MRN1^^^NORTH^MR||DOE^JANE||19700101|F";
+    let siu = hl7("S1", "SIU^S12^SIU_S12", &[&sch, "TQ1|||||||20260320100000-0500", pid]);
+    let r = t.post_raw("/hl7v2", "application/hl7-v2", siu.into_bytes()).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let review = t.get("/api/v1/inbox?status=review").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    t.advance("1d2h").await; // the call tasks are overdue now
 
     let driver = start_driver().await;
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
         json!({"binary": std::env::var("REFLOOP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1280,1000"]}),
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1366,900"]}),
     );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
         .capabilities(caps)
         .connect(&driver.url)
         .await
         .expect("a Chromium session");
-    let shots = screenshots();
-    let shot = |name: &'static str| {
-        let c = c.clone();
-        let path = shots.join(format!("{name}.png"));
-        async move { std::fs::write(&path, c.screenshot().await.unwrap()).unwrap() }
-    };
+    let mut pages = Pages { c: c.clone(), axe: axe_source(), dir: screenshots(), taken: Vec::new() };
 
     // Signing in.
-    c.goto(&format!("{}/", t.base)).await.unwrap();
+    c.goto(&format!("{}/worklist", t.base)).await.unwrap();
     assert!(c.current_url().await.unwrap().path().ends_with("/login"));
-    shot("01-login").await;
+    pages.check("01-login").await;
     let form = c.form(Locator::Css("form[action='/login']")).await.unwrap();
     form.set_by_name("username", "casey").await.unwrap();
     form.set_by_name("password", "correct horse battery").await.unwrap();
     form.submit().await.unwrap();
-    let rate = c.wait().for_element(Locator::Id("closed-loop-rate")).await.unwrap();
-    assert_eq!(rate.text().await.unwrap(), "50.0%", "one of two referrals closed its loop");
-    assert!(c.find(Locator::Css("svg title")).await.is_ok(), "the charts are drawn");
-    shot("02-dashboard").await;
+    c.wait().for_element(Locator::Id("claim-next")).await.unwrap();
+    pages.check("02-worklist").await;
 
-    // The list, then the open referral's timeline.
-    c.find(Locator::LinkText("Referrals")).await.unwrap().click().await.unwrap();
-    let link = c.wait().for_element(Locator::LinkText(&id)).await.unwrap();
-    assert!(c.find(Locator::LinkText(&closed)).await.is_ok());
-    shot("03-referrals").await;
-    link.click().await.unwrap();
-    let timeline = c.wait().for_element(Locator::Id("timeline")).await.unwrap();
-    let text = timeline.text().await.unwrap();
-    assert!(text.contains("ordered") && text.contains("task-opened"), "{text}");
-    assert_eq!(c.find(Locator::Id("state")).await.unwrap().text().await.unwrap(), "ordered");
-    shot("04-timeline").await;
+    // Filter: overdue, then mine (nothing yet).
+    fill_and_submit(&c, "form.filters", &[("view", "overdue")]).await;
+    c.wait().for_element(Locator::XPath("//option[@value='overdue'][@selected]")).await.unwrap();
+    let rows = c.find_all(Locator::Css("#tasks tr[data-task]")).await.unwrap();
+    assert!(rows.len() >= 2, "the two overdue calls");
+    let text = c.find(Locator::Id("tasks")).await.unwrap().text().await.unwrap();
+    assert!(text.contains("María García") && text.contains("Tom Baker"), "patients by name: {text}");
+    assert!(text.contains("•••• 0161") && !text.contains("+15555550161"), "phones masked");
+    pages.check("03-worklist-overdue").await;
+    fill_and_submit(&c, "form.filters", &[("view", "mine")]).await;
+    c.wait().for_element(Locator::XPath("//option[@value='mine'][@selected]")).await.unwrap();
+    assert!(c.find_all(Locator::Css("#tasks tr[data-task]")).await.unwrap().is_empty(), "nothing claimed yet");
 
-    // The worklist: claim the call task, then complete it.
-    c.find(Locator::LinkText("Worklist")).await.unwrap().click().await.unwrap();
-    let row = format!("#tasks tr[data-task] td a[href='/referrals/{id}']");
-    c.wait().for_element(Locator::Css(&row)).await.unwrap();
-    shot("05-worklist").await;
-    let task_id = t.tasks_of(&id).await[0]["id"].as_str().unwrap().to_owned();
-    c.find(Locator::Css(&format!("tr[data-task='{task_id}'] button[name='claim']")))
+    // Claim next: the longest-due call, on its referral's page, patient and phone in view.
+    c.find(Locator::Id("claim-next")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("timeline")).await.unwrap();
+    assert!(c.current_url().await.unwrap().path().ends_with(&first), "the oldest call first");
+    let page = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(page.contains("María García") && page.contains("1958-07-14") && page.contains("Spanish"), "{page}");
+    assert!(page.contains("Dr Ann Adams"), "the referring provider by name");
+    c.find(Locator::Css("a[aria-label^='Show the phone number']")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::XPath("//span[@class='phone'][text()='+15555550161']")).await.unwrap();
+    pages.check("04-referral").await;
+    let call = t.tasks_of(&first).await[0]["id"].as_str().unwrap().to_owned();
+    c.execute("document.getElementById(arguments[0]).open = true;", vec![json!(format!("task-{call}"))]).await.unwrap();
+    let outcome = format!("#task-{call} form.outcome");
+    fill_and_submit(
+        &c,
+        &outcome,
+        &[("outcome", "scheduled"), ("appointment_at", "2026-03-20T10:30"), ("note", "booked by phone")],
+    )
+    .await;
+    c.wait().for_element(Locator::XPath("//td[@id='state'][text()='scheduled']")).await.unwrap();
+    let r = t.referral(&first).await;
+    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-20T10:30:00Z")));
+    let timeline = c.find(Locator::Id("timeline")).await.unwrap().text().await.unwrap();
+    assert!(timeline.contains("task-claimed") && timeline.contains("task-completed"), "{timeline}");
+
+    // No answer on the next call: it comes back later, the attempt counted.
+    c.goto(&format!("{}/worklist", t.base)).await.unwrap();
+    let call = t.tasks_of(&second).await[0]["id"].as_str().unwrap().to_owned();
+    c.wait().for_element(Locator::Css(&format!("tr[data-task='{call}']"))).await.unwrap();
+    c.execute("document.getElementById(arguments[0]).open = true;", vec![json!(format!("task-{call}"))]).await.unwrap();
+    fill_and_submit(&c, &format!("#task-{call} form.outcome"), &[("outcome", "no-answer")]).await;
+    c.wait().for_element(Locator::XPath(&format!("//tr[@data-task='{call}']//span[@class='attempts']"))).await.unwrap();
+    let task = t.tasks_of(&second).await.into_iter().find(|x| x["id"] == call.as_str()).unwrap();
+    assert_eq!((task["status"].as_str(), task["attempts"].as_u64()), (Some("open"), Some(1)));
+    assert!(task["due_at"].as_str().unwrap() > "2026-03-03T15:00:00Z", "later, not now");
+
+    // Fix the number on the fix-contact task: exactly one new text, to the fixed number.
+    let fix = t.tasks_of(&broken).await[0].clone();
+    assert_eq!(fix["kind"], "fix-contact");
+    let fix = fix["id"].as_str().unwrap().to_owned();
+    let before = t.twilio.as_ref().unwrap().sent().len();
+    c.execute("document.getElementById(arguments[0]).open = true;", vec![json!(format!("task-{fix}"))]).await.unwrap();
+    fill_and_submit(&c, &format!("#task-{fix} form.outcome"), &[("outcome", "phone-fixed"), ("phone", "+15555550173")])
+        .await;
+    c.wait().for_element(Locator::Id("claim-next")).await.unwrap();
+    t.advance("1m").await;
+    let sent = t.twilio.as_ref().unwrap().sent();
+    assert_eq!(sent.len(), before + 1, "one new text");
+    assert_eq!(sent.last().unwrap().to, "+15555550173");
+
+    // The review queue: the appointment's message, applied to the cardiology referral.
+    c.goto(&format!("{}/worklist", t.base)).await.unwrap();
+    c.find(Locator::Css(&format!("#review-queue a[href='/inbox/{review}']"))).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Id("candidates")).await.unwrap();
+    let msg = c.find(Locator::Css("main")).await.unwrap().text().await.unwrap();
+    assert!(msg.contains("PID-5") && msg.contains("Patient Name") && msg.contains("DOE^JANE"), "{msg}");
+    pages.check("05-review-item").await;
+    c.find(Locator::XPath(&format!("//form[input[@name='referral_id'][@value='{cardio}']]/button")))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    // Wait for the page after the redirect, not the one clicked on.
-    let claimed = format!("//tr[@data-task='{task_id}']/td[@class='status'][text()='claimed']");
-    c.wait().for_element(Locator::XPath(&claimed)).await.unwrap();
-    assert_eq!(t.tasks_of(&id).await[0]["assignee"], "casey");
-    shot("06-claimed").await;
-    c.find(Locator::Css(&format!("tr[data-task='{task_id}'] button[name='complete']")))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait().for_element(Locator::XPath("//p[starts-with(normalize-space(.), '0 open')]")).await.unwrap();
-    assert!(
-        c.find(Locator::Css(&format!("tr[data-task='{task_id}']"))).await.is_err(),
-        "a done task leaves the worklist"
-    );
-    let done = t.tasks_of(&id).await.into_iter().find(|x| x["id"] == task_id.as_str()).unwrap();
-    assert_eq!(done["status"], "done");
-    shot("07-completed").await;
-    c.close().await.unwrap();
-    for name in ["01-login", "02-dashboard", "03-referrals", "04-timeline", "05-worklist", "06-claimed", "07-completed"]
-    {
-        assert!(std::fs::metadata(shots.join(format!("{name}.png"))).unwrap().len() > 1000);
+    c.wait().for_element(Locator::XPath("//td[@id='state'][text()='scheduled']")).await.unwrap();
+    assert_eq!(t.referral(&cardio).await["appointment_at"], "2026-03-20T15:00:00Z", "the appointment recorded");
+    for id in [&cardio, &derm] {
+        assert!(t.tasks_of(id).await.iter().all(|x| x["kind"] != "review-match" || x["status"] == "done"));
     }
+    assert_eq!(t.referral(&derm).await["state"], "ordered");
+
+    // Every other page, checked the same way.
+    t.app.save_user("root", Role::Admin, "an admin's long secret").await.unwrap();
+    pages.go(&t.base, "/", "06-dashboard").await;
+    pages.go(&t.base, "/referrals", "07-referrals").await;
+    pages.go(&t.base, "/referrals?q=garc", "08-referral-search").await;
+    pages.go(&t.base, "/worklist?view=done-today", "09-done-today").await;
+    pages.go(&t.base, "/directory", "10-directory").await;
+    pages.go(&t.base, "/settings", "11-settings").await;
+    c.find(Locator::Css("form[action='/logout'] button")).await.unwrap().click().await.unwrap();
+    let form = c.wait().for_element(Locator::Css("form[action='/login']")).await.unwrap();
+    let _ = form;
+    let form = c.form(Locator::Css("form[action='/login']")).await.unwrap();
+    form.set_by_name("username", "root").await.unwrap();
+    form.set_by_name("password", "an admin's long secret").await.unwrap();
+    form.submit().await.unwrap();
+    c.wait().for_element(Locator::Css("main h1")).await.unwrap();
+    pages.go(&t.base, "/inbox", "12-messages").await;
+    c.close().await.unwrap();
+    for name in &pages.taken {
+        assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
+    }
+    assert_eq!(pages.taken.len(), 24);
 }

@@ -180,7 +180,7 @@ pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Param
         view: view.to_owned(),
         kind: kind.map_or("", TaskKind::as_str).to_owned(),
         views: VIEWS.to_vec(),
-        kinds: TaskKind::ALL.iter().map(|k| (k.as_str(), k.title())).collect(),
+        kinds: TaskKind::ALL.iter().map(|k| (k.as_str(), k.short())).collect(),
         open_count: open.len(),
         overdue_count: open.iter().filter(|t| t.due_at < now).count(),
         rows,
