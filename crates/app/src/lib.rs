@@ -41,7 +41,7 @@ pub use reports::{
     fold_groups, leak_of, spans_of, split, stats_of, tenths,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
-pub use sms::{PATIENT_REPORTED, SmsOutcome};
+pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};
 pub use texts::SmsTexts;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};

@@ -99,6 +99,8 @@ pub struct OutboxItem {
     pub created_at: Timestamp,
     pub sent_at: Option<Timestamp>,
     pub last_error: Option<String>,
+    /// A staff reply's text; the workflow's messages are rendered from templates when sent.
+    pub body: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -672,6 +674,8 @@ pub trait Store: Send + Sync + 'static {
     /// Inbound messages, newest first.
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError>;
     async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError>;
+    /// The inbound messages of `protocol` about a referral, oldest first.
+    async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError>;
     /// A poller's durable position (e.g. `fhir-pull:ServiceRequest` → last `_lastUpdated`).
     async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError>;
     async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError>;

@@ -380,6 +380,7 @@ impl App {
                         created_at: now,
                         sent_at: None,
                         last_error: None,
+                        body: None,
                     };
                     tx.enqueue(&item).await?;
                 }

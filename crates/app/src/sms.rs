@@ -168,3 +168,136 @@ impl App {
         Ok(outcome)
     }
 }
+
+/// One text of a referral's conversation with its patient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SmsLine {
+    pub at: jiff::Timestamp,
+    /// `true`: the patient wrote it.
+    pub inbound: bool,
+    /// The text (outbound: as rendered from the practice's templates, or the staff reply).
+    pub text: Option<String>,
+    /// Outbound: the outbox status (`pending`, `accepted`, `sent`, `failed`…); inbound: `received`.
+    pub status: String,
+    /// Outbound: why it failed or was not sent.
+    pub error: Option<String>,
+}
+
+/// The longest staff reply taken (a few SMS segments).
+const REPLY_MAX: usize = 480;
+
+impl App {
+    /// A referral's SMS conversation, oldest first: what the workflow and staff sent (with
+    /// its delivery status) and what the patient wrote. `texts` renders the workflow's own
+    /// messages; without it (SMS off) they show without text. Audited as a read.
+    pub async fn sms_thread(
+        &self,
+        actor: &crate::Actor,
+        referral: &refloop_domain::Referral,
+        texts: Option<&crate::SmsTexts>,
+    ) -> Result<Vec<SmsLine>, AppError> {
+        let out = self
+            .store
+            .outbox(&crate::OutboxFilter { referral_id: Some(referral.id.clone()), limit: 500, ..Default::default() })
+            .await?;
+        let mut lines: Vec<SmsLine> = out
+            .iter()
+            .filter(|m| m.channel == refloop_domain::Channel::Sms)
+            .map(|m| SmsLine {
+                at: m.sent_at.unwrap_or(m.created_at),
+                inbound: false,
+                text: texts.and_then(|t| t.text_of(m, Some(referral))).or_else(|| m.body.clone()),
+                status: m.status.as_str().to_owned(),
+                error: m.last_error.clone(),
+            })
+            .collect();
+        for m in self.store.inbox_of_referral(&referral.id, "sms").await? {
+            lines.push(SmsLine {
+                at: m.received_at,
+                inbound: true,
+                text: Some(String::from_utf8_lossy(&m.raw).into_owned()),
+                status: "received".into(),
+                error: None,
+            });
+        }
+        lines.sort_by_key(|l| l.at);
+        self.store.audit(&self.audit_entry(actor, "read", "sms-thread", referral.id.as_str())).await?;
+        Ok(lines)
+    }
+
+    /// A person's text to the referral's patient, through the outbox like every other send:
+    /// refused without SMS consent, after an opt-out, or with no valid number; it waits for
+    /// the end of quiet hours unless the practice lets replies out then and the patient texted
+    /// in the last 24 hours.
+    pub async fn reply_sms(
+        &self,
+        actor: &crate::Actor,
+        referral_id: &refloop_domain::ReferralId,
+        text: &str,
+    ) -> Result<crate::OutboxItem, AppError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(AppError::invalid("text", "write the message"));
+        }
+        if text.chars().count() > REPLY_MAX {
+            return Err(AppError::invalid("text", format!("at most {REPLY_MAX} characters")));
+        }
+        if !self.policy.live.is_live(refloop_domain::Channel::Sms) {
+            return Err(AppError::Conflict("SMS is off ([sms] mode = \"log\"): nothing can be texted".into()));
+        }
+        let now = self.now();
+        let mut tx = self.store.begin().await?;
+        let referral = tx
+            .lock_referral(referral_id, false)
+            .await?
+            .ok_or_else(|| AppError::NotFound { what: "referral", id: referral_id.to_string() })?;
+        let patient = tx.patient(&referral.patient_id).await?;
+        let Some(patient) = patient.filter(|p| p.phone.as_deref().and_then(PhoneE164::parse).is_some()) else {
+            return Err(AppError::Conflict("the patient has no valid phone number on file".into()));
+        };
+        if patient.sms_opted_out {
+            return Err(AppError::Conflict("the patient opted out of texts (replied STOP)".into()));
+        }
+        if !patient.sms_consent {
+            return Err(AppError::Conflict("the patient has not agreed to texts".into()));
+        }
+        let tz = patient
+            .time_zone
+            .as_deref()
+            .and_then(|z| jiff::tz::TimeZone::get(z).ok())
+            .unwrap_or_else(|| self.policy.time_zone.clone());
+        let texted_lately = self
+            .store
+            .inbox_of_referral(referral_id, "sms")
+            .await?
+            .iter()
+            .any(|m| m.received_at >= now - jiff::SignedDuration::from_hours(24));
+        let not_before = if self.policy.replies_in_quiet_hours && texted_lately {
+            now
+        } else {
+            self.policy.quiet_hours.next_allowed(now, &tz)
+        };
+        let id = new_id("msg");
+        let item = crate::OutboxItem {
+            id: id.clone(),
+            referral_id: referral.id.clone(),
+            patient_id: referral.patient_id.clone(),
+            channel: refloop_domain::Channel::Sms,
+            purpose: refloop_domain::Purpose::StaffReply,
+            key: format!("{}:sms:staff-reply:{id}", referral.id),
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: not_before,
+            created_at: now,
+            sent_at: None,
+            last_error: None,
+            body: Some(text.to_owned()),
+        };
+        tx.enqueue(&item).await?;
+        tx.audit(&self.audit_entry(actor, "text", "patient", referral.patient_id.as_str())).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        tracing::info!(message_id = %id, referral_id = %referral.id, "staff reply queued");
+        Ok(item)
+    }
+}

@@ -36,6 +36,21 @@ impl SmsTexts {
     }
 
     /// Fills a template; a referral's specialty and specialist when given.
+    /// The template the workflow's SMS of `purpose` is written from (none for a staff reply,
+    /// whose text is its own).
+    pub fn template(&self, purpose: refloop_domain::Purpose) -> Option<&str> {
+        match purpose {
+            refloop_domain::Purpose::PatientNotification => Some(&self.notification),
+            refloop_domain::Purpose::AttendanceQuestion => Some(&self.attendance),
+            _ => None,
+        }
+    }
+
+    /// The text of an outbound SMS as the patient got it.
+    pub fn text_of(&self, item: &crate::OutboxItem, referral: Option<&Referral>) -> Option<String> {
+        item.body.clone().or_else(|| self.template(item.purpose).map(|t| self.fill(t, referral)))
+    }
+
     pub fn fill(&self, template: &str, referral: Option<&Referral>) -> String {
         let specialty = referral
             .and_then(|r| r.specialty.as_ref())

@@ -145,6 +145,7 @@ pub struct Sms {
     pub text_opt_out: String,
     pub text_opt_in: String,
     pub text_help: String,
+    pub reply_in_quiet_hours: bool,
 }
 
 /// The EHR: its FHIR server for pull mode (and, later, write-back).
@@ -573,6 +574,7 @@ impl Config {
             portal_messages: self.ehr.write_back && self.ehr.portal_messages,
             // The app sets which channels reach someone from the connectors it is given.
             live: refloop_domain::LiveChannels::ALL,
+            replies_in_quiet_hours: self.sms.reply_in_quiet_hours,
             call_retry: refloop_domain::CallRetry::parse(&w.call_retry)
                 .map_err(|e| anyhow::anyhow!("workflow.call_retry: {e}"))?,
         })

@@ -59,12 +59,13 @@ impl Connector for Twilio {
         if patient.sms_opted_out || !patient.sms_consent {
             return DeliveryOutcome::Permanent { error: "the patient has no SMS consent or opted out".into() };
         }
-        let template = match item.purpose {
-            Purpose::PatientNotification => &self.cfg.texts.notification,
-            Purpose::AttendanceQuestion => &self.cfg.texts.attendance,
-            other => return DeliveryOutcome::Permanent { error: format!("no SMS text for {}", other.as_str()) },
+        let body = match (item.purpose, item.body.as_deref()) {
+            (Purpose::StaffReply, Some(text)) => text.to_owned(),
+            (purpose, _) => match self.cfg.texts.template(purpose) {
+                Some(template) => self.cfg.texts.fill(template, referral.as_ref()),
+                None => return DeliveryOutcome::Permanent { error: format!("no SMS text for {}", purpose.as_str()) },
+            },
         };
-        let body = self.cfg.texts.fill(template, referral.as_ref());
         let url = format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.cfg.api_base.trim_end_matches('/'),

@@ -41,6 +41,8 @@ pub enum Purpose {
     AttendanceQuestion,
     NoteLookup,
     NoteRequest,
+    /// A person's own text to the patient (its body travels with the outbox item).
+    StaffReply,
 }
 
 impl Channel {
@@ -75,6 +77,7 @@ impl Purpose {
             Purpose::AttendanceQuestion => "attendance-question",
             Purpose::NoteLookup => "note-lookup",
             Purpose::NoteRequest => "note-request",
+            Purpose::StaffReply => "staff-reply",
         }
     }
 }

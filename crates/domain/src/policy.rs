@@ -224,6 +224,8 @@ pub struct Policy {
     pub live: LiveChannels,
     /// When a staff call that reached no one comes back on the worklist.
     pub call_retry: CallRetry,
+    /// A staff reply to a patient who texted in the last 24 hours may go out in quiet hours.
+    pub replies_in_quiet_hours: bool,
 }
 
 impl Default for Policy {
@@ -238,6 +240,7 @@ impl Default for Policy {
             portal_messages: false,
             live: LiveChannels::ALL,
             call_retry: CallRetry::default(),
+            replies_in_quiet_hours: false,
         }
     }
 }

@@ -609,6 +609,20 @@ impl Store for SqlStore {
         })
     }
 
+    async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT * FROM inbox WHERE referral_id = $1 AND protocol = $2 ORDER BY received_at, id LIMIT 500",
+            )
+            .bind(referral.as_str())
+            .bind(protocol)
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::inbox(r)).collect()
+        })
+    }
+
     async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
         on_pool!(&self.db, p => {
             sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1").bind(name).fetch_optional(p).await.map_err(db)

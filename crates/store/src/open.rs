@@ -29,6 +29,7 @@ fn migrator(dialect: &str) -> Migrator {
             (10, "referral stats", include_str!("../migrations/sqlite/0010_referral_stats.sql")),
             (11, "people", include_str!("../migrations/sqlite/0011_people.sql")),
             (12, "task work", include_str!("../migrations/sqlite/0012_task_work.sql")),
+            (13, "staff texts", include_str!("../migrations/sqlite/0013_staff_texts.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -43,6 +44,7 @@ fn migrator(dialect: &str) -> Migrator {
             (10, "referral stats", include_str!("../migrations/postgres/0010_referral_stats.sql")),
             (11, "people", include_str!("../migrations/postgres/0011_people.sql")),
             (12, "task work", include_str!("../migrations/postgres/0012_task_work.sql")),
+            (13, "staff texts", include_str!("../migrations/postgres/0013_staff_texts.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -396,7 +396,7 @@ macro_rules! outbox_query {
         let q = &mut $q;
         q.push(
             "INSERT INTO outbox (id, referral_id, patient_id, channel, purpose, key, status, attempts, \
-             next_attempt_at, lease_until, created_at, sent_at, last_error) ",
+             next_attempt_at, lease_until, created_at, sent_at, last_error, body) ",
         );
         q.push_values($rows, |mut b, m: &refloop_app::OutboxItem| {
             b.push_bind(m.id.as_str())
@@ -411,7 +411,8 @@ macro_rules! outbox_query {
                 .push_bind(None::<i64>)
                 .push_bind($crate::row::ms(m.created_at))
                 .push_bind(None::<i64>)
-                .push_bind(None::<String>);
+                .push_bind(None::<String>)
+                .push_bind(m.body.as_deref());
         });
         q.push(" ON CONFLICT (key) DO NOTHING");
     }};

@@ -151,6 +151,7 @@ pub(crate) fn outbox(row: &dyn Get) -> Result<OutboxItem, StoreError> {
         created_at: ts(row.int("created_at")?)?,
         sent_at: opt_ts(row.opt_int("sent_at")?)?,
         last_error: row.opt_text("last_error")?,
+        body: row.opt_text("body")?,
     })
 }
 

@@ -83,6 +83,7 @@ fn message(id: &str, referral: &str, key: &str, due: Timestamp) -> OutboxItem {
         created_at: due,
         sent_at: None,
         last_error: None,
+        body: None,
     }
 }
 

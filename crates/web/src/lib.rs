@@ -56,6 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/referrals", post(routes::referrals::create).get(routes::referrals::list))
         .route("/referrals/{id}", get(routes::referrals::show))
         .route("/referrals/{id}/events", post(routes::referrals::record_event))
+        .route("/referrals/{id}/sms", post(routes::referrals::send_sms))
         .route("/tasks", get(routes::tasks::list))
         .route("/tasks/claim-next", post(routes::tasks::claim_next))
         .route("/tasks/{id}/claim", post(routes::tasks::claim))

@@ -31,6 +31,7 @@ impl Modify for BearerAuth {
         routes::referrals::list,
         routes::referrals::show,
         routes::referrals::record_event,
+        routes::referrals::send_sms,
         routes::tasks::list,
         routes::tasks::claim,
         routes::tasks::claim_next,

@@ -175,7 +175,14 @@ async fn a_coordinators_shift_in_the_browser() {
     let r = t.post_raw("/hl7v2", "application/hl7-v2", siu.into_bytes()).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     let review = t.get("/api/v1/inbox?status=review").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    // A patient who texts back with a question.
+    let talker = t.create_referral_id(order("p-ito", "Hana Ito", "+15555550164", true, "endocrinology")).await;
+    t.advance("1m").await;
+    assert_eq!(t.deliver_sms().await, 1);
+    let fake = t.twilio.as_ref().unwrap().clone();
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
     t.advance("1d2h").await; // the call tasks are overdue now
+    fake.reply(&inbound, "+15555550164", "Is there parking at the clinic?", "SM-ito").await;
 
     let driver = start_driver().await;
     let mut caps = serde_json::Map::new();
@@ -285,6 +292,29 @@ async fn a_coordinators_shift_in_the_browser() {
     }
     assert_eq!(t.referral(&derm).await["state"], "ordered");
 
+    // Answer the patient's text from the SMS inbox.
+    c.goto(&format!("{}/worklist", t.base)).await.unwrap();
+    let inbox = c.wait().for_element(Locator::Id("sms-inbox")).await.unwrap().text().await.unwrap();
+    assert!(inbox.contains("Hana Ito") && inbox.contains("Is there parking at the clinic?"), "{inbox}");
+    c.find(Locator::Css(&format!("#sms-inbox a[href='/referrals/{talker}#sms']")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("#sms textarea")).await.unwrap();
+    pages.check("13-sms-thread").await;
+    let before = fake.sent().len();
+    fill_and_submit(&c, "#sms form", &[("text", "Yes: the garage on 5th St, free for patients.")]).await;
+    c.wait().for_element(Locator::XPath("//ol[@class='thread']/li[contains(., 'garage on 5th St')]")).await.unwrap();
+    t.advance("1m").await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), before + 1, "one text");
+    assert_eq!(
+        (sent[before].to.as_str(), sent[before].body.as_str()),
+        ("+15555550164", "Yes: the garage on 5th St, free for patients.")
+    );
+
     // Every other page, checked the same way.
     t.app.save_user("root", Role::Admin, "an admin's long secret").await.unwrap();
     pages.go(&t.base, "/", "06-dashboard").await;
@@ -306,5 +336,5 @@ async fn a_coordinators_shift_in_the_browser() {
     for name in &pages.taken {
         assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
     }
-    assert_eq!(pages.taken.len(), 24);
+    assert_eq!(pages.taken.len(), 26);
 }

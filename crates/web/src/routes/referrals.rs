@@ -221,3 +221,28 @@ pub async fn record_event(
     let r = s.app.record(actor, &id, input).await?;
     Ok(Json(ReferralView::from(&r)))
 }
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmsBody {
+    /// The text to the patient (at most 480 characters).
+    pub text: String,
+}
+
+/// A person's text to the referral's patient: queued in the outbox (202) like every send, and
+/// refused (409) without SMS consent, after an opt-out, with no valid number, or with SMS off.
+#[utoipa::path(post, path = "/api/v1/referrals/{id}/sms", tag = "referrals",
+    params(("id" = String, Path, description = "Referral id (ref_…)")),
+    request_body = SmsBody,
+    responses((status = 202, body = crate::dto::OutboxView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn send_sms(
+    State(s): State<AppState>,
+    auth: Auth,
+    Path(id): Path<String>,
+    Body(body): Body<SmsBody>,
+) -> ApiResult<(StatusCode, Json<crate::dto::OutboxView>)> {
+    let actor = auth.require(Permission::WorkTasks)?;
+    let item = s.app.reply_sms(actor, &referral_id(&id)?, &body.text).await?;
+    Ok((StatusCode::ACCEPTED, Json(crate::dto::OutboxView::from(&item))))
+}

@@ -17,6 +17,7 @@ on_both_backends!(
     an_order_at_night_is_texted_after_quiet_hours,
     a_send_cut_off_by_a_crash_is_never_repeated,
     only_pilot_providers_patients_are_texted,
+    staff_reply_to_a_patient_through_the_outbox,
 );
 
 fn order(patient: &str, phone: &str) -> Value {
@@ -252,4 +253,52 @@ async fn only_pilot_providers_patients_are_texted(b: Backend) {
     assert_eq!(to, ["+15555550136"], "the shadow referral's SMS is recorded, not sent");
     let r = t.referral(&shadow).await;
     assert!(r["events"].as_array().unwrap().iter().any(|e| e["type"] == "shadowed"), "{}", r["events"]);
+}
+
+async fn staff_reply_to_a_patient_through_the_outbox(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-talk", "+15555550140")).await;
+    t.advance("1m").await;
+    fake.report(&fake.sent()[0], "delivered").await;
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    fake.reply(&inbound, "+15555550140", "which floor is the clinic on?", "SM-talk").await;
+    // A reply goes out through the outbox to the patient's number, once.
+    let r = t.post(&format!("/api/v1/referrals/{id}/sms"), json!({"text": "Third floor, room 310."})).await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+    assert_eq!((r.body["purpose"].as_str(), r.body["status"].as_str()), (Some("staff-reply"), Some("pending")));
+    t.advance("1m").await;
+    let sent = fake.sent();
+    assert_eq!(sent.len(), 2);
+    assert_eq!((sent[1].to.as_str(), sent[1].body.as_str()), ("+15555550140", "Third floor, room 310."));
+    t.advance("1d").await;
+    assert_eq!(fake.sent().len(), 2, "never twice");
+    // Bad input and a patient who opted out are refused and send nothing.
+    let empty = t.post(&format!("/api/v1/referrals/{id}/sms"), json!({"text": "  "})).await;
+    assert_eq!((empty.status, empty.body["error"]["field"].as_str()), (422, Some("text")));
+    let long = t.post(&format!("/api/v1/referrals/{id}/sms"), json!({"text": "x".repeat(481)})).await;
+    assert_eq!(long.status, 422);
+    fake.reply(&inbound, "+15555550140", "STOP", "SM-stop").await;
+    let stopped = t.post(&format!("/api/v1/referrals/{id}/sms"), json!({"text": "Are you coming?"})).await;
+    assert_eq!(stopped.status, 409, "{:?}", stopped.body);
+    let sent = fake.sent().len();
+    t.advance("1d").await;
+    assert_eq!(fake.sent().len(), sent, "nothing more after STOP but its confirmation");
+    // A reply at night waits for the end of quiet hours (20:00–08:00 New York).
+    let night = t.create_referral_id(order("p-night-talk", "+15555550141")).await;
+    t.advance("17h").await; // 03:02 the next day in New York
+    let r = t.post(&format!("/api/v1/referrals/{night}/sms"), json!({"text": "Call us in the morning."})).await;
+    assert_eq!(r.status, 202);
+    assert!(r.body["next_attempt_at"].as_str().unwrap().ends_with("T13:00:00Z"), "{:?}", r.body);
+    let thread = t
+        .app
+        .sms_thread(
+            &refloop_app::Actor::system("t"),
+            &t.app.store().referral(&refloop_domain::ReferralId::parse(&id).unwrap()).await.unwrap().unwrap(),
+            None,
+        )
+        .await
+        .unwrap();
+    let texts: Vec<(bool, Option<String>)> = thread.iter().map(|l| (l.inbound, l.text.clone())).collect();
+    assert!(texts.contains(&(true, Some("which floor is the clinic on?".into()))), "{texts:?}");
+    assert!(texts.contains(&(false, Some("Third floor, room 310.".into()))), "{texts:?}");
 }

@@ -246,6 +246,14 @@ fn task_log_kind(action: &str) -> &'static str {
     }
 }
 
+struct SmsRow {
+    at: String,
+    inbound: bool,
+    text: String,
+    status: String,
+    error: String,
+}
+
 struct MessageRow {
     channel: &'static str,
     purpose: &'static str,
@@ -268,6 +276,8 @@ struct ReferralPage {
     tasks: Vec<TaskRow>,
     events: Vec<EventRow>,
     messages: Vec<MessageRow>,
+    sms: Vec<SmsRow>,
+    can_text: bool,
     users: Vec<String>,
     can_work: bool,
     can_write: bool,
@@ -302,6 +312,11 @@ pub async fn referral(
     let id = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
     let d = s.app.referral_detail(&web.0.actor, &id).await?;
     let shown = revealed(&s, &web, &q).await?;
+    let sms = if web.0.actor.role.may(Permission::ReadPatients) {
+        s.app.sms_thread(&web.0.actor, &d.referral, s.sms.as_ref().map(|h| &h.texts)).await?
+    } else {
+        Vec::new()
+    };
     let outbox =
         s.app.outbox(&OutboxFilter { referral_id: Some(id.clone()), limit: 200, ..OutboxFilter::default() }).await?;
     let tz = s.app.policy().time_zone.clone();
@@ -351,6 +366,18 @@ pub async fn referral(
                 error: o.last_error.clone().unwrap_or_default(),
             })
             .collect(),
+        sms: sms
+            .into_iter()
+            .map(|l| SmsRow {
+                at: when(Some(l.at), &tz),
+                inbound: l.inbound,
+                text: l.text.unwrap_or_else(|| "(the standard text; SMS is off)".into()),
+                status: l.status,
+                error: l.error.unwrap_or_default(),
+            })
+            .collect(),
+        can_text: web.0.actor.role.may(Permission::WorkTasks)
+            && s.app.policy().live.is_live(refloop_domain::Channel::Sms),
         users: s.app.users().await?.into_iter().filter(|u| !u.disabled).map(|u| u.username).collect(),
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         can_write: web.0.actor.role.may(Permission::WriteReferrals),
@@ -393,6 +420,20 @@ fn timeline(d: &refloop_app::ReferralDetail, tz: &TimeZone) -> Vec<EventRow> {
     // Stable: events of one instant keep their log order, task lines after them.
     rows.sort_by_key(|r| r.sort_at);
     rows
+}
+
+/// A person's text to the referral's patient (through the outbox).
+pub async fn send_sms(
+    State(s): State<AppState>,
+    web: Web,
+    Path(id): Path<String>,
+    Form(f): Form<Params>,
+) -> UiResult<Response> {
+    web.check_form(&f)?;
+    web.require(Permission::WorkTasks)?;
+    let rid = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
+    s.app.reply_sms(&web.0.actor, &rid, get(&f, "text")).await?;
+    Ok(see_other(&format!("/referrals/{rid}#sms")))
 }
 
 pub async fn record_event(

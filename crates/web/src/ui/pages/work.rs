@@ -22,6 +22,8 @@ struct ReviewRow {
 /// A task with what the worklist shows of its referral.
 struct WorkRow {
     t: TaskRow,
+    /// For a patient's reply: what they wrote last.
+    reply: String,
     patient: PersonCell,
     specialty: String,
     urgency: &'static str,
@@ -90,6 +92,7 @@ async fn work_rows(
                 None => person(&people, &PatientId::parse("unknown").expect("an id"), None, here),
             };
             WorkRow {
+                reply: String::new(),
                 t: TaskRow::of(t, &tz, now),
                 patient,
                 specialty: r
@@ -151,7 +154,20 @@ pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Param
     let shown = revealed(&s, &web, &q).await?;
     let here = href("/worklist", &q, &["reveal"]);
     let rows = work_rows(&s, &web, &work, shown.as_ref(), &here).await?;
-    let sms = work_rows(&s, &web, &sms, shown.as_ref(), &here).await?;
+    let mut sms = work_rows(&s, &web, &sms, shown.as_ref(), &here).await?;
+    if !sms.is_empty() && web.0.actor.role.may(Permission::ReadPatients) {
+        let mut read = Vec::new();
+        for row in &mut sms {
+            let id = ReferralId::parse(&row.t.referral)
+                .map_err(|e| UiError(StatusCode::INTERNAL_SERVER_ERROR, e.message))?;
+            let texts = s.app.store().inbox_of_referral(&id, "sms").await.map_err(refloop_app::AppError::from)?;
+            if let Some(last) = texts.last() {
+                row.reply = String::from_utf8_lossy(&last.raw).into_owned();
+                read.push(last.id.clone());
+            }
+        }
+        s.app.audit_read(&web.0.actor, "sms-inbox", &read.join(",")).await?;
+    }
     let review = s
         .app
         .dead_letters(100)
