@@ -39,6 +39,11 @@ impl App {
         {
             return Err(AppError::invalid("direct_address", "a Direct address such as dr@direct.example.org"));
         }
+        if let Some(u) = &s.booking_url
+            && !(u.starts_with("https://") && u.len() > 8 && !u.contains(char::is_whitespace))
+        {
+            return Err(AppError::invalid("booking_url", "an https:// link such as https://book.example.org/dr-lee"));
+        }
         if s.last_verified > self.now() {
             return Err(AppError::invalid("last_verified", "is in the future"));
         }
@@ -46,6 +51,13 @@ impl App {
         self.store.upsert_specialist(&saved).await?;
         self.store.audit(&self.audit_entry(actor, "write", "specialist", &saved.id)).await?;
         Ok(saved)
+    }
+
+    /// Someone confirmed the entry's contact data today.
+    pub async fn verify_specialist(&self, actor: &Actor, id: &str) -> Result<Specialist, AppError> {
+        let found = self.store.specialists(None).await?.into_iter().find(|s| s.id == id);
+        let s = found.ok_or_else(|| AppError::NotFound { what: "specialist", id: id.to_owned() })?;
+        self.save_specialist(actor, Specialist { last_verified: self.now(), ..s }).await
     }
 }
 

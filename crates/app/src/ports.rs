@@ -239,6 +239,10 @@ pub struct Specialist {
     pub phone: Option<String>,
     pub fax: Option<String>,
     pub direct_address: Option<String>,
+    /// Takes ONC/IHE 360X closed-loop referrals over Direct.
+    pub accepts_360x: bool,
+    /// Where patients book online (https).
+    pub booking_url: Option<String>,
     /// When someone last confirmed this contact data.
     pub last_verified: Timestamp,
     pub updated_at: Timestamp,

@@ -86,6 +86,8 @@ pub async fn import_specialists(config: &Config, file: &std::path::Path) -> anyh
             phone: row.phone,
             fax: row.fax,
             direct_address: row.direct_address,
+            accepts_360x: None,
+            booking_url: None,
             last_verified,
         };
         let result = match refloop_web::parse_specialist(row.id, body, app.now()) {

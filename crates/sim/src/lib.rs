@@ -140,6 +140,38 @@ fn specialist_network(p: &Params, specialty: &str, n: u64) -> bool {
     Rng::new(h).chance(p.in_network_share)
 }
 
+/// The simulated practice's specialist directory: every specialist its referrals name, with
+/// made-up contact data (555 numbers, `.example` Direct addresses); every seventh entry was
+/// last verified four months ago, so the directory shows stale ones too.
+pub fn demo_directory(p: &Params, now: Timestamp) -> Vec<refloop_app::Specialist> {
+    let mut out = Vec::new();
+    for (specialty, _) in &p.specialties {
+        let Ok(code) = Specialty::parse(specialty) else { continue };
+        for n in 0..u64::from(p.specialists_per_specialty.max(1)) {
+            let i = out.len() as i64;
+            let letter = (b'A' + n as u8) as char;
+            let in_network = specialist_network(p, specialty, n);
+            let verified = now - SignedDuration::from_hours(24 * if i % 7 == 3 { 120 } else { 3 + i % 40 });
+            out.push(refloop_app::Specialist {
+                id: format!("demo-{specialty}-{}", letter.to_ascii_lowercase()),
+                name: format!("Dr {} {letter}", capitalised(specialty)),
+                specialties: vec![code.clone()],
+                network: if in_network { Network::InNetwork } else { Network::OutOfNetwork },
+                phone: Some(format!("+1555555{:04}", 1000 + i)),
+                fax: Some(format!("+1555556{:04}", 1000 + i)),
+                direct_address: (i % 2 == 0)
+                    .then(|| format!("{specialty}.{}@direct.specialists.example", letter.to_ascii_lowercase())),
+                accepts_360x: i % 4 == 0,
+                booking_url: (i % 3 == 0)
+                    .then(|| format!("https://book.specialists.example/{specialty}-{}", letter.to_ascii_lowercase())),
+                last_verified: verified,
+                updated_at: now,
+            });
+        }
+    }
+    out
+}
+
 fn capitalised(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
@@ -637,6 +669,9 @@ impl DemoPractice {
         // A year of orders ahead, for the live part.
         let ahead = Params { days: p.days + 365, ..p.clone() };
         let clock = Arc::new(ManualClock::new(start));
+        for entry in demo_directory(p, now) {
+            store.upsert_specialist(&entry).await?;
+        }
         let app = App::new(store, clock.clone(), policy, connector.clone());
         let mut run = Run::new(app, draw_fates(&ahead, start), true, DEMO_PREFIX);
         run.keep_tasks_after = Some(now - days(3.0));

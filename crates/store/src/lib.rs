@@ -353,12 +353,14 @@ impl Store for SqlStore {
     async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError> {
         on_writer!(self, p => {
             sqlx::query(
-                "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified,
+                                          updated_at, accepts_360x, booking_url)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, specialties = excluded.specialties,
                      network = excluded.network, phone = excluded.phone, fax = excluded.fax,
                      direct_address = excluded.direct_address, last_verified = excluded.last_verified,
-                     updated_at = excluded.updated_at",
+                     updated_at = excluded.updated_at, accepts_360x = excluded.accepts_360x,
+                     booking_url = excluded.booking_url",
             )
             .bind(&s.id)
             .bind(&s.name)
@@ -369,6 +371,8 @@ impl Store for SqlStore {
             .bind(&s.direct_address)
             .bind(ms(s.last_verified))
             .bind(ms(s.updated_at))
+            .bind(s.accepts_360x)
+            .bind(&s.booking_url)
             .execute(p)
             .await
             .map(|_| ())

@@ -30,6 +30,7 @@ fn migrator(dialect: &str) -> Migrator {
             (11, "people", include_str!("../migrations/sqlite/0011_people.sql")),
             (12, "task work", include_str!("../migrations/sqlite/0012_task_work.sql")),
             (13, "staff texts", include_str!("../migrations/sqlite/0013_staff_texts.sql")),
+            (14, "directory", include_str!("../migrations/sqlite/0014_directory.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -45,6 +46,7 @@ fn migrator(dialect: &str) -> Migrator {
             (11, "people", include_str!("../migrations/postgres/0011_people.sql")),
             (12, "task work", include_str!("../migrations/postgres/0012_task_work.sql")),
             (13, "staff texts", include_str!("../migrations/postgres/0013_staff_texts.sql")),
+            (14, "directory", include_str!("../migrations/postgres/0014_directory.sql")),
         ],
     };
     Migrator::with_migrations(

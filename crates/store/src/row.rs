@@ -216,6 +216,8 @@ pub(crate) fn specialist(row: &dyn Get) -> Result<Specialist, StoreError> {
         phone: row.opt_text("phone")?,
         fax: row.opt_text("fax")?,
         direct_address: row.opt_text("direct_address")?,
+        accepts_360x: row.flag("accepts_360x")?,
+        booking_url: row.opt_text("booking_url")?,
         last_verified: ts(row.int("last_verified")?)?,
         updated_at: ts(row.int("updated_at")?)?,
     })

@@ -126,6 +126,11 @@ async fn demo_seeds_a_fresh_database_and_never_one_with_real_data() {
     let (_, channels) = s.call(&admin, "GET", "/api/v1/channels", None).await;
     let modes: Vec<&str> = channels["items"].as_array().unwrap().iter().map(|c| c["mode"].as_str().unwrap()).collect();
     assert!(modes.iter().all(|m| *m == "simulated"), "{channels}");
+    // Its specialists are in the directory, a few of them stale.
+    let (_, directory) = s.call(&admin, "GET", "/api/v1/specialists", None).await;
+    let entries = directory["items"].as_array().unwrap();
+    assert!(entries.len() >= 10, "{directory}");
+    assert!(entries.iter().any(|e| e["stale"] == true) && entries.iter().any(|e| e["stale"] == false));
     s.stop();
     // Started again on its own demo data: kept as it is.
     let log = Serve::start(&db.url, &[], &["--demo"]).stop();

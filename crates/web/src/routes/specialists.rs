@@ -34,6 +34,8 @@ pub struct SpecialistView {
     pub phone: Option<String>,
     pub fax: Option<String>,
     pub direct_address: Option<String>,
+    pub accepts_360x: bool,
+    pub booking_url: Option<String>,
     pub last_verified: String,
     pub stale: bool,
 }
@@ -54,6 +56,10 @@ pub struct SpecialistBody {
     pub phone: Option<String>,
     pub fax: Option<String>,
     pub direct_address: Option<String>,
+    /// Takes 360X closed-loop referrals over Direct (default false).
+    pub accepts_360x: Option<bool>,
+    /// Where patients book online (https).
+    pub booking_url: Option<String>,
     /// When the contact data was last confirmed (RFC 3339); now when absent.
     pub last_verified: Option<String>,
 }
@@ -67,6 +73,8 @@ fn view(s: &Specialist, now: Timestamp) -> SpecialistView {
         phone: s.phone.clone(),
         fax: s.fax.clone(),
         direct_address: s.direct_address.clone(),
+        accepts_360x: s.accepts_360x,
+        booking_url: s.booking_url.clone(),
         last_verified: s.last_verified.to_string(),
         stale: is_stale(s, now),
     }
@@ -129,6 +137,8 @@ pub fn parse(id: String, b: SpecialistBody, now: Timestamp) -> ApiResult<Special
         phone: empty_none(b.phone),
         fax: empty_none(b.fax),
         direct_address: empty_none(b.direct_address),
+        accepts_360x: b.accepts_360x.unwrap_or(false),
+        booking_url: empty_none(b.booking_url),
         last_verified,
         updated_at: now,
     })

@@ -48,7 +48,8 @@ pub fn router() -> Router<AppState> {
         .route("/inbox", get(pages::inbox))
         .route("/inbox/{id}", get(pages::inbox_item))
         .route("/inbox/{id}/{action}", post(pages::inbox_action))
-        .route("/directory", get(pages::directory))
+        .route("/directory", get(pages::directory).post(pages::save_entry))
+        .route("/directory/{id}/verify", post(pages::verify_entry))
         .route("/settings", get(pages::settings))
         .route("/export.csv", get(pages::export_csv))
 }

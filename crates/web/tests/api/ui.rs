@@ -14,6 +14,7 @@ on_both_backends!(
     a_viewer_sees_but_cannot_work_tasks,
     pages_show_the_referral_and_its_work,
     the_dashboard_warns_while_a_needed_channel_is_off,
+    staff_keep_the_specialist_directory,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -301,4 +302,65 @@ async fn the_dashboard_warns_while_a_needed_channel_is_off(b: Backend) {
     assert!(!p.get("/").await.html.contains(r#"id="channels-off""#), "SMS and note requests are live");
     let settings = p.get("/settings").await.html;
     assert!(settings.contains("<td>Patient SMS</td><td>live</td><td>Mon 2 Mar 15:00</td><td>never</td>"), "{settings}");
+}
+
+async fn staff_keep_the_specialist_directory(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let page = p.get("/directory").await;
+    assert!(page.html.contains("The directory is empty"));
+    let csrf = csrf_of(&page.html);
+    let entry = |fax: &'static str| {
+        vec![
+            ("name", "Dr Li Chen"),
+            ("specialties", "Cardiology"),
+            ("network", "out-of-network"),
+            ("phone", "+15555550150"),
+            ("fax", fax),
+            ("direct_address", "li.chen@direct.heart.example"),
+            ("booking_url", "https://book.heart.example/chen"),
+            ("accepts_360x", "true"),
+        ]
+    };
+    // A bad fax number: the form comes back with what was typed and what to fix.
+    let mut bad = entry("555-01");
+    bad.push(("csrf", &csrf));
+    let refused = p.post("/directory", &bad).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.html.contains("Fax: an E.164 number"), "{}", refused.html);
+    assert!(refused.html.contains(r#"value="Dr Li Chen""#) && refused.html.contains(r#"value="555-01""#), "input kept");
+    assert!(t.get("/api/v1/specialists").await.body["items"].as_array().unwrap().is_empty(), "nothing saved");
+    let mut good = entry("+15555550151");
+    good.push(("csrf", &csrf));
+    assert_eq!(p.post("/directory", &good).await.status, 303);
+    let saved = t.get("/api/v1/specialists").await.body["items"][0].clone();
+    assert_eq!(
+        (
+            saved["name"].as_str(),
+            saved["specialties"][0].as_str(),
+            saved["accepts_360x"].as_bool(),
+            saved["booking_url"].as_str()
+        ),
+        (Some("Dr Li Chen"), Some("cardiology"), Some(true), Some("https://book.heart.example/chen"))
+    );
+    // Stale after 90 days; "verified today" is one click.
+    t.advance("100d").await;
+    let id = saved["id"].as_str().unwrap().to_owned();
+    assert_eq!(t.get("/api/v1/specialists?stale=true").await.body["items"].as_array().unwrap().len(), 1);
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await; // the session ended long ago
+    let page = p.get("/directory").await;
+    let csrf = csrf_of(&page.html);
+    assert!(page.html.contains("stale"));
+    assert_eq!(p.post(&format!("/directory/{id}/verify"), &[("csrf", &csrf)]).await.status, 303);
+    assert!(t.get("/api/v1/specialists?stale=true").await.body["items"].as_array().unwrap().is_empty());
+    // Edit: the same entry, changed.
+    let mut edit = entry("+15555550151");
+    edit.retain(|(k, _)| *k != "accepts_360x");
+    edit.push(("id", &id));
+    edit.push(("csrf", &csrf));
+    assert_eq!(p.post("/directory", &edit).await.status, 303);
+    let items = t.get("/api/v1/specialists").await.body["items"].as_array().cloned().unwrap();
+    assert_eq!((items.len(), items[0]["accepts_360x"].as_bool()), (1, Some(false)));
 }

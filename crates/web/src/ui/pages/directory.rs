@@ -1,16 +1,32 @@
-//! The specialist directory and the settings.
+//! The specialist directory (add, edit, "verified today") and the settings.
 
 use super::*;
 
 struct SpecialistRow {
+    id: String,
     name: String,
     specialties: String,
     network: &'static str,
     phone: String,
     fax: String,
     direct: String,
+    accepts_360x: bool,
+    booking_url: String,
     verified: String,
     stale: bool,
+}
+
+/// The add form as the person filled it (kept when it needs fixing).
+#[derive(Default)]
+struct EntryForm {
+    name: String,
+    specialties: String,
+    network: String,
+    phone: String,
+    fax: String,
+    direct: String,
+    accepts_360x: bool,
+    booking_url: String,
 }
 
 #[derive(Template)]
@@ -19,12 +35,17 @@ struct DirectoryPage {
     nav: Option<Nav>,
     demo: bool,
     notice: Option<String>,
+    csrf: String,
     stale_count: usize,
     rows: Vec<SpecialistRow>,
+    can_edit: bool,
+    form: EntryForm,
+    /// What to fix in the add form.
+    problem: String,
+    networks: Vec<&'static str>,
 }
 
-pub async fn directory(State(s): State<AppState>, web: Web) -> UiResult<Response> {
-    web.require(Permission::Read)?;
+async fn directory_page(s: &AppState, web: &Web, form: EntryForm, problem: String) -> UiResult<DirectoryPage> {
     let tz = s.app.policy().time_zone.clone();
     let now = s.app.now();
     let rows: Vec<SpecialistRow> = s
@@ -33,24 +54,117 @@ pub async fn directory(State(s): State<AppState>, web: Web) -> UiResult<Response
         .await?
         .iter()
         .map(|x| SpecialistRow {
+            id: x.id.clone(),
             name: x.name.clone(),
             specialties: x.specialties.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", "),
             network: x.network.as_str(),
             phone: x.phone.clone().unwrap_or_default(),
             fax: x.fax.clone().unwrap_or_default(),
             direct: x.direct_address.clone().unwrap_or_default(),
+            accepts_360x: x.accepts_360x,
+            booking_url: x.booking_url.clone().unwrap_or_default(),
             verified: when(Some(x.last_verified), &tz),
             stale: is_stale(x, now),
         })
         .collect();
-    let page = DirectoryPage {
+    Ok(DirectoryPage {
         nav: web.nav("directory"),
-        demo: ui(&s).demo,
+        demo: ui(s).demo,
         notice: None,
+        csrf: web.0.csrf.clone(),
         stale_count: rows.iter().filter(|r| r.stale).count(),
         rows,
+        can_edit: web.0.actor.role.may(Permission::WorkTasks),
+        form,
+        problem,
+        networks: vec!["out-of-network", "in-network", "unknown"],
+    })
+}
+
+pub async fn directory(State(s): State<AppState>, web: Web) -> UiResult<Response> {
+    web.require(Permission::Read)?;
+    Ok(render(&directory_page(&s, &web, EntryForm::default(), String::new()).await?))
+}
+
+/// Adds a directory entry, or saves an edited one (`id` given): an entry that needs fixing
+/// comes back with what was typed and what to fix.
+pub async fn save_entry(State(s): State<AppState>, web: Web, Form(f): Form<Params>) -> UiResult<Response> {
+    web.check_form(&f)?;
+    web.require(Permission::WorkTasks)?;
+    let form = EntryForm {
+        name: get(&f, "name").to_owned(),
+        specialties: get(&f, "specialties").to_owned(),
+        network: get(&f, "network").to_owned(),
+        phone: get(&f, "phone").to_owned(),
+        fax: get(&f, "fax").to_owned(),
+        direct: get(&f, "direct_address").to_owned(),
+        accepts_360x: get(&f, "accepts_360x") == "true",
+        booking_url: get(&f, "booking_url").to_owned(),
     };
-    Ok(render(&page))
+    let id = match get(&f, "id") {
+        "" => refloop_app::new_id("spc"),
+        id => id.to_owned(),
+    };
+    let body = crate::SpecialistBody {
+        name: form.name.trim().to_owned(),
+        specialties: form
+            .specialties
+            .split([',', ';'])
+            .map(|x| x.trim().to_lowercase())
+            .filter(|x| !x.is_empty())
+            .collect(),
+        network: Some(form.network.clone()),
+        phone: Some(form.phone.clone()),
+        fax: Some(form.fax.clone()),
+        direct_address: Some(form.direct.clone()),
+        accepts_360x: Some(form.accepts_360x),
+        booking_url: Some(form.booking_url.clone()),
+        last_verified: None,
+    };
+    let saved = match crate::parse_specialist(id, body, s.app.now()) {
+        Ok(entry) => s.app.save_specialist(&web.0.actor, entry).await.map_err(crate::ApiError::from),
+        Err(e) => Err(e),
+    };
+    match saved {
+        Ok(_) => Ok(see_other("/directory")),
+        Err(e) => {
+            let what = e.field.as_deref().map(label_of).unwrap_or("This entry");
+            let prefix = format!("{}: ", e.field.as_deref().unwrap_or_default());
+            let why = e.message.strip_prefix(&prefix).unwrap_or(&e.message);
+            let mut page = directory_page(&s, &web, form, format!("{what}: {why}")).await?;
+            page.notice = None;
+            let mut r = render(&page);
+            *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+            Ok(r)
+        }
+    }
+}
+
+/// A form field's label, for saying what to fix.
+fn label_of(field: &str) -> &'static str {
+    match field {
+        "name" => "Name",
+        "specialties" => "Specialties",
+        "network" => "Network",
+        "phone" => "Phone",
+        "fax" => "Fax",
+        "direct_address" => "Direct address",
+        "booking_url" => "Booking link",
+        _ => "This entry",
+    }
+}
+
+/// "Verified today": someone confirmed the entry's contact data.
+pub async fn verify_entry(
+    State(s): State<AppState>,
+    web: Web,
+    Path(id): Path<String>,
+    Form(f): Form<Params>,
+) -> UiResult<Response> {
+    web.check_form(&f)?;
+    web.require(Permission::WorkTasks)?;
+    s.app.verify_specialist(&web.0.actor, &id).await?;
+    Ok(see_other("/directory"))
 }
 
 #[derive(Template)]

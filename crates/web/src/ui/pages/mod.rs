@@ -44,7 +44,7 @@ mod work;
 
 pub use auth::{login, login_form, logout};
 pub use dashboard::{dashboard, export_csv};
-pub use directory::{directory, settings};
+pub use directory::{directory, save_entry, settings, verify_entry};
 pub use inbox::{inbox, inbox_action, inbox_item};
 pub use referrals::{record_event, referral, referrals, referrals_csv, send_sms};
 pub use work::{bulk, claim_next, task_action, worklist};
