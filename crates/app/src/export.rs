@@ -33,8 +33,14 @@ pub const COLUMNS: &[&str] = &[
     "leak_reason",
 ];
 
+/// An instant as the API and exports write it: ISO 8601 in UTC with milliseconds
+/// (`2026-03-02T15:00:00.000Z`), so every value has the same shape and sorts as text.
+pub fn iso(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}
+
 pub fn row(r: &refloop_domain::Referral) -> Vec<String> {
-    let t = |v: Option<jiff::Timestamp>| v.map(|t| t.to_string()).unwrap_or_default();
+    let t = |v: Option<jiff::Timestamp>| v.map(iso).unwrap_or_default();
     let m = &r.milestones;
     let mut row = vec![
         r.id.to_string(),
@@ -48,7 +54,7 @@ pub fn row(r: &refloop_domain::Referral) -> Vec<String> {
         r.is_tracked().to_string(),
         r.duplicate_of.as_ref().map(|d| d.to_string()).unwrap_or_default(),
         r.state.as_str().to_owned(),
-        r.ordered_at.to_string(),
+        iso(r.ordered_at),
         t(m.patient_notified),
         t(m.scheduled),
         t(r.appointment_at),
@@ -95,4 +101,15 @@ pub fn json_rows(referrals: &[refloop_domain::Referral]) -> Vec<serde_json::Map<
         .iter()
         .map(|r| COLUMNS.iter().zip(row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect())
         .collect()
+}
+
+#[cfg(test)]
+mod iso_tests {
+    #[test]
+    fn instants_are_written_with_milliseconds_in_utc() {
+        let t: jiff::Timestamp = "2026-03-02T10:00:00-05:00".parse().unwrap();
+        assert_eq!(super::iso(t), "2026-03-02T15:00:00.000Z");
+        let t: jiff::Timestamp = "2026-03-02T15:00:00.1239Z".parse().unwrap();
+        assert_eq!(super::iso(t), "2026-03-02T15:00:00.123Z");
+    }
 }

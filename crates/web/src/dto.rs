@@ -2,6 +2,7 @@
 //! domain's types; responses are views of the domain.
 
 use jiff::Timestamp;
+use refloop_app::export::iso;
 use refloop_app::{OutboxItem, ReferralDetail, StoredEvent, Task};
 use refloop_domain::{Referral, ReferralId};
 use serde::{Deserialize, Serialize};
@@ -215,6 +216,19 @@ impl ReferralView {
     }
 }
 
+/// One timestamp per state reached, each in the API's instant format.
+fn milestones_iso(m: &refloop_domain::Milestones) -> Value {
+    let mut v = serde_json::to_value(m).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        for value in o.values_mut() {
+            if let Some(t) = value.as_str().and_then(|t| t.parse::<Timestamp>().ok()) {
+                *value = Value::String(iso(t));
+            }
+        }
+    }
+    v
+}
+
 impl From<&Referral> for ReferralView {
     fn from(r: &Referral) -> Self {
         Self {
@@ -231,9 +245,9 @@ impl From<&Referral> for ReferralView {
             specialist: r.specialist.clone(),
             reason: r.reason.clone(),
             source_ids: r.source_ids.clone(),
-            ordered_at: r.ordered_at.to_string(),
-            milestones: serde_json::to_value(&r.milestones).unwrap_or_default(),
-            appointment_at: r.appointment_at.map(|t| t.to_string()),
+            ordered_at: iso(r.ordered_at),
+            milestones: milestones_iso(&r.milestones),
+            appointment_at: r.appointment_at.map(iso),
             duplicate_of: r.duplicate_of.as_ref().map(ReferralId::to_string),
             tracked: r.is_tracked(),
             needs_coding: r.needs_coding(),
@@ -270,8 +284,8 @@ impl From<&StoredEvent> for EventView {
         detail.remove("type");
         Self {
             kind: e.data.kind().to_owned(),
-            at: e.at.to_string(),
-            recorded_at: e.recorded_at.to_string(),
+            at: iso(e.at),
+            recorded_at: iso(e.recorded_at),
             source: e.source.clone(),
             version: e.version,
             detail,
@@ -311,10 +325,10 @@ impl TaskView {
             title: t.kind.title().to_owned(),
             status: t.status.as_str().to_owned(),
             assignee: t.assignee.clone(),
-            due_at: t.due_at.to_string(),
+            due_at: iso(t.due_at),
             overdue: t.completed_at.is_none() && t.due_at < now,
-            created_at: t.created_at.to_string(),
-            completed_at: t.completed_at.map(|x| x.to_string()),
+            created_at: iso(t.created_at),
+            completed_at: t.completed_at.map(iso),
             outcome: t.outcome.clone(),
             inbox_id: t.inbox_id.clone(),
             attempts: t.attempts,
@@ -354,7 +368,7 @@ impl ReferralDetailView {
     pub fn new(d: &ReferralDetail, now: Timestamp) -> Self {
         Self {
             referral: ReferralView::with_people(&d.referral, &d.people),
-            stage_due_at: d.stage_due_at.map(|t| t.to_string()),
+            stage_due_at: d.stage_due_at.map(iso),
             overdue: d.stage_due_at.is_some_and(|t| t < now),
             events: d.events.iter().map(EventView::from).collect(),
             tasks: d.tasks.iter().map(|t| TaskView::new(t, now)).collect(),
@@ -363,7 +377,7 @@ impl ReferralDetailView {
                 .iter()
                 .map(|l| TaskLogView {
                     task_id: l.task_id.clone(),
-                    at: l.at.to_string(),
+                    at: iso(l.at),
                     actor: l.actor.clone(),
                     action: l.action.clone(),
                     assignee: l.assignee.clone(),
@@ -413,9 +427,9 @@ impl From<&OutboxItem> for OutboxView {
             purpose: m.purpose.as_str().to_owned(),
             status: m.status.as_str().to_owned(),
             attempts: m.attempts,
-            next_attempt_at: m.next_attempt_at.to_string(),
-            created_at: m.created_at.to_string(),
-            sent_at: m.sent_at.map(|t| t.to_string()),
+            next_attempt_at: iso(m.next_attempt_at),
+            created_at: iso(m.created_at),
+            sent_at: m.sent_at.map(iso),
             last_error: m.last_error.clone(),
         }
     }
@@ -467,8 +481,8 @@ impl From<refloop_app::ChannelStatus> for ChannelView {
             label: c.label.to_owned(),
             mode: c.mode.as_str().to_owned(),
             needed: c.needed,
-            last_success: c.last_success.map(|t| t.to_string()),
-            last_failure: c.last_failure.map(|t| t.to_string()),
+            last_success: c.last_success.map(iso),
+            last_failure: c.last_failure.map(iso),
         }
     }
 }

@@ -243,7 +243,7 @@ async fn a_coordinators_shift_in_the_browser() {
     .await;
     c.wait().for_element(Locator::XPath("//td[@id='state'][text()='scheduled']")).await.unwrap();
     let r = t.referral(&first).await;
-    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-20T10:30:00Z")));
+    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-20T10:30:00.000Z")));
     let timeline = c.find(Locator::Id("timeline")).await.unwrap().text().await.unwrap();
     assert!(timeline.contains("task-claimed") && timeline.contains("task-completed"), "{timeline}");
 
@@ -256,7 +256,7 @@ async fn a_coordinators_shift_in_the_browser() {
     c.wait().for_element(Locator::XPath(&format!("//tr[@data-task='{call}']//span[@class='attempts']"))).await.unwrap();
     let task = t.tasks_of(&second).await.into_iter().find(|x| x["id"] == call.as_str()).unwrap();
     assert_eq!((task["status"].as_str(), task["attempts"].as_u64()), (Some("open"), Some(1)));
-    assert!(task["due_at"].as_str().unwrap() > "2026-03-03T15:00:00Z", "later, not now");
+    assert!(task["due_at"].as_str().unwrap() > "2026-03-03T15:00:00.000Z", "later, not now");
 
     // Fix the number on the fix-contact task: exactly one new text, to the fixed number.
     let fix = t.tasks_of(&broken).await[0].clone();
@@ -286,7 +286,7 @@ async fn a_coordinators_shift_in_the_browser() {
         .await
         .unwrap();
     c.wait().for_element(Locator::XPath("//td[@id='state'][text()='scheduled']")).await.unwrap();
-    assert_eq!(t.referral(&cardio).await["appointment_at"], "2026-03-20T15:00:00Z", "the appointment recorded");
+    assert_eq!(t.referral(&cardio).await["appointment_at"], "2026-03-20T15:00:00.000Z", "the appointment recorded");
     for id in [&cardio, &derm] {
         assert!(t.tasks_of(id).await.iter().all(|x| x["kind"] != "review-match" || x["status"] == "done"));
     }

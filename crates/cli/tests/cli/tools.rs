@@ -221,10 +221,10 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
     let file = dir.path().join("bundle.ndjson");
     let sr = |id: &str, patient: &str| {
         format!(
-            r#"{{"resourceType":"ServiceRequest","id":"{id}","status":"active","intent":"order","subject":{{"reference":"Patient/{patient}"}},"performerType":{{"text":"cardiology"}},"requester":{{"reference":"Practitioner/d1"}},"authoredOn":"2026-03-01T10:00:00Z"}}"#
+            r#"{{"resourceType":"ServiceRequest","id":"{id}","status":"active","intent":"order","subject":{{"reference":"Patient/{patient}"}},"performerType":{{"text":"cardiology"}},"requester":{{"reference":"Practitioner/d1"}},"authoredOn":"2026-03-01T10:00:00.000Z"}}"#
         )
     };
-    let appt = r#"{"resourceType":"Appointment","id":"a1","status":"booked","start":"2026-03-09T15:00:00Z","basedOn":[{"reference":"ServiceRequest/e1"}],"participant":[{"actor":{"reference":"Patient/x1"}}],"meta":{"lastUpdated":"2026-03-03T12:00:00Z"}}"#;
+    let appt = r#"{"resourceType":"Appointment","id":"a1","status":"booked","start":"2026-03-09T15:00:00.000Z","basedOn":[{"reference":"ServiceRequest/e1"}],"participant":[{"actor":{"reference":"Patient/x1"}}],"meta":{"lastUpdated":"2026-03-03T12:00:00.000Z"}}"#;
     std::fs::write(&file, format!("{}\n{}\n{appt}\n", sr("e1", "x1"), sr("e2", "x2"))).unwrap();
     let (ok, _, err) = run(&["import", "fhir", "--database", &db.url, file.to_str().unwrap()], &[]);
     assert!(ok, "{err}");
@@ -242,7 +242,7 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
     assert_eq!(rows.len(), 2);
     let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
     let booked = rows.iter().find(|r| !r[col("scheduled_at")].is_empty()).unwrap();
-    assert_eq!(&booked[col("appointment_at")], "2026-03-09T15:00:00Z");
+    assert_eq!(&booked[col("appointment_at")], "2026-03-09T15:00:00.000Z");
     assert_eq!(&booked[col("leak_stage")], "not attended");
     assert_eq!(&booked[col("days_notified_to_scheduled")], "2.08");
 

@@ -18,7 +18,7 @@ use crate::{
 pub async fn show(State(s): State<AppState>, auth: Auth) -> ApiResult<Json<ClockView>> {
     auth.require(Permission::Read)?;
     let mode = if s.app.clock().manual().is_some() { "manual" } else { "system" };
-    Ok(Json(ClockView { now: s.app.now().to_string(), mode: mode.to_owned() }))
+    Ok(Json(ClockView { now: refloop_app::export::iso(s.app.now()), mode: mode.to_owned() }))
 }
 
 /// Moves the manual clock forward; every timer and message due on the way acts before
@@ -36,7 +36,7 @@ pub async fn advance(
         b.by.parse().map_err(|e: refloop_domain::DurationError| ApiError::invalid("by", e.to_string()))?;
     let report = s.app.advance(by).await?;
     Ok(Json(AdvanceView {
-        now: report.now.to_string(),
+        now: refloop_app::export::iso(report.now),
         timers_fired: report.work.timers_fired,
         timers_stale: report.work.timers_stale,
         messages_attempted: report.work.messages_attempted,

@@ -55,7 +55,7 @@ impl InboxView {
             control_id: m.control_id.clone(),
             transport: m.transport.clone(),
             message_type: m.message_type.clone(),
-            received_at: m.received_at.to_string(),
+            received_at: refloop_app::export::iso(m.received_at),
             status: m.status.as_str().to_owned(),
             error: m.error.clone(),
             referral_id: m.referral_id.as_ref().map(|r| r.to_string()),

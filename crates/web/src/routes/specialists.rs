@@ -75,7 +75,7 @@ fn view(s: &Specialist, now: Timestamp) -> SpecialistView {
         direct_address: s.direct_address.clone(),
         accepts_360x: s.accepts_360x,
         booking_url: s.booking_url.clone(),
-        last_verified: s.last_verified.to_string(),
+        last_verified: refloop_app::export::iso(s.last_verified),
         stale: is_stale(s, now),
     }
 }

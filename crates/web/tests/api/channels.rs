@@ -71,7 +71,7 @@ async fn with_the_ehr_off_no_portal_message_stands_in_for_the_patient(b: Backend
 async fn with_sms_off_the_attendance_question_is_a_phone_call(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t.create_referral_id(order("p-attend")).await;
-    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-05T15:00:00Z"})).await;
+    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-05T15:00:00.000Z"})).await;
     t.advance("4d").await;
     let tasks = kinds(&t.tasks_of(&id).await);
     assert!(tasks.contains(&"attendance-call".to_owned()), "{tasks:?}");
@@ -110,7 +110,7 @@ async fn a_chat_escalation_on_an_off_channel_is_not_sent_and_the_front_desk_task
 async fn a_note_request_on_an_off_channel_is_not_sent_and_a_person_takes_over(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t.create_referral_id(order("p-note")).await;
-    t.event(&id, json!({"type": "attended", "at": "2026-03-02T15:00:00Z"})).await;
+    t.event(&id, json!({"type": "attended", "at": "2026-03-02T15:00:00.000Z"})).await;
     t.advance("30d").await;
     let request = t.outbox_of(&id).await.into_iter().find(|m| m["channel"] == "note-request").expect("a request");
     assert_eq!(request["status"], "not-sent");
@@ -131,7 +131,7 @@ async fn the_channel_modes_and_their_last_activity_are_shown(b: Backend) {
         |name: &str| r.body["items"].as_array().unwrap().iter().find(|c| c["channel"] == name).cloned().expect(name);
     let sms = by_name("sms");
     assert_eq!(sms["mode"], "live");
-    assert_eq!(sms["last_success"], "2026-03-02T15:01:00Z");
+    assert_eq!(sms["last_success"], "2026-03-02T15:01:00.000Z");
     assert!(sms["last_failure"].is_null());
     assert_eq!(by_name("chat")["mode"], "live");
     assert_eq!(by_name("note-request")["mode"], "off");

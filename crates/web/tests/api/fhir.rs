@@ -20,7 +20,7 @@ fn service_request(id: &str) -> Value {
         "category": [{"coding": [{"system": "http://snomed.info/sct", "code": "103696004"}]}],
         "identifier": [{"system": "urn:oid:1.2.3", "value": format!("PLAC-{id}")}],
         "subject": {"reference": "Patient/p1"}, "requester": {"reference": "Practitioner/dr1"},
-        "performerType": {"coding": [{"code": "cardiology"}]}, "authoredOn": "2026-03-02T14:00:00Z"
+        "performerType": {"coding": [{"code": "cardiology"}]}, "authoredOn": "2026-03-02T14:00:00.000Z"
     })
 }
 
@@ -55,14 +55,17 @@ async fn a_referral_closes_its_loop_from_fhir_resources(b: Backend) {
     assert_eq!(referral["source_ids"], json!(["ServiceRequest/sr-1", "PLAC-sr-1"]));
 
     let booked = t
-        .fhir("PUT", "/fhir/Appointment/a1", Some(appointment("a1", "sr-1", "booked", "2026-03-10T19:00:00Z")), &[])
+        .fhir("PUT", "/fhir/Appointment/a1", Some(appointment("a1", "sr-1", "booked", "2026-03-10T19:00:00.000Z")), &[])
         .await;
     assert_eq!(booked.status, 200, "{:?}", booked.body);
     let r = only_referral(&t).await;
-    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-10T19:00:00Z")));
+    assert_eq!(
+        (r["state"].as_str(), r["appointment_at"].as_str()),
+        (Some("scheduled"), Some("2026-03-10T19:00:00.000Z"))
+    );
 
     let noshow = t
-        .fhir("PUT", "/fhir/Appointment/a1", Some(appointment("a1", "sr-1", "noshow", "2026-03-10T19:00:00Z")), &[])
+        .fhir("PUT", "/fhir/Appointment/a1", Some(appointment("a1", "sr-1", "noshow", "2026-03-10T19:00:00.000Z")), &[])
         .await;
     assert_eq!(noshow.status, 200, "{:?}", noshow.body);
     let r = only_referral(&t).await;
@@ -73,17 +76,17 @@ async fn a_referral_closes_its_loop_from_fhir_resources(b: Backend) {
     );
 
     // The EHR points at our id, read back from the Location.
-    let rebook = appointment("a2", &location["ServiceRequest/".len()..], "booked", "2026-03-17T19:00:00Z");
+    let rebook = appointment("a2", &location["ServiceRequest/".len()..], "booked", "2026-03-17T19:00:00.000Z");
     assert_eq!(t.fhir("PUT", "/fhir/Appointment/a2", Some(rebook), &[]).await.status, 200);
     assert_eq!(only_referral(&t).await["state"], "scheduled");
     let encounter = json!({"resourceType": "Encounter", "id": "e1", "status": "finished",
         "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
-        "basedOn": [{"reference": "ServiceRequest/sr-1"}], "period": {"start": "2026-03-17T19:00:00Z"}});
+        "basedOn": [{"reference": "ServiceRequest/sr-1"}], "period": {"start": "2026-03-17T19:00:00.000Z"}});
     assert_eq!(t.fhir("PUT", "/fhir/Encounter/e1", Some(encounter), &[]).await.status, 200);
     assert_eq!(only_referral(&t).await["state"], "attended");
     let note = json!({"resourceType": "DocumentReference", "status": "current", "docStatus": "final",
         "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4"}]},
-        "subject": {"reference": "Patient/p1"}, "date": "2026-03-20T10:00:00Z",
+        "subject": {"reference": "Patient/p1"}, "date": "2026-03-20T10:00:00.000Z",
         "context": {"related": [{"reference": "ServiceRequest/sr-1"}]},
         "content": [{"attachment": {"contentType": "text/plain", "data": "bm90ZQ=="}}]});
     assert_eq!(t.fhir("POST", "/fhir/DocumentReference", Some(note), &[]).await.status, 200);
@@ -220,7 +223,7 @@ async fn bad_fhir_gets_an_operation_outcome_and_changes_nothing(b: Backend) {
 
 async fn a_resource_for_an_unknown_referral_waits_as_a_dead_letter(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let early = appointment("a5", "sr-5", "booked", "2026-03-10T19:00:00Z");
+    let early = appointment("a5", "sr-5", "booked", "2026-03-10T19:00:00.000Z");
     let mut early = early;
     early["participant"] = json!([{"actor": {"reference": "Location/1"}}]);
     let r = t.fhir("PUT", "/fhir/Appointment/a5", Some(early), &[]).await;

@@ -83,7 +83,10 @@ async fn a_referral_closes_its_loop_over_mllp(b: Backend) {
 
     assert_eq!(ack_code(&c.send(&siu("M2", "S12", "R-100", "Booked", "20260310140000-0500")).await), "AA");
     let r = only_referral(&t).await;
-    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-10T19:00:00Z")));
+    assert_eq!(
+        (r["state"].as_str(), r["appointment_at"].as_str()),
+        (Some("scheduled"), Some("2026-03-10T19:00:00.000Z"))
+    );
 
     assert_eq!(ack_code(&c.send(&siu("M3", "S26", "R-100", "Noshow", "20260310140000-0500")).await), "AA");
     let r = only_referral(&t).await;

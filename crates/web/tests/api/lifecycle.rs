@@ -34,7 +34,7 @@ async fn a_referral_walks_through_all_five_states(b: Backend) {
     let r = t.create_referral(order("p-walk", "routine")).await;
     let id = r["id"].as_str().unwrap();
     assert_eq!(r["state"], "ordered");
-    assert_eq!(r["milestones"]["ordered"], "2026-03-02T15:00:00Z");
+    assert_eq!(r["milestones"]["ordered"], "2026-03-02T15:00:00.000Z");
 
     // The stage-1 SMS goes out (to the fake provider) and its delivery notifies the patient.
     t.advance("1h").await;
@@ -48,21 +48,21 @@ async fn a_referral_walks_through_all_five_states(b: Backend) {
     assert_eq!(sent[0]["status"], "sent");
 
     t.advance("2d").await;
-    t.event(id, json!({"type": "scheduled", "appointment_at": "2026-03-12T14:00:00Z"})).await;
+    t.event(id, json!({"type": "scheduled", "appointment_at": "2026-03-12T14:00:00.000Z"})).await;
     t.advance("8d").await;
-    t.event(id, json!({"type": "attended", "at": "2026-03-12T14:30:00Z"})).await;
+    t.event(id, json!({"type": "attended", "at": "2026-03-12T14:30:00.000Z"})).await;
     t.advance("20d").await;
     let r = t.event(id, json!({"type": "note-received"})).await;
     assert_eq!(r["state"], "note-received");
 
     let r = t.referral(id).await;
     let m = &r["milestones"];
-    assert_eq!(m["ordered"], "2026-03-02T15:00:00Z");
-    assert_eq!(m["patient-notified"], "2026-03-02T16:00:00Z", "when the carrier reported it delivered");
-    assert_eq!(m["scheduled"], "2026-03-04T16:00:00Z");
-    assert_eq!(m["attended"], "2026-03-12T14:30:00Z");
-    assert_eq!(m["note-received"], "2026-04-01T16:00:00Z");
-    assert_eq!(r["appointment_at"], "2026-03-12T14:00:00Z");
+    assert_eq!(m["ordered"], "2026-03-02T15:00:00.000Z");
+    assert_eq!(m["patient-notified"], "2026-03-02T16:00:00.000Z", "when the carrier reported it delivered");
+    assert_eq!(m["scheduled"], "2026-03-04T16:00:00.000Z");
+    assert_eq!(m["attended"], "2026-03-12T14:30:00.000Z");
+    assert_eq!(m["note-received"], "2026-04-01T16:00:00.000Z");
+    assert_eq!(r["appointment_at"], "2026-03-12T14:00:00.000Z");
     assert_eq!(r["overdue"], false);
     let types = event_types(&r);
     for expected in ["ordered", "message-queued", "patient-notified", "scheduled", "attended", "note-received"] {
@@ -83,7 +83,7 @@ async fn a_routine_referral_escalates_on_day_7_not_before(b: Backend) {
     t.advance("1h").await;
     let tasks = t.tasks_of(&id).await;
     assert_eq!(kinds(&tasks), ["schedule-follow-up"]);
-    assert_eq!(tasks[0]["created_at"], "2026-03-09T15:00:00Z");
+    assert_eq!(tasks[0]["created_at"], "2026-03-09T15:00:00.000Z");
     let channels: Vec<Value> = t.outbox_of(&id).await.iter().map(|m| m["channel"].clone()).collect();
     assert!(channels.contains(&json!("chat")) && channels.contains(&json!("ehr-task")), "{channels:?}");
 }
@@ -97,7 +97,7 @@ async fn an_urgent_referral_escalates_on_day_3(b: Backend) {
     t.advance("1h").await;
     let tasks = t.tasks_of(&id).await;
     assert_eq!(kinds(&tasks), ["schedule-follow-up"]);
-    assert_eq!(tasks[0]["created_at"], "2026-03-05T15:00:00Z");
+    assert_eq!(tasks[0]["created_at"], "2026-03-05T15:00:00.000Z");
 }
 
 async fn a_referral_scheduled_on_day_6_gets_no_day_7_escalation(b: Backend) {
@@ -105,7 +105,7 @@ async fn a_referral_scheduled_on_day_6_gets_no_day_7_escalation(b: Backend) {
     let id = t.create_referral_id(order("p-stale", "routine")).await;
     reached(&t).await;
     t.advance("6d").await;
-    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00Z"})).await;
+    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00.000Z"})).await;
     let report = t.advance("2d").await;
     assert_eq!(report["timers_fired"], 0);
     assert!(t.tasks_of(&id).await.is_empty());
@@ -153,12 +153,12 @@ async fn a_no_show_returns_to_scheduling_and_escalates_again(b: Backend) {
     let id = t.create_referral_id(order("p-noshow", "routine")).await;
     reached(&t).await;
     t.advance("2d").await;
-    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-06T14:00:00Z"})).await;
+    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-06T14:00:00.000Z"})).await;
     t.advance("3d").await;
     let r = t.event(&id, json!({"type": "no-show"})).await;
     assert_eq!(r["state"], "patient-notified");
     assert_eq!(r["no_shows"], 1);
-    assert_eq!(r["milestones"]["scheduled"], "2026-03-04T15:01:00Z", "the first scheduling keeps its time");
+    assert_eq!(r["milestones"]["scheduled"], "2026-03-04T15:01:00.000Z", "the first scheduling keeps its time");
     t.advance("6d").await;
     assert!(!kinds(&t.tasks_of(&id).await).contains(&"schedule-follow-up".to_owned()));
     t.advance("1d").await;
@@ -168,22 +168,22 @@ async fn a_no_show_returns_to_scheduling_and_escalates_again(b: Backend) {
 async fn a_note_before_the_appointment_still_closes_the_loop(b: Backend) {
     let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-ooo", "routine")).await;
-    t.event(&id, json!({"type": "note-received", "at": "2026-03-20T10:00:00Z"})).await;
+    t.event(&id, json!({"type": "note-received", "at": "2026-03-20T10:00:00.000Z"})).await;
     let r = t
         .event(
             &id,
-            json!({"type": "scheduled", "at": "2026-03-05T10:00:00Z", "appointment_at": "2026-03-18T10:00:00Z"}),
+            json!({"type": "scheduled", "at": "2026-03-05T10:00:00.000Z", "appointment_at": "2026-03-18T10:00:00.000Z"}),
         )
         .await;
     assert_eq!(r["state"], "note-received");
-    assert_eq!(r["milestones"]["scheduled"], "2026-03-05T10:00:00Z");
-    assert_eq!(r["milestones"]["note-received"], "2026-03-20T10:00:00Z");
+    assert_eq!(r["milestones"]["scheduled"], "2026-03-05T10:00:00.000Z");
+    assert_eq!(r["milestones"]["note-received"], "2026-03-20T10:00:00.000Z");
 }
 
 async fn no_note_after_the_visit_requests_it_then_escalates_to_the_physician(b: Backend) {
     let t = TestApp::builder(b).live().spawn().await;
     let id = t.create_referral_id(order("p-note", "routine")).await;
-    t.event(&id, json!({"type": "attended", "at": "2026-03-02T15:00:00Z"})).await;
+    t.event(&id, json!({"type": "attended", "at": "2026-03-02T15:00:00.000Z"})).await;
     t.advance("29d").await;
     assert!(!t.outbox_of(&id).await.iter().any(|m| m["channel"] == "note-request"));
     t.advance("1d").await;
@@ -208,11 +208,11 @@ async fn a_patient_without_sms_consent_gets_a_phone_task_instead(b: Backend) {
 
 async fn sms_waits_for_the_end_of_quiet_hours(b: Backend) {
     // 21:00 in New York.
-    let t = TestApp::builder(b).live().start("2026-03-03T02:00:00Z").spawn().await;
+    let t = TestApp::builder(b).live().start("2026-03-03T02:00:00.000Z").spawn().await;
     let id = t.create_referral_id(order("p-night", "routine")).await;
     let pending = t.outbox_of(&id).await;
     assert_eq!(pending[0]["status"], "pending");
-    assert_eq!(pending[0]["next_attempt_at"], "2026-03-03T13:00:00Z");
+    assert_eq!(pending[0]["next_attempt_at"], "2026-03-03T13:00:00.000Z");
     t.advance("10h").await;
     assert_eq!(t.outbox_of(&id).await[0]["status"], "pending");
     t.advance("1h").await;

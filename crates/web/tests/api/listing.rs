@@ -37,7 +37,7 @@ async fn the_list_filters_and_pages_without_gaps_or_repeats(b: Backend) {
     assert_eq!((seen.len(), pages), (7, 3));
 
     let newest = t.get("/api/v1/referrals?limit=1").await.body["items"][0]["ordered_at"].clone();
-    assert_eq!(newest, "2026-03-01T06:00:00Z");
+    assert_eq!(newest, "2026-03-01T06:00:00.000Z");
     let cardio = t.get("/api/v1/referrals?specialty=cardiology").await.body["items"].as_array().unwrap().len();
     assert_eq!(cardio, 4);
     let dr_a = t.get("/api/v1/referrals?provider=dr-a").await.body["items"].as_array().unwrap().len();
@@ -57,7 +57,7 @@ async fn overdue_lists_referrals_past_their_stage_window(b: Backend) {
     };
     let late = t.create_referral_id(body("p-late")).await;
     let booked = t.create_referral_id(body("p-booked")).await;
-    t.event(&booked, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00Z"})).await;
+    t.event(&booked, json!({"type": "scheduled", "appointment_at": "2026-03-20T14:00:00.000Z"})).await;
     t.advance("8d").await;
     let overdue: Vec<String> = t.get("/api/v1/referrals?overdue=true").await.body["items"]
         .as_array()

@@ -131,7 +131,7 @@ async fn stop_opts_out_once_and_later_stages_send_no_sms(b: Backend) {
     assert!(help.contains("Call +15555550100"), "{help}");
 
     // Booked, seen: the day-after "did you attend?" is not sent by SMS.
-    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-05T15:00:00Z"})).await;
+    t.event(&id, json!({"type": "scheduled", "appointment_at": "2026-03-05T15:00:00.000Z"})).await;
     t.advance("5d").await;
     assert_eq!(fake.sent().len(), 1, "no SMS after STOP");
     assert!(kinds(&t.tasks_of(&id).await).contains(&"attendance-call".to_owned()), "{:?}", t.tasks_of(&id).await);
@@ -177,7 +177,7 @@ async fn the_attendance_question_goes_by_sms_and_yes_closes_it(b: Backend) {
         fake.report(&sms, "delivered").await;
     }
     for id in [&asked, &silent] {
-        t.event(id, json!({"type": "scheduled", "appointment_at": "2026-03-04T15:00:00Z"})).await;
+        t.event(id, json!({"type": "scheduled", "appointment_at": "2026-03-04T15:00:00.000Z"})).await;
     }
     t.advance("3d").await;
     let questions: Vec<_> = fake.sent().into_iter().skip(2).collect();
@@ -215,7 +215,7 @@ async fn no_consent_no_sms_and_a_duplicate_order_sends_once(b: Backend) {
 async fn an_order_at_night_is_texted_after_quiet_hours(b: Backend) {
     let fake = FakeTwilio::start().await;
     // 02:00 in New York.
-    let t = TestApp::builder(b).sms(&fake).start("2026-03-03T07:00:00Z").spawn().await;
+    let t = TestApp::builder(b).sms(&fake).start("2026-03-03T07:00:00.000Z").spawn().await;
     t.create_referral_id(order("p-night", "+15555550134")).await;
     t.advance("5h").await;
     assert!(fake.sent().is_empty(), "quiet until 08:00 local");
@@ -288,7 +288,7 @@ async fn staff_reply_to_a_patient_through_the_outbox(b: Backend) {
     t.advance("17h").await; // 03:02 the next day in New York
     let r = t.post(&format!("/api/v1/referrals/{night}/sms"), json!({"text": "Call us in the morning."})).await;
     assert_eq!(r.status, 202);
-    assert!(r.body["next_attempt_at"].as_str().unwrap().ends_with("T13:00:00Z"), "{:?}", r.body);
+    assert!(r.body["next_attempt_at"].as_str().unwrap().ends_with("T13:00:00.000Z"), "{:?}", r.body);
     let thread = t
         .app
         .sms_thread(

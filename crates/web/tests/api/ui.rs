@@ -179,7 +179,7 @@ async fn forms_without_the_session_token_change_nothing(b: Backend) {
     assert_eq!((ok.status, ok.location.as_str()), (303, format!("/referrals/{id}").as_str()));
     let r = t.referral(&id).await;
     assert_eq!(r["state"], "scheduled");
-    assert_eq!(r["appointment_at"], "2026-03-09T10:00:00Z", "read in the practice's zone (UTC here)");
+    assert_eq!(r["appointment_at"], "2026-03-09T10:00:00.000Z", "read in the practice's zone (UTC here)");
 }
 
 async fn a_viewer_sees_but_cannot_work_tasks(b: Backend) {

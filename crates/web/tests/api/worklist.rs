@@ -13,7 +13,7 @@ async fn staff_claim_and_complete_escalation_tasks(b: Backend) {
     let task = &tasks[0];
     assert_eq!(task["kind"], "notify-patient");
     assert_eq!(task["status"], "open");
-    assert_eq!(task["due_at"], "2026-03-03T15:00:00Z");
+    assert_eq!(task["due_at"], "2026-03-03T15:00:00.000Z");
     let tid = task["id"].as_str().unwrap();
 
     let open = t.get("/api/v1/tasks?status=open").await;
@@ -32,7 +32,7 @@ async fn staff_claim_and_complete_escalation_tasks(b: Backend) {
     let r = t.http.post(format!("{}/api/v1/tasks/{tid}/complete", t.base)).bearer_auth(&t.admin).send().await.unwrap();
     assert_eq!(r.status(), 200, "an empty body is fine");
     let done = t.get(&format!("/api/v1/tasks?status=done&referral_id={id}")).await;
-    assert_eq!(done.body["items"][0]["completed_at"], "2026-03-04T15:00:00Z");
+    assert_eq!(done.body["items"][0]["completed_at"], "2026-03-04T15:00:00.000Z");
     assert_eq!(t.post(&format!("/api/v1/tasks/{tid}/complete"), json!({})).await.status, 409);
     assert_eq!(t.post("/api/v1/tasks/tsk_missing/claim", json!({})).await.status, 404);
 }
@@ -77,14 +77,14 @@ async fn a_call_outcome_is_a_milestone_through_the_one_write_path(b: Backend) {
     let r = report(
         &t,
         &task,
-        json!({"outcome": "scheduled", "appointment_at": "2026-03-20T14:00:00Z", "note": "booked with Dr Lee"}),
+        json!({"outcome": "scheduled", "appointment_at": "2026-03-20T14:00:00.000Z", "note": "booked with Dr Lee"}),
     )
     .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!((r.body["status"].as_str(), r.body["outcome"].as_str()), (Some("done"), Some("scheduled")));
     let referral = t.referral(&id).await;
     assert_eq!(referral["state"], "scheduled");
-    assert_eq!(referral["appointment_at"], "2026-03-20T14:00:00Z");
+    assert_eq!(referral["appointment_at"], "2026-03-20T14:00:00.000Z");
     assert_eq!(referral["task_history"][0]["action"], "completed");
     assert_eq!(referral["task_history"][0]["note"], "booked with Dr Lee");
     // Declined closes the referral with the reason.
@@ -106,14 +106,14 @@ async fn no_answer_brings_the_call_back_the_next_business_morning(b: Backend) {
         time_zone: jiff::tz::TimeZone::get("America/New_York").unwrap(),
         ..refloop_domain::Policy::default()
     };
-    let t = TestApp::builder(b).policy(policy).start("2026-03-06T20:00:00Z").spawn().await;
+    let t = TestApp::builder(b).policy(policy).start("2026-03-06T20:00:00.000Z").spawn().await;
     let (id, task) = call_task(&t, "p-retry").await;
     t.post(&format!("/api/v1/tasks/{task}/claim"), json!({})).await;
     let r = report(&t, &task, json!({"outcome": "no-answer"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(
         (r.body["status"].as_str(), r.body["attempts"].as_u64(), r.body["due_at"].as_str(), &r.body["assignee"]),
-        (Some("open"), Some(1), Some("2026-03-09T13:00:00Z"), &Value::Null),
+        (Some("open"), Some(1), Some("2026-03-09T13:00:00.000Z"), &Value::Null),
         "back in the pool on Monday 09:00"
     );
     let r = report(&t, &task, json!({"outcome": "voicemail"})).await;
