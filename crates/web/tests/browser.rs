@@ -243,7 +243,10 @@ async fn a_coordinators_shift_in_the_browser() {
     .await;
     c.wait().for_element(Locator::XPath("//td[@id='state'][text()='scheduled']")).await.unwrap();
     let r = t.referral(&first).await;
-    assert_eq!((r["state"].as_str(), r["appointment_at"].as_str()), (Some("scheduled"), Some("2026-03-20T10:30:00.000Z")));
+    assert_eq!(
+        (r["state"].as_str(), r["appointment_at"].as_str()),
+        (Some("scheduled"), Some("2026-03-20T10:30:00.000Z"))
+    );
     let timeline = c.find(Locator::Id("timeline")).await.unwrap().text().await.unwrap();
     assert!(timeline.contains("task-claimed") && timeline.contains("task-completed"), "{timeline}");
 

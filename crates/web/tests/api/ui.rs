@@ -15,6 +15,7 @@ on_both_backends!(
     pages_show_the_referral_and_its_work,
     the_dashboard_warns_while_a_needed_channel_is_off,
     staff_keep_the_specialist_directory,
+    the_worklist_claims_and_reassigns_in_bulk,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -363,4 +364,43 @@ async fn staff_keep_the_specialist_directory(b: Backend) {
     assert_eq!(p.post("/directory", &edit).await.status, 303);
     let items = t.get("/api/v1/specialists").await.body["items"].as_array().cloned().unwrap();
     assert_eq!((items.len(), items[0]["accepts_360x"].as_bool()), (1, Some(false)));
+}
+
+async fn the_worklist_claims_and_reassigns_in_bulk(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    t.app.save_user("sam", Role::Coordinator, "another long secret").await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = t
+            .create_referral_id(json!({"patient_id": format!("p-bulk{i}"), "referring_provider": "dr-a",
+                "specialty": "cardiology", "patient": {"name": format!("Bulk Patient {i}"), "sms_consent": false}}))
+            .await;
+        ids.push(t.tasks_of(&id).await[0]["id"].as_str().unwrap().to_owned());
+    }
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let page = p.get("/worklist?view=unassigned").await;
+    assert!(ids.iter().all(|id| page.html.contains(id.as_str())), "all three unassigned");
+    let csrf = csrf_of(&page.html);
+    let form =
+        [("csrf", csrf.as_str()), ("back", "/worklist"), ("action", "claim"), ("task", &ids[0]), ("task", &ids[1])];
+    assert_eq!(p.post("/worklist/bulk", &form).await.status, 303);
+    let mine = p.get("/worklist?view=mine").await.html;
+    assert!(mine.contains(ids[0].as_str()) && mine.contains(ids[1].as_str()) && !mine.contains(ids[2].as_str()));
+    let form =
+        [("csrf", csrf.as_str()), ("action", "assign"), ("assignee", "sam"), ("task", &ids[1]), ("task", &ids[2])];
+    assert_eq!(p.post("/worklist/bulk", &form).await.status, 303);
+    let owners: Vec<String> = t.get("/api/v1/tasks?status=claimed").await.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| format!("{}={}", x["id"].as_str().unwrap(), x["assignee"].as_str().unwrap()))
+        .collect();
+    for (id, who) in [(&ids[0], "casey"), (&ids[1], "sam"), (&ids[2], "sam")] {
+        assert!(owners.contains(&format!("{id}={who}")), "{owners:?}");
+    }
+    let none = p.post("/worklist/bulk", &[("csrf", csrf.as_str()), ("action", "claim")]).await;
+    assert_eq!(none.status, 422, "nothing ticked");
+    let ghost = [("csrf", csrf.as_str()), ("action", "assign"), ("assignee", "ghost"), ("task", &ids[0])];
+    assert_eq!(p.post("/worklist/bulk", &ghost).await.status, 422, "only to a person who can sign in");
 }

@@ -259,11 +259,16 @@ pub async fn bulk(State(s): State<AppState>, web: Web, Form(pairs): Form<Vec<(St
     }
     let actor = &web.0.actor;
     for id in ids {
-        match get(&f, "action") {
-            "claim" => s.app.claim_task(actor, id, None).await?,
-            "assign" => s.app.reassign_task(actor, id, get(&f, "assignee")).await?,
+        let done = match get(&f, "action") {
+            "claim" => s.app.claim_task(actor, id, None).await,
+            "assign" => s.app.reassign_task(actor, id, get(&f, "assignee")).await,
             _ => return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "Choose claim or reassign.".into())),
         };
+        match done {
+            // Someone else took it meanwhile, or it is done: the others still go.
+            Ok(_) | Err(refloop_app::AppError::Conflict(_)) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
     Ok(see_other(&local_path(f.get("back"))))
 }
