@@ -309,7 +309,7 @@ pub async fn referral(
     Query(q): Query<Params>,
 ) -> UiResult<Response> {
     web.require(Permission::Read)?;
-    let id = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
+    let id = referral_id(&id)?;
     let d = s.app.referral_detail(&web.0.actor, &id).await?;
     let shown = revealed(&s, &web, &q).await?;
     let sms = if web.0.actor.role.may(Permission::ReadPatients) {
@@ -422,6 +422,11 @@ fn timeline(d: &refloop_app::ReferralDetail, tz: &TimeZone) -> Vec<EventRow> {
     rows
 }
 
+/// A referral id from a page's path (none that parses: no such referral).
+fn referral_id(raw: &str) -> UiResult<ReferralId> {
+    ReferralId::parse(raw).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {raw}.")))
+}
+
 /// A person's text to the referral's patient (through the outbox).
 pub async fn send_sms(
     State(s): State<AppState>,
@@ -431,7 +436,7 @@ pub async fn send_sms(
 ) -> UiResult<Response> {
     web.check_form(&f)?;
     web.require(Permission::WorkTasks)?;
-    let rid = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
+    let rid = referral_id(&id)?;
     s.app.reply_sms(&web.0.actor, &rid, get(&f, "text")).await?;
     Ok(see_other(&format!("/referrals/{rid}#sms")))
 }
@@ -444,7 +449,7 @@ pub async fn record_event(
 ) -> UiResult<Response> {
     web.check_form(&f)?;
     web.require(Permission::WriteReferrals)?;
-    let rid = ReferralId::parse(&id).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {id}.")))?;
+    let rid = referral_id(&id)?;
     let tz = s.app.policy().time_zone.clone();
     let stamp = |field: &str| -> UiResult<Option<String>> {
         Ok(parse_local(field, get(&f, field), &tz)?.map(|t| t.to_string()))
