@@ -137,7 +137,10 @@ async fn fill_and_submit(c: &Client, form: &str, fields: &[(&str, &str)]) {
         .await
         .unwrap();
     }
+    // Mark this page, so that what follows waits for the page the form leads to.
+    c.execute("document.body.dataset.submitted = 'yes';", vec![]).await.unwrap();
     c.find(Locator::Css(&format!("{form} button[type='submit']"))).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("body:not([data-submitted])")).await.unwrap();
 }
 
 fn hl7(control: &str, kind: &str, segments: &[&str]) -> String {

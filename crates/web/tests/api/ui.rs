@@ -16,6 +16,7 @@ on_both_backends!(
     the_dashboard_warns_while_a_needed_channel_is_off,
     staff_keep_the_specialist_directory,
     the_worklist_claims_and_reassigns_in_bulk,
+    a_form_that_needs_fixing_comes_back_filled_in,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -403,4 +404,47 @@ async fn the_worklist_claims_and_reassigns_in_bulk(b: Backend) {
     assert_eq!(none.status, 422, "nothing ticked");
     let ghost = [("csrf", csrf.as_str()), ("action", "assign"), ("assignee", "ghost"), ("task", &ids[0])];
     assert_eq!(p.post("/worklist/bulk", &ghost).await.status, 422, "only to a person who can sign in");
+}
+
+async fn a_form_that_needs_fixing_comes_back_filled_in(b: Backend) {
+    let t = TestApp::builder(b).live().spawn().await;
+    t.app.save_user("casey", Role::Coordinator, "correct horse battery").await.unwrap();
+    let id = t
+        .create_referral_id(json!({"patient_id": "p-typed", "referring_provider": "dr-a", "specialty": "cardiology",
+            "patient": {"name": "Typed Patient", "phone": "+15555550170", "sms_consent": false}}))
+        .await;
+    let task = t.tasks_of(&id).await[0]["id"].as_str().unwrap().to_owned();
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let csrf = csrf_of(&p.get("/worklist?view=open").await.html);
+    // "Reached and scheduled" without the date: the worklist again, the form open and filled in.
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("back", "/worklist?view=open"),
+        ("outcome", "scheduled"),
+        ("note", "wants mornings"),
+    ];
+    let page = p.post(&format!("/tasks/{task}/complete"), &form).await;
+    assert_eq!(page.status, 422);
+    assert!(page.html.contains("Not saved: appointment_at: enter the appointment"), "{}", page.html);
+    assert!(page.html.contains(r#"value="wants mornings""#), "the note kept");
+    assert!(page.html.contains(&format!(r#"id="task-{task}" open"#)), "its form open");
+    assert!(page.html.contains(r#"<option value="scheduled" selected>"#));
+    assert_eq!(t.tasks_of(&id).await[0]["status"], "open", "nothing saved");
+    // From the referral page: a text for a patient without consent comes back with what to fix.
+    let page = p.post(&format!("/referrals/{id}/sms"), &[("csrf", csrf.as_str()), ("text", "Please call us")]).await;
+    assert_eq!(page.status, 409);
+    assert!(page.html.contains("Not sent: the patient has not agreed to texts"), "{}", page.html);
+    assert!(page.html.contains(">Please call us</textarea>"), "the text kept");
+    assert!(t.twilio.as_ref().unwrap().sent().is_empty());
+    // Closing without a reason: the form again, what was chosen kept.
+    let close = [("csrf", csrf.as_str()), ("type", "closed-incomplete"), ("at", "2026-03-02T09:30")];
+    let page = p.post(&format!("/referrals/{id}/events"), &close).await;
+    assert_eq!(page.status, 422);
+    assert!(page.html.contains("Not recorded: reason: a reason is required"), "{}", page.html);
+    assert!(
+        page.html.contains(r#"<option value="closed-incomplete" selected>"#)
+            && page.html.contains(r#"value="2026-03-02T09:30""#)
+    );
+    assert_eq!(t.referral(&id).await["state"], "ordered");
 }

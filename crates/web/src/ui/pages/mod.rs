@@ -49,6 +49,59 @@ pub use inbox::{inbox, inbox_action, inbox_item};
 pub use referrals::{record_event, referral, referrals, referrals_csv, send_sms};
 pub use work::{bulk, claim_next, task_action, worklist};
 
+/// What a person typed into a form that needs fixing: the page comes back with it filled in
+/// and what to fix, never through a URL (the values may be patient data).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Typed {
+    /// The task whose outcome form it was.
+    task: String,
+    outcome: String,
+    note: String,
+    reason: String,
+    phone: String,
+    appointment_at: String,
+    /// A text to the patient.
+    text: String,
+    /// The "record what happened" form: what and when.
+    kind: String,
+    at: String,
+    /// What to fix.
+    problem: String,
+}
+
+impl Typed {
+    fn from_form(f: &Params, problem: String) -> Self {
+        Typed {
+            task: String::new(),
+            outcome: get(f, "outcome").to_owned(),
+            note: get(f, "note").to_owned(),
+            reason: get(f, "reason").to_owned(),
+            phone: get(f, "phone").to_owned(),
+            appointment_at: get(f, "appointment_at").to_owned(),
+            text: get(f, "text").to_owned(),
+            kind: String::new(),
+            at: String::new(),
+            problem,
+        }
+    }
+}
+
+/// A refused form's page again: 422 for input to fix, 409 for a state that does not allow it;
+/// other errors as usual.
+fn refused(e: refloop_app::AppError) -> Result<(StatusCode, String), UiError> {
+    match &e {
+        refloop_app::AppError::Invalid { .. } | refloop_app::AppError::Conflict(_) => {
+            let status = if matches!(e, refloop_app::AppError::Invalid { .. }) {
+                StatusCode::UNPROCESSABLE_ENTITY
+            } else {
+                StatusCode::CONFLICT
+            };
+            Ok((status, crate::ApiError::from(e).message))
+        }
+        _ => Err(e.into()),
+    }
+}
+
 fn see_other(to: &str) -> Response {
     let mut r = Redirect::to(to).into_response();
     *r.status_mut() = StatusCode::SEE_OTHER;

@@ -278,6 +278,7 @@ struct ReferralPage {
     messages: Vec<MessageRow>,
     sms: Vec<SmsRow>,
     can_text: bool,
+    typed: Typed,
     users: Vec<String>,
     can_work: bool,
     can_write: bool,
@@ -308,10 +309,15 @@ pub async fn referral(
     Path(id): Path<String>,
     Query(q): Query<Params>,
 ) -> UiResult<Response> {
+    referral_page(&s, &web, &id, &q, Typed::default()).await
+}
+
+/// A referral's page for query `q`, with a refused form filled in again (`typed`).
+pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params, typed: Typed) -> UiResult<Response> {
     web.require(Permission::Read)?;
-    let id = referral_id(&id)?;
+    let id = referral_id(id)?;
     let d = s.app.referral_detail(&web.0.actor, &id).await?;
-    let shown = revealed(&s, &web, &q).await?;
+    let shown = revealed(s, web, q).await?;
     let sms = if web.0.actor.role.may(Permission::ReadPatients) {
         s.app.sms_thread(&web.0.actor, &d.referral, s.sms.as_ref().map(|h| &h.texts)).await?
     } else {
@@ -347,7 +353,7 @@ pub async fn referral(
     ];
     let page = ReferralPage {
         nav: web.nav("referrals"),
-        demo: ui(&s).demo,
+        demo: ui(s).demo,
         notice: None,
         csrf: web.0.csrf.clone(),
         back: format!("/referrals/{}", r.id),
@@ -378,6 +384,7 @@ pub async fn referral(
             .collect(),
         can_text: web.0.actor.role.may(Permission::WorkTasks)
             && s.app.policy().live.is_live(refloop_domain::Channel::Sms),
+        typed,
         users: s.app.users().await?.into_iter().filter(|u| !u.disabled).map(|u| u.username).collect(),
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         can_write: web.0.actor.role.may(Permission::WriteReferrals),
@@ -437,8 +444,16 @@ pub async fn send_sms(
     web.check_form(&f)?;
     web.require(Permission::WorkTasks)?;
     let rid = referral_id(&id)?;
-    s.app.reply_sms(&web.0.actor, &rid, get(&f, "text")).await?;
-    Ok(see_other(&format!("/referrals/{rid}#sms")))
+    match s.app.reply_sms(&web.0.actor, &rid, get(&f, "text")).await {
+        Ok(_) => Ok(see_other(&format!("/referrals/{rid}#sms"))),
+        Err(e) => {
+            let (status, why) = refused(e)?;
+            let typed = Typed { task: "sms".into(), ..Typed::from_form(&f, why) };
+            let mut r = referral_page(&s, &web, rid.as_str(), &Params::new(), typed).await?;
+            *r.status_mut() = status;
+            Ok(r)
+        }
+    }
 }
 
 pub async fn record_event(
@@ -454,18 +469,40 @@ pub async fn record_event(
     let stamp = |field: &str| -> UiResult<Option<String>> {
         Ok(parse_local(field, get(&f, field), &tz)?.map(|t| t.to_string()))
     };
-    let body = StaffEventBody {
-        kind: get(&f, "type").to_owned(),
-        at: stamp("at")?,
-        appointment_at: stamp("appointment_at")?,
-        reason: Some(get(&f, "reason").to_owned()).filter(|r| !r.is_empty()),
-        channel: Some("staff".into()).filter(|_| get(&f, "type") == "patient-notified"),
-        specialty: None,
-        specialist: None,
-        urgency: None,
-        network: None,
+    let recorded = async {
+        let body = StaffEventBody {
+            kind: get(&f, "type").to_owned(),
+            at: stamp("at")?,
+            appointment_at: stamp("appointment_at")?,
+            reason: Some(get(&f, "reason").to_owned()).filter(|r| !r.is_empty()),
+            channel: Some("staff".into()).filter(|_| get(&f, "type") == "patient-notified"),
+            specialty: None,
+            specialist: None,
+            urgency: None,
+            network: None,
+        };
+        let input = parse_event(body, s.app.now()).map_err(|e| UiError(e.status, e.message))?;
+        match s.app.record(&web.0.actor, &rid, input).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let (status, why) = refused(e)?;
+                Err(UiError(status, why))
+            }
+        }
     };
-    let input = parse_event(body, s.app.now()).map_err(|e| UiError(e.status, e.message))?;
-    s.app.record(&web.0.actor, &rid, input).await?;
-    Ok(see_other(&format!("/referrals/{rid}")))
+    match recorded.await {
+        Ok(()) => Ok(see_other(&format!("/referrals/{rid}"))),
+        Err(UiError(status, why)) if status.is_client_error() => {
+            let typed = Typed {
+                task: "event".into(),
+                kind: get(&f, "type").to_owned(),
+                at: get(&f, "at").to_owned(),
+                ..Typed::from_form(&f, why)
+            };
+            let mut r = referral_page(&s, &web, rid.as_str(), &Params::new(), typed).await?;
+            *r.status_mut() = status;
+            Ok(r)
+        }
+        Err(e) => Err(e),
+    }
 }

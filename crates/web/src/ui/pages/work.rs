@@ -49,6 +49,7 @@ struct WorklistPage {
     users: Vec<String>,
     can_work: bool,
     done_view: bool,
+    typed: Typed,
 }
 
 const VIEWS: &[(&str, &str)] = &[
@@ -105,6 +106,12 @@ async fn work_rows(
 }
 
 pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
+    worklist_page(&s, &web, &q, Typed::default()).await
+}
+
+/// The worklist for query `q`, with a refused outcome form filled in again (`typed`).
+async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiResult<Response> {
+    let (s, q) = (s.clone(), q.clone());
     web.require(Permission::Read)?;
     let tz = s.app.policy().time_zone.clone();
     let now = s.app.now();
@@ -151,10 +158,10 @@ pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Param
             _ => true,
         })
         .partition(|t| t.kind == TaskKind::PatientReply && !done_view);
-    let shown = revealed(&s, &web, &q).await?;
+    let shown = revealed(&s, web, &q).await?;
     let here = href("/worklist", &q, &["reveal"]);
-    let rows = work_rows(&s, &web, &work, shown.as_ref(), &here).await?;
-    let mut sms = work_rows(&s, &web, &sms, shown.as_ref(), &here).await?;
+    let rows = work_rows(&s, web, &work, shown.as_ref(), &here).await?;
+    let mut sms = work_rows(&s, web, &sms, shown.as_ref(), &here).await?;
     if !sms.is_empty() && web.0.actor.role.may(Permission::ReadPatients) {
         let mut read = Vec::new();
         for row in &mut sms {
@@ -205,6 +212,7 @@ pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Param
         users,
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         done_view,
+        typed,
     };
     Ok(render(&page))
 }
@@ -224,18 +232,45 @@ pub async fn task_action(
         "claim" => s.app.claim_task(actor, &id, None).await?,
         "assign" => s.app.reassign_task(actor, &id, get(&f, "assignee")).await?,
         "complete" => {
+            let appointment_at = match parse_local("Appointment", get(&f, "appointment_at"), &tz) {
+                Ok(t) => t,
+                Err(UiError(status, why)) => return again(&s, &web, &id, &f, status, why).await,
+            };
             let report = refloop_app::TaskReport {
                 outcome: Some(get(&f, "outcome")).filter(|o| !o.is_empty()).unwrap_or("done").to_owned(),
                 note: Some(get(&f, "note").to_owned()).filter(|n| !n.is_empty()),
-                appointment_at: parse_local("Appointment", get(&f, "appointment_at"), &tz)?,
+                appointment_at,
                 reason: Some(get(&f, "reason").to_owned()).filter(|r| !r.is_empty()),
                 phone: Some(get(&f, "phone").to_owned()).filter(|p| !p.is_empty()),
             };
-            s.app.report_task(actor, &id, report).await?
+            match s.app.report_task(actor, &id, report).await {
+                Ok(t) => t,
+                Err(e) => {
+                    let (status, why) = refused(e)?;
+                    return again(&s, &web, &id, &f, status, why).await;
+                }
+            }
         }
         _ => return Err(UiError(StatusCode::NOT_FOUND, "No such action.".into())),
     };
     Ok(see_other(&local_path(f.get("back"))))
+}
+
+/// The page the outcome form of task `id` was on, again, with what was typed and what to fix.
+async fn again(s: &AppState, web: &Web, id: &str, f: &Params, status: StatusCode, why: String) -> UiResult<Response> {
+    let typed = Typed { task: id.to_owned(), ..Typed::from_form(f, why) };
+    let back = local_path(f.get("back"));
+    let path = back.split(['?', '#']).next().unwrap_or_default();
+    let mut r = match path.strip_prefix("/referrals/") {
+        Some(rid) => super::referrals::referral_page(s, web, rid, &Params::new(), typed).await?,
+        None => {
+            let uri: axum::http::Uri = back.parse().unwrap_or_default();
+            let q = Query::<Params>::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
+            worklist_page(s, web, &q, typed).await?
+        }
+    };
+    *r.status_mut() = status;
+    Ok(r)
 }
 
 /// "Claim next": the open task due longest, then its referral's page to work it.
