@@ -150,13 +150,8 @@ impl Store for SqlStore {
     async fn referrals_by_id(&self, ids: &[ReferralId]) -> Result<Vec<Referral>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         on_pool!(&self.db, p => {
-            for chunk in ids.chunks(500) {
-                let mut q = sqlx::QueryBuilder::new("SELECT doc FROM referrals WHERE id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+            for chunk in ids.chunks(search::IN_LIST) {
+                let mut q = search::id_in("SELECT doc FROM referrals", chunk.iter().map(ReferralId::as_str));
                 for r in q.build().fetch_all(p).await.map_err(db)? {
                     out.push(row::referral(&r)?);
                 }
@@ -168,25 +163,15 @@ impl Store for SqlStore {
     async fn people(&self, patients: &[PatientId], providers: &[ProviderId]) -> Result<People, StoreError> {
         let mut people = People::default();
         on_pool!(&self.db, p => {
-            for chunk in patients.chunks(500) {
-                let mut q = sqlx::QueryBuilder::new("SELECT * FROM patients WHERE id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+            for chunk in patients.chunks(search::IN_LIST) {
+                let mut q = search::id_in("SELECT * FROM patients", chunk.iter().map(PatientId::as_str));
                 for r in q.build().fetch_all(p).await.map_err(db)? {
                     let patient = row::patient(&r)?;
                     people.patients.insert(patient.id.clone(), patient);
                 }
             }
-            for chunk in providers.chunks(500) {
-                let mut q = sqlx::QueryBuilder::new("SELECT id, name FROM providers WHERE id IN (");
-                let mut list = q.separated(", ");
-                for id in chunk {
-                    list.push_bind(id.as_str());
-                }
-                q.push(")");
+            for chunk in providers.chunks(search::IN_LIST) {
+                let mut q = search::id_in("SELECT id, name FROM providers", chunk.iter().map(ProviderId::as_str));
                 let rows: Vec<(String, String)> = q.build_query_as().fetch_all(p).await.map_err(db)?;
                 for (id, name) in rows {
                     people.providers.insert(ProviderId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?, name);

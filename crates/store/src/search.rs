@@ -1,9 +1,29 @@
-//! The referral list's filter, search and order as SQL, one text for both dialects.
+//! The referral list's filter, search and order as SQL, one text for both dialects, and
+//! the `IN (…)` lists of the batch reads.
 
 use refloop_app::{ReferralFilter, ReferralSort};
 use sqlx::QueryBuilder;
 
 use crate::row::{fold, ms};
+
+/// Most ids one `IN (…)` list carries.
+pub(crate) const IN_LIST: usize = 500;
+
+/// `select` (from one table with an `id` column) of the rows whose id is one of `ids`.
+pub(crate) fn id_in<'a, DB>(select: &str, ids: impl Iterator<Item = &'a str>) -> QueryBuilder<DB>
+where
+    DB: sqlx::Database,
+    String: for<'e> sqlx::Encode<'e, DB> + sqlx::Type<DB>,
+{
+    let mut q = QueryBuilder::new(select);
+    q.push(" WHERE id IN (");
+    let mut list = q.separated(", ");
+    for id in ids {
+        list.push_bind(id.to_owned());
+    }
+    q.push(")");
+    q
+}
 
 /// `text` with LIKE's wildcards escaped (the pattern uses `ESCAPE '\'`).
 fn like_escaped(text: &str) -> String {
