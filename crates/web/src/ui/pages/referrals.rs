@@ -429,6 +429,19 @@ fn timeline(d: &refloop_app::ReferralDetail, tz: &TimeZone) -> Vec<EventRow> {
     rows
 }
 
+/// A referral's page again after a refused form, with what was typed and what to fix.
+pub(super) async fn referral_again(
+    s: &AppState,
+    web: &Web,
+    id: &str,
+    typed: Typed,
+    status: StatusCode,
+) -> UiResult<Response> {
+    let mut r = referral_page(s, web, id, &Params::new(), typed).await?;
+    *r.status_mut() = status;
+    Ok(r)
+}
+
 /// A referral id from a page's path (none that parses: no such referral).
 fn referral_id(raw: &str) -> UiResult<ReferralId> {
     ReferralId::parse(raw).map_err(|_| UiError(StatusCode::NOT_FOUND, format!("No referral {raw}.")))
@@ -449,9 +462,7 @@ pub async fn send_sms(
         Err(e) => {
             let (status, why) = refused(e)?;
             let typed = Typed { task: "sms".into(), ..Typed::from_form(&f, why) };
-            let mut r = referral_page(&s, &web, rid.as_str(), &Params::new(), typed).await?;
-            *r.status_mut() = status;
-            Ok(r)
+            referral_again(&s, &web, rid.as_str(), typed, status).await
         }
     }
 }
@@ -499,9 +510,7 @@ pub async fn record_event(
                 at: get(&f, "at").to_owned(),
                 ..Typed::from_form(&f, why)
             };
-            let mut r = referral_page(&s, &web, rid.as_str(), &Params::new(), typed).await?;
-            *r.status_mut() = status;
-            Ok(r)
+            referral_again(&s, &web, rid.as_str(), typed, status).await
         }
         Err(e) => Err(e),
     }

@@ -111,17 +111,16 @@ pub async fn worklist(State(s): State<AppState>, web: Web, Query(q): Query<Param
 
 /// The worklist for query `q`, with a refused outcome form filled in again (`typed`).
 async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiResult<Response> {
-    let (s, q) = (s.clone(), q.clone());
     web.require(Permission::Read)?;
     let tz = s.app.policy().time_zone.clone();
     let now = s.app.now();
-    let view = match get(&q, "view") {
+    let view = match get(q, "view") {
         "" => "open",
         v if VIEWS.iter().any(|(k, _)| *k == v) => v,
         _ => return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "View: choose one from the list.".into())),
     };
     let kind =
-        match get(&q, "kind") {
+        match get(q, "kind") {
             "" => None,
             k => Some(TaskKind::parse(k).ok_or_else(|| {
                 UiError(StatusCode::UNPROCESSABLE_ENTITY, "Task kind: choose one from the list.".into())
@@ -147,7 +146,7 @@ async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiR
         open.clone()
     };
     let me = web.0.actor.name.as_str();
-    let (sms, work): (Vec<&Task>, Vec<&Task>) = listed
+    let shown_tasks: Vec<&Task> = listed
         .iter()
         .filter(|t| kind.is_none_or(|k| t.kind == k))
         .filter(|t| match view {
@@ -157,11 +156,14 @@ async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiR
             "today" => t.due_at < tomorrow,
             _ => true,
         })
-        .partition(|t| t.kind == TaskKind::PatientReply && !done_view);
-    let shown = revealed(&s, web, &q).await?;
-    let here = href("/worklist", &q, &["reveal"]);
-    let rows = work_rows(&s, web, &work, shown.as_ref(), &here).await?;
-    let mut sms = work_rows(&s, web, &sms, shown.as_ref(), &here).await?;
+        .collect();
+    let shown = revealed(s, web, q).await?;
+    let here = href("/worklist", q, &["reveal"]);
+    // One read of the tasks' referrals and patients for both lists.
+    let (mut sms, rows): (Vec<WorkRow>, Vec<WorkRow>) = work_rows(s, web, &shown_tasks, shown.as_ref(), &here)
+        .await?
+        .into_iter()
+        .partition(|w| w.t.kind == TaskKind::PatientReply.as_str() && !done_view);
     if !sms.is_empty() && web.0.actor.role.may(Permission::ReadPatients) {
         let mut read = Vec::new();
         for row in &mut sms {
@@ -193,13 +195,13 @@ async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiR
         s.app.users().await?.into_iter().filter(|u: &UserRecord| !u.disabled).map(|u| u.username).collect();
     let page = WorklistPage {
         nav: web.nav("worklist"),
-        demo: ui(&s).demo,
-        notice: match get(&q, "notice") {
+        demo: ui(s).demo,
+        notice: match get(q, "notice") {
             "none-open" => Some("Nothing is open to claim.".into()),
             _ => None,
         },
         csrf: web.0.csrf.clone(),
-        back: href("/worklist", &q, &["reveal", "notice"]),
+        back: href("/worklist", q, &["reveal", "notice"]),
         view: view.to_owned(),
         kind: kind.map_or("", TaskKind::as_str).to_owned(),
         views: VIEWS.to_vec(),
@@ -261,16 +263,16 @@ async fn again(s: &AppState, web: &Web, id: &str, f: &Params, status: StatusCode
     let typed = Typed { task: id.to_owned(), ..Typed::from_form(f, why) };
     let back = local_path(f.get("back"));
     let path = back.split(['?', '#']).next().unwrap_or_default();
-    let mut r = match path.strip_prefix("/referrals/") {
-        Some(rid) => super::referrals::referral_page(s, web, rid, &Params::new(), typed).await?,
+    match path.strip_prefix("/referrals/") {
+        Some(rid) => super::referrals::referral_again(s, web, rid, typed, status).await,
         None => {
             let uri: axum::http::Uri = back.parse().unwrap_or_default();
             let q = Query::<Params>::try_from_uri(&uri).map(|Query(q)| q).unwrap_or_default();
-            worklist_page(s, web, &q, typed).await?
+            let mut r = worklist_page(s, web, &q, typed).await?;
+            *r.status_mut() = status;
+            Ok(r)
         }
-    };
-    *r.status_mut() = status;
-    Ok(r)
+    }
 }
 
 /// "Claim next": the open task due longest, then its referral's page to work it.
