@@ -11,6 +11,7 @@ mod decide;
 mod duration;
 mod ids;
 mod input;
+mod kinds;
 mod phone;
 mod policy;
 mod referral;

@@ -6,9 +6,9 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::{
-    decide::Channel,
     duration::Duration,
     ids::ProviderId,
+    kinds::Channel,
     referral::{Specialty, Urgency},
 };
 
