@@ -76,6 +76,13 @@ const OUTBOX: &str = "SELECT * FROM outbox
     ORDER BY created_at DESC, id
     LIMIT $3";
 
+const REAP_OUTBOX_SQLITE: &str =
+    "UPDATE outbox SET status = 'unknown' WHERE status = 'sending' AND lease_until < $1 RETURNING *";
+
+const REAP_OUTBOX_POSTGRES: &str = "UPDATE outbox SET status = 'unknown'
+    WHERE id IN (SELECT id FROM outbox WHERE status = 'sending' AND lease_until < $1 FOR UPDATE SKIP LOCKED)
+    RETURNING *";
+
 const CLAIM_OUTBOX_SQLITE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $3
     WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
                  ORDER BY next_attempt_at LIMIT $2)
@@ -412,10 +419,14 @@ impl Store for SqlStore {
     }
 
     async fn reap_outbox(&self, now: Timestamp) -> Result<Vec<OutboxItem>, StoreError> {
+        // On PostgreSQL a row another process holds is being finished by a live sender: skip it.
+        // Taking it would also lock rows in no order against that sender's outcomes (a deadlock).
+        let sql = match self.db {
+            Db::Sqlite(_) => REAP_OUTBOX_SQLITE,
+            Db::Postgres(_) => REAP_OUTBOX_POSTGRES,
+        };
         on_writer!(self, p => {
-            let rows = sqlx::query(
-                "UPDATE outbox SET status = 'unknown' WHERE status = 'sending' AND lease_until < $1 RETURNING *",
-            )
+            let rows = sqlx::query(sql)
             .bind(ms(now))
             .fetch_all(p)
             .await

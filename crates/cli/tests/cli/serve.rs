@@ -52,15 +52,18 @@ async fn two_serve_processes_on_one_postgres_fire_each_due_timer_once() {
         assert_eq!(status, 201, "{r}");
         ids.push(r["id"].as_str().unwrap().to_owned());
     }
-    // Each process has its own manual clock: run stage 1 first so that neither clock runs
-    // ahead of the other's work, then move both over day 7 at the same moment. SMS is off
-    // ([sms] mode = "log"): nothing is texted, each patient gets a call task instead.
-    let first = a.advance(&admin, "1h").await;
-    assert_eq!(first["messages_attempted"], 0);
-    let (ra, rb) = tokio::join!(a.advance(&admin, "8d"), b.advance(&admin, "8d"));
-    let fired = ra["timers_fired"].as_u64().unwrap() + rb["timers_fired"].as_u64().unwrap();
-    assert_eq!(fired, N as u64, "each timer fired once across both processes: {ra} {rb}");
-    let sent = ra["messages_attempted"].as_u64().unwrap() + rb["messages_attempted"].as_u64().unwrap();
+    // Each process has its own manual clock: run stage 1 first on both, then move both over
+    // day 7 at the same moment, to just past it, so that neither clock runs far ahead of the
+    // other's sends (its lease would look expired to the other's reaper), then on to day 8.
+    // SMS is off ([sms] mode = "log"): nothing is texted, each patient gets a call task instead.
+    for s in [&a, &b] {
+        assert_eq!(s.advance(&admin, "1h").await["messages_attempted"], 0);
+    }
+    let (ra, rb) = tokio::join!(a.advance(&admin, "6d23h1m"), b.advance(&admin, "6d23h1m"));
+    let (la, lb) = tokio::join!(a.advance(&admin, "23h"), b.advance(&admin, "23h"));
+    let total = |key: &str| [&ra, &rb, &la, &lb].iter().map(|r| r[key].as_u64().unwrap()).sum::<u64>();
+    assert_eq!(total("timers_fired"), N as u64, "each timer fired once across both processes: {ra} {rb} {la} {lb}");
+    let sent = total("messages_attempted");
     assert_eq!(sent, 2 * N as u64, "a chat message and an EHR task per referral, each tried once: {ra} {rb}");
     for id in &ids {
         let (_, r) = b.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
