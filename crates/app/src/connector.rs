@@ -11,8 +11,13 @@ pub enum DeliveryOutcome {
     Delivered,
     /// Accepted by the provider; delivery will be reported later (e.g. an SMS status webhook).
     Accepted { provider_id: String },
-    /// Failed for now; try again later.
+    /// Failed for now, and it did not go out (the provider was not reached, or refused it
+    /// before taking it): try again later.
     Retry { error: String },
+    /// It may have gone out: the request was written but the answer was lost (a time-out, a
+    /// connection reset mid-answer, a 5xx after the body was sent). Never resent blindly:
+    /// the provider is asked first ([`Connector::confirm`]).
+    Unconfirmed { error: String },
     /// Failed for good; a staff task takes over.
     Permanent { error: String },
     /// Cannot go out until a person does `task` (e.g. verify the specialist's fax number).
@@ -47,10 +52,29 @@ impl ChannelMode {
     }
 }
 
+/// What the provider says of an earlier attempt whose outcome was lost.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Confirmation {
+    /// It has the message: it went out (`Delivered` or `Accepted`).
+    Sent(DeliveryOutcome),
+    /// It has no such message: sending it now cannot double it.
+    NotSent,
+    /// The lookup failed for now (the provider was not reached): ask again later.
+    Later { error: String },
+    /// It cannot tell (no lookup in its API): a person confirms.
+    CannotTell { error: String },
+}
+
 /// Sends outbox items. Implementations must be idempotent per `item.key`.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync + 'static {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome;
+
+    /// Asks the provider whether an earlier attempt on `item` (from `item.first_attempt_at`)
+    /// went out. By default a channel cannot tell.
+    async fn confirm(&self, _item: &OutboxItem) -> Confirmation {
+        Confirmation::CannotTell { error: "this channel cannot look up what it sent".to_owned() }
+    }
 
     /// Whether what goes out on `channel` reaches anyone.
     fn mode(&self, _channel: Channel) -> ChannelMode {

@@ -121,6 +121,11 @@ impl App {
                 Ok(Applied::new(InboxStatus::Applied, None, Some("patient contact updated".into())))
             }
             Mapped::Order(order) => {
+                // Refused, not kept: the sender's clock (or its time zone) needs fixing.
+                if order.ordered_at.is_some_and(|at| self.too_far_ahead(at, self.now())) {
+                    let why = "ordered_at: further ahead of our clock than [hl7] future_tolerance allows";
+                    return Ok(Applied::new(InboxStatus::Rejected, None, Some(why.into())));
+                }
                 for key in &order.source_ids {
                     if let Some(existing) = tx.referral_by_key(key).await? {
                         let update = Input::OrderUpdated(OrderUpdate {

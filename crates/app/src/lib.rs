@@ -25,16 +25,17 @@ mod workers;
 
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use connector::{ChannelMode, ChannelStatus, Connector, DeliveryOutcome};
+pub use connector::{ChannelMode, ChannelStatus, Confirmation, Connector, DeliveryOutcome};
 pub use directory::{STALE_AFTER, entry_for, is_stale};
 pub use error::{AppError, StoreError};
 pub use history::HistoryOutcome;
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
-    AuditEntry, ChannelActivity, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem,
-    OutboxStatus, Patient, PatientKeep, People, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, Specialist,
-    Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    AuditEntry, ChannelActivity, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard,
+    OutboxItem, OutboxStatus, Patient, PatientKeep, People, Reaped, ReferralFilter, ReferralPage, ReferralSort,
+    SessionRecord, Specialist, Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow,
+    TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,
@@ -45,4 +46,4 @@ pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};
 pub use texts::SmsTexts;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};
-pub use workers::{AdvanceReport, DueReport};
+pub use workers::{AdvanceReport, DueReport, OutboxSettings};

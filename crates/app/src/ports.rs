@@ -48,7 +48,11 @@ pub enum OutboxStatus {
     Accepted,
     Sent,
     Failed,
-    /// A worker died while sending: it may or may not have gone out, so it is not resent.
+    /// It may have gone out (the sender died mid-attempt, or the provider's answer was lost):
+    /// the provider is asked before anything is sent again.
+    Unconfirmed,
+    /// Whether it went out cannot be told: a person confirms with the patient (a
+    /// `confirm-delivery` task); it is never resent.
     Unknown,
     /// Its channel is off (it only logs): it went nowhere.
     #[serde(rename = "not-sent")]
@@ -63,6 +67,7 @@ impl OutboxStatus {
             OutboxStatus::Accepted => "accepted",
             OutboxStatus::Sent => "sent",
             OutboxStatus::Failed => "failed",
+            OutboxStatus::Unconfirmed => "unconfirmed",
             OutboxStatus::Unknown => "unknown",
             OutboxStatus::NotSent => "not-sent",
         }
@@ -75,6 +80,7 @@ impl OutboxStatus {
             OutboxStatus::Accepted,
             OutboxStatus::Sent,
             OutboxStatus::Failed,
+            OutboxStatus::Unconfirmed,
             OutboxStatus::Unknown,
             OutboxStatus::NotSent,
         ]
@@ -101,6 +107,28 @@ pub struct OutboxItem {
     pub last_error: Option<String>,
     /// A staff reply's text; the workflow's messages are rendered from templates when sent.
     pub body: Option<String>,
+    /// When the first attempt started: what the provider is asked about, from then on.
+    pub first_attempt_at: Option<Timestamp>,
+    /// An earlier attempt may have gone out: ask the provider before sending again.
+    pub check_first: bool,
+}
+
+/// Which state of an outbox row an outcome applies to (compare-and-set): the lease a
+/// worker claimed it with, or a settled status (e.g. a delivery report for an `accepted`
+/// item). An outcome whose row moved on is not recorded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutboxGuard<'a> {
+    Lease(&'a str),
+    Status(OutboxStatus),
+}
+
+/// What the reaper did with items whose lease ran out.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Reaped {
+    /// Never attempted (no attempt had started): back to `pending`, sent as usual.
+    pub released: u64,
+    /// Their attempt had started: `unconfirmed`, the provider is asked before a resend.
+    pub unconfirmed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -522,15 +550,17 @@ pub trait Tx: Send {
     /// Enqueues an outbox item unless its key is already there (the first item with a key
     /// wins, in the database or earlier in this transaction). Written at commit.
     async fn enqueue(&mut self, item: &OutboxItem) -> Result<(), StoreError>;
-    /// Records the outcome of a delivery attempt.
+    /// Records the outcome of a delivery attempt if the row is still as `guard` says;
+    /// false when it moved on (another process took the lease over, or settled it).
     async fn finish_outbox(
         &mut self,
         id: &str,
+        guard: OutboxGuard<'_>,
         status: OutboxStatus,
         next_attempt_at: Timestamp,
         sent_at: Option<Timestamp>,
         error: Option<&str>,
-    ) -> Result<(), StoreError>;
+    ) -> Result<bool, StoreError>;
 
     async fn open_task(&mut self, t: &NewTask) -> Result<(), StoreError>;
     /// Closes the open or claimed tasks of these kinds on the referral.
@@ -586,6 +616,9 @@ pub trait Tx: Send {
     /// Records (or replaces, by `key`) a fact a quality measure reads.
     async fn put_fact(&mut self, key: &str, patient: &str, fact: &Fact, at: Timestamp) -> Result<(), StoreError>;
 
+    /// Writes the readiness probe's row (see [`Store::ready`]).
+    async fn probe_write(&mut self, now: Timestamp) -> Result<(), StoreError>;
+
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
 }
 
@@ -595,6 +628,9 @@ pub trait Store: Send + Sync + 'static {
     /// The backend's name: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     async fn ping(&self) -> Result<(), StoreError>;
+    /// Whether the database takes writes: a read while the last write worked; after a write
+    /// failed for a storage fault, a real write (committed) until one works.
+    async fn ready(&self, now: Timestamp) -> Result<(), StoreError>;
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError>;
 
     async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError>;
@@ -627,15 +663,25 @@ pub trait Store: Send + Sync + 'static {
     async fn specialists(&self, verified_before: Option<Timestamp>) -> Result<Vec<Specialist>, StoreError>;
     /// Patients whose phone on file is exactly `phone` (E.164).
     async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError>;
-    /// Claims due pending items for sending until `lease_until` (status `sending`).
+    /// Claims due `pending` and `unconfirmed` items for sending until `lease_until` (status
+    /// `sending`), each under the lease `token`; an `unconfirmed` one comes with `check_first`.
     async fn claim_outbox(
         &self,
         now: Timestamp,
         limit: u32,
         lease_until: Timestamp,
+        token: &str,
     ) -> Result<Vec<OutboxItem>, StoreError>;
-    /// Items whose sending lease ended (the worker died): marks them `unknown` and returns them.
-    async fn reap_outbox(&self, now: Timestamp) -> Result<Vec<OutboxItem>, StoreError>;
+    /// Marks that an attempt on a claimed item starts now (counted in `attempts`); false when
+    /// the lease `token` no longer holds it.
+    async fn start_attempt(&self, id: &str, token: &str, now: Timestamp) -> Result<bool, StoreError>;
+    /// Extends the leases still held under `token` to `lease_until`; how many.
+    async fn extend_leases(&self, token: &str, lease_until: Timestamp) -> Result<u64, StoreError>;
+    /// Gives back the items held under `token` whose attempt has not started (shutdown).
+    async fn release_outbox(&self, token: &str) -> Result<u64, StoreError>;
+    /// Items whose lease ran out (their sender died or stalled): never attempted → `pending`;
+    /// attempt started → `unconfirmed`, due at `now`.
+    async fn reap_outbox(&self, now: Timestamp) -> Result<Reaped, StoreError>;
 
     /// The earliest instant at which a timer or an outbox item comes due.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;

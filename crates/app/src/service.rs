@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jiff::{SignedDuration, Timestamp, tz::TimeZone};
+use jiff::{Timestamp, tz::TimeZone};
 use refloop_domain::{
     Contact, Decision, DuplicateCandidate, Effect, Input, Network, NewOrder, Origin, PatientId, Policy, ProviderId,
     Referral, ReferralId, Specialty, Urgency, decide, decide_new, stage_deadline,
@@ -77,10 +77,10 @@ pub struct App {
     pub(crate) policy: Arc<Policy>,
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) wake: Arc<Notify>,
+    pub(crate) outbox: crate::OutboxSettings,
+    /// Set on shutdown: the workers claim nothing more and start no new attempt.
+    pub(crate) stopping: Arc<std::sync::atomic::AtomicBool>,
 }
-
-/// How far in the future an order may be dated (clock skew between systems).
-const FUTURE_SKEW: SignedDuration = SignedDuration::from_mins(5);
 
 impl App {
     /// The policy's live channels are those `connector` says reach someone: a channel that
@@ -92,7 +92,21 @@ impl App {
         connector: Arc<dyn Connector>,
     ) -> Self {
         policy.live = refloop_domain::LiveChannels::from_fn(|c| connector.mode(c).reaches_someone());
-        Self { store, clock, policy: Arc::new(policy), connector, wake: Arc::new(Notify::new()) }
+        Self {
+            store,
+            clock,
+            policy: Arc::new(policy),
+            connector,
+            wake: Arc::new(Notify::new()),
+            outbox: crate::OutboxSettings::default(),
+            stopping: Arc::default(),
+        }
+    }
+
+    /// The same app with these outbox worker settings.
+    pub fn with_outbox(mut self, settings: crate::OutboxSettings) -> Self {
+        self.outbox = settings;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
@@ -135,6 +149,11 @@ impl App {
             .copied()
             .filter(|c| crate::ChannelStatus::needed_by_workflow(*c) && !self.connector.mode(*c).reaches_someone())
             .collect()
+    }
+
+    /// Whether an order dated `at` is further ahead of `now` than the policy's tolerance.
+    pub(crate) fn too_far_ahead(&self, at: Timestamp, now: Timestamp) -> bool {
+        at > now + self.policy.future_tolerance.to_signed()
     }
 
     pub fn now(&self) -> Timestamp {
@@ -190,8 +209,8 @@ impl App {
         now: Timestamp,
     ) -> Result<Referral, AppError> {
         let ordered_at = req.ordered_at.unwrap_or(now);
-        if ordered_at > now + FUTURE_SKEW {
-            return Err(AppError::invalid("ordered_at", "is in the future"));
+        if self.too_far_ahead(ordered_at, now) {
+            return Err(AppError::invalid("ordered_at", "is further ahead of our clock than [hl7] future_tolerance"));
         }
         if let Some(tz) = req.patient.as_ref().and_then(|p| p.time_zone.as_deref()) {
             TimeZone::get(tz).map_err(|_| AppError::invalid("patient.time_zone", "not an IANA time zone"))?;
@@ -381,6 +400,8 @@ impl App {
                         sent_at: None,
                         last_error: None,
                         body: None,
+                        first_attempt_at: None,
+                        check_first: false,
                     };
                     tx.enqueue(&item).await?;
                 }

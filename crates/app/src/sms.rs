@@ -43,17 +43,18 @@ impl App {
         error: Option<String>,
     ) -> Result<bool, AppError> {
         let Some(item) = self.store.outbox_item(outbox_id).await? else { return Ok(false) };
-        if item.status != OutboxStatus::Accepted {
+        // An `unconfirmed` item's report settles it too: the provider took it after all.
+        if !matches!(item.status, OutboxStatus::Accepted | OutboxStatus::Unconfirmed) {
             return Ok(false);
         }
+        let guard = crate::OutboxGuard::Status(item.status);
         let now = self.now();
         if delivered {
-            self.feed_outcome(&item, OutboxStatus::Sent, Some(now), None, None).await?;
+            self.feed_outcome(&item, guard, OutboxStatus::Sent, Some(now), None).await
         } else {
             let error = error.unwrap_or_else(|| "undelivered".to_owned());
-            self.feed_outcome(&item, OutboxStatus::Failed, None, Some(error), None).await?;
+            self.feed_outcome(&item, guard, OutboxStatus::Failed, None, Some(error)).await
         }
-        Ok(true)
     }
 
     /// A patient's SMS from `from` (E.164) with provider message id `message_id`. The text is
@@ -292,6 +293,8 @@ impl App {
             sent_at: None,
             last_error: None,
             body: Some(text.to_owned()),
+            first_attempt_at: None,
+            check_first: false,
         };
         tx.enqueue(&item).await?;
         tx.audit(&self.audit_entry(actor, "text", "patient", referral.patient_id.as_str())).await?;

@@ -54,6 +54,7 @@ pub fn outcomes_for(kind: TaskKind) -> &'static [OutcomeChoice] {
         TaskKind::ScheduleFollowUp => &[SCHEDULED, DECLINED, VOICEMAIL, NO_ANSWER, WRONG_NUMBER],
         TaskKind::AttendanceCall => &[ATTENDED, NO_SHOW, VOICEMAIL, NO_ANSWER, WRONG_NUMBER],
         TaskKind::FixContact => &[PHONE_FIXED, DONE],
+        TaskKind::ConfirmDelivery => &[DONE, NO_ANSWER, WRONG_NUMBER],
         TaskKind::PatientReply => &[DONE, SCHEDULED, DECLINED],
         TaskKind::NoteReview => &[NOTE_FOUND, DONE],
         TaskKind::ReviewMatch => &[],

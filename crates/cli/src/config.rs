@@ -10,6 +10,11 @@ use serde::{Deserialize, Serialize};
 
 mod layers;
 
+/// A whole number of seconds as a standard duration.
+fn seconds(d: Duration) -> StdDuration {
+    StdDuration::from_secs(d.as_seconds().unsigned_abs())
+}
+
 /// The commented defaults, embedded in the binary.
 pub const DEFAULTS: &str = include_str!("../../../config.default.toml");
 
@@ -42,6 +47,8 @@ pub struct Server {
 #[serde(deny_unknown_fields)]
 pub struct Database {
     pub url: String,
+    /// How long `serve` waits for an unreachable database at start, trying again with backoff.
+    pub connect_timeout: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -55,6 +62,9 @@ pub struct ClockConfig {
 #[serde(deny_unknown_fields)]
 pub struct Workers {
     pub poll_interval: Duration,
+    pub outbox_lease: Duration,
+    pub outbox_batch: u32,
+    pub shutdown_grace: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -95,6 +105,7 @@ pub struct Hl7 {
     pub tls_key: String,
     /// PEM CA: when set, senders must present a certificate it signed.
     pub tls_client_ca: String,
+    pub future_tolerance: Duration,
     #[serde(default)]
     pub specialty_map: BTreeMap<String, String>,
 }
@@ -147,6 +158,7 @@ pub struct Sms {
     pub text_opt_in: String,
     pub text_help: String,
     pub reply_in_quiet_hours: bool,
+    pub timeout: Duration,
 }
 
 /// The EHR: its FHIR server for pull mode (and, later, write-back).
@@ -294,6 +306,15 @@ impl Config {
         if self.workers.poll_interval.as_seconds() < 1 {
             bail!("workers.poll_interval: at least 1s");
         }
+        if self.workers.outbox_lease.as_seconds() < 3 {
+            bail!("workers.outbox_lease: at least 3s");
+        }
+        if !(1..=1000).contains(&self.workers.outbox_batch) {
+            bail!("workers.outbox_batch: 1–1000");
+        }
+        if self.sms.timeout.as_seconds() < 1 {
+            bail!("sms.timeout: at least 1s");
+        }
         Ok(())
     }
 
@@ -396,6 +417,7 @@ impl Config {
             from: s.from.clone(),
             status_callback: url("/webhooks/sms/status"),
             texts: texts.clone(),
+            timeout: seconds(s.timeout),
         };
         let hooks = refloop_web::SmsWebhooks {
             auth_token: s.auth_token.clone(),
@@ -411,7 +433,26 @@ impl Config {
     }
 
     pub fn poll_interval(&self) -> StdDuration {
-        StdDuration::from_secs(self.workers.poll_interval.as_seconds().unsigned_abs())
+        seconds(self.workers.poll_interval)
+    }
+
+    /// How long in-flight sends may take to finish at shutdown.
+    pub fn shutdown_grace(&self) -> StdDuration {
+        seconds(self.workers.shutdown_grace)
+    }
+
+    /// How long `serve` waits for its database at start.
+    pub fn connect_timeout(&self) -> StdDuration {
+        seconds(self.database.connect_timeout)
+    }
+
+    /// How the outbox worker claims and sends.
+    pub fn outbox(&self) -> refloop_app::OutboxSettings {
+        refloop_app::OutboxSettings {
+            lease: self.workers.outbox_lease.to_signed(),
+            batch: self.workers.outbox_batch,
+            ..refloop_app::OutboxSettings::default()
+        }
     }
 
     pub fn clock_mode(&self) -> anyhow::Result<ClockMode> {
@@ -489,6 +530,7 @@ impl Config {
             // The app sets which channels reach someone from the connectors it is given.
             live: refloop_domain::LiveChannels::ALL,
             replies_in_quiet_hours: self.sms.reply_in_quiet_hours,
+            future_tolerance: self.hl7.future_tolerance,
             call_retry: refloop_domain::CallRetry::parse(&w.call_retry)
                 .map_err(|e| anyhow::anyhow!("workflow.call_retry: {e}"))?,
         })

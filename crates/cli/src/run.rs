@@ -28,6 +28,30 @@ pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {
     Ok(store)
 }
 
+/// Waits for the configured database to answer, trying again with backoff (1 s doubling to
+/// 30 s) and logging each failed attempt, up to `[database] connect_timeout`. Errors that
+/// waiting cannot cure (a bad URL or path) end it at once.
+pub async fn wait_for_database(config: &Config) -> anyhow::Result<()> {
+    let shown = redact_url(&config.database.url);
+    let deadline = std::time::Instant::now() + config.connect_timeout();
+    let mut pause = std::time::Duration::from_secs(1);
+    for attempt in 1u32.. {
+        match SqlStore::connect(&config.database.url).await {
+            Ok(store) => {
+                store.close().await;
+                return Ok(());
+            }
+            Err(e @ refloop_app::StoreError::Unavailable(_)) if std::time::Instant::now() + pause < deadline => {
+                tracing::warn!(attempt, database = %shown, error = %e, retry_in_s = pause.as_secs(), "the database cannot be reached yet; waiting");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(30));
+            }
+            Err(e) => return Err(e).with_context(|| format!("opening {shown}")),
+        }
+    }
+    unreachable!("the attempts run until the deadline")
+}
+
 pub async fn build_app(config: &Config) -> anyhow::Result<App> {
     build_app_with(config, None).await
 }
@@ -91,7 +115,7 @@ pub async fn build_app_with(
         channels.simulate_the_rest(simulated);
     }
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
-    let app = App::new(store, clock, config.policy()?, connector);
+    let app = App::new(store, clock, config.policy()?, connector).with_outbox(config.outbox());
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }
@@ -115,7 +139,17 @@ async fn shutdown_signal() {
         _ = ctrl_c => {}
         _ = term => {}
     }
-    tracing::info!("shutting down");
+    tracing::info!("shutting down: finishing the sends under way (a second SIGTERM exits at once)");
+    // A second signal: exit now. What was acknowledged is committed; sends cut off are
+    // looked up at the provider after the restart.
+    tokio::spawn(async {
+        #[cfg(unix)]
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+            tracing::warn!("second SIGTERM: exiting now");
+            std::process::exit(143);
+        }
+    });
 }
 
 /// Most messages one commit carries.
@@ -136,6 +170,7 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let mllp_cfg = config.mllp_listener()?;
     let tls = if mllp_cfg.tls.is_some() { " with TLS" } else { "" };
+    wait_for_database(&config).await?;
     let sim = demo.then(|| Arc::new(refloop_sim::SimConnector::default()));
     let app = build_app_with(&config, sim.clone().map(|s| s as Arc<dyn refloop_app::Connector>)).await?;
     let practice = match sim {
@@ -163,10 +198,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let workers = match config.clock_mode()? {
         ClockMode::System => {
             let app = app.clone();
-            let poll = config.poll_interval();
+            let (poll, grace) = (config.poll_interval(), config.shutdown_grace());
             let mut rx = stop_rx.clone();
             Some(tokio::spawn(async move {
-                app.run_workers(poll, async move {
+                app.run_workers(poll, grace, async move {
                     let _ = rx.wait_for(|stop| *stop).await;
                 })
                 .await

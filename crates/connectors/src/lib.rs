@@ -12,7 +12,7 @@ mod twilio;
 
 use std::sync::Arc;
 
-use refloop_app::{ChannelMode, Connector, DeliveryOutcome, OutboxItem};
+use refloop_app::{ChannelMode, Confirmation, Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
 pub use note_request::{DirectConfig, FaxConfig, NoteRequests, request_letter};
@@ -48,6 +48,10 @@ impl Channels {
 impl Connector for Channels {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
         self.of(item.channel).deliver(item).await
+    }
+
+    async fn confirm(&self, item: &OutboxItem) -> Confirmation {
+        self.of(item.channel).confirm(item).await
     }
 
     fn mode(&self, channel: Channel) -> ChannelMode {

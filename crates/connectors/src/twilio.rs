@@ -7,7 +7,7 @@ use std::{sync::Arc, time::Duration};
 
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
-use refloop_app::{Connector, DeliveryOutcome, OutboxItem, SmsTexts, Store};
+use refloop_app::{Confirmation, Connector, DeliveryOutcome, OutboxItem, SmsTexts, Store};
 use refloop_domain::{PhoneE164, Purpose};
 
 /// What the SMS connector needs.
@@ -23,6 +23,9 @@ pub struct TwilioConfig {
     /// delivery reports (a message counts as delivered when the provider accepts it).
     pub status_callback: String,
     pub texts: SmsTexts,
+    /// How long one request may take; past it the outcome is unknown (the provider is asked
+    /// before anything is resent).
+    pub timeout: Duration,
 }
 
 /// The SMS connector.
@@ -35,75 +38,162 @@ pub struct Twilio {
 impl Twilio {
     pub fn new(cfg: TwilioConfig, store: Arc<dyn Store>) -> Self {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.timeout.min(Duration::from_secs(5)))
             .build()
             .expect("an HTTP client with the process's TLS provider");
         Self { cfg, http, store }
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for Twilio {
-    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+impl Twilio {
+    /// The recipient and the text of `item` as they go out, or why it cannot go out.
+    async fn message(&self, item: &OutboxItem) -> Result<(PhoneE164, String), DeliveryOutcome> {
         let (patient, referral) =
             match (self.store.patient(&item.patient_id).await, self.store.referral(&item.referral_id).await) {
                 (Ok(p), Ok(r)) => (p, r),
-                _ => return DeliveryOutcome::Retry { error: "the database could not be read".into() },
+                _ => return Err(DeliveryOutcome::Retry { error: "the database could not be read".into() }),
             };
-        let Some(patient) = patient else { return DeliveryOutcome::Permanent { error: "no patient on file".into() } };
+        let Some(patient) = patient else {
+            return Err(DeliveryOutcome::Permanent { error: "no patient on file".into() });
+        };
         // Checked again at send time: the number may have changed, or the patient opted out,
         // since the message was queued. An invalid number never reaches the API.
         let Some(to) = patient.phone.as_deref().and_then(PhoneE164::parse) else {
-            return DeliveryOutcome::Permanent { error: "no valid phone number (E.164) on file".into() };
+            return Err(DeliveryOutcome::Permanent { error: "no valid phone number (E.164) on file".into() });
         };
         if patient.sms_opted_out || !patient.sms_consent {
-            return DeliveryOutcome::Permanent { error: "the patient has no SMS consent or opted out".into() };
+            return Err(DeliveryOutcome::Permanent { error: "the patient has no SMS consent or opted out".into() });
         }
         let body = match (item.purpose, item.body.as_deref()) {
             (Purpose::StaffReply, Some(text)) => text.to_owned(),
             (purpose, _) => match self.cfg.texts.template(purpose) {
                 Some(template) => self.cfg.texts.fill(template, referral.as_ref()),
-                None => return DeliveryOutcome::Permanent { error: format!("no SMS text for {}", purpose.as_str()) },
+                None => {
+                    return Err(DeliveryOutcome::Permanent { error: format!("no SMS text for {}", purpose.as_str()) });
+                }
             },
         };
-        let url = format!(
+        Ok((to, body))
+    }
+
+    fn messages_url(&self) -> String {
+        format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             self.cfg.api_base.trim_end_matches('/'),
             self.cfg.account_sid
-        );
+        )
+    }
+
+    /// What a message the provider took counts as: delivered, or accepted until its status
+    /// callback says more.
+    fn taken(&self, sid: String) -> DeliveryOutcome {
+        if self.cfg.status_callback.is_empty() {
+            DeliveryOutcome::Delivered
+        } else {
+            DeliveryOutcome::Accepted { provider_id: sid }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Twilio {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        let (to, body) = match self.message(item).await {
+            Ok(m) => m,
+            Err(outcome) => return outcome,
+        };
         let mut form = vec![("To", to.as_str().to_owned()), ("From", self.cfg.from.clone()), ("Body", body)];
         if !self.cfg.status_callback.is_empty() {
             form.push(("StatusCallback", format!("{}?outbox_id={}", self.cfg.status_callback, item.id)));
         }
-        let sent =
-            self.http.post(&url).basic_auth(&self.cfg.account_sid, Some(&self.cfg.auth_token)).form(&form).send().await;
+        let sent = self
+            .http
+            .post(self.messages_url())
+            .basic_auth(&self.cfg.account_sid, Some(&self.cfg.auth_token))
+            .form(&form)
+            .send()
+            .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(e) => {
+            // Not connected: the request never left, so trying again cannot double it.
+            Err(e) if e.is_connect() => {
                 return DeliveryOutcome::Retry {
                     error: format!("the SMS API could not be reached: {}", without_url(&e)),
                 };
             }
+            // Written, but the answer was lost (a time-out, a reset): it may have gone out.
+            Err(e) => {
+                return DeliveryOutcome::Unconfirmed {
+                    error: format!("no answer from the SMS API: {}", without_url(&e)),
+                };
+            }
         };
         let status = resp.status().as_u16();
-        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        let body: serde_json::Value = match resp.json().await {
+            Ok(b) => b,
+            Err(_) if (200..=299).contains(&status) => {
+                return DeliveryOutcome::Unconfirmed { error: format!("the SMS API answered {status} without a body") };
+            }
+            Err(_) => serde_json::Value::Null,
+        };
         match status {
             200..=299 => {
                 let sid = body["sid"].as_str().unwrap_or_default().to_owned();
                 tracing::info!(message_id = %item.id, provider_id = %sid, "SMS accepted by the provider");
-                if self.cfg.status_callback.is_empty() {
-                    DeliveryOutcome::Delivered
-                } else {
-                    DeliveryOutcome::Accepted { provider_id: sid }
-                }
+                self.taken(sid)
             }
+            // Too many requests: refused before it was taken.
+            429 => DeliveryOutcome::Retry { error: format!("the SMS API answered {status}") },
+            // A server error after the body was sent: it may have been taken.
             // The provider's message may quote the number: keep its code only.
-            429 | 500..=599 => DeliveryOutcome::Retry { error: format!("the SMS API answered {status}") },
+            500..=599 => DeliveryOutcome::Unconfirmed { error: format!("the SMS API answered {status}") },
             _ => DeliveryOutcome::Permanent {
                 error: format!(
                     "the SMS API refused the message ({status}, code {})",
                     body["code"].as_i64().unwrap_or(0)
                 ),
+            },
+        }
+    }
+
+    /// Lists the messages to the patient's number sent since the first attempt's day
+    /// (`GET …/Messages.json?To=…&DateSent>=…`) and looks for this item's text.
+    async fn confirm(&self, item: &OutboxItem) -> Confirmation {
+        let (to, body) = match self.message(item).await {
+            Ok(m) => m,
+            // It cannot go out now anyway (opted out, number gone): a person checks.
+            Err(DeliveryOutcome::Retry { error }) => return Confirmation::Later { error },
+            Err(_) => return Confirmation::CannotTell { error: "the message can no longer be rebuilt".into() },
+        };
+        let since = item.first_attempt_at.unwrap_or(item.created_at);
+        let day = jiff::tz::TimeZone::UTC.to_datetime(since).date().to_string();
+        let query = [("To", to.as_str()), ("DateSent>", day.as_str()), ("PageSize", "100")];
+        let resp = match self
+            .http
+            .get(self.messages_url())
+            .basic_auth(&self.cfg.account_sid, Some(&self.cfg.auth_token))
+            .query(&query)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => return Confirmation::Later { error: format!("the SMS API answered {} to a lookup", r.status()) },
+            Err(e) => return Confirmation::Later { error: format!("the SMS API lookup failed: {}", without_url(&e)) },
+        };
+        let Ok(page) = resp.json::<serde_json::Value>().await else {
+            return Confirmation::Later { error: "the SMS API's lookup answer was not JSON".into() };
+        };
+        let found = page["messages"].as_array().into_iter().flatten().find(|m| {
+            m["to"].as_str() == Some(to.as_str()) && m["body"].as_str().is_some_and(|b| b.ends_with(body.as_str()))
+        });
+        match found {
+            None => Confirmation::NotSent,
+            Some(m) => match m["status"].as_str() {
+                Some("failed" | "undelivered") => Confirmation::Sent(DeliveryOutcome::Permanent {
+                    error: format!("SMS {} (provider code {})", m["status"].as_str().unwrap_or(""), m["error_code"]),
+                }),
+                _ => Confirmation::Sent(self.taken(m["sid"].as_str().unwrap_or_default().to_owned())),
             },
         }
     }

@@ -92,6 +92,9 @@ pub enum TaskKind {
     PhysicianEscalation,
     /// An outbound message failed for good.
     DeliveryFailed,
+    /// Whether a message went out cannot be told (the provider could not say): confirm with
+    /// the recipient instead of sending it again.
+    ConfirmDelivery,
     /// The specialist declined the referral: find another.
     SpecialistDeclined,
     /// An inbound message may belong to this referral: confirm it or apply it elsewhere.
@@ -114,6 +117,7 @@ impl TaskKind {
         TaskKind::NoteReview,
         TaskKind::PhysicianEscalation,
         TaskKind::DeliveryFailed,
+        TaskKind::ConfirmDelivery,
         TaskKind::SpecialistDeclined,
         TaskKind::ReviewMatch,
         TaskKind::PatientReply,
@@ -130,6 +134,7 @@ impl TaskKind {
             TaskKind::NoteReview => "note-review",
             TaskKind::PhysicianEscalation => "physician-escalation",
             TaskKind::DeliveryFailed => "delivery-failed",
+            TaskKind::ConfirmDelivery => "confirm-delivery",
             TaskKind::SpecialistDeclined => "specialist-declined",
             TaskKind::ReviewMatch => "review-match",
             TaskKind::PatientReply => "patient-reply",
@@ -152,6 +157,9 @@ impl TaskKind {
             TaskKind::NoteReview => "Consult note is late: review the shared EHR",
             TaskKind::PhysicianEscalation => "No consult note: consider an alternative specialist",
             TaskKind::DeliveryFailed => "A message to the patient or specialist failed",
+            TaskKind::ConfirmDelivery => {
+                "A message may or may not have gone out: confirm with the recipient (it is not resent)"
+            }
             TaskKind::SpecialistDeclined => "The specialist declined the referral: choose another",
             TaskKind::ReviewMatch => "An inbound message may belong to this referral: confirm or reassign it",
             TaskKind::PatientReply => "The patient replied by SMS: read it and answer",
@@ -170,6 +178,7 @@ impl TaskKind {
             TaskKind::NoteReview => "Find the note in the EHR",
             TaskKind::PhysicianEscalation => "No note: tell the physician",
             TaskKind::DeliveryFailed => "A message failed",
+            TaskKind::ConfirmDelivery => "Did the message arrive?",
             TaskKind::SpecialistDeclined => "Specialist declined",
             TaskKind::ReviewMatch => "Review a message",
             TaskKind::PatientReply => "Answer the patient's text",
@@ -189,9 +198,11 @@ impl TaskKind {
             | TaskKind::PhysicianEscalation
             | TaskKind::VerifySpecialist
             | TaskKind::RecordsRequest => rank >= 4,
-            TaskKind::FixContact | TaskKind::DeliveryFailed | TaskKind::ReviewMatch | TaskKind::PatientReply => {
-                state.is_terminal()
-            }
+            TaskKind::FixContact
+            | TaskKind::DeliveryFailed
+            | TaskKind::ConfirmDelivery
+            | TaskKind::ReviewMatch
+            | TaskKind::PatientReply => state.is_terminal(),
         }
     }
 }

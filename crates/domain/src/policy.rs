@@ -226,6 +226,9 @@ pub struct Policy {
     pub call_retry: CallRetry,
     /// A staff reply to a patient who texted in the last 24 hours may go out in quiet hours.
     pub replies_in_quiet_hours: bool,
+    /// How far ahead of our clock an order may be dated (a sender's clock running fast, or a
+    /// timestamp without an offset read in the practice's zone) and still be taken as it is.
+    pub future_tolerance: Duration,
 }
 
 impl Default for Policy {
@@ -241,6 +244,7 @@ impl Default for Policy {
             live: LiveChannels::ALL,
             call_retry: CallRetry::default(),
             replies_in_quiet_hours: false,
+            future_tolerance: Duration::hours(24),
         }
     }
 }

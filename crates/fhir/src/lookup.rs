@@ -31,6 +31,12 @@ impl NoteLookup {
 
 #[async_trait::async_trait]
 impl Connector for NoteLookup {
+    /// A lookup only reads the EHR (what it finds is applied once, by its resend keys):
+    /// taking it again cannot double anything.
+    async fn confirm(&self, _item: &OutboxItem) -> refloop_app::Confirmation {
+        refloop_app::Confirmation::NotSent
+    }
+
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
         let Some(ingest) = self.ingest.get() else {
             return DeliveryOutcome::Retry { error: "the FHIR ingest is not ready".into() };

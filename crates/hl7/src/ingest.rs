@@ -383,6 +383,16 @@ impl Ingest {
     /// acknowledged AA.
     async fn apply(&self, tx: &mut dyn Tx, mapped: Mapped, inbox_id: &str) -> Result<Applied, StoreError> {
         let done = self.app.apply_mapped(tx, mapped, inbox_id, &format!("hl7v2/{inbox_id}")).await?;
+        if done.status == InboxStatus::Rejected {
+            let why = done.note.clone().unwrap_or_else(|| "refused".to_owned());
+            return Ok(Applied {
+                status: done.status,
+                code: AckCode::AE,
+                error: Some(AckError::new(ErrorCode::DataTypeError, why)),
+                note: done.note,
+                referral: None,
+            });
+        }
         Ok(Applied::ok(done.status, done.referral, done.note))
     }
 

@@ -59,6 +59,9 @@ pub struct SqlStore {
     /// time anyway, and a connection that made the last change keeps its page cache (another
     /// connection's write would make it start cold).
     writer: Option<SqlitePool>,
+    /// Set when a write failed for a storage fault, cleared by the next commit that works:
+    /// `ready` then proves with a write that the database takes writes again.
+    write_failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 const TASKS: &str = "SELECT * FROM tasks
@@ -76,22 +79,28 @@ const OUTBOX: &str = "SELECT * FROM outbox
     ORDER BY created_at DESC, id
     LIMIT $3";
 
-const REAP_OUTBOX_SQLITE: &str =
-    "UPDATE outbox SET status = 'unknown' WHERE status = 'sending' AND lease_until < $1 RETURNING *";
+/// Items whose lease ran out: one never attempted goes back to `pending`; one whose attempt
+/// had started becomes `unconfirmed` (the provider is asked before a resend). `{skip}` is
+/// `FOR UPDATE SKIP LOCKED` on PostgreSQL: a row another process holds is being settled by
+/// a live sender, and taking it would lock rows in no order against that sender (a deadlock).
+const REAP_OUTBOX: &str = "UPDATE outbox
+    SET status = CASE WHEN attempt_started_at IS NULL THEN 'pending' ELSE 'unconfirmed' END,
+        next_attempt_at = CASE WHEN attempt_started_at IS NULL THEN next_attempt_at ELSE $1 END,
+        lease_token = NULL, lease_until = NULL
+    WHERE id IN (SELECT id FROM outbox WHERE status = 'sending' AND lease_until < $1 {skip})
+    RETURNING status";
 
-const REAP_OUTBOX_POSTGRES: &str = "UPDATE outbox SET status = 'unknown'
-    WHERE id IN (SELECT id FROM outbox WHERE status = 'sending' AND lease_until < $1 FOR UPDATE SKIP LOCKED)
+/// Claims due items under a lease token; an `unconfirmed` one is checked with the provider first.
+const CLAIM_OUTBOX: &str = "UPDATE outbox
+    SET check_first = (status = 'unconfirmed'), status = 'sending', lease_until = $3, lease_token = $4,
+        attempt_started_at = NULL
+    WHERE id IN (SELECT id FROM outbox WHERE status IN ('pending', 'unconfirmed') AND next_attempt_at <= $1
+                 ORDER BY next_attempt_at LIMIT $2 {skip})
     RETURNING *";
 
-const CLAIM_OUTBOX_SQLITE: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $3
-    WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
-                 ORDER BY next_attempt_at LIMIT $2)
-    RETURNING *";
-
-const CLAIM_OUTBOX_POSTGRES: &str = "UPDATE outbox SET status = 'sending', attempts = attempts + 1, lease_until = $3
-    WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1
-                 ORDER BY next_attempt_at LIMIT $2 FOR UPDATE SKIP LOCKED)
-    RETURNING *";
+fn skip_locked(sql: &str, db: &Db) -> String {
+    sql.replace("{skip}", if matches!(db, Db::Postgres(_)) { "FOR UPDATE SKIP LOCKED" } else { "" })
+}
 
 fn limit(n: u32) -> i64 {
     i64::from(n.clamp(1, 1000))
@@ -111,7 +120,17 @@ impl Store for SqlStore {
     }
 
     async fn begin(&self) -> Result<Box<dyn Tx>, StoreError> {
-        tx::SqlTx::begin(&self.db, self.writer.as_ref()).await
+        tx::SqlTx::begin(&self.db, self.writer.as_ref(), &self.write_failed).await
+    }
+
+    async fn ready(&self, now: Timestamp) -> Result<(), StoreError> {
+        if !self.write_failed.load(std::sync::atomic::Ordering::Acquire) {
+            return self.ping().await;
+        }
+        // A write failed lately: ready again only once a write commits.
+        let mut tx = self.begin().await?;
+        tx.probe_write(now).await?;
+        tx.commit().await
     }
 
     async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError> {
@@ -401,16 +420,15 @@ impl Store for SqlStore {
         now: Timestamp,
         n: u32,
         lease_until: Timestamp,
+        token: &str,
     ) -> Result<Vec<OutboxItem>, StoreError> {
-        let sql = match self.db {
-            Db::Sqlite(_) => CLAIM_OUTBOX_SQLITE,
-            Db::Postgres(_) => CLAIM_OUTBOX_POSTGRES,
-        };
-        on_pool!(&self.db, p => {
+        let sql = sqlx::AssertSqlSafe(skip_locked(CLAIM_OUTBOX, &self.db));
+        on_writer!(self, p => {
             let rows = sqlx::query(sql)
                 .bind(ms(now))
                 .bind(limit(n))
                 .bind(ms(lease_until))
+                .bind(token)
                 .fetch_all(p)
                 .await
                 .map_err(db)?;
@@ -418,21 +436,58 @@ impl Store for SqlStore {
         })
     }
 
-    async fn reap_outbox(&self, now: Timestamp) -> Result<Vec<OutboxItem>, StoreError> {
-        // On PostgreSQL a row another process holds is being finished by a live sender: skip it.
-        // Taking it would also lock rows in no order against that sender's outcomes (a deadlock).
-        let sql = match self.db {
-            Db::Sqlite(_) => REAP_OUTBOX_SQLITE,
-            Db::Postgres(_) => REAP_OUTBOX_POSTGRES,
-        };
-        on_writer!(self, p => {
-            let rows = sqlx::query(sql)
+    async fn start_attempt(&self, id: &str, token: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let done = on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE outbox SET attempt_started_at = $3, attempts = attempts + 1,
+                        first_attempt_at = COALESCE(first_attempt_at, $3)
+                 WHERE id = $1 AND lease_token = $2 AND status = 'sending'",
+            )
+            .bind(id)
+            .bind(token)
             .bind(ms(now))
-            .fetch_all(p)
+            .execute(p)
             .await
-            .map_err(db)?;
-            rows.iter().map(|r| row::outbox(r)).collect()
+            .map_err(db)?
+            .rows_affected()
+        });
+        Ok(done == 1)
+    }
+
+    async fn extend_leases(&self, token: &str, lease_until: Timestamp) -> Result<u64, StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("UPDATE outbox SET lease_until = $2 WHERE lease_token = $1 AND status = 'sending'")
+                .bind(token)
+                .bind(ms(lease_until))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(db)
         })
+    }
+
+    async fn release_outbox(&self, token: &str) -> Result<u64, StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE outbox SET status = CASE WHEN check_first THEN 'unconfirmed' ELSE 'pending' END,
+                        lease_token = NULL, lease_until = NULL
+                 WHERE lease_token = $1 AND status = 'sending' AND attempt_started_at IS NULL",
+            )
+            .bind(token)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(db)
+        })
+    }
+
+    async fn reap_outbox(&self, now: Timestamp) -> Result<refloop_app::Reaped, StoreError> {
+        let sql = sqlx::AssertSqlSafe(skip_locked(REAP_OUTBOX, &self.db));
+        let statuses: Vec<String> = on_writer!(self, p => {
+            sqlx::query_scalar(sql).bind(ms(now)).fetch_all(p).await.map_err(db)?
+        });
+        let released = statuses.iter().filter(|s| *s == "pending").count() as u64;
+        Ok(refloop_app::Reaped { released, unconfirmed: statuses.len() as u64 - released })
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
@@ -441,7 +496,7 @@ impl Store for SqlStore {
                 "SELECT MIN(x) FROM (
                     SELECT MIN(due_at) AS x FROM timers
                     UNION ALL
-                    SELECT MIN(next_attempt_at) AS x FROM outbox WHERE status = 'pending'
+                    SELECT MIN(next_attempt_at) AS x FROM outbox WHERE status IN ('pending', 'unconfirmed')
                  ) AS due",
             )
             .fetch_one(p)

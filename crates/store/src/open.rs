@@ -31,6 +31,7 @@ fn migrator(dialect: &str) -> Migrator {
             (12, "task work", include_str!("../migrations/sqlite/0012_task_work.sql")),
             (13, "staff texts", include_str!("../migrations/sqlite/0013_staff_texts.sql")),
             (14, "directory", include_str!("../migrations/sqlite/0014_directory.sql")),
+            (15, "outbox leases", include_str!("../migrations/sqlite/0015_outbox_leases.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -47,6 +48,7 @@ fn migrator(dialect: &str) -> Migrator {
             (12, "task work", include_str!("../migrations/postgres/0012_task_work.sql")),
             (13, "staff texts", include_str!("../migrations/postgres/0013_staff_texts.sql")),
             (14, "directory", include_str!("../migrations/postgres/0014_directory.sql")),
+            (15, "outbox leases", include_str!("../migrations/postgres/0015_outbox_leases.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -55,6 +57,19 @@ fn migrator(dialect: &str) -> Migrator {
             .map(|(v, name, sql)| Migration::new(*v, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false))
             .collect(),
     )
+}
+
+/// Whether a pooled connection may be handed out: not if it still counts itself inside a
+/// transaction. That happens when a commit fails for a storage fault (a full disk, an I/O
+/// error): SQLite may roll the transaction back by itself, the rollback that follows then
+/// fails, and the connection would refuse every later `BEGIN` ("non-zero transaction
+/// depth"). Such a connection is closed and a fresh one opened in its place.
+fn clean<C: sqlx::Connection>(c: &C) -> bool {
+    if c.is_in_transaction() {
+        tracing::warn!("a database connection left inside a failed transaction is replaced");
+        return false;
+    }
+    true
 }
 
 impl SqlStore {
@@ -89,14 +104,20 @@ impl SqlStore {
                 .pragma("mmap_size", "2147418112")
                 .pragma("temp_store", "memory")
                 .pragma("wal_autocheckpoint", "8000");
-            let pool = SqlitePoolOptions::new().max_connections(8).connect_with(opts.clone()).await.map_err(db)?;
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .before_acquire(|c, _| Box::pin(async move { Ok(clean(c)) }))
+                .connect_with(opts.clone())
+                .await
+                .map_err(db)?;
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .acquire_timeout(Duration::from_secs(30))
+                .before_acquire(|c, _| Box::pin(async move { Ok(clean(c)) }))
                 .connect_with(opts)
                 .await
                 .map_err(db)?;
-            Ok(Self { db: Db::Sqlite(pool), writer: Some(writer) })
+            Ok(Self { db: Db::Sqlite(pool), writer: Some(writer), write_failed: Default::default() })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // Batches of different sizes are different statements: keep more of them prepared
             // than the default 100, but a bounded number (each holds server memory per connection).
@@ -106,10 +127,11 @@ impl SqlStore {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                .before_acquire(|c, _| Box::pin(async move { Ok(clean(c)) }))
                 .connect_with(opts)
                 .await
                 .map_err(db)?;
-            Ok(Self { db: Db::Postgres(pool), writer: None })
+            Ok(Self { db: Db::Postgres(pool), writer: None, write_failed: Default::default() })
         } else {
             Err(StoreError::Other("unsupported database URL: use sqlite://PATH or postgres://…".into()))
         }

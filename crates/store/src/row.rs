@@ -152,6 +152,8 @@ pub(crate) fn outbox(row: &dyn Get) -> Result<OutboxItem, StoreError> {
         sent_at: opt_ts(row.opt_int("sent_at")?)?,
         last_error: row.opt_text("last_error")?,
         body: row.opt_text("body")?,
+        first_attempt_at: opt_ts(row.opt_int("first_attempt_at")?)?,
+        check_first: row.flag("check_first")?,
     })
 }
 
@@ -321,7 +323,14 @@ pub(crate) fn audit(row: &dyn Get) -> Result<AuditEntry, StoreError> {
 pub(crate) fn db(e: sqlx::Error) -> StoreError {
     match e {
         sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            tracing::error!(error = %e, "the database cannot be reached");
             StoreError::Unavailable(e.to_string())
+        }
+        sqlx::Error::Database(d) if storage_fault(d.as_ref()).is_some() => {
+            let (code, what) = storage_fault(d.as_ref()).unwrap_or_default();
+            // The code and a fixed description only: the server's message may quote values.
+            tracing::error!(code = %code, "the database cannot take writes: {what}");
+            StoreError::Unavailable(format!("storage unavailable ({what}, code {code}); resend later"))
         }
         // PostgreSQL broke off this transaction to end a deadlock (40P01) or a serialization
         // conflict (40001): nothing of it was kept, and taking it again can succeed.
@@ -330,6 +339,38 @@ pub(crate) fn db(e: sqlx::Error) -> StoreError {
         ),
         other => StoreError::Other(other.to_string()),
     }
+}
+
+/// A fault of the storage rather than of the statement: disk full, I/O error, a read-only
+/// or corrupt file, a server that is shutting down or out of resources. Its code and what
+/// it means.
+fn storage_fault(d: &dyn sqlx::error::DatabaseError) -> Option<(String, &'static str)> {
+    let code = d.code()?.into_owned();
+    if d.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        // SQLite's extended codes keep the primary code in the low byte.
+        let primary = code.parse::<i64>().ok()? & 0xff;
+        let what = match primary {
+            5 => "the database file is locked",
+            7 => "out of memory",
+            8 => "the database file is read-only",
+            10 => "disk I/O error",
+            11 => "the database file is corrupt",
+            13 => "the disk is full",
+            14 => "the database file cannot be opened",
+            26 => "not a database file",
+            _ => return None,
+        };
+        return Some((code, what));
+    }
+    let what = match code.get(..2)? {
+        "08" => "the connection to the database failed",
+        "53" => "the database server is out of resources (disk, memory or connections)",
+        "57" => "the database server is shutting down or not accepting connections",
+        "58" => "the database server had an I/O error",
+        "XX" => "the database server had an internal error",
+        _ => return None,
+    };
+    Some((code, what))
 }
 
 #[cfg(test)]

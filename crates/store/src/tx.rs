@@ -4,8 +4,8 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxItem, NewTask, OutboxItem, OutboxStatus, Patient, PatientKeep, StoreError, StoredEvent, Task,
-    TaskChange, TaskLogEntry, TimerRow, Tx,
+    AuditEntry, InboxItem, NewTask, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, StoreError,
+    StoredEvent, Task, TaskChange, TaskLogEntry, TimerRow, Tx,
 };
 use refloop_domain::{
     DuplicateCandidate, PatientId, ProviderId, Referral, ReferralId, Specialty, TaskKind, TimerSpec, cms50::Fact,
@@ -45,6 +45,9 @@ enum Inner {
 
 pub(crate) struct SqlTx {
     inner: Inner,
+    /// The store's "a write failed" mark: set by a commit that fails for a storage fault,
+    /// cleared by one that works.
+    write_failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// Append-only inserts not yet written (see `pending.rs`).
     pending: Pending,
     /// Read ahead by `prefetch`: inbox rows by (source, control id) and referral keys;
@@ -79,15 +82,21 @@ mod readahead;
 
 impl SqlTx {
     /// Begins on the SQLite `writer` connection when there is one.
-    pub(crate) async fn begin(db: &Db, writer: Option<&sqlx::SqlitePool>) -> Result<Box<dyn Tx>, StoreError> {
-        let inner = match db {
+    pub(crate) async fn begin(
+        db: &Db,
+        writer: Option<&sqlx::SqlitePool>,
+        write_failed: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Result<Box<dyn Tx>, StoreError> {
+        let begun = match db {
             // Take the write lock up front: SQLite has one writer, and a deferred transaction
             // that reads first could fail to upgrade.
-            Db::Sqlite(p) => Inner::Sqlite(writer.unwrap_or(p).begin_with("BEGIN IMMEDIATE").await.map_err(db_err)?),
-            Db::Postgres(p) => Inner::Postgres(p.begin().await.map_err(db_err)?),
+            Db::Sqlite(p) => writer.unwrap_or(p).begin_with("BEGIN IMMEDIATE").await.map(Inner::Sqlite),
+            Db::Postgres(p) => p.begin().await.map(Inner::Postgres),
         };
+        let inner = begun.map_err(|e| mark(write_failed, db_err(e)))?;
         Ok(Box::new(SqlTx {
             inner,
+            write_failed: write_failed.clone(),
             pending: Pending::default(),
             known_inbox: HashMap::new(),
             known_keys: HashMap::new(),
@@ -140,6 +149,14 @@ impl SqlTx {
 
 fn db_err(e: sqlx::Error) -> StoreError {
     db(e)
+}
+
+/// Sets the store's "a write failed" mark for a storage fault; passes the error on.
+fn mark(write_failed: &std::sync::atomic::AtomicBool, e: StoreError) -> StoreError {
+    if matches!(e, StoreError::Unavailable(_)) {
+        write_failed.store(true, std::sync::atomic::Ordering::Release);
+    }
+    e
 }
 
 const UPDATE_REFERRAL: &str = "UPDATE referrals SET version = $2, state = $3, patient_id = $4,
@@ -392,27 +409,36 @@ impl Tx for SqlTx {
     async fn finish_outbox(
         &mut self,
         id: &str,
+        guard: OutboxGuard<'_>,
         status: OutboxStatus,
         next_attempt_at: Timestamp,
         sent_at: Option<Timestamp>,
         error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        on_tx!(self, c => {
+    ) -> Result<bool, StoreError> {
+        let (lease, expected) = match guard {
+            OutboxGuard::Lease(token) => (Some(token), OutboxStatus::Sending.as_str()),
+            OutboxGuard::Status(s) => (None, s.as_str()),
+        };
+        let done = on_tx!(self, c => {
             sqlx::query(
                 "UPDATE outbox SET status = $2, next_attempt_at = $3, sent_at = COALESCE($4, sent_at),
-                        last_error = $5, lease_until = NULL
-                 WHERE id = $1",
+                        last_error = $5, lease_until = NULL, lease_token = NULL,
+                        check_first = ($2 = 'unconfirmed')
+                 WHERE id = $1 AND status = $6 AND ($7 IS NULL OR lease_token = $7)",
             )
             .bind(id)
             .bind(status.as_str())
             .bind(ms(next_attempt_at))
             .bind(sent_at.map(ms))
             .bind(error)
+            .bind(expected)
+            .bind(lease)
             .execute(c)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .rows_affected()
         });
-        Ok(())
+        Ok(done == 1)
     }
 
     async fn change_task(&mut self, id: &str, change: &TaskChange) -> Result<Option<Task>, StoreError> {
@@ -636,11 +662,32 @@ impl Tx for SqlTx {
         })
     }
 
+    async fn probe_write(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query("INSERT INTO write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+                .bind(ms(now))
+                .execute(c)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
     async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        self.flush(Only::All).await?;
-        match self.inner {
-            Inner::Sqlite(tx) => tx.commit().await.map_err(db),
-            Inner::Postgres(tx) => tx.commit().await.map_err(db),
+        let flushed = self.flush(Only::All).await;
+        let committed = match flushed {
+            Err(e) => Err(e),
+            Ok(()) => match self.inner {
+                Inner::Sqlite(tx) => tx.commit().await.map_err(db),
+                Inner::Postgres(tx) => tx.commit().await.map_err(db),
+            },
+        };
+        match committed {
+            Ok(()) => {
+                self.write_failed.store(false, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+            Err(e) => Err(mark(&self.write_failed, e)),
         }
     }
 }

@@ -4,8 +4,9 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
-    AuditEntry, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient, PatientKeep, Role,
-    Store, StoreError, StoredEvent, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TokenRecord,
+    AuditEntry, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient,
+    PatientKeep, Reaped, Role, Store, StoreError, StoredEvent, TaskChange, TaskFilter, TaskLogEntry, TaskStatus,
+    TokenRecord,
 };
 use refloop_domain::{
     Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,
@@ -84,6 +85,8 @@ fn message(id: &str, referral: &str, key: &str, due: Timestamp) -> OutboxItem {
         sent_at: None,
         last_error: None,
         body: None,
+        first_attempt_at: None,
+        check_first: false,
     }
 }
 
@@ -178,22 +181,48 @@ async fn the_outbox_takes_a_key_once_and_claims_only_due_items(store: Arc<SqlSto
     ids.sort();
     assert_eq!(ids, ["msg_1", "msg_3"], "a key is taken once, in one transaction or across two");
 
-    let lease = t0 + SignedDuration::from_mins(5);
-    let claimed = store.claim_outbox(t0, 10, lease).await.unwrap();
+    let lease = t0 + SignedDuration::from_mins(1);
+    let claimed = store.claim_outbox(t0, 10, lease, "lease_1").await.unwrap();
     assert_eq!(claimed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["msg_1"]);
-    assert_eq!((claimed[0].status, claimed[0].attempts), (OutboxStatus::Sending, 1));
-    assert!(store.claim_outbox(t0, 10, lease).await.unwrap().is_empty(), "a claimed item is not claimed again");
+    assert_eq!((claimed[0].status, claimed[0].attempts, claimed[0].check_first), (OutboxStatus::Sending, 0, false));
+    assert!(
+        store.claim_outbox(t0, 10, lease, "lease_2").await.unwrap().is_empty(),
+        "a claimed item is not claimed again"
+    );
 
-    // The worker died: after the lease the item is marked unknown, never resent.
-    assert!(store.reap_outbox(t0 + SignedDuration::from_mins(1)).await.unwrap().is_empty());
-    let reaped = store.reap_outbox(t0 + SignedDuration::from_mins(6)).await.unwrap();
-    assert_eq!(reaped.len(), 1);
+    // The worker died before its attempt: after the lease the item is due again as it was.
+    assert_eq!(store.reap_outbox(t0 + SignedDuration::from_secs(30)).await.unwrap(), Reaped::default());
+    let reaped = store.reap_outbox(t0 + SignedDuration::from_mins(2)).await.unwrap();
+    assert_eq!((reaped.released, reaped.unconfirmed), (1, 0));
+    let again =
+        store.claim_outbox(t0 + SignedDuration::from_mins(2), 10, lease + SignedDuration::from_mins(2), "lease_3");
+    let again = again.await.unwrap();
+    assert_eq!((again.len(), again[0].check_first), (1, false));
+    assert!(!store.start_attempt("msg_1", "lease_1", t0).await.unwrap(), "the first lease holds nothing now");
+    assert!(store.start_attempt("msg_1", "lease_3", t0 + SignedDuration::from_mins(2)).await.unwrap());
+    // A renewed lease is not reaped; one that ran out after the attempt started is unconfirmed.
+    assert_eq!(store.extend_leases("lease_3", t0 + SignedDuration::from_mins(10)).await.unwrap(), 1);
+    assert_eq!(store.reap_outbox(t0 + SignedDuration::from_mins(5)).await.unwrap(), Reaped::default());
+    let reaped = store.reap_outbox(t0 + SignedDuration::from_mins(11)).await.unwrap();
+    assert_eq!((reaped.released, reaped.unconfirmed), (0, 1));
     let all = store.outbox(&OutboxFilter { limit: 10, ..OutboxFilter::default() }).await.unwrap();
-    let status = |id: &str| all.iter().find(|m| m.id == id).unwrap().status;
-    assert_eq!((status("msg_1"), status("msg_3")), (OutboxStatus::Unknown, OutboxStatus::Pending));
+    let item = |id: &str| all.iter().find(|m| m.id == id).unwrap().clone();
+    assert_eq!((item("msg_1").status, item("msg_1").attempts), (OutboxStatus::Unconfirmed, 1));
+    assert_eq!(item("msg_1").first_attempt_at, Some(t0 + SignedDuration::from_mins(2)));
+    assert_eq!(item("msg_3").status, OutboxStatus::Pending);
 
     let mut tx = store.begin().await.unwrap();
-    tx.finish_outbox("msg_3", OutboxStatus::Sent, later, Some(later), None).await.unwrap();
+    let settled = tx.finish_outbox("msg_3", OutboxGuard::Lease("lease_9"), OutboxStatus::Sent, later, None, None);
+    assert!(!settled.await.unwrap(), "no lease, no outcome");
+    let settled = tx.finish_outbox(
+        "msg_3",
+        OutboxGuard::Status(OutboxStatus::Pending),
+        OutboxStatus::Sent,
+        later,
+        Some(later),
+        None,
+    );
+    assert!(settled.await.unwrap());
     tx.commit().await.unwrap();
     let sent = store
         .outbox(&OutboxFilter { status: Some(OutboxStatus::Sent), limit: 10, ..OutboxFilter::default() })

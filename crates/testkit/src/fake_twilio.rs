@@ -1,6 +1,8 @@
 //! A small fake of Twilio's Messages REST API on loopback: records each message (basic auth
-//! checked), can fail the next requests with 500, and sends signed status callbacks and
-//! inbound messages to refloop's webhooks as Twilio would.
+//! checked), lists them (`GET …/Messages.json?To=…&DateSent>=…`), can fail the next requests
+//! with 500, answer them late (after recording the message, as a slow provider does) or fail
+//! lookups, and sends signed status callbacks and inbound messages to refloop's webhooks as
+//! Twilio would.
 
 use std::{
     collections::HashMap,
@@ -35,7 +37,11 @@ pub struct SentSms {
 struct Inner {
     sent: Vec<SentSms>,
     failures: usize,
+    /// The next requests answered this late (the message is recorded first).
+    delays: Vec<std::time::Duration>,
+    lookups_fail: bool,
     requests: usize,
+    lookups: usize,
 }
 
 #[derive(Clone)]
@@ -52,8 +58,9 @@ impl FakeTwilio {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("an address");
         let fake = FakeTwilio { inner: Arc::default(), base: format!("http://{addr}"), http: reqwest::Client::new() };
-        let app =
-            Router::new().route("/2010-04-01/Accounts/{sid}/Messages.json", post(create)).with_state(fake.clone());
+        let app = Router::new()
+            .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create).get(list))
+            .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake Twilio runs") });
         fake
     }
@@ -71,6 +78,36 @@ impl FakeTwilio {
     /// The next `n` requests get a 500.
     pub fn fail_next(&self, n: usize) {
         self.inner.lock().unwrap().failures = n;
+    }
+
+    /// The next requests are answered after these delays, one each (the message is taken
+    /// at once, as a slow provider does).
+    pub fn answer_late(&self, delays: &[std::time::Duration]) {
+        self.inner.lock().unwrap().delays = delays.iter().rev().copied().collect();
+    }
+
+    /// Message lookups answer 500 (the provider cannot say what it has).
+    pub fn fail_lookups(&self, fail: bool) {
+        self.inner.lock().unwrap().lookups_fail = fail;
+    }
+
+    /// Message lookups received.
+    pub fn lookups(&self) -> usize {
+        self.inner.lock().unwrap().lookups
+    }
+
+    /// Takes a message as if a sender had posted it (e.g. one whose process then died).
+    pub fn take(&self, to: &str, body: &str) -> SentSms {
+        let mut inner = self.inner.lock().unwrap();
+        let sms = SentSms {
+            sid: format!("SM{:032}", inner.sent.len() + 1),
+            to: to.to_owned(),
+            from: "+15555550999".to_owned(),
+            body: body.to_owned(),
+            status_callback: None,
+        };
+        inner.sent.push(sms.clone());
+        sms
     }
 
     /// POSTs a signed form to `url` as Twilio does; returns (status, body).
@@ -103,30 +140,61 @@ impl FakeTwilio {
     }
 }
 
-async fn create(
+fn authorized(sid: &str, headers: &HeaderMap) -> bool {
+    let expected =
+        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}")));
+    sid == ACCOUNT_SID && headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+/// `GET …/Messages.json`: the messages to `To`, newest first (every message the fake took
+/// counts as sent today, so `DateSent>` keeps them all).
+async fn list(
     State(f): State<FakeTwilio>,
     Path(sid): Path<String>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>,
 ) -> Response {
-    let expected =
-        format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{ACCOUNT_SID}:{AUTH_TOKEN}")));
-    if sid != ACCOUNT_SID || headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
+    if !authorized(&sid, &headers) {
         return (StatusCode::UNAUTHORIZED, Json(json!({"code": 20003, "message": "Authenticate"}))).into_response();
     }
+    let mut inner = f.inner.lock().unwrap();
+    inner.lookups += 1;
+    if inner.lookups_fail {
+        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": 20500, "message": "Internal Server Error"})))
+            .into_response();
+    }
+    let to = q.get("To").cloned().unwrap_or_default();
+    let messages: Vec<_> = inner
+        .sent
+        .iter()
+        .rev()
+        .filter(|m| to.is_empty() || m.to == to)
+        .map(|m| json!({"sid": m.sid, "to": m.to, "from": m.from, "body": m.body, "status": "sent"}))
+        .collect();
+    Json(json!({"messages": messages, "page": 0, "page_size": 100})).into_response()
+}
+
+/// Records a posted message (or refuses it); the delay to answer it after.
+fn take_posted(
+    f: &FakeTwilio,
+    form: &HashMap<String, String>,
+) -> Result<(SentSms, Option<std::time::Duration>), Response> {
     let mut inner = f.inner.lock().unwrap();
     inner.requests += 1;
     if inner.failures > 0 {
         inner.failures -= 1;
-        return (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": 20500, "message": "Internal Server Error"})))
-            .into_response();
+        return Err((
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"code": 20500, "message": "Internal Server Error"})),
+        )
+            .into_response());
     }
     let (Some(to), Some(from), Some(body)) = (form.get("To"), form.get("From"), form.get("Body")) else {
-        return (
+        return Err((
             StatusCode::BAD_REQUEST,
             Json(json!({"code": 21603, "message": "A 'From' phone number is required."})),
         )
-            .into_response();
+            .into_response());
     };
     let sms = SentSms {
         sid: format!("SM{:032}", inner.sent.len() + 1),
@@ -136,5 +204,25 @@ async fn create(
         status_callback: form.get("StatusCallback").cloned(),
     };
     inner.sent.push(sms.clone());
+    Ok((sms, inner.delays.pop()))
+}
+
+async fn create(
+    State(f): State<FakeTwilio>,
+    Path(sid): Path<String>,
+    headers: HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    if !authorized(&sid, &headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"code": 20003, "message": "Authenticate"}))).into_response();
+    }
+    let taken = take_posted(&f, &form);
+    let (sms, delay) = match taken {
+        Ok(taken) => taken,
+        Err(refused) => return refused,
+    };
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     (StatusCode::CREATED, Json(json!({"sid": sms.sid, "status": "queued", "to": sms.to}))).into_response()
 }

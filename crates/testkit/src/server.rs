@@ -48,6 +48,9 @@ pub struct TestAppBuilder {
     ehr_write: Option<crate::FakeEhr>,
     /// Start a fake SMS provider and a fake chat for the channels not given.
     live: bool,
+    /// How long one request to the SMS provider may take.
+    sms_timeout: std::time::Duration,
+    outbox: refloop_app::OutboxSettings,
 }
 
 impl TestAppBuilder {
@@ -108,6 +111,18 @@ impl TestAppBuilder {
         self
     }
 
+    /// How long one request to the SMS provider may take (default 20 s).
+    pub fn sms_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.sms_timeout = timeout;
+        self
+    }
+
+    /// The outbox worker's lease, batch size and concurrency.
+    pub fn outbox(mut self, settings: refloop_app::OutboxSettings) -> Self {
+        self.outbox = settings;
+        self
+    }
+
     /// Run on the system clock instead of the manual one.
     pub fn system_clock(mut self) -> Self {
         self.manual = false;
@@ -142,6 +157,7 @@ impl TestAppBuilder {
                 from: "+15555550999".into(),
                 status_callback: format!("http://{addr}/webhooks/sms/status"),
                 texts: texts.clone(),
+                timeout: self.sms_timeout,
             };
             let hooks = refloop_web::SmsWebhooks {
                 auth_token: crate::fake_twilio::AUTH_TOKEN.into(),
@@ -197,7 +213,7 @@ impl TestAppBuilder {
                 Arc::new(refloop_fhir::NoteLookup::new(client, store.clone(), clock.clone(), lookup_ingest.clone()));
         }
         let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
-        let app = App::new(store, clock, self.policy, connector);
+        let app = App::new(store, clock, self.policy, connector).with_outbox(self.outbox);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
@@ -358,6 +374,8 @@ impl TestApp {
             direct: None,
             ehr_write: None,
             live: false,
+            sms_timeout: std::time::Duration::from_secs(20),
+            outbox: refloop_app::OutboxSettings::default(),
         }
     }
 

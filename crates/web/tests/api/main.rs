@@ -39,6 +39,7 @@ mod hl7;
 mod lifecycle;
 mod listing;
 mod notes;
+mod outbox;
 mod reports;
 mod search;
 mod sms;
