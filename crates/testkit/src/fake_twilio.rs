@@ -178,23 +178,19 @@ async fn list(
 fn take_posted(
     f: &FakeTwilio,
     form: &HashMap<String, String>,
-) -> Result<(SentSms, Option<std::time::Duration>), Response> {
+) -> Result<(SentSms, Option<std::time::Duration>), Box<Response>> {
     let mut inner = f.inner.lock().unwrap();
     inner.requests += 1;
     if inner.failures > 0 {
         inner.failures -= 1;
-        return Err((
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"code": 20500, "message": "Internal Server Error"})),
-        )
-            .into_response());
+        let refused =
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"code": 20500, "message": "Internal Server Error"})));
+        return Err(Box::new(refused.into_response()));
     }
     let (Some(to), Some(from), Some(body)) = (form.get("To"), form.get("From"), form.get("Body")) else {
-        return Err((
-            StatusCode::BAD_REQUEST,
-            Json(json!({"code": 21603, "message": "A 'From' phone number is required."})),
-        )
-            .into_response());
+        let refused =
+            (StatusCode::BAD_REQUEST, Json(json!({"code": 21603, "message": "A 'From' phone number is required."})));
+        return Err(Box::new(refused.into_response()));
     };
     let sms = SentSms {
         sid: format!("SM{:032}", inner.sent.len() + 1),
@@ -219,7 +215,7 @@ async fn create(
     let taken = take_posted(&f, &form);
     let (sms, delay) = match taken {
         Ok(taken) => taken,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
