@@ -28,6 +28,8 @@ pub struct Reply {
     pub inbox_id: String,
     pub inbox_status: InboxStatus,
     pub duplicate: bool,
+    /// Why it was not applied, when it was not.
+    pub note: Option<String>,
 }
 
 impl Reply {
@@ -213,6 +215,11 @@ impl FhirIngest {
         };
         let mut issues = Vec::new();
         match done.status {
+            InboxStatus::Rejected => issues.push(Issue::error(
+                "processing",
+                format!("{} — refused (kept as {inbox_id})", done.note.as_deref().unwrap_or("refused")),
+                None::<String>,
+            )),
             InboxStatus::Dead => issues.push(Issue::error(
                 "processing",
                 format!(
@@ -260,7 +267,7 @@ impl FhirIngest {
             referral_id = done.referral.as_ref().map(|r| r.as_str()).unwrap_or(""),
             "FHIR resource received"
         );
-        Ok(Reply { status, issues, location, inbox_id, inbox_status: done.status, duplicate: false })
+        Ok(Reply { status, issues, location, inbox_id, inbox_status: done.status, duplicate: false, note: done.note })
     }
 
     /// `POST /fhir/{kind}` (`id` none) or `PUT /fhir/{kind}/{id}`; `if_none_exist` is the
@@ -304,6 +311,7 @@ impl FhirIngest {
                     inbox_id: String::new(),
                     inbox_status: InboxStatus::Ignored,
                     duplicate: true,
+                    note: None,
                 });
             }
         }
@@ -426,8 +434,13 @@ impl FhirIngest {
         for (i, p) in prepared {
             let reply = self.apply(tx.as_mut(), p, transport).await.map_err(store)?;
             if reply.status >= 400 {
-                // All or nothing: dropping the transaction rolls it back.
-                let issues = reply.issues.into_iter().map(|x| x.within(&format!("Bundle.entry[{i}]"))).collect();
+                // All or nothing: dropping the transaction rolls it back, with the inbox row
+                // this entry would have been kept as; the answer names nothing that was not kept.
+                let why = format!(
+                    "{} — nothing was kept: a transaction Bundle is all or nothing; fix this entry and send the whole Bundle again",
+                    reply.note.as_deref().unwrap_or("not applied")
+                );
+                let issues = vec![Issue::error("processing", why, None::<String>).within(&format!("Bundle.entry[{i}]"))];
                 return Err(FhirError { status: reply.status, issues });
             }
             replies.push((i, reply));
@@ -596,6 +609,7 @@ fn replay(prev: InboxItem) -> Reply {
         inbox_id: prev.id,
         inbox_status: prev.status,
         duplicate: true,
+        note: prev.error,
     }
 }
 

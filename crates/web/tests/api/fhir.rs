@@ -8,6 +8,7 @@ on_both_backends!(
     a_referral_closes_its_loop_from_fhir_resources,
     a_revoked_service_request_cancels_the_referral,
     a_transaction_bundle_is_all_or_nothing,
+    a_refused_transaction_entry_names_nothing_that_was_not_kept,
     a_resend_is_answered_without_being_applied_twice,
     bad_fhir_gets_an_operation_outcome_and_changes_nothing,
     a_resource_for_an_unknown_referral_waits_as_a_dead_letter,
@@ -144,6 +145,25 @@ fn transaction(appointment_class_ok: bool) -> Value {
          "resource": {"resourceType": "Patient", "id": "p7", "telecom": [{"system": "sms", "value": "+15555550123"}]},
          "request": {"method": "PUT", "url": "Patient/p7"}},
     ]})
+}
+
+async fn a_refused_transaction_entry_names_nothing_that_was_not_kept(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    // The Appointment names a referral that does not exist: alone it would wait as a dead
+    // letter, but in a transaction everything is rolled back, that row too.
+    let mut bundle = transaction(true);
+    bundle["entry"].as_array_mut().unwrap().push(json!({
+        "resource": appointment("ap9", "nowhere", "booked", "2026-03-10T14:00:00Z"),
+        "request": {"method": "POST", "url": "Appointment"}}));
+    let r = t.fhir("POST", "/fhir", Some(bundle), &[]).await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let text = r.body.to_string();
+    assert!(text.contains("nothing was kept"), "{text}");
+    for id in text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).filter(|w| w.starts_with("inb_")) {
+        assert_eq!(t.get(&format!("/api/v1/inbox/{id}")).await.status, 200, "the answer names {id}, which must exist");
+    }
+    assert_eq!(t.get("/api/v1/inbox").await.body["items"].as_array().map(Vec::len), Some(0), "nothing stored");
+    assert!(referrals(&t).await.is_empty(), "nothing applied");
 }
 
 async fn a_transaction_bundle_is_all_or_nothing(b: Backend) {

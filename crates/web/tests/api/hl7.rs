@@ -418,4 +418,29 @@ on_both_backends!(
     an_unknown_referral_number_is_a_dead_letter_until_retried,
     a_match_that_is_not_certain_goes_to_review,
     post_hl7v2_answers_with_the_ack,
+    an_order_a_little_ahead_of_our_clock_is_taken_and_one_far_ahead_refused,
 );
+
+async fn an_order_a_little_ahead_of_our_clock_is_taken_and_one_far_ahead_refused(b: Backend) {
+    let t = TestApp::spawn(b).await; // the clock reads 2026-03-02T15:00:00Z
+    let order = |control: &str, at: &str| {
+        format!(
+            "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|{at}||REF^I12^REF_I12|{control}|P|2.5.1\r\
+             RF1|P|R|CAR^Cardiology||O|R-{control}^EPIC|{at}\rPRD|RP|ADAMS^ANN|||||NPI123^NPI\r{PID}\r"
+        )
+    };
+    // An EHR whose clock runs three hours fast: taken as it is.
+    let fast = t.ingest.receive(order("SKEW1", "20260302130000-0500").as_bytes(), "mllp").await.unwrap();
+    assert_eq!(fast.code, refloop_hl7::AckCode::AA);
+    let all = referrals(&t).await;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0]["ordered_at"], "2026-03-02T18:00:00.000Z", "{all:?}");
+    // Two days ahead: refused with AE, no referral and no dead letter.
+    let far = t.ingest.receive(order("SKEW2", "20260304100000-0500").as_bytes(), "mllp").await.unwrap();
+    assert_eq!(far.code, refloop_hl7::AckCode::AE);
+    let ack = String::from_utf8(far.ack.clone().unwrap()).unwrap();
+    assert!(ack.contains("future_tolerance"), "{ack}");
+    assert_eq!(referrals(&t).await.len(), 1);
+    let dead = t.get("/api/v1/inbox?status=dead").await;
+    assert_eq!(dead.body["items"].as_array().map(Vec::len), Some(0), "{:?}", dead.body);
+}
