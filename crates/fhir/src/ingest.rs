@@ -440,7 +440,8 @@ impl FhirIngest {
                     "{} — nothing was kept: a transaction Bundle is all or nothing; fix this entry and send the whole Bundle again",
                     reply.note.as_deref().unwrap_or("not applied")
                 );
-                let issues = vec![Issue::error("processing", why, None::<String>).within(&format!("Bundle.entry[{i}]"))];
+                let issues =
+                    vec![Issue::error("processing", why, None::<String>).within(&format!("Bundle.entry[{i}]"))];
                 return Err(FhirError { status: reply.status, issues });
             }
             replies.push((i, reply));

@@ -157,7 +157,10 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not store an HL7 message; answering AR");
-                let err = AckError::new(ErrorCode::InternalError, "the message could not be stored; send it again");
+                let err = AckError::new(
+                    ErrorCode::InternalError,
+                    "storage unavailable: the message was not kept; resend later",
+                );
                 let ack = match parse(&frame) {
                     Ok(m) => build_ack(Ok(&m), AckCode::AR, Some(&err), "REFLOOP", ""),
                     Err(_) => build_ack(Err(&frame), AckCode::AR, Some(&err), "REFLOOP", ""),

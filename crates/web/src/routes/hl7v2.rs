@@ -31,7 +31,8 @@ pub async fn receive(State(s): State<AppState>, auth: Auth, body: Bytes) -> ApiR
         },
         Err(e) => {
             tracing::error!(error = %e, "could not store an HL7 message");
-            let err = AckError::new(ErrorCode::InternalError, "the message could not be stored; send it again");
+            let err =
+                AckError::new(ErrorCode::InternalError, "storage unavailable: the message was not kept; resend later");
             let ack = build_ack(Err(&body), AckCode::AR, Some(&err), "REFLOOP", "");
             (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, HL7)], ack).into_response()
         }
