@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use refloop_testkit::{Backend, FakeTwilio, TestApp};
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use super::sms::order;
 
 on_both_backends!(
     a_claim_cut_off_before_its_attempt_is_sent_once,
@@ -16,16 +18,6 @@ on_both_backends!(
     an_outcome_under_a_lease_taken_over_is_not_recorded,
     a_late_delivery_report_settles_an_unconfirmed_message,
 );
-
-fn order(patient: &str, phone: &str) -> Value {
-    json!({
-        "patient_id": patient,
-        "patient": {"name": "Pat Example", "phone": phone, "sms_consent": true, "time_zone": "America/New_York"},
-        "referring_provider": "dr-adams",
-        "specialty": "cardiology",
-        "urgency": "routine",
-    })
-}
 
 fn kinds(tasks: &[Value]) -> Vec<String> {
     tasks.iter().map(|t| t["kind"].as_str().unwrap_or_default().to_owned()).collect()

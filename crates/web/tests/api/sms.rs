@@ -19,7 +19,8 @@ on_both_backends!(
     staff_reply_to_a_patient_through_the_outbox,
 );
 
-fn order(patient: &str, phone: &str) -> Value {
+/// A routine cardiology order for a patient who consents to SMS at `phone`.
+pub(crate) fn order(patient: &str, phone: &str) -> Value {
     json!({
         "patient_id": patient,
         "patient": {"name": "Pat Example", "phone": phone, "sms_consent": true, "time_zone": "America/New_York"},
