@@ -86,3 +86,13 @@ impl Drop for TestDb {
         .join();
     }
 }
+
+/// SQLite's own check of a database file (`PRAGMA integrity_check`): "ok" when sound.
+pub async fn sqlite_integrity(url: &str) -> String {
+    use sqlx::sqlite::SqliteConnectOptions;
+    let options: SqliteConnectOptions = url.parse().expect("a SQLite URL");
+    let mut conn = sqlx::SqliteConnection::connect_with(&options.read_only(true)).await.expect("open the database");
+    let rows: Vec<String> =
+        sqlx::query_scalar("PRAGMA integrity_check").fetch_all(&mut conn).await.expect("PRAGMA integrity_check");
+    rows.join("; ")
+}

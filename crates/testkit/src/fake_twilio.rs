@@ -39,6 +39,8 @@ struct Inner {
     failures: usize,
     /// The next requests answered this late (the message is recorded first).
     delays: Vec<std::time::Duration>,
+    /// Every other request is answered this late.
+    slow: Option<std::time::Duration>,
     lookups_fail: bool,
     requests: usize,
     lookups: usize,
@@ -65,6 +67,20 @@ impl FakeTwilio {
         fake
     }
 
+    /// The `REFLOOP_SMS_*` settings that point a `refloop` process at this fake.
+    pub fn env(&self) -> Vec<(String, String)> {
+        [
+            ("REFLOOP_SMS_MODE", "twilio"),
+            ("REFLOOP_SMS_API_BASE", self.base.as_str()),
+            ("REFLOOP_SMS_ACCOUNT_SID", ACCOUNT_SID),
+            ("REFLOOP_SMS_AUTH_TOKEN", AUTH_TOKEN),
+            ("REFLOOP_SMS_FROM", "+15555550999"),
+        ]
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+    }
+
     /// Messages accepted so far.
     pub fn sent(&self) -> Vec<SentSms> {
         self.inner.lock().unwrap().sent.clone()
@@ -84,6 +100,12 @@ impl FakeTwilio {
     /// at once, as a slow provider does).
     pub fn answer_late(&self, delays: &[std::time::Duration]) {
         self.inner.lock().unwrap().delays = delays.iter().rev().copied().collect();
+    }
+
+    /// Every request without a delay of its own ([`FakeTwilio::answer_late`]) is answered
+    /// this late (the message is taken at once), until set back to `None`.
+    pub fn answer_all_late(&self, delay: Option<std::time::Duration>) {
+        self.inner.lock().unwrap().slow = delay;
     }
 
     /// Message lookups answer 500 (the provider cannot say what it has).
@@ -200,7 +222,8 @@ fn take_posted(
         status_callback: form.get("StatusCallback").cloned(),
     };
     inner.sent.push(sms.clone());
-    Ok((sms, inner.delays.pop()))
+    let delay = inner.delays.pop().or(inner.slow);
+    Ok((sms, delay))
 }
 
 async fn create(

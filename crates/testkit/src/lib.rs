@@ -11,13 +11,15 @@ mod fake_ehr;
 mod fake_fax;
 mod fake_smtp;
 mod fake_twilio;
+mod proxy;
 mod server;
 pub mod tls;
 
-pub use db::{Backend, TestDb};
+pub use db::{Backend, TestDb, sqlite_integrity};
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_fax::{FakeFax, SentFax};
 pub use fake_smtp::{FakeSmtp, Mail};
 pub use fake_twilio::{FakeTwilio, SentSms};
+pub use proxy::{TcpProxy, url_addr};
 pub use server::{MllpClient, Reply, TestApp, TestAppBuilder, ack_code, ts};

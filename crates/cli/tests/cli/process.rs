@@ -43,8 +43,64 @@ pub struct Serve {
     http: reqwest::Client,
 }
 
+async fn until_logged(log: &Mutex<String>, text: &str) -> bool {
+    for _ in 0..600 {
+        if log.lock().unwrap().contains(text) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A `refloop serve` child that has not yet said where it listens.
+pub struct Launching {
+    child: Child,
+    log: Arc<Mutex<String>>,
+    addrs: mpsc::Receiver<(&'static str, String)>,
+}
+
+impl Launching {
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to a minute) until it logs `text`; false if it did not.
+    pub async fn until_logged(&self, text: &str) -> bool {
+        until_logged(&self.log, text).await
+    }
+
+    /// Waits until both listeners are up.
+    pub fn listening(mut self) -> Serve {
+        let (mut http, mut mllp) = (None, None);
+        while http.is_none() || mllp.is_none() {
+            match self.addrs.recv_timeout(Duration::from_secs(60)) {
+                Ok(("http", addr)) => http = Some(addr),
+                Ok((_, addr)) => mllp = Some(addr),
+                Err(_) => {
+                    let _ = self.child.kill();
+                    panic!("refloop serve did not start:\n{}", self.log());
+                }
+            }
+        }
+        Serve {
+            child: self.child,
+            base: format!("http://{}", http.unwrap_or_default()),
+            mllp: mllp.unwrap_or_default().parse().expect("an MLLP address"),
+            log: self.log,
+            http: reqwest::Client::new(),
+        }
+    }
+}
+
 impl Serve {
     pub fn start(database: &str, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Serve {
+        Serve::launch(database, extra_env, extra_args).listening()
+    }
+
+    /// Starts the process without waiting for it to listen.
+    pub fn launch(database: &str, extra_env: &[(&str, &str)], extra_args: &[&str]) -> Launching {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut child = refloop()
             .args(["serve", "--database", database, "--http", "127.0.0.1:0", "--mllp", "127.0.0.1:0"])
@@ -58,7 +114,7 @@ impl Serve {
             .expect("spawn refloop serve");
         let stderr = child.stderr.take().expect("stderr");
         let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel();
+        let (tx, addrs) = mpsc::channel();
         let sink = log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
@@ -73,24 +129,72 @@ impl Serve {
                 log.push('\n');
             }
         });
-        let (mut http, mut mllp) = (None, None);
-        while http.is_none() || mllp.is_none() {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(("http", addr)) => http = Some(addr),
-                Ok((_, addr)) => mllp = Some(addr),
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!("refloop serve did not start:\n{}", log.lock().unwrap());
-                }
+        Launching { child, log, addrs }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits (up to a minute) until it logs `text`; false if it did not.
+    pub async fn until_logged(&self, text: &str) -> bool {
+        until_logged(&self.log, text).await
+    }
+
+    /// Its /readyz status (0 when it does not answer).
+    pub async fn ready(&self) -> u16 {
+        let url = format!("{}/readyz", self.base);
+        self.http.get(url).send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
+    /// Waits (up to 30 s) until /readyz answers `want`.
+    pub async fn until_ready_is(&self, want: u16) -> bool {
+        for _ in 0..300 {
+            if self.ready().await == want {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        false
+    }
+
+    /// The first source id of every referral, page by page.
+    pub async fn source_ids(&self, token: &str) -> Vec<String> {
+        let mut ids = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (status, page) = self.call(token, "GET", &format!("/api/v1/referrals?limit=200{cursor}"), None).await;
+            assert_eq!(status, 200, "{page}");
+            for r in page["items"].as_array().expect("items") {
+                ids.push(r["source_ids"][0].as_str().unwrap_or_default().to_owned());
+            }
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return ids,
             }
         }
-        Serve {
-            child,
-            base: format!("http://{}", http.unwrap_or_default()),
-            mllp: mllp.unwrap_or_default().parse().expect("an MLLP address"),
-            log,
-            http: reqwest::Client::new(),
+    }
+
+    /// Waits (up to two minutes) until no outbox item is left to settle (pending, sending or
+    /// unconfirmed); the items.
+    pub async fn until_outbox_settled(&self, token: &str) -> Vec<Value> {
+        const UNSETTLED: [&str; 3] = ["pending", "sending", "unconfirmed"];
+        for _ in 0..1200 {
+            let items = self.outbox(token).await;
+            if !items.iter().any(|i| UNSETTLED.contains(&i["status"].as_str().unwrap_or_default())) {
+                return items;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        panic!("the outbox did not settle: {:?}", self.outbox(token).await);
+    }
+
+    /// The outbox items (up to 500).
+    pub async fn outbox(&self, token: &str) -> Vec<Value> {
+        let (status, page) = self.call(token, "GET", "/api/v1/outbox?limit=500", None).await;
+        assert_eq!(status, 200, "{page}");
+        page["items"].as_array().cloned().unwrap_or_default()
     }
 
     /// Kills the process at once (SIGKILL), as a crash would.
@@ -101,11 +205,28 @@ impl Serve {
 
     /// Stops the process with SIGTERM and waits for it; returns what it logged.
     pub fn stop(mut self) -> String {
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.terminate();
         let status = self.child.wait().expect("wait for refloop serve");
         assert!(status.success(), "serve exited with {status}");
         self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn terminate(&self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+    }
+
+    /// Waits up to `within` for the process to exit: whether it exited cleanly, and what it
+    /// logged; `None` (and the process killed) if it was still running.
+    pub async fn exited_within(mut self, within: Duration) -> Option<(bool, String)> {
+        let until = std::time::Instant::now() + within;
+        while std::time::Instant::now() < until {
+            if let Some(status) = self.child.try_wait().expect("wait for refloop serve") {
+                return Some((status.success(), self.log()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     pub async fn call(&self, token: &str, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {

@@ -1,7 +1,9 @@
 //! `refloop serve`: restarts lose nothing, several processes share PostgreSQL, logs hold
 //! no patient data.
 
-use refloop_testkit::{Backend, TestDb};
+use std::time::Duration;
+
+use refloop_testkit::{Backend, FakeTwilio, TestDb};
 use serde_json::{Value, json};
 
 use crate::process::{Serve, run, token};
@@ -115,4 +117,94 @@ async fn patient_data_never_reaches_the_logs() {
     for m in markers {
         assert!(!log.contains(m), "the log contains patient data {m:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_finishes_the_sends_under_way_gives_back_the_rest_and_a_second_sigterm_exits_at_once() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let fake = FakeTwilio::start().await;
+    fake.answer_all_late(Some(Duration::from_secs(2)));
+    let mut env = fake.env();
+    for (k, v) in [
+        ("REFLOOP_CLOCK_MODE", "system"),
+        ("REFLOOP_WORKFLOW_QUIET_HOURS_START", "00:00"),
+        ("REFLOOP_WORKFLOW_QUIET_HOURS_END", "00:00"),
+        ("REFLOOP_WORKERS_OUTBOX_BATCH", "100"),
+        ("REFLOOP_WORKERS_SHUTDOWN_GRACE", "60s"),
+        ("REFLOOP_WORKERS_OUTBOX_LEASE", "3s"),
+    ] {
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let sms: Vec<(String, String)> = fake.env();
+    let sms: Vec<(&str, &str)> = sms.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // Orders taken on a manual clock (its workers run only when it is moved): 30 texts due.
+    let manual = Serve::start(&db.url, &sms, &[]);
+    let n = 30;
+    for i in 0..n {
+        let body = json!({"patient_id": format!("p{i}"), "referring_provider": "dr-a", "specialty": "cardiology",
+            "patient": {"phone": format!("+1555557{i:04}"), "sms_consent": true}});
+        let (status, r) = manual.call(&admin, "POST", "/api/v1/referrals", Some(body)).await;
+        assert_eq!(status, 201, "{r}");
+    }
+    manual.stop();
+
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let until_requests = |want: usize| {
+        let fake = fake.clone();
+        async move {
+            for _ in 0..600 {
+                if fake.requests() >= want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            false
+        }
+    };
+
+    // SIGTERM with eight texts at the provider: those finish, the rest are given back.
+    let first = Serve::start(&db.url, &env, &[]);
+    assert!(until_requests(8).await, "the texts go out");
+    first.terminate();
+    let (clean, log) = first.exited_within(Duration::from_secs(30)).await.expect("serve exits after SIGTERM");
+    assert!(clean, "a clean exit:\n{log}");
+    assert!(log.contains("items not yet attempted are given back"), "{log}");
+    let sent = fake.sent().len();
+    assert!((8..n).contains(&sent), "the sends under way finished, no new ones began: {sent}");
+    let look = Serve::start(&db.url, &[], &[]);
+    let statuses: Vec<String> =
+        look.outbox(&admin).await.iter().map(|i| i["status"].as_str().unwrap_or_default().to_owned()).collect();
+    look.stop();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "sent" || *s == "accepted").count(),
+        sent,
+        "each send under way recorded: {statuses:?}"
+    );
+    assert_eq!(statuses.iter().filter(|s| *s == "pending").count(), n - sent, "the rest given back: {statuses:?}");
+
+    // A second SIGTERM exits at once, sends under way or not (the grace is a minute).
+    fake.answer_all_late(Some(Duration::from_secs(120)));
+    let second = Serve::start(&db.url, &env, &[]);
+    assert!(until_requests(sent + 1).await, "the texts go out again");
+    second.terminate();
+    assert!(
+        second.until_logged("finishing the sends under way").await,
+        "the first SIGTERM is taken:\n{}",
+        second.log()
+    );
+    second.terminate();
+    let (_, log) = second.exited_within(Duration::from_secs(30)).await.expect("a second SIGTERM exits at once");
+    assert!(log.contains("second SIGTERM: exiting now"), "{log}");
+
+    // What the cut-off sends left is settled after a restart: looked up, never texted twice.
+    fake.answer_all_late(None);
+    let third = Serve::start(&db.url, &env, &[]);
+    third.until_outbox_settled(&admin).await;
+    let mut numbers: Vec<String> = fake.sent().into_iter().map(|s| s.to).collect();
+    numbers.sort();
+    let texted = numbers.len();
+    numbers.dedup();
+    assert_eq!((texted, numbers.len()), (n, n), "every patient texted once");
+    third.stop();
 }

@@ -1,19 +1,14 @@
-//! Faults caused on purpose against the real binary, counting what was acknowledged: a
-//! SQLite disk that fills up under an MLLP feed and empties again.
+//! A SQLite disk that fills up under an MLLP feed and empties again.
 
-use std::{path::PathBuf, process::Command, time::Duration};
+use std::{path::PathBuf, process::Command};
 
-use refloop_testkit::{MllpClient, ack_code};
+use refloop_testkit::{MllpClient, ack_code, sqlite_integrity};
 
+use super::{lost_and_twice, ref_i12, report};
 use crate::process::{Serve, token};
 
-fn ref_i12(control: &str) -> String {
-    let pad = "X".repeat(3000); // a bulky note, so the log grows quickly
-    format!(
-        "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000||REF^I12|{control}|P|2.5.1\r\
-         RF1|P|R|CAR||O|R-{control}^EPIC|20260302|||{pad}\rPRD|RP|ADAMS^ANN|||||NPI123\rPID|1||MRN-{control}^^^NORTH^MR\r"
-    )
-}
+/// A bulky note, so the database grows quickly.
+const PAD: usize = 3000;
 
 /// A small tmpfs of its own (the tests run as root, as CI does), unmounted when dropped.
 struct SmallDisk {
@@ -53,21 +48,6 @@ impl Drop for SmallDisk {
     }
 }
 
-async fn ready(s: &Serve) -> u16 {
-    reqwest::get(format!("{}/readyz", s.base)).await.map(|r| r.status().as_u16()).unwrap_or(0)
-}
-
-/// Waits (bounded) until /readyz answers `want`.
-async fn until_ready_is(s: &Serve, want: u16) -> bool {
-    for _ in 0..100 {
-        if ready(s).await == want {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_sqlite_disk_refuses_messages_until_space_is_back_then_recovers_without_a_restart() {
     let disk = SmallDisk::mount("6m");
@@ -78,7 +58,7 @@ async fn a_full_sqlite_disk_refuses_messages_until_space_is_back_then_recovers_w
     let mut acknowledged = Vec::new();
     for i in 0..5 {
         let control = format!("OK{i}");
-        assert_eq!(ack_code(&c.send(&ref_i12(&control)).await), "AA");
+        assert_eq!(ack_code(&c.send(&ref_i12(&control, PAD)).await), "AA");
         acknowledged.push(control);
     }
 
@@ -86,7 +66,7 @@ async fn a_full_sqlite_disk_refuses_messages_until_space_is_back_then_recovers_w
     let mut refused = Vec::new();
     for i in 0..400 {
         let control = format!("FULL{i}");
-        let ack = c.send(&ref_i12(&control)).await;
+        let ack = c.send(&ref_i12(&control, PAD)).await;
         match ack_code(&ack).as_str() {
             "AA" => acknowledged.push(control),
             code => {
@@ -100,25 +80,20 @@ async fn a_full_sqlite_disk_refuses_messages_until_space_is_back_then_recovers_w
         }
     }
     assert_eq!(refused.len(), 3, "a full disk refuses messages");
-    assert!(until_ready_is(&s, 503).await, "/readyz says the store cannot take writes");
+    assert!(s.until_ready_is(503).await, "/readyz says the store cannot take writes");
 
     disk.free();
-    assert!(until_ready_is(&s, 200).await, "ready again once space is back, without a restart");
+    assert!(s.until_ready_is(200).await, "ready again once space is back, without a restart");
     for control in &refused {
-        assert_eq!(ack_code(&c.send(&ref_i12(control)).await), "AA", "the resend is taken");
+        assert_eq!(ack_code(&c.send(&ref_i12(control, PAD)).await), "AA", "the resend is taken");
         acknowledged.push(control.clone());
     }
-    let (status, list) = s.call(&admin, "GET", "/api/v1/referrals?limit=200", None).await;
-    assert_eq!(status, 200, "{list}");
-    let mut kept: Vec<String> = list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["source_ids"][0].as_str().unwrap().trim_start_matches("R-").to_owned())
-        .collect();
-    kept.sort();
-    acknowledged.sort();
-    assert_eq!(kept, acknowledged, "every acknowledged message is kept, nothing twice");
+    let kept = s.source_ids(&admin).await;
+    let (lost, twice) = lost_and_twice(&kept, &acknowledged);
+    report("sqlite disk full, then space back", "sqlite", 1, acknowledged.len(), lost.len(), twice.len());
+    assert!(lost.is_empty() && twice.is_empty(), "lost {lost:?}, kept twice {twice:?}");
+    assert_eq!(kept.len(), acknowledged.len(), "nothing kept that was not acknowledged");
     let log = s.stop();
     assert!(log.contains("ERROR") && log.contains("the disk is full"), "the cause is logged at error level:\n{log}");
+    assert_eq!(sqlite_integrity(&url).await, "ok", "the database is sound");
 }
