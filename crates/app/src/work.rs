@@ -212,18 +212,21 @@ impl App {
                 at: now,
             }
         };
+        let not_found = || AppError::NotFound { what: "referral", id: task.referral_id.to_string() };
+        // The patient's row is locked before the referral's (the lock order, ARCHITECTURE.md):
+        // the referral is read first to learn whose it is.
+        let patient_id = match phone {
+            Some(_) => Some(self.store.referral(&task.referral_id).await?.ok_or_else(not_found)?.patient_id),
+            None => None,
+        };
         let mut tx = self.store.begin().await?;
-        if let Some(phone) = phone {
-            let referral = tx
-                .lock_referral(&task.referral_id, false)
-                .await?
-                .ok_or_else(|| AppError::NotFound { what: "referral", id: task.referral_id.to_string() })?;
-            let old = tx.patient(&referral.patient_id).await?;
+        if let (Some(phone), Some(patient_id)) = (phone, patient_id) {
+            let old = tx.patient(&patient_id).await?;
             let fixed = Patient {
                 phone: Some(phone),
                 updated_at: now,
                 ..old.unwrap_or_else(|| Patient {
-                    id: referral.patient_id.clone(),
+                    id: patient_id.clone(),
                     name: None,
                     birth_date: None,
                     language: None,
@@ -235,7 +238,11 @@ impl App {
                 })
             };
             tx.upsert_patient(&fixed, PatientKeep { consent: true, opt_out: true }).await?;
-            tx.audit(&self.audit_entry(actor, "update", "patient", referral.patient_id.as_str())).await?;
+            let referral = tx.lock_referral(&task.referral_id, false).await?.ok_or_else(not_found)?;
+            if referral.patient_id != patient_id {
+                return Err(AppError::Conflict("the referral's patient changed meanwhile; try again".into()));
+            }
+            tx.audit(&self.audit_entry(actor, "update", "patient", patient_id.as_str())).await?;
         }
         let Some(changed) = tx.change_task(id, &change).await? else {
             return Err(self.task_conflict(id, "completed").await);

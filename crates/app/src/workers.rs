@@ -310,7 +310,6 @@ impl App {
         Ok(())
     }
 
-    /// Records a final outcome and applies it to the referral in one transaction.
     /// Records a final outcome for an item still in the state `guard` names, and applies it
     /// to the referral, in one transaction; false when the item had moved on.
     pub(crate) async fn feed_outcome(
@@ -342,10 +341,12 @@ impl App {
         task: Option<refloop_domain::TaskKind>,
         now: Timestamp,
     ) -> Result<bool, AppError> {
+        // The referral's row before its outbox row (the lock order, ARCHITECTURE.md).
+        let current = tx.lock_referral(&item.referral_id, false).await?;
         if !tx.finish_outbox(&item.id, guard, status, now, sent_at, error.as_deref()).await? {
             return Ok(false);
         }
-        if let Some(current) = tx.lock_referral(&item.referral_id, false).await? {
+        if let Some(current) = current {
             let (channel, purpose) = (item.channel, item.purpose);
             let input = match error {
                 None => Input::Delivered { channel, purpose, at: now },

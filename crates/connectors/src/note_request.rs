@@ -3,11 +3,14 @@
 //! provider's HTTP API (Phaxio-style: `POST {api_base}/v2.1/faxes`, form-encoded `to` and
 //! `string_data` as HTML, basic auth). Direct is preferred when the directory has an
 //! address. A missing or stale directory entry is not used — the request fails with the
-//! reason, and a staff task takes over.
+//! reason, and a staff task takes over. Each fax is tagged with the outbox item's id
+//! (`tags[refloop_message]`), by which the provider is asked (`GET …/v2.1/faxes?tag[…]=…`)
+//! before a send whose outcome was unknown is repeated; each Direct message carries a
+//! Message-ID made from that id.
 
 use std::{sync::Arc, time::Duration};
 
-use refloop_app::{Clock, Connector, DeliveryOutcome, OutboxItem, Store, entry_for, is_stale};
+use refloop_app::{Clock, Confirmation, Connector, DeliveryOutcome, OutboxItem, Store, entry_for, is_stale};
 use refloop_domain::{Referral, TaskKind};
 
 /// The HISP relay that carries Direct messages.
@@ -53,7 +56,18 @@ impl NoteRequests {
         Self { fax: !cfg.api_base.is_empty(), cfg, direct, http, store, clock }
     }
 
-    async fn by_direct(&self, relay: &DirectConfig, to: &str, referral: &Referral, letter: String) -> DeliveryOutcome {
+    /// Sends the letter by Direct under a Message-ID made from the outbox item's id, so a
+    /// resend is the same message to the recipient. A relay that refused it for now (4xx) is
+    /// retried; a time-out or a broken connection may have come after the relay took it, and is
+    /// `Unconfirmed`.
+    async fn by_direct(
+        &self,
+        relay: &DirectConfig,
+        to: &str,
+        item: &OutboxItem,
+        referral: &Referral,
+        letter: String,
+    ) -> DeliveryOutcome {
         use lettre::{
             AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
             transport::smtp::authentication::Credentials,
@@ -61,7 +75,9 @@ impl NoteRequests {
         let (Ok(from), Ok(to)) = (relay.from.parse(), to.parse()) else {
             return DeliveryOutcome::Permanent { error: "a Direct address is not a valid address".into() };
         };
+        let domain = relay.from.rsplit('@').next().unwrap_or("refloop.invalid");
         let message = Message::builder()
+            .message_id(Some(format!("<{}@{domain}>", item.id)))
             .from(from)
             .to(to)
             .subject(format!("Request for consult note — referral {}", referral.id))
@@ -88,7 +104,12 @@ impl NoteRequests {
                 let code = e.status().map(|c| c.to_string()).unwrap_or_else(|| "no code".into());
                 DeliveryOutcome::Permanent { error: format!("the Direct relay refused the message ({code})") }
             }
-            Err(_) => DeliveryOutcome::Retry { error: "the Direct relay could not take the message now".into() },
+            Err(e) if e.is_transient() => {
+                DeliveryOutcome::Retry { error: "the Direct relay could not take the message now".into() }
+            }
+            Err(_) => DeliveryOutcome::Unconfirmed {
+                error: "the Direct relay's answer did not come (the message may have gone)".into(),
+            },
         }
     }
 }
@@ -121,9 +142,16 @@ pub fn request_letter(cfg: &FaxConfig, r: &Referral, patient_name: Option<&str>,
     )
 }
 
-#[async_trait::async_trait]
-impl Connector for NoteRequests {
-    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+/// Where a note request goes.
+enum Route {
+    Direct { relay: DirectConfig, address: String, referral: Box<Referral>, letter: String, specialist: String },
+    Fax { number: String, letter: String, specialist: String },
+}
+
+impl NoteRequests {
+    /// Reads the referral, its patient and the directory, and picks Direct or fax (or says why
+    /// neither can be used).
+    async fn route(&self, item: &OutboxItem) -> Result<Route, DeliveryOutcome> {
         let read = async {
             let r = self.store.referral(&item.referral_id).await?;
             let p = self.store.patient(&item.patient_id).await?;
@@ -131,35 +159,33 @@ impl Connector for NoteRequests {
             Ok::<_, refloop_app::StoreError>((r, p, d))
         };
         let Ok((Some(referral), patient, directory)) = read.await else {
-            return DeliveryOutcome::Retry { error: "the database could not be read".into() };
+            return Err(DeliveryOutcome::Retry { error: "the database could not be read".into() });
         };
         let Some(entry) = entry_for(&directory, &referral) else {
-            return DeliveryOutcome::NeedsPerson {
+            return Err(DeliveryOutcome::NeedsPerson {
                 error: "the specialist is not in the directory: add them, then request the note".into(),
                 task: TaskKind::VerifySpecialist,
-            };
+            });
         };
         let now = self.clock.now();
         if is_stale(entry, now) {
-            return DeliveryOutcome::NeedsPerson {
+            return Err(DeliveryOutcome::NeedsPerson {
                 error: format!(
                     "verify specialist {}: contact data last verified {}, more than 90 days ago",
                     entry.id,
                     &entry.last_verified.to_string()[..10]
                 ),
                 task: TaskKind::VerifySpecialist,
-            };
+            });
         }
         let letter =
             request_letter(&self.cfg, &referral, patient.as_ref().and_then(|p| p.name.as_deref()), &entry.name);
+        let specialist = entry.id.to_string();
         if let (Some(relay), Some(address)) = (&self.direct, entry.direct_address.as_deref()) {
-            let outcome = self.by_direct(relay, address, &referral, letter).await;
-            if outcome == DeliveryOutcome::Delivered {
-                tracing::info!(message_id = %item.id, specialist = %entry.id, "note request sent by Direct");
-            }
-            return outcome;
+            let (relay, address) = (relay.clone(), address.to_owned());
+            return Ok(Route::Direct { relay, address, referral: Box::new(referral), letter, specialist });
         }
-        let Some(fax) = entry.fax.as_deref().filter(|_| self.fax) else {
+        let Some(number) = entry.fax.as_deref().filter(|_| self.fax) else {
             let error = if entry.direct_address.is_none() && entry.fax.is_none() {
                 format!(
                     "interoperability gap: specialist {} has no fax or Direct address; request the records by phone or mail",
@@ -171,24 +197,111 @@ impl Connector for NoteRequests {
                     entry.id
                 )
             };
-            return DeliveryOutcome::NeedsPerson { error, task: TaskKind::RecordsRequest };
+            return Err(DeliveryOutcome::NeedsPerson { error, task: TaskKind::RecordsRequest });
         };
-        let url = format!("{}/v2.1/faxes", self.cfg.api_base.trim_end_matches('/'));
-        let form = [("to", fax), ("string_data", letter.as_str()), ("string_data_type", "html")];
-        let sent =
-            self.http.post(&url).basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret)).form(&form).send().await;
+        Ok(Route::Fax { number: number.to_owned(), letter, specialist })
+    }
+
+    fn faxes_url(&self) -> String {
+        format!("{}/v2.1/faxes", self.cfg.api_base.trim_end_matches('/'))
+    }
+
+    /// Faxes the letter, tagged with the outbox item's id so that the provider can later say
+    /// whether it has it. A request that may have reached the provider (a time-out or reset
+    /// after it was written, a 5xx) is `Unconfirmed`: it is looked up before any resend.
+    async fn by_fax(&self, item: &OutboxItem, number: &str, letter: &str) -> DeliveryOutcome {
+        let form = [("to", number), ("string_data", letter), ("string_data_type", "html"), (FAX_TAG, item.id.as_str())];
+        let sent = self
+            .http
+            .post(self.faxes_url())
+            .basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret))
+            .form(&form)
+            .send()
+            .await;
         match sent {
-            Ok(r) if r.status().is_success() => {
-                tracing::info!(message_id = %item.id, specialist = %entry.id, "note request faxed");
-                DeliveryOutcome::Delivered
+            Ok(r) if r.status().is_success() => DeliveryOutcome::Delivered,
+            Ok(r) if r.status().as_u16() == 429 => {
+                DeliveryOutcome::Retry { error: "the fax API answered 429 (too many requests)".into() }
             }
-            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
-                DeliveryOutcome::Retry { error: format!("the fax API answered {}", r.status().as_u16()) }
+            Ok(r) if r.status().is_server_error() => {
+                DeliveryOutcome::Unconfirmed { error: format!("the fax API answered {}", r.status().as_u16()) }
             }
             Ok(r) => DeliveryOutcome::Permanent {
                 error: format!("the fax API refused the request ({})", r.status().as_u16()),
             },
-            Err(_) => DeliveryOutcome::Retry { error: "the fax API could not be reached".into() },
+            Err(e) if e.is_connect() => DeliveryOutcome::Retry { error: "the fax API could not be reached".into() },
+            Err(_) => DeliveryOutcome::Unconfirmed { error: "the fax API did not answer in time".into() },
+        }
+    }
+
+    /// Asks the fax provider for faxes tagged with the item's id since its first attempt.
+    async fn fax_sent(&self, item: &OutboxItem) -> Confirmation {
+        let since = item.first_attempt_at.unwrap_or(item.created_at);
+        let tag = format!("tag[{FAX_TAG_KEY}]");
+        let query = [(tag.as_str(), item.id.as_str()), ("created_after", &since.to_string())];
+        let resp = match self
+            .http
+            .get(self.faxes_url())
+            .basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret))
+            .query(&query)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => r,
+            Ok(r) => return Confirmation::Later { error: format!("the fax API answered {} to a lookup", r.status()) },
+            Err(_) => return Confirmation::Later { error: "the fax API lookup failed".into() },
+        };
+        let Ok(page) = resp.json::<serde_json::Value>().await else {
+            return Confirmation::Later { error: "the fax API's lookup answer was not JSON".into() };
+        };
+        match page["data"].as_array().and_then(|faxes| faxes.first()) {
+            None => Confirmation::NotSent,
+            Some(fax) if fax["status"] == "failure" => Confirmation::Sent(DeliveryOutcome::Permanent {
+                error: "the fax provider could not deliver the fax".into(),
+            }),
+            Some(_) => Confirmation::Sent(DeliveryOutcome::Delivered),
+        }
+    }
+}
+
+/// The tag each fax carries: the outbox item's id, by which the provider is asked later.
+const FAX_TAG_KEY: &str = "refloop_message";
+const FAX_TAG: &str = "tags[refloop_message]";
+
+#[async_trait::async_trait]
+impl Connector for NoteRequests {
+    async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        match self.route(item).await {
+            Err(outcome) => outcome,
+            Ok(Route::Direct { relay, address, referral, letter, specialist }) => {
+                let outcome = self.by_direct(&relay, &address, item, &referral, letter).await;
+                if outcome == DeliveryOutcome::Delivered {
+                    tracing::info!(message_id = %item.id, %specialist, "note request sent by Direct");
+                }
+                outcome
+            }
+            Ok(Route::Fax { number, letter, specialist }) => {
+                let outcome = self.by_fax(item, &number, &letter).await;
+                if outcome == DeliveryOutcome::Delivered {
+                    tracing::info!(message_id = %item.id, %specialist, "note request faxed");
+                }
+                outcome
+            }
+        }
+    }
+
+    /// Fax: the provider is asked by the item's tag. Direct (SMTP) offers no lookup: the
+    /// message goes again under the same Message-ID, by which the recipient's system knows it
+    /// for the same message.
+    async fn confirm(&self, item: &OutboxItem) -> Confirmation {
+        match self.route(item).await {
+            Ok(Route::Fax { .. }) => self.fax_sent(item).await,
+            Ok(Route::Direct { .. }) => Confirmation::NotSent,
+            Err(DeliveryOutcome::Retry { error }) => Confirmation::Later { error },
+            Err(_) => Confirmation::CannotTell {
+                error: "the specialist's directory entry changed; check with their office whether the request arrived"
+                    .into(),
+            },
         }
     }
 }

@@ -57,9 +57,12 @@ pub(crate) struct SqlTx {
     /// The tracked referrals of prefetched patients: (id, specialty, ordered at), kept up
     /// to date as this transaction writes referrals.
     known_tracked: HashMap<PatientId, Vec<(ReferralId, Option<Specialty>, Timestamp)>>,
-    /// Patients read in this transaction (locked on PostgreSQL), as this transaction left
-    /// them; `None` records that the database has none.
+    /// Patients read in this transaction, as this transaction left them; `None` records
+    /// that the database has none.
     known_patients: HashMap<PatientId, Option<Patient>>,
+    /// PostgreSQL: the patients whose rows this transaction holds locked — only those it
+    /// writes or may write (see the lock order in ARCHITECTURE.md).
+    locked_patients: std::collections::HashSet<PatientId>,
 }
 
 /// Runs the same body against the transaction's connection, whichever backend it is.
@@ -102,6 +105,7 @@ impl SqlTx {
             known_keys: HashMap::new(),
             known_tracked: HashMap::new(),
             known_patients: HashMap::new(),
+            locked_patients: std::collections::HashSet::new(),
         }))
     }
 
@@ -252,12 +256,12 @@ impl Tx for SqlTx {
     }
 
     async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
-        self.load_patients(std::slice::from_ref(id)).await?;
+        self.load_patients(std::slice::from_ref(id), false).await?;
         Ok(self.known_patients.get(id).cloned().flatten())
     }
 
     async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError> {
-        self.load_patients(std::slice::from_ref(&p.id)).await?;
+        self.load_patients(std::slice::from_ref(&p.id), true).await?;
         if self.pending.patients.iter().any(|(q, _)| q.id == p.id) {
             self.flush(Only::Parents).await?;
         }
@@ -629,7 +633,7 @@ impl Tx for SqlTx {
         patients: &[PatientId],
     ) -> Result<(), StoreError> {
         self.flush(Only::Parents).await?;
-        self.load_patients(patients).await?;
+        self.load_patients(patients, true).await?;
         self.read_tracked(patients).await?;
         self.read_inbox(messages).await?;
         self.read_keys(keys).await

@@ -13,14 +13,22 @@ use sqlx::{Sqlite, Transaction};
 use crate::row::{self, db, ts};
 
 impl SqlTx {
-    /// Reads the patients not yet known to this transaction, locking their rows on
-    /// PostgreSQL until it ends (the write-behind upsert relies on what it read).
-    pub(super) async fn load_patients(&mut self, ids: &[PatientId]) -> Result<(), StoreError> {
-        let wanted: Vec<&PatientId> = ids.iter().filter(|id| !self.known_patients.contains_key(*id)).collect();
+    /// Reads the patients not yet known to this transaction. With `lock` (a transaction that
+    /// writes them: the write-behind upsert merges with what it read), their rows are locked on
+    /// PostgreSQL until it ends, in id order, and one already read without a lock is read again;
+    /// without it they are only read, so a transaction that reads a referral's patient never
+    /// holds a patient lock while it waits for a referral (the lock order, ARCHITECTURE.md).
+    pub(super) async fn load_patients(&mut self, ids: &[PatientId], lock: bool) -> Result<(), StoreError> {
+        let lock = lock && self.is_postgres();
+        let wanted: Vec<&PatientId> = ids
+            .iter()
+            .filter(
+                |id| if lock { !self.locked_patients.contains(*id) } else { !self.known_patients.contains_key(*id) },
+            )
+            .collect();
         if wanted.is_empty() {
             return Ok(());
         }
-        let lock = if self.is_postgres() { " FOR UPDATE" } else { "" };
         let found: Vec<Patient> = on_tx!(self, c => {
             let mut q = sqlx::QueryBuilder::new("SELECT * FROM patients WHERE id IN (");
             let mut list = q.separated(", ");
@@ -28,10 +36,15 @@ impl SqlTx {
                 list.push_bind(id.as_str());
             }
             q.push(")");
-            q.push(lock);
+            if lock {
+                q.push(" ORDER BY id FOR UPDATE");
+            }
             let rows = q.build().fetch_all(c).await.map_err(db)?;
             rows.iter().map(|r| row::patient(r)).collect::<Result<_, _>>()?
         });
+        if lock {
+            self.locked_patients.extend(wanted.iter().map(|id| (*id).clone()));
+        }
         for id in wanted {
             self.known_patients.insert(id.clone(), None);
         }
@@ -140,6 +153,20 @@ impl SqlTx {
         });
         for key in keys {
             self.known_keys.insert(key.clone(), None);
+        }
+        // PostgreSQL: the referrals these messages update are locked now, in id order, after
+        // their patients and before anything else (the lock order, ARCHITECTURE.md).
+        if let Inner::Postgres(tx) = &mut self.inner {
+            let mut ids: Vec<&str> = rows.iter().map(|(_, id)| id.as_str()).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            if !ids.is_empty() {
+                sqlx::query("SELECT id FROM referrals WHERE id = ANY($1) ORDER BY id FOR UPDATE")
+                    .bind(ids)
+                    .fetch_all(&mut **tx)
+                    .await
+                    .map_err(db)?;
+            }
         }
         for (key, id) in rows {
             let id = ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?;

@@ -11,6 +11,8 @@ on_both_backends!(
     direct_is_preferred_when_the_directory_has_an_address,
     a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap,
     an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30,
+    a_fax_whose_answer_was_lost_is_looked_up_and_not_sent_again,
+    a_fax_refused_with_a_server_error_is_looked_up_then_sent_once,
 );
 
 fn order(patient: &str, specialist: &str) -> Value {
@@ -135,7 +137,60 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
         mails[0].data
     );
     let outbox = t.outbox_of(&id).await;
-    assert_eq!(outbox.iter().find(|m| m["channel"] == "note-request").unwrap()["status"], "sent");
+    let item = outbox.iter().find(|m| m["channel"] == "note-request").unwrap();
+    assert_eq!(item["status"], "sent");
+    // A resend (after an answer that never came) is the same message to the recipient.
+    let message_id = format!("Message-ID: <{}@direct.north-clinic.example>", item["id"].as_str().unwrap());
+    assert!(mails[0].data.contains(&message_id), "{}", mails[0].data);
+}
+
+/// A fax directory entry and a referral seen on day 1, its note request due on day 31.
+async fn fax_request(t: &TestApp, patient: &str) -> String {
+    let saved = t
+        .http
+        .put(format!("{}/api/v1/specialists/sp-f", t.base))
+        .bearer_auth(&t.admin)
+        .json(&json!({"name": "Dr Fax", "specialties": ["cardiology"], "fax": "+15555550181",
+            "last_verified": "2026-02-20T00:00:00Z"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+    let id = t.create_referral_id(order(patient, "Dr Fax")).await;
+    seen(t, &id).await;
+    id
+}
+
+fn note_request(outbox: &[Value]) -> Value {
+    outbox.iter().find(|m| m["channel"] == "note-request").cloned().expect("a note request")
+}
+
+async fn a_fax_whose_answer_was_lost_is_looked_up_and_not_sent_again(b: Backend) {
+    let fax = FakeFax::start().await;
+    let t = TestApp::builder(b).fax(&fax).spawn().await;
+    let id = fax_request(&t, "p-lost").await;
+    fax.lose_next_answers(1);
+    // The clock stops at each due instant: the 500 leaves the item unconfirmed, and after its
+    // backoff the provider is asked before anything is sent again.
+    t.advance("32d").await;
+    let item = note_request(&t.outbox_of(&id).await);
+    assert!(fax.lookups() >= 1, "the provider was asked");
+    assert_eq!(fax.sent().len(), 1, "not faxed twice");
+    assert_eq!(fax.sent()[0].tags.get("refloop_message").map(String::as_str), item["id"].as_str(), "tagged");
+    assert_eq!((item["status"].as_str(), item["attempts"].as_u64()), (Some("sent"), Some(2)), "{item}");
+    assert!(!kinds(&t.tasks_of(&id).await).contains(&"confirm-delivery".to_owned()));
+}
+
+async fn a_fax_refused_with_a_server_error_is_looked_up_then_sent_once(b: Backend) {
+    let fax = FakeFax::start().await;
+    let t = TestApp::builder(b).fax(&fax).spawn().await;
+    let id = fax_request(&t, "p-refused").await;
+    fax.refuse_next(1);
+    t.advance("32d").await;
+    assert!(fax.lookups() >= 1, "the provider was asked first");
+    assert_eq!(fax.sent().len(), 1, "then faxed once");
+    let item = note_request(&t.outbox_of(&id).await);
+    assert_eq!((item["status"].as_str(), item["attempts"].as_u64()), (Some("sent"), Some(2)), "{item}");
 }
 
 async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap(b: Backend) {
