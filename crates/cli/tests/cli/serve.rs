@@ -291,3 +291,59 @@ async fn two_processes_fire_timers_fifty_times_under_cpu_load_without_a_conflict
     let clashes = logs.lines().filter(|l| l.contains("clashed with another")).count();
     assert_eq!(clashes, 0, "the database broke off no transaction to end a deadlock:\n{logs}");
 }
+
+/// An order for `i` with placer id `R-{i}` and control id `control`: sent again with a new
+/// control id it updates the same referral (and its patient).
+fn placer_order(i: usize, control: &str) -> String {
+    format!(
+        "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000||REF^I12|{control}|P|2.5.1\r\
+         RF1|P|R|CAR||O|R-{i}^EPIC|20260302\rPRD|RP|ADAMS^ANN|||||NPI123\r\
+         PID|1||MRN-{i}^^^NORTH^MR||DOE^JO||19700101|F|||||^PRN^PH^^^555^5550{i:03}\r"
+    )
+}
+
+/// Inbound updates (patient, then referral locks) on one process while both fire timers and
+/// record outcomes (referral locks; the patient only read) on the same referrals: the lock
+/// order leaves no cycle, so PostgreSQL never has to break a deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn inbound_updates_beside_due_work_on_two_processes_never_deadlock() {
+    let db = TestDb::new(Backend::Postgres).await;
+    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let admin = token(&db.url, "admin");
+    let env = [("RUST_LOG", "info,refloop_hl7=debug"), ("REFLOOP_WORKERS_OUTBOX_BATCH", "3")];
+    let (a, b) = (Serve::start(&db.url, &env, &[]), Serve::start(&db.url, &env, &[]));
+    const N: usize = 40;
+    const ROUNDS: usize = 4;
+    let mut feed = refloop_testkit::MllpClient::connect(a.mllp).await;
+    for i in 0..N {
+        let ack = feed.send(&placer_order(i, &format!("NEW{i}"))).await;
+        assert_eq!(refloop_testkit::ack_code(&ack), "AA", "{ack}");
+    }
+    for round in 0..ROUNDS {
+        let updates = async {
+            let mut clients = Vec::new();
+            for _ in 0..4 {
+                clients.push(refloop_testkit::MllpClient::connect(a.mllp).await);
+            }
+            let sends = clients.into_iter().enumerate().map(|(c, mut client)| async move {
+                for i in (c..N).step_by(4) {
+                    let ack = client.send(&placer_order(i, &format!("UPD{round}-{i}"))).await;
+                    assert_eq!(refloop_testkit::ack_code(&ack), "AA", "{ack}");
+                }
+            });
+            futures_util::future::join_all(sends).await;
+        };
+        let by = if round == 0 { "7d1h" } else { "1d" };
+        let body = || Some(json!({ "by": by }));
+        let (_, (sa, ra), (sb, rb)) = tokio::join!(
+            updates,
+            a.call(&admin, "POST", "/api/v1/clock/advance", body()),
+            b.call(&admin, "POST", "/api/v1/clock/advance", body())
+        );
+        assert_eq!((sa, sb), (200, 200), "round {round}: {ra} {rb}");
+    }
+    let logs = a.stop() + &b.stop();
+    let deadlocks = logs.lines().filter(|l| l.contains("deadlock")).count();
+    assert_eq!(deadlocks, 0, "PostgreSQL broke deadlocks:\n{logs}");
+}
