@@ -16,6 +16,23 @@ use refloop_app::{ChannelMode, Confirmation, Connector, DeliveryOutcome, OutboxI
 use refloop_domain::Channel;
 
 pub use note_request::{DirectConfig, FaxConfig, NoteRequests, request_letter};
+
+/// A provider's answer to "what do you have?" (a GET with the query), as JSON; `Err` is the
+/// [`Confirmation::Later`] to give when it cannot say now. `api` names the provider in errors.
+async fn look_up(
+    request: reqwest::RequestBuilder,
+    query: &[(&str, &str)],
+    api: &str,
+) -> Result<serde_json::Value, Confirmation> {
+    let later = |error: String| Confirmation::Later { error };
+    match request.query(query).send().await {
+        Ok(r) if r.status().is_success() => {
+            r.json().await.map_err(|_| later(format!("the {api}'s lookup answer was not JSON")))
+        }
+        Ok(r) => Err(later(format!("the {api} answered {} to a lookup", r.status()))),
+        Err(_) => Err(later(format!("the {api} lookup failed"))),
+    }
+}
 pub use refloop_app::SmsTexts;
 pub use slack::SlackWebhook;
 pub use twilio::{Twilio, TwilioConfig, twilio_signature, twilio_signature_ok};

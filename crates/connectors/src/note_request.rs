@@ -239,20 +239,10 @@ impl NoteRequests {
         let since = item.first_attempt_at.unwrap_or(item.created_at);
         let tag = format!("tag[{FAX_TAG_KEY}]");
         let query = [(tag.as_str(), item.id.as_str()), ("created_after", &since.to_string())];
-        let resp = match self
-            .http
-            .get(self.faxes_url())
-            .basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret))
-            .query(&query)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => r,
-            Ok(r) => return Confirmation::Later { error: format!("the fax API answered {} to a lookup", r.status()) },
-            Err(_) => return Confirmation::Later { error: "the fax API lookup failed".into() },
-        };
-        let Ok(page) = resp.json::<serde_json::Value>().await else {
-            return Confirmation::Later { error: "the fax API's lookup answer was not JSON".into() };
+        let request = self.http.get(self.faxes_url()).basic_auth(&self.cfg.api_key, Some(&self.cfg.api_secret));
+        let page = match crate::look_up(request, &query, "fax API").await {
+            Ok(page) => page,
+            Err(later) => return later,
         };
         match page["data"].as_array().and_then(|faxes| faxes.first()) {
             None => Confirmation::NotSent,

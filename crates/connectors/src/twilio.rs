@@ -169,20 +169,10 @@ impl Connector for Twilio {
         let since = item.first_attempt_at.unwrap_or(item.created_at);
         let day = jiff::tz::TimeZone::UTC.to_datetime(since).date().to_string();
         let query = [("To", to.as_str()), ("DateSent>", day.as_str()), ("PageSize", "100")];
-        let resp = match self
-            .http
-            .get(self.messages_url())
-            .basic_auth(&self.cfg.account_sid, Some(&self.cfg.auth_token))
-            .query(&query)
-            .send()
-            .await
-        {
-            Ok(r) if r.status().is_success() => r,
-            Ok(r) => return Confirmation::Later { error: format!("the SMS API answered {} to a lookup", r.status()) },
-            Err(e) => return Confirmation::Later { error: format!("the SMS API lookup failed: {}", without_url(&e)) },
-        };
-        let Ok(page) = resp.json::<serde_json::Value>().await else {
-            return Confirmation::Later { error: "the SMS API's lookup answer was not JSON".into() };
+        let request = self.http.get(self.messages_url()).basic_auth(&self.cfg.account_sid, Some(&self.cfg.auth_token));
+        let page = match crate::look_up(request, &query, "SMS API").await {
+            Ok(page) => page,
+            Err(later) => return later,
         };
         let found = page["messages"].as_array().into_iter().flatten().find(|m| {
             m["to"].as_str() == Some(to.as_str()) && m["body"].as_str().is_some_and(|b| b.ends_with(body.as_str()))

@@ -27,6 +27,32 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
     )
 }
 
+/// Migrates a database and makes an admin token on it (before any `serve` starts, so that
+/// several processes never race to migrate).
+pub fn prepared(database: &str) -> String {
+    let (ok, _, err) = run(&["migrate", "--database", database], &[]);
+    assert!(ok, "{err}");
+    token(database, "admin")
+}
+
+/// The environment of a process on the system clock that texts through `fake`, with quiet
+/// hours off, and `extra` settings.
+pub fn texting_env(fake: &refloop_testkit::FakeTwilio, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = fake.env();
+    let live = [
+        ("REFLOOP_CLOCK_MODE", "system"),
+        ("REFLOOP_WORKFLOW_QUIET_HOURS_START", "00:00"),
+        ("REFLOOP_WORKFLOW_QUIET_HOURS_END", "00:00"),
+    ];
+    env.extend(live.iter().chain(extra).map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    env
+}
+
+/// `env` as the pairs [`Serve::start`] takes.
+pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
 /// Creates a token of `role` on `database`.
 pub fn token(database: &str, role: &str) -> String {
     let (ok, out, err) = run(&["token", "create", "--role", role, "--name", "cli-test", "--database", database], &[]);

@@ -12,7 +12,7 @@ use std::{
 use refloop_testkit::{Backend, FakeTwilio, TestDb};
 use serde_json::{Value, json};
 
-use crate::process::{Serve, run, token};
+use crate::process::{Serve, pairs, prepared, texting_env, token};
 
 fn order(patient: &str) -> Value {
     json!({"patient_id": patient, "referring_provider": "dr-a", "specialty": "cardiology"})
@@ -46,9 +46,7 @@ async fn restarting_serve_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_serve_processes_on_one_postgres_fire_each_due_timer_once() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     let a = Serve::start(&db.url, &[], &[]);
     let b = Serve::start(&db.url, &[], &[]);
     const N: usize = 60;
@@ -131,21 +129,16 @@ async fn sigterm_finishes_the_sends_under_way_gives_back_the_rest_and_a_second_s
     let admin = token(&db.url, "admin");
     let fake = FakeTwilio::start().await;
     fake.answer_all_late(Some(Duration::from_secs(2)));
-    let mut env = fake.env();
-    for (k, v) in [
-        ("REFLOOP_CLOCK_MODE", "system"),
-        ("REFLOOP_WORKFLOW_QUIET_HOURS_START", "00:00"),
-        ("REFLOOP_WORKFLOW_QUIET_HOURS_END", "00:00"),
-        ("REFLOOP_WORKERS_OUTBOX_BATCH", "100"),
-        ("REFLOOP_WORKERS_SHUTDOWN_GRACE", "60s"),
-        ("REFLOOP_WORKERS_OUTBOX_LEASE", "3s"),
-    ] {
-        env.push((k.to_owned(), v.to_owned()));
-    }
-    let sms: Vec<(String, String)> = fake.env();
-    let sms: Vec<(&str, &str)> = sms.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = texting_env(
+        &fake,
+        &[
+            ("REFLOOP_WORKERS_OUTBOX_BATCH", "100"),
+            ("REFLOOP_WORKERS_SHUTDOWN_GRACE", "60s"),
+            ("REFLOOP_WORKERS_OUTBOX_LEASE", "3s"),
+        ],
+    );
     // Orders taken on a manual clock (its workers run only when it is moved): 30 texts due.
-    let manual = Serve::start(&db.url, &sms, &[]);
+    let manual = Serve::start(&db.url, &pairs(&fake.env()), &[]);
     let n = 30;
     for i in 0..n {
         let body = json!({"patient_id": format!("p{i}"), "referring_provider": "dr-a", "specialty": "cardiology",
@@ -154,8 +147,7 @@ async fn sigterm_finishes_the_sends_under_way_gives_back_the_rest_and_a_second_s
         assert_eq!(status, 201, "{r}");
     }
     manual.stop();
-
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let env = pairs(&env);
     let until_requests = |want: usize| {
         let fake = fake.clone();
         async move {
@@ -251,9 +243,7 @@ impl Drop for CpuLoad {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_fire_timers_fifty_times_under_cpu_load_without_a_conflict() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     // Small batches, so both processes send (and record) the messages of the same referrals.
     let env = [("REFLOOP_WORKERS_OUTBOX_BATCH", "3")];
     let (a, b) = (Serve::start(&db.url, &env, &[]), Serve::start(&db.url, &env, &[]));
@@ -308,9 +298,7 @@ fn placer_order(i: usize, control: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn inbound_updates_beside_due_work_on_two_processes_never_deadlock() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     let env = [("RUST_LOG", "info,refloop_hl7=debug"), ("REFLOOP_WORKERS_OUTBOX_BATCH", "3")];
     let (a, b) = (Serve::start(&db.url, &env, &[]), Serve::start(&db.url, &env, &[]));
     const N: usize = 40;

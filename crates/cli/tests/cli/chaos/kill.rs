@@ -15,7 +15,7 @@ use std::{
 use refloop_testkit::{Backend, MllpClient, TestDb, ack_code};
 
 use super::{backend_name, lost_and_twice, ref_i12, report, scaled};
-use crate::process::{Serve, run, token};
+use crate::process::{Serve, prepared};
 
 const CONNECTIONS: usize = 8;
 
@@ -47,9 +47,7 @@ async fn feed(mllp: SocketAddr, prefix: String, counter: Arc<AtomicUsize>) -> Fe
 async fn kill_nine_under_an_mllp_feed(backend: Backend) {
     let (kills, per_round) = (scaled(3, 12), scaled(250, 2500));
     let db = TestDb::new(backend).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     let mut serve = Serve::start(&db.url, &[], &[]);
     let mut acknowledged = BTreeSet::new();
     let (mut resent_unacknowledged, mut resent_acknowledged) = (0, 0);

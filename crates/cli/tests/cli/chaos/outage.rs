@@ -16,7 +16,7 @@ use std::{
 use refloop_testkit::{Backend, MllpClient, TcpProxy, TestDb, ack_code, url_addr};
 
 use super::{lost_and_twice, ref_i12, report, scaled};
-use crate::process::{Serve, run, token};
+use crate::process::{Serve, prepared};
 
 const CONNECTIONS: usize = 4;
 
@@ -71,9 +71,7 @@ async fn until_acknowledged(tally: &Tally, n: usize) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn postgres_out_of_reach_at_start_and_under_load_loses_nothing_and_recovers_without_a_restart() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     let proxy = TcpProxy::start(url_addr(&db.url)).await;
     let url = proxy.url_through(&db.url);
 

@@ -9,35 +9,22 @@ use refloop_testkit::{Backend, FakeTwilio, TestDb};
 use serde_json::json;
 
 use super::{report, scaled};
-use crate::process::{Serve, run, token};
+use crate::process::{Serve, pairs, prepared, texting_env, token};
 
 fn phone(i: usize) -> String {
     format!("+1555556{i:04}")
 }
 
-/// The environment of a process on the system clock that texts through `fake`, with quiet
-/// hours off, short leases and small batches (so that several processes share the work).
+/// A process that texts through `fake` on the system clock, with short leases and small
+/// batches (so that several processes share the work).
 fn env(fake: &FakeTwilio, extra: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = fake.env();
-    for (k, v) in [
-        ("REFLOOP_CLOCK_MODE", "system"),
-        ("REFLOOP_WORKFLOW_QUIET_HOURS_START", "00:00"),
-        ("REFLOOP_WORKFLOW_QUIET_HOURS_END", "00:00"),
-        ("REFLOOP_WORKERS_POLL_INTERVAL", "1s"),
-        ("REFLOOP_WORKERS_OUTBOX_LEASE", "3s"),
-        ("REFLOOP_WORKERS_OUTBOX_BATCH", "5"),
-    ]
-    .iter()
-    .chain(extra)
-    {
-        env.push(((*k).to_owned(), (*v).to_owned()));
-    }
+    let mut env = texting_env(fake, &[("REFLOOP_WORKERS_OUTBOX_LEASE", "3s"), ("REFLOOP_WORKERS_OUTBOX_BATCH", "5")]);
+    env.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     env
 }
 
 fn start(db: &TestDb, env: &[(String, String)]) -> Serve {
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    Serve::start(&db.url, &env, &[])
+    Serve::start(&db.url, &pairs(env), &[])
 }
 
 async fn order(s: &Serve, admin: &str, i: usize) -> String {
@@ -74,9 +61,7 @@ async fn tally(s: &Serve, admin: &str, fake: &FakeTwilio, ids: &[String]) -> (Ve
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_processes_two_killed_mid_delivery_text_no_patient_twice_and_leave_none_without_text_or_task() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     let fake = FakeTwilio::start().await;
     // Each send takes a while, so the killed processes have texts in flight.
     fake.answer_all_late(Some(Duration::from_millis(400)));
@@ -121,9 +106,7 @@ async fn three_processes_two_killed_mid_delivery_text_no_patient_twice_and_leave
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_provider_slower_than_the_lease_texts_each_patient_once_and_marks_no_healthy_send_unknown() {
     let db = TestDb::new(Backend::Postgres).await;
-    let (ok, _, err) = run(&["migrate", "--database", &db.url], &[]);
-    assert!(ok, "{err}");
-    let admin = token(&db.url, "admin");
+    let admin = prepared(&db.url);
     let fake = FakeTwilio::start().await;
     // Every answer comes after four seconds, longer than the three-second lease (and shorter
     // than the client's timeout): the senders' heartbeats keep their leases.
@@ -160,8 +143,7 @@ async fn a_provider_answering_after_the_timeout_is_asked_before_any_resend() {
     fake.answer_late(&vec![Duration::from_secs(2); n / 2]);
     let mut env = fake.env();
     env.push(("REFLOOP_SMS_TIMEOUT".into(), "1s".into()));
-    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let s = Serve::start(&db.url, &env, &[]);
+    let s = Serve::start(&db.url, &pairs(&env), &[]);
     let mut ids = Vec::new();
     for i in 0..n {
         ids.push(order(&s, &admin, i).await);
