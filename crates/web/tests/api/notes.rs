@@ -21,6 +21,19 @@ fn order(patient: &str, specialist: &str) -> Value {
         "patient": {"name": "Pat Example", "phone": "+15555550140", "sms_consent": false}})
 }
 
+/// Saves a directory entry through the API.
+async fn save_specialist(t: &TestApp, id: &str, entry: Value) {
+    let saved = t
+        .http
+        .put(format!("{}/api/v1/specialists/{id}", t.base))
+        .bearer_auth(&t.admin)
+        .json(&entry)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(saved.status().as_u16(), 200);
+}
+
 fn kinds(tasks: &[Value]) -> Vec<String> {
     tasks.iter().map(|t| t["kind"].as_str().unwrap_or_default().to_owned()).collect()
 }
@@ -33,16 +46,13 @@ async fn seen(t: &TestApp, id: &str) {
 async fn the_note_is_requested_by_fax_then_escalated(b: Backend) {
     let fax = FakeFax::start().await;
     let t = TestApp::builder(b).fax(&fax).spawn().await;
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-1", t.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"name": "Dr Heart", "specialties": ["cardiology"], "network": "out-of-network",
-            "fax": "+15555550177", "last_verified": "2026-02-20T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
+    save_specialist(
+        &t,
+        "sp-1",
+        json!({"name": "Dr Heart", "specialties": ["cardiology"], "network": "out-of-network",
+            "fax": "+15555550177", "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
     let id = t.create_referral_id(order("p-note", "Dr Heart")).await;
     seen(&t, &id).await;
     t.advance("29d").await;
@@ -113,16 +123,13 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
     let fax = FakeFax::start().await;
     let smtp = FakeSmtp::start().await;
     let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-d", t.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"name": "Dr Direct", "specialties": ["cardiology"], "fax": "+15555550179",
-            "direct_address": "dr.direct@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
+    save_specialist(
+        &t,
+        "sp-d",
+        json!({"name": "Dr Direct", "specialties": ["cardiology"], "fax": "+15555550179",
+            "direct_address": "dr.direct@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
     let id = t.create_referral_id(order("p-direct", "Dr Direct")).await;
     seen(&t, &id).await;
     t.advance("32d").await;
@@ -146,16 +153,13 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
 
 /// A fax directory entry and a referral seen on day 1, its note request due on day 31.
 async fn fax_request(t: &TestApp, patient: &str) -> String {
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-f", t.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"name": "Dr Fax", "specialties": ["cardiology"], "fax": "+15555550181",
-            "last_verified": "2026-02-20T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
+    save_specialist(
+        t,
+        "sp-f",
+        json!({"name": "Dr Fax", "specialties": ["cardiology"], "fax": "+15555550181",
+            "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
     let id = t.create_referral_id(order(patient, "Dr Fax")).await;
     seen(t, &id).await;
     id
@@ -196,16 +200,13 @@ async fn a_fax_refused_with_a_server_error_is_looked_up_then_sent_once(b: Backen
 async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap(b: Backend) {
     let fax = FakeFax::start().await;
     let t = TestApp::builder(b).fax(&fax).spawn().await;
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-paper", t.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"name": "Dr Paper", "specialties": ["cardiology"], "phone": "+15555550180",
-            "last_verified": "2026-02-20T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
+    save_specialist(
+        &t,
+        "sp-paper",
+        json!({"name": "Dr Paper", "specialties": ["cardiology"], "phone": "+15555550180",
+            "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
     let id = t.create_referral_id(order("p-paper", "Dr Paper")).await;
     seen(&t, &id).await;
     t.advance("32d").await;
@@ -220,16 +221,13 @@ async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_g
 async fn an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30(b: Backend) {
     let fax = FakeFax::start().await;
     let t = TestApp::builder(b).fax(&fax).spawn().await;
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-u", t.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"name": "Dr Urgent", "specialties": ["cardiology"], "fax": "+15555550181",
-            "last_verified": "2026-02-20T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
+    save_specialist(
+        &t,
+        "sp-u",
+        json!({"name": "Dr Urgent", "specialties": ["cardiology"], "fax": "+15555550181",
+            "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
     let mut urgent = order("p-urgent", "Dr Urgent");
     urgent["urgency"] = json!("urgent");
     let id = t.create_referral_id(urgent).await;
