@@ -515,7 +515,11 @@ pub trait Tx: Send {
         to: Timestamp,
     ) -> Result<Option<DuplicateCandidate>, StoreError>;
 
+    /// Reads a patient (without a lock: see the lock order in ARCHITECTURE.md).
     async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
+    /// Reads a patient this transaction is about to change, locking the row on PostgreSQL
+    /// until it ends (take it before the patient's referrals).
+    async fn lock_patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError>;
     /// Inserts or updates a patient and returns the stored row. On update, `keep` says which
     /// recorded choices stay as they are.
     async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError>;

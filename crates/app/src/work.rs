@@ -221,7 +221,7 @@ impl App {
         };
         let mut tx = self.store.begin().await?;
         if let (Some(phone), Some(patient_id)) = (phone, patient_id) {
-            let old = tx.patient(&patient_id).await?;
+            let old = tx.lock_patient(&patient_id).await?;
             let fixed = Patient {
                 phone: Some(phone),
                 updated_at: now,

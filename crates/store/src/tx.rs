@@ -260,6 +260,11 @@ impl Tx for SqlTx {
         Ok(self.known_patients.get(id).cloned().flatten())
     }
 
+    async fn lock_patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
+        self.load_patients(std::slice::from_ref(id), true).await?;
+        Ok(self.known_patients.get(id).cloned().flatten())
+    }
+
     async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError> {
         self.load_patients(std::slice::from_ref(&p.id), true).await?;
         if self.pending.patients.iter().any(|(q, _)| q.id == p.id) {
