@@ -174,8 +174,20 @@ impl Connector for Twilio {
             Ok(page) => page,
             Err(later) => return later,
         };
+        // The same words to the same number before this item's first attempt are another
+        // message (a few minutes' leeway for the two clocks); a date the provider does not
+        // give counts as a match, so that nothing is ever sent twice.
+        let from = since - jiff::SignedDuration::from_mins(5);
+        let created_since = |m: &serde_json::Value| {
+            m["date_created"]
+                .as_str()
+                .and_then(|d| jiff::fmt::rfc2822::parse(d).ok())
+                .is_none_or(|created| created.timestamp() >= from)
+        };
         let found = page["messages"].as_array().into_iter().flatten().find(|m| {
-            m["to"].as_str() == Some(to.as_str()) && m["body"].as_str().is_some_and(|b| b.ends_with(body.as_str()))
+            m["to"].as_str() == Some(to.as_str())
+                && m["body"].as_str().is_some_and(|b| b.ends_with(body.as_str()))
+                && created_since(m)
         });
         match found {
             None => Confirmation::NotSent,

@@ -31,6 +31,8 @@ pub struct SentSms {
     pub from: String,
     pub body: String,
     pub status_callback: Option<String>,
+    /// When the provider took it (its own clock: the real one, unless a test says otherwise).
+    pub date_created: jiff::Timestamp,
 }
 
 #[derive(Default)]
@@ -120,6 +122,11 @@ impl FakeTwilio {
 
     /// Takes a message as if a sender had posted it (e.g. one whose process then died).
     pub fn take(&self, to: &str, body: &str) -> SentSms {
+        self.take_at(to, body, now())
+    }
+
+    /// Takes a message as if it had been posted at `at` (e.g. an earlier text of the same words).
+    pub fn take_at(&self, to: &str, body: &str, at: jiff::Timestamp) -> SentSms {
         let mut inner = self.inner.lock().unwrap();
         let sms = SentSms {
             sid: format!("SM{:032}", inner.sent.len() + 1),
@@ -127,6 +134,7 @@ impl FakeTwilio {
             from: "+15555550999".to_owned(),
             body: body.to_owned(),
             status_callback: None,
+            date_created: at,
         };
         inner.sent.push(sms.clone());
         sms
@@ -191,9 +199,19 @@ async fn list(
         .iter()
         .rev()
         .filter(|m| to.is_empty() || m.to == to)
-        .map(|m| json!({"sid": m.sid, "to": m.to, "from": m.from, "body": m.body, "status": "sent"}))
+        .map(|m| {
+            let created = jiff::fmt::rfc2822::to_string(&m.date_created.to_zoned_datetime(jiff::tz::TimeZone::UTC))
+                .unwrap_or_default();
+            json!({"sid": m.sid, "to": m.to, "from": m.from, "body": m.body, "status": "sent", "date_created": created})
+        })
         .collect();
     Json(json!({"messages": messages, "page": 0, "page_size": 100})).into_response()
+}
+
+/// The fake provider's clock: the real one.
+fn now() -> jiff::Timestamp {
+    use refloop_app::Clock;
+    refloop_app::SystemClock.now()
 }
 
 /// Records a posted message (or refuses it); the delay to answer it after.
@@ -220,6 +238,7 @@ fn take_posted(
         from: from.clone(),
         body: body.clone(),
         status_callback: form.get("StatusCallback").cloned(),
+        date_created: now(),
     };
     inner.sent.push(sms.clone());
     let delay = inner.delays.pop().or(inner.slow);

@@ -13,6 +13,7 @@ on_both_backends!(
     a_claim_cut_off_before_its_attempt_is_sent_once,
     a_send_cut_off_after_the_provider_took_it_is_not_repeated,
     a_send_cut_off_before_the_provider_took_it_is_sent_once,
+    an_earlier_text_of_the_same_words_is_not_taken_for_this_one,
     a_provider_answering_after_the_timeout_texts_the_patient_once,
     a_provider_that_cannot_say_leaves_a_confirm_delivery_task,
     an_outcome_under_a_lease_taken_over_is_not_recorded,
@@ -82,6 +83,20 @@ async fn a_send_cut_off_before_the_provider_took_it_is_sent_once(b: Backend) {
     assert_eq!((fake.lookups(), fake.requests()), (1, 1), "not at the provider: sent once");
     t.advance("1d").await;
     assert_eq!(fake.sent().len(), 1);
+    assert_eq!(t.outbox_of(&id).await[0]["status"], "accepted");
+}
+
+async fn an_earlier_text_of_the_same_words_is_not_taken_for_this_one(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-same-words", "+15555550154")).await;
+    // The same words went to the same number the day before (another referral, say).
+    let text = notification_text(&t, &id).await;
+    fake.take_at("+15555550154", &text, t.app.now() - jiff::SignedDuration::from_hours(24));
+    let claimed = claim_all(&t, "lease_dead").await;
+    assert!(t.app.store().start_attempt(&claimed[0].id, "lease_dead", t.app.now()).await.unwrap());
+    t.advance("2m").await;
+    assert_eq!((fake.lookups(), fake.requests()), (1, 1), "the earlier text is not this one: sent once");
+    assert_eq!(fake.sent().len(), 2);
     assert_eq!(t.outbox_of(&id).await[0]["status"], "accepted");
 }
 
