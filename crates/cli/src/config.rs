@@ -106,8 +106,28 @@ pub struct Hl7 {
     /// PEM CA: when set, senders must present a certificate it signed.
     pub tls_client_ca: String,
     pub future_tolerance: Duration,
+    /// A lab set-up: take messages from anyone who can connect (`check-config` warns).
+    pub allow_any_sender: bool,
+    /// The known senders; with none (and `allow_any_sender` off) every message is refused.
+    #[serde(default)]
+    pub senders: Vec<SenderEntry>,
     #[serde(default)]
     pub specialty_map: BTreeMap<String, String>,
+}
+
+/// `[[hl7.senders]]`: a system that may send us HL7.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderEntry {
+    /// Its name; over HTTP (`POST /hl7v2`) the name of its API token.
+    pub name: String,
+    /// MSH-3, the sending application (its namespace id).
+    pub msh3: String,
+    /// MSH-4, the sending facility; empty or absent for any.
+    #[serde(default)]
+    pub msh4: String,
+    /// The networks it connects from over MLLP, e.g. `["10.1.20.0/24"]`.
+    pub cidrs: Vec<String>,
 }
 
 /// Note requests by Direct (SMTP through a HISP relay).
@@ -235,6 +255,7 @@ impl Config {
         if self.hl7.tls_cert.is_empty() != self.hl7.tls_key.is_empty() {
             bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
         }
+        self.hl7_senders()?;
         if self.hl7.tls_cert.is_empty() && !self.hl7.tls_client_ca.is_empty() {
             bail!("hl7.tls_client_ca: needs hl7.tls_cert and hl7.tls_key");
         }
@@ -483,6 +504,48 @@ impl Config {
     }
 
     /// The MLLP listener's settings; reads the TLS files when TLS is configured.
+    /// Who may send HL7 (`[[hl7.senders]]`, or anyone with `allow_any_sender`).
+    pub fn hl7_senders(&self) -> anyhow::Result<refloop_hl7::Senders> {
+        if self.hl7.allow_any_sender {
+            return Ok(refloop_hl7::Senders::anyone());
+        }
+        let mut list: Vec<refloop_hl7::Sender> = Vec::new();
+        for (i, e) in self.hl7.senders.iter().enumerate() {
+            let at = format!("hl7.senders[{i}]");
+            if e.name.trim().is_empty() || e.msh3.trim().is_empty() {
+                bail!("{at}: name and msh3 are required");
+            }
+            if list.iter().any(|s| s.name == e.name) {
+                bail!("{at}.name: {:?} is used twice", e.name);
+            }
+            if e.cidrs.is_empty() {
+                bail!("{at}.cidrs: the networks the sender connects from (e.g. [\"10.1.20.0/24\"])");
+            }
+            let cidrs = e
+                .cidrs
+                .iter()
+                .map(|c| {
+                    c.parse::<refloop_hl7::IpNet>().map_err(|_| anyhow::anyhow!("{at}.cidrs: {c:?} is not a network"))
+                })
+                .collect::<anyhow::Result<_>>()?;
+            list.push(refloop_hl7::Sender { name: e.name.clone(), msh3: e.msh3.clone(), msh4: e.msh4.clone(), cidrs });
+        }
+        Ok(refloop_hl7::Senders::only(list))
+    }
+
+    /// What an operator should hear about the configuration (printed by `check-config`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.hl7.allow_any_sender {
+            warnings.push(
+                "hl7.allow_any_sender = true: HL7 from anyone who can connect is taken (a lab set-up; list [[hl7.senders]] in production)".to_owned(),
+            );
+        } else if self.hl7.senders.is_empty() {
+            warnings.push("hl7.senders: none listed, so every HL7 message is refused (AR, unknown sender)".to_owned());
+        }
+        warnings
+    }
+
     pub fn mllp_listener(&self) -> anyhow::Result<refloop_hl7::ListenerConfig> {
         let h = &self.hl7;
         let tls = if h.tls_cert.is_empty() {

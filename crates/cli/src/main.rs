@@ -326,6 +326,9 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             let config = load(&common, None, None)?;
             print!("{}", config.redacted_toml());
             println!("# configuration OK");
+            for warning in config.warnings() {
+                println!("# warning: {warning}");
+            }
             tools::print_channels(&config).await
         }
         Command::Import { kind: ImportKind::Hl7 { common, files } } => {

@@ -157,7 +157,7 @@ const GROUP_COMMIT: usize = 256;
 
 /// The HL7 front door for `app`.
 pub fn ingest(config: &Config, app: &App) -> anyhow::Result<Ingest> {
-    Ok(Ingest::new(app.clone(), config.hl7_map()?))
+    Ok(Ingest::new(app.clone(), config.hl7_map()?).with_senders(config.hl7_senders()?))
 }
 
 /// The FHIR front door for `app` (the same specialty map and time zone as HL7).

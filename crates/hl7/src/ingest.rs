@@ -13,6 +13,7 @@ use crate::{
     ack::{AckCode, AckError, ErrorCode, build_ack},
     map::{MapConfig, MapError, check_header, map},
     message::{Message, parse},
+    senders::{Origin, Senders},
 };
 
 /// The answer to one inbound message.
@@ -38,6 +39,8 @@ pub struct Reply {
 pub struct Ingest {
     app: App,
     cfg: MapConfig,
+    /// Who may send (anyone, unless [`Ingest::with_senders`] says otherwise).
+    senders: Senders,
     /// The group-commit writer, when started.
     queue: Option<mpsc::Sender<Job>>,
 }
@@ -73,7 +76,37 @@ fn ack_id() -> String {
 
 impl Ingest {
     pub fn new(app: App, cfg: MapConfig) -> Self {
-        Self { app, cfg, queue: None }
+        Self { app, cfg, senders: Senders::anyone(), queue: None }
+    }
+
+    /// Only `senders` may send; a message from anyone else gets AR (see [`Ingest::refuse_unknown`]).
+    pub fn with_senders(mut self, senders: Senders) -> Self {
+        self.senders = senders;
+        self
+    }
+
+    /// The AR for a message from a sender that is not known (ERR code 207, "unknown sender"),
+    /// or `None` when its sender is known. Nothing is stored either way; the refusal is
+    /// counted and logged with where it came from (addresses and MSH-3/MSH-4, never content).
+    pub fn refuse_unknown(&self, raw: &[u8], origin: Origin<'_>) -> Option<Vec<u8>> {
+        let m = parse(raw).ok();
+        let msh = |n| m.as_ref().and_then(|m| m.msh().get(n, 1)).unwrap_or_default().to_owned();
+        let (app, facility) = (msh(3), msh(4));
+        if self.senders.identify(&app, &facility, origin).is_some() {
+            return None;
+        }
+        let (transport, from) = match origin {
+            Origin::Mllp(ip) => ("mllp", ip.to_string()),
+            Origin::Http(token) => ("http", format!("token {token}")),
+        };
+        metrics::counter!("refloop_hl7_unknown_sender_total", "transport" => transport).increment(1);
+        tracing::warn!(%transport, %from, msh3 = %app, msh4 = %facility, "HL7 message from an unknown sender refused; nothing kept");
+        let err = AckError::new(ErrorCode::InternalError, "unknown sender");
+        let ack = match &m {
+            Some(m) => build_ack(Ok(m), AckCode::AR, Some(&err), &ack_id(), &self.timestamp(self.app.now())),
+            None => build_ack(Err(raw), AckCode::AR, Some(&err), &ack_id(), &self.timestamp(self.app.now())),
+        };
+        Some(ack.into_bytes())
     }
 
     pub fn app(&self) -> &App {

@@ -15,6 +15,7 @@ mod listener;
 mod map;
 mod message;
 mod mllp;
+mod senders;
 mod time;
 mod tls;
 
@@ -28,5 +29,6 @@ pub use map::{MapConfig, MapError, check_header, map};
 pub use message::{Delimiters, Message, ParseError, Segment, parse};
 pub use mllp::{MllpCodec, MllpError};
 pub use refloop_app::{Mapped, Target};
+pub use senders::{IpNet, Origin, Sender, Senders};
 pub use time::parse_ts;
 pub use tls::{TlsAcceptor, TlsError, acceptor as tls_acceptor};

@@ -18,6 +18,7 @@ use crate::{
     ingest::Ingest,
     message::parse,
     mllp::{MllpCodec, MllpError},
+    senders::Origin,
 };
 
 #[derive(Clone)]
@@ -79,11 +80,11 @@ pub async fn serve_mllp(
                 connections.spawn(async move {
                     let codec = MllpCodec::new(cfg.max_message);
                     match &cfg.tls {
-                        None => connection(ingest, Framed::new(stream, codec), &cfg, stop).await,
+                        None => connection(ingest, Framed::new(stream, codec), &cfg, peer, stop).await,
                         Some(tls) => {
                             let timeout = HANDSHAKE_TIMEOUT.min(cfg.idle_timeout);
                             if let Some(stream) = handshake(tls, stream, timeout, peer).await {
-                                connection(ingest, Framed::new(stream, codec), &cfg, stop).await;
+                                connection(ingest, Framed::new(stream, codec), &cfg, peer, stop).await;
                             }
                         }
                     }
@@ -121,6 +122,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     ingest: Ingest,
     mut framed: Framed<S, MllpCodec>,
     cfg: &ListenerConfig,
+    peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
     loop {
@@ -145,6 +147,12 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
+        if let Some(refused) = ingest.refuse_unknown(&frame, Origin::Mllp(peer.ip())) {
+            if framed.send(refused).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let reply = match ingest.receive(&frame, "mllp").await {
             Ok(reply) => {
                 // Enhanced mode: the application acknowledgement follows the accept one.

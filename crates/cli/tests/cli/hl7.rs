@@ -203,3 +203,62 @@ async fn python_hl7_over_openssl_sends_with_and_without_a_client_certificate() {
     assert_eq!(numbers(&s, &admin).await, ["R-Y1", "R-Y3"]);
     s.stop();
 }
+
+/// Only listed senders are heard: a message from an unlisted system, from a network not on
+/// its entry, or over HTTP with another token gets AR "unknown sender" (ERR code 207) and
+/// nothing of it is kept; each refusal is counted and logged with where it came from.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_known_senders_are_heard() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let (ok, epic, err) =
+        run(&["token", "create", "--role", "integration", "--name", "epic", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let (ok, lab, err) =
+        run(&["token", "create", "--role", "integration", "--name", "lab", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[hl7]\nallow_any_sender = false\n\
+         [[hl7.senders]]\nname = \"epic\"\nmsh3 = \"EPIC\"\nmsh4 = \"NORTH\"\ncidrs = [\"127.0.0.0/8\"]\n\
+         [[hl7.senders]]\nname = \"lab\"\nmsh3 = \"LABSYS\"\ncidrs = [\"192.0.2.0/24\"]\n",
+    )
+    .unwrap();
+    let s =
+        Serve::start(&db.url, &[("REFLOOP_HL7_ALLOW_ANY_SENDER", "false")], &["--config", config.to_str().unwrap()]);
+    let mut c = MllpClient::connect(s.mllp).await;
+    assert_eq!(ack_code(&c.send(&ref_i12("S1", "R-S1")).await), "AA", "a listed sender from its network");
+    let stranger = ref_i12("S2", "R-S2").replace("EPIC|NORTH", "ANYHOST|NORTH");
+    let lab_message = ref_i12("S3", "R-S3").replace("EPIC|NORTH", "LABSYS|NORTH");
+    for (message, what) in [(&stranger, "an unlisted system"), (&lab_message, "a listed system from another network")] {
+        let ack = c.send(message).await;
+        assert_eq!(ack_code(&ack), "AR", "{what}: {ack}");
+        assert!(ack.contains("unknown sender") && ack.contains("|207"), "{what}: {ack}");
+    }
+    // Over HTTP the sender is the token: the lab's token cannot post EPIC's messages.
+    let post = |token: String, body: String| {
+        let url = format!("{}/hl7v2", s.base);
+        async move {
+            let resp = reqwest::Client::new().post(url).bearer_auth(token.trim()).body(body).send().await.unwrap();
+            resp.text().await.unwrap()
+        }
+    };
+    assert_eq!(ack_code(&post(epic.clone(), ref_i12("H1", "R-H1")).await), "AA");
+    let refused = post(lab.clone(), ref_i12("H2", "R-H2")).await;
+    assert!(ack_code(&refused) == "AR" && refused.contains("unknown sender"), "{refused}");
+
+    let kept = s.source_ids(&admin).await;
+    let mut kept: Vec<&str> = kept.iter().map(String::as_str).collect();
+    kept.sort();
+    assert_eq!(kept, ["R-H1", "R-S1"], "nothing of a refused message is kept");
+    let (_, inbox) = s.call(&admin, "GET", "/api/v1/inbox?limit=50", None).await;
+    assert_eq!(inbox["items"].as_array().map(Vec::len), Some(2), "{inbox}");
+    let (_, metrics) = s.call(&admin, "GET", "/metrics", None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_owned();
+    assert!(metrics.contains("refloop_hl7_unknown_sender_total{transport=\"mllp\"} 2"), "{metrics}");
+    assert!(metrics.contains("refloop_hl7_unknown_sender_total{transport=\"http\"} 1"), "{metrics}");
+    let log = s.stop();
+    assert!(log.contains("unknown sender") && log.contains("127.0.0.1") && log.contains("ANYHOST"), "{log}");
+}

@@ -15,6 +15,14 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(!out.contains("s3cret-pw"));
     assert!(out.contains("scheduling = \"5d\""), "{out}");
     assert!(out.contains("#   sms           off    (the workflow falls back to staff tasks)"), "{out}");
+    assert!(out.contains("# warning: hl7.senders: none listed, so every HL7 message is refused"), "{out}");
+    let (ok, out, _) = run(&["check-config"], &[("REFLOOP_HL7_ALLOW_ANY_SENDER", "true")]);
+    assert!(ok && out.contains("# warning: hl7.allow_any_sender = true"), "{out}");
+    let (ok, _, err) = run(
+        &["check-config"],
+        &[("REFLOOP_HL7_SENDERS", "[{name = \"epic\", msh3 = \"EPIC\", cidrs = [\"10.1.0.0/33\"]}]")],
+    );
+    assert!(!ok && err.contains("hl7.senders[0].cidrs"), "{err}");
     let (ok, _, err) = run(&["check-config"], &[("REFLOOP_CLOCK_MODE", "sundial")]);
     assert!(!ok);
     assert!(err.contains("clock.mode"), "{err}");

@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use refloop_app::Permission;
-use refloop_hl7::{AckCode, AckError, ErrorCode, build_ack};
+use refloop_hl7::{AckCode, AckError, ErrorCode, Origin, build_ack};
 
 use crate::{AppState, auth::Auth, error::ApiResult};
 
@@ -16,13 +16,18 @@ const HL7: &str = "application/hl7-v2; charset=utf-8";
 /// Takes one message. 200 with the ACK (AA, AE or AR) in the body; in enhanced mode the
 /// accept ACK (CA, CE, CR) when MSH-15 asks for it, else the application ACK when MSH-16 does;
 /// 204 when no ACK is due (an ACK was sent, or enhanced mode asks for none); 503 with an AR
-/// when it could not be stored.
+/// when it could not be stored. A message whose MSH-3/MSH-4 are not those of the known sender
+/// named like the token gets an AR ("unknown sender") and nothing is kept.
 #[utoipa::path(post, path = "/hl7v2", tag = "hl7v2",
     request_body(content = String, content_type = "application/hl7-v2", description = "one HL7 v2 message (ER7)"),
     responses((status = 200, description = "the ACK", content_type = "application/hl7-v2"), (status = 204), (status = 503)),
     security(("bearer" = [])))]
 pub async fn receive(State(s): State<AppState>, auth: Auth, body: Bytes) -> ApiResult<Response> {
-    auth.require(Permission::WriteReferrals)?;
+    let actor = auth.require(Permission::WriteReferrals)?;
+    // Over HTTP the sender is the token's name.
+    if let Some(refused) = s.hl7.refuse_unknown(&body, Origin::Http(&actor.name)) {
+        return Ok((StatusCode::OK, [(header::CONTENT_TYPE, HL7)], refused).into_response());
+    }
     Ok(match s.hl7.receive(&body, "http").await {
         // Enhanced mode: one answer per request — the accept ACK when due, else the application ACK.
         Ok(reply) => match reply.ack.or(reply.application_ack) {
