@@ -175,10 +175,18 @@ fn set_cookie(name: &str, value: &str, max_age_secs: i64) -> HeaderValue {
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("refloop_invalid=1"))
 }
 
-/// Only a path on this site is a place to go back to (no `//host` or `https://…`).
+/// Only a path on this site is a place to go back to: it starts with one `/`, and holds no
+/// backslash, whitespace or control character (browsers drop a tab or newline, so
+/// `/%09/evil.example` would become `//evil.example`, another site).
 fn local_path(p: Option<&String>) -> String {
     match p {
-        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.clone(),
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.chars().any(|c| c == '\\' || c.is_whitespace() || c.is_control()) =>
+        {
+            p.clone()
+        }
         _ => "/".into(),
     }
 }
@@ -235,7 +243,17 @@ mod tests {
 
     #[test]
     fn only_local_paths_are_followed() {
-        for bad in ["//evil.example", "https://evil.example", "/\\evil", "evil"] {
+        for bad in [
+            "//evil.example",
+            "https://evil.example",
+            "https:evil.example",
+            "/\\evil",
+            "evil",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/\u{7f}/evil.example",
+        ] {
             assert_eq!(local_path(Some(&bad.to_owned())), "/");
         }
         assert_eq!(local_path(Some(&"/worklist".to_owned())), "/worklist");

@@ -17,6 +17,7 @@ on_both_backends!(
     staff_keep_the_specialist_directory,
     the_worklist_claims_and_reassigns_in_bulk,
     a_form_that_needs_fixing_comes_back_filled_in,
+    sign_in_goes_back_only_to_a_page_of_this_site,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -121,6 +122,26 @@ async fn sign_in_needs_the_right_password_and_a_fresh_form(b: Backend) {
 
     let audit = t.app.store().audit_log(50).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "login" && a.actor == "coordinator:casey"));
+}
+
+async fn sign_in_goes_back_only_to_a_page_of_this_site(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    // As a browser sends them: the form's `next` holds what the sign-in link carried, decoded.
+    for next in
+        ["/\t/evil.example/phish", "//evil.example", "/\\evil.example", "https:evil.example", "/\n/evil.example"]
+    {
+        let mut p = Person::new(&t);
+        let form = p.get(&format!("/login?next={}", next.replace('\t', "%09").replace('\n', "%0A"))).await;
+        assert!(!form.html.contains("evil.example"), "the form does not carry it: {next:?}");
+        let csrf = csrf_of(&form.html);
+        let signed_in = p
+            .post(
+                "/login",
+                &[("csrf", &csrf), ("next", next), ("username", "casey"), ("password", "correct horse battery")],
+            )
+            .await;
+        assert_eq!((signed_in.status, signed_in.location.as_str()), (303, "/"), "{next:?}");
+    }
 }
 
 async fn sessions_end_on_sign_out_idle_timeout_and_disable(b: Backend) {
