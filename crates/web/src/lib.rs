@@ -96,7 +96,19 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// On every answer: never cached (they carry patient data) unless the handler said otherwise,
+/// never sniffed as another content type, and no referrer sent on from our pages.
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let h = resp.headers_mut();
+    h.entry(header::CACHE_CONTROL).or_insert(HeaderValue::from_static("no-store"));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    resp
 }
 
 async fn not_found() -> (StatusCode, Json<ErrorBody>) {

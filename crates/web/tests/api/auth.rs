@@ -85,4 +85,31 @@ on_both_backends!(
     an_integration_enters_referrals_but_does_not_drive_the_clock,
     reads_and_writes_of_patient_data_are_audited,
     the_openapi_document_describes_the_api,
+    answers_are_never_cached_sniffed_or_referred,
 );
+
+/// API, FHIR, HL7, error and page answers all say: do not cache (patient data), do not sniff
+/// the content type, send no referrer.
+async fn answers_are_never_cached_sniffed_or_referred(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let id = t
+        .create_referral_id(json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"}))
+        .await;
+    let hl7 = "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000||ADT^A04|H1|P|2.5.1\rPID|1||MRN-1^^^NORTH^MR\r";
+    let requests = [
+        t.http.get(format!("{}/api/v1/referrals/{id}", t.base)).bearer_auth(&t.admin),
+        t.http.get(format!("{}/api/v1/no-such-thing", t.base)).bearer_auth(&t.admin),
+        t.http.get(format!("{}/api/v1/referrals", t.base)),
+        t.http.get(format!("{}/fhir/metadata", t.base)).bearer_auth(&t.admin),
+        t.http.get(format!("{}/fhir/ServiceRequest", t.base)).bearer_auth(&t.admin),
+        t.http.post(format!("{}/hl7v2", t.base)).bearer_auth(&t.admin).body(hl7),
+        t.http.get(format!("{}/login", t.base)),
+    ];
+    for request in requests {
+        let resp = request.send().await.unwrap();
+        let (url, h) = (resp.url().to_string(), resp.headers());
+        assert_eq!(h.get("cache-control").map(|v| v.to_str().unwrap()), Some("no-store"), "{url}");
+        assert_eq!(h.get("x-content-type-options").map(|v| v.to_str().unwrap()), Some("nosniff"), "{url}");
+        assert_eq!(h.get("referrer-policy").map(|v| v.to_str().unwrap()), Some("no-referrer"), "{url}");
+    }
+}
