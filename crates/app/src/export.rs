@@ -90,9 +90,17 @@ pub fn write_csv<W: std::io::Write>(referrals: &[refloop_domain::Referral], out:
     let mut w = csv::Writer::from_writer(out);
     w.write_record(COLUMNS)?;
     for r in referrals {
-        w.write_record(row(r))?;
+        w.write_record(row(r).into_iter().map(inert))?;
     }
     w.flush()
+}
+
+/// A text cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return) gets a leading `'`, so it is shown as text (OWASP, CSV injection).
+/// Numbers stay numbers.
+fn inert(cell: String) -> String {
+    let risky = cell.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    if risky && cell.parse::<f64>().is_err() { format!("'{cell}") } else { cell }
 }
 
 /// The JSON export: one object per referral, numbers and booleans typed, empty cells null.
@@ -104,7 +112,23 @@ pub fn json_rows(referrals: &[refloop_domain::Referral]) -> Vec<serde_json::Map<
 }
 
 #[cfg(test)]
-mod iso_tests {
+mod tests {
+    #[test]
+    fn cells_a_spreadsheet_would_run_are_written_as_text() {
+        for (cell, written) in [
+            ("=1+2", "'=1+2"),
+            ("+SUM(A1)", "'+SUM(A1)"),
+            ("-2+3", "'-2+3"),
+            ("@cmd", "'@cmd"),
+            ("\t=1", "'\t=1"),
+            ("\r=1", "'\r=1"),
+            ("-1.5", "-1.5"),
+            ("dr-adams", "dr-adams"),
+        ] {
+            assert_eq!(super::inert(cell.to_owned()), written);
+        }
+    }
+
     #[test]
     fn instants_are_written_with_milliseconds_in_utc() {
         let t: jiff::Timestamp = "2026-03-02T10:00:00-05:00".parse().unwrap();

@@ -233,7 +233,7 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
         )
     };
     let appt = r#"{"resourceType":"Appointment","id":"a1","status":"booked","start":"2026-03-09T15:00:00.000Z","basedOn":[{"reference":"ServiceRequest/e1"}],"participant":[{"actor":{"reference":"Patient/x1"}}],"meta":{"lastUpdated":"2026-03-03T12:00:00.000Z"}}"#;
-    std::fs::write(&file, format!("{}\n{}\n{appt}\n", sr("e1", "x1"), sr("e2", "x2"))).unwrap();
+    std::fs::write(&file, format!("{}\n{}\n{appt}\n", sr("e1", "x1"), sr("e2", "-x2"))).unwrap();
     let (ok, _, err) = run(&["import", "fhir", "--database", &db.url, file.to_str().unwrap()], &[]);
     assert!(ok, "{err}");
 
@@ -253,6 +253,9 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
     assert_eq!(&booked[col("appointment_at")], "2026-03-09T15:00:00.000Z");
     assert_eq!(&booked[col("leak_stage")], "not attended");
     assert_eq!(&booked[col("days_notified_to_scheduled")], "2.08");
+    // A cell a spreadsheet would run as a formula is written as text; JSON keeps it as it is.
+    let other = rows.iter().find(|r| r[col("scheduled_at")].is_empty()).unwrap();
+    assert_eq!(&other[col("patient_id")], "'-x2");
 
     let (ok, out, err) = run(&["export", "referrals", "--database", &db.url, "--format", "json"], &[]);
     assert!(ok, "{err}");
@@ -260,6 +263,7 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
     assert_eq!(rows.as_array().unwrap().len(), 2);
     assert_eq!(rows[0]["tracked"], true);
     assert!(rows[0]["note_received_at"].is_null());
+    assert!(rows.as_array().unwrap().iter().any(|r| r["patient_id"] == "-x2"), "{rows}");
     let (ok, _, err) = run(&["export", "referrals", "--database", &db.url, "--format", "xlsx"], &[]);
     assert!(!ok && err.contains("--format"), "{err}");
 }
