@@ -90,6 +90,7 @@ impl SqlStore {
             if path.is_empty() || path.contains(":memory:") {
                 return Err(StoreError::Other("SQLite needs a file path: sqlite://PATH".into()));
             }
+            create_private(std::path::Path::new(path));
             let opts = SqliteConnectOptions::new()
                 .filename(path)
                 .create_if_missing(true)
@@ -189,4 +190,12 @@ impl SqlStore {
         }
         on_pool!(&self.db, p => p.close().await)
     }
+}
+
+/// Creates a new database file readable and writable by its owner only (0600); SQLite gives
+/// its WAL and shared-memory files the database file's permissions. An existing file is left
+/// as it is; a missing folder or a refused permission is for SQLite's own open to report.
+fn create_private(path: &std::path::Path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let _ = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path);
 }

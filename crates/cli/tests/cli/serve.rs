@@ -27,6 +27,13 @@ async fn restarting_serve_loses_nothing() {
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_str().unwrap().to_owned();
     first.advance(&admin, "2d").await;
+    // The database and its WAL are the owner's alone.
+    let path = db.url.trim_start_matches("sqlite://").to_owned();
+    for file in [path.clone(), format!("{path}-wal")] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).map(|m| m.permissions().mode() & 0o777);
+        assert_eq!(mode.ok(), Some(0o600), "{file}");
+    }
     first.stop();
 
     let second = Serve::start(&db.url, &[], &[]);
