@@ -82,6 +82,22 @@ pub const ACCEPTED: &[&str] = &[
     "Procedure",
 ];
 
+/// The resource types refloop takes (also the only values of metric labels; `other` for the rest).
+pub(crate) const SUPPORTED: &[&str] = &[
+    "ServiceRequest",
+    "Appointment",
+    "Encounter",
+    "DocumentReference",
+    "Composition",
+    "Task",
+    "Patient",
+    "Consent",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "Procedure",
+];
+
 /// Reads `resource` (its `resourceType` already checked) into what it means.
 pub fn map_resource(resource: &Value, cfg: &FhirConfig, now: Timestamp) -> Result<Mapping, FhirError> {
     let kind = resource.get("resourceType").and_then(Value::as_str).unwrap_or_default();

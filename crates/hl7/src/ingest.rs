@@ -334,11 +334,11 @@ impl Ingest {
             ..self.item(&id, &source, &control, transport, &message_type, raw, now)
         };
         tx.inbox_put(&item).await?;
-        metrics::histogram!("refloop_hl7_apply_seconds", "type" => message_type.clone())
-            .record(started.elapsed().as_secs_f64());
+        let label = metric_type(&message_type);
+        metrics::histogram!("refloop_hl7_apply_seconds", "type" => label).record(started.elapsed().as_secs_f64());
         metrics::counter!(
             "refloop_hl7_messages_total",
-            "type" => message_type.clone(),
+            "type" => label,
             "status" => applied.status.as_str(),
             "ack" => code.as_str()
         )
@@ -471,6 +471,21 @@ impl Ingest {
 }
 
 /// The sender, as the inbox keys resends: MSH-3^MSH-4.
+/// The message types refloop takes, as metric labels; any other is `other` (a label takes
+/// only known values, so a sender cannot make new series at will).
+const METRIC_TYPES: &[&str] = &[
+    "REF^I12", "REF^I13", "REF^I14", "RRI^I12", "ORM^O01", "OMG^O19", "OSU^O51", "SIU^S12", "SIU^S13", "SIU^S14",
+    "SIU^S15", "SIU^S17", "SIU^S26", "ADT^A03", "ADT^A04", "MDM^T02", "MDM^T04", "MDM^T06", "MDM^T08", "MDM^T10",
+    "ORU^R01",
+];
+
+fn metric_type(message_type: &str) -> &'static str {
+    if message_type.starts_with("ACK^") {
+        return "ACK";
+    }
+    METRIC_TYPES.iter().find(|t| **t == message_type).copied().unwrap_or("other")
+}
+
 fn source_of(m: &Message) -> String {
     format!("{}^{}", m.msh().get(3, 1).unwrap_or_default(), m.msh().get(4, 1).unwrap_or_default())
 }
