@@ -63,6 +63,12 @@ impl App {
         Ok(user)
     }
 
+    /// Whether `username` exists and `password` is its password (no session, no audit row).
+    pub async fn password_matches(&self, username: &str, password: &str) -> Result<bool, AppError> {
+        let Some(user) = self.store.user(username).await? else { return Ok(false) };
+        verify_password(password.to_owned(), Some(user.password_hash)).await
+    }
+
     pub async fn users(&self) -> Result<Vec<UserRecord>, AppError> {
         Ok(self.store.users().await?)
     }

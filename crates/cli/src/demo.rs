@@ -73,6 +73,26 @@ pub async fn ensure_user(app: &App) -> anyhow::Result<()> {
     if app.users().await?.is_empty() {
         app.save_user(DEMO_USER.0, refloop_app::Role::Admin, DEMO_USER.1).await?;
         tracing::warn!(user = DEMO_USER.0, "demo sign-in created; password refloop-demo (demo data only)");
+    } else if is_demo_user(app, true).await? {
+        app.set_user_disabled(DEMO_USER.0, false).await?;
+        tracing::warn!(user = DEMO_USER.0, "demo sign-in enabled again while --demo runs");
     }
     Ok(())
+}
+
+/// The demo sign-in works only while `--demo` runs: served without it, a database that still
+/// has `demo` with the demo password has that account disabled (its sessions end).
+pub async fn retire_user(app: &App) -> anyhow::Result<()> {
+    if is_demo_user(app, false).await? {
+        app.set_user_disabled(DEMO_USER.0, true).await?;
+        tracing::warn!(user = DEMO_USER.0, "the demo sign-in is disabled: this database is served without --demo");
+    }
+    Ok(())
+}
+
+/// Whether the `demo` account with the demo password exists and is `disabled`.
+async fn is_demo_user(app: &App, disabled: bool) -> anyhow::Result<bool> {
+    let users = app.users().await?;
+    let Some(user) = users.iter().find(|u| u.username == DEMO_USER.0) else { return Ok(false) };
+    Ok(user.disabled == disabled && app.password_matches(DEMO_USER.0, DEMO_USER.1).await?)
 }

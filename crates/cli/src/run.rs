@@ -178,7 +178,10 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
             crate::demo::ensure_user(&app).await?;
             crate::demo::seed(&app, &config, sim).await?
         }
-        None => None,
+        None => {
+            crate::demo::retire_user(&app).await?;
+            None
+        }
     };
     let hl7 = ingest(&config, &app)?.with_group_commit(GROUP_COMMIT);
     let addr = config.http_addr()?;

@@ -170,6 +170,28 @@ impl Serve {
         until_logged(&self.log, text).await
     }
 
+    /// Whether `username` / `password` signs in through the sign-in form.
+    pub async fn signs_in(&self, username: &str, password: &str) -> bool {
+        let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
+        let form = http.get(format!("{}/login", self.base)).send().await.expect("the sign-in form");
+        let cookies: Vec<String> = form
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|c| c.to_str().ok()?.split(';').next().map(str::to_owned))
+            .collect();
+        let html = form.text().await.unwrap_or_default();
+        let csrf = html.split("name=\"csrf\" value=\"").nth(1).and_then(|r| r.split('"').next()).unwrap_or_default();
+        let answer = http
+            .post(format!("{}/login", self.base))
+            .header("cookie", cookies.join("; "))
+            .form(&[("csrf", csrf), ("next", "/"), ("username", username), ("password", password)])
+            .send()
+            .await
+            .expect("a sign-in answer");
+        answer.status().as_u16() == 303
+    }
+
     /// Its /readyz status (0 when it does not answer).
     pub async fn ready(&self) -> u16 {
         let url = format!("{}/readyz", self.base);

@@ -141,8 +141,17 @@ async fn demo_seeds_a_fresh_database_and_never_one_with_real_data() {
     assert!(entries.iter().any(|e| e["stale"] == true) && entries.iter().any(|e| e["stale"] == false));
     s.stop();
     // Started again on its own demo data: kept as it is.
-    let log = Serve::start(&db.url, &[], &["--demo"]).stop();
+    let again = Serve::start(&db.url, &[], &["--demo"]);
+    assert!(again.signs_in("demo", "refloop-demo").await, "the demo sign-in works while --demo runs");
+    let log = again.stop();
     assert!(log.contains("demo data already present"), "{log}");
+    // Served without --demo, the demo sign-in no longer works; with --demo again, it does.
+    let plain = Serve::start(&db.url, &[], &[]);
+    assert!(!plain.signs_in("demo", "refloop-demo").await, "the demo sign-in is off without --demo");
+    assert!(plain.stop().contains("the demo sign-in is disabled"));
+    let again = Serve::start(&db.url, &[], &["--demo"]);
+    assert!(again.signs_in("demo", "refloop-demo").await);
+    again.stop();
 
     let real = TestDb::new(Backend::Sqlite).await;
     let admin = token(&real.url, "admin");
