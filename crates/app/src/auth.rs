@@ -25,6 +25,11 @@ pub enum Permission {
     WriteReferrals,
     /// Work the worklist: claim and complete tasks.
     WorkTasks,
+    /// Read raw inbound messages (the inbox, dead letters) and settle them: retry, apply to a
+    /// referral, dismiss (staff; not viewers or integrations).
+    Messages,
+    /// Change the specialist directory, where note requests are sent (staff; not integrations).
+    EditDirectory,
     /// Operate the service: drive the manual clock, manage tokens.
     Operate,
 }
@@ -54,7 +59,8 @@ impl Role {
             Role::Admin => true,
             Role::Coordinator => !matches!(p, Permission::Operate),
             Role::Viewer => matches!(p, Permission::Read | Permission::ReadPatients),
-            Role::Integration => matches!(p, Permission::Read | Permission::WriteReferrals),
+            // An integration writes what it sends and reads nothing back beyond the answers.
+            Role::Integration => matches!(p, Permission::WriteReferrals),
         }
     }
 }
@@ -110,6 +116,23 @@ mod tests {
         for p in [Permission::WriteReferrals, Permission::WorkTasks, Permission::Operate] {
             assert!(!Role::Viewer.may(p));
         }
+    }
+
+    #[test]
+    fn an_integration_writes_and_reads_nothing_back() {
+        assert!(Role::Integration.may(Permission::WriteReferrals));
+        for p in [
+            Permission::Read,
+            Permission::ReadPatients,
+            Permission::Messages,
+            Permission::EditDirectory,
+            Permission::WorkTasks,
+            Permission::Operate,
+        ] {
+            assert!(!Role::Integration.may(p), "{p:?}");
+        }
+        assert!(!Role::Viewer.may(Permission::Messages), "viewers see no raw messages");
+        assert!(Role::Coordinator.may(Permission::Messages) && Role::Coordinator.may(Permission::EditDirectory));
     }
 
     #[test]

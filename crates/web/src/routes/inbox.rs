@@ -87,7 +87,7 @@ fn list_of(items: &[InboxItem]) -> Json<InboxList> {
 #[utoipa::path(get, path = "/api/v1/inbox", tag = "inbound", params(InboxQuery),
     responses((status = 200, body = InboxList), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<InboxQuery>) -> ApiResult<Json<InboxList>> {
-    auth.require(Permission::Read)?;
+    auth.require(Permission::Messages)?;
     let n = limit(q.limit)?;
     let status = match q.status.as_deref() {
         None | Some("") => None,
@@ -108,7 +108,7 @@ pub async fn dead_letters(
     auth: Auth,
     Query(q): Query<InboxQuery>,
 ) -> ApiResult<Json<InboxList>> {
-    auth.require(Permission::Read)?;
+    auth.require(Permission::Messages)?;
     Ok(list_of(&s.app.dead_letters(limit(q.limit)?).await?))
 }
 
@@ -116,7 +116,7 @@ pub async fn dead_letters(
 #[utoipa::path(get, path = "/api/v1/inbox/{id}", tag = "inbound", params(("id" = String, Path)),
     responses((status = 200, body = InboxView), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn show(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InboxView>> {
-    let actor = auth.require(Permission::Read)?.clone();
+    let actor = auth.require(Permission::Messages)?.clone();
     let item =
         s.app.store().inbox_item(&id).await.map_err(refloop_app::AppError::from)?.ok_or_else(|| {
             ApiError::from(refloop_app::AppError::NotFound { what: "inbound message", id: id.clone() })
@@ -143,7 +143,7 @@ pub async fn apply(
     Path(id): Path<String>,
     Body(body): Body<ApplyBody>,
 ) -> ApiResult<Json<InboxView>> {
-    let actor = auth.require(Permission::WriteReferrals)?.clone();
+    let actor = auth.require(Permission::Messages)?.clone();
     let referral = ReferralId::parse(&body.referral_id).map_err(|e| ApiError::invalid("referral_id", e.message))?;
     let item = apply_to(&s, &id, &referral, &actor).await?;
     Ok(Json(InboxView::new(&item, false)))
@@ -154,7 +154,7 @@ pub async fn apply(
     responses((status = 200, body = InboxView), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn retry(State(s): State<AppState>, auth: Auth, Path(id): Path<String>) -> ApiResult<Json<InboxView>> {
-    auth.require(Permission::WriteReferrals)?;
+    auth.require(Permission::Messages)?;
     let item = retry_item(&s, &id).await?;
     Ok(Json(InboxView::new(&item, false)))
 }
@@ -178,7 +178,7 @@ pub async fn dismiss(
     Path(id): Path<String>,
     Body(body): Body<DismissBody>,
 ) -> ApiResult<Json<InboxView>> {
-    let actor = auth.require(Permission::WriteReferrals)?.clone();
+    let actor = auth.require(Permission::Messages)?.clone();
     let item = s.app.dismiss_inbox(&id, &actor, &body.reason).await?;
     Ok(Json(InboxView::new(&item, false)))
 }

@@ -104,7 +104,7 @@ pub async fn save(
     Path(id): Path<String>,
     Body(b): Body<SpecialistBody>,
 ) -> ApiResult<Json<SpecialistView>> {
-    let actor = auth.require(Permission::WriteReferrals)?.clone();
+    let actor = auth.require(Permission::EditDirectory)?.clone();
     let specialist = parse(id, b, s.app.now())?;
     let saved = s.app.save_specialist(&actor, specialist).await?;
     Ok(Json(view(&saved, s.app.now())))

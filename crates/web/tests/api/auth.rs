@@ -40,6 +40,11 @@ async fn an_integration_enters_referrals_but_does_not_drive_the_clock(b: Backend
     let body = json!({"patient_id": "p1", "referring_provider": "dr-a", "specialty": "cardiology"});
     assert_eq!(t.post_as(&integration, "/api/v1/referrals", body).await.status, 201);
     assert_eq!(t.post_as(&integration, "/api/v1/clock/advance", json!({"by": "1d"})).await.status, 403);
+    // Nor does it change the directory, where note requests are sent.
+    let entry = json!({"name": "Dr Elsewhere", "specialties": ["cardiology"], "fax": "+15555550100",
+        "last_verified": "2026-02-20T00:00:00Z"});
+    let put = t.http.put(format!("{}/api/v1/specialists/sp-x", t.base)).bearer_auth(&integration).json(&entry);
+    assert_eq!(put.send().await.unwrap().status(), 403);
     let coordinator = t.token(Role::Coordinator).await;
     assert_eq!(t.post_as(&coordinator, "/api/v1/clock/advance", json!({"by": "1d"})).await.status, 403);
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     a_referral_is_found_by_name_mrn_source_id_and_id_prefix,
-    patients_are_people_for_staff_and_ids_for_integrations,
+    patients_are_people_for_staff_and_nothing_for_integrations,
     the_list_sorts_counts_and_pages,
 );
 
@@ -54,7 +54,7 @@ async fn a_referral_is_found_by_name_mrn_source_id_and_id_prefix(b: Backend) {
     assert!(ids(&t, "q=nobody").await.is_empty());
 }
 
-async fn patients_are_people_for_staff_and_ids_for_integrations(b: Backend) {
+async fn patients_are_people_for_staff_and_nothing_for_integrations(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t.create_referral_id(order("MRN-2001", "Zoë Quinn", "placer-1")).await;
     let r = t.referral(&id).await;
@@ -65,10 +65,24 @@ async fn patients_are_people_for_staff_and_ids_for_integrations(b: Backend) {
     assert_eq!(r["referring_provider_name"], "Dr Ann Adams");
     let list = t.get("/api/v1/referrals?q=zoe").await.body;
     assert_eq!(list["items"][0]["patient"]["name"], "Zoë Quinn");
+    // An integration writes referrals and reads none back (least privilege): no lists, no
+    // referral, no raw messages; a viewer reads referrals but not raw messages.
     let integration = t.token(Role::Integration).await;
-    let seen = t.get_as(&integration, &format!("/api/v1/referrals/{id}")).await.body;
-    assert_eq!(seen["patient_id"], "MRN-2001");
-    assert!(seen.get("patient").is_none(), "an integration reads no patient data: {seen}");
+    for path in [
+        format!("/api/v1/referrals/{id}"),
+        "/api/v1/referrals".to_owned(),
+        "/api/v1/inbox".to_owned(),
+        "/api/v1/dead-letters".to_owned(),
+        "/fhir/ServiceRequest".to_owned(),
+    ] {
+        let seen = t.get_as(&integration, &path).await;
+        assert_eq!(seen.status, 403, "{path}: {:?}", seen.body);
+        assert!(!seen.body.to_string().contains("Zo"), "{path}: {:?}", seen.body);
+    }
+    assert_eq!(t.get_as(&integration, "/fhir/metadata").await.status, 200);
+    let viewer = t.token(Role::Viewer).await;
+    assert_eq!(t.get_as(&viewer, &format!("/api/v1/referrals/{id}")).await.status, 200);
+    assert_eq!(t.get_as(&viewer, "/api/v1/inbox").await.status, 403, "viewers see no raw messages");
     // A bad date of birth is refused and changes nothing.
     let mut bad = order("MRN-2002", "Bad Date", "placer-2");
     bad["patient"]["birth_date"] = json!("1961-13-40");

@@ -74,7 +74,7 @@ async fn directory_page(s: &AppState, web: &Web, form: EntryForm, problem: Strin
         csrf: web.0.csrf.clone(),
         stale_count: rows.iter().filter(|r| r.stale).count(),
         rows,
-        can_edit: web.0.actor.role.may(Permission::WorkTasks),
+        can_edit: web.0.actor.role.may(Permission::EditDirectory),
         form,
         problem,
         networks: vec!["out-of-network", "in-network", "unknown"],
@@ -90,7 +90,7 @@ pub async fn directory(State(s): State<AppState>, web: Web) -> UiResult<Response
 /// comes back with what was typed and what to fix.
 pub async fn save_entry(State(s): State<AppState>, web: Web, Form(f): Form<Params>) -> UiResult<Response> {
     web.check_form(&f)?;
-    web.require(Permission::WorkTasks)?;
+    web.require(Permission::EditDirectory)?;
     let form = EntryForm {
         name: get(&f, "name").to_owned(),
         specialties: get(&f, "specialties").to_owned(),
@@ -162,7 +162,7 @@ pub async fn verify_entry(
     Form(f): Form<Params>,
 ) -> UiResult<Response> {
     web.check_form(&f)?;
-    web.require(Permission::WorkTasks)?;
+    web.require(Permission::EditDirectory)?;
     s.app.verify_specialist(&web.0.actor, &id).await?;
     Ok(see_other("/directory"))
 }
