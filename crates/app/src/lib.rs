@@ -5,6 +5,7 @@
 //! [`refloop_domain::decide`] what to do and carries the decision out in one storage
 //! transaction through the [`Store`] port. Reads for people come from the projections.
 
+pub mod admission;
 mod auth;
 mod clock;
 mod connector;

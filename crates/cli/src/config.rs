@@ -41,6 +41,12 @@ pub struct Config {
 pub struct Server {
     pub http: String,
     pub mllp: String,
+    /// An HTTP request's headers must arrive within this (and a kept-alive connection may be
+    /// idle this long).
+    pub header_timeout: Duration,
+    /// Open connections at most, in all and from one address — for each listener (HTTP, MLLP).
+    pub max_connections: usize,
+    pub max_connections_per_address: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -256,6 +262,12 @@ impl Config {
             bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
         }
         self.hl7_senders()?;
+        if self.server.header_timeout.as_seconds() < 1 {
+            bail!("server.header_timeout: at least 1s");
+        }
+        if self.server.max_connections == 0 || self.server.max_connections_per_address == 0 {
+            bail!("server.max_connections and max_connections_per_address: at least 1");
+        }
         if self.hl7.tls_cert.is_empty() && !self.hl7.tls_client_ca.is_empty() {
             bail!("hl7.tls_client_ca: needs hl7.tls_cert and hl7.tls_key");
         }
@@ -546,6 +558,21 @@ impl Config {
         warnings
     }
 
+    /// The connection caps each listener keeps.
+    pub fn connection_limits(&self) -> refloop_app::admission::ConnectionLimits {
+        refloop_app::admission::ConnectionLimits {
+            total: self.server.max_connections,
+            per_address: self.server.max_connections_per_address,
+        }
+    }
+
+    pub fn http_limits(&self) -> refloop_web::HttpLimits {
+        refloop_web::HttpLimits {
+            header_timeout: StdDuration::from_secs(self.server.header_timeout.as_seconds().unsigned_abs()),
+            connections: self.connection_limits(),
+        }
+    }
+
     pub fn mllp_listener(&self) -> anyhow::Result<refloop_hl7::ListenerConfig> {
         let h = &self.hl7;
         let tls = if h.tls_cert.is_empty() {
@@ -558,6 +585,7 @@ impl Config {
             max_message: h.max_message_bytes,
             idle_timeout: StdDuration::from_secs(h.idle_timeout.as_seconds().unsigned_abs()),
             tls,
+            connections: self.connection_limits(),
         })
     }
 

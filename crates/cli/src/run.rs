@@ -248,7 +248,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
     let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics, ui };
-    refloop_web::serve(state, listener, stopped(stop_rx.clone())).await?;
+    refloop_web::serve_with(state, listener, config.http_limits(), stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;
     if let Some(w) = workers {

@@ -4,6 +4,7 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
+use refloop_app::admission::{Admission, ConnectionLimits};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
@@ -29,11 +30,19 @@ pub struct ListenerConfig {
     pub idle_timeout: Duration,
     /// When set, every connection is TLS (see [`crate::tls_acceptor`]); plain MLLP is refused.
     pub tls: Option<TlsAcceptor>,
+    /// Open connections at most, in all and from one address; beyond them a new connection
+    /// is closed at once.
+    pub connections: ConnectionLimits,
 }
 
 impl Default for ListenerConfig {
     fn default() -> Self {
-        Self { max_message: 1024 * 1024, idle_timeout: Duration::from_secs(300), tls: None }
+        Self {
+            max_message: 1024 * 1024,
+            idle_timeout: Duration::from_secs(300),
+            tls: None,
+            connections: ConnectionLimits::default(),
+        }
     }
 }
 
@@ -43,6 +52,7 @@ impl std::fmt::Debug for ListenerConfig {
             .field("max_message", &self.max_message)
             .field("idle_timeout", &self.idle_timeout)
             .field("tls", &self.tls.is_some())
+            .field("connections", &self.connections)
             .finish()
     }
 }
@@ -61,6 +71,7 @@ pub async fn serve_mllp(
     tokio::pin!(shutdown);
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut connections = JoinSet::new();
+    let admission = Admission::new(cfg.connections);
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
@@ -72,12 +83,21 @@ pub async fn serve_mllp(
                         continue;
                     }
                 };
+                let admitted = match admission.admit(peer.ip()) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        metrics::counter!("refloop_mllp_connections_refused_total", "reason" => why.as_str()).increment(1);
+                        tracing::warn!(%peer, reason = why.as_str(), "MLLP connection turned away: too many open");
+                        continue;
+                    }
+                };
                 let _ = stream.set_nodelay(true);
                 tracing::debug!(%peer, "MLLP connection opened");
                 let ingest = ingest.clone();
                 let stop = stop_rx.clone();
                 let cfg = cfg.clone();
                 connections.spawn(async move {
+                    let _admitted = admitted;
                     let codec = MllpCodec::new(cfg.max_message);
                     match &cfg.tls {
                         None => connection(ingest, Framed::new(stream, codec), &cfg, peer, stop).await,

@@ -11,7 +11,7 @@ mod openapi;
 mod routes;
 mod ui;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::{future::Future, time::Duration};
 
 use axum::{
     Json, Router,
@@ -116,12 +116,88 @@ async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     (e.status, Json(ErrorBody { error: error::ErrorDetail { code: e.code, message: e.message, field: None } }))
 }
 
-/// Serves HTTP on `listener` until `shutdown` resolves.
+/// Limits on HTTP connections.
+#[derive(Clone, Copy, Debug)]
+pub struct HttpLimits {
+    /// A request's headers must arrive within this; also how long a kept-alive connection
+    /// may sit idle between requests.
+    pub header_timeout: Duration,
+    pub connections: refloop_app::admission::ConnectionLimits,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        Self { header_timeout: Duration::from_secs(10), connections: Default::default() }
+    }
+}
+
+/// Serves HTTP on `listener` until `shutdown` resolves, with the default [`HttpLimits`].
 pub async fn serve(
     state: AppState,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let service = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown).await
+    serve_with(state, listener, HttpLimits::default(), shutdown).await
+}
+
+/// Serves HTTP/1.1 on `listener` until `shutdown` resolves: each connection is admitted
+/// against the connection caps (turned away at once beyond them, counted in
+/// `refloop_http_connections_refused_total{reason}`), its request headers must arrive within
+/// the header timeout, and on shutdown connections finish the request they are on.
+pub async fn serve_with(
+    state: AppState,
+    listener: TcpListener,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let app = router(state);
+    let admission = refloop_app::admission::Admission::new(limits.connections);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "HTTP accept failed");
+                        continue;
+                    }
+                };
+                let admitted = match admission.admit(peer.ip()) {
+                    Ok(a) => a,
+                    Err(why) => {
+                        metrics::counter!("refloop_http_connections_refused_total", "reason" => why.as_str()).increment(1);
+                        tracing::warn!(%peer, reason = why.as_str(), "HTTP connection turned away: too many open");
+                        continue;
+                    }
+                };
+                let service = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
+                let service = hyper_util::service::TowerToHyperService::new(service);
+                let mut stop = stop_rx.clone();
+                connections.spawn(async move {
+                    let _admitted = admitted;
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(limits.header_timeout)
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    let _ = stop_tx.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
 }

@@ -4,6 +4,7 @@
 mod chaos;
 mod fhir;
 mod hl7;
+mod limits;
 mod process;
 mod serve;
 mod simulate;

@@ -309,7 +309,7 @@ async fn idle_and_oversized_connections_are_closed(b: Backend) {
     let cfg = refloop_hl7::ListenerConfig {
         max_message: 2048,
         idle_timeout: std::time::Duration::from_millis(200),
-        tls: None,
+        ..Default::default()
     };
     tokio::spawn(refloop_hl7::serve_mllp(t.ingest.clone(), listener, cfg, std::future::pending()));
     let within = std::time::Duration::from_secs(10);
