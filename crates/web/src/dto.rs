@@ -56,9 +56,12 @@ pub struct CreateReferralBody {
     pub origin: Option<String>,
     /// `in-network`, `out-of-network` or `unknown` (default).
     pub network: Option<String>,
+    /// At most 2,000 characters (names, the specialist and the referring provider's name:
+    /// 200; the patient's language, phone and time zone: 64).
     pub reason: Option<String>,
     /// When the order was placed (RFC 3339); now when absent.
     pub ordered_at: Option<String>,
+    /// The sender's ids for this order: at most 20, each at most 200 characters.
     #[serde(default)]
     pub source_ids: Vec<String>,
 }

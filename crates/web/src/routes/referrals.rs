@@ -39,7 +39,43 @@ fn referral_id(raw: &str) -> ApiResult<ReferralId> {
     ReferralId::parse(raw).map_err(|_| ApiError::new(StatusCode::NOT_FOUND, "not_found", "referral not found"))
 }
 
+/// Field limits (documented in the OpenAPI schema): beyond them 422, and nothing is stored.
+pub(crate) const MAX_NAME: usize = 200;
+pub(crate) const MAX_TEXT: usize = 2000;
+pub(crate) const MAX_SHORT: usize = 64;
+pub(crate) const MAX_SOURCE_IDS: usize = 20;
+
+/// `value`, unless it is longer than `max` characters.
+pub(crate) fn bounded(name: &str, value: Option<String>, max: usize) -> ApiResult<Option<String>> {
+    match value {
+        Some(v) if v.chars().count() > max => Err(ApiError::invalid(name, format!("at most {max} characters"))),
+        v => Ok(v),
+    }
+}
+
 fn parse_create(b: CreateReferralBody) -> ApiResult<NewReferral> {
+    if b.source_ids.len() > MAX_SOURCE_IDS {
+        return Err(ApiError::invalid("source_ids", format!("at most {MAX_SOURCE_IDS} ids")));
+    }
+    for id in &b.source_ids {
+        bounded("source_ids", Some(id.clone()), MAX_NAME)?;
+    }
+    let b = CreateReferralBody {
+        referring_provider_name: bounded("referring_provider_name", b.referring_provider_name, MAX_NAME)?,
+        specialist: bounded("specialist", b.specialist, MAX_NAME)?,
+        reason: bounded("reason", b.reason, MAX_TEXT)?,
+        patient: match b.patient {
+            Some(p) => Some(crate::dto::PatientBody {
+                name: bounded("patient.name", p.name, MAX_NAME)?,
+                language: bounded("patient.language", p.language, MAX_SHORT)?,
+                phone: bounded("patient.phone", p.phone, MAX_SHORT)?,
+                time_zone: bounded("patient.time_zone", p.time_zone, MAX_SHORT)?,
+                ..p
+            }),
+            None => None,
+        },
+        ..b
+    };
     let patient = match b.patient {
         Some(p) => {
             let birth_date = match p.birth_date.as_deref().map(str::trim).filter(|d| !d.is_empty()) {
@@ -170,6 +206,12 @@ pub async fn show(
 }
 
 pub(crate) fn parse_event(b: StaffEventBody, now: jiff::Timestamp) -> ApiResult<Input> {
+    let b = StaffEventBody {
+        reason: bounded("reason", b.reason, MAX_TEXT)?,
+        channel: bounded("channel", b.channel, MAX_SHORT)?,
+        specialist: bounded("specialist", b.specialist, MAX_NAME)?,
+        ..b
+    };
     let at = opt_instant("at", b.at.as_deref())?.unwrap_or(now);
     let milestone = |state| -> ApiResult<Input> {
         Ok(Input::Milestone {

@@ -13,6 +13,7 @@ use crate::{
     dto::{ClaimBody, CompleteBody, OutboxList, OutboxQuery, OutboxView, TaskList, TaskQuery, TaskView},
     error::{ApiError, ApiResult, ErrorBody},
     json::MaybeBody,
+    routes::referrals::{MAX_SHORT, MAX_TEXT, bounded},
 };
 
 fn limit(n: Option<u32>) -> ApiResult<u32> {
@@ -84,10 +85,10 @@ pub async fn complete(
     let task = if structured || b.outcome.as_deref().is_some_and(is_outcome_code) {
         let report = TaskReport {
             outcome: b.outcome.unwrap_or_else(|| "done".into()),
-            note: b.note,
+            note: bounded("note", b.note, MAX_TEXT)?,
             appointment_at: crate::dto::opt_instant("appointment_at", b.appointment_at.as_deref())?,
-            reason: b.reason,
-            phone: b.phone,
+            reason: bounded("reason", b.reason, MAX_TEXT)?,
+            phone: bounded("phone", b.phone, MAX_SHORT)?,
         };
         s.app.report_task(actor, &id, report).await?
     } else {

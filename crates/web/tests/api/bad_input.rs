@@ -110,4 +110,39 @@ on_both_backends!(
     malformed_oversized_and_mistyped_bodies_change_nothing,
     bad_staff_events_are_refused_and_change_nothing,
     the_clock_cannot_be_driven_when_it_is_the_system_clock,
+    fields_beyond_their_limits_are_refused_and_change_nothing,
 );
+
+/// Each field has a documented limit: 100,000 source ids (a 1 MB body) or a 2,001-character
+/// reason get 422 naming the field, and nothing is stored.
+async fn fields_beyond_their_limits_are_refused_and_change_nothing(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut many = valid();
+    many["source_ids"] = json!((0..100_000).map(|i| format!("s{i}")).collect::<Vec<_>>());
+    let r = t.post("/api/v1/referrals", many).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some("source_ids")), "{:?}", r.body);
+    for (field, value, max) in [
+        ("reason", "r".repeat(2001), 2000),
+        ("specialist", "s".repeat(201), 200),
+        ("referring_provider_name", "n".repeat(201), 200),
+    ] {
+        let mut body = valid();
+        body[field] = json!(value);
+        let r = t.post("/api/v1/referrals", body).await;
+        assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some(field)), "{:?}", r.body);
+        assert!(r.body["error"]["message"].as_str().unwrap().contains(&max.to_string()));
+    }
+    let mut long_name = valid();
+    long_name["patient"] = json!({"name": "x".repeat(201)});
+    let r = t.post("/api/v1/referrals", long_name).await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some("patient.name")), "{:?}", r.body);
+    assert_eq!(count(&t).await, 0, "nothing was stored");
+    let id = t.create_referral_id(valid()).await;
+    let r = t
+        .post(
+            &format!("/api/v1/referrals/{id}/events"),
+            json!({"type": "closed-incomplete", "reason": "r".repeat(2001)}),
+        )
+        .await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some("reason")), "{:?}", r.body);
+}
