@@ -295,6 +295,18 @@ pub struct TokenRecord {
     pub role: Role,
     pub hash: String,
     pub created_at: Timestamp,
+    /// Refused from then on; `None` never expires (tokens made before expiry existed).
+    pub expires_at: Option<Timestamp>,
+    /// To the minute.
+    pub last_used_at: Option<Timestamp>,
+    pub revoked_at: Option<Timestamp>,
+}
+
+impl TokenRecord {
+    /// Whether the token is accepted at `now`.
+    pub fn is_live(&self, now: Timestamp) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
+    }
 }
 
 /// A person who signs in to the web UI. The password is kept only as an argon2 hash.
@@ -692,6 +704,12 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Every token, newest first (hashes included; never shown).
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+    /// Revokes the live tokens whose id or name is `which`; their ids.
+    async fn revoke_tokens(&self, which: &str, at: Timestamp) -> Result<Vec<String>, StoreError>;
+    /// Records a use at `at`, unless one was recorded in the minute before.
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError>;
 
     async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError>;
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;

@@ -532,8 +532,14 @@ impl App {
         Ok(self.store.outbox(filter).await?)
     }
 
-    /// Creates an API token and returns it; only its hash is stored.
-    pub async fn create_token(&self, name: &str, role: Role) -> Result<String, AppError> {
+    /// Creates an API token and returns it; only its hash is stored. It is refused from
+    /// `expires_at` on (never, when `None`).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        expires_at: Option<Timestamp>,
+    ) -> Result<String, AppError> {
         let name = name.trim();
         if name.is_empty() {
             return Err(AppError::invalid("name", "a token needs a name"));
@@ -545,16 +551,49 @@ impl App {
             role,
             hash: hash_token(&token),
             created_at: self.now(),
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
         };
         self.store.insert_token(&record).await?;
+        let cli = Actor::system("cli");
+        self.store.audit(&self.audit_entry(&cli, "create", "token", &record.id)).await?;
         tracing::info!(token_id = %record.id, role = role.as_str(), "API token created");
         Ok(token)
     }
 
-    /// The actor behind a bearer token, if the token is known.
+    /// Every API token (never the token itself; the stored hash stays inside).
+    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, AppError> {
+        Ok(self.store.tokens().await?)
+    }
+
+    /// Revokes the live tokens with this id or name; their ids (none: nothing matched).
+    pub async fn revoke_token(&self, which: &str, actor: &Actor) -> Result<Vec<String>, AppError> {
+        let revoked = self.store.revoke_tokens(which.trim(), self.now()).await?;
+        for id in &revoked {
+            self.store.audit(&self.audit_entry(actor, "revoke", "token", id)).await?;
+            tracing::info!(token_id = %id, "API token revoked");
+        }
+        Ok(revoked)
+    }
+
+    /// The actor behind a bearer token, if the token is known, not revoked and not expired.
+    /// A refused known token is logged and audited (a use after revocation or expiry).
     pub async fn authenticate(&self, token: &str, remote: Option<String>) -> Result<Option<Actor>, AppError> {
-        let record = self.store.token_by_hash(&hash_token(token)).await?;
-        Ok(record.map(|t| Actor { name: t.name, role: t.role, remote, system: false }))
+        let Some(record) = self.store.token_by_hash(&hash_token(token)).await? else { return Ok(None) };
+        let now = self.now();
+        if !record.is_live(now) {
+            let why = if record.revoked_at.is_some() { "revoked" } else { "expired" };
+            tracing::warn!(token_id = %record.id, why, remote = remote.as_deref().unwrap_or("-"), "API token refused");
+            let actor = Actor { name: record.name.clone(), role: record.role, remote, system: false };
+            self.store.audit(&self.audit_entry(&actor, &format!("refused-{why}"), "token", &record.id)).await?;
+            return Ok(None);
+        }
+        // At most one write a minute per token: most requests only read.
+        if record.last_used_at.is_none_or(|at| now - at >= jiff::SignedDuration::from_secs(60)) {
+            self.store.token_used(&record.id, now).await?;
+        }
+        Ok(Some(Actor { name: record.name, role: record.role, remote, system: false }))
     }
 }
 

@@ -23,6 +23,7 @@ pub const DEFAULTS: &str = include_str!("../../../config.default.toml");
 pub struct Config {
     pub server: Server,
     pub database: Database,
+    pub auth: Auth,
     pub clock: ClockConfig,
     pub workers: Workers,
     pub log: Log,
@@ -71,6 +72,14 @@ pub struct Workers {
     pub outbox_lease: Duration,
     pub outbox_batch: u32,
     pub shutdown_grace: Duration,
+}
+
+/// API tokens and sign-in.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    /// How long a new API token works (`token create --expires-in` for another span).
+    pub token_lifetime: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -262,6 +271,9 @@ impl Config {
             bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
         }
         self.hl7_senders()?;
+        if self.auth.token_lifetime.as_seconds() < 60 {
+            bail!("auth.token_lifetime: at least 1m");
+        }
         if self.server.header_timeout.as_seconds() < 1 {
             bail!("server.header_timeout: at least 1s");
         }

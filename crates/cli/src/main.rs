@@ -239,9 +239,23 @@ enum TokenAction {
         /// admin, coordinator, viewer or integration.
         #[arg(long)]
         role: String,
-        /// Who or what the token is for.
+        /// Who or what the token is for (for a sender of HL7 over HTTP: its [[hl7.senders]] name).
         #[arg(long)]
         name: String,
+        /// How long it works, e.g. `30d` (default `[auth] token_lifetime`, a year).
+        #[arg(long)]
+        expires_in: Option<String>,
+    },
+    /// List the tokens: id, name, role, made, expires, last used (to the minute), status.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a token by its id or name (every live token of that name); it is refused at once.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        id_or_name: String,
     },
 }
 
@@ -391,14 +405,36 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 tools::user_disable(&load(&common, None, None)?, &username, false).await
             }
         },
-        Command::Token { action: TokenAction::Create { common, role, name } } => {
+        Command::Token { action: TokenAction::Create { common, role, name, expires_in } } => {
             let role = refloop_app::Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role: one of admin, coordinator, viewer, integration"))?;
             let config = load(&common, None, None)?;
+            let lifetime = match expires_in {
+                Some(span) => {
+                    span.parse::<refloop_domain::Duration>().map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?
+                }
+                None => config.auth.token_lifetime,
+            };
             run::init_logging(&config);
             let app = run::build_app(&config).await?;
-            let token = app.create_token(&name, role).await?;
+            let token = app.create_token(&name, role, Some(app.now() + lifetime.to_signed())).await?;
             println!("{token}");
+            Ok(())
+        }
+        Command::Token { action: TokenAction::List { common } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            tools::token_list(&run::build_app(&config).await?).await
+        }
+        Command::Token { action: TokenAction::Revoke { common, id_or_name } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            let app = run::build_app(&config).await?;
+            let revoked = app.revoke_token(&id_or_name, &refloop_app::Actor::system("cli")).await?;
+            if revoked.is_empty() {
+                anyhow::bail!("no live token has the id or name {id_or_name:?}");
+            }
+            println!("revoked {}", revoked.join(", "));
             Ok(())
         }
     }

@@ -608,3 +608,30 @@ pub async fn print_channels(config: &Config) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// `token list`: one line per token, tab-separated, never the token or its hash.
+pub async fn token_list(app: &refloop_app::App) -> anyhow::Result<()> {
+    let now = app.now();
+    let at =
+        |t: Option<jiff::Timestamp>| t.map_or_else(|| "-".to_owned(), |t| t.strftime("%Y-%m-%d %H:%M").to_string());
+    println!("id\tname\trole\tcreated\texpires\tlast used\tstatus");
+    for t in app.tokens().await? {
+        let status = if t.revoked_at.is_some() {
+            "revoked"
+        } else if !t.is_live(now) {
+            "expired"
+        } else {
+            "live"
+        };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{status}",
+            t.id,
+            t.name,
+            t.role.as_str(),
+            at(Some(t.created_at)),
+            at(t.expires_at),
+            at(t.last_used_at)
+        );
+    }
+    Ok(())
+}

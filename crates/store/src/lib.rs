@@ -508,13 +508,16 @@ impl Store for SqlStore {
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         on_writer!(self, p => {
-            sqlx::query("INSERT INTO api_tokens (id, name, role, hash, created_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&t.id)
-                .bind(&t.name)
-                .bind(t.role.as_str())
-                .bind(&t.hash)
-                .bind(ms(t.created_at))
-                .execute(p)
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(t.role.as_str())
+            .bind(&t.hash)
+            .bind(ms(t.created_at))
+            .bind(t.expires_at.map(ms))
+            .execute(p)
                 .await
                 .map_err(db)?;
         });
@@ -530,6 +533,44 @@ impl Store for SqlStore {
                 .map_err(db)?;
             row.map(|r| row::token(&r)).transpose()
         })
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at DESC, id")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::token(r)).collect()
+        })
+    }
+
+    async fn revoke_tokens(&self, which: &str, at: Timestamp) -> Result<Vec<String>, StoreError> {
+        on_writer!(self, p => {
+            sqlx::query_scalar(
+                "UPDATE api_tokens SET revoked_at = $2 WHERE (id = $1 OR name = $1) AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(which)
+            .bind(ms(at))
+            .fetch_all(p)
+            .await
+            .map_err(db)
+        })
+    }
+
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $2
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2 - 60000)",
+            )
+            .bind(id)
+            .bind(ms(at))
+            .execute(p)
+            .await
+            .map_err(db)?;
+        });
+        Ok(())
     }
 
     async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {

@@ -32,6 +32,7 @@ fn migrator(dialect: &str) -> Migrator {
             (13, "staff texts", include_str!("../migrations/sqlite/0013_staff_texts.sql")),
             (14, "directory", include_str!("../migrations/sqlite/0014_directory.sql")),
             (15, "outbox leases", include_str!("../migrations/sqlite/0015_outbox_leases.sql")),
+            (16, "token lifecycle", include_str!("../migrations/sqlite/0016_token_lifecycle.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -49,6 +50,7 @@ fn migrator(dialect: &str) -> Migrator {
             (13, "staff texts", include_str!("../migrations/postgres/0013_staff_texts.sql")),
             (14, "directory", include_str!("../migrations/postgres/0014_directory.sql")),
             (15, "outbox leases", include_str!("../migrations/postgres/0015_outbox_leases.sql")),
+            (16, "token lifecycle", include_str!("../migrations/postgres/0016_token_lifecycle.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -233,6 +233,9 @@ pub(crate) fn token(row: &dyn Get) -> Result<TokenRecord, StoreError> {
         role: Role::parse(&role).ok_or_else(|| corrupt(format!("unknown role {role}")))?,
         hash: row.text("hash")?,
         created_at: ts(row.int("created_at")?)?,
+        expires_at: row.opt_int("expires_at")?.map(ts).transpose()?,
+        last_used_at: row.opt_int("last_used_at")?.map(ts).transpose()?,
+        revoked_at: row.opt_int("revoked_at")?.map(ts).transpose()?,
     })
 }
 

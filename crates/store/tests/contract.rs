@@ -366,10 +366,25 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
         role: Role::Viewer,
         hash: "ab".repeat(32),
         created_at: t0,
+        expires_at: Some(t0 + jiff::SignedDuration::from_hours(24)),
+        last_used_at: None,
+        revoked_at: None,
     };
     store.insert_token(&token).await.unwrap();
-    assert_eq!(store.token_by_hash(&"ab".repeat(32)).await.unwrap(), Some(token));
+    assert_eq!(store.token_by_hash(&"ab".repeat(32)).await.unwrap(), Some(token.clone()));
     assert_eq!(store.token_by_hash("tok_1").await.unwrap(), None);
+    // A use is recorded to the minute; revoking by name (or id) revokes the live ones once.
+    let later = t0 + jiff::SignedDuration::from_secs(30);
+    store.token_used("tok_1", t0).await.unwrap();
+    store.token_used("tok_1", later).await.unwrap();
+    assert_eq!(store.tokens().await.unwrap()[0].last_used_at, Some(t0), "within the minute: not written again");
+    assert_eq!(store.revoke_tokens("ci", later).await.unwrap(), ["tok_1"]);
+    assert!(store.revoke_tokens("tok_1", later).await.unwrap().is_empty(), "already revoked");
+    let stored = store.tokens().await.unwrap();
+    assert_eq!(stored[0].revoked_at, Some(later));
+    assert!(
+        !stored[0].is_live(later) && token.is_live(later) && !token.is_live(t0 + jiff::SignedDuration::from_hours(25))
+    );
 
     let entry = AuditEntry {
         at: t0,

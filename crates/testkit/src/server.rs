@@ -249,7 +249,7 @@ impl TestAppBuilder {
             };
             serve_mllp(hl7, mllp_listener, ListenerConfig::default(), shutdown).await.expect("the MLLP listener runs");
         });
-        let admin = app.create_token("test-admin", Role::Admin).await.expect("an admin token");
+        let admin = app.create_token("test-admin", Role::Admin, None).await.expect("an admin token");
         TestApp {
             app,
             ingest,
@@ -395,7 +395,7 @@ impl TestApp {
     }
 
     pub async fn token(&self, role: Role) -> String {
-        self.app.create_token(&format!("test-{}", role.as_str()), role).await.expect("a token")
+        self.app.create_token(&format!("test-{}", role.as_str()), role, None).await.expect("a token")
     }
 
     async fn reply(resp: reqwest::Response) -> Reply {

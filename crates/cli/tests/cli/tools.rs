@@ -369,3 +369,44 @@ async fn a_baseline_csv_imports_history_that_reports_count_and_the_workflow_leav
             .unwrap();
     assert!(outbox.is_empty());
 }
+
+/// Tokens expire, are listed with their last use, and can be revoked: a revoked or expired
+/// token gets 401 (and the refusal is audited).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_listed_revoked_and_expire() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let (ok, short, err) = run(
+        &["token", "create", "--role", "viewer", "--name", "dashboard", "--expires-in", "30d", "--database", &db.url],
+        &[],
+    );
+    assert!(ok, "{err}");
+    let short = short.trim().to_owned();
+    let viewer = token(&db.url, "viewer");
+    let s = Serve::start(&db.url, &[], &[]);
+    for t in [&admin, &short, &viewer] {
+        assert_eq!(s.call(t, "GET", "/api/v1/referrals", None).await.0, 200);
+    }
+    let (ok, list, err) = run(&["token", "list", "--database", &db.url], &[]);
+    assert!(ok, "{err}");
+    assert!(list.contains("\tdashboard\tviewer\t") && list.contains("\tlive"), "{list}");
+    assert!(!list.contains(&short) && !list.contains("rfl_"), "no token is ever shown: {list}");
+    let last_used = list.lines().find(|l| l.contains("dashboard")).unwrap().split('\t').nth(5).unwrap().to_owned();
+    assert_ne!(last_used, "-", "its use is recorded: {list}");
+
+    let (ok, out, err) = run(&["token", "revoke", "dashboard", "--database", &db.url], &[]);
+    assert!(ok && out.starts_with("revoked tok_"), "{out}{err}");
+    assert_eq!(s.call(&short, "GET", "/api/v1/referrals", None).await.0, 401, "revoked: refused at once");
+    assert_eq!(s.call(&admin, "GET", "/api/v1/referrals", None).await.0, 200);
+    let (ok, _, err) = run(&["token", "revoke", "dashboard", "--database", &db.url], &[]);
+    assert!(!ok && err.contains("no live token"), "{err}");
+    s.stop();
+
+    // A year on (the tokens' default lifetime), every token is refused.
+    let later = Serve::start(&db.url, &[("REFLOOP_CLOCK_START", "2031-01-01T00:00:00Z")], &[]);
+    assert_eq!(later.call(&admin, "GET", "/api/v1/referrals", None).await.0, 401, "expired");
+    let log = later.stop();
+    assert!(log.contains("API token refused") && log.contains("expired"), "{log}");
+    let (_, list, _) = run(&["token", "list", "--database", &db.url], &[]);
+    assert!(list.lines().any(|l| l.contains("dashboard") && l.ends_with("revoked")), "{list}");
+}
