@@ -32,6 +32,9 @@ pub enum AppError {
     /// A failure inside refloop that is neither bad input nor storage.
     #[error("internal error: {0}")]
     Internal(String),
+    /// Too many failed attempts from here: try again after this long.
+    #[error("too many failed attempts; try again in {} s", .0.as_secs())]
+    Throttled(std::time::Duration),
 }
 
 impl AppError {

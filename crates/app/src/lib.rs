@@ -20,6 +20,7 @@ mod reports;
 mod service;
 mod sms;
 mod texts;
+mod throttle;
 mod users;
 mod work;
 mod workers;
@@ -45,6 +46,7 @@ pub use reports::{
 pub use service::{App, NewReferral, PatientInput, ReferralDetail};
 pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};
 pub use texts::SmsTexts;
+pub use throttle::AuthSettings;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};
 pub use workers::{AdvanceReport, DueReport, OutboxSettings};

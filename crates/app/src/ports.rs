@@ -319,6 +319,10 @@ pub struct UserRecord {
     pub disabled: bool,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+    /// Failed sign-ins in a row.
+    pub failed_logins: u32,
+    /// Sign-in refused until then (too many failures), unless an admin unlocks first.
+    pub locked_until: Option<Timestamp>,
 }
 
 /// A web session as stored: a hash of the cookie value, never the value.
@@ -704,6 +708,16 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError>;
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+    /// Counts a failed sign-in of `username`; from the `lock_after`th in a row it is locked
+    /// until `lock_until`. The failures in a row and the lock, when the user exists.
+    async fn login_failed(
+        &self,
+        username: &str,
+        lock_after: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError>;
+    /// A sign-in worked, or an admin unlocked the user: no failures, no lock.
+    async fn login_cleared(&self, username: &str) -> Result<(), StoreError>;
     /// Every token, newest first (hashes included; never shown).
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Revokes the live tokens whose id or name is `which`; their ids.

@@ -78,6 +78,8 @@ pub struct App {
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) wake: Arc<Notify>,
     pub(crate) outbox: crate::OutboxSettings,
+    pub(crate) auth: crate::AuthSettings,
+    pub(crate) throttle: crate::throttle::Throttle,
     /// Set on shutdown: the workers claim nothing more and start no new attempt.
     pub(crate) stopping: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -99,6 +101,8 @@ impl App {
             connector,
             wake: Arc::new(Notify::new()),
             outbox: crate::OutboxSettings::default(),
+            auth: crate::AuthSettings::default(),
+            throttle: Default::default(),
             stopping: Arc::default(),
         }
     }
@@ -106,6 +110,11 @@ impl App {
     /// The same app with these outbox worker settings.
     pub fn with_outbox(mut self, settings: crate::OutboxSettings) -> Self {
         self.outbox = settings;
+        self
+    }
+
+    pub fn with_auth(mut self, settings: crate::AuthSettings) -> Self {
+        self.auth = settings;
         self
     }
 

@@ -41,7 +41,16 @@ impl App {
         let password_hash = hash_password(password.to_owned()).await?;
         let now = self.now();
         let created_at = self.store.user(&username).await?.map_or(now, |u| u.created_at);
-        let user = UserRecord { username, role, password_hash, disabled: false, created_at, updated_at: now };
+        let user = UserRecord {
+            username,
+            role,
+            password_hash,
+            disabled: false,
+            created_at,
+            updated_at: now,
+            failed_logins: 0,
+            locked_until: None,
+        };
         self.store.upsert_user(&user).await?;
         self.store.delete_sessions(None, Some(&user.username)).await?;
         tracing::info!(user = %user.username, role = role.as_str(), "user saved");
@@ -74,21 +83,54 @@ impl App {
     }
 
     /// Checks a password and opens a session; `None` for a wrong name or password (one answer
-    /// for both, and the same work either way).
+    /// for both, and the same work either way). Each failure in a row for an account is
+    /// answered later than the one before, and the `lockout_after`th locks it for
+    /// `lockout_for` (an admin may unlock it sooner); an address with too many failures in a
+    /// quarter of an hour is refused outright (`AppError::Throttled`). Every attempt is audited.
     pub async fn login(
         &self,
         username: &str,
         password: &str,
         remote: Option<String>,
     ) -> Result<Option<NewSession>, AppError> {
-        let user = self.store.user(username.trim()).await?;
+        use crate::throttle::{Throttle, failure_delay};
+        let from = remote.clone().unwrap_or_else(|| "-".to_owned());
+        let username = username.trim();
+        let window = Throttle::SIGNIN_WINDOW;
+        if self.throttle.signins.count(&from, window) >= self.auth.signins_per_address {
+            tracing::warn!(remote = %from, "sign-in refused: too many failures from this address");
+            return Err(AppError::Throttled(self.throttle.signins.retry_after(&from, window)));
+        }
+        let now = self.now();
+        let user = self.store.user(username).await?;
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let ok = verify_password(password.to_owned(), stored).await?;
-        let Some(user) = user.filter(|u| ok && !u.disabled && u.role != Role::Integration) else {
-            tracing::info!(remote = remote.as_deref().unwrap_or("-"), "sign-in refused");
+        let locked = user.as_ref().is_some_and(|u| u.locked_until.is_some_and(|until| now < until));
+        let attempt = Actor { name: username.to_owned(), role: Role::Viewer, remote: remote.clone(), system: false };
+        let Some(user) = user.filter(|u| ok && !locked && !u.disabled && u.role != Role::Integration) else {
+            let failures = if locked {
+                None
+            } else {
+                self.store.login_failed(username, self.auth.lockout_after, now + self.auth.lockout_for).await?
+            };
+            let in_a_row = failures.map_or(1, |(n, _)| n);
+            if let Some((n, Some(until))) = failures
+                && n == self.auth.lockout_after
+            {
+                tracing::warn!(user = %username, until = %until, "account locked after failed sign-ins");
+                self.store.audit(&self.audit_entry(&attempt, "lockout", "user", username)).await?;
+            }
+            let action = if locked { "login-locked" } else { "login-failed" };
+            self.store.audit(&self.audit_entry(&attempt, action, "user", username)).await?;
+            let by_address = self.throttle.signins.hit(&from, window);
+            let n = in_a_row.max(u32::try_from(by_address).unwrap_or(u32::MAX));
+            tracing::info!(remote = %from, "sign-in refused");
+            tokio::time::sleep(failure_delay(self.auth.failure_delay, n)).await;
             return Ok(None);
         };
-        let now = self.now();
+        if user.failed_logins > 0 || user.locked_until.is_some() {
+            self.store.login_cleared(&user.username).await?;
+        }
         let session = NewSession { token: new_token(), csrf: new_token() };
         self.store
             .insert_session(&SessionRecord {
@@ -103,6 +145,36 @@ impl App {
         self.store.audit(&self.audit_entry(&actor, "login", "user", &user.username)).await?;
         tracing::info!(user = %user.username, "signed in");
         Ok(Some(session))
+    }
+
+    /// Lifts a lockout (and the count of failures) before it runs out.
+    pub async fn unlock_user(&self, username: &str, actor: &Actor) -> Result<(), AppError> {
+        if self.store.user(username).await?.is_none() {
+            return Err(AppError::NotFound { what: "user", id: username.to_owned() });
+        }
+        self.store.login_cleared(username).await?;
+        self.store.audit(&self.audit_entry(actor, "unlock", "user", username)).await?;
+        tracing::info!(user = %username, "user unlocked");
+        Ok(())
+    }
+
+    /// Counts a refused bearer token from `remote`; `Err(Throttled)` once there were too many
+    /// in the last minute (checked before a token is looked at, too).
+    pub fn bearer_refused(&self, remote: Option<&str>) -> Result<(), AppError> {
+        let (from, window) = (remote.unwrap_or("-"), crate::throttle::Throttle::TOKEN_WINDOW);
+        if self.throttle.tokens.hit(from, window) > self.auth.tokens_per_address {
+            return Err(AppError::Throttled(self.throttle.tokens.retry_after(from, window)));
+        }
+        Ok(())
+    }
+
+    /// `Err(Throttled)` while `remote` has had too many refused bearer tokens in the last minute.
+    pub fn bearer_allowed(&self, remote: Option<&str>) -> Result<(), AppError> {
+        let (from, window) = (remote.unwrap_or("-"), crate::throttle::Throttle::TOKEN_WINDOW);
+        if self.throttle.tokens.count(from, window) >= self.auth.tokens_per_address {
+            return Err(AppError::Throttled(self.throttle.tokens.retry_after(from, window)));
+        }
+        Ok(())
     }
 
     /// The session behind a cookie value, if it is still alive; keeps it alive.

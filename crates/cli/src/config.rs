@@ -80,6 +80,13 @@ pub struct Workers {
 pub struct Auth {
     /// How long a new API token works (`token create --expires-in` for another span).
     pub token_lifetime: Duration,
+    /// Failed sign-ins in a row that lock an account, and for how long.
+    pub lockout_after: u32,
+    pub lockout_for: Duration,
+    /// Failed sign-ins from one address in a quarter of an hour before it must wait (429).
+    pub signins_per_address: usize,
+    /// Refused API tokens from one address in a minute before it must wait (429).
+    pub tokens_per_address: usize,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -273,6 +280,9 @@ impl Config {
         self.hl7_senders()?;
         if self.auth.token_lifetime.as_seconds() < 60 {
             bail!("auth.token_lifetime: at least 1m");
+        }
+        if self.auth.lockout_after == 0 || self.auth.signins_per_address == 0 || self.auth.tokens_per_address == 0 {
+            bail!("auth.lockout_after, signins_per_address and tokens_per_address: at least 1");
         }
         if self.server.header_timeout.as_seconds() < 1 {
             bail!("server.header_timeout: at least 1s");
@@ -568,6 +578,18 @@ impl Config {
             warnings.push("hl7.senders: none listed, so every HL7 message is refused (AR, unknown sender)".to_owned());
         }
         warnings
+    }
+
+    /// Sign-in and token throttling.
+    pub fn auth_settings(&self) -> refloop_app::AuthSettings {
+        let a = &self.auth;
+        refloop_app::AuthSettings {
+            lockout_after: a.lockout_after,
+            lockout_for: a.lockout_for.to_signed(),
+            signins_per_address: a.signins_per_address,
+            tokens_per_address: a.tokens_per_address,
+            ..Default::default()
+        }
     }
 
     /// The connection caps each listener keeps.

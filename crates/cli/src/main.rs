@@ -288,6 +288,12 @@ enum UserAction {
         common: Common,
         username: String,
     },
+    /// Lift a lockout after failed sign-ins before it runs out.
+    Unlock {
+        #[command(flatten)]
+        common: Common,
+        username: String,
+    },
 }
 
 fn load(common: &Common, http: Option<String>, mllp: Option<String>) -> anyhow::Result<Config> {
@@ -403,6 +409,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             UserAction::Enable { common, username } => {
                 tools::user_disable(&load(&common, None, None)?, &username, false).await
+            }
+            UserAction::Unlock { common, username } => {
+                let app = run::build_app(&load(&common, None, None)?).await?;
+                app.unlock_user(&username, &refloop_app::Actor::system("cli")).await?;
+                println!("user {username} unlocked");
+                Ok(())
             }
         },
         Command::Token { action: TokenAction::Create { common, role, name, expires_in } } => {

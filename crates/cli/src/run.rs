@@ -115,7 +115,9 @@ pub async fn build_app_with(
         channels.simulate_the_rest(simulated);
     }
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
-    let app = App::new(store, clock, config.policy()?, connector).with_outbox(config.outbox());
+    let app = App::new(store, clock, config.policy()?, connector)
+        .with_outbox(config.outbox())
+        .with_auth(config.auth_settings());
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }

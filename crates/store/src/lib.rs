@@ -535,6 +535,39 @@ impl Store for SqlStore {
         })
     }
 
+    async fn login_failed(
+        &self,
+        username: &str,
+        lock_after: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> = on_writer!(self, p => {
+            sqlx::query_as(
+                "UPDATE users SET failed_logins = failed_logins + 1,
+                     locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
+                 WHERE username = $1 RETURNING failed_logins, locked_until",
+            )
+            .bind(username)
+            .bind(i64::from(lock_after))
+            .bind(ms(lock_until))
+            .fetch_optional(p)
+            .await
+            .map_err(db)?
+        });
+        row.map(|(n, until)| Ok((u32::try_from(n).unwrap_or(u32::MAX), until.map(ts).transpose()?))).transpose()
+    }
+
+    async fn login_cleared(&self, username: &str) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = $1")
+                .bind(username)
+                .execute(p)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         on_pool!(&self.db, p => {
             let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at DESC, id")

@@ -33,6 +33,7 @@ fn migrator(dialect: &str) -> Migrator {
             (14, "directory", include_str!("../migrations/sqlite/0014_directory.sql")),
             (15, "outbox leases", include_str!("../migrations/sqlite/0015_outbox_leases.sql")),
             (16, "token lifecycle", include_str!("../migrations/sqlite/0016_token_lifecycle.sql")),
+            (17, "user lockout", include_str!("../migrations/sqlite/0017_user_lockout.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -51,6 +52,7 @@ fn migrator(dialect: &str) -> Migrator {
             (14, "directory", include_str!("../migrations/postgres/0014_directory.sql")),
             (15, "outbox leases", include_str!("../migrations/postgres/0015_outbox_leases.sql")),
             (16, "token lifecycle", include_str!("../migrations/postgres/0016_token_lifecycle.sql")),
+            (17, "user lockout", include_str!("../migrations/postgres/0017_user_lockout.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -248,6 +248,8 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
         disabled: row.flag("disabled")?,
         created_at: ts(row.int("created_at")?)?,
         updated_at: ts(row.int("updated_at")?)?,
+        failed_logins: u32::try_from(row.int("failed_logins")?).unwrap_or(u32::MAX),
+        locked_until: row.opt_int("locked_until")?.map(ts).transpose()?,
     })
 }
 

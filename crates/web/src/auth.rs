@@ -24,6 +24,9 @@ impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
+        // An address that has sent too many bad tokens waits (429) before any is looked at.
+        state.app.bearer_allowed(remote.as_deref())?;
         let token = parts
             .headers
             .get(header::AUTHORIZATION)
@@ -32,11 +35,11 @@ impl FromRequestParts<AppState> for Auth {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
-        let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip().to_string());
-        match state.app.authenticate(token, remote).await? {
+        match state.app.authenticate(token, remote.clone()).await? {
             Some(actor) => Ok(Auth(actor)),
             None => {
                 tracing::info!("rejected an unknown bearer token");
+                state.app.bearer_refused(remote.as_deref())?;
                 Err(ApiError::unauthorized())
             }
         }

@@ -32,17 +32,19 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub field: Option<String>,
+    /// 429: when to try again (`Retry-After`, seconds).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), field: None }
+        Self { status, code, message: message.into(), field: None, retry_after: None }
     }
 
     pub fn field(status: StatusCode, field: impl Into<String>, message: impl Into<String>) -> Self {
         let field = field.into();
         let message = format!("{field}: {}", message.into());
-        Self { status, code: "invalid_field", message, field: Some(field) }
+        Self { status, code: "invalid_field", message, field: Some(field), retry_after: None }
     }
 
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -65,6 +67,10 @@ impl From<AppError> for ApiError {
             AppError::Invalid { field, message } => Self::invalid(field, message),
             AppError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             AppError::NotManualClock => Self::new(StatusCode::CONFLICT, "clock_not_manual", e.to_string()),
+            AppError::Throttled(wait) => Self {
+                retry_after: Some(wait.as_secs().max(1)),
+                ..Self::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", e.to_string())
+            },
             AppError::Store(StoreError::Unavailable(cause)) => {
                 tracing::error!(%cause, "database unavailable");
                 Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database is unavailable")
@@ -87,8 +93,12 @@ impl From<AppError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let unauthorized = self.status == StatusCode::UNAUTHORIZED;
+        let retry_after = self.retry_after;
         let body = ErrorBody { error: ErrorDetail { code: self.code, message: self.message, field: self.field } };
         let mut response = (self.status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         if unauthorized {
             response
                 .headers_mut()

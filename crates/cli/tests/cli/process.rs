@@ -53,6 +53,25 @@ pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Adds a web user (the password on standard input, as an operator would); (ok, stdout, stderr).
+pub fn add_user(database: &str, name: &str, role: &str, password: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = refloop()
+        .args(["user", "add", name, "--role", role, "--database", database])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run refloop user add");
+    writeln!(child.stdin.take().expect("stdin"), "{password}").expect("write the password");
+    let out = child.wait_with_output().expect("refloop user add");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// Creates a token of `role` on `database`.
 pub fn token(database: &str, role: &str) -> String {
     let (ok, out, err) = run(&["token", "create", "--role", role, "--name", "cli-test", "--database", database], &[]);
@@ -172,6 +191,11 @@ impl Serve {
 
     /// Whether `username` / `password` signs in through the sign-in form.
     pub async fn signs_in(&self, username: &str, password: &str) -> bool {
+        self.sign_in(username, password).await == 303
+    }
+
+    /// The status of a sign-in through the form: 303 when it worked.
+    pub async fn sign_in(&self, username: &str, password: &str) -> u16 {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
         let form = http.get(format!("{}/login", self.base)).send().await.expect("the sign-in form");
         let cookies: Vec<String> = form
@@ -189,7 +213,7 @@ impl Serve {
             .send()
             .await
             .expect("a sign-in answer");
-        answer.status().as_u16() == 303
+        answer.status().as_u16()
     }
 
     /// Its /readyz status (0 when it does not answer).

@@ -2,7 +2,7 @@
 
 use refloop_testkit::{Backend, TestDb};
 
-use crate::process::{Serve, run, token};
+use crate::process::{Serve, add_user, run, token};
 
 #[test]
 fn check_config_prints_the_effective_config_without_secrets() {
@@ -62,24 +62,8 @@ fn every_verb_has_help() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_are_added_with_a_password_from_stdin_listed_and_disabled() {
-    use std::io::Write;
     let db = TestDb::new(Backend::Sqlite).await;
-    let add = |name: &str, role: &str, password: &str| {
-        let mut child = crate::process::refloop()
-            .args(["user", "add", name, "--role", role, "--database", &db.url])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    };
+    let add = |name: &str, role: &str, password: &str| add_user(&db.url, name, role, password);
     let (ok, out, err) = add("alice", "coordinator", "a long enough secret");
     assert!(ok && out.contains("user alice saved with role coordinator"), "{out}{err}");
     let (ok, _, err) = add("bob", "coordinator", "short");
@@ -409,4 +393,50 @@ async fn tokens_are_listed_revoked_and_expire() {
     assert!(log.contains("API token refused") && log.contains("expired"), "{log}");
     let (_, list, _) = run(&["token", "list", "--database", &db.url], &[]);
     assert!(list.lines().any(|l| l.contains("dashboard") && l.ends_with("revoked")), "{list}");
+}
+
+/// Each failed sign-in in a row is answered later; the fifth locks the account (the right
+/// password no longer works) until an admin unlocks it; too many failures from one address,
+/// or too many bad API tokens, get 429 with Retry-After. Every step is audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_lock_the_account_until_unlocked_and_floods_get_429() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (ok, _, err) = add_user(&db.url, "casey", "coordinator", "correct horse battery");
+    assert!(ok, "{err}");
+    let admin = token(&db.url, "admin");
+    let env = [("REFLOOP_AUTH_SIGNINS_PER_ADDRESS", "8"), ("REFLOOP_AUTH_TOKENS_PER_ADDRESS", "5")];
+    let s = Serve::start(&db.url, &env, &[]);
+    for _ in 0..5 {
+        assert_eq!(s.sign_in("casey", "wrong password!").await, 401);
+    }
+    assert_eq!(s.sign_in("casey", "correct horse battery").await, 401, "locked: the right password fails too");
+    let (ok, out, err) = run(&["user", "unlock", "casey", "--database", &db.url], &[]);
+    assert!(ok && out.contains("casey unlocked"), "{out}{err}");
+    assert_eq!(s.sign_in("casey", "correct horse battery").await, 303, "unlocked by an admin");
+    // Six failures from this address so far; two more and it must wait.
+    for _ in 0..2 {
+        assert_eq!(s.sign_in("nobody", "wrong password!").await, 401);
+    }
+    assert_eq!(s.sign_in("casey", "correct horse battery").await, 429, "too many failures from this address");
+
+    // Bad API tokens: the sixth in a minute gets 429 with Retry-After, and so does a good one.
+    for _ in 0..5 {
+        assert_eq!(s.call("rfl_not-a-token", "GET", "/api/v1/referrals", None).await.0, 401);
+    }
+    let flood = reqwest::Client::new()
+        .get(format!("{}/api/v1/referrals", s.base))
+        .bearer_auth("rfl_not-a-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(flood.status().as_u16(), 429);
+    assert!(flood.headers().get("retry-after").is_some());
+    assert_eq!(s.call(&admin, "GET", "/api/v1/referrals", None).await.0, 429, "the address waits");
+    s.stop();
+    let store = db.store().await;
+    let audit = refloop_app::Store::audit_log(store.as_ref(), 100).await.unwrap();
+    for action in ["login-failed", "lockout", "login-locked", "unlock", "login"] {
+        assert!(audit.iter().any(|a| a.action == action && a.resource_id == "casey"), "{action}: {audit:?}");
+    }
+    assert!(audit.iter().any(|a| a.action == "login-failed" && a.remote.as_deref() == Some("127.0.0.1")));
 }

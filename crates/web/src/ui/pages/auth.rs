@@ -37,11 +37,19 @@ pub async fn login(
     if expected.is_empty() || !crate::ui::constant_time_eq(expected.as_bytes(), get(&f, "csrf").as_bytes()) {
         return Ok(login_page(&s, next, Some("The sign-in form expired. Try again.".into()), StatusCode::FORBIDDEN));
     }
-    match s
-        .app
-        .login(get(&f, "username"), f.get("password").map_or("", String::as_str), Some(addr.ip().to_string()))
-        .await?
-    {
+    let attempt =
+        s.app.login(get(&f, "username"), f.get("password").map_or("", String::as_str), Some(addr.ip().to_string()));
+    let answer = match attempt.await {
+        Err(refloop_app::AppError::Throttled(wait)) => {
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let why = format!("Too many failed sign-ins from here. Try again in {minutes} minute(s).");
+            let mut page = login_page(&s, next, Some(why), StatusCode::TOO_MANY_REQUESTS);
+            page.headers_mut().insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
+            return Ok(page);
+        }
+        other => other?,
+    };
+    match answer {
         Some(session) => {
             let mut r = Redirect::to(&next).into_response();
             *r.status_mut() = StatusCode::SEE_OTHER;
@@ -53,7 +61,12 @@ pub async fn login(
             h.append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0));
             Ok(r)
         }
-        None => Ok(login_page(&s, next, Some("Wrong username or password.".into()), StatusCode::UNAUTHORIZED)),
+        None => Ok(login_page(
+            &s,
+            next,
+            Some("Wrong username or password. After repeated failures an account is locked for a while; an admin can unlock it.".into()),
+            StatusCode::UNAUTHORIZED,
+        )),
     }
 }
 
