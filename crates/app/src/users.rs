@@ -15,7 +15,7 @@ pub const SESSION_IDLE: SignedDuration = SignedDuration::from_mins(30);
 pub const SESSION_MAX: SignedDuration = SignedDuration::from_hours(12);
 /// The last-seen time is written at most this often, so reading pages does not write every time.
 const TOUCH_EVERY: SignedDuration = SignedDuration::from_mins(1);
-pub const MIN_PASSWORD_CHARS: usize = 10;
+pub const MIN_PASSWORD_CHARS: usize = 12;
 
 /// A signed-in web session: who, and the token its forms must carry.
 #[derive(Clone, Debug)]
@@ -35,9 +35,7 @@ impl App {
     /// Adds a user or replaces one's role and password; existing sessions of that user end.
     pub async fn save_user(&self, username: &str, role: Role, password: &str) -> Result<UserRecord, AppError> {
         let username = check_username(username)?;
-        if password.chars().count() < MIN_PASSWORD_CHARS {
-            return Err(AppError::invalid("password", "at least 10 characters"));
-        }
+        check_password(&username, password)?;
         let password_hash = hash_password(password.to_owned()).await?;
         let now = self.now();
         let created_at = self.store.user(&username).await?.map_or(now, |u| u.created_at);
@@ -201,6 +199,36 @@ impl App {
     }
 }
 
+/// Passwords everyone tries first that are long enough to pass the length rule (lower-cased).
+const COMMON_PASSWORDS: &[&str] = &[
+    "123456789012", "1234567890123", "12345678901234", "111111111111", "000000000000", "123123123123",
+    "password1234", "password12345", "password123!", "passwordpassword", "qwerty123456", "qwertyuiop12",
+    "qwertyuiopas", "qwertyuiopasdf", "1q2w3e4r5t6y", "1qaz2wsx3edc", "zaq12wsxcde3", "qazwsxedcrfv",
+    "asdfghjkl123", "abcdefghijkl", "abc123abc123", "iloveyou1234", "welcome12345", "letmein12345",
+    "changeme1234", "adminadmin12", "administrator", "monkeymonkey", "football1234", "baseball1234",
+    "sunshine1234", "princess1234", "dragon123456", "trustno1trustno1", "superman1234", "starwars1234",
+];
+
+/// ASVS L2: at least 12 characters, not the username, not a well-known password, and more
+/// than a few different characters. The password is never echoed in the error.
+fn check_password(username: &str, password: &str) -> Result<(), AppError> {
+    let invalid = |why: &str| Err(AppError::invalid("password", why));
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return invalid("at least 12 characters");
+    }
+    let lower = password.to_lowercase();
+    if lower == username.to_lowercase() {
+        return invalid("must not be the username");
+    }
+    if COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return invalid("one of the most common passwords; choose another");
+    }
+    if lower.chars().collect::<std::collections::HashSet<_>>().len() < 5 {
+        return invalid("needs more than a few different characters");
+    }
+    Ok(())
+}
+
 fn check_username(name: &str) -> Result<String, AppError> {
     let name = name.trim();
     let ok = (1..=64).contains(&name.len())
@@ -232,4 +260,23 @@ async fn verify_password(password: String, stored: Option<String>) -> Result<boo
     })
     .await
     .map_err(|e| AppError::Internal(format!("password check stopped: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_password;
+
+    #[test]
+    fn passwords_follow_asvs_level_2() {
+        for (password, why) in [
+            ("short pass", "at least 12"),
+            ("aaaaaaaaaaaaaaaa", "different characters"),
+            ("Password1234", "most common"),
+            ("casey.example", "the username"),
+        ] {
+            let err = check_password("casey.example", password).unwrap_err().to_string();
+            assert!(err.contains(why) && !err.contains(password), "{password}: {err}");
+        }
+        assert!(check_password("casey", "correct horse battery").is_ok());
+    }
 }
