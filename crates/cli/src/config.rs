@@ -48,6 +48,10 @@ pub struct Server {
     /// Open connections at most, in all and from one address — for each listener (HTTP, MLLP).
     pub max_connections: usize,
     pub max_connections_per_address: usize,
+    /// HTTPS: PEM files for the certificate chain and its key; when set, the HTTP listener
+    /// speaks TLS only (1.2 and 1.3) and answers carry HSTS.
+    pub tls_cert: String,
+    pub tls_key: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -283,6 +287,9 @@ impl Config {
         }
         if self.auth.lockout_after == 0 || self.auth.signins_per_address == 0 || self.auth.tokens_per_address == 0 {
             bail!("auth.lockout_after, signins_per_address and tokens_per_address: at least 1");
+        }
+        if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
+            bail!("server.tls_cert and server.tls_key: set both for HTTPS, or neither");
         }
         if self.server.header_timeout.as_seconds() < 1 {
             bail!("server.header_timeout: at least 1s");
@@ -600,11 +607,18 @@ impl Config {
         }
     }
 
-    pub fn http_limits(&self) -> refloop_web::HttpLimits {
-        refloop_web::HttpLimits {
-            header_timeout: StdDuration::from_secs(self.server.header_timeout.as_seconds().unsigned_abs()),
+    pub fn http_limits(&self) -> anyhow::Result<refloop_web::HttpLimits> {
+        let s = &self.server;
+        let tls = if s.tls_cert.is_empty() {
+            None
+        } else {
+            Some(refloop_hl7::tls_acceptor(Path::new(&s.tls_cert), Path::new(&s.tls_key), None).context("server.tls")?)
+        };
+        Ok(refloop_web::HttpLimits {
+            header_timeout: StdDuration::from_secs(s.header_timeout.as_seconds().unsigned_abs()),
             connections: self.connection_limits(),
-        }
+            tls,
+        })
     }
 
     pub fn mllp_listener(&self) -> anyhow::Result<refloop_hl7::ListenerConfig> {

@@ -171,6 +171,8 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
 
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let mllp_cfg = config.mllp_listener()?;
+    let http_limits = config.http_limits()?;
+    let scheme = if http_limits.tls.is_some() { "https" } else { "http" };
     let tls = if mllp_cfg.tls.is_some() { " with TLS" } else { "" };
     wait_for_database(&config).await?;
     let sim = demo.then(|| Arc::new(refloop_sim::SimConnector::default()));
@@ -222,7 +224,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         http = %local,
         database = app.store().backend(),
         clock = if app.clock().manual().is_some() { "manual" } else { "system" },
-        "refloop listening on http://{local}"
+        "refloop listening on {scheme}://{local}"
     );
     let signal = stop_tx.clone();
     tokio::spawn(async move {
@@ -250,7 +252,7 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
     let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics, ui };
-    refloop_web::serve_with(state, listener, config.http_limits(), stopped(stop_rx.clone())).await?;
+    refloop_web::serve_with(state, listener, http_limits, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;
     if let Some(w) = workers {

@@ -116,18 +116,52 @@ async fn not_found() -> (StatusCode, Json<ErrorBody>) {
     (e.status, Json(ErrorBody { error: error::ErrorDetail { code: e.code, message: e.message, field: None } }))
 }
 
-/// Limits on HTTP connections.
-#[derive(Clone, Copy, Debug)]
+/// Limits on HTTP connections, and TLS.
+#[derive(Clone)]
 pub struct HttpLimits {
     /// A request's headers must arrive within this; also how long a kept-alive connection
-    /// may sit idle between requests.
+    /// may sit idle between requests (and a TLS handshake may take).
     pub header_timeout: Duration,
     pub connections: refloop_app::admission::ConnectionLimits,
+    /// HTTPS only, when set (`[server] tls_cert`, `tls_key`); answers then carry HSTS.
+    pub tls: Option<refloop_hl7::TlsAcceptor>,
 }
 
 impl Default for HttpLimits {
     fn default() -> Self {
-        Self { header_timeout: Duration::from_secs(10), connections: Default::default() }
+        Self { header_timeout: Duration::from_secs(10), connections: Default::default(), tls: None }
+    }
+}
+
+/// Browsers remember for a year to come back only over HTTPS.
+async fn hsts(mut resp: axum::response::Response) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    resp.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    resp
+}
+
+/// Serves one HTTP/1.1 connection until it ends or `stop` (then it finishes its request).
+async fn serve_connection<S>(
+    stream: S,
+    service: axum::Router,
+    header_timeout: Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    let service = hyper_util::service::TowerToHyperService::new(service);
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
     }
 }
 
@@ -150,8 +184,10 @@ pub async fn serve_with(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use hyper_util::rt::{TokioIo, TokioTimer};
-    let app = router(state);
+    let app = match limits.tls {
+        Some(_) => router(state).layer(axum::middleware::map_response(hsts)),
+        None => router(state),
+    };
     let admission = refloop_app::admission::Admission::new(limits.connections);
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut connections = tokio::task::JoinSet::new();
@@ -176,21 +212,16 @@ pub async fn serve_with(
                     }
                 };
                 let service = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
-                let service = hyper_util::service::TowerToHyperService::new(service);
-                let mut stop = stop_rx.clone();
+                let (stop, timeout, tls) = (stop_rx.clone(), limits.header_timeout, limits.tls.clone());
                 connections.spawn(async move {
                     let _admitted = admitted;
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(limits.header_timeout)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
+                    match tls {
+                        None => serve_connection(stream, service, timeout, stop).await,
+                        Some(tls) => match tokio::time::timeout(timeout, tls.accept(stream)).await {
+                            Ok(Ok(stream)) => serve_connection(stream, service, timeout, stop).await,
+                            Ok(Err(e)) => tracing::debug!(%peer, error = %e, "HTTPS handshake failed"),
+                            Err(_) => tracing::debug!(%peer, "HTTPS handshake timed out"),
+                        },
                     }
                 });
             }

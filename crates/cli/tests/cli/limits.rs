@@ -111,3 +111,26 @@ async fn connections_beyond_the_cap_from_one_address_are_turned_away() {
     let log = s.stop();
     assert!(log.contains("HTTP connection turned away") && log.contains("MLLP connection turned away"), "{log}");
 }
+
+/// `[server] tls_cert`/`tls_key`: the HTTP listener speaks HTTPS only, and answers carry HSTS
+/// beside the other security headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn https_is_served_with_hsts_and_plain_http_gets_nothing() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let (cert, key) = (refloop_testkit::tls::file("server.pem"), refloop_testkit::tls::file("server.key"));
+    let env = [("REFLOOP_SERVER_TLS_CERT", cert.to_str().unwrap()), ("REFLOOP_SERVER_TLS_KEY", key.to_str().unwrap())];
+    let s = Serve::start(&db.url, &env, &[]);
+    assert!(s.base.starts_with("https://"), "{}", s.base);
+    let ca = std::fs::read(refloop_testkit::tls::file("ca.pem")).unwrap();
+    let client =
+        reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&ca).unwrap()]).build().unwrap();
+    let url = s.base.replace("127.0.0.1", "localhost");
+    let resp = client.get(format!("{url}/healthz")).send().await.expect("an HTTPS answer");
+    assert_eq!(resp.status(), 200);
+    let hsts = resp.headers().get("strict-transport-security").map(|v| v.to_str().unwrap().to_owned());
+    assert_eq!(hsts.as_deref(), Some("max-age=31536000"));
+    assert_eq!(resp.headers().get("x-content-type-options").unwrap(), "nosniff");
+    let plain = reqwest::get(format!("{}/healthz", s.base.replace("https://", "http://"))).await;
+    assert!(plain.is_err(), "plain HTTP is not answered: {plain:?}");
+    s.stop();
+}

@@ -131,7 +131,7 @@ impl Launching {
         }
         Serve {
             child: self.child,
-            base: format!("http://{}", http.unwrap_or_default()),
+            base: http.unwrap_or_default(),
             mllp: mllp.unwrap_or_default().parse().expect("an MLLP address"),
             log: self.log,
             http: reqwest::Client::new(),
@@ -168,8 +168,11 @@ impl Serve {
                 if let Some(addr) = line.split("MLLP listening on mllp://").nth(1) {
                     let _ = tx.send(("mllp", addr.split_whitespace().next().unwrap_or_default().to_owned()));
                 }
-                if let Some(addr) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(("http", addr.split_whitespace().next().unwrap_or_default().to_owned()));
+                for scheme in ["http", "https"] {
+                    if let Some(addr) = line.split(&format!("listening on {scheme}://")).nth(1) {
+                        let addr = addr.split_whitespace().next().unwrap_or_default();
+                        let _ = tx.send(("http", format!("{scheme}://{addr}")));
+                    }
                 }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
