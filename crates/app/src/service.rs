@@ -526,7 +526,12 @@ impl App {
 
     /// Records that `actor` read a record holding patient data.
     pub async fn audit_read(&self, actor: &Actor, kind: &str, id: &str) -> Result<(), AppError> {
-        Ok(self.store.audit(&self.audit_entry(actor, "read", kind, id)).await?)
+        self.audit_action(actor, "read", kind, id).await
+    }
+
+    /// Writes an audit row: `actor` did `action` to the `kind` `id`.
+    pub async fn audit_action(&self, actor: &Actor, action: &str, kind: &str, id: &str) -> Result<(), AppError> {
+        Ok(self.store.audit(&self.audit_entry(actor, action, kind, id)).await?)
     }
 
     pub(crate) async fn task_conflict(&self, id: &str, verb: &str) -> AppError {

@@ -66,6 +66,8 @@ impl App {
         user.updated_at = self.now();
         self.store.upsert_user(&user).await?;
         self.store.delete_sessions(None, Some(username)).await?;
+        let action = if disabled { "disable" } else { "enable" };
+        self.store.audit(&self.audit_entry(&Actor::system("users"), action, "user", username)).await?;
         tracing::info!(user = %username, disabled, "user updated");
         Ok(user)
     }
@@ -104,7 +106,8 @@ impl App {
         let stored = user.as_ref().map(|u| u.password_hash.clone());
         let ok = verify_password(password.to_owned(), stored).await?;
         let locked = user.as_ref().is_some_and(|u| u.locked_until.is_some_and(|until| now < until));
-        let attempt = Actor { name: username.to_owned(), role: Role::Viewer, remote: remote.clone(), system: false };
+        // A refused attempt is nobody's yet: recorded as the sign-in form's, with the address.
+        let attempt = Actor { remote: remote.clone(), ..Actor::system("sign-in") };
         let Some(user) = user.filter(|u| ok && !locked && !u.disabled && u.role != Role::Integration) else {
             let failures = if locked {
                 None
@@ -194,8 +197,15 @@ impl App {
         }))
     }
 
-    pub async fn logout(&self, token: &str) -> Result<(), AppError> {
-        Ok(self.store.delete_sessions(Some(&hash_token(token)), None).await?)
+    /// Ends the session behind a cookie value (audited with its user).
+    pub async fn logout(&self, token: &str, remote: Option<String>) -> Result<(), AppError> {
+        let hash = hash_token(token);
+        if let Some(session) = self.store.session(&hash).await? {
+            let role = self.store.user(&session.username).await?.map_or(Role::Viewer, |u| u.role);
+            let actor = Actor { name: session.username.clone(), role, remote, system: false };
+            self.store.audit(&self.audit_entry(&actor, "logout", "user", &session.username)).await?;
+        }
+        Ok(self.store.delete_sessions(Some(&hash), None).await?)
     }
 }
 

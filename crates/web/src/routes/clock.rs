@@ -31,9 +31,10 @@ pub async fn advance(
     auth: Auth,
     Body(b): Body<AdvanceBody>,
 ) -> ApiResult<Json<AdvanceView>> {
-    auth.require(Permission::Operate)?;
+    let actor = auth.require(Permission::Operate)?;
     let by: Duration =
         b.by.parse().map_err(|e: refloop_domain::DurationError| ApiError::invalid("by", e.to_string()))?;
+    s.app.audit_action(actor, "advance", "clock", &b.by).await?;
     let report = s.app.advance(by).await?;
     Ok(Json(AdvanceView {
         now: refloop_app::export::iso(report.now),

@@ -168,6 +168,11 @@ async fn sessions_end_on_sign_out_idle_timeout_and_disable(b: Backend) {
     t.app.set_user_disabled("casey", true).await.unwrap();
     assert_eq!(p.get("/").await.status, 303, "a disabled user's session ends");
     assert_eq!(p.sign_in("casey", "correct horse battery").await.status, 401);
+    // Sign-out, disabling and clock moves are audited.
+    let audit = t.app.store().audit_log(100).await.unwrap();
+    let did = |action: &str, kind: &str| audit.iter().any(|a| a.action == action && a.resource_type == kind);
+    assert!(did("logout", "user") && did("disable", "user") && did("advance", "clock"), "{audit:?}");
+    assert!(audit.iter().any(|a| a.action == "logout" && a.actor == "coordinator:casey"), "{audit:?}");
 }
 
 async fn forms_without_the_session_token_change_nothing(b: Backend) {

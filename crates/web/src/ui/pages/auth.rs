@@ -78,7 +78,7 @@ pub async fn logout(
 ) -> UiResult<Response> {
     web.check_form(&f)?;
     if let Some(token) = cookie(&headers, SESSION_COOKIE) {
-        s.app.logout(token).await?;
+        s.app.logout(token, web.0.actor.remote.clone()).await?;
     }
     let mut r = see_other("/login");
     r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
