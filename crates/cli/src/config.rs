@@ -126,6 +126,8 @@ pub struct Workflow {
 pub struct Hl7 {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
+    /// A message whose first bytes came must be complete within this.
+    pub frame_timeout: Duration,
     /// PEM certificate chain and key: when set, the MLLP listener speaks only TLS.
     pub tls_cert: String,
     pub tls_key: String,
@@ -290,6 +292,9 @@ impl Config {
         }
         if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
             bail!("server.tls_cert and server.tls_key: set both for HTTPS, or neither");
+        }
+        if self.hl7.frame_timeout.as_seconds() < 1 || self.hl7.idle_timeout.as_seconds() < 1 {
+            bail!("hl7.idle_timeout and hl7.frame_timeout: at least 1s");
         }
         if self.server.header_timeout.as_seconds() < 1 {
             bail!("server.header_timeout: at least 1s");
@@ -632,6 +637,7 @@ impl Config {
         Ok(refloop_hl7::ListenerConfig {
             max_message: h.max_message_bytes,
             idle_timeout: StdDuration::from_secs(h.idle_timeout.as_seconds().unsigned_abs()),
+            frame_timeout: StdDuration::from_secs(h.frame_timeout.as_seconds().unsigned_abs()),
             tls,
             connections: self.connection_limits(),
         })

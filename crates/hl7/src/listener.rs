@@ -28,6 +28,8 @@ pub struct ListenerConfig {
     pub max_message: usize,
     /// A connection with no message for this long is closed.
     pub idle_timeout: Duration,
+    /// A message whose first bytes came must be complete within this, or the connection is closed.
+    pub frame_timeout: Duration,
     /// When set, every connection is TLS (see [`crate::tls_acceptor`]); plain MLLP is refused.
     pub tls: Option<TlsAcceptor>,
     /// Open connections at most, in all and from one address; beyond them a new connection
@@ -40,6 +42,7 @@ impl Default for ListenerConfig {
         Self {
             max_message: 1024 * 1024,
             idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(30),
             tls: None,
             connections: ConnectionLimits::default(),
         }
@@ -51,6 +54,7 @@ impl std::fmt::Debug for ListenerConfig {
         f.debug_struct("ListenerConfig")
             .field("max_message", &self.max_message)
             .field("idle_timeout", &self.idle_timeout)
+            .field("frame_timeout", &self.frame_timeout)
             .field("tls", &self.tls.is_some())
             .field("connections", &self.connections)
             .finish()
@@ -145,13 +149,34 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) {
+    // Checked a few times per timeout: a connection is closed when it has sent nothing for
+    // `idle_timeout`, or when a message it started has not been completed within
+    // `frame_timeout` (bytes trickled in to hold the connection).
+    let tick = cfg.idle_timeout.min(cfg.frame_timeout) / 4;
+    let mut idle_since = tokio::time::Instant::now();
+    let mut partial_since: Option<tokio::time::Instant> = None;
     loop {
         let next = tokio::select! {
             _ = stop.wait_for(|s| *s) => return,
-            next = tokio::time::timeout(cfg.idle_timeout, framed.next()) => next,
+            next = tokio::time::timeout(tick, framed.next()) => next,
         };
+        if next.is_err() {
+            let now = tokio::time::Instant::now();
+            if framed.read_buffer().is_empty() {
+                partial_since = None;
+                if now - idle_since >= cfg.idle_timeout {
+                    return; // idle
+                }
+            } else if now - *partial_since.get_or_insert(now) >= cfg.frame_timeout {
+                metrics::counter!("refloop_mllp_stalled_frames_total").increment(1);
+                tracing::warn!(%peer, "MLLP message not completed within the frame timeout; closing the connection");
+                return;
+            }
+            continue;
+        }
+        (idle_since, partial_since) = (tokio::time::Instant::now(), None);
         let frame = match next {
-            Err(_) => return, // idle
+            Err(_) => return,
             Ok(None) => return,
             Ok(Some(Ok(frame))) => frame,
             Ok(Some(Err(MllpError::TooLarge(max)))) => {

@@ -331,6 +331,29 @@ async fn idle_and_oversized_connections_are_closed(b: Backend) {
     let text = String::from_utf8_lossy(&answer);
     assert!(text.contains("MSA|AR|"), "{text}");
     assert!(referrals(&t).await.is_empty());
+
+    // A message started and then trickled, byte by byte: closed after the frame timeout, long
+    // before the idle timeout.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = refloop_hl7::ListenerConfig {
+        idle_timeout: std::time::Duration::from_secs(600),
+        frame_timeout: std::time::Duration::from_millis(300),
+        ..Default::default()
+    };
+    tokio::spawn(refloop_hl7::serve_mllp(t.ingest.clone(), listener, cfg, std::future::pending()));
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"\x0bMSH|^~\\&|EPIC|NORTH").await.unwrap();
+    let trickle = async {
+        loop {
+            if slow.write_all(b"X").await.is_err() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(within, trickle).await.expect("the stalled message's connection is closed");
+    assert!(referrals(&t).await.is_empty());
 }
 
 async fn metrics_count_messages_by_type_and_outcome(b: Backend) {
