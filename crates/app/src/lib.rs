@@ -43,7 +43,7 @@ pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,
     fold_groups, leak_of, spans_of, split, stats_of, tenths,
 };
-pub use service::{App, NewReferral, PatientInput, ReferralDetail};
+pub use service::{App, NewReferral, PatientInput, ReferralDetail, Retention};
 pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};
 pub use texts::SmsTexts;
 pub use throttle::AuthSettings;

@@ -718,6 +718,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError>;
     /// A sign-in worked, or an admin unlocked the user: no failures, no lock.
     async fn login_cleared(&self, username: &str) -> Result<(), StoreError>;
+    /// Empties the raw body of settled inbound messages (applied, ignored, rejected) received
+    /// before `before`, keeping their ids, senders, outcomes and ACKs; how many.
+    async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError>;
     /// Every token, newest first (hashes included; never shown).
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
     /// Revokes the live tokens whose id or name is `which`; their ids.

@@ -70,6 +70,19 @@ pub struct ReferralDetail {
 }
 
 /// The application: one write path and the queries around it.
+/// How long data is kept (`[retention]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// The raw body of a settled inbound message (its id, sender, outcome and ACK stay).
+    pub raw_messages: jiff::SignedDuration,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self { raw_messages: jiff::SignedDuration::from_hours(400 * 24) }
+    }
+}
+
 #[derive(Clone)]
 pub struct App {
     pub(crate) store: Arc<dyn Store>,
@@ -80,6 +93,9 @@ pub struct App {
     pub(crate) outbox: crate::OutboxSettings,
     pub(crate) auth: crate::AuthSettings,
     pub(crate) throttle: crate::throttle::Throttle,
+    pub(crate) retention: Retention,
+    /// When old raw messages were last purged (the app's clock).
+    pub(crate) last_purge: Arc<std::sync::Mutex<Option<Timestamp>>>,
     /// Set on shutdown: the workers claim nothing more and start no new attempt.
     pub(crate) stopping: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -103,6 +119,8 @@ impl App {
             outbox: crate::OutboxSettings::default(),
             auth: crate::AuthSettings::default(),
             throttle: Default::default(),
+            retention: Retention::default(),
+            last_purge: Arc::default(),
             stopping: Arc::default(),
         }
     }
@@ -115,6 +133,11 @@ impl App {
 
     pub fn with_auth(mut self, settings: crate::AuthSettings) -> Self {
         self.auth = settings;
+        self
+    }
+
+    pub fn with_retention(mut self, retention: Retention) -> Self {
+        self.retention = retention;
         self
     }
 

@@ -363,8 +363,29 @@ impl App {
         Ok(true)
     }
 
+    /// Empties the raw bodies of settled inbound messages older than `[retention]
+    /// raw_messages`, at most once an hour of the app's clock; how many.
+    pub async fn purge_old_messages(&self) -> Result<u64, AppError> {
+        let now = self.now();
+        {
+            let mut last = self.last_purge.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if last.is_some_and(|at| now - at < SignedDuration::from_hours(1)) {
+                return Ok(0);
+            }
+            *last = Some(now);
+        }
+        let purged = self.store.purge_raw(now - self.retention.raw_messages).await?;
+        if purged > 0 {
+            tracing::info!(purged, "raw bodies of settled inbound messages past their retention emptied");
+        }
+        Ok(purged)
+    }
+
     /// Fires timers and sends messages until nothing more is due now.
     pub async fn run_due(&self) -> Result<DueReport, AppError> {
+        if let Err(e) = self.purge_old_messages().await {
+            tracing::warn!(error = %e, "could not purge old raw messages; will try again");
+        }
         let mut total = DueReport::default();
         for _ in 0..10_000 {
             if self.is_stopping() {

@@ -35,6 +35,15 @@ pub struct Config {
     pub ehr: Ehr,
     pub fax: Fax,
     pub direct: Direct,
+    pub retention: RetentionConfig,
+}
+
+/// How long data is kept.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// The raw body of a settled inbound message (its id, sender, outcome and ACK stay).
+    pub raw_messages: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -284,6 +293,9 @@ impl Config {
             bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
         }
         self.hl7_senders()?;
+        if self.retention.raw_messages.as_seconds() < 86_400 {
+            bail!("retention.raw_messages: at least 1d");
+        }
         if self.auth.token_lifetime.as_seconds() < 60 {
             bail!("auth.token_lifetime: at least 1m");
         }
@@ -590,6 +602,10 @@ impl Config {
             warnings.push("hl7.senders: none listed, so every HL7 message is refused (AR, unknown sender)".to_owned());
         }
         warnings
+    }
+
+    pub fn retention(&self) -> refloop_app::Retention {
+        refloop_app::Retention { raw_messages: self.retention.raw_messages.to_signed() }
     }
 
     /// Sign-in and token throttling.

@@ -117,7 +117,8 @@ pub async fn build_app_with(
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
     let app = App::new(store, clock, config.policy()?, connector)
         .with_outbox(config.outbox())
-        .with_auth(config.auth_settings());
+        .with_auth(config.auth_settings())
+        .with_retention(config.retention());
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }

@@ -568,6 +568,22 @@ impl Store for SqlStore {
         Ok(())
     }
 
+    async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let done = on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE inbox SET raw = $2 WHERE received_at < $1 AND status IN ('applied', 'ignored', 'rejected')
+                   AND length(raw) > 0",
+            )
+            .bind(ms(before))
+            .bind(Vec::<u8>::new())
+            .execute(p)
+            .await
+            .map_err(db)?
+            .rows_affected()
+        });
+        Ok(done)
+    }
+
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         on_pool!(&self.db, p => {
             let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at DESC, id")

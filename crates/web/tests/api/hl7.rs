@@ -203,6 +203,35 @@ async fn an_unknown_referral_number_is_a_dead_letter_until_retried(b: Backend) {
     assert_eq!(t.post(&format!("/api/v1/inbox/{id}/retry"), json!({})).await.status, 409, "applied already");
 }
 
+/// `[retention] raw_messages` (400 days by default): a settled message's body is emptied,
+/// its id, sender, outcome and ACK stay; a dead letter keeps its body for the person who
+/// settles it.
+async fn raw_bodies_of_settled_messages_are_emptied_after_their_retention(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    assert_eq!(ack_code(&c.send(&ref_i12("K1", "R-KEEP")).await), "AA");
+    let late = hl7("K2", "REF^I14^REF_I12", &["RF1|P|R|CAR||O|LATE-9^EPIC", PID]);
+    assert_eq!(ack_code(&c.send(&late).await), "AA");
+    let items = t.get("/api/v1/inbox?limit=10").await.body["items"].as_array().cloned().unwrap();
+    let id_of = |status: &str| items.iter().find(|m| m["status"] == status).unwrap()["id"].as_str().unwrap().to_owned();
+    let (applied, dead) = (id_of("applied"), id_of("dead"));
+    let raw = |id: String| {
+        let t = &t;
+        async move { t.get(&format!("/api/v1/inbox/{id}")).await.body }
+    };
+    t.advance("399d").await;
+    assert!(raw(applied.clone()).await["raw"].as_str().unwrap().starts_with("MSH|"), "kept within the retention");
+    t.advance("2d").await;
+    let shown = raw(applied.clone()).await;
+    assert_eq!(shown["raw"].as_str().unwrap_or_default(), "", "emptied: {shown}");
+    assert_eq!((shown["status"].as_str(), shown["control_id"].as_str()), (Some("applied"), Some("K1")));
+    assert!(shown["ack"].as_str().unwrap().contains("MSA|AA"), "the ACK stays: {shown}");
+    assert!(raw(dead).await["raw"].as_str().unwrap().starts_with("MSH|"), "a dead letter keeps its body");
+    // A resend is still answered from the row, never applied again.
+    assert_eq!(ack_code(&c.send(&ref_i12("K1", "R-KEEP")).await), "AA");
+    assert_eq!(referrals(&t).await.len(), 1);
+}
+
 async fn a_match_that_is_not_certain_goes_to_review(b: Backend) {
     let t = TestApp::spawn(b).await;
     let mut c = MllpClient::connect(t.mllp).await;
@@ -445,6 +474,7 @@ on_both_backends!(
     bad_messages_get_ae_or_ar_with_err_and_change_nothing,
     an_ack_is_never_acknowledged,
     an_unknown_referral_number_is_a_dead_letter_until_retried,
+    raw_bodies_of_settled_messages_are_emptied_after_their_retention,
     a_match_that_is_not_certain_goes_to_review,
     post_hl7v2_answers_with_the_ack,
     an_order_a_little_ahead_of_our_clock_is_taken_and_one_far_ahead_refused,

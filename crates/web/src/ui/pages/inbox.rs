@@ -169,7 +169,9 @@ pub async fn inbox_item(State(s): State<AppState>, web: Web, Path(id): Path<Stri
             referral: m.referral_id.as_ref().map(ToString::to_string).unwrap_or_default(),
             attempts: m.attempts,
         },
-        raw: if segments.is_empty() && json.is_empty() {
+        raw: if m.raw.is_empty() {
+            "(the message body was emptied after its retention period; its outcome and ACK are kept)".to_owned()
+        } else if segments.is_empty() && json.is_empty() {
             String::from_utf8_lossy(&m.raw).into_owned()
         } else {
             String::new()
