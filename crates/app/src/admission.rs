@@ -72,6 +72,35 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// The next connection on `listener` within the caps. One beyond them is closed at once,
+    /// counted (`metric{reason}`) and logged with its address; a failed accept is logged.
+    /// Cancel-safe: nothing is awaited after a connection is taken.
+    pub async fn accept(
+        &self,
+        listener: &tokio::net::TcpListener,
+        what: &'static str,
+        metric: &'static str,
+    ) -> (tokio::net::TcpStream, std::net::SocketAddr, Admitted) {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} accept failed");
+                    continue;
+                }
+            };
+            match self.admit(peer.ip()) {
+                Ok(admitted) => return (stream, peer, admitted),
+                Err(why) => {
+                    metrics::counter!(metric, "reason" => why.as_str()).increment(1);
+                    tracing::warn!(%peer, reason = why.as_str(), "{what} connection turned away: too many open");
+                }
+            }
+        }
+    }
+}
+
 impl Drop for Admitted {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

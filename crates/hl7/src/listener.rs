@@ -79,22 +79,7 @@ pub async fn serve_mllp(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "MLLP accept failed");
-                        continue;
-                    }
-                };
-                let admitted = match admission.admit(peer.ip()) {
-                    Ok(a) => a,
-                    Err(why) => {
-                        metrics::counter!("refloop_mllp_connections_refused_total", "reason" => why.as_str()).increment(1);
-                        tracing::warn!(%peer, reason = why.as_str(), "MLLP connection turned away: too many open");
-                        continue;
-                    }
-                };
+            (stream, peer, admitted) = admission.accept(&listener, "MLLP", "refloop_mllp_connections_refused_total") => {
                 let _ = stream.set_nodelay(true);
                 tracing::debug!(%peer, "MLLP connection opened");
                 let ingest = ingest.clone();

@@ -195,22 +195,7 @@ pub async fn serve_with(
     loop {
         tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "HTTP accept failed");
-                        continue;
-                    }
-                };
-                let admitted = match admission.admit(peer.ip()) {
-                    Ok(a) => a,
-                    Err(why) => {
-                        metrics::counter!("refloop_http_connections_refused_total", "reason" => why.as_str()).increment(1);
-                        tracing::warn!(%peer, reason = why.as_str(), "HTTP connection turned away: too many open");
-                        continue;
-                    }
-                };
+            (stream, peer, admitted) = admission.accept(&listener, "HTTP", "refloop_http_connections_refused_total") => {
                 let service = app.clone().layer(axum::Extension(axum::extract::ConnectInfo(peer)));
                 let (stop, timeout, tls) = (stop_rx.clone(), limits.header_timeout, limits.tls.clone());
                 connections.spawn(async move {
