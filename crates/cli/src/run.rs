@@ -127,32 +127,35 @@ async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
+    // One SIGTERM stream for both signals, so a second one that comes at once is not lost.
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    #[cfg(unix)]
+    let first = async {
+        match term.as_mut() {
+            Some(s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
     };
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
+    let first = std::future::pending::<()>();
     tokio::select! {
         _ = ctrl_c => {}
-        _ = term => {}
+        _ = first => {}
     }
-    tracing::info!("shutting down: finishing the sends under way (a second SIGTERM exits at once)");
     // A second signal: exit now. What was acknowledged is committed; sends cut off are
     // looked up at the provider after the restart.
-    tokio::spawn(async {
-        #[cfg(unix)]
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+    #[cfg(unix)]
+    if let Some(mut s) = term {
+        tokio::spawn(async move {
             s.recv().await;
             tracing::warn!("second SIGTERM: exiting now");
             std::process::exit(143);
-        }
-    });
+        });
+    }
+    tracing::info!("shutting down: finishing the sends under way (a second SIGTERM exits at once)");
 }
 
 /// Most messages one commit carries.
