@@ -176,6 +176,8 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
 pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
     let mllp_cfg = config.mllp_listener()?;
     let http_limits = config.http_limits()?;
+    // Before any listener opens, so that the first messages are counted too.
+    let metrics = PrometheusBuilder::new().install_recorder().ok();
     let scheme = if http_limits.tls.is_some() { "https" } else { "http" };
     let tls = if mllp_cfg.tls.is_some() { " with TLS" } else { "" };
     wait_for_database(&config).await?;
@@ -235,7 +237,6 @@ pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = signal.send(true);
     });
-    let metrics = PrometheusBuilder::new().install_recorder().ok();
     let fhir = fhir_ingest(&config, &app)?;
     let poller = match config.ehr_poller_auth()? {
         Some(auth) => {
