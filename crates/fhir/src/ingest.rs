@@ -258,7 +258,7 @@ impl FhirIngest {
             updated_at: now,
         };
         tx.inbox_put(&item).await?;
-        let label = crate::map::SUPPORTED.iter().find(|k| **k == item.message_type).copied().unwrap_or("other");
+        let label = crate::map::ACCEPTED.iter().find(|k| **k == item.message_type).copied().unwrap_or("other");
         metrics::counter!("refloop_fhir_resources_total", "type" => label, "status" => done.status.as_str())
             .increment(1);
         tracing::info!(

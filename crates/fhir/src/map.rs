@@ -66,24 +66,8 @@ pub const MAPPED: &[&str] =
     &["ServiceRequest", "Appointment", "Encounter", "DocumentReference", "Composition", "Task", "Patient", "Consent"];
 
 /// The resource types `/fhir` accepts (create and update): the mapped ones, and context
-/// that is taken and left alone.
+/// that is taken and left alone. Also the only values of metric labels (`other` for the rest).
 pub const ACCEPTED: &[&str] = &[
-    "ServiceRequest",
-    "Appointment",
-    "Encounter",
-    "DocumentReference",
-    "Composition",
-    "Task",
-    "Patient",
-    "Consent",
-    "Practitioner",
-    "PractitionerRole",
-    "Organization",
-    "Procedure",
-];
-
-/// The resource types refloop takes (also the only values of metric labels; `other` for the rest).
-pub(crate) const SUPPORTED: &[&str] = &[
     "ServiceRequest",
     "Appointment",
     "Encounter",
