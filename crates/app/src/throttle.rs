@@ -35,8 +35,8 @@ impl Default for AuthSettings {
     }
 }
 
-const SIGNIN_WINDOW: Duration = Duration::from_secs(15 * 60);
-const TOKEN_WINDOW: Duration = Duration::from_secs(60);
+pub(crate) const SIGNIN_WINDOW: Duration = Duration::from_secs(15 * 60);
+pub(crate) const TOKEN_WINDOW: Duration = Duration::from_secs(60);
 
 /// Recent failures per key within a window (the wall clock of this process).
 #[derive(Clone, Debug, Default)]
@@ -48,12 +48,7 @@ impl Recent {
     /// Failures of `key` still inside `window`.
     pub fn count(&self, key: &str, window: Duration) -> usize {
         let mut hits = self.hits.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let Some(q) = hits.get_mut(key) else { return 0 };
-        let now = Instant::now();
-        while q.front().is_some_and(|t| now.duration_since(*t) > window) {
-            q.pop_front();
-        }
-        q.len()
+        hits.get_mut(key).map_or(0, |q| recent(q, window))
     }
 
     /// Records a failure of `key`; the failures now inside `window`. Keys with nothing recent
@@ -65,11 +60,8 @@ impl Recent {
             hits.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= window));
         }
         let q = hits.entry(key.to_owned()).or_default();
-        while q.front().is_some_and(|t| now.duration_since(*t) > window) {
-            q.pop_front();
-        }
         q.push_back(now);
-        q.len()
+        recent(q, window)
     }
 
     /// How long until the oldest failure of `key` leaves `window`.
@@ -80,16 +72,20 @@ impl Recent {
     }
 }
 
+/// Drops the failures older than `window`; how many are left.
+fn recent(q: &mut VecDeque<Instant>, window: Duration) -> usize {
+    let now = Instant::now();
+    while q.front().is_some_and(|t| now.duration_since(*t) > window) {
+        q.pop_front();
+    }
+    q.len()
+}
+
 /// The per-address counts of one process.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Throttle {
     pub signins: Recent,
     pub tokens: Recent,
-}
-
-impl Throttle {
-    pub const SIGNIN_WINDOW: Duration = SIGNIN_WINDOW;
-    pub const TOKEN_WINDOW: Duration = TOKEN_WINDOW;
 }
 
 /// The delay before answering the `n`th failed sign-in in a row.

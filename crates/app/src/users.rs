@@ -7,7 +7,9 @@ use argon2::{
 };
 use jiff::SignedDuration;
 
-use crate::{Actor, AppError, Role, SessionRecord, UserRecord, auth::hash_token, new_token, service::App};
+use crate::{
+    Actor, AppError, Role, SessionRecord, UserRecord, auth::hash_token, new_token, service::App, throttle::TOKEN_WINDOW,
+};
 
 /// A session unused for this long has ended.
 pub const SESSION_IDLE: SignedDuration = SignedDuration::from_mins(30);
@@ -93,10 +95,10 @@ impl App {
         password: &str,
         remote: Option<String>,
     ) -> Result<Option<NewSession>, AppError> {
-        use crate::throttle::{Throttle, failure_delay};
+        use crate::throttle::{SIGNIN_WINDOW, failure_delay};
         let from = remote.clone().unwrap_or_else(|| "-".to_owned());
         let username = username.trim();
-        let window = Throttle::SIGNIN_WINDOW;
+        let window = SIGNIN_WINDOW;
         if self.throttle.signins.count(&from, window) >= self.auth.signins_per_address {
             tracing::warn!(remote = %from, "sign-in refused: too many failures from this address");
             return Err(AppError::Throttled(self.throttle.signins.retry_after(&from, window)));
@@ -160,20 +162,18 @@ impl App {
     }
 
     /// Counts a refused bearer token from `remote`; `Err(Throttled)` once there were too many
-    /// in the last minute (checked before a token is looked at, too).
+    /// in the last minute.
     pub fn bearer_refused(&self, remote: Option<&str>) -> Result<(), AppError> {
-        let (from, window) = (remote.unwrap_or("-"), crate::throttle::Throttle::TOKEN_WINDOW);
-        if self.throttle.tokens.hit(from, window) > self.auth.tokens_per_address {
-            return Err(AppError::Throttled(self.throttle.tokens.retry_after(from, window)));
-        }
-        Ok(())
+        let from = remote.unwrap_or("-");
+        self.throttle.tokens.hit(from, TOKEN_WINDOW);
+        self.bearer_allowed(remote)
     }
 
     /// `Err(Throttled)` while `remote` has had too many refused bearer tokens in the last minute.
     pub fn bearer_allowed(&self, remote: Option<&str>) -> Result<(), AppError> {
-        let (from, window) = (remote.unwrap_or("-"), crate::throttle::Throttle::TOKEN_WINDOW);
-        if self.throttle.tokens.count(from, window) >= self.auth.tokens_per_address {
-            return Err(AppError::Throttled(self.throttle.tokens.retry_after(from, window)));
+        let from = remote.unwrap_or("-");
+        if self.throttle.tokens.count(from, TOKEN_WINDOW) > self.auth.tokens_per_address {
+            return Err(AppError::Throttled(self.throttle.tokens.retry_after(from, TOKEN_WINDOW)));
         }
         Ok(())
     }
