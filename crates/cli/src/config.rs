@@ -8,7 +8,9 @@ use jiff::{Timestamp, civil::Time, tz::TimeZone};
 use refloop_domain::{Duration, Policy, ProviderId, QuietHours, Specialty, WindowSet};
 use serde::{Deserialize, Serialize};
 
+mod edges;
 mod layers;
+mod validate;
 
 /// A whole number of seconds as a standard duration.
 fn seconds(d: Duration) -> StdDuration {
@@ -273,131 +275,6 @@ impl Config {
         Ok(config)
     }
 
-    fn validate(&self) -> anyhow::Result<()> {
-        self.http_addr()?;
-        self.server
-            .mllp
-            .parse::<SocketAddr>()
-            .with_context(|| format!("server.mllp: {:?} is not an address", self.server.mllp))?;
-        let url = &self.database.url;
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            bail!("database.url: use sqlite://PATH or postgres://…");
-        }
-        self.clock_mode()?;
-        self.policy()?;
-        self.hl7_map()?;
-        if !(1024..=64 * 1024 * 1024).contains(&self.hl7.max_message_bytes) {
-            bail!("hl7.max_message_bytes: between 1024 and 67108864");
-        }
-        if self.hl7.tls_cert.is_empty() != self.hl7.tls_key.is_empty() {
-            bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
-        }
-        self.hl7_senders()?;
-        if self.retention.raw_messages.as_seconds() < 86_400 {
-            bail!("retention.raw_messages: at least 1d");
-        }
-        if self.auth.token_lifetime.as_seconds() < 60 {
-            bail!("auth.token_lifetime: at least 1m");
-        }
-        if self.auth.lockout_after == 0 || self.auth.signins_per_address == 0 || self.auth.tokens_per_address == 0 {
-            bail!("auth.lockout_after, signins_per_address and tokens_per_address: at least 1");
-        }
-        if self.server.tls_cert.is_empty() != self.server.tls_key.is_empty() {
-            bail!("server.tls_cert and server.tls_key: set both for HTTPS, or neither");
-        }
-        if self.hl7.frame_timeout.as_seconds() < 1 || self.hl7.idle_timeout.as_seconds() < 1 {
-            bail!("hl7.idle_timeout and hl7.frame_timeout: at least 1s");
-        }
-        if self.server.header_timeout.as_seconds() < 1 {
-            bail!("server.header_timeout: at least 1s");
-        }
-        if self.server.max_connections == 0 || self.server.max_connections_per_address == 0 {
-            bail!("server.max_connections and max_connections_per_address: at least 1");
-        }
-        if self.hl7.tls_cert.is_empty() && !self.hl7.tls_client_ca.is_empty() {
-            bail!("hl7.tls_client_ca: needs hl7.tls_cert and hl7.tls_key");
-        }
-        match self.chat.connector.as_str() {
-            "log" => {}
-            "slack"
-                if self.chat.webhook_url.starts_with("https://") || self.chat.webhook_url.starts_with("http://") => {}
-            "slack" => {
-                bail!("chat.webhook_url: the incoming webhook's http(s) URL is required with connector = \"slack\"")
-            }
-            other => bail!("chat.connector: {other:?} is not \"log\" or \"slack\""),
-        }
-        match self.fax.connector.as_str() {
-            "log" => {}
-            "http" if self.fax.api_base.starts_with("http") && !self.fax.api_key.is_empty() => {}
-            "http" => bail!("fax: connector = \"http\" needs api_base and api_key"),
-            other => bail!("fax.connector: {other:?} is not \"log\" or \"http\""),
-        }
-        match self.direct.connector.as_str() {
-            "log" => {}
-            "smtp" => {
-                let d = &self.direct;
-                if d.relay_host.is_empty() || !d.from.contains('@') {
-                    bail!("direct: connector = \"smtp\" needs relay_host and from (our Direct address)");
-                }
-                if !matches!(d.tls.as_str(), "none" | "starttls" | "tls") {
-                    bail!("direct.tls: none, starttls or tls");
-                }
-            }
-            other => bail!("direct.connector: {other:?} is not \"log\" or \"smtp\""),
-        }
-        if self.ehr.write_back && self.ehr.base_url.is_empty() {
-            bail!("ehr.write_back: needs ehr.base_url");
-        }
-        self.ehr_poller_auth()?;
-        match self.sms.mode.as_str() {
-            "log" => {}
-            "twilio" => {
-                let s = &self.sms;
-                for (key, value) in [("account_sid", &s.account_sid), ("auth_token", &s.auth_token), ("from", &s.from)]
-                {
-                    if value.is_empty() {
-                        bail!("sms.{key}: required with mode = \"twilio\"");
-                    }
-                }
-                if !(s.api_base.starts_with("http://") || s.api_base.starts_with("https://")) {
-                    bail!("sms.api_base: an http(s) URL");
-                }
-                for (key, text) in [
-                    ("text_notification", &s.text_notification),
-                    ("text_attendance", &s.text_attendance),
-                    ("text_opt_out", &s.text_opt_out),
-                    ("text_opt_in", &s.text_opt_in),
-                    ("text_help", &s.text_help),
-                ] {
-                    if text.trim().is_empty() || text.len() > 640 {
-                        bail!("sms.{key}: 1–640 characters (at most four SMS segments)");
-                    }
-                }
-                if !(s.public_url.is_empty()
-                    || s.public_url.starts_with("http://")
-                    || s.public_url.starts_with("https://"))
-                {
-                    bail!("sms.public_url: an http(s) URL, or empty (no delivery reports or replies)");
-                }
-            }
-            other => bail!("sms.mode: {other:?} is not \"log\" or \"twilio\""),
-        }
-        if self.workers.poll_interval.as_seconds() < 1 {
-            bail!("workers.poll_interval: at least 1s");
-        }
-        if self.workers.outbox_lease.as_seconds() < 3 {
-            bail!("workers.outbox_lease: at least 3s");
-        }
-        if !(1..=1000).contains(&self.workers.outbox_batch) {
-            bail!("workers.outbox_batch: 1–1000");
-        }
-        if self.sms.timeout.as_seconds() < 1 {
-            bail!("sms.timeout: at least 1s");
-        }
-        Ok(())
-    }
-
-    /// How to authenticate to the EHR for pull mode; `None` when pull mode is off.
     /// Which outbound channels this config connects to a real vendor or system (the rest only
     /// log: off). `build_app` connects exactly these.
     pub fn live_channels(&self) -> anyhow::Result<Vec<(refloop_domain::Channel, bool)>> {
@@ -434,6 +311,7 @@ impl Config {
         self.direct.connector == "smtp"
     }
 
+    /// How to authenticate to the EHR for pull mode; `None` when pull mode is off.
     pub fn ehr_poller_auth(&self) -> anyhow::Result<Option<refloop_fhir::EhrAuth>> {
         let e = &self.ehr;
         if e.base_url.is_empty() {
@@ -559,104 +437,6 @@ impl Config {
             map.specialty_map.insert(code.trim().to_ascii_lowercase(), s);
         }
         Ok(map)
-    }
-
-    /// The MLLP listener's settings; reads the TLS files when TLS is configured.
-    /// Who may send HL7 (`[[hl7.senders]]`, or anyone with `allow_any_sender`).
-    pub fn hl7_senders(&self) -> anyhow::Result<refloop_hl7::Senders> {
-        if self.hl7.allow_any_sender {
-            return Ok(refloop_hl7::Senders::anyone());
-        }
-        let mut list: Vec<refloop_hl7::Sender> = Vec::new();
-        for (i, e) in self.hl7.senders.iter().enumerate() {
-            let at = format!("hl7.senders[{i}]");
-            if e.name.trim().is_empty() || e.msh3.trim().is_empty() {
-                bail!("{at}: name and msh3 are required");
-            }
-            if list.iter().any(|s| s.name == e.name) {
-                bail!("{at}.name: {:?} is used twice", e.name);
-            }
-            if e.cidrs.is_empty() {
-                bail!("{at}.cidrs: the networks the sender connects from (e.g. [\"10.1.20.0/24\"])");
-            }
-            let cidrs = e
-                .cidrs
-                .iter()
-                .map(|c| {
-                    c.parse::<refloop_hl7::IpNet>().map_err(|_| anyhow::anyhow!("{at}.cidrs: {c:?} is not a network"))
-                })
-                .collect::<anyhow::Result<_>>()?;
-            list.push(refloop_hl7::Sender { name: e.name.clone(), msh3: e.msh3.clone(), msh4: e.msh4.clone(), cidrs });
-        }
-        Ok(refloop_hl7::Senders::only(list))
-    }
-
-    /// What an operator should hear about the configuration (printed by `check-config`).
-    pub fn warnings(&self) -> Vec<String> {
-        let mut warnings = Vec::new();
-        if self.hl7.allow_any_sender {
-            warnings.push(
-                "hl7.allow_any_sender = true: HL7 from anyone who can connect is taken (a lab set-up; list [[hl7.senders]] in production)".to_owned(),
-            );
-        } else if self.hl7.senders.is_empty() {
-            warnings.push("hl7.senders: none listed, so every HL7 message is refused (AR, unknown sender)".to_owned());
-        }
-        warnings
-    }
-
-    pub fn retention(&self) -> refloop_app::Retention {
-        refloop_app::Retention { raw_messages: self.retention.raw_messages.to_signed() }
-    }
-
-    /// Sign-in and token throttling.
-    pub fn auth_settings(&self) -> refloop_app::AuthSettings {
-        let a = &self.auth;
-        refloop_app::AuthSettings {
-            lockout_after: a.lockout_after,
-            lockout_for: a.lockout_for.to_signed(),
-            signins_per_address: a.signins_per_address,
-            tokens_per_address: a.tokens_per_address,
-            ..Default::default()
-        }
-    }
-
-    /// The connection caps each listener keeps.
-    pub fn connection_limits(&self) -> refloop_app::admission::ConnectionLimits {
-        refloop_app::admission::ConnectionLimits {
-            total: self.server.max_connections,
-            per_address: self.server.max_connections_per_address,
-        }
-    }
-
-    pub fn http_limits(&self) -> anyhow::Result<refloop_web::HttpLimits> {
-        let s = &self.server;
-        let tls = if s.tls_cert.is_empty() {
-            None
-        } else {
-            Some(refloop_hl7::tls_acceptor(Path::new(&s.tls_cert), Path::new(&s.tls_key), None).context("server.tls")?)
-        };
-        Ok(refloop_web::HttpLimits {
-            header_timeout: StdDuration::from_secs(s.header_timeout.as_seconds().unsigned_abs()),
-            connections: self.connection_limits(),
-            tls,
-        })
-    }
-
-    pub fn mllp_listener(&self) -> anyhow::Result<refloop_hl7::ListenerConfig> {
-        let h = &self.hl7;
-        let tls = if h.tls_cert.is_empty() {
-            None
-        } else {
-            let ca = (!h.tls_client_ca.is_empty()).then(|| Path::new(&h.tls_client_ca));
-            Some(refloop_hl7::tls_acceptor(Path::new(&h.tls_cert), Path::new(&h.tls_key), ca).context("hl7.tls")?)
-        };
-        Ok(refloop_hl7::ListenerConfig {
-            max_message: h.max_message_bytes,
-            idle_timeout: StdDuration::from_secs(h.idle_timeout.as_seconds().unsigned_abs()),
-            frame_timeout: StdDuration::from_secs(h.frame_timeout.as_seconds().unsigned_abs()),
-            tls,
-            connections: self.connection_limits(),
-        })
     }
 
     /// The workflow policy the domain runs on.
