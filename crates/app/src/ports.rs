@@ -5,12 +5,18 @@
 
 use jiff::Timestamp;
 use refloop_domain::{
-    Channel, DuplicateCandidate, EventData, Network, PatientId, ProviderId, Purpose, Referral, ReferralId, Specialty,
-    State, TaskKind, TimerKind, TimerSpec, cms50::Fact,
+    DuplicateCandidate, EventData, Network, PatientId, ProviderId, Referral, ReferralId, Specialty, State, TaskKind,
+    TimerKind, TimerSpec, cms50::Fact,
 };
 use serde::Serialize;
 
-use crate::{auth::Role, error::StoreError};
+use crate::error::StoreError;
+
+mod accounts;
+mod outbox;
+
+pub use accounts::{AuditEntry, SessionRecord, TokenRecord, UserRecord};
+pub use outbox::{OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Reaped};
 
 /// One entry of a referral's append-only log.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,100 +41,6 @@ pub struct TimerRow {
     pub kind: TimerKind,
     pub due_at: Timestamp,
     pub armed_version: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum OutboxStatus {
-    /// Waiting for `next_attempt_at`.
-    Pending,
-    /// Claimed by a worker until its lease ends.
-    Sending,
-    /// Handed to the provider, delivery to be confirmed.
-    Accepted,
-    Sent,
-    Failed,
-    /// It may have gone out (the sender died mid-attempt, or the provider's answer was lost):
-    /// the provider is asked before anything is sent again.
-    Unconfirmed,
-    /// Whether it went out cannot be told: a person confirms with the patient (a
-    /// `confirm-delivery` task); it is never resent.
-    Unknown,
-    /// Its channel is off (it only logs): it went nowhere.
-    #[serde(rename = "not-sent")]
-    NotSent,
-}
-
-impl OutboxStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            OutboxStatus::Pending => "pending",
-            OutboxStatus::Sending => "sending",
-            OutboxStatus::Accepted => "accepted",
-            OutboxStatus::Sent => "sent",
-            OutboxStatus::Failed => "failed",
-            OutboxStatus::Unconfirmed => "unconfirmed",
-            OutboxStatus::Unknown => "unknown",
-            OutboxStatus::NotSent => "not-sent",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            OutboxStatus::Pending,
-            OutboxStatus::Sending,
-            OutboxStatus::Accepted,
-            OutboxStatus::Sent,
-            OutboxStatus::Failed,
-            OutboxStatus::Unconfirmed,
-            OutboxStatus::Unknown,
-            OutboxStatus::NotSent,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
-    }
-}
-
-/// A message that leaves the system, written in the same transaction as its cause.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct OutboxItem {
-    pub id: String,
-    pub referral_id: ReferralId,
-    pub patient_id: PatientId,
-    pub channel: Channel,
-    pub purpose: Purpose,
-    /// Idempotency key: an item with a key already in the outbox is not enqueued again.
-    pub key: String,
-    pub status: OutboxStatus,
-    pub attempts: u32,
-    pub next_attempt_at: Timestamp,
-    pub created_at: Timestamp,
-    pub sent_at: Option<Timestamp>,
-    pub last_error: Option<String>,
-    /// A staff reply's text; the workflow's messages are rendered from templates when sent.
-    pub body: Option<String>,
-    /// When the first attempt started: what the provider is asked about, from then on.
-    pub first_attempt_at: Option<Timestamp>,
-    /// An earlier attempt may have gone out: ask the provider before sending again.
-    pub check_first: bool,
-}
-
-/// Which state of an outbox row an outcome applies to (compare-and-set): the lease a
-/// worker claimed it with, or a settled status (e.g. a delivery report for an `accepted`
-/// item). An outcome whose row moved on is not recorded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutboxGuard<'a> {
-    Lease(&'a str),
-    Status(OutboxStatus),
-}
-
-/// What the reaper did with items whose lease ran out.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Reaped {
-    /// Never attempted (no attempt had started): back to `pending`, sent as usual.
-    pub released: u64,
-    /// Their attempt had started: `unconfirmed`, the provider is asked before a resend.
-    pub unconfirmed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -276,66 +188,6 @@ pub struct Specialist {
     pub updated_at: Timestamp,
 }
 
-/// One audit row: who did what to which patient data, when and from where.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditEntry {
-    pub at: Timestamp,
-    pub actor: String,
-    pub action: String,
-    pub resource_type: String,
-    pub resource_id: String,
-    pub remote: Option<String>,
-}
-
-/// An API token as stored: the hash, never the token.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenRecord {
-    pub id: String,
-    pub name: String,
-    pub role: Role,
-    pub hash: String,
-    pub created_at: Timestamp,
-    /// Refused from then on; `None` never expires (tokens made before expiry existed).
-    pub expires_at: Option<Timestamp>,
-    /// To the minute.
-    pub last_used_at: Option<Timestamp>,
-    pub revoked_at: Option<Timestamp>,
-}
-
-impl TokenRecord {
-    /// Whether the token is accepted at `now`.
-    pub fn is_live(&self, now: Timestamp) -> bool {
-        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| now < at)
-    }
-}
-
-/// A person who signs in to the web UI. The password is kept only as an argon2 hash.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct UserRecord {
-    pub username: String,
-    pub role: Role,
-    #[serde(skip)]
-    pub password_hash: String,
-    pub disabled: bool,
-    pub created_at: Timestamp,
-    pub updated_at: Timestamp,
-    /// Failed sign-ins in a row.
-    pub failed_logins: u32,
-    /// Sign-in refused until then (too many failures), unless an admin unlocks first.
-    pub locked_until: Option<Timestamp>,
-}
-
-/// A web session as stored: a hash of the cookie value, never the value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SessionRecord {
-    pub hash: String,
-    pub username: String,
-    /// The token every form posted in this session must carry.
-    pub csrf: String,
-    pub created_at: Timestamp,
-    pub last_seen_at: Timestamp,
-}
-
 /// Filters for the referral list. Ordered newest order first; `cursor` continues a page.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReferralFilter {
@@ -436,13 +288,6 @@ pub struct TaskFilter {
     pub completed_after: Option<Timestamp>,
     /// Only the review tasks of this inbound message.
     pub inbox_id: Option<String>,
-    pub limit: u32,
-}
-
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct OutboxFilter {
-    pub status: Option<OutboxStatus>,
-    pub referral_id: Option<ReferralId>,
     pub limit: u32,
 }
 
