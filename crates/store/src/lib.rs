@@ -49,6 +49,7 @@ macro_rules! on_writer {
     };
 }
 
+mod accounts;
 mod open;
 mod reports;
 
@@ -507,32 +508,11 @@ impl Store for SqlStore {
     }
 
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query(
-                "INSERT INTO api_tokens (id, name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
-            )
-            .bind(&t.id)
-            .bind(&t.name)
-            .bind(t.role.as_str())
-            .bind(&t.hash)
-            .bind(ms(t.created_at))
-            .bind(t.expires_at.map(ms))
-            .execute(p)
-                .await
-                .map_err(db)?;
-        });
-        Ok(())
+        SqlStore::insert_token(self, t).await
     }
 
     async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        on_pool!(&self.db, p => {
-            let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1")
-                .bind(hash)
-                .fetch_optional(p)
-                .await
-                .map_err(db)?;
-            row.map(|r| row::token(&r)).transpose()
-        })
+        SqlStore::token_by_hash(self, hash).await
     }
 
     async fn login_failed(
@@ -541,31 +521,11 @@ impl Store for SqlStore {
         lock_after: u32,
         lock_until: Timestamp,
     ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError> {
-        let row: Option<(i64, Option<i64>)> = on_writer!(self, p => {
-            sqlx::query_as(
-                "UPDATE users SET failed_logins = failed_logins + 1,
-                     locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
-                 WHERE username = $1 RETURNING failed_logins, locked_until",
-            )
-            .bind(username)
-            .bind(i64::from(lock_after))
-            .bind(ms(lock_until))
-            .fetch_optional(p)
-            .await
-            .map_err(db)?
-        });
-        row.map(|(n, until)| Ok((u32::try_from(n).unwrap_or(u32::MAX), until.map(ts).transpose()?))).transpose()
+        SqlStore::login_failed(self, username, lock_after, lock_until).await
     }
 
     async fn login_cleared(&self, username: &str) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = $1")
-                .bind(username)
-                .execute(p)
-                .await
-                .map_err(db)?;
-        });
-        Ok(())
+        SqlStore::login_cleared(self, username).await
     }
 
     async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
@@ -585,80 +545,27 @@ impl Store for SqlStore {
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at DESC, id")
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::token(r)).collect()
-        })
+        SqlStore::tokens(self).await
     }
 
     async fn revoke_tokens(&self, which: &str, at: Timestamp) -> Result<Vec<String>, StoreError> {
-        on_writer!(self, p => {
-            sqlx::query_scalar(
-                "UPDATE api_tokens SET revoked_at = $2 WHERE (id = $1 OR name = $1) AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(which)
-            .bind(ms(at))
-            .fetch_all(p)
-            .await
-            .map_err(db)
-        })
+        SqlStore::revoke_tokens(self, which, at).await
     }
 
     async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query(
-                "UPDATE api_tokens SET last_used_at = $2
-                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2 - 60000)",
-            )
-            .bind(id)
-            .bind(ms(at))
-            .execute(p)
-            .await
-            .map_err(db)?;
-        });
-        Ok(())
+        SqlStore::token_used(self, id, at).await
     }
 
     async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query(
-                "INSERT INTO users (username, role, password_hash, disabled, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
-                 ON CONFLICT (username) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
-                     disabled = excluded.disabled, updated_at = excluded.updated_at",
-            )
-            .bind(&u.username)
-            .bind(u.role.as_str())
-            .bind(&u.password_hash)
-            .bind(u.disabled)
-            .bind(ms(u.created_at))
-            .bind(ms(u.updated_at))
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db)
-        })
+        SqlStore::upsert_user(self, u).await
     }
 
     async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        on_pool!(&self.db, p => {
-            let row = sqlx::query("SELECT * FROM users WHERE username = $1")
-                .bind(username)
-                .fetch_optional(p)
-                .await
-                .map_err(db)?;
-            row.map(|r| row::user(&r)).transpose()
-        })
+        SqlStore::user(self, username).await
     }
 
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(p).await.map_err(db)?;
-            rows.iter().map(|r| row::user(r)).collect()
-        })
+        SqlStore::users(self).await
     }
 
     async fn closure_rollup(
@@ -687,53 +594,19 @@ impl Store for SqlStore {
     }
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query("INSERT INTO sessions (hash, username, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)")
-                .bind(&s.hash)
-                .bind(&s.username)
-                .bind(&s.csrf)
-                .bind(ms(s.created_at))
-                .bind(ms(s.last_seen_at))
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(db)
-        })
+        SqlStore::insert_session(self, s).await
     }
 
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        on_pool!(&self.db, p => {
-            let row = sqlx::query("SELECT * FROM sessions WHERE hash = $1")
-                .bind(hash)
-                .fetch_optional(p)
-                .await
-                .map_err(db)?;
-            row.map(|r| row::session(&r)).transpose()
-        })
+        SqlStore::session(self, hash).await
     }
 
     async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE hash = $2")
-                .bind(ms(at))
-                .bind(hash)
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(db)
-        })
+        SqlStore::touch_session(self, hash, at).await
     }
 
     async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query("DELETE FROM sessions WHERE hash = $1 OR username = $2")
-                .bind(hash)
-                .bind(username)
-                .execute(p)
-                .await
-                .map(|_| ())
-                .map_err(db)
-        })
+        SqlStore::delete_sessions(self, hash, username).await
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {

@@ -1,0 +1,201 @@
+//! Who may act, as stored: API tokens (hashes, expiry, last use, revocation), users and their
+//! lockouts, web sessions. The `Store` methods of the same names call these.
+
+use jiff::Timestamp;
+use refloop_app::{SessionRecord, StoreError, TokenRecord, UserRecord};
+
+use crate::{
+    Db, SqlStore, row,
+    row::{db, ms, ts},
+};
+
+impl SqlStore {
+    pub(crate) async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, role, hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&t.id)
+            .bind(&t.name)
+            .bind(t.role.as_str())
+            .bind(&t.hash)
+            .bind(ms(t.created_at))
+            .bind(t.expires_at.map(ms))
+            .execute(p)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM api_tokens WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::token(&r)).transpose()
+        })
+    }
+
+    pub(crate) async fn login_failed(
+        &self,
+        username: &str,
+        lock_after: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError> {
+        let row: Option<(i64, Option<i64>)> = on_writer!(self, p => {
+            sqlx::query_as(
+                "UPDATE users SET failed_logins = failed_logins + 1,
+                     locked_until = CASE WHEN failed_logins + 1 >= $2 THEN $3 ELSE locked_until END
+                 WHERE username = $1 RETURNING failed_logins, locked_until",
+            )
+            .bind(username)
+            .bind(i64::from(lock_after))
+            .bind(ms(lock_until))
+            .fetch_optional(p)
+            .await
+            .map_err(db)?
+        });
+        row.map(|(n, until)| Ok((u32::try_from(n).unwrap_or(u32::MAX), until.map(ts).transpose()?))).transpose()
+    }
+
+    pub(crate) async fn login_cleared(&self, username: &str) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE username = $1")
+                .bind(username)
+                .execute(p)
+                .await
+                .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM api_tokens ORDER BY created_at DESC, id")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::token(r)).collect()
+        })
+    }
+
+    pub(crate) async fn revoke_tokens(&self, which: &str, at: Timestamp) -> Result<Vec<String>, StoreError> {
+        on_writer!(self, p => {
+            sqlx::query_scalar(
+                "UPDATE api_tokens SET revoked_at = $2 WHERE (id = $1 OR name = $1) AND revoked_at IS NULL RETURNING id",
+            )
+            .bind(which)
+            .bind(ms(at))
+            .fetch_all(p)
+            .await
+            .map_err(db)
+        })
+    }
+
+    pub(crate) async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE api_tokens SET last_used_at = $2
+                 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at <= $2 - 60000)",
+            )
+            .bind(id)
+            .bind(ms(at))
+            .execute(p)
+            .await
+            .map_err(db)?;
+        });
+        Ok(())
+    }
+
+    pub(crate) async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "INSERT INTO users (username, role, password_hash, disabled, created_at, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (username) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
+                     disabled = excluded.disabled, updated_at = excluded.updated_at",
+            )
+            .bind(&u.username)
+            .bind(u.role.as_str())
+            .bind(&u.password_hash)
+            .bind(u.disabled)
+            .bind(ms(u.created_at))
+            .bind(ms(u.updated_at))
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
+    pub(crate) async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM users WHERE username = $1")
+                .bind(username)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::user(&r)).transpose()
+        })
+    }
+
+    pub(crate) async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM users ORDER BY username").fetch_all(p).await.map_err(db)?;
+            rows.iter().map(|r| row::user(r)).collect()
+        })
+    }
+
+    pub(crate) async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("INSERT INTO sessions (hash, username, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&s.hash)
+                .bind(&s.username)
+                .bind(&s.csrf)
+                .bind(ms(s.created_at))
+                .bind(ms(s.last_seen_at))
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+
+    pub(crate) async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM sessions WHERE hash = $1")
+                .bind(hash)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::session(&r)).transpose()
+        })
+    }
+
+    pub(crate) async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE hash = $2")
+                .bind(ms(at))
+                .bind(hash)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+
+    pub(crate) async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("DELETE FROM sessions WHERE hash = $1 OR username = $2")
+                .bind(hash)
+                .bind(username)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+}
