@@ -8,8 +8,7 @@ use jiff::SignedDuration;
 use refloop_domain::{Input, OrderUpdate, PatientId, ReferralId, Specialty, TaskKind};
 
 use crate::{
-    Actor, App, AppError, AuditEntry, InboxItem, InboxStatus, NewReferral, NewTask, Patient, PatientKeep, StoreError,
-    Tx, new_id,
+    Actor, App, AppError, InboxItem, InboxStatus, NewReferral, NewTask, Patient, PatientKeep, StoreError, Tx, new_id,
 };
 
 /// Where an inbound message points: referral keys first, then patient and specialty.
@@ -109,15 +108,7 @@ impl App {
                 };
                 let keep = PatientKeep { consent: c.sms_consent.is_none(), opt_out: true };
                 tx.upsert_patient(&patient, keep).await?;
-                tx.audit(&AuditEntry {
-                    at: now,
-                    actor: actor.source(),
-                    action: "update".into(),
-                    resource_type: "patient".into(),
-                    resource_id: c.patient_id.as_str().to_owned(),
-                    remote: None,
-                })
-                .await?;
+                tx.audit(&self.audit_entry(&actor, "update", "patient", c.patient_id.as_str())).await?;
                 Ok(Applied::new(InboxStatus::Applied, None, Some("patient contact updated".into())))
             }
             Mapped::Order(order) => {

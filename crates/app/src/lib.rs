@@ -6,6 +6,7 @@
 //! transaction through the [`Store`] port. Reads for people come from the projections.
 
 pub mod admission;
+mod audit;
 mod auth;
 mod clock;
 mod connector;
@@ -25,6 +26,7 @@ mod users;
 mod work;
 mod workers;
 
+pub use audit::{AuditBreak, AuditVerdict};
 pub use auth::{Actor, Permission, Role, hash_token, new_token};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{ChannelMode, ChannelStatus, Confirmation, Connector, DeliveryOutcome};
@@ -34,10 +36,10 @@ pub use history::HistoryOutcome;
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
 pub use ports::{
-    AuditEntry, ChannelActivity, Gauges, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard,
-    OutboxItem, OutboxStatus, Patient, PatientKeep, People, Reaped, ReferralFilter, ReferralPage, ReferralSort,
-    SessionRecord, Specialist, Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow,
-    TokenRecord, Tx, UserRecord,
+    AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, Gauges, InboxFilter,
+    InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, People,
+    Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, Specialist, Store, StoredEvent, Task,
+    TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,

@@ -15,7 +15,9 @@ use crate::error::StoreError;
 mod accounts;
 mod outbox;
 
-pub use accounts::{AuditEntry, SessionRecord, TokenRecord, UserRecord};
+pub use accounts::{
+    AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, SessionRecord, TokenRecord, UserRecord,
+};
 pub use outbox::{OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Reaped};
 
 /// One entry of a referral's append-only log.
@@ -604,6 +606,19 @@ pub trait Store: Send + Sync + 'static {
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError>;
     async fn audit_log(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError>;
+    /// Seals up to `batch` unsealed audit rows, oldest first, after the chain's last row;
+    /// how many. One sealer at a time (a lock), so the chain never forks.
+    async fn seal_audit(&self, batch: u32) -> Result<u64, StoreError>;
+    /// Sealed rows after chain place `after`, in chain order.
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError>;
+    /// How many rows are not sealed yet.
+    async fn unsealed_audit(&self) -> Result<u64, StoreError>;
+    /// Where the chain starts when a purge has removed its head.
+    async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError>;
+    async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError>;
+    /// Deletes sealed rows recorded before `before` from the head of the chain and records
+    /// the new anchor; how many.
+    async fn purge_audit(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Inbound messages, newest first.
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError>;

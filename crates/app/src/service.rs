@@ -75,11 +75,16 @@ pub struct ReferralDetail {
 pub struct Retention {
     /// The raw body of a settled inbound message (its id, sender, outcome and ACK stay).
     pub raw_messages: jiff::SignedDuration,
+    /// Audit rows (HIPAA asks for six years of documentation).
+    pub audit: jiff::SignedDuration,
 }
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { raw_messages: jiff::SignedDuration::from_hours(400 * 24) }
+        Self {
+            raw_messages: jiff::SignedDuration::from_hours(400 * 24),
+            audit: jiff::SignedDuration::from_hours(6 * 366 * 24),
+        }
     }
 }
 
@@ -194,7 +199,8 @@ impl App {
 
     pub(crate) fn audit_entry(&self, actor: &Actor, action: &str, kind: &str, id: &str) -> AuditEntry {
         AuditEntry {
-            at: self.now(),
+            // The wall clock, even when the app's clock is manual: a reviewer reads real times.
+            at: Timestamp::now(),
             actor: actor.source(),
             action: action.to_owned(),
             resource_type: kind.to_owned(),
@@ -550,6 +556,11 @@ impl App {
     /// Records that `actor` read a record holding patient data.
     pub async fn audit_read(&self, actor: &Actor, kind: &str, id: &str) -> Result<(), AppError> {
         self.audit_action(actor, "read", kind, id).await
+    }
+
+    /// Records that `actor` exported these referrals (their ids, not a count).
+    pub async fn audit_export(&self, actor: &Actor, ids: &[&str]) -> Result<(), AppError> {
+        self.audit_action(actor, "export", "referral", &ids.join(",")).await
     }
 
     /// Writes an audit row: `actor` did `action` to the `kind` `id`.

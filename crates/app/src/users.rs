@@ -40,7 +40,8 @@ impl App {
         check_password(&username, password)?;
         let password_hash = hash_password(password.to_owned()).await?;
         let now = self.now();
-        let created_at = self.store.user(&username).await?.map_or(now, |u| u.created_at);
+        let existing = self.store.user(&username).await?;
+        let created_at = existing.as_ref().map_or(now, |u| u.created_at);
         let user = UserRecord {
             username,
             role,
@@ -53,6 +54,8 @@ impl App {
         };
         self.store.upsert_user(&user).await?;
         self.store.delete_sessions(None, Some(&user.username)).await?;
+        let action = if existing.is_some() { "update" } else { "create" };
+        self.store.audit(&self.audit_entry(&Actor::system("users"), action, "user", &user.username)).await?;
         tracing::info!(user = %user.username, role = role.as_str(), "user saved");
         Ok(user)
     }

@@ -378,6 +378,11 @@ impl App {
         if purged > 0 {
             tracing::info!(purged, "raw bodies of settled inbound messages past their retention emptied");
         }
+        // Audit time is the wall clock's, so its retention is too.
+        let gone = self.purge_old_audit(Timestamp::now()).await?;
+        if gone > 0 {
+            tracing::info!(gone, "audit rows past their retention deleted from the head of the chain");
+        }
         Ok(purged)
     }
 
@@ -385,6 +390,9 @@ impl App {
     pub async fn run_due(&self) -> Result<DueReport, AppError> {
         if let Err(e) = self.purge_old_messages().await {
             tracing::warn!(error = %e, "could not purge old raw messages; will try again");
+        }
+        if let Err(e) = self.seal_audit().await {
+            tracing::warn!(error = %e, "could not seal new audit rows; will try again");
         }
         let mut total = DueReport::default();
         for _ in 0..10_000 {

@@ -46,6 +46,8 @@ pub struct Config {
 pub struct RetentionConfig {
     /// The raw body of a settled inbound message (its id, sender, outcome and ACK stay).
     pub raw_messages: Duration,
+    /// Audit rows (deleted from the head of the hash chain once older).
+    pub audit: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -110,6 +110,37 @@ enum Command {
         #[command(subcommand)]
         action: DeadLetterAction,
     },
+    /// The audit log: check its hash chain, export it for compliance staff.
+    Audit {
+        #[command(subcommand)]
+        action: AuditAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditAction {
+    /// Seal new rows, then check every link of the chain; exit 1 naming the first row that was
+    /// changed, removed or put out of order.
+    Verify {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Write the audit rows of a period as FHIR R4 AuditEvent NDJSON (one resource per line,
+    /// oldest first). Dates are local dates in the practice's time zone, both inclusive; a
+    /// full timestamp (2026-03-01T08:00:00Z) is taken as it is.
+    Export {
+        #[command(flatten)]
+        common: Common,
+        /// From this date (inclusive); default: the first row.
+        #[arg(long)]
+        from: Option<String>,
+        /// To this date (inclusive); default: now.
+        #[arg(long)]
+        to: Option<String>,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -399,6 +430,17 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 tools::dead_letters_retry(&config, id.as_deref(), all).await
             }
         },
+        Command::Audit { action: AuditAction::Verify { common } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            tools::audit_verify(&run::build_app(&config).await?).await
+        }
+        Command::Audit { action: AuditAction::Export { common, from, to, output } } => {
+            let config = load(&common, None, None)?;
+            run::init_logging(&config);
+            let app = run::build_app(&config).await?;
+            tools::audit_export(&app, from.as_deref(), to.as_deref(), output.as_deref()).await
+        }
         Command::User { action } => match action {
             UserAction::Add { common, username, role } => {
                 tools::user_add(&load(&common, None, None)?, &username, &role).await

@@ -294,6 +294,8 @@ pub async fn export_referrals(
     let to =
         to.map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| app.now() + jiff::SignedDuration::from_hours(24));
     let referrals = app.store().referrals_ordered_between(from, to).await?;
+    let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
+    app.audit_export(&refloop_app::Actor::system("cli"), &ids).await?;
     let mut out: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?),
         None => Box::new(std::io::stdout().lock()),
@@ -633,5 +635,76 @@ pub async fn token_list(app: &refloop_app::App) -> anyhow::Result<()> {
             at(t.last_used_at)
         );
     }
+    Ok(())
+}
+
+/// `refloop audit verify`: the chain's figures, or the first broken row (exit 1).
+pub async fn audit_verify(app: &refloop_app::App) -> anyhow::Result<()> {
+    let v = app.verify_audit().await?;
+    if let Some(b) = v.broken {
+        anyhow::bail!(
+            "the audit chain is broken at row {} (chain position {}): {}; {} rows before it hold",
+            b.seq,
+            b.pos,
+            b.why,
+            v.checked
+        );
+    }
+    let start = if v.starts_after > 0 {
+        format!(" (from chain position {}, after the retention purge)", v.starts_after + 1)
+    } else {
+        String::new()
+    };
+    println!("audit chain intact: {} rows checked{start}", v.checked);
+    Ok(())
+}
+
+/// A `--from`/`--to` bound: a local date in the practice's zone (the start of that day, or of
+/// the next one for an inclusive end), or a timestamp as it is.
+fn audit_bound(app: &refloop_app::App, field: &str, raw: &str, end: bool) -> anyhow::Result<jiff::Timestamp> {
+    if let Ok(at) = raw.parse::<jiff::Timestamp>() {
+        return Ok(at);
+    }
+    let date: jiff::civil::Date = raw
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--{field}: a date (2026-03-01) or a timestamp (2026-03-01T08:00:00Z)"))?;
+    let date = if end { date.tomorrow()? } else { date };
+    Ok(date.to_zoned_datetime(app.policy().time_zone.clone())?.timestamp())
+}
+
+/// `refloop audit export`: AuditEvent NDJSON, oldest first, in pages.
+pub async fn audit_export(
+    app: &refloop_app::App,
+    from: Option<&str>,
+    to: Option<&str>,
+    output: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    let from = from.map(|f| audit_bound(app, "from", f, false)).transpose()?;
+    let to = to.map(|t| audit_bound(app, "to", t, true)).transpose()?;
+    let mut out: Box<dyn std::io::Write> = match output {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut q = refloop_app::AuditQuery { from, to, limit: 1000, oldest_after: Some(0), ..Default::default() };
+    let mut written = 0u64;
+    loop {
+        let page = app.audit_rows(&q).await?;
+        for rec in &page {
+            serde_json::to_writer(&mut out, &refloop_fhir::audit_event(rec))?;
+            writeln!(out)?;
+        }
+        written += page.len() as u64;
+        match page.last() {
+            Some(last) if page.len() == 1000 => q.oldest_after = Some(last.seq),
+            _ => break,
+        }
+    }
+    out.flush()?;
+    let period =
+        format!("{}..{}", from.map_or("start".into(), |f| f.to_string()), to.map_or("now".into(), |t| t.to_string()));
+    app.audit_action(&refloop_app::Actor::system("cli"), "export", "audit", &period).await?;
+    eprintln!("{written} audit events written");
     Ok(())
 }

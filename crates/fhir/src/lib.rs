@@ -6,6 +6,7 @@
 //! ignored, the raw JSON is kept in the inbox); errors are `OperationOutcome`s whose
 //! `expression` names the offending element.
 
+mod audit;
 mod capability;
 pub mod cms50;
 mod ingest;
@@ -17,6 +18,7 @@ mod pull;
 mod readback;
 mod writeback;
 
+pub use audit::audit_event;
 pub use capability::capability_statement;
 pub use ingest::{BundleReply, FhirIngest, Reply};
 pub use lookup::NoteLookup;

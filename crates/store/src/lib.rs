@@ -13,9 +13,9 @@ mod tx;
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem, Patient, People, ReferralFilter,
-    ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist, Store, StoreError, StoredEvent, Task,
-    TaskFilter, TokenRecord, Tx, UserRecord,
+    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem,
+    Patient, People, ReferralFilter, ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist, Store,
+    StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
 };
 use refloop_domain::{PatientId, ProviderId, Referral, ReferralId, cms50::Fact};
 use sqlx::{PgPool, SqlitePool};
@@ -50,6 +50,7 @@ macro_rules! on_writer {
 }
 
 mod accounts;
+mod audit;
 mod open;
 mod reports;
 
@@ -611,6 +612,30 @@ impl Store for SqlStore {
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         on_writer!(self, p => insert_audit!(p, e))
+    }
+
+    async fn seal_audit(&self, batch: u32) -> Result<u64, StoreError> {
+        SqlStore::seal_audit(self, batch).await
+    }
+
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        SqlStore::audit_chain(self, after, limit).await
+    }
+
+    async fn unsealed_audit(&self) -> Result<u64, StoreError> {
+        SqlStore::unsealed_audit(self).await
+    }
+
+    async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        SqlStore::audit_anchor(self).await
+    }
+
+    async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        SqlStore::audit_search(self, q).await
+    }
+
+    async fn purge_audit(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        SqlStore::purge_audit(self, before, now).await
     }
 
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {

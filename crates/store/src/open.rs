@@ -34,6 +34,7 @@ fn migrator(dialect: &str) -> Migrator {
             (15, "outbox leases", include_str!("../migrations/sqlite/0015_outbox_leases.sql")),
             (16, "token lifecycle", include_str!("../migrations/sqlite/0016_token_lifecycle.sql")),
             (17, "user lockout", include_str!("../migrations/sqlite/0017_user_lockout.sql")),
+            (18, "audit chain", include_str!("../migrations/sqlite/0018_audit_chain.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -53,6 +54,7 @@ fn migrator(dialect: &str) -> Migrator {
             (15, "outbox leases", include_str!("../migrations/postgres/0015_outbox_leases.sql")),
             (16, "token lifecycle", include_str!("../migrations/postgres/0016_token_lifecycle.sql")),
             (17, "user lockout", include_str!("../migrations/postgres/0017_user_lockout.sql")),
+            (18, "audit chain", include_str!("../migrations/postgres/0018_audit_chain.sql")),
         ],
     };
     Migrator::with_migrations(

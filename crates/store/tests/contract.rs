@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
-    AuditEntry, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient,
-    PatientKeep, Reaped, Role, Store, StoreError, StoredEvent, TaskChange, TaskFilter, TaskLogEntry, TaskStatus,
-    TokenRecord,
+    AUDIT_GENESIS, AuditEntry, AuditQuery, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem,
+    OutboxStatus, Patient, PatientKeep, Reaped, Role, Store, StoreError, StoredEvent, TaskChange, TaskFilter,
+    TaskLogEntry, TaskStatus, TokenRecord,
 };
 use refloop_domain::{
     Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,
@@ -398,6 +398,113 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
     assert_eq!(store.audit_log(5).await.unwrap(), vec![entry]);
 }
 
+fn audit_row(writer: usize, i: usize, at: Timestamp) -> AuditEntry {
+    AuditEntry {
+        at,
+        actor: format!("coordinator:w{writer}"),
+        action: "list".into(),
+        resource_type: "referral".into(),
+        resource_id: format!("ref_{writer}a{i},ref_{writer}b{i}"),
+        remote: Some("10.0.0.9:4100".into()),
+    }
+}
+
+/// Walks the sealed chain from `(pos, hash)`: every place follows the last, names its hash,
+/// and hashes its own columns. How many rows.
+async fn walk_chain(store: &SqlStore, mut pos: i64, mut prev: String) -> usize {
+    let mut n = 0;
+    for rec in store.audit_chain(pos, 10_000).await.unwrap() {
+        let seal = rec.seal.clone().expect("a chain row is sealed");
+        assert_eq!((seal.pos, seal.prev_hash.as_str()), (pos + 1, prev.as_str()), "row {}", rec.seq);
+        assert_eq!(rec.entry.chain_hash(rec.seq, seal.pos, &seal.prev_hash), seal.hash, "row {}", rec.seq);
+        (pos, prev) = (seal.pos, seal.hash);
+        n += 1;
+    }
+    n
+}
+
+/// Rows written by four writers while two sealers run end in one unbroken chain; a sealed
+/// row can be neither changed nor deleted, an unsealed one only sealed; a search finds a
+/// referral inside a list read; the retention purge cuts the chain's head and records where
+/// it now starts.
+async fn audit_rows_seal_into_one_chain_and_stay_as_sealed(store: Arc<SqlStore>) {
+    let t0 = ts("2026-03-02T15:00:00Z");
+    let mut work = tokio::task::JoinSet::new();
+    for w in 0..4 {
+        let s = store.clone();
+        work.spawn(async move {
+            for i in 0..25 {
+                s.audit(&audit_row(w, i, t0 + SignedDuration::from_secs(i as i64))).await.unwrap();
+            }
+        });
+    }
+    for _ in 0..2 {
+        let s = store.clone();
+        work.spawn(async move {
+            for _ in 0..20 {
+                s.seal_audit(7).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+        });
+    }
+    while let Some(done) = work.join_next().await {
+        done.unwrap();
+    }
+    while store.seal_audit(50).await.unwrap() > 0 {}
+    assert_eq!(store.unsealed_audit().await.unwrap(), 0);
+    assert_eq!(walk_chain(&store, 0, AUDIT_GENESIS.to_owned()).await, 100);
+
+    for sql in [
+        "UPDATE audit_log SET actor = 'forged' WHERE seq = 3",
+        "UPDATE audit_log SET hash = 'forged' WHERE seq = 3",
+        "UPDATE audit_log SET chain_pos = NULL, prev_hash = NULL, hash = NULL WHERE seq = 3",
+        "DELETE FROM audit_log WHERE seq = 3",
+    ] {
+        assert!(store.execute_raw(sql).await.is_err(), "{sql} should be refused");
+    }
+    store.audit(&audit_row(9, 0, t0 + SignedDuration::from_secs(30))).await.unwrap();
+    assert!(store.execute_raw("UPDATE audit_log SET actor = 'forged' WHERE hash IS NULL").await.is_err());
+    assert_eq!(store.seal_audit(50).await.unwrap(), 1);
+
+    let q = AuditQuery { ids: vec!["ref_2b7".into()], limit: 10, ..AuditQuery::default() };
+    let found = store.audit_search(&q).await.unwrap();
+    assert_eq!(found.len(), 1, "a list read names the referral: {found:?}");
+    assert_eq!(found[0].entry.resource_id, "ref_2a7,ref_2b7");
+    let q = AuditQuery { ids: vec!["ref_2b".into()], limit: 10, ..AuditQuery::default() };
+    assert!(store.audit_search(&q).await.unwrap().is_empty(), "an id matches whole, never as a prefix");
+    let q = AuditQuery { actor: Some("coordinator:w1".into()), limit: 1000, ..AuditQuery::default() };
+    assert_eq!(store.audit_search(&q).await.unwrap().len(), 25);
+    let (from, to) = (Some(t0 + SignedDuration::from_secs(5)), Some(t0 + SignedDuration::from_secs(10)));
+    let q = AuditQuery { from, to, limit: 3, oldest_after: Some(0), ..AuditQuery::default() };
+    let mut pages = Vec::new();
+    let mut q = q;
+    loop {
+        let page = store.audit_search(&q).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        q.oldest_after = page.last().map(|r| r.seq);
+        pages.extend(page.into_iter().map(|r| r.seq));
+    }
+    assert_eq!(pages.len(), 20, "4 writers × seconds 5..9");
+    assert!(pages.windows(2).all(|w| w[0] < w[1]), "oldest first");
+
+    // Everything recorded before second 10 that heads the chain goes; the chain then starts
+    // after the last row purged, and new rows follow on.
+    let before = t0 + SignedDuration::from_secs(10);
+    let gone = store.purge_audit(before, t0 + SignedDuration::from_hours(1)).await.unwrap();
+    assert!(gone > 0);
+    let anchor = store.audit_anchor().await.unwrap().expect("the purge records where the chain starts");
+    assert_eq!(anchor.pos as u64, gone);
+    let first = store.audit_chain(0, 1).await.unwrap().remove(0);
+    assert!(first.entry.at >= before || first.seal.as_ref().unwrap().pos == anchor.pos + 1);
+    assert_eq!(walk_chain(&store, anchor.pos, anchor.hash.clone()).await as u64, 101 - gone);
+    assert!(store.execute_raw("DELETE FROM audit_log").await.is_err(), "the guard is back after the purge");
+    store.audit(&audit_row(9, 1, t0 + SignedDuration::from_secs(40))).await.unwrap();
+    assert_eq!(store.seal_audit(50).await.unwrap(), 1);
+    assert_eq!(walk_chain(&store, anchor.pos, anchor.hash).await as u64, 102 - gone);
+}
+
 fn inbox_item(id: &str, control: &str, at: Timestamp) -> InboxItem {
     InboxItem {
         id: id.into(),
@@ -462,6 +569,7 @@ on_both_backends!(
     tasks_open_claim_complete_and_close,
     the_duplicate_candidate_is_the_newest_tracked_order_in_the_window,
     patients_tokens_and_audit_rows_are_kept,
+    audit_rows_seal_into_one_chain_and_stay_as_sealed,
 );
 
 /// On PostgreSQL, two processes claiming due timers at once never get the same referral.

@@ -16,6 +16,71 @@ pub struct AuditEntry {
     pub remote: Option<String>,
 }
 
+impl AuditEntry {
+    /// The hash that seals this row at `pos` in the chain after `prev`: SHA-256 (hex) of the
+    /// JSON array of the place, the previous hash and every column, so no two rows' inputs
+    /// can run together.
+    pub fn chain_hash(&self, seq: i64, pos: i64, prev: &str) -> String {
+        let input = serde_json::json!([
+            pos,
+            prev,
+            seq,
+            self.at.as_millisecond(),
+            self.actor,
+            self.action,
+            self.resource_type,
+            self.resource_id,
+            self.remote,
+        ]);
+        crate::auth::hash_token(&input.to_string())
+    }
+}
+
+/// The hash the first row of the chain follows.
+pub const AUDIT_GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// An audit row as kept: its insertion number and, once sealed, its link in the chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub seq: i64,
+    pub entry: AuditEntry,
+    pub seal: Option<AuditSeal>,
+}
+
+/// A row's link in the audit chain.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditSeal {
+    pub pos: i64,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+/// Where the chain starts after a retention purge: the last purged row's place and hash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuditAnchor {
+    pub pos: i64,
+    pub hash: String,
+}
+
+/// An audit search: every given filter must hold. Rows come newest first unless
+/// `oldest_after` is set.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// The actor as recorded (`admin:alice`, `integration:ehr`).
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    /// Rows naming any of these ids (alone or in a list read).
+    pub ids: Vec<String>,
+    pub from: Option<Timestamp>,
+    /// Exclusive.
+    pub to: Option<Timestamp>,
+    pub limit: u32,
+    /// Only rows with `seq` below this (the next page, newest first).
+    pub before_seq: Option<i64>,
+    /// Oldest first, from the row after this `seq` (an export's next page).
+    pub oldest_after: Option<i64>,
+}
+
 /// An API token as stored: the hash, never the token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {

@@ -51,7 +51,10 @@ impl Config {
     }
 
     pub fn retention(&self) -> refloop_app::Retention {
-        refloop_app::Retention { raw_messages: self.retention.raw_messages.to_signed() }
+        refloop_app::Retention {
+            raw_messages: self.retention.raw_messages.to_signed(),
+            audit: self.retention.audit.to_signed(),
+        }
     }
 
     /// Sign-in and token throttling.

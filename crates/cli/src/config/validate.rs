@@ -31,6 +31,9 @@ impl Config {
         if self.retention.raw_messages.as_seconds() < 86_400 {
             bail!("retention.raw_messages: at least 1d");
         }
+        if self.retention.audit.as_seconds() < 365 * 86_400 {
+            bail!("retention.audit: at least 365d (HIPAA asks for six years of security documentation)");
+        }
         if self.auth.token_lifetime.as_seconds() < 60 {
             bail!("auth.token_lifetime: at least 1m");
         }

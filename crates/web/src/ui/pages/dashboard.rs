@@ -225,7 +225,7 @@ pub async fn export_csv(State(s): State<AppState>, web: Web, Query(q): Query<Par
     let to = parse_local("to", get(&q, "to"), &tz)?.unwrap_or_else(|| s.app.now() + SignedDuration::from_hours(24));
     let referrals = s.app.store().referrals_ordered_between(from, to).await.map_err(refloop_app::AppError::from)?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
-    s.app.audit_read(&web.0.actor, "export", &format!("{} referrals", ids.len())).await?;
+    s.app.audit_export(&web.0.actor, &ids).await?;
     csv_response(&referrals)
 }
 

@@ -201,7 +201,7 @@ pub async fn referrals_csv(State(s): State<AppState>, web: Web, Query(q): Query<
         }
     }
     let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
-    s.app.audit_read(&web.0.actor, "export", &ids.join(",")).await?;
+    s.app.audit_export(&web.0.actor, &ids).await?;
     super::dashboard::csv_response(&all)
 }
 
