@@ -1,6 +1,7 @@
 //! The `refloop` binary itself: started, stopped and restarted as an operator would,
 //! against real SQLite files and a real PostgreSQL.
 
+mod audit;
 mod chaos;
 mod fhir;
 mod hl7;

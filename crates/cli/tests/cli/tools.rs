@@ -51,9 +51,19 @@ fn check_config_prints_the_effective_config_without_secrets() {
 fn every_verb_has_help() {
     let (ok, out, _) = run(&["--help"], &[]);
     assert!(ok);
-    for verb in
-        ["serve", "migrate", "check-config", "token", "user", "import", "export", "report", "simulate", "dead-letters"]
-    {
+    for verb in [
+        "serve",
+        "migrate",
+        "check-config",
+        "token",
+        "user",
+        "import",
+        "export",
+        "report",
+        "simulate",
+        "dead-letters",
+        "audit",
+    ] {
         assert!(out.contains(verb), "{verb} missing from --help");
         let (ok, _, err) = run(&[verb, "--help"], &[]);
         assert!(ok, "{verb} --help: {err}");
