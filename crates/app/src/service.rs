@@ -92,6 +92,8 @@ impl Default for Retention {
 pub struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// The real time, even when `clock` is manual: audit rows are stamped with it.
+    pub(crate) wall: Arc<dyn Clock>,
     pub(crate) policy: Arc<Policy>,
     pub(crate) connector: Arc<dyn Connector>,
     pub(crate) wake: Arc<Notify>,
@@ -118,6 +120,7 @@ impl App {
         Self {
             store,
             clock,
+            wall: Arc::new(crate::SystemClock),
             policy: Arc::new(policy),
             connector,
             wake: Arc::new(Notify::new()),
@@ -128,6 +131,12 @@ impl App {
             last_purge: Arc::default(),
             stopping: Arc::default(),
         }
+    }
+
+    /// The same app stamping audit rows from `wall` (tests; production reads the system clock).
+    pub fn with_wall_clock(mut self, wall: Arc<dyn Clock>) -> Self {
+        self.wall = wall;
+        self
     }
 
     /// The same app with these outbox worker settings.
@@ -200,7 +209,7 @@ impl App {
     pub(crate) fn audit_entry(&self, actor: &Actor, action: &str, kind: &str, id: &str) -> AuditEntry {
         AuditEntry {
             // The wall clock, even when the app's clock is manual: a reviewer reads real times.
-            at: Timestamp::now(),
+            at: self.wall.now(),
             actor: actor.source(),
             action: action.to_owned(),
             resource_type: kind.to_owned(),
@@ -556,6 +565,23 @@ impl App {
     /// Records that `actor` read a record holding patient data.
     pub async fn audit_read(&self, actor: &Actor, kind: &str, id: &str) -> Result<(), AppError> {
         self.audit_action(actor, "read", kind, id).await
+    }
+
+    /// Records that `actor` was shown a list of these `kind` records (their ids); nothing for
+    /// an empty list.
+    pub async fn audit_list<'a>(
+        &self,
+        actor: &Actor,
+        kind: &str,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), AppError> {
+        let mut ids: Vec<&str> = ids.into_iter().collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        self.audit_action(actor, "list", kind, &ids.join(",")).await
     }
 
     /// Records that `actor` exported these referrals (their ids, not a count).

@@ -3,7 +3,9 @@
 
 use refloop_domain::{Input, PhoneE164, SmsReply, State, TaskKind, classify_sms};
 
-use crate::{AppError, InboxItem, InboxStatus, NewTask, OutboxStatus, Patient, PatientKeep, new_id, service::App};
+use crate::{
+    Actor, AppError, InboxItem, InboxStatus, NewTask, OutboxStatus, Patient, PatientKeep, new_id, service::App,
+};
 
 /// What an inbound SMS did; the webhook turns it into the reply (if any) to send back.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,6 +93,9 @@ impl App {
                                 ..patient.clone()
                             };
                             tx.upsert_patient(&changed, PatientKeep::default()).await?;
+                            let action = if opt_out { "sms-opt-out" } else { "sms-opt-in" };
+                            let by = Actor::system("sms-reply");
+                            tx.audit(&self.audit_entry(&by, action, "patient", patient.id.as_str())).await?;
                         }
                         if opt_out { SmsOutcome::OptedOut { first } } else { SmsOutcome::OptedIn }
                     }

@@ -379,7 +379,7 @@ impl App {
             tracing::info!(purged, "raw bodies of settled inbound messages past their retention emptied");
         }
         // Audit time is the wall clock's, so its retention is too.
-        let gone = self.purge_old_audit(Timestamp::now()).await?;
+        let gone = self.purge_old_audit(self.wall.now()).await?;
         if gone > 0 {
             tracing::info!(gone, "audit rows past their retention deleted from the head of the chain");
         }

@@ -6,7 +6,7 @@ use crate::map::ACCEPTED;
 
 /// The CapabilityStatement; `base` is the server's `/fhir` URL, `version` refloop's.
 pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
-    let resources: Vec<Value> = ACCEPTED
+    let mut resources: Vec<Value> = ACCEPTED
         .iter()
         .map(|kind| {
             let mut interaction = vec![json!({"code": "create"}), json!({"code": "update"})];
@@ -38,6 +38,18 @@ pub fn capability_statement(base: &str, version: &str, date: &str) -> Value {
             r
         })
         .collect();
+    // Read-only, for admins: the audit log.
+    resources.push(json!({
+        "type": "AuditEvent",
+        "interaction": [{"code": "search-type"}],
+        "versioning": "no-version",
+        "searchParam": [
+            {"name": "patient", "type": "reference"},
+            {"name": "date", "type": "date"},
+            {"name": "_count", "type": "number"},
+        ],
+        "documentation": "The audit log (admins only), newest first.",
+    }));
     json!({
         "resourceType": "CapabilityStatement",
         "status": "active",

@@ -108,7 +108,9 @@ impl SqlStore {
         on_pool!(&self.db, p => {
             let mut b = sqlx::QueryBuilder::new("SELECT * FROM audit_log WHERE 1 = 1");
             if let Some(actor) = &q.actor {
-                b.push(" AND actor = ").push_bind(actor.clone());
+                // `role:name` as recorded, or a bare name in any role.
+                b.push(" AND (actor = ").push_bind(actor.clone());
+                b.push(" OR actor LIKE ").push_bind(format!("%:{actor}")).push(")");
             }
             if let Some(action) = &q.action {
                 b.push(" AND action = ").push_bind(action.clone());

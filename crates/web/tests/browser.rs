@@ -338,9 +338,12 @@ async fn a_coordinators_shift_in_the_browser() {
     form.submit().await.unwrap();
     c.wait().for_element(Locator::Css("main h1")).await.unwrap();
     pages.go(&t.base, "/inbox", "12-messages").await;
+    // An admin's view of a referral: who looked at the patient; then the audit log.
+    pages.go(&t.base, &format!("/referrals/{talker}#who-looked"), "13-who-looked").await;
+    pages.go(&t.base, "/admin/audit?action=read", "14-audit").await;
     c.close().await.unwrap();
     for name in &pages.taken {
         assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
     }
-    assert_eq!(pages.taken.len(), 26);
+    assert_eq!(pages.taken.len(), 30);
 }

@@ -66,7 +66,8 @@ pub struct AuditAnchor {
 /// `oldest_after` is set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AuditQuery {
-    /// The actor as recorded (`admin:alice`, `integration:ehr`).
+    /// The actor as recorded (`admin:alice`, `integration:ehr`), or a bare name (`alice`) in
+    /// any role.
     pub actor: Option<String>,
     pub action: Option<String>,
     /// Rows naming any of these ids (alone or in a list read).

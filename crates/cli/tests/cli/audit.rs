@@ -80,7 +80,9 @@ async fn the_audit_export_is_fhir_r4_audit_events_that_validate() {
     let referral = some_audited_work(&db).await;
     let dir = tempfile::tempdir().unwrap();
     let out_file = dir.path().join("audit.ndjson");
-    let today = jiff::Timestamp::now().to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string();
+    // Audit rows carry the wall clock's time; a day either side keeps midnight out of it.
+    let today = refloop_app::Clock::now(&refloop_app::SystemClock).to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let (from, to) = (today.yesterday().unwrap().to_string(), today.tomorrow().unwrap().to_string());
     let (ok, _, err) = run(
         &[
             "audit",
@@ -88,9 +90,9 @@ async fn the_audit_export_is_fhir_r4_audit_events_that_validate() {
             "--database",
             &db.url,
             "--from",
-            &today,
+            &from,
             "--to",
-            &today,
+            &to,
             "--output",
             out_file.to_str().unwrap(),
         ],

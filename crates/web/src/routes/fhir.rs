@@ -173,12 +173,19 @@ pub async fn search(
     State(s): State<AppState>,
     auth: Result<Auth, ApiError>,
     Path(kind): Path<String>,
-    Query(q): Query<std::collections::HashMap<String, String>>,
+    Query(pairs): Query<Vec<(String, String)>>,
 ) -> Response {
+    if kind == "AuditEvent" {
+        return match allowed(auth, Permission::Operate) {
+            Ok(a) => audit_events(&s, &a, &pairs).await,
+            Err(e) => error(&e),
+        };
+    }
     let auth = match allowed(auth, Permission::Read) {
         Ok(a) => a,
         Err(e) => return error(&e),
     };
+    let q: std::collections::HashMap<String, String> = pairs.into_iter().collect();
     let (param, value) = match kind.as_str() {
         "Task" => ("based-on", q.get("based-on")),
         "ServiceRequest" => ("_id", q.get("_id")),
@@ -207,6 +214,83 @@ pub async fn search(
         })
         .collect();
     fhir(200, &json!({"resourceType": "Bundle", "type": "searchset", "total": entry.len(), "entry": entry}))
+}
+
+/// `GET /fhir/AuditEvent?patient=&date=&_count=` (admins): the audit rows naming a patient
+/// or their referrals, in a period, newest first, as a searchset of R4 AuditEvents. `date`
+/// takes the prefixes eq (default), ge, gt, le and lt, and may be given twice for a range; a
+/// date is a local date in the practice's time zone.
+async fn audit_events(s: &AppState, auth: &Auth, pairs: &[(String, String)]) -> Response {
+    let tz = s.app.policy().time_zone.clone();
+    let mut q = refloop_app::AuditQuery { limit: 100, ..Default::default() };
+    for (k, v) in pairs {
+        match k.as_str() {
+            "patient" => {
+                let id = our_id(v.strip_prefix("Patient/").unwrap_or(v));
+                q.ids.push(id.clone());
+                match s.app.referral_ids_of_patient(&id).await {
+                    Ok(ids) => q.ids.extend(ids),
+                    Err(e) => return app_error(e),
+                }
+            }
+            "date" => match date_bound(v, &tz) {
+                Some((from, to)) => {
+                    q.from = from.or(q.from);
+                    q.to = to.or(q.to);
+                }
+                None => {
+                    return issue(400, "invalid", format!("date: {v:?} is not a date search (e.g. ge2026-03-01)"));
+                }
+            },
+            "_count" => match v.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => q.limit = n,
+                _ => return issue(400, "invalid", "_count: a number from 1 to 1000"),
+            },
+            other => {
+                return issue(
+                    400,
+                    "not-supported",
+                    format!("AuditEvent search takes patient, date and _count, not {other}"),
+                );
+            }
+        }
+    }
+    let rows = match s.app.audit_search(&auth.0, &q).await {
+        Ok(rows) => rows,
+        Err(e) => return app_error(e),
+    };
+    let entry: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let e = refloop_fhir::audit_event(r);
+            json!({"fullUrl": format!("AuditEvent/{}", e["id"].as_str().unwrap_or_default()), "resource": e, "search": {"mode": "match"}})
+        })
+        .collect();
+    fhir(200, &json!({"resourceType": "Bundle", "type": "searchset", "total": entry.len(), "entry": entry}))
+}
+
+/// A FHIR `date` search value as `(from, to)` bounds: a day (local in `tz`) or an instant,
+/// after an optional prefix.
+fn date_bound(raw: &str, tz: &jiff::tz::TimeZone) -> Option<(Option<jiff::Timestamp>, Option<jiff::Timestamp>)> {
+    let (prefix, value) = match raw.get(..2) {
+        Some(p @ ("eq" | "ge" | "gt" | "le" | "lt")) => (p, &raw[2..]),
+        _ => ("eq", raw),
+    };
+    let (start, end) = if let Ok(at) = value.parse::<jiff::Timestamp>() {
+        (at, at + jiff::SignedDuration::from_millis(1))
+    } else {
+        let day = value.parse::<jiff::civil::Date>().ok()?;
+        let start = day.to_zoned_datetime(tz.clone()).ok()?.timestamp();
+        let end = day.tomorrow().ok()?.to_zoned_datetime(tz.clone()).ok()?.timestamp();
+        (start, end)
+    };
+    Some(match prefix {
+        "ge" => (Some(start), None),
+        "gt" => (Some(end), None),
+        "le" => (None, Some(end)),
+        "lt" => (None, Some(start)),
+        _ => (Some(start), Some(end)),
+    })
 }
 
 /// `POST /webhooks/fhir`: an R4 Subscription rest-hook notification from the EHR (its

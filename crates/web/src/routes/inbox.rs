@@ -97,6 +97,7 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<InboxQu
         ),
     };
     let items = s.app.store().inbox(&InboxFilter { status, limit: n }).await.map_err(refloop_app::AppError::from)?;
+    s.app.audit_list(&auth.0, "inbound-message", items.iter().map(|m| m.id.as_str())).await?;
     Ok(list_of(&items))
 }
 
@@ -109,7 +110,9 @@ pub async fn dead_letters(
     Query(q): Query<InboxQuery>,
 ) -> ApiResult<Json<InboxList>> {
     auth.require(Permission::Messages)?;
-    Ok(list_of(&s.app.dead_letters(limit(q.limit)?).await?))
+    let items = s.app.dead_letters(limit(q.limit)?).await?;
+    s.app.audit_list(&auth.0, "inbound-message", items.iter().map(|m| m.id.as_str())).await?;
+    Ok(list_of(&items))
 }
 
 /// One inbound message with its raw text and the ACK we answered.

@@ -48,6 +48,7 @@ pub async fn list(State(s): State<AppState>, auth: Auth, Query(q): Query<TaskQue
     };
     let now = s.app.now();
     let tasks = s.app.tasks(&filter).await?;
+    s.app.audit_list(&auth.0, "referral", tasks.iter().map(|t| t.referral_id.as_str())).await?;
     Ok(Json(TaskList { items: tasks.iter().map(|t| TaskView::new(t, now)).collect() }))
 }
 
@@ -133,5 +134,6 @@ pub async fn outbox(
     };
     let filter = OutboxFilter { status, referral_id: referral(q.referral_id)?, limit: limit(q.limit)? };
     let items = s.app.outbox(&filter).await?;
+    s.app.audit_list(&auth.0, "referral", items.iter().map(|o| o.referral_id.as_str())).await?;
     Ok(Json(OutboxList { items: items.iter().map(OutboxView::from).collect() }))
 }

@@ -51,6 +51,7 @@ pub fn router() -> Router<AppState> {
         .route("/directory", get(pages::directory).post(pages::save_entry))
         .route("/directory/{id}/verify", post(pages::verify_entry))
         .route("/settings", get(pages::settings))
+        .route("/admin/audit", get(pages::audit))
         .route("/export.csv", get(pages::export_csv))
 }
 

@@ -65,6 +65,20 @@ async fn reads_and_writes_of_patient_data_are_audited(b: Backend) {
     assert!(reads_and_writes.clone().count() >= 3 && reads_and_writes.clone().all(|e| e.actor == "admin:test-admin"));
     assert!(reads_and_writes.clone().all(|e| e.remote.as_deref() == Some("127.0.0.1")));
     assert!(log.iter().any(|e| e.action == "create" && e.resource_type == "token"), "token creation is audited");
+
+    // The worklist, the outbox and the inbound lists name what they showed.
+    t.advance("8d").await;
+    let coordinator = t.token(refloop_app::Role::Coordinator).await;
+    for path in ["/api/v1/tasks", "/api/v1/outbox", "/api/v1/inbox", "/api/v1/dead-letters"] {
+        assert_eq!(t.get_as(&coordinator, path).await.status, 200, "{path}");
+    }
+    let log = t.app.store().audit_log(20).await.unwrap();
+    let lists: Vec<&str> = log
+        .iter()
+        .filter(|e| e.actor == "coordinator:test-coordinator" && e.action == "list")
+        .map(|e| e.resource_id.as_str())
+        .collect();
+    assert_eq!(lists, [id.as_str(), id.as_str()], "the tasks and the outbox of the one referral; no inbound rows yet");
 }
 
 async fn the_openapi_document_describes_the_api(b: Backend) {

@@ -13,6 +13,7 @@ on_both_backends!(
     bad_fhir_gets_an_operation_outcome_and_changes_nothing,
     a_resource_for_an_unknown_referral_waits_as_a_dead_letter,
     what_fhir_serves_validates_as_r4,
+    admins_search_the_audit_log_as_audit_events,
 );
 
 fn service_request(id: &str) -> Value {
@@ -312,4 +313,48 @@ async fn what_fhir_serves_validates_as_r4(b: Backend) {
     batch["type"] = json!("batch");
     served.push(t.fhir("POST", "/fhir", Some(batch), &[]).await.body);
     validate_with_fhir_resources(&served);
+}
+
+/// `GET /fhir/AuditEvent?patient=&date=`: admins see who read a patient's referral (the read
+/// and the list that named it), as R4 AuditEvents that validate; a coordinator may not search;
+/// a period before anything was recorded is empty; a bad date is a 400.
+async fn admins_search_the_audit_log_as_audit_events(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    assert_eq!(t.fhir("PUT", "/fhir/ServiceRequest/sr-a", Some(service_request("sr-a")), &[]).await.status, 201);
+    let id = referrals(&t).await[0]["id"].as_str().unwrap().to_owned();
+    let coordinator = t.token(refloop_app::Role::Coordinator).await;
+    assert_eq!(t.get_as(&coordinator, &format!("/api/v1/referrals/{id}")).await.status, 200);
+    assert_eq!(t.get_as(&coordinator, "/api/v1/referrals").await.status, 200);
+    let other = t.fhir("PUT", "/fhir/ServiceRequest/sr-b", Some(json!({"subject": {"reference": "Patient/p2"}, "id": "sr-b", "resourceType": "ServiceRequest", "status": "active", "intent": "order", "requester": {"reference": "Practitioner/dr1"}, "performerType": {"coding": [{"code": "cardiology"}]}, "authoredOn": "2026-03-02T14:00:00.000Z"})), &[]).await;
+    assert_eq!(other.status, 201, "{:?}", other.body);
+
+    // Audit rows carry the wall clock's time; a day either side keeps midnight out of it.
+    let today = refloop_app::Clock::now(&refloop_app::SystemClock).to_zoned_datetime(jiff::tz::TimeZone::UTC).date();
+    let (from, to) = (today.yesterday().unwrap(), today.tomorrow().unwrap());
+    let found =
+        t.fhir("GET", &format!("/fhir/AuditEvent?patient=Patient/p1&date=ge{from}&date=le{to}"), None, &[]).await;
+    assert_eq!(found.status, 200, "{:?}", found.body);
+    let events: Vec<Value> = found.body["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    let wanted = format!("ServiceRequest/{}", id.replacen('_', "-", 1));
+    let by_coordinator: Vec<&str> = events
+        .iter()
+        .filter(|e| e["agent"][0]["who"]["identifier"]["value"] == "coordinator:test-coordinator")
+        .filter(|e| e["entity"].as_array().unwrap().iter().any(|x| x["what"]["reference"] == wanted.as_str()))
+        .map(|e| e["subtype"][0]["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(by_coordinator, ["list", "read"], "newest first: {events:?}");
+    assert!(
+        events.iter().all(|e| e["entity"].as_array().unwrap().iter().all(|x| x["what"]["reference"] != "Patient/p2")),
+        "only rows that name this patient"
+    );
+    let mut served = events.clone();
+    served.push(found.body.clone());
+    validate_with_fhir_resources(&served);
+
+    let none = t.fhir("GET", "/fhir/AuditEvent?patient=p1&date=lt2001-01-01", None, &[]).await;
+    assert_eq!((none.status, none.body["total"].as_u64()), (200, Some(0)));
+    let bad = t.fhir("GET", "/fhir/AuditEvent?date=yesterday", None, &[]).await;
+    assert_eq!((bad.status, bad.body["resourceType"].as_str()), (400, Some("OperationOutcome")));
+    let refused = t.get_as(&coordinator, "/fhir/AuditEvent?patient=p1").await;
+    assert_eq!(refused.status, 403);
 }

@@ -126,6 +126,17 @@ async fn stop_opts_out_once_and_later_stages_send_no_sms(b: Backend) {
     assert!(xml.contains("<Message>North Clinic: you will get no more text messages"), "{xml}");
     let (_, again) = fake.reply(&inbound, "+15555550127", "STOP", "SM-in-2").await;
     assert!(!again.contains("<Message>"), "the confirmation goes once: {again}");
+    let consent: Vec<(String, String)> = t
+        .app
+        .store()
+        .audit_log(50)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|a| a.action.starts_with("sms-opt"))
+        .map(|a| (a.action, a.resource_id))
+        .collect();
+    assert_eq!(consent, [("sms-opt-out".to_owned(), "p-stop".to_owned())], "the consent change, audited once");
     let (_, resent) = fake.reply(&inbound, "+15555550127", "Stop", "SM-in-1").await;
     assert!(!resent.contains("<Message>"), "a resent webhook is not answered twice");
     let (_, help) = fake.reply(&inbound, "+15555550127", "help", "SM-in-3").await;

@@ -18,6 +18,7 @@ on_both_backends!(
     the_worklist_claims_and_reassigns_in_bulk,
     a_form_that_needs_fixing_comes_back_filled_in,
     sign_in_goes_back_only_to_a_page_of_this_site,
+    admins_see_who_looked_at_a_patient_and_search_the_audit_log,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -473,4 +474,45 @@ async fn a_form_that_needs_fixing_comes_back_filled_in(b: Backend) {
             && page.html.contains(r#"value="2026-03-02T09:30""#)
     );
     assert_eq!(t.referral(&id).await["state"], "ordered");
+}
+
+/// An admin sees on the referral page who looked at the patient (a coordinator's list and
+/// read, with the address), and searches the audit log by user, patient, action and period;
+/// a coordinator sees neither. The searches are audited too.
+async fn admins_see_who_looked_at_a_patient_and_search_the_audit_log(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    t.app.save_user("avery", Role::Admin, "correct horse battery").await.unwrap();
+    let id = t
+        .create_referral_id(
+            json!({"patient_id": "p-look", "referring_provider": "dr-baker", "specialty": "dermatology"}),
+        )
+        .await;
+    let mut casey = Person::new(&t);
+    casey.sign_in("casey", "correct horse battery").await;
+    assert_eq!(casey.get(&format!("/referrals/{id}")).await.status, 200);
+    let page = casey.get(&format!("/referrals/{id}")).await;
+    assert!(!page.html.contains("Who looked at this patient"), "admins only");
+    assert_eq!(casey.get("/admin/audit").await.status, 403);
+
+    let mut avery = Person::new(&t);
+    avery.sign_in("avery", "correct horse battery").await;
+    let page = avery.get(&format!("/referrals/{id}")).await;
+    assert_eq!(page.status, 200);
+    let section = page.html.split("Who looked at this patient").nth(1).expect("the section, for an admin");
+    assert!(section.contains("coordinator:casey") && section.contains("127.0.0.1"), "{section}");
+    assert!(section.contains("admin:avery"), "this page's own read is listed");
+    assert!(section.contains("/admin/audit?patient=p-look"));
+
+    let found = avery.get("/admin/audit?user=casey&action=read").await;
+    assert_eq!(found.status, 200);
+    let rows = found.html.split("<tbody>").nth(1).unwrap();
+    assert!(rows.contains(&id) && rows.contains("coordinator:casey") && !rows.contains("admin:avery"), "{rows}");
+    let by_patient = avery.get("/admin/audit?patient=p-look&action=create").await;
+    assert!(by_patient.html.split("<tbody>").nth(1).unwrap().contains(&id), "the referral made for the patient");
+    let none = avery.get("/admin/audit?user=casey&to=2001-01-01").await;
+    assert!(none.html.contains("No audit rows match."));
+    let bad = avery.get("/admin/audit?from=yesterday").await;
+    assert_eq!(bad.status, 422);
+    let audit = t.app.store().audit_log(100).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "search" && a.resource_type == "audit" && a.actor == "admin:avery"));
 }

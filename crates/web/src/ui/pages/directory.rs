@@ -188,6 +188,7 @@ struct ChannelRow {
 
 pub async fn settings(State(s): State<AppState>, web: Web) -> UiResult<Response> {
     web.require(Permission::Read)?;
+    s.app.audit_action(&web.0.actor, "view", "settings", "configuration").await?;
     let p = s.app.policy();
     let windows = [Urgency::Routine, Urgency::Urgent]
         .into_iter()

@@ -34,6 +34,7 @@ fn ui(s: &AppState) -> &UiInfo {
     &s.ui
 }
 
+mod admin;
 mod auth;
 mod dashboard;
 mod directory;
@@ -42,6 +43,7 @@ mod people;
 mod referrals;
 mod work;
 
+pub use admin::audit;
 pub use auth::{login, login_form, logout};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, save_entry, settings, verify_entry};

@@ -282,6 +282,9 @@ struct ReferralPage {
     users: Vec<String>,
     can_work: bool,
     can_write: bool,
+    /// Admins: the latest audit rows naming this patient or their referrals.
+    looked: Option<Vec<super::admin::AuditRow>>,
+    patient_id: String,
 }
 
 fn event_detail(data: &refloop_domain::EventData) -> String {
@@ -351,6 +354,13 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
         ("note-received", when(m.note_received, &tz)),
         ("cancelled", when(m.cancelled, &tz)),
     ];
+    // After this page's own read is recorded, so the list includes it.
+    let looked = if web.0.actor.role.may(Permission::Operate) {
+        let rows = s.app.who_looked(&web.0.actor, r.patient_id.as_str(), 20).await?;
+        Some(super::admin::audit_rows(&rows, &tz))
+    } else {
+        None
+    };
     let page = ReferralPage {
         nav: web.nav("referrals"),
         demo: ui(s).demo,
@@ -388,6 +398,8 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
         users: s.app.users().await?.into_iter().filter(|u| !u.disabled).map(|u| u.username).collect(),
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         can_write: web.0.actor.role.may(Permission::WriteReferrals),
+        looked,
+        patient_id: r.patient_id.to_string(),
     };
     Ok(render(&page))
 }

@@ -157,6 +157,7 @@ async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiR
             _ => true,
         })
         .collect();
+    s.app.audit_list(&web.0.actor, "referral", shown_tasks.iter().map(|t| t.referral_id.as_str())).await?;
     let shown = revealed(s, web, q).await?;
     let here = href("/worklist", q, &["reveal"]);
     // One read of the tasks' referrals and patients for both lists.
