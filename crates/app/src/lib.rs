@@ -16,6 +16,7 @@ pub mod export;
 mod history;
 mod ids;
 mod inbound;
+mod mfa;
 mod ports;
 mod reports;
 mod service;
@@ -35,11 +36,12 @@ pub use error::{AppError, StoreError};
 pub use history::HistoryOutcome;
 pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target};
+pub use mfa::{Enrolment, RECOVERY_CODES};
 pub use ports::{
     AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, Gauges, InboxFilter,
     InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, People,
-    Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, Specialist, Store, StoredEvent, Task,
-    TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist, Store, StoredEvent,
+    Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,

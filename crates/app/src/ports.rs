@@ -16,7 +16,8 @@ mod accounts;
 mod outbox;
 
 pub use accounts::{
-    AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, SessionRecord, TokenRecord, UserRecord,
+    AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, SessionRecord, SessionStage,
+    TokenRecord, UserRecord,
 };
 pub use outbox::{OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Reaped};
 
@@ -598,6 +599,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every measure fact as `(patient, fact)`.
     async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError>;
+    /// Sets a user's TOTP secret, the one being enrolled, and the last step used.
+    async fn set_totp(
+        &self,
+        username: &str,
+        secret: Option<&str>,
+        pending: Option<&str>,
+        last_step: Option<i64>,
+    ) -> Result<(), StoreError>;
+    /// Takes TOTP time step `step` for a user if it is later than the last one taken (a code
+    /// is used once, across processes); whether it was.
+    async fn take_totp_step(&self, username: &str, step: i64) -> Result<bool, StoreError>;
+    /// Replaces a user's recovery codes (their hashes).
+    async fn set_recovery_codes(&self, username: &str, hashes: &[String]) -> Result<(), StoreError>;
+    /// Uses the unused recovery code with this hash; whether there was one.
+    async fn use_recovery_code(&self, username: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError>;
+    async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError>;
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError>;

@@ -9,7 +9,7 @@ use std::{
 };
 
 /// The limits (config `[auth]`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthSettings {
     /// Failed sign-ins in a row that lock an account.
     pub lockout_after: u32,
@@ -21,6 +21,8 @@ pub struct AuthSettings {
     pub tokens_per_address: usize,
     /// The first failed sign-in's delay; each further one in a row doubles it (up to 2 s).
     pub failure_delay: Duration,
+    /// Roles that must sign in with a second factor (TOTP); they enrol at their first sign-in.
+    pub mfa_required: Vec<crate::Role>,
 }
 
 impl Default for AuthSettings {
@@ -31,6 +33,7 @@ impl Default for AuthSettings {
             signins_per_address: 20,
             tokens_per_address: 30,
             failure_delay: Duration::from_millis(100),
+            mfa_required: vec![crate::Role::Admin],
         }
     }
 }

@@ -8,7 +8,8 @@ use argon2::{
 use jiff::SignedDuration;
 
 use crate::{
-    Actor, AppError, Role, SessionRecord, UserRecord, auth::hash_token, new_token, service::App, throttle::TOKEN_WINDOW,
+    Actor, AppError, Role, SessionRecord, SessionStage, UserRecord, auth::hash_token, new_token, service::App,
+    throttle::TOKEN_WINDOW,
 };
 
 /// A session unused for this long has ended.
@@ -24,6 +25,8 @@ pub const MIN_PASSWORD_CHARS: usize = 12;
 pub struct WebSession {
     pub actor: Actor,
     pub csrf: String,
+    /// Pages other than the second-factor ones need [`SessionStage::Full`].
+    pub stage: SessionStage,
 }
 
 /// A session just opened: the cookie value (shown once) and its CSRF token.
@@ -31,6 +34,13 @@ pub struct WebSession {
 pub struct NewSession {
     pub token: String,
     pub csrf: String,
+    /// Whether a second factor (or its enrolment) is still to come.
+    pub stage: SessionStage,
+}
+
+/// The actor a signed-in user acts as (no address).
+pub(crate) fn user_actor(u: &UserRecord) -> Actor {
+    Actor { name: u.username.clone(), role: u.role, remote: None, system: false }
 }
 
 impl App {
@@ -51,6 +61,8 @@ impl App {
             updated_at: now,
             failed_logins: 0,
             locked_until: None,
+            totp_secret: None,
+            totp_pending: None,
         };
         self.store.upsert_user(&user).await?;
         self.store.delete_sessions(None, Some(&user.username)).await?;
@@ -134,10 +146,20 @@ impl App {
             tokio::time::sleep(failure_delay(self.auth.failure_delay, n)).await;
             return Ok(None);
         };
-        if user.failed_logins > 0 || user.locked_until.is_some() {
+        // The password is right; a second factor may still be owed (or must be enrolled).
+        let stage = if user.totp_secret.is_some() {
+            SessionStage::Mfa
+        } else if self.mfa_required(user.role) {
+            SessionStage::Enrol
+        } else {
+            SessionStage::Full
+        };
+        // Failures in a row end only with a whole sign-in: a right password alone must not
+        // reset the count of wrong second-factor codes.
+        if stage != SessionStage::Mfa && (user.failed_logins > 0 || user.locked_until.is_some()) {
             self.store.login_cleared(&user.username).await?;
         }
-        let session = NewSession { token: new_token(), csrf: new_token() };
+        let session = NewSession { token: new_token(), csrf: new_token(), stage };
         self.store
             .insert_session(&SessionRecord {
                 hash: hash_token(&session.token),
@@ -145,11 +167,17 @@ impl App {
                 csrf: session.csrf.clone(),
                 created_at: now,
                 last_seen_at: now,
+                stage,
             })
             .await?;
         let actor = Actor { name: user.username.clone(), role: user.role, remote, system: false };
-        self.store.audit(&self.audit_entry(&actor, "login", "user", &user.username)).await?;
-        tracing::info!(user = %user.username, "signed in");
+        let action = match stage {
+            SessionStage::Full => "login",
+            SessionStage::Mfa => "login-password",
+            SessionStage::Enrol => "login-enrol-required",
+        };
+        self.store.audit(&self.audit_entry(&actor, action, "user", &user.username)).await?;
+        tracing::info!(user = %user.username, stage = stage.as_str(), "password accepted");
         Ok(Some(session))
     }
 
@@ -197,6 +225,7 @@ impl App {
         Ok(Some(WebSession {
             actor: Actor { name: user.username, role: user.role, remote, system: false },
             csrf: s.csrf,
+            stage: s.stage,
         }))
     }
 

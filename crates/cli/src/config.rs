@@ -104,6 +104,8 @@ pub struct Auth {
     pub signins_per_address: usize,
     /// Refused API tokens from one address in a minute before it must wait (429).
     pub tokens_per_address: usize,
+    /// Roles that must sign in with a second factor (TOTP); they enrol at their first sign-in.
+    pub mfa_required: Vec<String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -319,6 +319,13 @@ enum UserAction {
         common: Common,
         username: String,
     },
+    /// Remove a user's second factor (a lost phone): their sessions end and they enroll again
+    /// at their next sign-in if their role requires one.
+    ResetMfa {
+        #[command(flatten)]
+        common: Common,
+        username: String,
+    },
     /// Lift a lockout after failed sign-ins before it runs out.
     Unlock {
         #[command(flatten)]
@@ -451,6 +458,14 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             UserAction::Enable { common, username } => {
                 tools::user_disable(&load(&common, None, None)?, &username, false).await
+            }
+            UserAction::ResetMfa { common, username } => {
+                let app = run::build_app(&load(&common, None, None)?).await?;
+                app.mfa_reset(&username, &refloop_app::Actor::system("cli")).await?;
+                println!(
+                    "user {username}: second factor removed and sessions ended; they enrol again at their next sign-in"
+                );
+                Ok(())
             }
             UserAction::Unlock { common, username } => {
                 let app = run::build_app(&load(&common, None, None)?).await?;

@@ -173,7 +173,11 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
     Ok(refloop_fhir::FhirIngest::new(app.clone(), cfg))
 }
 
-pub async fn serve(config: Config, demo: bool) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+    if demo {
+        // The demo's shared sign-in is for trying refloop out, never for patient data.
+        config.auth.mfa_required.clear();
+    }
     let mllp_cfg = config.mllp_listener()?;
     let http_limits = config.http_limits()?;
     // Before any listener opens, so that the first messages are counted too.

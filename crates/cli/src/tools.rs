@@ -326,7 +326,8 @@ pub async fn user_list(config: &Config) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
     for u in app.users().await? {
         let status = if u.disabled { "disabled" } else { "active" };
-        println!("{}\t{}\t{status}\tupdated {}", u.username, u.role.as_str(), u.updated_at);
+        let two_step = if u.totp_secret.is_some() { "two-step" } else { "password only" };
+        println!("{}\t{}\t{status}\t{two_step}\tupdated {}", u.username, u.role.as_str(), u.updated_at);
     }
     Ok(())
 }

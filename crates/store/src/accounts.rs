@@ -149,14 +149,98 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn set_totp(
+        &self,
+        username: &str,
+        secret: Option<&str>,
+        pending: Option<&str>,
+        last_step: Option<i64>,
+    ) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query("UPDATE users SET totp_secret = $2, totp_pending = $3, totp_last_step = $4 WHERE username = $1")
+                .bind(username)
+                .bind(secret)
+                .bind(pending)
+                .bind(last_step)
+                .execute(p)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+
+    pub(crate) async fn take_totp_step(&self, username: &str, step: i64) -> Result<bool, StoreError> {
+        let n = on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE users SET totp_last_step = $2 WHERE username = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+            )
+            .bind(username)
+            .bind(step)
+            .execute(p)
+            .await
+            .map_err(db)?
+            .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn set_recovery_codes(&self, username: &str, hashes: &[String]) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            let mut tx = p.begin().await.map_err(db)?;
+            sqlx::query("DELETE FROM recovery_codes WHERE username = $1").bind(username).execute(&mut *tx).await.map_err(db)?;
+            for h in hashes {
+                sqlx::query("INSERT INTO recovery_codes (username, hash) VALUES ($1, $2)")
+                    .bind(username)
+                    .bind(h)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db)?;
+            }
+            tx.commit().await.map_err(db)
+        })
+    }
+
+    pub(crate) async fn use_recovery_code(
+        &self,
+        username: &str,
+        hash: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let n = on_writer!(self, p => {
+            sqlx::query("UPDATE recovery_codes SET used_at = $3 WHERE username = $1 AND hash = $2 AND used_at IS NULL")
+                .bind(username)
+                .bind(hash)
+                .bind(ms(at))
+                .execute(p)
+                .await
+                .map_err(db)?
+                .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    pub(crate) async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError> {
+        let n: i64 = on_pool!(&self.db, p => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM recovery_codes WHERE username = $1 AND used_at IS NULL")
+                .bind(username)
+                .fetch_one(p)
+                .await
+                .map_err(db)?
+        });
+        Ok(u32::try_from(n).unwrap_or(0))
+    }
+
     pub(crate) async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         on_writer!(self, p => {
-            sqlx::query("INSERT INTO sessions (hash, username, csrf, created_at, last_seen_at) VALUES ($1, $2, $3, $4, $5)")
+            sqlx::query(
+                "INSERT INTO sessions (hash, username, csrf, created_at, last_seen_at, stage) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
                 .bind(&s.hash)
                 .bind(&s.username)
                 .bind(&s.csrf)
                 .bind(ms(s.created_at))
                 .bind(ms(s.last_seen_at))
+                .bind(s.stage.as_str())
                 .execute(p)
                 .await
                 .map(|_| ())

@@ -598,6 +598,32 @@ impl Store for SqlStore {
         SqlStore::insert_session(self, s).await
     }
 
+    async fn set_totp(
+        &self,
+        username: &str,
+        secret: Option<&str>,
+        pending: Option<&str>,
+        last_step: Option<i64>,
+    ) -> Result<(), StoreError> {
+        SqlStore::set_totp(self, username, secret, pending, last_step).await
+    }
+
+    async fn take_totp_step(&self, username: &str, step: i64) -> Result<bool, StoreError> {
+        SqlStore::take_totp_step(self, username, step).await
+    }
+
+    async fn set_recovery_codes(&self, username: &str, hashes: &[String]) -> Result<(), StoreError> {
+        SqlStore::set_recovery_codes(self, username, hashes).await
+    }
+
+    async fn use_recovery_code(&self, username: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError> {
+        SqlStore::use_recovery_code(self, username, hash, at).await
+    }
+
+    async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError> {
+        SqlStore::unused_recovery_codes(self, username).await
+    }
+
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
         SqlStore::session(self, hash).await
     }

@@ -35,6 +35,7 @@ fn migrator(dialect: &str) -> Migrator {
             (16, "token lifecycle", include_str!("../migrations/sqlite/0016_token_lifecycle.sql")),
             (17, "user lockout", include_str!("../migrations/sqlite/0017_user_lockout.sql")),
             (18, "audit chain", include_str!("../migrations/sqlite/0018_audit_chain.sql")),
+            (19, "mfa", include_str!("../migrations/sqlite/0019_mfa.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -55,6 +56,7 @@ fn migrator(dialect: &str) -> Migrator {
             (16, "token lifecycle", include_str!("../migrations/postgres/0016_token_lifecycle.sql")),
             (17, "user lockout", include_str!("../migrations/postgres/0017_user_lockout.sql")),
             (18, "audit chain", include_str!("../migrations/postgres/0018_audit_chain.sql")),
+            (19, "mfa", include_str!("../migrations/postgres/0019_mfa.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -2,8 +2,8 @@
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, SessionRecord, Specialist, StoreError,
-    StoredEvent, Task, TaskStatus, TimerRow, TokenRecord, UserRecord,
+    AuditEntry, InboxItem, InboxStatus, OutboxItem, OutboxStatus, Patient, Role, SessionRecord, SessionStage,
+    Specialist, StoreError, StoredEvent, Task, TaskStatus, TimerRow, TokenRecord, UserRecord,
 };
 use refloop_domain::{
     Channel, EventData, Network, PatientId, Purpose, Referral, ReferralId, Specialty, TaskKind, TimerKind,
@@ -250,6 +250,8 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
         updated_at: ts(row.int("updated_at")?)?,
         failed_logins: u32::try_from(row.int("failed_logins")?).unwrap_or(u32::MAX),
         locked_until: row.opt_int("locked_until")?.map(ts).transpose()?,
+        totp_secret: row.opt_text("totp_secret")?,
+        totp_pending: row.opt_text("totp_pending")?,
     })
 }
 
@@ -289,6 +291,10 @@ pub(crate) fn session(row: &dyn Get) -> Result<SessionRecord, StoreError> {
         csrf: row.text("csrf")?,
         created_at: ts(row.int("created_at")?)?,
         last_seen_at: ts(row.int("last_seen_at")?)?,
+        stage: {
+            let stage = row.text("stage")?;
+            SessionStage::parse(&stage).ok_or_else(|| corrupt(format!("unknown session stage {stage}")))?
+        },
     })
 }
 

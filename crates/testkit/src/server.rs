@@ -51,6 +51,8 @@ pub struct TestAppBuilder {
     /// How long one request to the SMS provider may take.
     sms_timeout: std::time::Duration,
     outbox: refloop_app::OutboxSettings,
+    /// Roles that must sign in with a second factor (none unless a test asks).
+    mfa_required: Vec<refloop_app::Role>,
 }
 
 impl TestAppBuilder {
@@ -67,6 +69,13 @@ impl TestAppBuilder {
     /// given with [`Self::sms`] / [`Self::chat`]. Without it those channels are off (log only).
     pub fn live(mut self) -> Self {
         self.live = true;
+        self
+    }
+
+    /// Admins must sign in with a second factor, as `[auth] mfa_required` has it by default
+    /// (other tests sign in with a password alone).
+    pub fn admin_mfa(mut self) -> Self {
+        self.mfa_required = vec![refloop_app::Role::Admin];
         self
     }
 
@@ -213,7 +222,8 @@ impl TestAppBuilder {
                 Arc::new(refloop_fhir::NoteLookup::new(client, store.clone(), clock.clone(), lookup_ingest.clone()));
         }
         let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
-        let app = App::new(store, clock, self.policy, connector).with_outbox(self.outbox);
+        let auth = refloop_app::AuthSettings { mfa_required: self.mfa_required, ..Default::default() };
+        let app = App::new(store, clock, self.policy, connector).with_outbox(self.outbox).with_auth(auth);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
@@ -376,6 +386,7 @@ impl TestApp {
             live: false,
             sms_timeout: std::time::Duration::from_secs(20),
             outbox: refloop_app::OutboxSettings::default(),
+            mfa_required: Vec::new(),
         }
     }
 

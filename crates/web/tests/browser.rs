@@ -341,9 +341,10 @@ async fn a_coordinators_shift_in_the_browser() {
     // An admin's view of a referral: who looked at the patient; then the audit log.
     pages.go(&t.base, &format!("/referrals/{talker}#who-looked"), "13-who-looked").await;
     pages.go(&t.base, "/admin/audit?action=read", "14-audit").await;
+    pages.go(&t.base, "/account/mfa", "15-two-step-sign-in").await;
     c.close().await.unwrap();
     for name in &pages.taken {
         assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
     }
-    assert_eq!(pages.taken.len(), 30);
+    assert_eq!(pages.taken.len(), 32);
 }

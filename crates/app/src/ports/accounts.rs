@@ -118,6 +118,12 @@ pub struct UserRecord {
     pub failed_logins: u32,
     /// Sign-in refused until then (too many failures), unless an admin unlocks first.
     pub locked_until: Option<Timestamp>,
+    /// The TOTP secret (base32) once enrolment is confirmed: sign-in then asks for a code.
+    #[serde(skip)]
+    pub totp_secret: Option<String>,
+    /// The secret being enrolled, until a code from it confirms it.
+    #[serde(skip)]
+    pub totp_pending: Option<String>,
 }
 
 /// A web session as stored: a hash of the cookie value, never the value.
@@ -129,4 +135,30 @@ pub struct SessionRecord {
     pub csrf: String,
     pub created_at: Timestamp,
     pub last_seen_at: Timestamp,
+    pub stage: SessionStage,
+}
+
+/// How far a web session has got through signing in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SessionStage {
+    /// Signed in: every page the role allows.
+    Full,
+    /// The password was right; the second factor is still to come.
+    Mfa,
+    /// The password was right, and the role must enrol a second factor before anything else.
+    Enrol,
+}
+
+impl SessionStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionStage::Full => "full",
+            SessionStage::Mfa => "mfa",
+            SessionStage::Enrol => "enrol",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [SessionStage::Full, SessionStage::Mfa, SessionStage::Enrol].into_iter().find(|x| x.as_str() == s)
+    }
 }

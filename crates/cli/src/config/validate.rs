@@ -31,6 +31,11 @@ impl Config {
         if self.retention.raw_messages.as_seconds() < 86_400 {
             bail!("retention.raw_messages: at least 1d");
         }
+        for role in &self.auth.mfa_required {
+            if !matches!(role.as_str(), "admin" | "coordinator" | "viewer") {
+                bail!("auth.mfa_required: {role:?} is not a role that signs in (admin, coordinator, viewer)");
+            }
+        }
         if self.retention.audit.as_seconds() < 365 * 86_400 {
             bail!("retention.audit: at least 365d (HIPAA asks for six years of security documentation)");
         }

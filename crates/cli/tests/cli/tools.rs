@@ -14,6 +14,9 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(out.contains("postgres://app:***@127.0.0.1:9/refloop"), "{out}");
     assert!(!out.contains("s3cret-pw"));
     assert!(out.contains("scheduling = \"5d\""), "{out}");
+    assert!(out.contains("mfa_required = [\"admin\"]"), "admins sign in with a second factor by default: {out}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_AUTH_MFA_REQUIRED", "[\"integration\"]")]);
+    assert!(!ok && err.contains("auth.mfa_required"), "{err}");
     assert!(out.contains("#   sms           off    (the workflow falls back to staff tasks)"), "{out}");
     assert!(out.contains("# warning: hl7.senders: none listed, so every HL7 message is refused"), "{out}");
     let (ok, out, _) = run(&["check-config"], &[("REFLOOP_HL7_ALLOW_ANY_SENDER", "true")]);
@@ -83,8 +86,17 @@ async fn users_are_added_with_a_password_from_stdin_listed_and_disabled() {
     let (ok, out, _) = run(&["user", "disable", "alice", "--database", &db.url], &[]);
     assert!(ok && out.contains("alice disabled"), "{out}");
     let (ok, out, _) = run(&["user", "list", "--database", &db.url], &[]);
-    assert!(ok && out.contains("alice\tcoordinator\tdisabled") && !out.contains("argon2"), "{out}");
+    assert!(ok && out.contains("alice\tcoordinator\tdisabled\tpassword only") && !out.contains("argon2"), "{out}");
     let store = db.store().await;
+    refloop_app::Store::set_totp(store.as_ref(), "alice", Some("JBSWY3DPEHPK3PXP"), None, Some(1)).await.unwrap();
+    let (_, out, _) = run(&["user", "list", "--database", &db.url], &[]);
+    assert!(out.contains("alice\tcoordinator\tdisabled\ttwo-step"), "{out}");
+    let (ok, out, err) = run(&["user", "reset-mfa", "alice", "--database", &db.url], &[]);
+    assert!(ok && out.contains("second factor removed"), "{out}{err}");
+    let (_, out, _) = run(&["user", "list", "--database", &db.url], &[]);
+    assert!(out.contains("alice\tcoordinator\tdisabled\tpassword only"), "{out}");
+    let (ok, _, err) = run(&["user", "reset-mfa", "nobody", "--database", &db.url], &[]);
+    assert!(!ok && err.contains("user nobody not found"), "{err}");
     let alice = refloop_app::Store::user(store.as_ref(), "alice").await.unwrap().unwrap();
     assert!(alice.password_hash.starts_with("$argon2id$") && !alice.password_hash.contains("secret"));
 }

@@ -15,7 +15,7 @@ use axum::{
     routing::{get, post},
 };
 use jiff::{Timestamp, civil, tz::TimeZone};
-use refloop_app::{AppError, Permission, WebSession};
+use refloop_app::{AppError, Permission, SessionStage, WebSession};
 
 use crate::AppState;
 
@@ -36,6 +36,8 @@ pub fn router() -> Router<AppState> {
         .route("/", get(pages::dashboard))
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
+        .route("/login/mfa", get(pages::mfa_form).post(pages::mfa_submit))
+        .route("/account/mfa", get(pages::enrol_form).post(pages::enrol_submit))
         .route("/referrals", get(pages::referrals))
         .route("/referrals.csv", get(pages::referrals_csv))
         .route("/referrals/{id}", get(pages::referral))
@@ -87,10 +89,31 @@ impl FromRequestParts<AppState> for Web {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
+        let next = parts.uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+        let Signing(s, _) = Signing::from_request_parts(parts, state).await?;
+        match s.stage {
+            SessionStage::Full => Ok(Web(s)),
+            // The password was right; the second factor (or its enrolment) comes first.
+            SessionStage::Mfa => {
+                Err(Redirect::to(&format!("/login/mfa?next={}", percent_encode(&next))).into_response())
+            }
+            SessionStage::Enrol => Err(Redirect::to("/account/mfa").into_response()),
+        }
+    }
+}
+
+/// A live session at any stage of signing in, with its cookie value: the second-factor pages
+/// take it (every other page takes [`Web`]).
+pub(crate) struct Signing(pub WebSession, pub String);
+
+impl FromRequestParts<AppState> for Signing {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Response> {
         let remote = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(a)| a.ip().to_string());
         if let Some(token) = cookie(&parts.headers, SESSION_COOKIE) {
             match state.app.web_session(token, remote).await {
-                Ok(Some(s)) => return Ok(Web(s)),
+                Ok(Some(s)) => return Ok(Signing(s, token.to_owned())),
                 Ok(None) => {}
                 Err(e) => return Err(UiError::from(e).into_response()),
             }

@@ -19,6 +19,7 @@ on_both_backends!(
     a_form_that_needs_fixing_comes_back_filled_in,
     sign_in_goes_back_only_to_a_page_of_this_site,
     admins_see_who_looked_at_a_patient_and_search_the_audit_log,
+    an_admin_enrols_a_second_factor_and_signs_in_with_it,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -515,4 +516,95 @@ async fn admins_see_who_looked_at_a_patient_and_search_the_audit_log(b: Backend)
     assert_eq!(bad.status, 422);
     let audit = t.app.store().audit_log(100).await.unwrap();
     assert!(audit.iter().any(|a| a.action == "search" && a.resource_type == "audit" && a.actor == "admin:avery"));
+}
+
+/// The TOTP code for `secret` (base32, as the page shows it) `ahead` steps from now, as an
+/// authenticator app shows it.
+fn totp_code(secret: &str, ahead: u64) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.replace(' ', "")).to_bytes().unwrap();
+    let t = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into()).unwrap();
+    let now = refloop_app::Clock::now(&refloop_app::SystemClock).as_second() as u64;
+    t.generate(now + 30 * ahead)
+}
+
+/// An admin (whose role needs a second factor) can reach nothing until they enrol; a wrong
+/// code is refused and the same key shown again; the right one shows ten recovery codes once.
+/// Sign-in then asks for a code after the password: a code is taken once (a replay is
+/// refused), a recovery code works once, wrong codes count towards the lockout, and each step
+/// is audited.
+async fn an_admin_enrols_a_second_factor_and_signs_in_with_it(b: Backend) {
+    let t = TestApp::builder(b).admin_mfa().spawn().await;
+    t.app.save_user("avery", Role::Admin, "correct horse battery").await.unwrap();
+    let mut p = Person::new(&t);
+    let first = p.sign_in("avery", "correct horse battery").await;
+    assert_eq!((first.status, first.location.as_str()), (303, "/account/mfa"));
+    assert_eq!(p.get("/worklist").await.location, "/account/mfa", "nothing else until enrolled");
+    let enrol = p.get("/account/mfa").await;
+    assert_eq!(enrol.status, 200);
+    let at = enrol.html.find("id=\"totp-secret\">").unwrap() + 17;
+    let secret = enrol.html[at..].split('<').next().unwrap().to_owned();
+    assert!(enrol.html.contains("otpauth://totp/refloop:avery?"), "the link an app reads");
+    let csrf = csrf_of(&enrol.html);
+
+    let wrong = p.post("/account/mfa", &[("csrf", &csrf), ("code", "000000")]).await;
+    assert_eq!(wrong.status, 422);
+    assert!(wrong.html.contains(&secret), "the same key, so the app already set up still matches");
+    let done = p.post("/account/mfa", &[("csrf", &csrf), ("code", &totp_code(&secret, 0))]).await;
+    assert_eq!(done.status, 200, "{}", done.html);
+    let codes: Vec<String> =
+        done.html.split("<li><code>").skip(1).map(|c| c.split('<').next().unwrap().to_owned()).collect();
+    assert_eq!(codes.len(), 10, "{}", done.html);
+    assert_eq!(p.get("/worklist").await.status, 200, "the new session cookie is a full one");
+    assert!(!p.get("/account/mfa").await.html.contains(&codes[0]), "recovery codes are shown once");
+
+    // Next sign-in: the password, then a code.
+    let mut p = Person::new(&t);
+    let pw = p.sign_in("avery", "correct horse battery").await;
+    assert_eq!((pw.status, pw.location.as_str()), (303, "/login/mfa?next=/worklist"));
+    assert_eq!(p.get("/worklist").await.location, "/login/mfa?next=/worklist");
+    let half = p.cookies.get("refloop_session").cloned().unwrap();
+    let form = p.get("/login/mfa?next=/worklist").await;
+    let csrf = csrf_of(&form.html);
+    let next_code = totp_code(&secret, 1);
+    let ok = p.post("/login/mfa", &[("csrf", &csrf), ("next", "/worklist"), ("code", &next_code)]).await;
+    assert_eq!((ok.status, ok.location.as_str()), (303, "/worklist"));
+    assert_ne!(p.cookies.get("refloop_session"), Some(&half), "a new session after the second factor");
+    assert_eq!(p.get("/worklist").await.status, 200);
+
+    // The same code again (seen over a shoulder) is refused; a recovery code works once.
+    let mut p = Person::new(&t);
+    p.sign_in("avery", "correct horse battery").await;
+    let csrf = csrf_of(&p.get("/login/mfa").await.html);
+    let replay = p.post("/login/mfa", &[("csrf", &csrf), ("code", &next_code)]).await;
+    assert_eq!(replay.status, 401);
+    let typed = codes[3].to_uppercase().replace('-', " ");
+    let by_code = p.post("/login/mfa", &[("csrf", &csrf), ("next", "/"), ("code", &typed)]).await;
+    assert_eq!((by_code.status, by_code.location.as_str()), (303, "/"));
+    let mut p = Person::new(&t);
+    p.sign_in("avery", "correct horse battery").await;
+    let csrf = csrf_of(&p.get("/login/mfa").await.html);
+    assert_eq!(p.post("/login/mfa", &[("csrf", &csrf), ("code", &codes[3])]).await.status, 401, "used once");
+
+    let audit = t.app.store().audit_log(100).await.unwrap();
+    for action in ["mfa-enrol-failed", "mfa-enrol", "login-password", "mfa-use", "mfa-failed", "mfa-recovery-code-use"]
+    {
+        assert!(audit.iter().any(|a| a.action == action && a.resource_id == "avery"), "{action} is audited");
+    }
+    // Wrong codes lock the account like wrong passwords (one so far, five lock), and a right
+    // password in between does not reset the count.
+    p.sign_in("avery", "correct horse battery").await;
+    let csrf = csrf_of(&p.get("/login/mfa").await.html);
+    for _ in 0..4 {
+        assert_eq!(p.post("/login/mfa", &[("csrf", &csrf), ("code", "123456")]).await.status, 401);
+    }
+    let user = t.app.store().user("avery").await.unwrap().unwrap();
+    assert!(user.locked_until.is_some(), "locked after five failures in a row");
+    let code = totp_code(&secret, 0);
+    assert_eq!(p.post("/login/mfa", &[("csrf", &csrf), ("code", &code)]).await.status, 401, "even a right code");
+
+    // A lost phone: the operator resets it, and the admin enrols again at the next sign-in.
+    t.app.unlock_user("avery", &refloop_app::Actor::system("cli")).await.unwrap();
+    t.app.mfa_reset("avery", &refloop_app::Actor::system("cli")).await.unwrap();
+    let mut p = Person::new(&t);
+    assert_eq!(p.sign_in("avery", "correct horse battery").await.location, "/account/mfa");
 }

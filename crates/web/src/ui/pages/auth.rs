@@ -51,8 +51,13 @@ pub async fn login(
     };
     match answer {
         Some(session) => {
-            let mut r = Redirect::to(&next).into_response();
-            *r.status_mut() = StatusCode::SEE_OTHER;
+            // A second factor owed (or to enrol) comes before the page asked for.
+            let to = match session.stage {
+                refloop_app::SessionStage::Full => next,
+                refloop_app::SessionStage::Mfa => format!("/login/mfa?next={}", crate::ui::percent_encode(&next)),
+                refloop_app::SessionStage::Enrol => "/account/mfa".to_owned(),
+            };
+            let mut r = see_other(&to);
             let h = r.headers_mut();
             h.append(
                 header::SET_COOKIE,
@@ -83,4 +88,152 @@ pub async fn logout(
     let mut r = see_other("/login");
     r.headers_mut().append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0));
     Ok(r)
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage {
+    nav: Option<Nav>,
+    demo: bool,
+    notice: Option<String>,
+    error: Option<String>,
+    csrf: String,
+    next: String,
+}
+
+fn mfa_page(s: &AppState, csrf: String, next: String, error: Option<String>, status: StatusCode) -> Response {
+    let page = MfaPage { nav: None, demo: ui(s).demo, notice: None, error, csrf, next };
+    let mut r = render(&page);
+    *r.status_mut() = status;
+    r
+}
+
+/// `GET /login/mfa`: the second sign-in step.
+pub async fn mfa_form(State(s): State<AppState>, signing: Signing, Query(q): Query<Params>) -> Response {
+    let next = local_path(q.get("next"));
+    match signing.0.stage {
+        refloop_app::SessionStage::Mfa => mfa_page(&s, signing.0.csrf, next, None, StatusCode::OK),
+        refloop_app::SessionStage::Enrol => see_other("/account/mfa"),
+        refloop_app::SessionStage::Full => see_other(&next),
+    }
+}
+
+/// `POST /login/mfa`: a code from the app or a recovery code. Right: a new session cookie.
+pub async fn mfa_submit(
+    State(s): State<AppState>,
+    signing: Signing,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    Form(f): Form<Params>,
+) -> UiResult<Response> {
+    let Signing(session, token) = signing;
+    let web = Web(session);
+    web.check_form(&f)?;
+    let next = local_path(f.get("next"));
+    match s.app.mfa_verify(&token, get(&f, "code"), Some(addr.ip().to_string())).await? {
+        Some(new) => {
+            let mut r = see_other(&next);
+            r.headers_mut()
+                .append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &new.token, refloop_app::SESSION_MAX.as_secs()));
+            Ok(r)
+        }
+        None => Ok(mfa_page(
+            &s,
+            web.0.csrf,
+            next,
+            Some("That code did not work. Use the newest code from the app, or one of your recovery codes.".into()),
+            StatusCode::UNAUTHORIZED,
+        )),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "enrol.html")]
+struct EnrolPage {
+    nav: Option<Nav>,
+    demo: bool,
+    notice: Option<String>,
+    error: Option<String>,
+    csrf: String,
+    /// Must enrol before anything else (the role requires a second factor).
+    required: bool,
+    enrolled: bool,
+    /// The secret in groups of four, to type into an app.
+    secret: String,
+    url: String,
+    /// Shown once, right after enrolment.
+    codes: Vec<String>,
+}
+
+async fn enrol_page(s: &AppState, session: &refloop_app::WebSession, error: Option<String>) -> UiResult<Response> {
+    let required = session.stage == refloop_app::SessionStage::Enrol;
+    let enrolment = s.app.mfa_enrolment(&session.actor).await?;
+    let secret = enrolment
+        .secret
+        .as_bytes()
+        .chunks(4)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let page = EnrolPage {
+        nav: if required { None } else { Web(session.clone()).nav("account") },
+        demo: ui(s).demo,
+        notice: None,
+        error: error.clone(),
+        csrf: session.csrf.clone(),
+        required,
+        enrolled: s.app.mfa_enrolled(&session.actor.name).await?,
+        secret,
+        url: enrolment.url,
+        codes: Vec::new(),
+    };
+    let mut r = render(&page);
+    if error.is_some() {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+/// `GET /account/mfa`: enrol a second factor (required for some roles before anything else).
+pub async fn enrol_form(State(s): State<AppState>, signing: Signing) -> UiResult<Response> {
+    if signing.0.stage == refloop_app::SessionStage::Mfa {
+        return Ok(see_other("/login/mfa"));
+    }
+    enrol_page(&s, &signing.0, None).await
+}
+
+/// `POST /account/mfa`: confirm enrolment with a code; the recovery codes are shown once.
+pub async fn enrol_submit(State(s): State<AppState>, signing: Signing, Form(f): Form<Params>) -> UiResult<Response> {
+    let Signing(session, token) = signing;
+    if session.stage == refloop_app::SessionStage::Mfa {
+        return Ok(see_other("/login/mfa"));
+    }
+    Web(session.clone()).check_form(&f)?;
+    match s.app.mfa_confirm(&session.actor, &token, get(&f, "code")).await {
+        Ok((codes, upgraded)) => {
+            let csrf = upgraded.as_ref().map_or_else(|| session.csrf.clone(), |n| n.csrf.clone());
+            let shown = refloop_app::WebSession { csrf, stage: refloop_app::SessionStage::Full, ..session };
+            let page = EnrolPage {
+                nav: Web(shown.clone()).nav("account"),
+                demo: ui(&s).demo,
+                notice: Some("Two-step sign-in is on.".into()),
+                error: None,
+                csrf: shown.csrf.clone(),
+                required: false,
+                enrolled: true,
+                secret: String::new(),
+                url: String::new(),
+                codes,
+            };
+            let mut r = render(&page);
+            if let Some(new) = upgraded {
+                r.headers_mut().append(
+                    header::SET_COOKIE,
+                    set_cookie(SESSION_COOKIE, &new.token, refloop_app::SESSION_MAX.as_secs()),
+                );
+            }
+            Ok(r)
+        }
+        Err(refloop_app::AppError::Invalid { message, .. }) => enrol_page(&s, &session, Some(message)).await,
+        Err(e) => Err(e.into()),
+    }
 }

@@ -18,7 +18,7 @@ use refloop_app::{
 use refloop_domain::{ReferralId, Specialty, State as RState, Urgency, stage_deadline};
 
 use super::{
-    LOGIN_COOKIE, Nav, SESSION_COOKIE, UiError, UiInfo, UiResult, Web,
+    LOGIN_COOKIE, Nav, SESSION_COOKIE, Signing, UiError, UiInfo, UiResult, Web,
     chart::{self, Bar},
     cookie, days, local_path, parse_local, pct, render, set_cookie, when,
 };
@@ -44,7 +44,7 @@ mod referrals;
 mod work;
 
 pub use admin::audit;
-pub use auth::{login, login_form, logout};
+pub use auth::{enrol_form, enrol_submit, login, login_form, logout, mfa_form, mfa_submit};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, save_entry, settings, verify_entry};
 pub use inbox::{inbox, inbox_action, inbox_item};
