@@ -21,6 +21,7 @@ mod ports;
 mod reports;
 mod service;
 mod sms;
+mod sso;
 mod texts;
 mod throttle;
 mod users;
@@ -40,8 +41,8 @@ pub use mfa::{Enrolment, RECOVERY_CODES};
 pub use ports::{
     AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, Gauges, InboxFilter,
     InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, People,
-    Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist, Store, StoredEvent,
-    Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist, SsoPending, Store,
+    StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, ReferralStats, RollupRow, SPANS, SpanRow, closure,
@@ -49,6 +50,7 @@ pub use reports::{
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail, Retention};
 pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};
+pub use sso::{SSO_WITHIN, SsoStart};
 pub use texts::SmsTexts;
 pub use throttle::AuthSettings;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};

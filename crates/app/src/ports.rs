@@ -17,7 +17,7 @@ mod outbox;
 
 pub use accounts::{
     AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, SessionRecord, SessionStage,
-    TokenRecord, UserRecord,
+    SsoPending, TokenRecord, UserRecord,
 };
 pub use outbox::{OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Reaped};
 
@@ -615,6 +615,14 @@ pub trait Store: Send + Sync + 'static {
     /// Uses the unused recovery code with this hash; whether there was one.
     async fn use_recovery_code(&self, username: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError>;
     async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError>;
+    async fn put_sso_pending(&self, p: &SsoPending) -> Result<(), StoreError>;
+    /// Takes (and removes) the sign-in under way with this state hash; those begun before
+    /// `stale_before` are removed too and never returned.
+    async fn take_sso_pending(
+        &self,
+        state_hash: &str,
+        stale_before: Timestamp,
+    ) -> Result<Option<SsoPending>, StoreError>;
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError>;

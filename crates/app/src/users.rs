@@ -63,6 +63,7 @@ impl App {
             locked_until: None,
             totp_secret: None,
             totp_pending: None,
+            sso: false,
         };
         self.store.upsert_user(&user).await?;
         self.store.delete_sessions(None, Some(&user.username)).await?;
@@ -301,7 +302,7 @@ fn check_password(username: &str, password: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-fn check_username(name: &str) -> Result<String, AppError> {
+pub(crate) fn check_username(name: &str) -> Result<String, AppError> {
     let name = name.trim();
     let ok = (1..=64).contains(&name.len())
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@'));

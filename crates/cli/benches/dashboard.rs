@@ -160,6 +160,7 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
         sms: None,
         metrics: None,
         ui: refloop_web::UiInfo::default(),
+        oidc: None,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());

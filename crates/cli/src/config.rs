@@ -106,6 +106,23 @@ pub struct Auth {
     pub tokens_per_address: usize,
     /// Roles that must sign in with a second factor (TOTP); they enrol at their first sign-in.
     pub mfa_required: Vec<String>,
+    /// Single sign-on through the practice's OpenID provider (off while `issuer` is empty).
+    pub oidc: OidcConfig,
+}
+
+/// `[auth.oidc]`.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcConfig {
+    pub issuer: String,
+    pub client_id: String,
+    pub client_secret: String,
+    pub redirect_url: String,
+    pub username_claim: String,
+    pub role_claim: String,
+    pub label: String,
+    /// Claim value → role (admin, coordinator or viewer).
+    pub roles: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

@@ -260,7 +260,8 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     };
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
-    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics, ui };
+    let oidc = config.oidc();
+    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics, ui, oidc };
     refloop_web::serve_with(state, listener, http_limits, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

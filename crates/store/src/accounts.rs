@@ -2,7 +2,7 @@
 //! lockouts, web sessions. The `Store` methods of the same names call these.
 
 use jiff::Timestamp;
-use refloop_app::{SessionRecord, StoreError, TokenRecord, UserRecord};
+use refloop_app::{SessionRecord, SsoPending, StoreError, TokenRecord, UserRecord};
 
 use crate::{
     Db, SqlStore, row,
@@ -113,10 +113,10 @@ impl SqlStore {
     pub(crate) async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
         on_writer!(self, p => {
             sqlx::query(
-                "INSERT INTO users (username, role, password_hash, disabled, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6)
+                "INSERT INTO users (username, role, password_hash, disabled, created_at, updated_at, source)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (username) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash,
-                     disabled = excluded.disabled, updated_at = excluded.updated_at",
+                     disabled = excluded.disabled, updated_at = excluded.updated_at, source = excluded.source",
             )
             .bind(&u.username)
             .bind(u.role.as_str())
@@ -124,6 +124,7 @@ impl SqlStore {
             .bind(u.disabled)
             .bind(ms(u.created_at))
             .bind(ms(u.updated_at))
+            .bind(if u.sso { "oidc" } else { "local" })
             .execute(p)
             .await
             .map(|_| ())
@@ -228,6 +229,47 @@ impl SqlStore {
                 .map_err(db)?
         });
         Ok(u32::try_from(n).unwrap_or(0))
+    }
+
+    pub(crate) async fn put_sso_pending(&self, p: &SsoPending) -> Result<(), StoreError> {
+        on_writer!(self, pool => {
+            sqlx::query("INSERT INTO sso_pending (state_hash, nonce, verifier, next, created_at) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&p.state_hash)
+                .bind(&p.nonce)
+                .bind(&p.verifier)
+                .bind(&p.next)
+                .bind(ms(p.created_at))
+                .execute(pool)
+                .await
+                .map(|_| ())
+                .map_err(db)
+        })
+    }
+
+    pub(crate) async fn take_sso_pending(
+        &self,
+        state_hash: &str,
+        stale_before: Timestamp,
+    ) -> Result<Option<SsoPending>, StoreError> {
+        on_writer!(self, pool => {
+            sqlx::query("DELETE FROM sso_pending WHERE created_at < $1 AND state_hash <> $2")
+                .bind(ms(stale_before))
+                .bind(state_hash)
+                .execute(pool)
+                .await
+                .map_err(db)?;
+            let row: Option<(String, String, String, String, i64)> = sqlx::query_as(
+                "DELETE FROM sso_pending WHERE state_hash = $1
+                 RETURNING state_hash, nonce, verifier, next, created_at",
+            )
+            .bind(state_hash)
+            .fetch_optional(pool)
+            .await
+            .map_err(db)?;
+            let Some((state_hash, nonce, verifier, next, created_at)) = row else { return Ok(None) };
+            let created_at = ts(created_at)?;
+            Ok((created_at >= stale_before).then_some(SsoPending { state_hash, nonce, verifier, next, created_at }))
+        })
     }
 
     pub(crate) async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {

@@ -14,8 +14,8 @@ mod tx;
 use jiff::Timestamp;
 use refloop_app::{
     AuditAnchor, AuditEntry, AuditQuery, AuditRecord, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem,
-    Patient, People, ReferralFilter, ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist, Store,
-    StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
+    Patient, People, ReferralFilter, ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist,
+    SsoPending, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
 };
 use refloop_domain::{PatientId, ProviderId, Referral, ReferralId, cms50::Fact};
 use sqlx::{PgPool, SqlitePool};
@@ -622,6 +622,18 @@ impl Store for SqlStore {
 
     async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError> {
         SqlStore::unused_recovery_codes(self, username).await
+    }
+
+    async fn put_sso_pending(&self, p: &SsoPending) -> Result<(), StoreError> {
+        SqlStore::put_sso_pending(self, p).await
+    }
+
+    async fn take_sso_pending(
+        &self,
+        state_hash: &str,
+        stale_before: Timestamp,
+    ) -> Result<Option<SsoPending>, StoreError> {
+        SqlStore::take_sso_pending(self, state_hash, stale_before).await
     }
 
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {

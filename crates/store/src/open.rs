@@ -36,6 +36,7 @@ fn migrator(dialect: &str) -> Migrator {
             (17, "user lockout", include_str!("../migrations/sqlite/0017_user_lockout.sql")),
             (18, "audit chain", include_str!("../migrations/sqlite/0018_audit_chain.sql")),
             (19, "mfa", include_str!("../migrations/sqlite/0019_mfa.sql")),
+            (20, "sso", include_str!("../migrations/sqlite/0020_sso.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -57,6 +58,7 @@ fn migrator(dialect: &str) -> Migrator {
             (17, "user lockout", include_str!("../migrations/postgres/0017_user_lockout.sql")),
             (18, "audit chain", include_str!("../migrations/postgres/0018_audit_chain.sql")),
             (19, "mfa", include_str!("../migrations/postgres/0019_mfa.sql")),
+            (20, "sso", include_str!("../migrations/postgres/0020_sso.sql")),
         ],
     };
     Migrator::with_migrations(

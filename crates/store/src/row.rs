@@ -252,6 +252,7 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
         locked_until: row.opt_int("locked_until")?.map(ts).transpose()?,
         totp_secret: row.opt_text("totp_secret")?,
         totp_pending: row.opt_text("totp_pending")?,
+        sso: row.text("source")? == "oidc",
     })
 }
 

@@ -53,6 +53,10 @@ pub struct TestAppBuilder {
     outbox: refloop_app::OutboxSettings,
     /// Roles that must sign in with a second factor (none unless a test asks).
     mfa_required: Vec<refloop_app::Role>,
+    /// The HTTP listener, when the test bound it first (to tell an identity provider where
+    /// to send browsers back before the app starts).
+    listener: Option<TcpListener>,
+    oidc: Option<refloop_web::Oidc>,
 }
 
 impl TestAppBuilder {
@@ -69,6 +73,13 @@ impl TestAppBuilder {
     /// given with [`Self::sms`] / [`Self::chat`]. Without it those channels are off (log only).
     pub fn live(mut self) -> Self {
         self.live = true;
+        self
+    }
+
+    /// Serve HTTP on `listener` (bound by the test) with single sign-on through `oidc`.
+    pub fn sso(mut self, listener: TcpListener, oidc: refloop_web::Oidc) -> Self {
+        self.listener = Some(listener);
+        self.oidc = Some(oidc);
         self
     }
 
@@ -153,7 +164,10 @@ impl TestAppBuilder {
         let clock: Arc<dyn Clock> =
             if self.manual { Arc::new(ManualClock::new(self.start)) } else { Arc::new(refloop_app::SystemClock) };
         let map = MapConfig::with_defaults(self.policy.time_zone.clone());
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let listener = match self.listener.take() {
+            Some(l) => l,
+            None => TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port"),
+        };
         let addr = listener.local_addr().expect("a local address");
         // With a fake SMS provider, SMS goes through the production Twilio connector; the
         // provider calls back to this server's webhooks.
@@ -243,6 +257,7 @@ impl TestAppBuilder {
             sms: sms.map(|(_, hooks)| hooks),
             metrics: Some(metrics_handle()),
             ui: refloop_web::UiInfo::default(),
+            oidc: self.oidc,
         };
         tokio::spawn(async move {
             refloop_web::serve(state, listener, async move {
@@ -387,6 +402,8 @@ impl TestApp {
             sms_timeout: std::time::Duration::from_secs(20),
             outbox: refloop_app::OutboxSettings::default(),
             mfa_required: Vec::new(),
+            listener: None,
+            oidc: None,
         }
     }
 

@@ -7,6 +7,7 @@ mod auth;
 mod dto;
 mod error;
 mod json;
+mod oidc;
 mod openapi;
 mod routes;
 mod ui;
@@ -27,6 +28,7 @@ use tokio::net::TcpListener;
 use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::TraceLayer};
 
 pub use error::{ApiError, ErrorBody};
+pub use oidc::{Oidc, OidcError, OidcSettings, SsoIdentity};
 pub use routes::{
     reports::instant as parse_instant, sms::SmsWebhooks, specialists::SpecialistBody,
     specialists::parse as parse_specialist,
@@ -48,6 +50,8 @@ pub struct AppState {
     /// The Prometheus recorder, when one is installed.
     pub metrics: Option<PrometheusHandle>,
     pub ui: UiInfo,
+    /// Single sign-on, when `[auth.oidc]` names an identity provider.
+    pub oidc: Option<Oidc>,
 }
 
 /// The whole HTTP surface.

@@ -124,6 +124,20 @@ pub struct UserRecord {
     /// The secret being enrolled, until a code from it confirms it.
     #[serde(skip)]
     pub totp_pending: Option<String>,
+    /// Signs in through the identity provider (OpenID Connect), never with a password here.
+    pub sso: bool,
+}
+
+/// A single sign-on under way: what the browser must bring back (by a hash of its `state`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SsoPending {
+    pub state_hash: String,
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// Where to go once signed in.
+    pub next: String,
+    pub created_at: Timestamp,
 }
 
 /// A web session as stored: a hash of the cookie value, never the value.

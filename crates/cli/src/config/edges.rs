@@ -71,6 +71,23 @@ impl Config {
         }
     }
 
+    /// The single sign-on client, when `[auth.oidc] issuer` is set (checked at load).
+    pub fn oidc(&self) -> Option<refloop_web::Oidc> {
+        let o = &self.auth.oidc;
+        (!o.issuer.is_empty()).then(|| {
+            refloop_web::Oidc::new(refloop_web::OidcSettings {
+                issuer: o.issuer.clone(),
+                client_id: o.client_id.clone(),
+                client_secret: o.client_secret.clone(),
+                redirect_url: o.redirect_url.clone(),
+                username_claim: o.username_claim.clone(),
+                role_claim: o.role_claim.clone(),
+                roles: o.roles.iter().filter_map(|(v, r)| Some((v.clone(), refloop_app::Role::parse(r)?))).collect(),
+                label: o.label.clone(),
+            })
+        })
+    }
+
     /// The connection caps each listener keeps.
     pub fn connection_limits(&self) -> refloop_app::admission::ConnectionLimits {
         refloop_app::admission::ConnectionLimits {

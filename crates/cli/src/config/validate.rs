@@ -36,6 +36,33 @@ impl Config {
                 bail!("auth.mfa_required: {role:?} is not a role that signs in (admin, coordinator, viewer)");
             }
         }
+        let o = &self.auth.oidc;
+        if !o.issuer.is_empty() {
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| o.issuer.strip_prefix(p).is_some_and(|rest| rest.is_empty() || rest.starts_with([':', '/'])));
+            if !o.issuer.starts_with("https://") && !loopback {
+                bail!("auth.oidc.issuer: https:// (plain http only on loopback)");
+            }
+            for (field, value) in
+                [("client_id", &o.client_id), ("client_secret", &o.client_secret), ("redirect_url", &o.redirect_url)]
+            {
+                if value.is_empty() {
+                    bail!("auth.oidc.{field}: needed when auth.oidc.issuer is set");
+                }
+            }
+            if !o.redirect_url.ends_with("/login/sso/callback") {
+                bail!("auth.oidc.redirect_url: refloop's address followed by /login/sso/callback");
+            }
+            if o.roles.is_empty() {
+                bail!("auth.oidc.roles: map at least one value of the {} claim to a role", o.role_claim);
+            }
+            for (value, role) in &o.roles {
+                if !matches!(role.as_str(), "admin" | "coordinator" | "viewer") {
+                    bail!("auth.oidc.roles.{value}: {role:?} is not admin, coordinator or viewer");
+                }
+            }
+        }
         if self.retention.audit.as_seconds() < 365 * 86_400 {
             bail!("retention.audit: at least 365d (HIPAA asks for six years of security documentation)");
         }

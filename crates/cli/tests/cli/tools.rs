@@ -17,6 +17,10 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(out.contains("mfa_required = [\"admin\"]"), "admins sign in with a second factor by default: {out}");
     let (ok, _, err) = run(&["check-config"], &[("REFLOOP_AUTH_MFA_REQUIRED", "[\"integration\"]")]);
     assert!(!ok && err.contains("auth.mfa_required"), "{err}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_AUTH_OIDC_ISSUER", "http://idp.example")]);
+    assert!(!ok && err.contains("auth.oidc.issuer: https://"), "{err}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_AUTH_OIDC_ISSUER", "https://idp.example")]);
+    assert!(!ok && err.contains("auth.oidc.client_id"), "{err}");
     assert!(out.contains("#   sms           off    (the workflow falls back to staff tasks)"), "{out}");
     assert!(out.contains("# warning: hl7.senders: none listed, so every HL7 message is refused"), "{out}");
     let (ok, out, _) = run(&["check-config"], &[("REFLOOP_HL7_ALLOW_ANY_SENDER", "true")]);

@@ -37,6 +37,8 @@ pub fn router() -> Router<AppState> {
         .route("/login", get(pages::login_form).post(pages::login))
         .route("/logout", post(pages::logout))
         .route("/login/mfa", get(pages::mfa_form).post(pages::mfa_submit))
+        .route("/login/sso", get(pages::sso_start))
+        .route("/login/sso/callback", get(pages::sso_callback))
         .route("/account/mfa", get(pages::enrol_form).post(pages::enrol_submit))
         .route("/referrals", get(pages::referrals))
         .route("/referrals.csv", get(pages::referrals_csv))

@@ -11,6 +11,8 @@ struct LoginPage {
     error: Option<String>,
     csrf: String,
     next: String,
+    /// The single sign-on button's text, when an identity provider is set up.
+    sso: Option<String>,
 }
 
 pub async fn login_form(State(s): State<AppState>, Query(q): Query<Params>) -> Response {
@@ -19,7 +21,8 @@ pub async fn login_form(State(s): State<AppState>, Query(q): Query<Params>) -> R
 
 fn login_page(s: &AppState, next: String, error: Option<String>, status: StatusCode) -> Response {
     let csrf = refloop_app::new_token();
-    let page = LoginPage { nav: None, demo: ui(s).demo, notice: None, error, csrf: csrf.clone(), next };
+    let sso = s.oidc.as_ref().map(|o| o.label().to_owned());
+    let page = LoginPage { nav: None, demo: ui(s).demo, notice: None, error, csrf: csrf.clone(), next, sso };
     let mut r = render(&page);
     *r.status_mut() = status;
     r.headers_mut().append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, &csrf, 1800));
@@ -236,4 +239,83 @@ pub async fn enrol_submit(State(s): State<AppState>, signing: Signing, Form(f): 
         Err(refloop_app::AppError::Invalid { message, .. }) => enrol_page(&s, &session, Some(message)).await,
         Err(e) => Err(e.into()),
     }
+}
+
+/// The cookie that ties a single sign-on under way to this browser (its `state`). Lax, not
+/// Strict: the provider's redirect back is a navigation from another site.
+const SSO_COOKIE: &str = "refloop_sso";
+
+fn sso_cookie(value: &str, max_age: i64) -> axum::http::HeaderValue {
+    let v = format!("{SSO_COOKIE}={value}; Path=/login/sso; HttpOnly; Secure; SameSite=Lax; Max-Age={max_age}");
+    axum::http::HeaderValue::from_str(&v).unwrap_or_else(|_| axum::http::HeaderValue::from_static("refloop_invalid=1"))
+}
+
+/// `GET /login/sso?next=`: off to the identity provider.
+pub async fn sso_start(State(s): State<AppState>, Query(q): Query<Params>) -> UiResult<Response> {
+    let Some(oidc) = s.oidc.as_ref() else {
+        return Err(UiError(StatusCode::NOT_FOUND, "Single sign-on is not set up here.".into()));
+    };
+    let start = s.app.sso_begin(&local_path(q.get("next"))).await?;
+    let url = oidc.authorize_url(&start).await.map_err(|e| {
+        tracing::warn!(error = %e, "single sign-on could not start");
+        UiError(
+            StatusCode::BAD_GATEWAY,
+            format!("Single sign-on is unavailable: {e}. Sign in with a password, or try again later."),
+        )
+    })?;
+    let mut r = see_other(&url);
+    r.headers_mut().append(header::SET_COOKIE, sso_cookie(&start.state, refloop_app::SSO_WITHIN.as_secs()));
+    Ok(r)
+}
+
+#[derive(Template)]
+#[template(path = "signed_in.html")]
+struct SignedInPage {
+    nav: Option<Nav>,
+    demo: bool,
+    notice: Option<String>,
+    next: String,
+}
+
+/// `GET /login/sso/callback?code=&state=`: back from the identity provider. The state must
+/// be the one this browser set off with (its cookie) and still under way; the code is then
+/// exchanged and the ID token checked before a session opens. Answers with a page that moves
+/// on by itself: the session cookie (SameSite=Strict) rides only on a navigation from here.
+pub async fn sso_callback(
+    State(s): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<Params>,
+) -> UiResult<Response> {
+    let Some(oidc) = s.oidc.as_ref() else {
+        return Err(UiError(StatusCode::NOT_FOUND, "Single sign-on is not set up here.".into()));
+    };
+    let refused = |why: String| {
+        tracing::warn!(remote = %addr.ip(), why = %why, "single sign-on refused");
+        UiError(StatusCode::FORBIDDEN, format!("Signing in through the identity provider did not work: {why}."))
+    };
+    if let Some(e) = q.get("error") {
+        let e: String = e.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(40).collect();
+        return Err(refused(format!("the provider answered {e}")));
+    }
+    let state = get(&q, "state");
+    let mine = cookie(&headers, SSO_COOKIE).unwrap_or_default();
+    if state.is_empty() || !crate::ui::constant_time_eq(state.as_bytes(), mine.as_bytes()) {
+        return Err(refused("this sign-in was not started in this browser".into()));
+    }
+    let Some(pending) = s.app.sso_take(state).await? else {
+        return Err(refused("this sign-in ran out or was already used; start again".into()));
+    };
+    let who = oidc.finish(get(&q, "code"), &pending).await.map_err(|e| refused(e.0))?;
+    let remote = Some(addr.ip().to_string());
+    let session = s.app.sso_login(&who.username, who.role, remote).await.map_err(|e| match e {
+        refloop_app::AppError::Conflict(why) => refused(why),
+        other => other.into(),
+    })?;
+    let page = SignedInPage { nav: None, demo: ui(&s).demo, notice: None, next: local_path(Some(&pending.next)) };
+    let mut r = render(&page);
+    let h = r.headers_mut();
+    h.append(header::SET_COOKIE, set_cookie(SESSION_COOKIE, &session.token, refloop_app::SESSION_MAX.as_secs()));
+    h.append(header::SET_COOKIE, sso_cookie("", 0));
+    Ok(r)
 }

@@ -44,7 +44,7 @@ mod referrals;
 mod work;
 
 pub use admin::audit;
-pub use auth::{enrol_form, enrol_submit, login, login_form, logout, mfa_form, mfa_submit};
+pub use auth::{enrol_form, enrol_submit, login, login_form, logout, mfa_form, mfa_submit, sso_callback, sso_start};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, save_entry, settings, verify_entry};
 pub use inbox::{inbox, inbox_action, inbox_item};
