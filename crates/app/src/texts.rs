@@ -51,12 +51,20 @@ impl SmsTexts {
         item.body.clone().or_else(|| self.template(item.purpose).map(|t| self.fill(t, referral)))
     }
 
+    /// The template with the referral's details filled in. A filled-in value came from an
+    /// EHR's message, so it goes in as plain words: no markup, no control characters, one
+    /// line, at most [`FILLED_MAX`] characters.
     pub fn fill(&self, template: &str, referral: Option<&Referral>) -> String {
         let specialty = referral
             .and_then(|r| r.specialty.as_ref())
-            .map(|s| s.as_str().replace('-', " "))
+            .map(|s| plain(&s.as_str().replace('-', " ")))
             .unwrap_or_else(|| "a specialist".to_owned());
-        let specialist = referral.and_then(|r| r.specialist.as_deref()).map(|s| format!(" ({s})")).unwrap_or_default();
+        let specialist = referral
+            .and_then(|r| r.specialist.as_deref())
+            .map(plain)
+            .filter(|s| !s.is_empty())
+            .map(|s| format!(" ({s})"))
+            .unwrap_or_default();
         template
             .replace("{practice}", &self.practice)
             .replace("{practice_phone}", &self.practice_phone)
@@ -65,9 +73,44 @@ impl SmsTexts {
     }
 }
 
+/// The most characters a filled-in value adds to a text.
+pub const FILLED_MAX: usize = 60;
+
+/// `raw` as plain words: markup (`<…>`) and control characters dropped, runs of spaces made
+/// one, cut at [`FILLED_MAX`] characters.
+fn plain(raw: &str) -> String {
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in raw.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            _ if in_tag => {}
+            c if c.is_control() || c.is_whitespace() => {
+                if !out.is_empty() && !out.ends_with(' ') {
+                    out.push(' ');
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.trim().chars().take(FILLED_MAX).collect::<String>().trim_end().to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn filled_in_values_are_plain_words() {
+        assert_eq!(
+            plain("Dr <b>Ada</b>\r\nLovelace\u{7}  <a href='http://evil.example'>click</a>"),
+            "Dr Ada Lovelace click"
+        );
+        assert_eq!(plain("<script>x"), "x");
+        assert_eq!(plain("Dr Ada <unclosed"), "Dr Ada");
+        assert_eq!(plain(&"a".repeat(200)).chars().count(), FILLED_MAX);
+    }
 
     #[test]
     fn texts_carry_no_reason_for_the_referral() {

@@ -96,3 +96,16 @@ async fn is_demo_user(app: &App, disabled: bool) -> anyhow::Result<bool> {
     let Some(user) = users.iter().find(|u| u.username == DEMO_USER.0) else { return Ok(false) };
     Ok(user.disabled == disabled && app.password_matches(DEMO_USER.0, DEMO_USER.1).await?)
 }
+
+/// The manual clock lets an admin move time for every referral: it runs on an empty database
+/// or one of demo data, and elsewhere only with `serve --allow-manual-clock`.
+pub async fn manual_clock_allowed(app: &App) -> anyhow::Result<()> {
+    let first = app.store().referrals(&ReferralFilter { limit: 1, ..ReferralFilter::default() }).await?;
+    match first.items.first() {
+        Some(r) if !r.source_ids.iter().any(|s| s.starts_with(DEMO_PREFIX)) => bail!(
+            "clock.mode = \"manual\" on a database with real referrals: an admin could move time for all of them. \
+             Use the system clock, or start with --allow-manual-clock on a test copy"
+        ),
+        _ => Ok(()),
+    }
+}

@@ -45,6 +45,10 @@ enum Command {
         /// Seed an empty database with demo referrals (marked as demo data).
         #[arg(long)]
         demo: bool,
+        /// Run `[clock] mode = "manual"` on a database that holds no demo data (tests and
+        /// training on a copy): an admin can then move time for every referral.
+        #[arg(long)]
+        allow_manual_clock: bool,
     },
     /// Simulate a practice: the same referrals and patients run through the real engine twice,
     /// without the workflow (baseline) and with it, and the figures side by side with every
@@ -361,10 +365,10 @@ fn main() -> std::process::ExitCode {
 
 async fn dispatch(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve { common, http, mllp, demo } => {
+        Command::Serve { common, http, mllp, demo, allow_manual_clock } => {
             let config = load(&common, http, mllp)?;
             run::init_logging(&config);
-            run::serve(config, demo).await
+            run::serve(config, demo, allow_manual_clock).await
         }
         Command::Simulate { providers, referrals_per_month, days, seed, specialties, database, json } => {
             let mut p = refloop_sim::Params { providers, referrals_per_month, days, seed, ..Default::default() };

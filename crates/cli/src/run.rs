@@ -173,7 +173,7 @@ pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::F
     Ok(refloop_fhir::FhirIngest::new(app.clone(), cfg))
 }
 
-pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
+pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> anyhow::Result<()> {
     if demo {
         // The demo's shared sign-in is for trying refloop out, never for patient data.
         config.auth.mfa_required.clear();
@@ -187,6 +187,9 @@ pub async fn serve(mut config: Config, demo: bool) -> anyhow::Result<()> {
     wait_for_database(&config).await?;
     let sim = demo.then(|| Arc::new(refloop_sim::SimConnector::default()));
     let app = build_app_with(&config, sim.clone().map(|s| s as Arc<dyn refloop_app::Connector>)).await?;
+    if matches!(config.clock_mode()?, ClockMode::Manual { .. }) && !demo && !allow_manual_clock {
+        crate::demo::manual_clock_allowed(&app).await?;
+    }
     let practice = match sim {
         Some(sim) => {
             crate::demo::ensure_user(&app).await?;

@@ -149,6 +149,7 @@ impl Serve {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut child = refloop()
             .args(["serve", "--database", database, "--http", "127.0.0.1:0", "--mllp", "127.0.0.1:0"])
+            .args(["--allow-manual-clock"])
             .args(extra_args)
             .env("REFLOOP_CLOCK_MODE", "manual")
             .env("REFLOOP_CLOCK_START", START)

@@ -466,3 +466,21 @@ async fn failed_sign_ins_lock_the_account_until_unlocked_and_floods_get_429() {
     }
     assert!(audit.iter().any(|a| a.action == "login-failed" && a.remote.as_deref() == Some("127.0.0.1")));
 }
+
+/// The manual clock (an admin moves time for every referral) starts on an empty or demo
+/// database; on one with real referrals only with `--allow-manual-clock`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_manual_clock_refuses_a_database_of_real_referrals_unless_allowed() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = crate::process::prepared(&db.url);
+    let s = Serve::start(&db.url, &[], &[]);
+    let body = serde_json::json!({"patient_id": "p-real", "referring_provider": "dr-a", "specialty": "cardiology"});
+    assert_eq!(s.call(&admin, "POST", "/api/v1/referrals", Some(body)).await.0, 201);
+    s.stop();
+    let manual = [("REFLOOP_CLOCK_MODE", "manual"), ("REFLOOP_HL7_ALLOW_ANY_SENDER", "true")];
+    let (ok, _, err) =
+        run(&["serve", "--database", &db.url, "--http", "127.0.0.1:0", "--mllp", "127.0.0.1:0"], &manual);
+    assert!(!ok && err.contains("--allow-manual-clock"), "{err}");
+    // With the flag it starts (the helper passes it).
+    Serve::start(&db.url, &[], &[]).stop();
+}
