@@ -626,6 +626,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError>;
     async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError>;
     async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError>;
+    /// Every session (expired ones until they are next used or their user signs in again).
+    async fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError>;
     /// Ends one session (`hash`) or every session of a user (`username`).
     async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError>;
 

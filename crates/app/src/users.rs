@@ -5,7 +5,7 @@ use argon2::{
     Argon2,
     password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
 };
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
 
 use crate::{
     Actor, AppError, Role, SessionRecord, SessionStage, UserRecord, auth::hash_token, new_token, service::App,
@@ -180,6 +180,36 @@ impl App {
         self.store.audit(&self.audit_entry(&actor, action, "user", &user.username)).await?;
         tracing::info!(user = %user.username, stage = stage.as_str(), "password accepted");
         Ok(Some(session))
+    }
+
+    /// Ends every session of `username` at once (a lost laptop, a suspicion). Audited.
+    pub async fn end_sessions(&self, username: &str, actor: &Actor) -> Result<(), AppError> {
+        if self.store.user(username).await?.is_none() {
+            return Err(AppError::NotFound { what: "user", id: username.to_owned() });
+        }
+        self.store.delete_sessions(None, Some(username)).await?;
+        self.store.audit(&self.audit_entry(actor, "end-sessions", "user", username)).await?;
+        tracing::info!(user = %username, "sessions ended by an admin");
+        Ok(())
+    }
+
+    /// Live sessions per user: how many, and the latest use.
+    pub async fn live_sessions(&self) -> Result<Vec<(String, u32, Timestamp)>, AppError> {
+        let now = self.now();
+        let mut out: Vec<(String, u32, Timestamp)> = Vec::new();
+        for s in self.store.sessions().await? {
+            if now - s.last_seen_at > SESSION_IDLE || now - s.created_at > SESSION_MAX {
+                continue;
+            }
+            match out.last_mut() {
+                Some((u, n, last)) if *u == s.username => {
+                    *n += 1;
+                    *last = (*last).max(s.last_seen_at);
+                }
+                _ => out.push((s.username, 1, s.last_seen_at)),
+            }
+        }
+        Ok(out)
     }
 
     /// Lifts a lockout (and the count of failures) before it runs out.

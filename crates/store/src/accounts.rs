@@ -313,6 +313,16 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM sessions ORDER BY username, last_seen_at DESC")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::session(r)).collect()
+        })
+    }
+
     pub(crate) async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
         on_writer!(self, p => {
             sqlx::query("DELETE FROM sessions WHERE hash = $1 OR username = $2")

@@ -644,6 +644,10 @@ impl Store for SqlStore {
         SqlStore::touch_session(self, hash, at).await
     }
 
+    async fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        SqlStore::sessions(self).await
+    }
+
     async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
         SqlStore::delete_sessions(self, hash, username).await
     }

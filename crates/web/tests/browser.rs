@@ -342,9 +342,10 @@ async fn a_coordinators_shift_in_the_browser() {
     pages.go(&t.base, &format!("/referrals/{talker}#who-looked"), "13-who-looked").await;
     pages.go(&t.base, "/admin/audit?action=read", "14-audit").await;
     pages.go(&t.base, "/account/mfa", "15-two-step-sign-in").await;
+    pages.go(&t.base, "/admin/access", "16-access").await;
     c.close().await.unwrap();
     for name in &pages.taken {
         assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
     }
-    assert_eq!(pages.taken.len(), 32);
+    assert_eq!(pages.taken.len(), 34);
 }

@@ -21,6 +21,7 @@ on_both_backends!(
     admins_see_who_looked_at_a_patient_and_search_the_audit_log,
     an_admin_enrols_a_second_factor_and_signs_in_with_it,
     staff_sign_in_through_the_practices_openid_provider,
+    admins_revoke_tokens_and_end_sessions_from_the_access_page,
 );
 
 /// A cookie-keeping client that does not follow redirects.
@@ -741,4 +742,62 @@ async fn staff_sign_in_through_the_practices_openid_provider(b: Backend) {
     // A single sign-on account has no password here.
     let mut pw = Person::new(&t);
     assert_eq!(pw.sign_in("ana", "!sso").await.status, 401);
+}
+
+/// The access page lists tokens and people (with their live sessions, how they sign in and
+/// whether they are locked out) to admins only; an admin revokes a token (refused at once),
+/// ends a person's sessions (signed out at once) and unlocks an account; each is audited.
+async fn admins_revoke_tokens_and_end_sessions_from_the_access_page(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    t.app.save_user("avery", Role::Admin, "correct horse battery").await.unwrap();
+    let ehr = t.token(Role::Integration).await;
+    let mut casey = Person::new(&t);
+    casey.sign_in("casey", "correct horse battery").await;
+    assert_eq!(casey.get("/admin/access").await.status, 403);
+    let mut avery = Person::new(&t);
+    avery.sign_in("avery", "correct horse battery").await;
+    let page = avery.get("/admin/access").await;
+    assert_eq!(page.status, 200);
+    let people = page.html.split("id=\"people\"").nth(1).unwrap().split("</table>").next().unwrap();
+    let casey_row = people.split("<tr>").find(|r| r.contains("<td>casey</td>")).unwrap();
+    assert!(casey_row.contains("<td>password</td>") && casey_row.contains("<td class=\"num\">1</td>"), "{casey_row}");
+    let tokens = page.html.split("id=\"tokens\"").nth(1).unwrap();
+    let id = tokens
+        .split("<tr><td class=\"id\">")
+        .find(|r| r.contains("test-integration"))
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap()
+        .to_owned();
+    let csrf = csrf_of(&page.html);
+
+    let forged = avery.post(&format!("/admin/access/tokens/{id}/revoke"), &[("csrf", "forged")]).await;
+    assert_eq!(forged.status, 403);
+    assert_eq!(t.get_as(&ehr, "/fhir/metadata").await.status, 200, "still live");
+    let revoked = avery.post(&format!("/admin/access/tokens/{id}/revoke"), &[("csrf", &csrf)]).await;
+    assert_eq!((revoked.status, revoked.location.as_str()), (303, "/admin/access?done=revoked"));
+    let refused = t.post_as(&ehr, "/api/v1/referrals", json!({"patient_id": "x", "referring_provider": "dr-a"})).await;
+    assert_eq!(refused.status, 401, "a revoked token is refused at once");
+
+    let ended = avery.post("/admin/access/users/casey/end-sessions", &[("csrf", &csrf)]).await;
+    assert_eq!(ended.location, "/admin/access?done=ended");
+    assert_eq!(casey.get("/worklist").await.status, 303, "casey is signed out");
+    for _ in 0..5 {
+        casey.sign_in("casey", "a wrong password!").await;
+    }
+    let page = avery.get("/admin/access").await;
+    assert!(page.html.contains("<td>casey</td><td>coordinator</td><td>locked</td>"), "locked after five failures");
+    avery.post("/admin/access/users/casey/unlock", &[("csrf", &csrf)]).await;
+    assert_eq!(casey.sign_in("casey", "correct horse battery").await.status, 303);
+
+    let audit = t.app.store().audit_log(100).await.unwrap();
+    for (action, id) in
+        [("revoke", id.as_str()), ("end-sessions", "casey"), ("unlock", "casey"), ("view", "tokens,users")]
+    {
+        assert!(
+            audit.iter().any(|a| a.action == action && a.resource_id == id && a.actor == "admin:avery"),
+            "{action}"
+        );
+    }
 }

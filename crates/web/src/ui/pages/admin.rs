@@ -114,3 +114,135 @@ pub async fn audit(State(s): State<AppState>, web: Web, Query(q): Query<Params>)
     };
     Ok(render(&page))
 }
+
+/// A token as the access page lists it.
+pub(crate) struct TokenRow {
+    pub id: String,
+    pub name: String,
+    pub role: &'static str,
+    pub created: String,
+    pub expires: String,
+    pub last_used: String,
+    pub status: &'static str,
+}
+
+/// A person as the access page lists them.
+pub(crate) struct PersonRow {
+    pub username: String,
+    pub role: &'static str,
+    pub status: &'static str,
+    pub sign_in: &'static str,
+    pub sessions: u32,
+    pub last_seen: String,
+}
+
+#[derive(Template)]
+#[template(path = "access.html")]
+struct AccessPage {
+    nav: Option<Nav>,
+    demo: bool,
+    notice: Option<String>,
+    csrf: String,
+    tokens: Vec<TokenRow>,
+    people: Vec<PersonRow>,
+}
+
+/// `GET /admin/access`: API tokens and the people who sign in, with their live sessions.
+/// Admins only; the view is audited.
+pub async fn access(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
+    web.require(Permission::Operate)?;
+    s.app.audit_action(&web.0.actor, "view", "access", "tokens,users").await?;
+    let tz = s.app.policy().time_zone.clone();
+    let now = s.app.now();
+    let at = |t: Option<jiff::Timestamp>| super::super::when(t, &tz);
+    let tokens = s
+        .app
+        .tokens()
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            status: if t.revoked_at.is_some() {
+                "revoked"
+            } else if t.is_live(now) {
+                "live"
+            } else {
+                "expired"
+            },
+            id: t.id,
+            name: t.name,
+            role: t.role.as_str(),
+            created: at(Some(t.created_at)),
+            expires: t.expires_at.map_or_else(|| "never".to_owned(), |e| at(Some(e))),
+            last_used: t.last_used_at.map_or_else(|| "never".to_owned(), |u| at(Some(u))),
+        })
+        .collect();
+    let sessions = s.app.live_sessions().await?;
+    let people = s
+        .app
+        .users()
+        .await?
+        .into_iter()
+        .map(|u| {
+            let live = sessions.iter().find(|(name, _, _)| *name == u.username);
+            PersonRow {
+                role: u.role.as_str(),
+                status: if u.disabled {
+                    "disabled"
+                } else if u.locked_until.is_some_and(|until| now < until) {
+                    "locked"
+                } else {
+                    "active"
+                },
+                sign_in: if u.sso {
+                    "identity provider"
+                } else if u.totp_secret.is_some() {
+                    "password + code"
+                } else {
+                    "password"
+                },
+                sessions: live.map_or(0, |(_, n, _)| *n),
+                last_seen: live.map(|(_, _, at)| super::super::when(Some(*at), &tz)).unwrap_or_default(),
+                username: u.username,
+            }
+        })
+        .collect();
+    let notice = match get(&q, "done") {
+        "revoked" => Some("Token revoked: it is refused from now on.".to_owned()),
+        "ended" => Some("Sessions ended: that person must sign in again.".to_owned()),
+        "unlocked" => Some("Account unlocked.".to_owned()),
+        _ => None,
+    };
+    let page =
+        AccessPage { nav: web.nav("access"), demo: ui(&s).demo, notice, csrf: web.0.csrf.clone(), tokens, people };
+    Ok(render(&page))
+}
+
+/// `POST /admin/access/{kind}/{id}/{action}`: revoke a token; end a person's sessions or
+/// unlock them. Admins only; each is audited by the app.
+pub async fn access_action(
+    State(s): State<AppState>,
+    web: Web,
+    axum::extract::Path((kind, id, action)): axum::extract::Path<(String, String, String)>,
+    axum::Form(f): axum::Form<Params>,
+) -> UiResult<Response> {
+    web.require(Permission::Operate)?;
+    web.check_form(&f)?;
+    let done = match (kind.as_str(), action.as_str()) {
+        ("tokens", "revoke") => {
+            if s.app.revoke_token(&id, &web.0.actor).await?.is_empty() {
+                return Err(super::UiError(axum::http::StatusCode::NOT_FOUND, format!("No live token {id}.")));
+            }
+            "revoked"
+        }
+        ("users", "end-sessions") => {
+            s.app.end_sessions(&id, &web.0.actor).await?;
+            "ended"
+        }
+        ("users", "unlock") => {
+            s.app.unlock_user(&id, &web.0.actor).await?;
+            "unlocked"
+        }
+        _ => return Err(super::UiError(axum::http::StatusCode::NOT_FOUND, "No such action.".into())),
+    };
+    Ok(super::see_other(&format!("/admin/access?done={done}")))
+}
