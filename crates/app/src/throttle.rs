@@ -23,6 +23,9 @@ pub struct AuthSettings {
     pub failure_delay: Duration,
     /// Roles that must sign in with a second factor (TOTP); they enrol at their first sign-in.
     pub mfa_required: Vec<crate::Role>,
+    /// Writes (any method but GET and HEAD) one API token may make in a minute before it
+    /// must wait (429), per process.
+    pub token_writes_per_minute: usize,
 }
 
 impl Default for AuthSettings {
@@ -34,6 +37,7 @@ impl Default for AuthSettings {
             tokens_per_address: 30,
             failure_delay: Duration::from_millis(100),
             mfa_required: vec![crate::Role::Admin],
+            token_writes_per_minute: 3000,
         }
     }
 }
@@ -89,6 +93,8 @@ fn recent(q: &mut VecDeque<Instant>, window: Duration) -> usize {
 pub(crate) struct Throttle {
     pub signins: Recent,
     pub tokens: Recent,
+    /// Writes per API token (by name).
+    pub writes: Recent,
 }
 
 /// The delay before answering the `n`th failed sign-in in a row.

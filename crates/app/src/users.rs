@@ -231,6 +231,20 @@ impl App {
         self.bearer_allowed(remote)
     }
 
+    /// Counts a write by API token `actor`; `Err(Throttled)` once it made more than `[auth]
+    /// token_writes_per_minute` in the last minute (a runaway or stolen integration).
+    pub fn token_write(&self, actor: &Actor) -> Result<(), AppError> {
+        let key = actor.source();
+        let n = self.throttle.writes.hit(&key, TOKEN_WINDOW);
+        if n > self.auth.token_writes_per_minute {
+            if n == self.auth.token_writes_per_minute + 1 {
+                tracing::warn!(token = %actor.name, "API token over its write rate: answering 429 until it slows");
+            }
+            return Err(AppError::Throttled(self.throttle.writes.retry_after(&key, TOKEN_WINDOW)));
+        }
+        Ok(())
+    }
+
     /// `Err(Throttled)` while `remote` has had too many refused bearer tokens in the last minute.
     pub fn bearer_allowed(&self, remote: Option<&str>) -> Result<(), AppError> {
         let from = remote.unwrap_or("-");

@@ -106,6 +106,8 @@ pub struct Auth {
     pub tokens_per_address: usize,
     /// Roles that must sign in with a second factor (TOTP); they enrol at their first sign-in.
     pub mfa_required: Vec<String>,
+    /// Writes one API token may make in a minute before it must wait (429).
+    pub token_writes_per_minute: usize,
     /// Single sign-on through the practice's OpenID provider (off while `issuer` is empty).
     pub oidc: OidcConfig,
 }

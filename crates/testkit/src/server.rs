@@ -57,6 +57,7 @@ pub struct TestAppBuilder {
     /// to send browsers back before the app starts).
     listener: Option<TcpListener>,
     oidc: Option<refloop_web::Oidc>,
+    token_writes_per_minute: usize,
 }
 
 impl TestAppBuilder {
@@ -73,6 +74,12 @@ impl TestAppBuilder {
     /// given with [`Self::sms`] / [`Self::chat`]. Without it those channels are off (log only).
     pub fn live(mut self) -> Self {
         self.live = true;
+        self
+    }
+
+    /// An API token may write this many times a minute.
+    pub fn token_writes_per_minute(mut self, n: usize) -> Self {
+        self.token_writes_per_minute = n;
         self
     }
 
@@ -236,7 +243,11 @@ impl TestAppBuilder {
                 Arc::new(refloop_fhir::NoteLookup::new(client, store.clone(), clock.clone(), lookup_ingest.clone()));
         }
         let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
-        let auth = refloop_app::AuthSettings { mfa_required: self.mfa_required, ..Default::default() };
+        let auth = refloop_app::AuthSettings {
+            mfa_required: self.mfa_required,
+            token_writes_per_minute: self.token_writes_per_minute,
+            ..Default::default()
+        };
         let app = App::new(store, clock, self.policy, connector).with_outbox(self.outbox).with_auth(auth);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
@@ -404,6 +415,7 @@ impl TestApp {
             mfa_required: Vec::new(),
             listener: None,
             oidc: None,
+            token_writes_per_minute: refloop_app::AuthSettings::default().token_writes_per_minute,
         }
     }
 

@@ -36,7 +36,12 @@ impl FromRequestParts<AppState> for Auth {
             .filter(|t| !t.is_empty())
             .ok_or_else(ApiError::unauthorized)?;
         match state.app.authenticate(token, remote.clone()).await? {
-            Some(actor) => Ok(Auth(actor)),
+            Some(actor) => {
+                if !matches!(parts.method, axum::http::Method::GET | axum::http::Method::HEAD) {
+                    state.app.token_write(&actor)?;
+                }
+                Ok(Auth(actor))
+            }
             None => {
                 tracing::info!("rejected an unknown bearer token");
                 state.app.bearer_refused(remote.as_deref())?;

@@ -65,6 +65,7 @@ impl Config {
             lockout_for: a.lockout_for.to_signed(),
             signins_per_address: a.signins_per_address,
             tokens_per_address: a.tokens_per_address,
+            token_writes_per_minute: a.token_writes_per_minute,
             // Checked when the config is loaded.
             mfa_required: a.mfa_required.iter().filter_map(|r| refloop_app::Role::parse(r)).collect(),
             ..Default::default()

@@ -108,7 +108,28 @@ on_both_backends!(
     reads_and_writes_of_patient_data_are_audited,
     the_openapi_document_describes_the_api,
     answers_are_never_cached_sniffed_or_referred,
+    a_token_writing_too_fast_waits_while_others_go_on,
 );
+
+/// Past `[auth] token_writes_per_minute`, a token's writes get 429 with Retry-After and keep
+/// nothing; its reads, and other tokens' writes, go on.
+async fn a_token_writing_too_fast_waits_while_others_go_on(b: Backend) {
+    let t = TestApp::builder(b).token_writes_per_minute(3).spawn().await;
+    let ehr = t.token(refloop_app::Role::Integration).await;
+    let order =
+        |n: u32| json!({"patient_id": format!("p{n}"), "referring_provider": "dr-a", "specialty": "cardiology"});
+    for n in 0..3 {
+        assert_eq!(t.post_as(&ehr, "/api/v1/referrals", order(n)).await.status, 201);
+    }
+    let resp =
+        t.http.post(format!("{}/api/v1/referrals", t.base)).bearer_auth(&ehr).json(&order(3)).send().await.unwrap();
+    assert_eq!(resp.status(), 429);
+    let wait: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    assert_eq!(t.get("/api/v1/referrals").await.body["items"].as_array().unwrap().len(), 3, "the fourth was not kept");
+    assert_eq!(t.get_as(&ehr, "/fhir/metadata").await.status, 200, "reads go on");
+    assert_eq!(t.post("/api/v1/referrals", order(4)).await.status, 201, "another token writes");
+}
 
 /// API, FHIR, HL7, error and page answers all say: do not cache (patient data), do not sniff
 /// the content type, send no referrer.
