@@ -74,12 +74,26 @@ pub struct Actor {
     pub remote: Option<String>,
     /// refloop itself rather than a person or integration.
     pub system: bool,
+    /// For an inbound message: the system that sent it (its `[[hl7.senders]]` name, else
+    /// MSH-3^MSH-4; the token's name over HTTP). Audit rows name it.
+    pub sender: Option<String>,
 }
 
 impl Actor {
     /// refloop itself (timers, the outbox worker, the CLI).
     pub fn system(name: &str) -> Self {
-        Self { name: name.to_owned(), role: Role::Admin, remote: None, system: true }
+        Self { name: name.to_owned(), role: Role::Admin, remote: None, system: true, sender: None }
+    }
+
+    /// A person or an integration (by token) acting in `role`, from `remote`.
+    pub fn person(name: impl Into<String>, role: Role, remote: Option<String>) -> Self {
+        Self { name: name.into(), role, remote, system: false, sender: None }
+    }
+
+    /// refloop applying an inbound message (`source`, e.g. `hl7v2/inb_…`) that `sender`
+    /// sent from `remote`.
+    pub fn inbound(source: &str, sender: Option<String>, remote: Option<String>) -> Self {
+        Self { remote, sender, ..Self::system(source) }
     }
 
     /// The source recorded on events this actor causes.

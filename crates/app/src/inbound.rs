@@ -65,6 +65,52 @@ impl Applied {
     }
 }
 
+/// How an inbound message arrived: over what, from which address and, over HTTP, with which
+/// token. The inbox keeps it as words (`mllp from 10.0.0.5`); audit rows name the sender and
+/// the address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Via {
+    /// `mllp`, `http` or `file`.
+    pub transport: &'static str,
+    pub remote: Option<String>,
+    /// The API token's name (HTTP).
+    pub token: Option<String>,
+}
+
+impl Via {
+    pub fn mllp(remote: Option<String>) -> Self {
+        Via { transport: "mllp", remote, token: None }
+    }
+
+    pub fn http(remote: Option<String>, token: &str) -> Self {
+        Via { transport: "http", remote, token: Some(token.to_owned()) }
+    }
+
+    pub fn file() -> Self {
+        Via { transport: "file", remote: None, token: None }
+    }
+
+    /// As the inbox keeps it.
+    pub fn describe(&self) -> String {
+        let mut out = self.transport.to_owned();
+        if let Some(r) = &self.remote {
+            out.push_str(" from ");
+            out.push_str(r);
+        }
+        if let Some(t) = &self.token {
+            out.push_str(&format!(" (token {t})"));
+        }
+        out
+    }
+
+    /// The actor applying message `source` (e.g. `hl7v2/inb_…`) that `sender` sent this way:
+    /// over HTTP the sender is the token's name.
+    pub fn actor(&self, source: &str, sender: &str) -> Actor {
+        let sender = self.token.clone().unwrap_or_else(|| sender.to_owned());
+        Actor::inbound(source, Some(sender), self.remote.clone())
+    }
+}
+
 enum Found {
     One(ReferralId),
     /// Nothing to match, and nothing expected to: ignore.
@@ -76,16 +122,17 @@ enum Found {
 }
 
 impl App {
-    /// Applies a mapped message inside `tx`, acting as `source` (e.g. `hl7v2/inb_…`). Domain
-    /// refusals become inbox outcomes; only storage failures are errors.
+    /// Applies a mapped message inside `tx`, acting as `actor` (from [`Actor::inbound`]: the
+    /// message, e.g. `hl7v2/inb_…`, its sender and their address). Domain refusals become
+    /// inbox outcomes; only storage failures are errors.
     pub async fn apply_mapped(
         &self,
         tx: &mut dyn Tx,
         mapped: Mapped,
         inbox_id: &str,
-        source: &str,
+        actor: &Actor,
     ) -> Result<Applied, StoreError> {
-        let actor = Actor::system(source);
+        let actor = actor.clone();
         match mapped {
             Mapped::Ignore(why) => Ok(Applied::new(InboxStatus::Ignored, None, Some(why.to_owned()))),
             Mapped::Provider { id, name } => {

@@ -36,7 +36,7 @@ pub use directory::{STALE_AFTER, entry_for, is_stale};
 pub use error::{AppError, StoreError};
 pub use history::HistoryOutcome;
 pub use ids::new_id;
-pub use inbound::{Applied, ContactUpdate, Mapped, Target};
+pub use inbound::{Applied, ContactUpdate, Mapped, Target, Via};
 pub use mfa::{Enrolment, RECOVERY_CODES};
 pub use ports::{
     AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, Gauges, InboxFilter,

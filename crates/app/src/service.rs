@@ -210,7 +210,11 @@ impl App {
         AuditEntry {
             // The wall clock, even when the app's clock is manual: a reviewer reads real times.
             at: self.wall.now(),
-            actor: actor.source(),
+            // An inbound message's rows name who sent it.
+            actor: match &actor.sender {
+                Some(sender) => format!("{} from {sender}", actor.source()),
+                None => actor.source(),
+            },
             action: action.to_owned(),
             resource_type: kind.to_owned(),
             resource_id: id.to_owned(),
@@ -659,7 +663,7 @@ impl App {
         if !record.is_live(now) {
             let why = if record.revoked_at.is_some() { "revoked" } else { "expired" };
             tracing::warn!(token_id = %record.id, why, remote = remote.as_deref().unwrap_or("-"), "API token refused");
-            let actor = Actor { name: record.name.clone(), role: record.role, remote, system: false };
+            let actor = Actor::person(record.name.clone(), record.role, remote);
             self.store.audit(&self.audit_entry(&actor, &format!("refused-{why}"), "token", &record.id)).await?;
             return Ok(None);
         }
@@ -667,7 +671,7 @@ impl App {
         if record.last_used_at.is_none_or(|at| now - at >= jiff::SignedDuration::from_secs(60)) {
             self.store.token_used(&record.id, now).await?;
         }
-        Ok(Some(Actor { name: record.name, role: record.role, remote, system: false }))
+        Ok(Some(Actor::person(record.name, record.role, remote)))
     }
 }
 

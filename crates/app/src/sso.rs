@@ -77,7 +77,7 @@ impl App {
             tracing::warn!(user = %username, why, "single sign-on refused");
             return Err(AppError::Conflict(format!("{why}: an admin must resolve it before {username} can sign in")));
         };
-        let actor = Actor { name: username.to_owned(), role, remote: remote.clone(), system: false };
+        let actor = Actor::person(username, role, remote.clone());
         let now = self.now();
         let user = UserRecord {
             username: username.to_owned(),

@@ -40,7 +40,7 @@ pub struct NewSession {
 
 /// The actor a signed-in user acts as (no address).
 pub(crate) fn user_actor(u: &UserRecord) -> Actor {
-    Actor { name: u.username.clone(), role: u.role, remote: None, system: false }
+    Actor::person(u.username.clone(), u.role, None)
 }
 
 impl App {
@@ -171,7 +171,7 @@ impl App {
                 stage,
             })
             .await?;
-        let actor = Actor { name: user.username.clone(), role: user.role, remote, system: false };
+        let actor = Actor::person(user.username.clone(), user.role, remote);
         let action = match stage {
             SessionStage::Full => "login",
             SessionStage::Mfa => "login-password",
@@ -267,11 +267,7 @@ impl App {
         if now - s.last_seen_at > TOUCH_EVERY {
             self.store.touch_session(&hash, now).await?;
         }
-        Ok(Some(WebSession {
-            actor: Actor { name: user.username, role: user.role, remote, system: false },
-            csrf: s.csrf,
-            stage: s.stage,
-        }))
+        Ok(Some(WebSession { actor: Actor::person(user.username, user.role, remote), csrf: s.csrf, stage: s.stage }))
     }
 
     /// Ends the session behind a cookie value (audited with its user).
@@ -279,7 +275,7 @@ impl App {
         let hash = hash_token(token);
         if let Some(session) = self.store.session(&hash).await? {
             let role = self.store.user(&session.username).await?.map_or(Role::Viewer, |u| u.role);
-            let actor = Actor { name: session.username.clone(), role, remote, system: false };
+            let actor = Actor::person(session.username.clone(), role, remote);
             self.store.audit(&self.audit_entry(&actor, "logout", "user", &session.username)).await?;
         }
         Ok(self.store.delete_sessions(Some(&hash), None).await?)

@@ -24,7 +24,10 @@ pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
     let mut counts = std::collections::BTreeMap::<&'static str, usize>::new();
     let mut duplicates = 0;
     for (file, raw) in &messages {
-        let reply = ingest.receive(raw, "file").await.with_context(|| format!("storing a message of {file}"))?;
+        let reply = ingest
+            .receive(raw, &refloop_app::Via::file())
+            .await
+            .with_context(|| format!("storing a message of {file}"))?;
         if reply.duplicate {
             duplicates += 1;
         } else {

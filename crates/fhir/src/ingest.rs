@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use refloop_app::{Actor, App, AppError, Applied, InboxItem, InboxStatus, Mapped, StoreError, Tx, new_id};
+use refloop_app::{Actor, App, AppError, Applied, InboxItem, InboxStatus, Mapped, StoreError, Tx, Via, new_id};
 use refloop_domain::{PatientId, ReferralId};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -186,7 +186,7 @@ impl FhirIngest {
     }
 
     /// Applies a prepared resource inside `tx`: a resend is answered as before.
-    async fn apply(&self, tx: &mut dyn Tx, p: Prepared, transport: &str) -> Result<Reply, StoreError> {
+    async fn apply(&self, tx: &mut dyn Tx, p: Prepared, via: &Via) -> Result<Reply, StoreError> {
         let now = self.app.now();
         if let Some(prev) = tx.inbox_get("fhir", &p.source, &p.control).await? {
             return Ok(replay(prev));
@@ -206,7 +206,8 @@ impl FhirIngest {
             _ => false,
         };
         let Mapping { mapped, mut warnings } = p.mapping;
-        let done = self.app.apply_mapped(tx, mapped, &inbox_id, &format!("fhir/{inbox_id}")).await?;
+        let actor = via.actor(&format!("fhir/{inbox_id}"), &p.source);
+        let done = self.app.apply_mapped(tx, mapped, &inbox_id, &actor).await?;
         let status = match done.status {
             InboxStatus::Applied if created => 201,
             InboxStatus::Applied | InboxStatus::Ignored => 200,
@@ -245,7 +246,7 @@ impl FhirIngest {
             protocol: "fhir".to_owned(),
             source: p.source,
             control_id: p.control,
-            transport: transport.to_owned(),
+            transport: via.describe(),
             message_type: p.kind,
             received_at: now,
             raw: p.raw,
@@ -279,7 +280,7 @@ impl FhirIngest {
         kind: &str,
         id: Option<&str>,
         if_none_exist: Option<&str>,
-        transport: &str,
+        via: &Via,
     ) -> Result<Reply, FhirError> {
         let resource = parse_json(body)?;
         let method = id.map_or(Method::Post, |id| Method::Put(id.to_owned()));
@@ -316,21 +317,21 @@ impl FhirIngest {
                 });
             }
         }
-        let reply = self.apply(tx.as_mut(), prepared, transport).await.map_err(store)?;
+        let reply = self.apply(tx.as_mut(), prepared, via).await.map_err(store)?;
         tx.commit().await.map_err(store)?;
         self.app.wake_workers();
         Ok(reply)
     }
 
     /// `POST /fhir` with a `transaction` or `batch` Bundle.
-    pub async fn bundle(&self, body: &[u8], transport: &str) -> Result<BundleReply, FhirError> {
+    pub async fn bundle(&self, body: &[u8], via: &Via) -> Result<BundleReply, FhirError> {
         let bundle = parse_json(body)?;
         if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
             return Err(FhirError::invalid("invalid", "POST /fhir takes a Bundle", Some("resourceType".to_owned())));
         }
         match bundle.get("type").and_then(Value::as_str) {
-            Some("transaction") => self.transaction(bundle, transport).await,
-            Some("batch") => Ok(self.batch(bundle, transport).await),
+            Some("transaction") => self.transaction(bundle, via).await,
+            Some("batch") => Ok(self.batch(bundle, via).await),
             _ => Err(FhirError::invalid(
                 "invalid",
                 "Bundle.type must be transaction or batch",
@@ -344,9 +345,9 @@ impl FhirIngest {
     pub async fn import(&self, value: Value) -> Result<BundleReply, FhirError> {
         if value.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
             if value.get("type").and_then(Value::as_str) == Some("transaction") {
-                return self.transaction(value, "file").await;
+                return self.transaction(value, &Via::file()).await;
             }
-            return Ok(self.batch(value, "file").await);
+            return Ok(self.batch(value, &Via::file()).await);
         }
         Ok(self.import_resources(vec![value]).await)
     }
@@ -356,9 +357,9 @@ impl FhirIngest {
     pub async fn import_resources(&self, resources: Vec<Value>) -> BundleReply {
         let entries: Vec<Value> = resources.into_iter().map(|r| json!({"resource": r})).collect();
         let as_transaction = json!({"resourceType": "Bundle", "type": "transaction", "entry": entries});
-        match self.transaction(as_transaction.clone(), "file").await {
+        match self.transaction(as_transaction.clone(), &Via::file()).await {
             Ok(reply) => reply,
-            Err(_) => self.batch(as_transaction, "file").await,
+            Err(_) => self.batch(as_transaction, &Via::file()).await,
         }
     }
 
@@ -417,7 +418,7 @@ impl FhirIngest {
         Ok(out)
     }
 
-    async fn transaction(&self, bundle: Value, transport: &str) -> Result<BundleReply, FhirError> {
+    async fn transaction(&self, bundle: Value, via: &Via) -> Result<BundleReply, FhirError> {
         let entries = self.entries(&bundle)?;
         let mut prepared = Vec::with_capacity(entries.len());
         for (i, (resource, method)) in entries.into_iter().enumerate() {
@@ -433,7 +434,7 @@ impl FhirIngest {
         tx.prefetch(&[], &keys, &patients).await.map_err(store)?;
         let mut replies: Vec<(usize, Reply)> = Vec::with_capacity(prepared.len());
         for (i, p) in prepared {
-            let reply = self.apply(tx.as_mut(), p, transport).await.map_err(store)?;
+            let reply = self.apply(tx.as_mut(), p, via).await.map_err(store)?;
             if reply.status >= 400 {
                 // All or nothing: dropping the transaction rolls it back, with the inbox row
                 // this entry would have been kept as; the answer names nothing that was not kept.
@@ -460,7 +461,7 @@ impl FhirIngest {
         })
     }
 
-    async fn batch(&self, bundle: Value, transport: &str) -> BundleReply {
+    async fn batch(&self, bundle: Value, via: &Via) -> BundleReply {
         let entries = match self.entries(&bundle) {
             Ok(e) => e,
             Err(e) => return BundleReply { status: e.status, body: e.outcome(), applied: 0 },
@@ -471,7 +472,7 @@ impl FhirIngest {
             let result = async {
                 let p = self.prepare(resource, &method, None)?;
                 let mut tx = self.app.store().begin().await.map_err(store)?;
-                let reply = self.apply(tx.as_mut(), p, transport).await.map_err(store)?;
+                let reply = self.apply(tx.as_mut(), p, via).await.map_err(store)?;
                 tx.commit().await.map_err(store)?;
                 Ok::<_, FhirError>(reply)
             }
@@ -522,7 +523,11 @@ impl FhirIngest {
         let mut tx = self.app.store().begin().await?;
         let applied = match map_resource(&resource, &self.cfg, self.app.now()) {
             Err(e) => Applied::new(InboxStatus::Dead, None, Some(e.to_string())),
-            Ok(m) => self.app.apply_mapped(tx.as_mut(), m.mapped, &item.id, &format!("fhir/{}", item.id)).await?,
+            Ok(m) => {
+                // A retry: the resource as its sender sent it (the address is not kept).
+                let actor = Actor::inbound(&format!("fhir/{}", item.id), Some(item.source.clone()), None);
+                self.app.apply_mapped(tx.as_mut(), m.mapped, &item.id, &actor).await?
+            }
         };
         let outcome = format!("resolved by a retry: {}", applied.status.as_str());
         self.app.settle_inbox(tx, item, applied, &outcome).await

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use jiff::Timestamp;
-use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, Mapped, StoreError, Tx, new_id};
+use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, Mapped, StoreError, Tx, Via, new_id};
 use refloop_domain::{PatientId, ReferralId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -48,7 +48,7 @@ pub struct Ingest {
 /// A message waiting for the group-commit writer.
 struct Job {
     raw: Vec<u8>,
-    transport: String,
+    via: Via,
     reply: oneshot::Sender<Result<Reply, StoreError>>,
 }
 
@@ -124,25 +124,25 @@ impl Ingest {
     /// in a transaction of its own — or, after [`Ingest::with_group_commit`], in one shared
     /// with the messages that arrive while the previous commit is in flight.
     /// An error means nothing was stored: answer AR and let the sender try again.
-    pub async fn receive(&self, raw: &[u8], transport: &str) -> Result<Reply, StoreError> {
+    pub async fn receive(&self, raw: &[u8], via: &Via) -> Result<Reply, StoreError> {
         if let Some(queue) = &self.queue {
             let (reply, answer) = oneshot::channel();
-            let job = Job { raw: raw.to_vec(), transport: transport.to_owned(), reply };
+            let job = Job { raw: raw.to_vec(), via: via.clone(), reply };
             if queue.send(job).await.is_ok()
                 && let Ok(result) = answer.await
             {
                 return result;
             }
         }
-        self.receive_alone(raw, transport).await
+        self.receive_alone(raw, via).await
     }
 
     /// One message, one transaction. A concurrent copy of the same message (another
     /// process stored it first) is answered as a resend.
-    async fn receive_alone(&self, raw: &[u8], transport: &str) -> Result<Reply, StoreError> {
+    async fn receive_alone(&self, raw: &[u8], via: &Via) -> Result<Reply, StoreError> {
         for _ in 0..2 {
             let mut tx = self.app.store().begin().await?;
-            let handled = match self.handle(tx.as_mut(), raw, transport, &mut HashMap::new()).await {
+            let handled = match self.handle(tx.as_mut(), raw, via, &mut HashMap::new()).await {
                 Ok(reply) => tx.commit().await.map(|()| reply),
                 Err(e) => Err(e),
             };
@@ -160,15 +160,15 @@ impl Ingest {
 
     /// Several messages in one transaction (one durable commit). If any of them fails at
     /// the storage level, each is taken again on its own.
-    pub async fn receive_many(&self, messages: &[(Vec<u8>, String)]) -> Vec<Result<Reply, StoreError>> {
+    pub async fn receive_many(&self, messages: &[(Vec<u8>, Via)]) -> Vec<Result<Reply, StoreError>> {
         let together = async {
             let mut tx = self.app.store().begin().await?;
             let (ids, keys, patients) = self.lookups(messages);
             tx.prefetch(&ids, &keys, &patients).await?;
             let mut seen = HashMap::new();
             let mut replies = Vec::with_capacity(messages.len());
-            for (raw, transport) in messages {
-                replies.push(self.handle(tx.as_mut(), raw, transport, &mut seen).await?);
+            for (raw, via) in messages {
+                replies.push(self.handle(tx.as_mut(), raw, via, &mut seen).await?);
             }
             tx.commit().await?;
             Ok::<_, StoreError>(replies)
@@ -181,8 +181,8 @@ impl Ingest {
             Err(e) => {
                 tracing::debug!(error = %e, messages = messages.len(), "group commit failed; one by one");
                 let mut out = Vec::with_capacity(messages.len());
-                for (raw, transport) in messages {
-                    out.push(self.receive_alone(raw, transport).await);
+                for (raw, via) in messages {
+                    out.push(self.receive_alone(raw, via).await);
                 }
                 out
             }
@@ -191,7 +191,7 @@ impl Ingest {
 
     /// What a batch will look up: each message's (sender, control id) and referral keys.
     #[allow(clippy::type_complexity)]
-    fn lookups(&self, messages: &[(Vec<u8>, String)]) -> (Vec<(String, String)>, Vec<String>, Vec<PatientId>) {
+    fn lookups(&self, messages: &[(Vec<u8>, Via)]) -> (Vec<(String, String)>, Vec<String>, Vec<PatientId>) {
         let now = self.app.now();
         let (mut ids, mut keys, mut patients) = (Vec::new(), Vec::new(), Vec::new());
         for (raw, _) in messages {
@@ -244,10 +244,8 @@ impl Ingest {
                         }
                         batch
                     };
-                    let messages: Vec<(Vec<u8>, String)> = batch
-                        .iter_mut()
-                        .map(|j| (std::mem::take(&mut j.raw), std::mem::take(&mut j.transport)))
-                        .collect();
+                    let messages: Vec<(Vec<u8>, Via)> =
+                        batch.iter_mut().map(|j| (std::mem::take(&mut j.raw), std::mem::take(&mut j.via))).collect();
                     let results = worker.receive_many(&messages).await;
                     for (job, result) in batch.into_iter().zip(results) {
                         let _ = job.reply.send(result);
@@ -265,11 +263,13 @@ impl Ingest {
         &self,
         tx: &mut dyn Tx,
         raw: &[u8],
-        transport: &str,
+        via: &Via,
         seen: &mut HashMap<(String, String), Reply>,
     ) -> Result<Reply, StoreError> {
         let now = self.app.now();
         let id = new_id("inb");
+        let transport = via.describe();
+        let transport = transport.as_str();
         let m = match parse(raw) {
             Ok(m) => m,
             Err(e) => {
@@ -319,7 +319,7 @@ impl Ingest {
                     error: Some(error),
                     referral: None,
                 },
-                Ok(mapped) => self.apply(tx, mapped, &id).await?,
+                Ok(mapped) => self.apply(tx, mapped, &id, &via.actor(&format!("hl7v2/{id}"), &source)).await?,
             }
         };
         let code = answer_code(&m, applied.code);
@@ -417,8 +417,14 @@ impl Ingest {
 
     /// Applies a mapped message inside `tx` (see [`App::apply_mapped`]); every outcome is
     /// acknowledged AA.
-    async fn apply(&self, tx: &mut dyn Tx, mapped: Mapped, inbox_id: &str) -> Result<Applied, StoreError> {
-        let done = self.app.apply_mapped(tx, mapped, inbox_id, &format!("hl7v2/{inbox_id}")).await?;
+    async fn apply(
+        &self,
+        tx: &mut dyn Tx,
+        mapped: Mapped,
+        inbox_id: &str,
+        actor: &Actor,
+    ) -> Result<Applied, StoreError> {
+        let done = self.app.apply_mapped(tx, mapped, inbox_id, actor).await?;
         if done.status == InboxStatus::Rejected {
             let why = done.note.clone().unwrap_or_else(|| "refused".to_owned());
             return Ok(Applied {
@@ -464,7 +470,11 @@ impl Ingest {
         let mut tx = self.app.store().begin().await?;
         let applied = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
             Err(e) => Applied::ok(InboxStatus::Dead, None, Some(e.error.message)),
-            Ok(mapped) => self.apply(tx.as_mut(), mapped, &item.id).await?,
+            Ok(mapped) => {
+                // A retry: the message as its sender sent it (the address is not kept).
+                let actor = Actor::inbound(&format!("hl7v2/{}", item.id), Some(item.source.clone()), None);
+                self.apply(tx.as_mut(), mapped, &item.id, &actor).await?
+            }
         };
         let outcome = format!("resolved by a retry: {}", applied.status.as_str());
         self.app

@@ -4,7 +4,10 @@
 use std::{future::Future, net::SocketAddr, time::Duration};
 
 use futures_util::{SinkExt, StreamExt};
-use refloop_app::admission::{Admission, ConnectionLimits};
+use refloop_app::{
+    Via,
+    admission::{Admission, ConnectionLimits},
+};
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::{TcpListener, TcpStream},
@@ -183,7 +186,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
             }
             continue;
         }
-        let reply = match ingest.receive(&frame, "mllp").await {
+        let reply = match ingest.receive(&frame, &Via::mllp(Some(peer.ip().to_string()))).await {
             Ok(reply) => {
                 // Enhanced mode: the application acknowledgement follows the accept one.
                 if let Some(ack) = reply.ack

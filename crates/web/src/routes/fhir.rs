@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderMap, StatusCode, header},
     response::{IntoResponse, Response},
 };
-use refloop_app::{AppError, Permission};
+use refloop_app::{AppError, Permission, Via};
 use refloop_domain::ReferralId;
 use refloop_fhir::{FHIR_JSON, FhirError, Issue, our_id, service_request, staff_task, tracking_task};
 use serde_json::{Value, json};
@@ -77,10 +77,11 @@ pub async fn bundle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
-        return error(&e);
-    }
-    match s.fhir.bundle(&body, "http").await {
+    let via = match allowed(auth, Permission::WriteReferrals).and_then(|a| json_body(&headers).map(|()| a)) {
+        Ok(a) => Via::http(a.0.remote.clone(), &a.0.name),
+        Err(e) => return error(&e),
+    };
+    match s.fhir.bundle(&body, &via).await {
         Ok(reply) => fhir(reply.status, &reply.body),
         Err(e) => error(&e),
     }
@@ -94,11 +95,12 @@ pub async fn create(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
-        return error(&e);
-    }
+    let via = match allowed(auth, Permission::WriteReferrals).and_then(|a| json_body(&headers).map(|()| a)) {
+        Ok(a) => Via::http(a.0.remote.clone(), &a.0.name),
+        Err(e) => return error(&e),
+    };
     let if_none_exist = headers.get("if-none-exist").and_then(|v| v.to_str().ok());
-    answer(s.fhir.receive(&body, &kind, None, if_none_exist, "http").await)
+    answer(s.fhir.receive(&body, &kind, None, if_none_exist, &via).await)
 }
 
 /// `PUT /fhir/{type}/{id}`: update (or create at that id).
@@ -109,10 +111,11 @@ pub async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(e) = allowed(auth, Permission::WriteReferrals).and_then(|_| json_body(&headers)) {
-        return error(&e);
-    }
-    answer(s.fhir.receive(&body, &kind, Some(&id), None, "http").await)
+    let via = match allowed(auth, Permission::WriteReferrals).and_then(|a| json_body(&headers).map(|()| a)) {
+        Ok(a) => Via::http(a.0.remote.clone(), &a.0.name),
+        Err(e) => return error(&e),
+    };
+    answer(s.fhir.receive(&body, &kind, Some(&id), None, &via).await)
 }
 
 fn answer(result: Result<refloop_fhir::Reply, FhirError>) -> Response {

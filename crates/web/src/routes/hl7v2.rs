@@ -6,7 +6,7 @@ use axum::{
     http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
-use refloop_app::Permission;
+use refloop_app::{Permission, Via};
 use refloop_hl7::{AckCode, AckError, ErrorCode, Origin, build_ack};
 
 use crate::{AppState, auth::Auth, error::ApiResult};
@@ -28,7 +28,7 @@ pub async fn receive(State(s): State<AppState>, auth: Auth, body: Bytes) -> ApiR
     if let Some(refused) = s.hl7.refuse_unknown(&body, Origin::Http(&actor.name)) {
         return Ok((StatusCode::OK, [(header::CONTENT_TYPE, HL7)], refused).into_response());
     }
-    Ok(match s.hl7.receive(&body, "http").await {
+    Ok(match s.hl7.receive(&body, &Via::http(actor.remote.clone(), &actor.name)).await {
         // Enhanced mode: one answer per request — the accept ACK when due, else the application ACK.
         Ok(reply) => match reply.ack.or(reply.application_ack) {
             Some(ack) => (StatusCode::OK, [(header::CONTENT_TYPE, HL7)], ack).into_response(),

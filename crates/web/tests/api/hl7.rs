@@ -411,7 +411,8 @@ async fn two_processes_given_the_same_message_apply_it_once(b: Backend) {
     let other = t.another_process().await;
     for i in 0..20 {
         let m = ref_i12(&format!("X{i}"), &format!("R-X{i}"));
-        let (first, second) = tokio::join!(t.ingest.receive(m.as_bytes(), "mllp"), other.receive(m.as_bytes(), "mllp"));
+        let via = mllp();
+        let (first, second) = tokio::join!(t.ingest.receive(m.as_bytes(), &via), other.receive(m.as_bytes(), &via));
         let (first, second) = (first.expect("stored"), second.expect("stored"));
         assert_eq!(first.ack, second.ack, "both senders get the same answer");
         assert_eq!(ack_code(&String::from_utf8(first.ack.unwrap()).unwrap()), "AA");
@@ -425,11 +426,9 @@ async fn a_duplicate_order_in_the_same_group_commit_is_linked(b: Backend) {
     let t = TestApp::spawn(b).await;
     // One order before, two in one batch (same patient, same specialty): both later ones
     // are duplicates of the first.
-    t.ingest.receive(ref_i12("U1", "R-800").as_bytes(), "mllp").await.unwrap();
-    let batch: Vec<(Vec<u8>, String)> = [ref_i12("U2", "R-801"), ref_i12("U3", "R-802")]
-        .into_iter()
-        .map(|m| (m.into_bytes(), "mllp".to_owned()))
-        .collect();
+    t.ingest.receive(ref_i12("U1", "R-800").as_bytes(), &mllp()).await.unwrap();
+    let batch: Vec<(Vec<u8>, refloop_app::Via)> =
+        [ref_i12("U2", "R-801"), ref_i12("U3", "R-802")].into_iter().map(|m| (m.into_bytes(), mllp())).collect();
     let replies = t.ingest.receive_many(&batch).await;
     assert!(replies.iter().all(|r| r.as_ref().is_ok_and(|r| r.code == refloop_hl7::AckCode::AA)));
     let all = referrals(&t).await;
@@ -441,13 +440,13 @@ async fn a_duplicate_order_in_the_same_group_commit_is_linked(b: Backend) {
 
 async fn a_group_commit_tells_resends_from_new_messages_by_sender_and_control_id(b: Backend) {
     let t = TestApp::spawn(b).await;
-    let first = t.ingest.receive(ref_i12("G1", "R-900").as_bytes(), "mllp").await.unwrap();
+    let first = t.ingest.receive(ref_i12("G1", "R-900").as_bytes(), &mllp()).await.unwrap();
     // The same control id from another sender is a different message.
     let other_sender = ref_i12("G1", "R-901").replace("|EPIC|NORTH|", "|CERNER|SOUTH|");
-    let batch: Vec<(Vec<u8>, String)> =
+    let batch: Vec<(Vec<u8>, refloop_app::Via)> =
         [ref_i12("G1", "R-900"), other_sender, ref_i12("G2", "R-902"), ref_i12("G2", "R-902")]
             .into_iter()
-            .map(|m| (m.into_bytes(), "mllp".to_owned()))
+            .map(|m| (m.into_bytes(), mllp()))
             .collect();
     let replies: Vec<_> = t.ingest.receive_many(&batch).await.into_iter().map(|r| r.expect("stored")).collect();
     assert!(replies[0].duplicate && replies[0].ack == first.ack, "a resend of a stored message: the same answer");
@@ -461,6 +460,7 @@ async fn a_group_commit_tells_resends_from_new_messages_by_sender_and_control_id
 }
 
 on_both_backends!(
+    inbound_audit_rows_name_the_sender_and_the_address,
     a_group_commit_tells_resends_from_new_messages_by_sender_and_control_id,
     a_duplicate_order_in_the_same_group_commit_is_linked,
     enhanced_mode_over_mllp_sends_the_accept_then_the_application_ack,
@@ -489,17 +489,46 @@ async fn an_order_a_little_ahead_of_our_clock_is_taken_and_one_far_ahead_refused
         )
     };
     // An EHR whose clock runs three hours fast: taken as it is.
-    let fast = t.ingest.receive(order("SKEW1", "20260302130000-0500").as_bytes(), "mllp").await.unwrap();
+    let fast = t.ingest.receive(order("SKEW1", "20260302130000-0500").as_bytes(), &mllp()).await.unwrap();
     assert_eq!(fast.code, refloop_hl7::AckCode::AA);
     let all = referrals(&t).await;
     assert_eq!(all.len(), 1);
     assert_eq!(all[0]["ordered_at"], "2026-03-02T18:00:00.000Z", "{all:?}");
     // Two days ahead: refused with AE, no referral and no dead letter.
-    let far = t.ingest.receive(order("SKEW2", "20260304100000-0500").as_bytes(), "mllp").await.unwrap();
+    let far = t.ingest.receive(order("SKEW2", "20260304100000-0500").as_bytes(), &mllp()).await.unwrap();
     assert_eq!(far.code, refloop_hl7::AckCode::AE);
     let ack = String::from_utf8(far.ack.clone().unwrap()).unwrap();
     assert!(ack.contains("future_tolerance"), "{ack}");
     assert_eq!(referrals(&t).await.len(), 1);
     let dead = t.get("/api/v1/inbox?status=dead").await;
     assert_eq!(dead.body["items"].as_array().map(Vec::len), Some(0), "{:?}", dead.body);
+}
+
+/// As the MLLP listener hands messages over: from a loopback peer.
+fn mllp() -> refloop_app::Via {
+    refloop_app::Via::mllp(Some("127.0.0.1".into()))
+}
+
+/// What an inbound message changed is audited under the message, its sender (MSH-3^MSH-4
+/// over MLLP, the token's name over HTTP) and the address it came from; the inbox keeps how
+/// it arrived.
+async fn inbound_audit_rows_name_the_sender_and_the_address(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    assert_eq!(msa(&c.send(&ref_i12("AU1", "R-AU1")).await).0, "AA");
+    let ehr = t.token(refloop_app::Role::Integration).await;
+    let resp =
+        t.http.post(format!("{}/hl7v2", t.base)).bearer_auth(&ehr).body(ref_i12("AU2", "R-AU2")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let audit = t.app.store().audit_log(20).await.unwrap();
+    let created: Vec<(&str, Option<&str>)> = audit
+        .iter()
+        .filter(|a| a.action == "create" && a.resource_type == "referral")
+        .map(|a| (a.actor.split(" from ").nth(1).unwrap_or("-"), a.remote.as_deref()))
+        .collect();
+    assert_eq!(created, [("test-integration", Some("127.0.0.1")), ("EPIC^NORTH", Some("127.0.0.1"))], "{audit:?}");
+    assert!(audit.iter().all(|a| a.resource_type != "referral" || a.actor.starts_with("system:hl7v2/inb_")));
+    let inbox = t.app.store().inbox(&refloop_app::InboxFilter { status: None, limit: 5 }).await.unwrap();
+    let via: Vec<&str> = inbox.iter().map(|m| m.transport.as_str()).collect();
+    assert_eq!(via, ["http from 127.0.0.1 (token test-integration)", "mllp from 127.0.0.1"]);
 }
