@@ -55,7 +55,7 @@ async fn run(label: &str, url: &str, bundles: usize) {
     let started = Instant::now();
     for body in &bodies {
         let t = Instant::now();
-        let reply = ingest.bundle(body, "bench").await.expect("the bundle applies");
+        let reply = ingest.bundle(body, &refloop_app::Via::file()).await.expect("the bundle applies");
         assert_eq!(reply.applied, PER_BUNDLE * 2, "every resource applied");
         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
     }
