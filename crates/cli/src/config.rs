@@ -190,6 +190,10 @@ pub struct SenderEntry {
     pub msh4: String,
     /// The networks it connects from over MLLP, e.g. `["10.1.20.0/24"]`.
     pub cidrs: Vec<String>,
+    /// With MLLP over mutual TLS (`[hl7] tls_client_ca`): the subject its client certificate
+    /// must carry, e.g. `"CN=epic-bridge,O=North Clinic"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_subject: Option<String>,
 }
 
 /// Note requests by Direct (SMTP through a HISP relay).

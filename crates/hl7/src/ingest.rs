@@ -99,7 +99,7 @@ impl Ingest {
             return None;
         }
         let (transport, from) = match origin {
-            Origin::Mllp(ip) => ("mllp", ip.to_string()),
+            Origin::Mllp(ip, subject) => ("mllp", subject.map_or(ip.to_string(), |s| format!("{ip} ({s})"))),
             Origin::Http(token) => ("http", format!("token {token}")),
         };
         metrics::counter!("refloop_hl7_unknown_sender_total", "transport" => transport).increment(1);

@@ -92,11 +92,18 @@ pub async fn serve_mllp(
                     let _admitted = admitted;
                     let codec = MllpCodec::new(cfg.max_message);
                     match &cfg.tls {
-                        None => connection(ingest, Framed::new(stream, codec), &cfg, peer, stop).await,
+                        None => connection(ingest, Framed::new(stream, codec), &cfg, peer, None, stop).await,
                         Some(tls) => {
                             let timeout = HANDSHAKE_TIMEOUT.min(cfg.idle_timeout);
                             if let Some(stream) = handshake(tls, stream, timeout, peer).await {
-                                connection(ingest, Framed::new(stream, codec), &cfg, peer, stop).await;
+                                // The client certificate's subject, when it presented one.
+                                let subject = stream
+                                    .get_ref()
+                                    .1
+                                    .peer_certificates()
+                                    .and_then(|chain| chain.first())
+                                    .and_then(|leaf| crate::senders::certificate_subject(leaf));
+                                connection(ingest, Framed::new(stream, codec), &cfg, peer, subject, stop).await;
                             }
                         }
                     }
@@ -135,6 +142,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
     mut framed: Framed<S, MllpCodec>,
     cfg: &ListenerConfig,
     peer: SocketAddr,
+    subject: Option<String>,
     mut stop: watch::Receiver<bool>,
 ) {
     // Checked a few times per timeout: a connection is closed when it has sent nothing for
@@ -180,7 +188,7 @@ async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
                 return;
             }
         };
-        if let Some(refused) = ingest.refuse_unknown(&frame, Origin::Mllp(peer.ip())) {
+        if let Some(refused) = ingest.refuse_unknown(&frame, Origin::Mllp(peer.ip(), subject.as_deref())) {
             if framed.send(refused).await.is_err() {
                 return;
             }

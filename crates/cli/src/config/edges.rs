@@ -32,7 +32,16 @@ impl Config {
                     c.parse::<refloop_hl7::IpNet>().map_err(|_| anyhow::anyhow!("{at}.cidrs: {c:?} is not a network"))
                 })
                 .collect::<anyhow::Result<_>>()?;
-            list.push(refloop_hl7::Sender { name: e.name.clone(), msh3: e.msh3.clone(), msh4: e.msh4.clone(), cidrs });
+            if e.tls_subject.is_some() && self.hl7.tls_client_ca.is_empty() {
+                bail!("{at}.tls_subject: needs mutual TLS on MLLP ([hl7] tls_cert, tls_key and tls_client_ca)");
+            }
+            list.push(refloop_hl7::Sender {
+                name: e.name.clone(),
+                msh3: e.msh3.clone(),
+                msh4: e.msh4.clone(),
+                cidrs,
+                tls_subject: e.tls_subject.clone(),
+            });
         }
         Ok(refloop_hl7::Senders::only(list))
     }

@@ -141,6 +141,32 @@ async fn mllp_over_tls_takes_only_tls_and_with_a_client_ca_only_known_senders() 
     assert_eq!(ack_code(&c.send(&ref_i12("T4", "R-T4")).await), "AA");
     assert_eq!(numbers(&s, &admin).await, ["R-T1", "R-T4"]);
     s.stop();
+
+    // A sender bound to its certificate's subject: the test client's certificate is heard
+    // as the sender whose tls_subject it carries, and refused (AR 207) for one that names
+    // another.
+    for (subject, code) in [("CN=test interface engine", "AA"), ("CN=another engine", "AR")] {
+        let senders = format!(
+            "[{{name = \"epic\", msh3 = \"EPIC\", msh4 = \"NORTH\", cidrs = [\"127.0.0.1/32\"], tls_subject = \"{subject}\"}}]"
+        );
+        let mut env = tls.vars(true);
+        env.push(("REFLOOP_HL7_ALLOW_ANY_SENDER", "false"));
+        env.push(("REFLOOP_HL7_SENDERS", &senders));
+        let s = Serve::start(&db.url, &env, &[]);
+        let mut c = MllpClient::connect_tls(s.mllp, Some("client")).await.expect("a mutual TLS handshake");
+        let ack = c.send(&ref_i12(&format!("T5{code}"), &format!("R-T5{code}"))).await;
+        assert_eq!(ack_code(&ack), code, "{subject}");
+        let log = s.stop();
+        if code == "AR" {
+            assert!(ack.contains("|207") || ack.contains("^207"), "{ack}");
+            assert!(log.contains("(CN=test interface engine)"), "the refusal names the certificate: {log}");
+        }
+    }
+    let (ok, _, err) = run(
+        &["check-config"],
+        &[("REFLOOP_HL7_SENDERS", "[{name = \"e\", msh3 = \"E\", cidrs = [\"10.0.0.0/8\"], tls_subject = \"CN=e\"}]")],
+    );
+    assert!(!ok && err.contains("tls_subject: needs mutual TLS"), "{err}");
 }
 
 #[test]
