@@ -132,7 +132,6 @@ impl App {
         inbox_id: &str,
         actor: &Actor,
     ) -> Result<Applied, StoreError> {
-        let actor = actor.clone();
         match mapped {
             Mapped::Ignore(why) => Ok(Applied::new(InboxStatus::Ignored, None, Some(why.to_owned()))),
             Mapped::Provider { id, name } => {
@@ -155,7 +154,7 @@ impl App {
                 };
                 let keep = PatientKeep { consent: c.sms_consent.is_none(), opt_out: true };
                 tx.upsert_patient(&patient, keep).await?;
-                tx.audit(&self.audit_entry(&actor, "update", "patient", c.patient_id.as_str())).await?;
+                tx.audit(&self.audit_entry(actor, "update", "patient", c.patient_id.as_str())).await?;
                 Ok(Applied::new(InboxStatus::Applied, None, Some("patient contact updated".into())))
             }
             Mapped::Order(order) => {
@@ -172,17 +171,17 @@ impl App {
                             urgency: Some(order.urgency),
                             network: None,
                         });
-                        return self.outcome(tx, &actor, &existing, update).await;
+                        return self.outcome(tx, actor, &existing, update).await;
                     }
                 }
-                match self.create_in(tx, &actor, *order, self.now()).await {
+                match self.create_in(tx, actor, *order, self.now()).await {
                     Ok(r) => Ok(Applied::new(InboxStatus::Applied, Some(r.id), None)),
                     Err(AppError::Store(e)) => Err(e),
                     Err(e) => Ok(Applied::new(InboxStatus::Dead, None, Some(e.to_string()))),
                 }
             }
             Mapped::Event { target, input } => match find(tx, &target).await? {
-                Found::One(id) => self.outcome(tx, &actor, &id, input).await,
+                Found::One(id) => self.outcome(tx, actor, &id, input).await,
                 Found::None(why) => Ok(Applied::new(InboxStatus::Ignored, None, Some(why))),
                 Found::Unknown(why) => Ok(Applied::new(InboxStatus::Dead, None, Some(why))),
                 Found::Ambiguous(why, candidates) => {

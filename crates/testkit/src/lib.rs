@@ -12,6 +12,7 @@ mod fake_fax;
 mod fake_smtp;
 mod fake_twilio;
 mod oidc_provider;
+pub mod peers;
 mod proxy;
 mod server;
 pub mod tls;

@@ -109,7 +109,7 @@ async fn the_audit_export_is_fhir_r4_audit_events_that_validate() {
         .expect("the read of the referral");
     assert_eq!((read["action"].as_str(), read["type"]["code"].as_str()), (Some("R"), Some("110110")));
     assert_eq!(read["agent"][0]["network"]["address"], "127.0.0.1");
-    validate_with_fhir_resources(&events);
+    refloop_testkit::peers::validate_fhir(&events);
 
     // Nothing before the period: an empty file, and the export itself is audited.
     let (ok, _, err) = run(
@@ -120,28 +120,4 @@ async fn the_audit_export_is_fhir_r4_audit_events_that_validate() {
     assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "");
     let (ok, _, err) = run(&["audit", "export", "--database", &db.url, "--from", "last tuesday"], &[]);
     assert!(!ok && err.contains("--from: a date"), "{err}");
-}
-
-/// Runs `scripts/validate_fhir.py` (Python `fhir.resources` 6.4.0, FHIR R4 4.0.1).
-fn validate_with_fhir_resources(resources: &[Value]) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var("REFLOOP_FHIR_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target/fhir-venv/bin/python"));
-    assert!(python.exists(), "the FHIR validator is missing at {}: run ./scripts/test", python.display());
-    let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let path = dir.path().join(format!("{i}.json"));
-            std::fs::write(&path, r.to_string()).unwrap();
-            path
-        })
-        .collect();
-    let out =
-        std::process::Command::new(python).arg(root.join("scripts/validate_fhir.py")).args(&files).output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(report.lines().filter(|l| l.starts_with("valid")).count(), resources.len(), "{report}");
 }

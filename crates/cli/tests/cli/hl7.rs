@@ -191,11 +191,7 @@ fn tls_settings_that_cannot_work_stop_serve_with_the_reason() {
 /// Runs `scripts/mllp_peer.py` (python-hl7's MLLP client; Python's OpenSSL for TLS) against
 /// `addr` with `args`; returns (exit code, stdout). `./scripts/test` installs the peer.
 fn python_peer(addr: std::net::SocketAddr, message: &str, args: &[&str]) -> (i32, String) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var("REFLOOP_FHIR_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target/fhir-venv/bin/python"));
-    assert!(python.exists(), "the Python test peers are missing at {}: run ./scripts/test", python.display());
+    let (root, python) = (refloop_testkit::peers::root(), refloop_testkit::peers::python());
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("message.hl7");
     std::fs::write(&file, message).unwrap();

@@ -258,33 +258,8 @@ async fn a_resource_for_an_unknown_referral_waits_as_a_dead_letter(b: Backend) {
     assert_eq!(only_referral(&t).await["state"], "scheduled");
 }
 
-/// Runs the independent validator (Python `fhir.resources` 6.4.0, FHIR R4 4.0.1) over
-/// `resources`; `./scripts/test` installs it and sets `REFLOOP_FHIR_PYTHON`.
 fn validate_with_fhir_resources(resources: &[Value]) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var("REFLOOP_FHIR_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| root.join("target/fhir-venv/bin/python"));
-    assert!(
-        python.exists(),
-        "the FHIR validator is missing at {}: run ./scripts/test, which installs it",
-        python.display()
-    );
-    let dir = tempfile::tempdir().unwrap();
-    let files: Vec<_> = resources
-        .iter()
-        .enumerate()
-        .map(|(i, r)| {
-            let path = dir.path().join(format!("{i}-{}.json", r["resourceType"].as_str().unwrap()));
-            std::fs::write(&path, r.to_string()).unwrap();
-            path
-        })
-        .collect();
-    let out =
-        std::process::Command::new(python).arg(root.join("scripts/validate_fhir.py")).args(&files).output().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(report.lines().filter(|l| l.starts_with("valid")).count(), resources.len(), "{report}");
+    refloop_testkit::peers::validate_fhir(resources);
 }
 
 async fn what_fhir_serves_validates_as_r4(b: Backend) {
