@@ -17,6 +17,7 @@ pub const COLUMNS: &[&str] = &[
     "duplicate_of",
     "state",
     "ordered_at",
+    "ordered_date_local",
     "patient_notified_at",
     "scheduled_at",
     "appointment_at",
@@ -31,6 +32,8 @@ pub const COLUMNS: &[&str] = &[
     "days_order_to_note",
     "leak_stage",
     "leak_reason",
+    "closed_at",
+    "close_reason",
 ];
 
 /// An instant as the API and exports write it: ISO 8601 in UTC with milliseconds
@@ -39,7 +42,8 @@ pub fn iso(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-pub fn row(r: &refloop_domain::Referral) -> Vec<String> {
+/// One referral's cells; `tz` (the practice's) gives the local date columns.
+pub fn row(r: &refloop_domain::Referral, tz: &jiff::tz::TimeZone) -> Vec<String> {
     let t = |v: Option<jiff::Timestamp>| v.map(iso).unwrap_or_default();
     let m = &r.milestones;
     let mut row = vec![
@@ -55,6 +59,7 @@ pub fn row(r: &refloop_domain::Referral) -> Vec<String> {
         r.duplicate_of.as_ref().map(|d| d.to_string()).unwrap_or_default(),
         r.state.as_str().to_owned(),
         iso(r.ordered_at),
+        crate::period::local_date(r.ordered_at, tz),
         t(m.patient_notified),
         t(m.scheduled),
         t(r.appointment_at),
@@ -67,6 +72,9 @@ pub fn row(r: &refloop_domain::Referral) -> Vec<String> {
     let (stage, reason) = leak_of(r).unwrap_or(("", String::new()));
     row.push(stage.to_owned());
     row.push(reason);
+    // When the referral ended, whichever way: its note, a close without one, a cancel.
+    row.push(t(m.note_received.or(m.closed_incomplete).or(m.cancelled)));
+    row.push(r.close_reason.clone().unwrap_or_default());
     row
 }
 
@@ -86,11 +94,15 @@ fn json_cell(column: &str, v: String) -> serde_json::Value {
 }
 
 /// Writes the CSV export (a header row, then one row per referral).
-pub fn write_csv<W: std::io::Write>(referrals: &[refloop_domain::Referral], out: W) -> std::io::Result<()> {
+pub fn write_csv<W: std::io::Write>(
+    referrals: &[refloop_domain::Referral],
+    tz: &jiff::tz::TimeZone,
+    out: W,
+) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(COLUMNS)?;
     for r in referrals {
-        w.write_record(row(r).into_iter().map(inert))?;
+        w.write_record(row(r, tz).into_iter().map(inert))?;
     }
     w.flush()
 }
@@ -104,10 +116,13 @@ fn inert(cell: String) -> String {
 }
 
 /// The JSON export: one object per referral, numbers and booleans typed, empty cells null.
-pub fn json_rows(referrals: &[refloop_domain::Referral]) -> Vec<serde_json::Map<String, serde_json::Value>> {
+pub fn json_rows(
+    referrals: &[refloop_domain::Referral],
+    tz: &jiff::tz::TimeZone,
+) -> Vec<serde_json::Map<String, serde_json::Value>> {
     referrals
         .iter()
-        .map(|r| COLUMNS.iter().zip(row(r)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect())
+        .map(|r| COLUMNS.iter().zip(row(r, tz)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect())
         .collect()
 }
 

@@ -17,6 +17,7 @@ mod history;
 mod ids;
 mod inbound;
 mod mfa;
+pub mod period;
 mod ports;
 mod reports;
 mod service;

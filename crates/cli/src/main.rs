@@ -155,10 +155,12 @@ enum ExportKind {
         /// csv (RFC 4180, a header row) or json (an array of objects)
         #[arg(long, default_value = "csv")]
         format: String,
-        /// Only referrals ordered from this date (inclusive).
+        /// Only referrals ordered from this day: a date YYYY-MM-DD, local to the practice
+        /// ([practice] time_zone) and included, or an RFC 3339 timestamp.
         #[arg(long)]
         from: Option<String>,
-        /// Only referrals ordered before this date.
+        /// Only referrals ordered up to this day: a local date, included (the whole day), or
+        /// an RFC 3339 timestamp (up to just before it).
         #[arg(long)]
         to: Option<String>,
         /// Write here instead of standard output.
@@ -174,10 +176,13 @@ enum ReportKind {
     Closure {
         #[command(flatten)]
         common: Common,
-        /// Start (RFC 3339 or YYYY-MM-DD, inclusive); default: 90 days before --to.
+        /// First day: a date YYYY-MM-DD, local to the practice ([practice] time_zone) and
+        /// included, or an RFC 3339 timestamp; default: the 90 days ending --to. The dashboard
+        /// and GET /api/v1/reports/closure read periods the same way.
         #[arg(long)]
         from: Option<String>,
-        /// End (exclusive); default: now.
+        /// Last day: a local date, included (the whole day), or an RFC 3339 timestamp (the
+        /// period ends just before it); default: today.
         #[arg(long)]
         to: Option<String>,
         /// Split by specialty, provider, specialist, network, urgency, week or month.

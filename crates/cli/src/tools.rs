@@ -236,11 +236,8 @@ pub async fn report_closure(
     json: bool,
 ) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
-    let instant = |field: &str, raw: &str| {
-        refloop_web::parse_instant(field, raw).map_err(|e| anyhow::anyhow!("--{field}: {}", e.message))
-    };
-    let to = to.map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| app.now());
-    let from = from.map(|f| instant("from", f)).transpose()?.unwrap_or(to - jiff::SignedDuration::from_hours(90 * 24));
+    let tz = app.policy().time_zone.clone();
+    let (from, to) = refloop_app::period::period(from, to, &tz, app.now()).map_err(|e| anyhow::anyhow!("--{e}"))?;
     let group = by
         .map(|b| refloop_app::GroupBy::parse(b).ok_or_else(|| anyhow::anyhow!("--by: {}", refloop_app::GroupBy::NAMES)))
         .transpose()?;
@@ -262,7 +259,12 @@ pub async fn report_closure(
             c.leakage_by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
         );
     };
-    println!("Closure report, referrals ordered {} to {}", &from.to_string()[..10], &to.to_string()[..10]);
+    println!(
+        "Closure report, referrals ordered {} to {} (local dates in {}, both included)",
+        refloop_app::period::local_date(from, &tz),
+        refloop_app::period::last_day(to, &tz),
+        tz.iana_name().unwrap_or("the practice's time zone")
+    );
     println!("{:<24} {:>7} {:>7} {:>8} {:>12}   leakage by stage", "", "tracked", "closed", "rate", "median days");
     line("all", &report.total);
     for (k, c) in report.by.iter().flatten() {
@@ -290,12 +292,16 @@ pub async fn export_referrals(
         anyhow::bail!("--format: csv or json");
     }
     let app = run::build_app(config).await?;
-    let instant = |field: &str, raw: &str| {
-        refloop_web::parse_instant(field, raw).map_err(|e| anyhow::anyhow!("--{field}: {}", e.message))
+    let tz = app.policy().time_zone.clone();
+    let bound = |field: &str, raw: &str, end: bool| {
+        refloop_app::period::bound(field, raw, &tz, end).map_err(|e| anyhow::anyhow!("--{e}"))
     };
-    let from = from.map(|f| instant("from", f)).transpose()?.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
-    let to =
-        to.map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| app.now() + jiff::SignedDuration::from_hours(24));
+    // Everything unless a bound is given.
+    let from = from.map(|f| bound("from", f, false)).transpose()?.unwrap_or(jiff::Timestamp::UNIX_EPOCH);
+    let to = to
+        .map(|t| bound("to", t, true))
+        .transpose()?
+        .unwrap_or_else(|| app.now() + jiff::SignedDuration::from_hours(24));
     let referrals = app.store().referrals_ordered_between(from, to).await?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
     app.audit_export(&refloop_app::Actor::system("cli"), &ids).await?;
@@ -304,9 +310,9 @@ pub async fn export_referrals(
         None => Box::new(std::io::stdout().lock()),
     };
     if format == "csv" {
-        refloop_app::export::write_csv(&referrals, out)?;
+        refloop_app::export::write_csv(&referrals, &tz, out)?;
     } else {
-        serde_json::to_writer_pretty(&mut out, &refloop_app::export::json_rows(&referrals))?;
+        serde_json::to_writer_pretty(&mut out, &refloop_app::export::json_rows(&referrals, &tz))?;
         writeln!(out)?;
     }
     Ok(())
@@ -398,17 +404,17 @@ struct HistoryRow {
 }
 
 /// A row's referral and milestones, or `field: message` (never the cell's value).
+/// A date alone is a local date in the practice's time zone `tz` (its start).
 fn history_of(
     row: HistoryRow,
     file_key: &str,
     line: u64,
+    tz: &jiff::tz::TimeZone,
 ) -> Result<(refloop_app::NewReferral, Vec<refloop_domain::Input>), String> {
     use refloop_domain::{Input, Network, Origin, PatientId, ProviderId, Specialty, State, Urgency};
     let given = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
     let time = |field: &str, v: Option<String>| {
-        given(v)
-            .map(|v| refloop_web::parse_instant(field, &v).map_err(|e| format!("{field}: {}", e.message)))
-            .transpose()
+        given(v).map(|v| refloop_app::period::bound(field, &v, tz, false).map_err(|e| e.to_string())).transpose()
     };
     let ordered_at = time("ordered_at", Some(row.ordered_at))?.ok_or("ordered_at: required")?;
     fn parsed<T>(field: &str, r: Result<T, refloop_domain::ParseError>) -> Result<T, String> {
@@ -464,6 +470,7 @@ fn history_of(
 
 pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
+    let tz = app.policy().time_zone.clone();
     let actor = refloop_app::Actor::system("baseline-import");
     let (mut imported, mut present, mut bad) = (0usize, 0usize, Vec::new());
     for file in files {
@@ -498,7 +505,7 @@ pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
                         }
                         _ => "unreadable row".to_owned(),
                     });
-                    let outcome = match row.and_then(|r| history_of(r, &file_key, line)) {
+                    let outcome = match row.and_then(|r| history_of(r, &file_key, line, &tz)) {
                         Ok((req, inputs)) => app.import_history(&actor, req, inputs).await.map_err(|e| e.to_string()),
                         Err(e) => Err(e),
                     };
@@ -663,19 +670,6 @@ pub async fn audit_verify(app: &refloop_app::App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A `--from`/`--to` bound: a local date in the practice's zone (the start of that day, or of
-/// the next one for an inclusive end), or a timestamp as it is.
-fn audit_bound(app: &refloop_app::App, field: &str, raw: &str, end: bool) -> anyhow::Result<jiff::Timestamp> {
-    if let Ok(at) = raw.parse::<jiff::Timestamp>() {
-        return Ok(at);
-    }
-    let date: jiff::civil::Date = raw
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--{field}: a date (2026-03-01) or a timestamp (2026-03-01T08:00:00Z)"))?;
-    let date = if end { date.tomorrow()? } else { date };
-    Ok(date.to_zoned_datetime(app.policy().time_zone.clone())?.timestamp())
-}
-
 /// `refloop audit export`: AuditEvent NDJSON, oldest first, in pages.
 pub async fn audit_export(
     app: &refloop_app::App,
@@ -683,8 +677,12 @@ pub async fn audit_export(
     to: Option<&str>,
     output: Option<&std::path::Path>,
 ) -> anyhow::Result<()> {
-    let from = from.map(|f| audit_bound(app, "from", f, false)).transpose()?;
-    let to = to.map(|t| audit_bound(app, "to", t, true)).transpose()?;
+    let tz = &app.policy().time_zone;
+    let bound = |field: &str, raw: &str, end: bool| {
+        refloop_app::period::bound(field, raw, tz, end).map_err(|e| anyhow::anyhow!("--{e}"))
+    };
+    let from = from.map(|f| bound("from", f, false)).transpose()?;
+    let to = to.map(|t| bound("to", t, true)).transpose()?;
     let mut out: Box<dyn std::io::Write> = match output {
         Some(p) => Box::new(std::io::BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("writing {}", p.display()))?,

@@ -29,10 +29,7 @@ use tower_http::{limit::RequestBodyLimitLayer, timeout::TimeoutLayer, trace::Tra
 
 pub use error::{ApiError, ErrorBody};
 pub use oidc::{Oidc, OidcError, OidcSettings, SsoIdentity};
-pub use routes::{
-    reports::instant as parse_instant, sms::SmsWebhooks, specialists::SpecialistBody,
-    specialists::parse as parse_specialist,
-};
+pub use routes::{sms::SmsWebhooks, specialists::SpecialistBody, specialists::parse as parse_specialist};
 pub use ui::UiInfo;
 
 /// Largest request body accepted anywhere (413 beyond).

@@ -7,6 +7,7 @@ mod fhir;
 mod hl7;
 mod limits;
 mod process;
+mod reports;
 mod serve;
 mod simulate;
 mod tools;

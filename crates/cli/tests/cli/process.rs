@@ -200,6 +200,24 @@ impl Serve {
 
     /// The status of a sign-in through the form: 303 when it worked.
     pub async fn sign_in(&self, username: &str, password: &str) -> u16 {
+        self.session(username, password).await.0
+    }
+
+    /// A page of the web UI as the signed-in `session` (a cookie value) sees it.
+    pub async fn page(&self, session: &str, path: &str) -> (u16, String) {
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", format!("refloop_session={session}"))
+            .send()
+            .await
+            .expect("a page");
+        (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    }
+
+    /// Signs in through the form: the answer's status, and the session cookie's value when
+    /// it worked.
+    pub async fn session(&self, username: &str, password: &str) -> (u16, Option<String>) {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("a client");
         let form = http.get(format!("{}/login", self.base)).send().await.expect("the sign-in form");
         let cookies: Vec<String> = form
@@ -217,7 +235,13 @@ impl Serve {
             .send()
             .await
             .expect("a sign-in answer");
-        answer.status().as_u16()
+        let session = answer
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|c| c.to_str().ok()?.split(';').next()?.strip_prefix("refloop_session=").map(str::to_owned))
+            .find(|v| !v.is_empty());
+        (answer.status().as_u16(), session)
     }
 
     /// Its /readyz status (0 when it does not answer).

@@ -5,7 +5,6 @@ use axum::{
     Json,
     extract::{Query, State},
 };
-use jiff::Timestamp;
 use refloop_app::{GroupBy, Permission};
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -18,19 +17,15 @@ use crate::{
 
 #[derive(Deserialize, IntoParams)]
 pub struct ClosureQuery {
-    /// Start of the period (RFC 3339 or YYYY-MM-DD, inclusive); default: 90 days before `to`.
+    /// First day of the period: a date YYYY-MM-DD, local to the practice (`[practice]
+    /// time_zone`) and included, or an RFC 3339 timestamp; default: the 90 days ending `to`.
     pub from: Option<String>,
-    /// End of the period (exclusive); default: now.
+    /// Last day of the period: a local date, included (the whole day), or an RFC 3339
+    /// timestamp (the period ends just before it); default: today. The dashboard and
+    /// `refloop report closure` read periods the same way.
     pub to: Option<String>,
     /// Split by specialty, provider, specialist, network, urgency, week or month.
     pub by: Option<String>,
-}
-
-/// A timestamp or a date (midnight UTC).
-pub fn instant(field: &str, raw: &str) -> ApiResult<Timestamp> {
-    let raw = raw.trim();
-    let full = if raw.len() == 10 { format!("{raw}T00:00:00Z") } else { raw.to_owned() };
-    full.parse().map_err(|_| ApiError::invalid(field, "an RFC 3339 timestamp or a date YYYY-MM-DD"))
 }
 
 /// Closed-loop rate, funnel, leakage by stage and reason, days at each stage, unscheduled
@@ -44,11 +39,8 @@ pub async fn closure(
     Query(q): Query<ClosureQuery>,
 ) -> ApiResult<Json<refloop_app::ClosureReport>> {
     auth.require(Permission::Read)?;
-    let to = q.to.as_deref().map(|t| instant("to", t)).transpose()?.unwrap_or_else(|| s.app.now());
-    let from = match q.from.as_deref() {
-        Some(f) => instant("from", f)?,
-        None => to - jiff::SignedDuration::from_hours(90 * 24),
-    };
+    let tz = &s.app.policy().time_zone;
+    let (from, to) = refloop_app::period::period(q.from.as_deref(), q.to.as_deref(), tz, s.app.now())?;
     let by = match q.by.as_deref() {
         None | Some("") => None,
         Some(b) => Some(GroupBy::parse(b).ok_or_else(|| ApiError::invalid("by", GroupBy::NAMES))?),

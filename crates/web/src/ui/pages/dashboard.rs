@@ -112,15 +112,8 @@ fn date_of(t: Timestamp, tz: &TimeZone) -> String {
 pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
     web.require(Permission::Read)?;
     let tz = s.app.policy().time_zone.clone();
-    let today_end = {
-        let d = tz.to_datetime(s.app.now()).date().tomorrow().unwrap_or_default();
-        parse_local("to", &d.to_string(), &tz)?.unwrap_or_else(|| s.app.now())
-    };
-    let to = parse_local("to", get(&q, "to"), &tz)?.unwrap_or(today_end);
-    let from = parse_local("from", get(&q, "from"), &tz)?.unwrap_or(to - SignedDuration::from_hours(90 * 24));
-    if to <= from {
-        return Err(UiError(StatusCode::UNPROCESSABLE_ENTITY, "The period must end after it starts.".into()));
-    }
+    // Local dates, both ends inclusive (as the API and the CLI read them).
+    let (from, to) = refloop_app::period::period(Some(get(&q, "from")), Some(get(&q, "to")), &tz, s.app.now())?;
     let by_name = BY_OPTIONS.iter().find(|(v, _)| *v == get(&q, "by")).unwrap_or(&BY_OPTIONS[0]);
     let by = GroupBy::parse(by_name.0).unwrap_or(GroupBy::Specialty);
     let weekly = to - from <= SignedDuration::from_hours(120 * 24);
@@ -144,7 +137,10 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         .collect();
 
     let baseline_from = parse_local("baseline_from", get(&q, "baseline_from"), &tz)?;
-    let baseline_to = parse_local("baseline_to", get(&q, "baseline_to"), &tz)?;
+    let baseline_to = match get(&q, "baseline_to") {
+        "" => None,
+        t => Some(refloop_app::period::bound("baseline_to", t, &tz, true)?),
+    };
     let baseline = match (baseline_from, baseline_to) {
         (Some(f), Some(t)) if t > f => Some(Kpis::of(&s.app.closure_report(f, t, None).await?.total)),
         _ => None,
@@ -193,10 +189,10 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         notice: None,
         form: DashboardForm {
             from: date_of(from, &tz),
-            to: date_of(to, &tz),
+            to: refloop_app::period::last_day(to, &tz).to_string(),
             by: by_name.0.to_owned(),
             baseline_from: baseline_from.map(|t| date_of(t, &tz)).unwrap_or_default(),
-            baseline_to: baseline_to.map(|t| date_of(t, &tz)).unwrap_or_default(),
+            baseline_to: baseline_to.map(|t| refloop_app::period::last_day(t, &tz).to_string()).unwrap_or_default(),
         },
         by_options: BY_OPTIONS.to_vec(),
         current: Kpis::of(&total),
@@ -221,24 +217,22 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
 pub async fn export_csv(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
     web.require(Permission::Read)?;
     let tz = s.app.policy().time_zone.clone();
-    let from = parse_local("from", get(&q, "from"), &tz)?.unwrap_or(Timestamp::UNIX_EPOCH);
-    let to = parse_local("to", get(&q, "to"), &tz)?.unwrap_or_else(|| s.app.now() + SignedDuration::from_hours(24));
+    let (from, to) = refloop_app::period::period(Some(get(&q, "from")), Some(get(&q, "to")), &tz, s.app.now())?;
     let referrals = s.app.store().referrals_ordered_between(from, to).await.map_err(refloop_app::AppError::from)?;
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
     s.app.audit_export(&web.0.actor, &ids).await?;
-    csv_response(&referrals)
+    let name = format!("referrals-{}-{}.csv", date_of(from, &tz), refloop_app::period::last_day(to, &tz));
+    csv_response(&referrals, &tz, &name)
 }
 
-/// Referrals as a CSV download (the columns of `refloop export`).
-pub(super) fn csv_response(referrals: &[refloop_domain::Referral]) -> UiResult<Response> {
+/// Referrals as a CSV download named `name` (the columns of `refloop export`).
+pub(super) fn csv_response(referrals: &[refloop_domain::Referral], tz: &TimeZone, name: &str) -> UiResult<Response> {
     let mut body = Vec::new();
-    refloop_app::export::write_csv(referrals, &mut body)
+    refloop_app::export::write_csv(referrals, tz, &mut body)
         .map_err(|e| UiError(StatusCode::INTERNAL_SERVER_ERROR, format!("export failed: {e}")))?;
+    let disposition = format!("attachment; filename=\"{name}\"");
     Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"referrals.csv\""),
-        ],
+        [(header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()), (header::CONTENT_DISPOSITION, disposition)],
         body,
     )
         .into_response())
