@@ -592,6 +592,9 @@ pub trait Store: Send + Sync + 'static {
         key: Option<&'static str>,
         spans_by_key: &[u8],
         sampled: bool,
+        // `(now, mature_before)`: rows are told apart by whether they are in progress at
+        // `now` and ordered before `mature_before`.
+        moment: (Timestamp, Timestamp),
     ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
     /// Tracked referrals and how many closed the loop, ordered in each `[bounds[i],
     /// bounds[i + 1])`: `(referrals, closed)` per piece.

@@ -92,10 +92,21 @@ pub struct Closure {
     /// How many reached each milestone (in any order).
     pub funnel: BTreeMap<&'static str, usize>,
     pub closed_loop: usize,
-    /// closed_loop / referrals (0–1); `None` without referrals.
+    /// closed_loop / referrals (0–1) over all of them, those still in progress included;
+    /// `None` without referrals.
     pub closed_loop_rate: Option<f64>,
-    /// Where the open or abandoned ones stopped: not notified, not scheduled, not attended,
-    /// no note.
+    /// Open referrals whose current stage's window has not run out: not leaked (yet).
+    pub in_progress: usize,
+    /// … by the stage they are in (the names of `leakage_by_stage`).
+    pub in_progress_by_stage: BTreeMap<&'static str, usize>,
+    /// Referrals whose whole path has had time to finish (ordered at least `[reports]
+    /// mature_after` ago) …
+    pub mature_referrals: usize,
+    /// … how many of them closed the loop, and their share: the rate to judge the practice by.
+    pub mature_closed_loop: usize,
+    pub mature_closed_loop_rate: Option<f64>,
+    /// Where the leaked ones stopped (their window ran out, or they were closed or cancelled):
+    /// not notified, not scheduled, not attended, no note.
     pub leakage_by_stage: BTreeMap<&'static str, usize>,
     /// Why: still open, closed incomplete (with the staff's reason), no-show on the way.
     pub leakage_by_reason: BTreeMap<String, usize>,
@@ -246,6 +257,8 @@ impl RollupRow {
                 .or(leak_reason),
             escalated: code & 0x10 != 0,
             caught: code & 0x20 != 0,
+            in_progress: false,
+            mature: false,
             n,
         }
     }
@@ -281,6 +294,10 @@ pub struct RollupRow {
     pub leak_reason: Option<String>,
     pub escalated: bool,
     pub caught: bool,
+    /// Open and inside its current stage's window at the report's moment.
+    pub in_progress: bool,
+    /// Ordered long enough ago for its whole path to have finished.
+    pub mature: bool,
     pub n: u64,
 }
 
@@ -341,12 +358,23 @@ pub fn fold(rows: &[&RollupRow], spans: &[&SpanRow]) -> Closure {
             }
         }
         match (&r.leak_stage, &r.leak_reason) {
+            (Some(stage), _) if r.in_progress => {
+                let stage = LEAK_STAGES.iter().find(|s| *s == stage).copied().unwrap_or("unknown");
+                c.in_progress += n;
+                *c.in_progress_by_stage.entry(stage).or_default() += n;
+            }
             (Some(stage), reason) => {
                 let stage = LEAK_STAGES.iter().find(|s| *s == stage).copied().unwrap_or("unknown");
                 *c.leakage_by_stage.entry(stage).or_default() += n;
                 *c.leakage_by_reason.entry(reason.clone().unwrap_or_default()).or_default() += n;
             }
             (None, _) => c.closed_loop += n,
+        }
+        if r.mature {
+            c.mature_referrals += n;
+            if r.leak_stage.is_none() {
+                c.mature_closed_loop += n;
+            }
         }
         if r.escalated {
             c.escalated_unscheduled += n;
@@ -356,6 +384,7 @@ pub fn fold(rows: &[&RollupRow], spans: &[&SpanRow]) -> Closure {
         }
     }
     c.closed_loop_rate = ratio(c.closed_loop, c.referrals);
+    c.mature_closed_loop_rate = ratio(c.mature_closed_loop, c.mature_referrals);
     c.unscheduled_catch_rate = ratio(c.caught_after_escalation, c.escalated_unscheduled);
     for (i, name) in SPANS.iter().enumerate() {
         let h: Vec<(i64, u64, i64)> =
@@ -367,12 +396,30 @@ pub fn fold(rows: &[&RollupRow], spans: &[&SpanRow]) -> Closure {
     c
 }
 
+/// When the reports look: `now`, and the order time before which a referral's whole path
+/// has had time to finish.
+#[derive(Clone, Copy, Debug)]
+pub struct Maturity<'a> {
+    pub now: Timestamp,
+    pub mature_before: Timestamp,
+    pub policy: &'a refloop_domain::Policy,
+}
+
+impl Maturity<'_> {
+    /// Open and inside its current stage's window.
+    pub fn in_progress(&self, r: &Referral) -> bool {
+        refloop_domain::stage_deadline(r, self.policy).is_some_and(|due| due > self.now)
+    }
+}
+
 /// The rollup rows of `referrals` (tracked ones only), each under the key `key(r)`.
 pub fn rollup_of<'a>(
     referrals: impl IntoIterator<Item = &'a Referral>,
     key: impl Fn(&Referral) -> String,
+    m: &Maturity<'_>,
 ) -> (Vec<RollupRow>, Vec<SpanRow>) {
-    let mut rows: BTreeMap<(String, i16, Option<String>), u64> = BTreeMap::new();
+    #[allow(clippy::type_complexity)]
+    let mut rows: BTreeMap<(String, i16, Option<String>, bool, bool), u64> = BTreeMap::new();
     let mut spans: BTreeMap<(String, u8, i64), (u64, i64)> = BTreeMap::new();
     for r in referrals {
         let s = stats_of(r);
@@ -388,9 +435,17 @@ pub fn rollup_of<'a>(
             }
         }
         let code = s.code();
-        *rows.entry((k, code, s.stored_reason())).or_default() += 1;
+        let (in_progress, mature) = (m.in_progress(r), r.ordered_at < m.mature_before);
+        *rows.entry((k, code, s.stored_reason(), in_progress, mature)).or_default() += 1;
     }
-    let rows = rows.into_iter().map(|((key, code, reason), n)| RollupRow::from_code(key, code, reason, n)).collect();
+    let rows = rows
+        .into_iter()
+        .map(|((key, code, reason, in_progress, mature), n)| RollupRow {
+            in_progress,
+            mature,
+            ..RollupRow::from_code(key, code, reason, n)
+        })
+        .collect();
     let spans = spans
         .into_iter()
         .map(|((key, span, tenths), (n, minutes))| SpanRow { key, span, tenths, n, minutes })
@@ -418,8 +473,8 @@ pub fn fold_groups(rows: &[RollupRow], spans: &[SpanRow]) -> (Closure, BTreeMap<
 }
 
 /// The figures for `referrals` (tracked ones only are counted).
-pub fn closure(referrals: &[&Referral]) -> Closure {
-    let (rows, spans) = rollup_of(referrals.iter().copied(), |_| String::new());
+pub fn closure(referrals: &[&Referral], m: &Maturity<'_>) -> Closure {
+    let (rows, spans) = rollup_of(referrals.iter().copied(), |_| String::new(), m);
     fold_groups(&rows, &spans).0
 }
 
@@ -427,12 +482,18 @@ pub fn closure(referrals: &[&Referral]) -> Closure {
 pub const SAMPLE_ABOVE: u64 = 50_000;
 
 /// The figures per group of `by` (dates in `tz`).
-pub fn split(referrals: &[&Referral], by: GroupBy, tz: &TimeZone) -> BTreeMap<String, Closure> {
-    let (rows, spans) = rollup_of(referrals.iter().copied(), |r| by.key(r, tz));
+pub fn split(referrals: &[&Referral], by: GroupBy, tz: &TimeZone, m: &Maturity<'_>) -> BTreeMap<String, Closure> {
+    let (rows, spans) = rollup_of(referrals.iter().copied(), |r| by.key(r, tz), m);
     fold_groups(&rows, &spans).1
 }
 
 impl App {
+    /// The reports' moment: now on the app's clock, and the maturity cut-off.
+    pub fn maturity(&self) -> Maturity<'_> {
+        let now = self.now();
+        Maturity { now, mature_before: now - self.policy.mature_after.to_signed(), policy: &self.policy }
+    }
+
     /// The closure report for referrals ordered in `[from, to)`, optionally split.
     pub async fn closure_report(
         &self,
@@ -448,11 +509,16 @@ impl App {
             Some((g, None)) => {
                 let all = self.store.referrals_ordered_between(from, to).await?;
                 let refs: Vec<&Referral> = all.iter().collect();
-                (closure(&refs), Some(split(&refs, g, &self.policy().time_zone)))
+                let m = self.maturity();
+                (closure(&refs, &m), Some(split(&refs, g, &self.policy().time_zone, &m)))
             }
             other => {
                 let column = other.and_then(|(_, c)| c);
-                let (rows, spans) = self.store.closure_rollup(from, to, column, &[0, 1, 2, 3, 4], false).await?;
+                let m = self.maturity();
+                let (rows, spans) = self
+                    .store
+                    .closure_rollup(from, to, column, &[0, 1, 2, 3, 4], false, (m.now, m.mature_before))
+                    .await?;
                 let (total, groups) = fold_groups(&rows, &spans);
                 (total, column.map(|_| groups))
             }
@@ -479,7 +545,11 @@ impl App {
         // Beyond this many referrals the days at each stage come from a fixed one-in-four sample.
         let tracked: u64 = self.store.closure_trend(&[from, to]).await?.iter().map(|(n, _)| n).sum();
         let sampled = tracked > SAMPLE_ABOVE;
-        let (rows, mut spans) = self.store.closure_rollup(from, to, Some(column), &[order_to_note], sampled).await?;
+        let m = self.maturity();
+        let (rows, mut spans) = self
+            .store
+            .closure_rollup(from, to, Some(column), &[order_to_note], sampled, (m.now, m.mature_before))
+            .await?;
         if sampled {
             for s in &mut spans {
                 s.n *= 4;
@@ -491,13 +561,13 @@ impl App {
     }
 
     /// Tracked referrals and closed loops per week or month of order (practice time zone), for
-    /// the trend: `(key, referrals, closed)`, oldest first.
+    /// the trend: `(key, referrals, closed, mature)`, oldest first.
     pub async fn closure_trend(
         &self,
         from: Timestamp,
         to: Timestamp,
         by: GroupBy,
-    ) -> Result<Vec<(String, u64, u64)>, AppError> {
+    ) -> Result<Vec<(String, u64, u64, bool)>, AppError> {
         // The period cut at each local week (or month) start: one range count per piece,
         // which the database answers from the order-time index without sorting.
         let tz = &self.policy().time_zone;
@@ -519,10 +589,15 @@ impl App {
         let mut bounds = starts.clone();
         bounds.push(to);
         let counts = self.store.closure_trend(&bounds).await?;
+        // A piece is mature once every referral in it could have finished its path.
+        let mature_before = self.maturity().mature_before;
         Ok(starts
             .iter()
+            .zip(bounds.iter().skip(1))
             .zip(counts)
-            .map(|(start, (n, closed))| (by.calendar_key(tz.to_datetime(*start).date()), n, closed))
+            .map(|((start, end), (n, closed))| {
+                (by.calendar_key(tz.to_datetime(*start).date()), n, closed, *end <= mature_before)
+            })
             .collect())
     }
 }

@@ -145,6 +145,9 @@ pub struct Practice {
 #[serde(deny_unknown_fields)]
 pub struct Workflow {
     pub dedupe_window: Duration,
+    /// The reports count a referral as mature (its whole path has had time) this long after
+    /// its order.
+    pub mature_after: Duration,
     pub quiet_hours_start: String,
     pub quiet_hours_end: String,
     pub pilot_providers: Vec<String>,
@@ -499,6 +502,7 @@ impl Config {
             live: refloop_domain::LiveChannels::ALL,
             replies_in_quiet_hours: self.sms.reply_in_quiet_hours,
             future_tolerance: self.hl7.future_tolerance,
+            mature_after: w.mature_after,
             call_retry: refloop_domain::CallRetry::parse(&w.call_retry)
                 .map_err(|e| anyhow::anyhow!("workflow.call_retry: {e}"))?,
         })

@@ -270,6 +270,23 @@ pub async fn report_closure(
     for (k, c) in report.by.iter().flatten() {
         line(k, c);
     }
+    let t = &report.total;
+    println!(
+        "mature closed-loop rate: {} ({} of {} referrals ordered {}+ days ago); {} still in progress within their windows{}",
+        t.mature_closed_loop_rate.map_or("—".to_owned(), |r| format!("{:.1}%", r * 100.0)),
+        t.mature_closed_loop,
+        t.mature_referrals,
+        app.policy().mature_after.as_seconds() / 86_400,
+        t.in_progress,
+        if t.in_progress_by_stage.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                t.in_progress_by_stage.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
+            )
+        }
+    );
     if let Some(rate) = report.total.unscheduled_catch_rate {
         println!(
             "unscheduled catch rate: {:.1}% ({} of {} escalated referrals scheduled afterwards)",

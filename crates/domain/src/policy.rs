@@ -229,6 +229,9 @@ pub struct Policy {
     /// How far ahead of our clock an order may be dated (a sender's clock running fast, or a
     /// timestamp without an offset read in the practice's zone) and still be taken as it is.
     pub future_tolerance: Duration,
+    /// How long after its order a referral's whole path (to the visit, then the note) has had
+    /// time to finish: the reports' mature closed-loop rate counts only those.
+    pub mature_after: Duration,
 }
 
 impl Default for Policy {
@@ -245,6 +248,7 @@ impl Default for Policy {
             call_retry: CallRetry::default(),
             replies_in_quiet_hours: false,
             future_tolerance: Duration::hours(24),
+            mature_after: Duration::days(90),
         }
     }
 }

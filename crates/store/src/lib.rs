@@ -576,8 +576,9 @@ impl Store for SqlStore {
         key: Option<&'static str>,
         spans_by_key: &[u8],
         sampled: bool,
+        moment: (Timestamp, Timestamp),
     ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
-        self.rollup(from, to, key, spans_by_key, sampled).await
+        self.rollup(from, to, key, spans_by_key, sampled, moment).await
     }
 
     async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {

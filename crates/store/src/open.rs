@@ -37,6 +37,7 @@ fn migrator(dialect: &str) -> Migrator {
             (18, "audit chain", include_str!("../migrations/sqlite/0018_audit_chain.sql")),
             (19, "mfa", include_str!("../migrations/sqlite/0019_mfa.sql")),
             (20, "sso", include_str!("../migrations/sqlite/0020_sso.sql")),
+            (21, "stage due", include_str!("../migrations/sqlite/0021_stage_due.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -59,6 +60,7 @@ fn migrator(dialect: &str) -> Migrator {
             (18, "audit chain", include_str!("../migrations/postgres/0018_audit_chain.sql")),
             (19, "mfa", include_str!("../migrations/postgres/0019_mfa.sql")),
             (20, "sso", include_str!("../migrations/postgres/0020_sso.sql")),
+            (21, "stage due", include_str!("../migrations/postgres/0021_stage_due.sql")),
         ],
     };
     Migrator::with_migrations(
@@ -161,16 +163,21 @@ impl SqlStore {
     /// Writes the report rows of referrals entered before `referral_stats` existed.
     async fn backfill_stats(&self) -> Result<(), StoreError> {
         loop {
-            let docs: Vec<Referral> = on_pool!(&self.db, p => {
+            let docs: Vec<(Referral, Option<jiff::Timestamp>)> = on_pool!(&self.db, p => {
                 let rows = sqlx::query(
-                    "SELECT r.doc FROM referrals r
+                    "SELECT r.doc, r.stage_due_at FROM referrals r
                      WHERE NOT EXISTS (SELECT 1 FROM referral_stats s WHERE s.ordered_at = r.ordered_at AND s.id = r.id)
                      LIMIT 2000",
                 )
                 .fetch_all(p)
                 .await
                 .map_err(db)?;
-                rows.iter().map(|r| row::referral(r)).collect::<Result<Vec<_>, _>>()?
+                rows.iter()
+                    .map(|r| {
+                        let due = row::Get::opt_int(r, "stage_due_at")?.map(row::ts).transpose()?;
+                        Ok((row::referral(r)?, due))
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?
             });
             if docs.is_empty() {
                 return Ok(());

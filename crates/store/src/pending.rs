@@ -30,7 +30,8 @@ pub(crate) struct Pending {
     /// Referral keys; the first referral to claim a key keeps it.
     pub keys: Vec<(String, ReferralId)>,
     /// Referrals whose report row (`referral_stats`) to write; the last version of an id wins.
-    pub stats: Vec<Referral>,
+    /// Report rows to write: each referral with when its current stage runs out.
+    pub stats: Vec<(Referral, Option<Timestamp>)>,
     /// New outbox items; at the flush a key already taken keeps its first item.
     pub outbox: Vec<OutboxItem>,
     /// Referring providers' names: (id, name, when); one per id, the last write wins.
@@ -59,11 +60,11 @@ impl Pending {
     }
 
     /// The referrals whose report rows to write, the last version of each.
-    pub fn take_stats(&mut self) -> Vec<Referral> {
+    pub fn take_stats(&mut self) -> Vec<(Referral, Option<Timestamp>)> {
         let mut all = std::mem::take(&mut self.stats);
         let mut seen = std::collections::HashSet::new();
         all.reverse();
-        all.retain(|r| seen.insert(r.id.clone()));
+        all.retain(|(r, _)| seen.insert(r.id.clone()));
         all
     }
 
@@ -148,7 +149,7 @@ pub(crate) enum Part<'a> {
     /// Patient upserts sharing what they keep of a stored row (consent, opt-out).
     Patients(Vec<&'a Patient>, (bool, bool)),
     Referrals(&'a [(Referral, Option<Timestamp>, Timestamp)]),
-    Stats(&'a [Referral]),
+    Stats(&'a [(Referral, Option<Timestamp>)]),
     Outbox(&'a [OutboxItem]),
     Events(&'a [StoredEvent]),
     Audits(&'a [AuditEntry]),
@@ -361,9 +362,9 @@ macro_rules! stats_query {
         let q = &mut $q;
         q.push(
             "INSERT INTO referral_stats (ordered_at, id, tracked, specialty, provider, specialist, network, urgency, \
-             code, leak_reason, sample, m_notify, m_schedule, m_attend, m_note, m_total) ",
+             code, leak_reason, sample, m_notify, m_schedule, m_attend, m_note, m_total, stage_due) ",
         );
-        q.push_values($rows, |mut b, r: &refloop_domain::Referral| {
+        q.push_values($rows, |mut b, (r, due): &(refloop_domain::Referral, Option<jiff::Timestamp>)| {
             let s = refloop_app::stats_of(r);
             b.push_bind($crate::row::ms(r.ordered_at))
                 .push_bind(r.id.as_str())
@@ -379,13 +380,14 @@ macro_rules! stats_query {
             for m in s.minutes {
                 b.push_bind(m);
             }
+            b.push_bind(due.map($crate::row::ms));
         });
         q.push(
             " ON CONFLICT (ordered_at, id) DO UPDATE SET tracked = excluded.tracked, specialty = excluded.specialty, \
              provider = excluded.provider, specialist = excluded.specialist, network = excluded.network, \
              urgency = excluded.urgency, code = excluded.code, leak_reason = excluded.leak_reason, \
              m_notify = excluded.m_notify, m_schedule = excluded.m_schedule, m_attend = excluded.m_attend, \
-             m_note = excluded.m_note, m_total = excluded.m_total",
+             m_note = excluded.m_note, m_total = excluded.m_total, stage_due = excluded.stage_due",
         );
     }};
 }

@@ -16,6 +16,7 @@ impl SqlStore {
         key: Option<&'static str>,
         spans_by_key: &[u8],
         sampled: bool,
+        (now, mature_before): (Timestamp, Timestamp),
     ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
         let k = match key {
             None => "''",
@@ -28,9 +29,12 @@ impl SqlStore {
         };
         let group = if key.is_some() { format!("{k}, ") } else { String::new() };
         let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
+        // In progress: open (a stage due) and inside that window at $3; mature: ordered before $4.
+        let (ip, mat) = ("CASE WHEN stage_due > $3 THEN 1 ELSE 0 END", "CASE WHEN ordered_at < $4 THEN 1 ELSE 0 END");
         let rows_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {k} AS k, CAST(code AS BIGINT) AS code, leak_reason, CAST(COUNT(*) AS BIGINT) AS n \
-             {range} GROUP BY {group}code, leak_reason"
+            "SELECT {k} AS k, CAST(code AS BIGINT) AS code, leak_reason, CAST({ip} AS BIGINT) AS ip, \
+             CAST({mat} AS BIGINT) AS mat, CAST(COUNT(*) AS BIGINT) AS n \
+             {range} GROUP BY {group}code, leak_reason, {ip}, {mat}"
         ));
         let span_sql = |i: usize, m: &str| {
             let keyed = spans_by_key.contains(&(i as u8));
@@ -53,7 +57,14 @@ impl SqlStore {
                 }
             };
             let rows = async {
-                let rows = sqlx::query(rows_sql).bind(a).bind(b).fetch_all(p).await.map_err(db)?;
+                let rows = sqlx::query(rows_sql)
+                    .bind(a)
+                    .bind(b)
+                    .bind(ms(now))
+                    .bind(ms(mature_before))
+                    .fetch_all(p)
+                    .await
+                    .map_err(db)?;
                 rows.iter().map(|r| row::rollup(r)).collect::<Result<Vec<_>, _>>()
             };
             let (rows, s0, s1, s2, s3, s4) = tokio::try_join!(

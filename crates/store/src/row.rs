@@ -257,12 +257,16 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
 }
 
 pub(crate) fn rollup(row: &dyn Get) -> Result<refloop_app::RollupRow, StoreError> {
-    Ok(refloop_app::RollupRow::from_code(
-        row.text("k")?,
-        i16::try_from(row.int("code")?).map_err(corrupt)?,
-        row.opt_text("leak_reason")?,
-        u64::try_from(row.int("n")?).map_err(corrupt)?,
-    ))
+    Ok(refloop_app::RollupRow {
+        in_progress: row.int("ip")? == 1,
+        mature: row.int("mat")? == 1,
+        ..refloop_app::RollupRow::from_code(
+            row.text("k")?,
+            i16::try_from(row.int("code")?).map_err(corrupt)?,
+            row.opt_text("leak_reason")?,
+            u64::try_from(row.int("n")?).map_err(corrupt)?,
+        )
+    })
 }
 
 pub(crate) fn span(row: &dyn Get) -> Result<refloop_app::SpanRow, StoreError> {

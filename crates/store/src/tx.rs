@@ -297,7 +297,7 @@ impl Tx for SqlTx {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         self.pending.referrals.push((r.clone(), stage_due_at, now));
-        self.pending.stats.push(r.clone());
+        self.pending.stats.push((r.clone(), stage_due_at));
         self.track(r);
         self.put_keys(r).await
     }
@@ -322,7 +322,7 @@ impl Tx for SqlTx {
         if updated != 1 {
             return Err(StoreError::Conflict(format!("another writer changed referral {} first", r.id)));
         }
-        self.pending.stats.push(r.clone());
+        self.pending.stats.push((r.clone(), stage_due_at));
         self.track(r);
         Ok(())
     }

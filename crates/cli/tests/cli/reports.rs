@@ -37,7 +37,9 @@ async fn cli_api_and_dashboard_count_the_same_referrals_on_a_boundary_day() {
         assert_eq!(status, 200, "{api}");
         let (status, page) = s.page(&session, &format!("/?from={from}&to={to}")).await;
         assert_eq!(status, 200);
-        let shown = page.split("</b>").nth(1).and_then(|r| r.split(" of ").nth(1)).and_then(|r| r.split('<').next());
+        // The all-referrals figure: "closed of referrals; …".
+        let all = page.split(r#"id="closed-loop-rate-all">"#).nth(1).and_then(|r| r.split("</b>").nth(1));
+        let shown = all.and_then(|r| r.split(" of ").nth(1)).and_then(|r| r.split(';').next());
         let (ok, out, err) =
             run(&["report", "closure", "--json", "--from", from, "--to", to, "--database", &db.url], &env);
         assert!(ok, "{err}");

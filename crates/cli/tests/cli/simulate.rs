@@ -46,8 +46,14 @@ async fn the_workflow_run_equals_what_the_reports_say_for_its_database() {
         let db = TestDb::new(backend).await;
         let a = simulate("11", &["--database", &db.url]);
         let (from, to) = (a["from"].as_str().unwrap(), a["to"].as_str().unwrap());
+        // Asked at the moment the simulation ended (its last second), as the simulator asks:
+        // which referrals are still within their windows depends on when one looks.
+        let follow = a["parameters"]["follow_days"].as_i64().unwrap();
+        let ended = from.parse::<jiff::Timestamp>().unwrap() + jiff::SignedDuration::from_hours((20 + follow) * 24)
+            - jiff::SignedDuration::from_secs(1);
+        let at = [("REFLOOP_CLOCK_MODE", "manual"), ("REFLOOP_CLOCK_START", &ended.to_string())];
         let (ok, out, err) =
-            run(&["report", "closure", "--database", &db.url, "--from", from, "--to", to, "--json"], &[]);
+            run(&["report", "closure", "--database", &db.url, "--from", from, "--to", to, "--json"], &at);
         assert!(ok, "{err}");
         let report: serde_json::Value = serde_json::from_str(&out).unwrap();
         let w = &a["workflow"];

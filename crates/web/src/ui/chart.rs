@@ -8,6 +8,9 @@ pub struct Bar {
     pub label: String,
     pub value: f64,
     pub text: String,
+    /// Drawn hatched: a figure that is not final yet (e.g. a week whose referrals are still
+    /// within their windows).
+    pub provisional: bool,
 }
 
 const ROW: usize = 26;
@@ -52,7 +55,7 @@ pub fn columns(title: &str, bars: &[Bar], max: f64) -> String {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="max-width:100%;height:auto"><title>{}</title><line x1="30" y1="170" x2="{width}" y2="170" class="axis"/>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="max-width:100%;height:auto"><title>{}</title><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch"/></pattern></defs><line x1="30" y1="170" x2="{width}" y2="170" class="axis"/>"#,
         escape(title)
     );
     for (i, b) in bars.iter().enumerate() {
@@ -60,11 +63,13 @@ pub fn columns(title: &str, bars: &[Bar], max: f64) -> String {
         let x = 34 + i * col;
         let _ = write!(
             svg,
-            r#"<rect x="{x}" y="{y:.1}" width="{w}" height="{h:.1}" class="bar"><title>{label}: {text}</title></rect>"#,
+            r#"<rect x="{x}" y="{y:.1}" width="{w}" height="{h:.1}" class="{class}"><title>{label}: {text}{note}</title></rect>"#,
             y = 170.0 - h,
             w = col.saturating_sub(4),
+            class = if b.provisional { "bar provisional" } else { "bar" },
             label = escape(&b.label),
             text = escape(&b.text),
+            note = if b.provisional { " (not mature yet)" } else { "" },
         );
         if n <= 16 || i % (n / 8).max(1) == 0 {
             let _ = write!(svg, r#"<text x="{x}" y="188" class="tick">{}</text>"#, escape(short(&b.label)));
@@ -89,8 +94,8 @@ mod tests {
     #[test]
     fn bars_scale_to_the_largest_and_labels_are_escaped() {
         let bars = [
-            Bar { label: "a<b".into(), value: 50.0, text: "50".into() },
-            Bar { label: "c".into(), value: 100.0, text: "100".into() },
+            Bar { label: "a<b".into(), value: 50.0, text: "50".into(), provisional: false },
+            Bar { label: "c".into(), value: 100.0, text: "100".into(), provisional: false },
         ];
         let svg = horizontal("t", &bars, None);
         assert!(svg.contains(r#"width="150" height="20""#), "{svg}");
@@ -100,7 +105,7 @@ mod tests {
 
     #[test]
     fn columns_never_exceed_the_plot() {
-        let bars = [Bar { label: "2026-03-02".into(), value: 2.0, text: "200%".into() }];
+        let bars = [Bar { label: "2026-03-02".into(), value: 2.0, text: "200%".into(), provisional: false }];
         let svg = columns("t", &bars, 1.0);
         assert!(svg.contains(r#"height="160.0""#), "{svg}");
     }

@@ -6,8 +6,39 @@ use serde_json::{Value, json};
 
 on_both_backends!(
     the_closure_report_counts_what_closed_and_where_the_rest_leaked,
-    cms50_counts_each_provider_from_fhir_facts
+    cms50_counts_each_provider_from_fhir_facts,
+    a_referral_is_in_progress_until_its_window_runs_out_then_leaked,
 );
+
+/// Maturity at the window's edge: one hour before the day-7 scheduling window runs out the
+/// referral is in progress (not a leak); one hour after, it has leaked at "not scheduled". The
+/// mature rate counts it only once it was ordered `[workflow] mature_after` (90 days) ago.
+async fn a_referral_is_in_progress_until_its_window_runs_out_then_leaked(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let id = t.create_referral_id(order("p-mat", "cardiology")).await;
+    t.event(&id, json!({"type": "patient-notified"})).await;
+    t.advance("6d23h").await;
+    let r = t.get("/api/v1/reports/closure").await.body;
+    assert_eq!((r["referrals"].as_u64(), r["in_progress"].as_u64()), (Some(1), Some(1)), "{r}");
+    assert_eq!(r["in_progress_by_stage"], json!({"not scheduled": 1}));
+    assert_eq!(r["leakage_by_stage"], json!({}), "not a leak while its window runs");
+    assert_eq!((r["mature_referrals"].as_u64(), r["mature_closed_loop_rate"].as_f64()), (Some(0), None));
+
+    t.advance("2h").await;
+    let r = t.get("/api/v1/reports/closure").await.body;
+    assert_eq!(r["in_progress"].as_u64(), Some(0), "{r}");
+    assert_eq!(r["leakage_by_stage"], json!({"not scheduled": 1}));
+    assert_eq!(r["leakage_by_reason"], json!({"still open": 1}));
+
+    // Once ordered 90 days ago it counts in the mature rate (a leak: 0 of 1).
+    let period = "/api/v1/reports/closure?from=2026-03-01&to=2026-06-30";
+    t.advance("82d").await;
+    let r = t.get(period).await.body;
+    assert_eq!((r["referrals"].as_u64(), r["mature_referrals"].as_u64()), (Some(1), Some(0)), "89 days: not yet");
+    t.advance("1d1h").await;
+    let r = t.get(period).await.body;
+    assert_eq!((r["mature_referrals"].as_u64(), r["mature_closed_loop_rate"].as_f64()), (Some(1), Some(0.0)), "{r}");
+}
 
 fn order(patient: &str, specialty: &str) -> Value {
     json!({"patient_id": patient, "referring_provider": "dr-adams", "specialty": specialty, "urgency": "routine",
@@ -40,8 +71,10 @@ async fn the_closure_report_counts_what_closed_and_where_the_rest_leaked(b: Back
         (Some(4), Some(1), Some(0.25))
     );
     assert_eq!(b["funnel"], json!({"patient-notified": 4, "scheduled": 3, "attended": 1, "note-received": 1}));
-    assert_eq!(b["leakage_by_stage"], json!({"not attended": 2, "not scheduled": 1}));
-    assert_eq!(b["leakage_by_reason"], json!({"closed: patient declined": 1, "still open": 2}));
+    // The two waiting for their visits are within their windows: in progress, not leaks.
+    assert_eq!((b["in_progress"].as_u64(), &b["in_progress_by_stage"]), (Some(2), &json!({"not attended": 2})));
+    assert_eq!(b["leakage_by_stage"], json!({"not scheduled": 1}));
+    assert_eq!(b["leakage_by_reason"], json!({"closed: patient declined": 1}));
     assert_eq!(b["days"]["order-to-note"]["median_days"].as_f64(), Some(8.0));
     assert_eq!(b["days"]["scheduled-to-attended"]["count"].as_u64(), Some(1));
     assert_eq!((b["escalated_unscheduled"].as_u64(), b["caught_after_escalation"].as_u64()), (Some(1), Some(1)));

@@ -297,11 +297,16 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
     let dash = p.get("/?from=2026-03-01&to=2026-03-31&by=provider").await;
     assert_eq!(dash.status, 200);
     assert!(dash.html.contains("<svg") && dash.html.contains("dr-baker"));
-    assert!(dash.html.contains(r#"id="closed-loop-rate">0.0%"#), "one referral, not closed");
-    // The weekly trend: a row per week of March (by its Monday), the referral in its week.
-    assert!(dash.html.contains(r#"<td>2026-03-02</td><td class="num">1</td>"#), "{}", dash.html);
-    assert!(dash.html.contains(r#"<td>2026-03-30</td><td class="num">0</td>"#));
-    assert!(dash.html.contains(r#"<td>2026-02-23</td><td class="num">0</td>"#), "March 1 is a Sunday");
+    assert!(dash.html.contains(r#"id="closed-loop-rate-all">0.0%"#), "one referral, not closed");
+    assert!(dash.html.contains(r#"id="closed-loop-rate">–"#), "none ordered 90 days ago: no mature rate yet");
+    // The weekly trend: a row per week of March (by its Monday), the referral in its week,
+    // which is not mature yet (and says so, hatched in the chart).
+    let week = r#"<td>2026-03-02 <span class="muted">(not mature)</span></td><td class="num">1</td>"#;
+    assert!(dash.html.contains(week), "{}", dash.html);
+    assert!(dash.html.contains(r#"class="bar provisional""#) && dash.html.contains("not mature yet"));
+    let not_mature = r#" <span class="muted">(not mature)</span></td><td class="num">0</td>"#;
+    assert!(dash.html.contains(&format!("<td>2026-03-30{not_mature}")));
+    assert!(dash.html.contains(&format!("<td>2026-02-23{not_mature}")), "March 1 is a Sunday");
     let csv = p.get("/export.csv?from=2026-03-01&to=2026-03-31").await;
     assert!(csv.html.starts_with("referral_id,") && csv.html.contains(&id));
     assert!(!p.get("/settings").await.html.is_empty());

@@ -6,6 +6,11 @@ struct Kpis {
     referrals: usize,
     closed: usize,
     rate: String,
+    /// Over the referrals whose whole path has had time to finish.
+    mature_rate: String,
+    mature: usize,
+    mature_closed: usize,
+    in_progress: usize,
     catch_rate: String,
     caught: usize,
     escalated: usize,
@@ -20,6 +25,10 @@ impl Kpis {
             referrals: c.referrals,
             closed: c.closed_loop,
             rate: pct(c.closed_loop_rate),
+            mature_rate: pct(c.mature_closed_loop_rate),
+            mature: c.mature_referrals,
+            mature_closed: c.mature_closed_loop,
+            in_progress: c.in_progress,
             catch_rate: pct(c.unscheduled_catch_rate),
             caught: c.caught_after_escalation,
             escalated: c.escalated_unscheduled,
@@ -34,6 +43,8 @@ struct GroupRow {
     referrals: usize,
     closed: usize,
     rate: String,
+    /// Every referral in it has had time to finish its path (trend rows; always for groups).
+    mature: bool,
     median_to_note: String,
     catch_rate: String,
 }
@@ -65,6 +76,8 @@ struct DashboardPage {
     current: Kpis,
     baseline: Option<Kpis>,
     trend_unit: &'static str,
+    /// `[reports] mature_after`, in days.
+    mature_days: i64,
     trend_svg: String,
     trend: Vec<GroupRow>,
     funnel_svg: String,
@@ -98,6 +111,7 @@ fn group_rows(groups: &std::collections::BTreeMap<String, Closure>) -> Vec<Group
                 referrals: kp.referrals,
                 closed: kp.closed,
                 rate: kp.rate,
+                mature: true,
                 median_to_note: kp.median_to_note,
                 catch_rate: kp.catch_rate,
             }
@@ -126,11 +140,12 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
     let by_group = group_rows(&report.by.unwrap_or_default());
     let trend: Vec<GroupRow> = trend?
         .into_iter()
-        .map(|(key, n, closed)| GroupRow {
+        .map(|(key, n, closed, mature)| GroupRow {
             key,
             referrals: n as usize,
             closed: closed as usize,
             rate: pct((n > 0).then(|| closed as f64 / n as f64)),
+            mature,
             median_to_note: String::new(),
             catch_rate: String::new(),
         })
@@ -152,6 +167,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
             label: r.key.clone(),
             value: if r.referrals == 0 { 0.0 } else { r.closed as f64 / r.referrals as f64 },
             text: r.rate.clone(),
+            provisional: !r.mature,
         })
         .collect();
     let stages = ["patient-notified", "scheduled", "attended", "note-received"];
@@ -160,11 +176,15 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         let n = total.funnel.get(st).copied().unwrap_or(0);
         funnel.push((st, n, pct((total.referrals > 0).then(|| n as f64 / total.referrals as f64))));
     }
-    let funnel_bars: Vec<Bar> =
-        funnel.iter().map(|(l, n, _)| Bar { label: (*l).into(), value: *n as f64, text: n.to_string() }).collect();
+    let funnel_bars: Vec<Bar> = funnel
+        .iter()
+        .map(|(l, n, _)| Bar { label: (*l).into(), value: *n as f64, text: n.to_string(), provisional: false })
+        .collect();
     let leak_stage: Vec<(String, usize)> = total.leakage_by_stage.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
-    let leak_bars: Vec<Bar> =
-        leak_stage.iter().map(|(l, n)| Bar { label: l.clone(), value: *n as f64, text: n.to_string() }).collect();
+    let leak_bars: Vec<Bar> = leak_stage
+        .iter()
+        .map(|(l, n)| Bar { label: l.clone(), value: *n as f64, text: n.to_string(), provisional: false })
+        .collect();
     let mut leak_reason: Vec<(String, usize)> = total.leakage_by_reason.iter().map(|(k, v)| (k.clone(), *v)).collect();
     leak_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let span_order =
@@ -198,6 +218,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         current: Kpis::of(&total),
         baseline,
         trend_unit,
+        mature_days: (s.app.now() - s.app.maturity().mature_before).as_hours() / 24,
         trend_svg: chart::columns(&format!("Closed-loop rate by {trend_unit}"), &trend_bars, 1.0),
         trend,
         funnel_svg: chart::horizontal("Referrals reaching each state", &funnel_bars, None),
