@@ -172,7 +172,9 @@ enum ExportKind {
 #[derive(Subcommand)]
 enum ReportKind {
     /// Closed-loop rate, funnel, leakage by stage and reason, days at each stage, unscheduled
-    /// catch rate, for tracked referrals ordered in the period.
+    /// catch rate, for tracked referrals ordered in the period. An open referral within its
+    /// current stage's window is in progress, not a leak; the mature rate counts the referrals
+    /// ordered [workflow] mature_after (90 days) ago.
     Closure {
         #[command(flatten)]
         common: Common,
@@ -188,7 +190,9 @@ enum ReportKind {
         /// Split by specialty, provider, specialist, network, urgency, week or month.
         #[arg(long)]
         by: Option<String>,
-        /// Print the report as JSON (the same as GET /api/v1/reports/closure).
+        /// Print the report as JSON (the same as GET /api/v1/reports/closure, described in its
+        /// OpenAPI document): closed_loop_rate over all referrals, in_progress and
+        /// in_progress_by_stage, mature_referrals and mature_closed_loop_rate, leakage_by_stage …
         #[arg(long)]
         json: bool,
     },

@@ -28,10 +28,55 @@ pub struct ClosureQuery {
     pub by: Option<String>,
 }
 
+/// The closure report as the API answers it (documentation of `refloop_app::ClosureReport`).
+#[allow(dead_code)]
+#[derive(utoipa::ToSchema)]
+pub struct ClosureReportDoc {
+    /// The period's first instant (the start of `from`, local).
+    pub from: String,
+    /// Just after the period's last instant (the start of the day after `to`).
+    pub to: String,
+    pub generated_at: String,
+    /// Tracked referrals ordered in the period (physician orders, not duplicates).
+    pub referrals: u64,
+    /// How many reached each milestone: `patient-notified`, `scheduled`, `attended`, `note-received`.
+    pub funnel: std::collections::BTreeMap<String, u64>,
+    /// Referrals whose loop closed (the specialist's note came back).
+    pub closed_loop: u64,
+    /// closed_loop / referrals over all of them, those still in progress included (0–1).
+    pub closed_loop_rate: Option<f64>,
+    /// Open referrals whose current stage's window has not run out at `generated_at`: not
+    /// leaked (yet).
+    pub in_progress: u64,
+    /// … by the stage they are in (`not notified`, `not scheduled`, `not attended`, `no note`).
+    pub in_progress_by_stage: std::collections::BTreeMap<String, u64>,
+    /// Referrals ordered at least `[workflow] mature_after` (90 days) before `generated_at`,
+    /// whose whole path has had time to finish …
+    pub mature_referrals: u64,
+    /// … how many of them closed the loop …
+    pub mature_closed_loop: u64,
+    /// … and their share (0–1): the rate to judge the practice by.
+    pub mature_closed_loop_rate: Option<f64>,
+    /// Where the leaked ones stopped (window run out, closed incomplete or cancelled).
+    pub leakage_by_stage: std::collections::BTreeMap<String, u64>,
+    /// Why they leaked: `still open`, `open after a no-show`, `cancelled`, `closed: <reason>`.
+    pub leakage_by_reason: std::collections::BTreeMap<String, u64>,
+    /// Days from each milestone to the next and from order to note: count, median, p90, mean.
+    #[schema(value_type = Object)]
+    pub days: serde_json::Value,
+    pub escalated_unscheduled: u64,
+    pub caught_after_escalation: u64,
+    /// Of the referrals escalated for no appointment, the share scheduled afterwards.
+    pub unscheduled_catch_rate: Option<f64>,
+    /// With `by`: the same figures per group.
+    #[schema(value_type = Option<Object>)]
+    pub by: Option<serde_json::Value>,
+}
+
 /// Closed-loop rate, funnel, leakage by stage and reason, days at each stage, unscheduled
 /// catch rate — for tracked referrals ordered in the period.
 #[utoipa::path(get, path = "/api/v1/reports/closure", tag = "reports", params(ClosureQuery),
-    responses((status = 200, description = "the closure report"), (status = 422, body = ErrorBody)),
+    responses((status = 200, description = "the closure report", body = ClosureReportDoc), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn closure(
     State(s): State<AppState>,

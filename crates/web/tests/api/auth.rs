@@ -99,6 +99,14 @@ async fn the_openapi_document_describes_the_api(b: Backend) {
         assert!(paths.contains_key(p), "{p} missing from the OpenAPI document");
     }
     assert!(r.body["components"]["schemas"]["CreateReferralBody"]["properties"]["patient_id"].is_object());
+    // The closure report's figures, and how its period reads, are documented.
+    let report = &r.body["components"]["schemas"]["ClosureReportDoc"]["properties"];
+    for field in ["closed_loop_rate", "in_progress", "mature_closed_loop_rate"] {
+        assert!(report[field]["description"].is_string(), "{field}: {report}");
+    }
+    let params = r.body["paths"]["/api/v1/reports/closure"]["get"]["parameters"].as_array().unwrap();
+    let to = params.iter().find(|p| p["name"] == "to").unwrap();
+    assert!(to["description"].as_str().unwrap().contains("included (the whole day)"), "{to}");
 }
 
 on_both_backends!(
