@@ -324,6 +324,9 @@ async fn a_coordinators_shift_in_the_browser() {
     // Every other page, checked the same way.
     t.app.save_user("root", Role::Admin, "an admin's long secret").await.unwrap();
     pages.go(&t.base, "/", "06-dashboard").await;
+    // The period presets and the legend of weeks that are not mature yet.
+    let html = c.source().await.unwrap();
+    assert!(html.contains(">Last quarter</a>") && html.contains("not mature yet"), "presets and the maturity legend");
     pages.go(&t.base, "/referrals", "07-referrals").await;
     pages.go(&t.base, "/referrals?q=garc", "08-referral-search").await;
     pages.go(&t.base, "/worklist?view=done-today", "09-done-today").await;

@@ -307,6 +307,13 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
     let not_mature = r#" <span class="muted">(not mature)</span></td><td class="num">0</td>"#;
     assert!(dash.html.contains(&format!("<td>2026-03-30{not_mature}")));
     assert!(dash.html.contains(&format!("<td>2026-02-23{not_mature}")), "March 1 is a Sunday");
+    assert!(dash.html.contains(">Last quarter</a>") && dash.html.contains(">Year to date</a>"), "period presets");
+    let leak = dash.html.split(r#"id="leakage""#).nth(1).unwrap().split("</table>").next().unwrap();
+    let at: Vec<usize> = ["not notified", "not scheduled", "not attended", "no note"]
+        .iter()
+        .map(|s| leak.find(&format!("<td>{s}</td>")).expect("every stage, in order"))
+        .collect();
+    assert!(at.windows(2).all(|w| w[0] < w[1]), "funnel order: {leak}");
     let csv = p.get("/export.csv?from=2026-03-01&to=2026-03-31").await;
     assert!(csv.html.starts_with("referral_id,") && csv.html.contains(&id));
     assert!(!p.get("/settings").await.html.is_empty());

@@ -83,8 +83,12 @@ struct DashboardPage {
     funnel_svg: String,
     funnel: Vec<(&'static str, usize, String)>,
     leak_svg: String,
-    leak_stage: Vec<(String, usize)>,
-    leak_reason: Vec<(String, usize)>,
+    /// In funnel order: the stage, how many leaked there and their share of the referrals,
+    /// and how many are still in progress there.
+    leak_stage: Vec<(&'static str, usize, String, usize)>,
+    leak_reason: Vec<(String, usize, String)>,
+    /// Period presets: label, from, to (local dates), and whether it is the one shown.
+    presets: Vec<(&'static str, String, String, bool)>,
     days: Vec<DaysRow>,
     split_name: &'static str,
     split: Vec<GroupRow>,
@@ -117,6 +121,32 @@ fn group_rows(groups: &std::collections::BTreeMap<String, Closure>) -> Vec<Group
             }
         })
         .collect()
+}
+
+/// The period presets at `now`: this month, last month, last quarter, year to date (local
+/// dates, both ends included), each marked when it is the period `[from, to)` shown.
+fn presets(now: Timestamp, tz: &TimeZone, from: Timestamp, to: Timestamp) -> Vec<(&'static str, String, String, bool)> {
+    let today = tz.to_datetime(now).date();
+    let month = today.first_of_month();
+    let last_month = month.checked_sub(jiff::Span::new().months(1)).unwrap_or(month);
+    let quarter = month.checked_sub(jiff::Span::new().months(i64::from((month.month() - 1) % 3))).unwrap_or(month);
+    let last_quarter = quarter.checked_sub(jiff::Span::new().months(3)).unwrap_or(quarter);
+    let day_before = |d: jiff::civil::Date| d.yesterday().unwrap_or(d);
+    let year = jiff::civil::date(today.year(), 1, 1);
+    let shown = (date_of(from, tz), refloop_app::period::last_day(to, tz).to_string());
+    [
+        ("This month", month, today),
+        ("Last month", last_month, day_before(month)),
+        ("Last quarter", last_quarter, day_before(quarter)),
+        ("Year to date", year, today),
+    ]
+    .into_iter()
+    .map(|(label, a, b)| {
+        let (a, b) = (a.to_string(), b.to_string());
+        let current = shown == (a.clone(), b.clone());
+        (label, a, b, current)
+    })
+    .collect()
 }
 
 fn date_of(t: Timestamp, tz: &TimeZone) -> String {
@@ -180,12 +210,27 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         .iter()
         .map(|(l, n, _)| Bar { label: (*l).into(), value: *n as f64, text: n.to_string(), provisional: false })
         .collect();
-    let leak_stage: Vec<(String, usize)> = total.leakage_by_stage.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect();
+    // Where they leaked, in the order of the path, each as a share of the referrals.
+    let share = |n: usize| pct((total.referrals > 0).then(|| n as f64 / total.referrals as f64));
+    let leak_stage: Vec<(&'static str, usize, String, usize)> =
+        ["not notified", "not scheduled", "not attended", "no note"]
+            .into_iter()
+            .map(|st| {
+                let n = total.leakage_by_stage.get(st).copied().unwrap_or(0);
+                (st, n, share(n), total.in_progress_by_stage.get(st).copied().unwrap_or(0))
+            })
+            .collect();
     let leak_bars: Vec<Bar> = leak_stage
         .iter()
-        .map(|(l, n)| Bar { label: l.clone(), value: *n as f64, text: n.to_string(), provisional: false })
+        .map(|(l, n, p, _)| Bar {
+            label: (*l).into(),
+            value: *n as f64,
+            text: format!("{n} ({p})"),
+            provisional: false,
+        })
         .collect();
-    let mut leak_reason: Vec<(String, usize)> = total.leakage_by_reason.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let mut leak_reason: Vec<(String, usize, String)> =
+        total.leakage_by_reason.iter().map(|(k, v)| (k.clone(), *v, share(*v))).collect();
     leak_reason.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
     let span_order =
         ["ordered-to-notified", "notified-to-scheduled", "scheduled-to-attended", "attended-to-note", "order-to-note"];
@@ -226,6 +271,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         leak_svg: chart::horizontal("Referrals leaking at each stage", &leak_bars, None),
         leak_stage,
         leak_reason,
+        presets: presets(s.app.now(), &tz, from, to),
         days: days_rows,
         split_name: by_name.1,
         split: by_group,
@@ -257,4 +303,26 @@ pub(super) fn csv_response(referrals: &[refloop_domain::Referral], tz: &TimeZone
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_whole_local_months_and_quarters() {
+        let tz = TimeZone::get("America/New_York").unwrap();
+        let now: Timestamp = "2026-05-15T03:00:00Z".parse().unwrap(); // 23:00 on 05-14 in New York
+        let (from, to) = refloop_app::period::period(Some("2026-01-01"), Some("2026-03-31"), &tz, now).unwrap();
+        let got: Vec<(&str, String, String, bool)> = presets(now, &tz, from, to);
+        let want = [
+            ("This month", "2026-05-01", "2026-05-14", false),
+            ("Last month", "2026-04-01", "2026-04-30", false),
+            ("Last quarter", "2026-01-01", "2026-03-31", true),
+            ("Year to date", "2026-01-01", "2026-05-14", false),
+        ];
+        for (g, w) in got.iter().zip(want) {
+            assert_eq!((g.0, g.1.as_str(), g.2.as_str(), g.3), w);
+        }
+    }
 }
