@@ -29,12 +29,13 @@ impl SqlStore {
         };
         let group = if key.is_some() { format!("{k}, ") } else { String::new() };
         let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
-        // In progress: open (a stage due) and inside that window at $3; mature: ordered before $4.
-        let (ip, mat) = ("CASE WHEN stage_due > $3 THEN 1 ELSE 0 END", "CASE WHEN ordered_at < $4 THEN 1 ELSE 0 END");
+        // One grouping number: the row's code (bits 0–11), in progress — open and inside its
+        // stage's window at $3 — (bit 12) and mature — ordered before $4 — (bit 13).
+        let code =
+            "code + CASE WHEN stage_due > $3 THEN 4096 ELSE 0 END + CASE WHEN ordered_at < $4 THEN 8192 ELSE 0 END";
         let rows_sql = sqlx::AssertSqlSafe(format!(
-            "SELECT {k} AS k, CAST(code AS BIGINT) AS code, leak_reason, CAST({ip} AS BIGINT) AS ip, \
-             CAST({mat} AS BIGINT) AS mat, CAST(COUNT(*) AS BIGINT) AS n \
-             {range} GROUP BY {group}code, leak_reason, {ip}, {mat}"
+            "SELECT {k} AS k, CAST({code} AS BIGINT) AS code, leak_reason, CAST(COUNT(*) AS BIGINT) AS n \
+             {range} GROUP BY {group}{code}, leak_reason"
         ));
         let span_sql = |i: usize, m: &str| {
             let keyed = spans_by_key.contains(&(i as u8));

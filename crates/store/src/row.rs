@@ -256,13 +256,16 @@ pub(crate) fn user(row: &dyn Get) -> Result<UserRecord, StoreError> {
     })
 }
 
+/// A rollup row; its `code` carries in progress (bit 12) and mature (bit 13) above the
+/// stored code (see `reports.rs`).
 pub(crate) fn rollup(row: &dyn Get) -> Result<refloop_app::RollupRow, StoreError> {
+    let code = row.int("code")?;
     Ok(refloop_app::RollupRow {
-        in_progress: row.int("ip")? == 1,
-        mature: row.int("mat")? == 1,
+        in_progress: code & 4096 != 0,
+        mature: code & 8192 != 0,
         ..refloop_app::RollupRow::from_code(
             row.text("k")?,
-            i16::try_from(row.int("code")?).map_err(corrupt)?,
+            i16::try_from(code & 4095).map_err(corrupt)?,
             row.opt_text("leak_reason")?,
             u64::try_from(row.int("n")?).map_err(corrupt)?,
         )
