@@ -327,6 +327,7 @@ async fn a_coordinators_shift_in_the_browser() {
     // The period presets and the legend of weeks that are not mature yet.
     let html = c.source().await.unwrap();
     assert!(html.contains(">Last quarter</a>") && html.contains("not mature yet"), "presets and the maturity legend");
+    pages.go(&t.base, "/?baseline_from=2026-01-01&baseline_to=2026-02-28", "06b-dashboard-against-baseline").await;
     pages.go(&t.base, "/referrals", "07-referrals").await;
     pages.go(&t.base, "/referrals?q=garc", "08-referral-search").await;
     pages.go(&t.base, "/worklist?view=done-today", "09-done-today").await;
@@ -350,5 +351,5 @@ async fn a_coordinators_shift_in_the_browser() {
     for name in &pages.taken {
         assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
     }
-    assert_eq!(pages.taken.len(), 34);
+    assert_eq!(pages.taken.len(), 36);
 }

@@ -22,7 +22,43 @@ on_both_backends!(
     an_admin_enrols_a_second_factor_and_signs_in_with_it,
     staff_sign_in_through_the_practices_openid_provider,
     admins_revoke_tokens_and_end_sessions_from_the_access_page,
+    the_dashboard_sets_the_period_beside_its_baseline,
 );
+
+/// With a baseline period the dashboard shows each figure now, then and the change in points
+/// (or days).
+async fn the_dashboard_sets_the_period_beside_its_baseline(b: Backend) {
+    let t = with_user(b, Role::Viewer).await;
+    let old = t
+        .create_referral_id(json!({"patient_id": "p-jan", "referring_provider": "dr-a", "specialty": "cardiology",
+            "ordered_at": "2026-01-05T15:00:00Z"}))
+        .await;
+    for (kind, at) in [
+        ("patient-notified", "2026-01-06"),
+        ("scheduled", "2026-01-07"),
+        ("attended", "2026-01-20"),
+        ("note-received", "2026-01-25"),
+    ] {
+        let mut body = json!({"type": kind, "at": format!("{at}T15:00:00Z")});
+        if kind == "scheduled" {
+            body["appointment_at"] = json!("2026-01-20T15:00:00Z");
+        }
+        t.event(&old, body).await;
+    }
+    t.create_referral_id(json!({"patient_id": "p-mar", "referring_provider": "dr-a", "specialty": "cardiology"})).await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let dash = p.get("/?from=2026-03-01&to=2026-03-31&baseline_from=2026-01-01&baseline_to=2026-01-31").await;
+    assert_eq!(dash.status, 200);
+    let card =
+        dash.html.split(r#"id="against-baseline""#).nth(1).expect("the comparison").split("</table>").next().unwrap();
+    let row = |what: &str| card.split("<tr>").find(|r| r.contains(what)).unwrap_or_default().to_owned();
+    let all = row("Closed-loop rate, all referrals");
+    assert!(all.contains("0.0%") && all.contains("100.0%") && all.contains("-100.0 pts"), "{all}");
+    assert!(row("Median days order → note").contains("20.0"), "{card}");
+    let plain = p.get("/?from=2026-03-01&to=2026-03-31").await;
+    assert!(!plain.html.contains("against-baseline"), "no baseline, no comparison");
+}
 
 /// A cookie-keeping client that does not follow redirects.
 struct Person {

@@ -75,6 +75,8 @@ struct DashboardPage {
     by_options: Vec<(&'static str, &'static str)>,
     current: Kpis,
     baseline: Option<Kpis>,
+    /// With a baseline: each figure now, then, and the change.
+    compare: Vec<(String, String, String, String)>,
     trend_unit: &'static str,
     /// `[reports] mature_after`, in days.
     mature_days: i64,
@@ -149,6 +151,50 @@ fn presets(now: Timestamp, tz: &TimeZone, from: Timestamp, to: Timestamp) -> Vec
     .collect()
 }
 
+/// The period against the baseline, figure by figure: current, baseline, and the change
+/// (rates in percentage points, days in days).
+fn compare_rows(current: &Closure, baseline: &Closure) -> Vec<(String, String, String, String)> {
+    let points = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.1} pts", (a - b) * 100.0),
+        _ => "–".to_owned(),
+    };
+    let share = |c: &Closure, stage: &str| {
+        (c.referrals > 0).then(|| c.funnel.get(stage).copied().unwrap_or(0) as f64 / c.referrals as f64)
+    };
+    let to_note = |c: &Closure| c.days.get("order-to-note").and_then(|d| d.median_days);
+    let mut rows = vec![
+        (
+            "Closed-loop rate, mature referrals".to_owned(),
+            pct(current.mature_closed_loop_rate),
+            pct(baseline.mature_closed_loop_rate),
+            points(current.mature_closed_loop_rate, baseline.mature_closed_loop_rate),
+        ),
+        (
+            "Closed-loop rate, all referrals".to_owned(),
+            pct(current.closed_loop_rate),
+            pct(baseline.closed_loop_rate),
+            points(current.closed_loop_rate, baseline.closed_loop_rate),
+        ),
+        (
+            "Unscheduled catch rate".to_owned(),
+            pct(current.unscheduled_catch_rate),
+            pct(baseline.unscheduled_catch_rate),
+            points(current.unscheduled_catch_rate, baseline.unscheduled_catch_rate),
+        ),
+    ];
+    for stage in ["patient-notified", "scheduled", "attended", "note-received"] {
+        let (a, b) = (share(current, stage), share(baseline, stage));
+        rows.push((format!("Reached {stage}"), pct(a), pct(b), points(a, b)));
+    }
+    let (a, b) = (to_note(current), to_note(baseline));
+    let delta = match (a, b) {
+        (Some(a), Some(b)) => format!("{:+.1} days", a - b),
+        _ => "–".to_owned(),
+    };
+    rows.push(("Median days order → note".to_owned(), days(a), days(b), delta));
+    rows
+}
+
 fn date_of(t: Timestamp, tz: &TimeZone) -> String {
     tz.to_datetime(t).date().to_string()
 }
@@ -186,10 +232,12 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         "" => None,
         t => Some(refloop_app::period::bound("baseline_to", t, &tz, true)?),
     };
-    let baseline = match (baseline_from, baseline_to) {
-        (Some(f), Some(t)) if t > f => Some(Kpis::of(&s.app.closure_report(f, t, None).await?.total)),
+    let baseline_closure = match (baseline_from, baseline_to) {
+        (Some(f), Some(t)) if t > f => Some(s.app.closure_report(f, t, None).await?.total),
         _ => None,
     };
+    let compare = baseline_closure.as_ref().map(|b| compare_rows(&total, b)).unwrap_or_default();
+    let baseline = baseline_closure.as_ref().map(Kpis::of);
 
     let trend_bars: Vec<Bar> = trend
         .iter()
@@ -272,6 +320,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         leak_stage,
         leak_reason,
         presets: presets(s.app.now(), &tz, from, to),
+        compare,
         days: days_rows,
         split_name: by_name.1,
         split: by_group,
