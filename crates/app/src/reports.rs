@@ -615,6 +615,9 @@ pub struct Cms50Report {
     pub generated_at: Timestamp,
     #[serde(flatten)]
     pub result: refloop_domain::cms50::Cms50,
+    /// When the practice's figures are zero: why, from what the EHR sent.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub why_zero: Vec<String>,
 }
 
 impl App {
@@ -631,6 +634,8 @@ impl App {
             by_patient.entry(patient.as_str()).or_default().push(fact.clone());
         }
         let result = refloop_domain::cms50::measure(by_patient.iter().map(|(p, f)| (*p, f.as_slice())), &period);
+        let why_zero =
+            refloop_domain::cms50::zero_reasons(by_patient.iter().map(|(p, f)| (*p, f.as_slice())), &period, &result);
         Ok(Cms50Report {
             measure: "CMS50FHIR 0.4.000 (MIPS 374) Closing the Referral Loop: Receipt of Specialist Report",
             year,
@@ -638,6 +643,7 @@ impl App {
             period_end: period.end,
             generated_at: self.now(),
             result,
+            why_zero,
         })
     }
 }

@@ -382,6 +382,9 @@ pub async fn report_cms50(config: &Config, year: i16, json: bool) -> anyhow::Res
     for (provider, c) in &report.result.providers {
         line(provider, c);
     }
+    for why in &report.why_zero {
+        println!("why zero: {why}");
+    }
     println!("(--json lists the patients behind each figure)");
     Ok(())
 }

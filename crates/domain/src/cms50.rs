@@ -227,6 +227,56 @@ pub struct Cms50 {
     pub providers: BTreeMap<String, Counts>,
 }
 
+/// Why the practice's figures are zero, from what the EHR sent (none when they are not):
+/// what is missing, in the order the measure needs it.
+pub fn zero_reasons<'a>(
+    patients: impl IntoIterator<Item = (&'a str, &'a [Fact])>,
+    p: &Period,
+    result: &Cms50,
+) -> Vec<String> {
+    let mut reasons = Vec::new();
+    if result.practice.denominator > 0 && result.practice.numerator > 0 {
+        return reasons;
+    }
+    let (mut any, mut encounters, mut referrals, mut coded, mut reports) = (false, false, false, false, false);
+    for (_, facts) in patients {
+        for f in facts {
+            any = true;
+            match f {
+                Fact::Encounter { .. } | Fact::Procedure { .. } => encounters = true,
+                Fact::Referral { codes, authored_on, .. } => {
+                    referrals = true;
+                    coded |= in_value_set(codes, &["Referral"])
+                        && authored_on.is_some_and(|at| p.start <= at && at <= p.referral_end);
+                }
+                Fact::Report { .. } => reports = true,
+            }
+        }
+    }
+    if !any {
+        reasons.push("no FHIR data received: CMS50 is computed from the Encounters, Procedures, ServiceRequests and Tasks the EHR sends over FHIR (HL7 v2 and CSV imports do not feed it)".into());
+        return reasons;
+    }
+    if !encounters {
+        reasons.push("no FHIR encounter data received (a finished office visit or procedure in the year is what puts a patient in the measure)".into());
+    }
+    if !referrals {
+        reasons.push("no referral (ServiceRequest) received".into());
+    } else if !coded {
+        reasons.push("no referral with a code in the CMS50 Referral value set ordered between January 1 and October 31 of the year".into());
+    }
+    if result.practice.denominator > 0 && result.practice.numerator == 0 {
+        reasons.push(if reports {
+            "no consultant report that names its referral (Task.basedOn) and is in the Consultant Report value set, completed in the year".into()
+        } else {
+            "no consultant report (Task with the specialist's report) received".into()
+        });
+    } else if result.practice.denominator == 0 && encounters && coded {
+        reasons.push("no patient had both a qualifying visit and a coded referral in the year".into());
+    }
+    reasons
+}
+
 /// Evaluates every patient (`patient id → facts`).
 pub fn measure<'a>(patients: impl IntoIterator<Item = (&'a str, &'a [Fact])>, p: &Period) -> Cms50 {
     let mut out = Cms50::default();
@@ -251,6 +301,27 @@ mod tests {
 
     fn t(s: &str) -> Option<Timestamp> {
         Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn a_zero_figure_says_what_is_missing() {
+        let p = Period::year(2026, &jiff::tz::TimeZone::UTC).unwrap();
+        let none: Vec<(&str, &[Fact])> = Vec::new();
+        let empty = measure(none.clone(), &p);
+        assert!(zero_reasons(none, &p, &empty)[0].starts_with("no FHIR data received"));
+        let uncoded = [Fact::Referral {
+            id: "sr1".into(),
+            status: "active".into(),
+            intent: "order".into(),
+            codes: c("http://snomed.info/sct", "3457005"),
+            authored_on: t("2026-03-01T00:00:00Z"),
+            requester: None,
+        }];
+        let patients = [("p1", &uncoded[..])];
+        let r = measure(patients, &p);
+        let why = zero_reasons(patients, &p, &r);
+        assert!(why.iter().any(|w| w.starts_with("no FHIR encounter data")), "{why:?}");
+        assert!(why.iter().any(|w| w.contains("CMS50 Referral value set")), "{why:?}");
     }
 
     #[test]

@@ -56,6 +56,7 @@ pub fn router() -> Router<AppState> {
         .route("/directory/{id}/verify", post(pages::verify_entry))
         .route("/settings", get(pages::settings))
         .route("/admin/audit", get(pages::audit))
+        .route("/reports/cms50", get(pages::cms50))
         .route("/admin/access", get(pages::access))
         .route("/admin/access/{kind}/{id}/{action}", post(pages::access_action))
         .route("/export.csv", get(pages::export_csv))

@@ -23,7 +23,26 @@ on_both_backends!(
     staff_sign_in_through_the_practices_openid_provider,
     admins_revoke_tokens_and_end_sessions_from_the_access_page,
     the_dashboard_sets_the_period_beside_its_baseline,
+    the_cms50_page_says_why_a_zero_is_zero,
 );
+
+/// The CMS50 page: the practice and each provider, the patients behind the figures, and
+/// when the figures are zero, why (here: the EHR sent no FHIR data); its reads are audited.
+async fn the_cms50_page_says_why_a_zero_is_zero(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    t.create_referral_id(json!({"patient_id": "p-hl7", "referring_provider": "dr-a", "specialty": "cardiology"})).await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    assert!(p.get("/").await.html.contains(r#"href="/reports/cms50""#), "linked from the dashboard");
+    let page = p.get("/reports/cms50?year=2026").await;
+    assert_eq!(page.status, 200);
+    let why = page.html.split(r#"id="why-zero""#).nth(1).expect("a reason for the zeros");
+    assert!(why.contains("no FHIR data received"), "{why}");
+    assert!(page.html.contains("<strong>Practice</strong>"));
+    assert_eq!(p.get("/reports/cms50?year=next").await.status, 422);
+    let audit = t.app.store().audit_log(20).await.unwrap();
+    assert!(audit.iter().any(|a| a.resource_id == "cms50:2026" && a.actor == "coordinator:casey"));
+}
 
 /// With a baseline period the dashboard shows each figure now, then and the change in points
 /// (or days).

@@ -246,3 +246,69 @@ pub async fn access_action(
     };
     Ok(super::see_other(&format!("/admin/access?done={done}")))
 }
+
+/// One row of the CMS50 page.
+pub(crate) struct Cms50Row {
+    pub name: String,
+    pub practice: bool,
+    pub initial: usize,
+    pub denominator: usize,
+    pub numerator: usize,
+    pub rate: String,
+}
+
+#[derive(Template)]
+#[template(path = "cms50.html")]
+struct Cms50Page {
+    nav: Option<Nav>,
+    demo: bool,
+    notice: Option<String>,
+    measure: &'static str,
+    year: i16,
+    years: Vec<i16>,
+    rows: Vec<Cms50Row>,
+    why_zero: Vec<String>,
+    open_patients: Vec<String>,
+    closed_patients: Vec<String>,
+}
+
+/// `GET /reports/cms50?year=`: the measure for a year, per provider and for the practice,
+/// the patients behind it, and why a zero is zero. Reading the patient lists is audited.
+pub async fn cms50(State(s): State<AppState>, web: Web, Query(q): Query<Params>) -> UiResult<Response> {
+    web.require(Permission::ReadPatients)?;
+    let this_year = s.app.policy().time_zone.to_datetime(s.app.now()).year();
+    let year = match get(&q, "year") {
+        "" => this_year,
+        y => y.parse().map_err(|_| {
+            super::UiError(axum::http::StatusCode::UNPROCESSABLE_ENTITY, "Year: a year such as 2026.".into())
+        })?,
+    };
+    let report = s.app.cms50_report(year).await?;
+    s.app.audit_read(&web.0.actor, "report", &format!("cms50:{year}")).await?;
+    let row = |name: &str, practice: bool, c: &refloop_domain::cms50::Counts| Cms50Row {
+        name: name.to_owned(),
+        practice,
+        initial: c.initial_population,
+        denominator: c.denominator,
+        numerator: c.numerator,
+        rate: super::super::pct(c.rate),
+    };
+    let mut rows = vec![row("Practice", true, &report.result.practice)];
+    rows.extend(report.result.providers.iter().map(|(name, c)| row(name, false, c)));
+    let counted = &report.result.practice.patients;
+    let open_patients =
+        counted.denominator.iter().filter(|p| !counted.numerator.contains(p)).cloned().collect::<Vec<_>>();
+    let page = Cms50Page {
+        nav: web.nav("dashboard"),
+        demo: ui(&s).demo,
+        notice: None,
+        measure: report.measure,
+        year,
+        years: (this_year - 2..=this_year).rev().collect(),
+        rows,
+        why_zero: report.why_zero,
+        open_patients,
+        closed_patients: counted.numerator.clone(),
+    };
+    Ok(render(&page))
+}

@@ -43,7 +43,7 @@ mod people;
 mod referrals;
 mod work;
 
-pub use admin::{access, access_action, audit};
+pub use admin::{access, access_action, audit, cms50};
 pub use auth::{enrol_form, enrol_submit, login, login_form, logout, mfa_form, mfa_submit, sso_callback, sso_start};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, save_entry, settings, verify_entry};
