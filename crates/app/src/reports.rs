@@ -183,7 +183,8 @@ pub fn leak_of(r: &Referral) -> Option<(&'static str, String)> {
     };
     let reason = match (r.state, &r.close_reason) {
         (State::Cancelled, _) => "cancelled".to_owned(),
-        (State::ClosedIncomplete, Some(why)) => format!("closed: {why}"),
+        // Grouped by the listed reason (the detail stays on the referral and in exports).
+        (State::ClosedIncomplete, Some(why)) => format!("closed: {}", refloop_domain::close_category(why)),
         (State::ClosedIncomplete, None) => "closed without a reason".to_owned(),
         _ if r.no_shows > 0 => "open after a no-show".to_owned(),
         _ => "still open".to_owned(),

@@ -271,10 +271,10 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
             d.close_resolved_tasks();
         }
         Input::CloseIncomplete { at, reason } => {
-            let reason = reason.trim().to_owned();
-            if reason.is_empty() {
+            if reason.trim().is_empty() {
                 return Err(ParseError::new("reason", "a reason is required to close a referral").into());
             }
+            let reason = crate::close_reason(&reason);
             if !d.r.state.is_open() {
                 return Err(DecideError::InvalidTransition { from: d.r.state, to: State::ClosedIncomplete });
             }

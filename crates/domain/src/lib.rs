@@ -26,7 +26,10 @@ pub use ids::{FNV_OFFSET, PatientId, ProviderId, ReferralId, fnv1a};
 pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
 pub use phone::PhoneE164;
 pub use policy::{CallRetry, LiveChannels, Policy, QuietHours, StageWindows, WindowSet};
-pub use referral::{Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency};
+pub use referral::{
+    CLOSE_REASONS, Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency,
+    close_category, close_reason,
+};
 pub use sms::{SmsReply, classify_sms};
 pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};
 

@@ -304,3 +304,50 @@ impl Referral {
         self.specialty.is_none()
     }
 }
+
+/// Why a referral was closed without its loop closing: the documented list the reports group
+/// by. `other` takes the staff's words after a colon (`other: cost`); any reason may add
+/// detail the same way (`patient declined: cost`).
+pub const CLOSE_REASONS: [&str; 7] =
+    ["patient declined", "went elsewhere", "moved", "deceased", "insurance", "specialist declined", "other"];
+
+/// A closing reason as kept: one of [`CLOSE_REASONS`], with the detail given after a colon;
+/// words that name none of them are `other: <words>`.
+pub fn close_reason(raw: &str) -> String {
+    let raw = raw.trim();
+    let lower = raw.to_lowercase();
+    for listed in CLOSE_REASONS {
+        if let Some(rest) = lower.strip_prefix(listed)
+            && (rest.is_empty() || rest.starts_with(':'))
+        {
+            let detail = raw[listed.len()..].trim_start_matches(':').trim();
+            return if detail.is_empty() { listed.to_owned() } else { format!("{listed}: {detail}") };
+        }
+    }
+    format!("other: {raw}")
+}
+
+/// The listed reason a kept closing reason belongs to (`other` for words from before the
+/// list).
+pub fn close_category(reason: &str) -> &'static str {
+    let lower = reason.trim().to_lowercase();
+    CLOSE_REASONS
+        .into_iter()
+        .find(|listed| lower.strip_prefix(listed).is_some_and(|rest| rest.is_empty() || rest.starts_with(':')))
+        .unwrap_or("other")
+}
+
+#[cfg(test)]
+mod close_reason_tests {
+    use super::*;
+
+    #[test]
+    fn closing_reasons_come_from_the_list_with_their_detail() {
+        assert_eq!(close_reason("Patient declined"), "patient declined");
+        assert_eq!(close_reason("patient declined: cost"), "patient declined: cost");
+        assert_eq!(close_reason(" moved away "), "other: moved away");
+        assert_eq!(close_reason("other: lost to follow-up"), "other: lost to follow-up");
+        assert_eq!(close_category("patient declined: cost"), "patient declined");
+        assert_eq!(close_category("no longer needed"), "other");
+    }
+}

@@ -271,6 +271,13 @@ async fn a_closed_referral_stays_closed(b: Backend) {
     assert_eq!(again.status, 409);
     let late = t.event(&id, json!({"type": "scheduled"})).await;
     assert_eq!(late["state"], "closed-incomplete");
+    // Reasons come from the documented list; other words are kept as "other: …", and the
+    // report groups by the listed reason.
+    let other = t.create_referral_id(order("p-other", "routine")).await;
+    let r = t.event(&other, json!({"type": "closed-incomplete", "reason": "No longer needed"})).await;
+    assert_eq!(r["close_reason"], "other: No longer needed");
+    let why = t.get("/api/v1/reports/closure?from=2026-01-01&to=2026-12-31").await.body["leakage_by_reason"].clone();
+    assert_eq!(why, json!({"closed: other": 1, "closed: patient declined": 1}));
 }
 
 on_both_backends!(

@@ -60,6 +60,8 @@ pub(crate) struct Typed {
     outcome: String,
     note: String,
     reason: String,
+    /// The listed reason chosen to close a referral.
+    close_reason: String,
     phone: String,
     appointment_at: String,
     /// A text to the patient.
@@ -78,6 +80,7 @@ impl Typed {
             outcome: get(f, "outcome").to_owned(),
             note: get(f, "note").to_owned(),
             reason: get(f, "reason").to_owned(),
+            close_reason: get(f, "close_reason").to_owned(),
             phone: get(f, "phone").to_owned(),
             appointment_at: get(f, "appointment_at").to_owned(),
             text: get(f, "text").to_owned(),

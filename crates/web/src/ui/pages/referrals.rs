@@ -282,6 +282,7 @@ struct ReferralPage {
     users: Vec<String>,
     can_work: bool,
     can_write: bool,
+    close_reasons: [&'static str; 7],
     /// Admins: the latest audit rows naming this patient or their referrals.
     looked: Option<Vec<super::admin::AuditRow>>,
     patient_id: String,
@@ -399,6 +400,7 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         can_write: web.0.actor.role.may(Permission::WriteReferrals),
         looked,
+        close_reasons: refloop_domain::CLOSE_REASONS,
         patient_id: r.patient_id.to_string(),
     };
     Ok(render(&page))
@@ -497,7 +499,13 @@ pub async fn record_event(
             kind: get(&f, "type").to_owned(),
             at: stamp("at")?,
             appointment_at: stamp("appointment_at")?,
-            reason: Some(get(&f, "reason").to_owned()).filter(|r| !r.is_empty()),
+            // A listed reason and the details, as "listed: details" (the domain keeps the list).
+            reason: match (get(&f, "close_reason"), get(&f, "reason")) {
+                ("", "") => None,
+                ("", details) => Some(details.to_owned()),
+                (listed, "") => Some(listed.to_owned()),
+                (listed, details) => Some(format!("{listed}: {details}")),
+            },
             channel: Some("staff".into()).filter(|_| get(&f, "type") == "patient-notified"),
             specialty: None,
             specialist: None,
