@@ -596,6 +596,8 @@ pub trait Store: Send + Sync + 'static {
         // `now` and ordered before `mature_before`.
         moment: (Timestamp, Timestamp),
     ) -> Result<(Vec<crate::RollupRow>, Vec<crate::SpanRow>), StoreError>;
+    /// The first and last order time of any referral (the data the reports can cover).
+    async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError>;
     /// Tracked referrals and how many closed the loop, ordered in each `[bounds[i],
     /// bounds[i + 1])`: `(referrals, closed)` per piece.
     async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError>;

@@ -581,6 +581,10 @@ impl Store for SqlStore {
         self.rollup(from, to, key, spans_by_key, sampled, moment).await
     }
 
+    async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        SqlStore::ordered_range(self).await
+    }
+
     async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
         self.trend(bounds).await
     }

@@ -80,6 +80,17 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        // Both ends from the index on (ordered_at, id): no scan.
+        let row: (Option<i64>, Option<i64>) = on_pool!(&self.db, p => {
+            sqlx::query_as("SELECT MIN(ordered_at), MAX(ordered_at) FROM referral_stats").fetch_one(p).await.map_err(db)?
+        });
+        match row {
+            (Some(a), Some(b)) => Ok(Some((row::ts(a)?, row::ts(b)?))),
+            _ => Ok(None),
+        }
+    }
+
     pub(crate) async fn trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
         let mut out = Vec::with_capacity(bounds.len().saturating_sub(1));
         for chunk in bounds.windows(2).collect::<Vec<_>>().chunks(100) {

@@ -87,6 +87,24 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// A link that downloads `svg` as `name` (a data URL: no script, no second request). The
+/// page's own styles are inlined so the file looks as it does on the page.
+pub fn download_link(svg: &str, name: &str) -> String {
+    const STYLE: &str = "<style>.bar{fill:#1759c4}.bar.provisional{fill:url(#hatch);stroke:#1759c4}.hatch-bg{fill:#fff}.hatch{stroke:#1759c4;stroke-width:3}.lbl,.val,.tick{font:12px sans-serif;fill:#1d2733}.axis{stroke:#d9dee4}</style>";
+    let styled = svg.replacen("<title>", &format!("{STYLE}<title>"), 1);
+    let mut encoded = String::with_capacity(styled.len() * 2);
+    for b in styled.bytes() {
+        if b.is_ascii_alphanumeric() || b" -_.~=:/;,()'".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!(
+        r#"<a class="download" download="{name}" href="data:image/svg+xml;charset=utf-8,{encoded}">Download SVG</a>"#
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

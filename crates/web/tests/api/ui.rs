@@ -363,6 +363,8 @@ async fn pages_show_the_referral_and_its_work(b: Backend) {
     assert!(dash.html.contains(&format!("<td>2026-03-30{not_mature}")));
     assert!(dash.html.contains(&format!("<td>2026-02-23{not_mature}")), "March 1 is a Sunday");
     assert!(dash.html.contains(">Last quarter</a>") && dash.html.contains(">Year to date</a>"), "period presets");
+    assert!(dash.html.contains("Data: referrals ordered 2026-03-02 to 2026-03-02"), "what data there is");
+    assert_eq!(dash.html.matches(r#"download="funnel.svg" href="data:image/svg+xml"#).count(), 1, "a chart as SVG");
     let leak = dash.html.split(r#"id="leakage""#).nth(1).unwrap().split("</table>").next().unwrap();
     let at: Vec<usize> = ["not notified", "not scheduled", "not attended", "no note"]
         .iter()

@@ -77,6 +77,8 @@ struct DashboardPage {
     baseline: Option<Kpis>,
     /// With a baseline: each figure now, then, and the change.
     compare: Vec<(String, String, String, String)>,
+    /// What data there is: the first and last order date (local), if any.
+    coverage: Option<(String, String)>,
     trend_unit: &'static str,
     /// `[reports] mature_after`, in days.
     mature_days: i64,
@@ -193,6 +195,12 @@ fn compare_rows(current: &Closure, baseline: &Closure) -> Vec<(String, String, S
     };
     rows.push(("Median days order → note".to_owned(), days(a), days(b), delta));
     rows
+}
+
+/// A chart followed by the link that downloads it.
+fn with_download(svg: String, name: &str) -> String {
+    let link = chart::download_link(&svg, name);
+    format!("{svg}<p class=\"muted\">{link}</p>")
 }
 
 fn date_of(t: Timestamp, tz: &TimeZone) -> String {
@@ -312,15 +320,25 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         baseline,
         trend_unit,
         mature_days: (s.app.now() - s.app.maturity().mature_before).as_hours() / 24,
-        trend_svg: chart::columns(&format!("Closed-loop rate by {trend_unit}"), &trend_bars, 1.0),
+        trend_svg: with_download(
+            chart::columns(&format!("Closed-loop rate by {trend_unit}"), &trend_bars, 1.0),
+            "closed-loop-rate.svg",
+        ),
         trend,
-        funnel_svg: chart::horizontal("Referrals reaching each state", &funnel_bars, None),
+        funnel_svg: with_download(chart::horizontal("Referrals reaching each state", &funnel_bars, None), "funnel.svg"),
         funnel,
-        leak_svg: chart::horizontal("Referrals leaking at each stage", &leak_bars, None),
+        leak_svg: with_download(chart::horizontal("Referrals leaking at each stage", &leak_bars, None), "leakage.svg"),
         leak_stage,
         leak_reason,
         presets: presets(s.app.now(), &tz, from, to),
         compare,
+        coverage: s
+            .app
+            .store()
+            .ordered_range()
+            .await
+            .map_err(refloop_app::AppError::from)?
+            .map(|(a, b)| (date_of(a, &tz), date_of(b, &tz))),
         days: days_rows,
         split_name: by_name.1,
         split: by_group,
