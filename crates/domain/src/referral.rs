@@ -311,30 +311,31 @@ impl Referral {
 pub const CLOSE_REASONS: [&str; 7] =
     ["patient declined", "went elsewhere", "moved", "deceased", "insurance", "specialist declined", "other"];
 
+/// The listed reason `reason` starts with (alone, or before a colon), if any.
+fn listed(reason: &str) -> Option<&'static str> {
+    let lower = reason.trim().to_lowercase();
+    CLOSE_REASONS
+        .into_iter()
+        .find(|listed| lower.strip_prefix(listed).is_some_and(|rest| rest.is_empty() || rest.starts_with(':')))
+}
+
 /// A closing reason as kept: one of [`CLOSE_REASONS`], with the detail given after a colon;
 /// words that name none of them are `other: <words>`.
 pub fn close_reason(raw: &str) -> String {
     let raw = raw.trim();
-    let lower = raw.to_lowercase();
-    for listed in CLOSE_REASONS {
-        if let Some(rest) = lower.strip_prefix(listed)
-            && (rest.is_empty() || rest.starts_with(':'))
-        {
-            let detail = raw[listed.len()..].trim_start_matches(':').trim();
-            return if detail.is_empty() { listed.to_owned() } else { format!("{listed}: {detail}") };
+    match listed(raw) {
+        Some(l) => {
+            let detail = raw[l.len()..].trim_start_matches(':').trim();
+            if detail.is_empty() { l.to_owned() } else { format!("{l}: {detail}") }
         }
+        None => format!("other: {raw}"),
     }
-    format!("other: {raw}")
 }
 
 /// The listed reason a kept closing reason belongs to (`other` for words from before the
 /// list).
 pub fn close_category(reason: &str) -> &'static str {
-    let lower = reason.trim().to_lowercase();
-    CLOSE_REASONS
-        .into_iter()
-        .find(|listed| lower.strip_prefix(listed).is_some_and(|rest| rest.is_empty() || rest.starts_with(':')))
-        .unwrap_or("other")
+    listed(reason).unwrap_or("other")
 }
 
 #[cfg(test)]
