@@ -325,7 +325,7 @@ pub fn close_reason(raw: &str) -> String {
     let raw = raw.trim();
     match listed(raw) {
         Some(l) => {
-            let detail = raw[l.len()..].trim_start_matches(':').trim();
+            let detail = raw.get(l.len()..).unwrap_or_default().trim_start_matches(':').trim();
             if detail.is_empty() { l.to_owned() } else { format!("{l}: {detail}") }
         }
         None => format!("other: {raw}"),
