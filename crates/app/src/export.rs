@@ -34,6 +34,7 @@ pub const COLUMNS: &[&str] = &[
     "leak_reason",
     "closed_at",
     "close_reason",
+    "in_progress",
 ];
 
 /// An instant as the API and exports write it: ISO 8601 in UTC with milliseconds
@@ -42,8 +43,9 @@ pub fn iso(t: jiff::Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// One referral's cells; `tz` (the practice's) gives the local date columns.
-pub fn row(r: &refloop_domain::Referral, tz: &jiff::tz::TimeZone) -> Vec<String> {
+/// One referral's cells; `tz` (the practice's) gives the local date columns; whether it
+/// is still in progress (open, within its current stage's window) when exported (`maturity`).
+pub fn row(r: &refloop_domain::Referral, tz: &jiff::tz::TimeZone, maturity: &crate::Maturity<'_>) -> Vec<String> {
     let t = |v: Option<jiff::Timestamp>| v.map(iso).unwrap_or_default();
     let m = &r.milestones;
     let mut row = vec![
@@ -75,6 +77,7 @@ pub fn row(r: &refloop_domain::Referral, tz: &jiff::tz::TimeZone) -> Vec<String>
     // When the referral ended, whichever way: its note, a close without one, a cancel.
     row.push(t(m.note_received.or(m.closed_incomplete).or(m.cancelled)));
     row.push(r.close_reason.clone().unwrap_or_default());
+    row.push(maturity.in_progress(r).to_string());
     row
 }
 
@@ -85,7 +88,7 @@ fn json_cell(column: &str, v: String) -> serde_json::Value {
         return Value::Null;
     }
     match column {
-        "tracked" => Value::Bool(v == "true"),
+        "tracked" | "in_progress" => Value::Bool(v == "true"),
         c if c.starts_with("days_") || c == "no_shows" => {
             v.parse::<f64>().map_or(Value::String(v), |n| serde_json::json!(n))
         }
@@ -97,12 +100,13 @@ fn json_cell(column: &str, v: String) -> serde_json::Value {
 pub fn write_csv<W: std::io::Write>(
     referrals: &[refloop_domain::Referral],
     tz: &jiff::tz::TimeZone,
+    m: &crate::Maturity<'_>,
     out: W,
 ) -> std::io::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(COLUMNS)?;
     for r in referrals {
-        w.write_record(row(r, tz).into_iter().map(inert))?;
+        w.write_record(row(r, tz, m).into_iter().map(inert))?;
     }
     w.flush()
 }
@@ -119,10 +123,11 @@ fn inert(cell: String) -> String {
 pub fn json_rows(
     referrals: &[refloop_domain::Referral],
     tz: &jiff::tz::TimeZone,
+    m: &crate::Maturity<'_>,
 ) -> Vec<serde_json::Map<String, serde_json::Value>> {
     referrals
         .iter()
-        .map(|r| COLUMNS.iter().zip(row(r, tz)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect())
+        .map(|r| COLUMNS.iter().zip(row(r, tz, m)).map(|(k, v)| ((*k).to_owned(), json_cell(k, v))).collect())
         .collect()
 }
 

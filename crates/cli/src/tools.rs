@@ -327,9 +327,9 @@ pub async fn export_referrals(
         None => Box::new(std::io::stdout().lock()),
     };
     if format == "csv" {
-        refloop_app::export::write_csv(&referrals, &tz, out)?;
+        refloop_app::export::write_csv(&referrals, &tz, &app.maturity(), out)?;
     } else {
-        serde_json::to_writer_pretty(&mut out, &refloop_app::export::json_rows(&referrals, &tz))?;
+        serde_json::to_writer_pretty(&mut out, &refloop_app::export::json_rows(&referrals, &tz, &app.maturity()))?;
         writeln!(out)?;
     }
     Ok(())

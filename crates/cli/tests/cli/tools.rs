@@ -283,6 +283,20 @@ async fn referrals_export_as_csv_and_json_with_milestones_and_leaks() {
     assert_eq!(rows[0]["tracked"], true);
     assert!(rows[0]["note_received_at"].is_null());
     assert!(rows.as_array().unwrap().iter().any(|r| r["patient_id"] == "-x2"), "{rows}");
+    assert!(
+        rows.as_array().unwrap().iter().all(|r| r["in_progress"] == false),
+        "months later, every window has run out"
+    );
+    // Exported while the booked one waits for its visit: it is in progress.
+    let before_visit = [("REFLOOP_CLOCK_MODE", "manual"), ("REFLOOP_CLOCK_START", "2026-03-05T00:00:00Z")];
+    let (ok, out, err) = run(&["export", "referrals", "--database", &db.url, "--format", "json"], &before_visit);
+    assert!(ok, "{err}");
+    let rows: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let booked = rows.as_array().unwrap().iter().find(|r| !r["scheduled_at"].is_null()).unwrap();
+    assert_eq!(
+        (booked["in_progress"].as_bool(), booked["ordered_date_local"].as_str()),
+        (Some(true), Some("2026-03-01"))
+    );
     let (ok, _, err) = run(&["export", "referrals", "--database", &db.url, "--format", "xlsx"], &[]);
     assert!(!ok && err.contains("--format"), "{err}");
 }

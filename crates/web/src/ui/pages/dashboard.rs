@@ -356,13 +356,13 @@ pub async fn export_csv(State(s): State<AppState>, web: Web, Query(q): Query<Par
     let ids: Vec<&str> = referrals.iter().map(|r| r.id.as_str()).collect();
     s.app.audit_export(&web.0.actor, &ids).await?;
     let name = format!("referrals-{}-{}.csv", date_of(from, &tz), refloop_app::period::last_day(to, &tz));
-    csv_response(&referrals, &tz, &name)
+    csv_response(&s, &referrals, &name)
 }
 
 /// Referrals as a CSV download named `name` (the columns of `refloop export`).
-pub(super) fn csv_response(referrals: &[refloop_domain::Referral], tz: &TimeZone, name: &str) -> UiResult<Response> {
+pub(super) fn csv_response(s: &AppState, referrals: &[refloop_domain::Referral], name: &str) -> UiResult<Response> {
     let mut body = Vec::new();
-    refloop_app::export::write_csv(referrals, tz, &mut body)
+    refloop_app::export::write_csv(referrals, &s.app.policy().time_zone, &s.app.maturity(), &mut body)
         .map_err(|e| UiError(StatusCode::INTERNAL_SERVER_ERROR, format!("export failed: {e}")))?;
     let disposition = format!("attachment; filename=\"{name}\"");
     Ok((

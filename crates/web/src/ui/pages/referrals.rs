@@ -202,7 +202,7 @@ pub async fn referrals_csv(State(s): State<AppState>, web: Web, Query(q): Query<
     }
     let ids: Vec<&str> = all.iter().map(|r| r.id.as_str()).collect();
     s.app.audit_export(&web.0.actor, &ids).await?;
-    super::dashboard::csv_response(&all, &s.app.policy().time_zone, "referrals.csv")
+    super::dashboard::csv_response(&s, &all, "referrals.csv")
 }
 
 struct Summary {
