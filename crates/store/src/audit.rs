@@ -30,6 +30,11 @@ fn record(r: &dyn row::Get) -> Result<AuditRecord, StoreError> {
 
 impl SqlStore {
     pub(crate) async fn seal_audit(&self, batch: u32) -> Result<u64, StoreError> {
+        // Every worker pass asks: when nothing waits (the partial index says so at once), no
+        // write transaction and no lock.
+        if !self.any_unsealed().await? {
+            return Ok(0);
+        }
         on_writer!(self, p => {
             let mut tx = p.begin().await.map_err(db)?;
             if matches!(self.db, Db::Postgres(_)) {
@@ -85,6 +90,16 @@ impl SqlStore {
                 .map_err(db)?;
             rows.iter().map(|r| record(r)).collect()
         })
+    }
+
+    async fn any_unsealed(&self) -> Result<bool, StoreError> {
+        let n: i64 = on_pool!(&self.db, p => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM (SELECT 1 FROM audit_log WHERE hash IS NULL LIMIT 1) AS waiting")
+                .fetch_one(p)
+                .await
+                .map_err(db)?
+        });
+        Ok(n > 0)
     }
 
     pub(crate) async fn unsealed_audit(&self) -> Result<u64, StoreError> {
@@ -148,6 +163,11 @@ impl SqlStore {
 
     pub(crate) async fn purge_audit(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
         on_writer!(self, p => {
+            let mut tx = p.begin().await.map_err(db)?;
+            let postgres = matches!(self.db, Db::Postgres(_));
+            if postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEAL_LOCK).execute(&mut *tx).await.map_err(db)?;
+            }
             // The chain's head is cut only up to its first row that must stay.
             let last: Option<(i64, String)> = sqlx::query_as(
                 "SELECT chain_pos, hash FROM audit_log WHERE chain_pos IS NOT NULL AND chain_pos <
@@ -155,15 +175,10 @@ impl SqlStore {
                  ORDER BY chain_pos DESC LIMIT 1",
             )
             .bind(ms(before))
-            .fetch_optional(p)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db)?;
             let Some((pos, hash)) = last else { return Ok(0) };
-            let mut tx = p.begin().await.map_err(db)?;
-            let postgres = matches!(self.db, Db::Postgres(_));
-            if postgres {
-                sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(SEAL_LOCK).execute(&mut *tx).await.map_err(db)?;
-            }
             let (drop, create) = if postgres {
                 (DROP_DELETE_GUARD, PG_DELETE_GUARD)
             } else {
