@@ -6,9 +6,7 @@
 
 use totp_rs::{Algorithm, Secret, TOTP};
 
-use crate::{
-    Actor, App, AppError, NewSession, Role, SessionRecord, SessionStage, hash_token, new_token, users::user_actor,
-};
+use crate::{Actor, App, AppError, NewSession, Role, SessionRecord, SessionStage, hash_token, users::user_actor};
 
 /// Recovery codes made at enrolment.
 pub const RECOVERY_CODES: usize = 10;
@@ -191,24 +189,9 @@ impl App {
     /// second factor is worth nothing after).
     async fn replace_session(&self, old: &SessionRecord, actor: &Actor) -> Result<NewSession, AppError> {
         self.store.delete_sessions(Some(&old.hash), None).await?;
-        let session = NewSession { token: new_token(), csrf: new_token(), stage: SessionStage::Full };
-        let now = self.now();
-        self.store
-            .insert_session(&SessionRecord {
-                hash: hash_token(&session.token),
-                username: actor.name.clone(),
-                csrf: session.csrf.clone(),
-                created_at: now,
-                last_seen_at: now,
-                stage: SessionStage::Full,
-            })
-            .await?;
+        let session = self.open_session(&actor.name, SessionStage::Full).await?;
         tracing::info!(user = %actor.name, "signed in with a second factor");
         Ok(session)
-    }
-
-    async fn user_record(&self, username: &str) -> Result<crate::UserRecord, AppError> {
-        self.store.user(username).await?.ok_or_else(|| AppError::NotFound { what: "user", id: username.to_owned() })
     }
 }
 

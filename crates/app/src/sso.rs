@@ -6,9 +6,7 @@
 use jiff::SignedDuration;
 use sha2::{Digest, Sha256};
 
-use crate::{
-    Actor, App, AppError, NewSession, Role, SessionRecord, SessionStage, SsoPending, UserRecord, hash_token, new_token,
-};
+use crate::{Actor, App, AppError, NewSession, Role, SessionStage, SsoPending, UserRecord, hash_token, new_token};
 
 /// How long a sign-in may take at the provider.
 pub const SSO_WITHIN: SignedDuration = SignedDuration::from_mins(10);
@@ -97,17 +95,7 @@ impl App {
         if existing.as_ref().is_some_and(|u| u.role != role) {
             self.audit_action(&Actor::system("sso"), "role-change", "user", username).await?;
         }
-        let session = NewSession { token: new_token(), csrf: new_token(), stage: SessionStage::Full };
-        self.store
-            .insert_session(&SessionRecord {
-                hash: hash_token(&session.token),
-                username: username.to_owned(),
-                csrf: session.csrf.clone(),
-                created_at: now,
-                last_seen_at: now,
-                stage: SessionStage::Full,
-            })
-            .await?;
+        let session = self.open_session(username, SessionStage::Full).await?;
         self.audit_action(&actor, "login-sso", "user", username).await?;
         tracing::info!(user = %username, role = role.as_str(), "signed in through the identity provider");
         Ok(session)

@@ -75,11 +75,7 @@ impl App {
 
     /// Disables (or enables again) a user; a disabled user's sessions end at once.
     pub async fn set_user_disabled(&self, username: &str, disabled: bool) -> Result<UserRecord, AppError> {
-        let mut user = self
-            .store
-            .user(username)
-            .await?
-            .ok_or_else(|| AppError::NotFound { what: "user", id: username.to_owned() })?;
+        let mut user = self.user_record(username).await?;
         user.disabled = disabled;
         user.updated_at = self.now();
         self.store.upsert_user(&user).await?;
@@ -160,17 +156,7 @@ impl App {
         if stage != SessionStage::Mfa && (user.failed_logins > 0 || user.locked_until.is_some()) {
             self.store.login_cleared(&user.username).await?;
         }
-        let session = NewSession { token: new_token(), csrf: new_token(), stage };
-        self.store
-            .insert_session(&SessionRecord {
-                hash: hash_token(&session.token),
-                username: user.username.clone(),
-                csrf: session.csrf.clone(),
-                created_at: now,
-                last_seen_at: now,
-                stage,
-            })
-            .await?;
+        let session = self.open_session(&user.username, stage).await?;
         let actor = Actor::person(user.username.clone(), user.role, remote);
         let action = match stage {
             SessionStage::Full => "login",
@@ -184,9 +170,7 @@ impl App {
 
     /// Ends every session of `username` at once (a lost laptop, a suspicion). Audited.
     pub async fn end_sessions(&self, username: &str, actor: &Actor) -> Result<(), AppError> {
-        if self.store.user(username).await?.is_none() {
-            return Err(AppError::NotFound { what: "user", id: username.to_owned() });
-        }
+        self.user_record(username).await?;
         self.store.delete_sessions(None, Some(username)).await?;
         self.store.audit(&self.audit_entry(actor, "end-sessions", "user", username)).await?;
         tracing::info!(user = %username, "sessions ended by an admin");
@@ -212,11 +196,32 @@ impl App {
         Ok(out)
     }
 
+    /// A new web session for `username` at `stage`: its cookie value is returned once, only
+    /// its hash is stored.
+    pub(crate) async fn open_session(&self, username: &str, stage: SessionStage) -> Result<NewSession, AppError> {
+        let session = NewSession { token: new_token(), csrf: new_token(), stage };
+        let now = self.now();
+        self.store
+            .insert_session(&SessionRecord {
+                hash: hash_token(&session.token),
+                username: username.to_owned(),
+                csrf: session.csrf.clone(),
+                created_at: now,
+                last_seen_at: now,
+                stage,
+            })
+            .await?;
+        Ok(session)
+    }
+
+    /// A user as stored, or NotFound.
+    pub(crate) async fn user_record(&self, username: &str) -> Result<UserRecord, AppError> {
+        self.store.user(username).await?.ok_or_else(|| AppError::NotFound { what: "user", id: username.to_owned() })
+    }
+
     /// Lifts a lockout (and the count of failures) before it runs out.
     pub async fn unlock_user(&self, username: &str, actor: &Actor) -> Result<(), AppError> {
-        if self.store.user(username).await?.is_none() {
-            return Err(AppError::NotFound { what: "user", id: username.to_owned() });
-        }
+        self.user_record(username).await?;
         self.store.login_cleared(username).await?;
         self.store.audit(&self.audit_entry(actor, "unlock", "user", username)).await?;
         tracing::info!(user = %username, "user unlocked");

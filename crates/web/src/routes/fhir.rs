@@ -279,14 +279,10 @@ fn date_bound(raw: &str, tz: &jiff::tz::TimeZone) -> Option<(Option<jiff::Timest
         Some(p @ ("eq" | "ge" | "gt" | "le" | "lt")) => (p, &raw[2..]),
         _ => ("eq", raw),
     };
-    let (start, end) = if let Ok(at) = value.parse::<jiff::Timestamp>() {
-        (at, at + jiff::SignedDuration::from_millis(1))
-    } else {
-        let day = value.parse::<jiff::civil::Date>().ok()?;
-        let start = day.to_zoned_datetime(tz.clone()).ok()?.timestamp();
-        let end = day.tomorrow().ok()?.to_zoned_datetime(tz.clone()).ok()?.timestamp();
-        (start, end)
-    };
+    // A local day or an instant, read as every report period is (`app::period`).
+    let start = refloop_app::period::bound("date", value, tz, false).ok()?;
+    let end = refloop_app::period::bound("date", value, tz, true).ok()?;
+    let end = if end == start { start + jiff::SignedDuration::from_millis(1) } else { end };
     Some(match prefix {
         "ge" => (Some(start), None),
         "gt" => (Some(end), None),

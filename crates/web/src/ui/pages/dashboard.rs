@@ -319,7 +319,7 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
         current: Kpis::of(&total),
         baseline,
         trend_unit,
-        mature_days: (s.app.now() - s.app.maturity().mature_before).as_hours() / 24,
+        mature_days: s.app.policy().mature_after.as_seconds() / 86_400,
         trend_svg: with_download(
             chart::columns(&format!("Closed-loop rate by {trend_unit}"), &trend_bars, 1.0),
             "closed-loop-rate.svg",
