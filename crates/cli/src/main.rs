@@ -1,7 +1,9 @@
 //! `refloop`: the referral-loop service and its tools.
 
+mod accounts;
 mod config;
 mod demo;
+mod reports;
 mod run;
 mod tools;
 
@@ -424,14 +426,14 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         }
         Command::Export { kind: ExportKind::Referrals { common, format, from, to, output } } => {
             let config = load(&common, None, None)?;
-            tools::export_referrals(&config, &format, from.as_deref(), to.as_deref(), output.as_deref()).await
+            reports::export_referrals(&config, &format, from.as_deref(), to.as_deref(), output.as_deref()).await
         }
         Command::Report { kind: ReportKind::Closure { common, from, to, by, json } } => {
             let config = load(&common, None, None)?;
-            tools::report_closure(&config, from.as_deref(), to.as_deref(), by.as_deref(), json).await
+            reports::report_closure(&config, from.as_deref(), to.as_deref(), by.as_deref(), json).await
         }
         Command::Report { kind: ReportKind::Cms50 { common, year, json } } => {
-            tools::report_cms50(&load(&common, None, None)?, year, json).await
+            reports::report_cms50(&load(&common, None, None)?, year, json).await
         }
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { common } => {
@@ -453,24 +455,24 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Audit { action: AuditAction::Verify { common } } => {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
-            tools::audit_verify(&run::build_app(&config).await?).await
+            reports::audit_verify(&run::build_app(&config).await?).await
         }
         Command::Audit { action: AuditAction::Export { common, from, to, output } } => {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
             let app = run::build_app(&config).await?;
-            tools::audit_export(&app, from.as_deref(), to.as_deref(), output.as_deref()).await
+            reports::audit_export(&app, from.as_deref(), to.as_deref(), output.as_deref()).await
         }
         Command::User { action } => match action {
             UserAction::Add { common, username, role } => {
-                tools::user_add(&load(&common, None, None)?, &username, &role).await
+                accounts::user_add(&load(&common, None, None)?, &username, &role).await
             }
-            UserAction::List { common } => tools::user_list(&load(&common, None, None)?).await,
+            UserAction::List { common } => accounts::user_list(&load(&common, None, None)?).await,
             UserAction::Disable { common, username } => {
-                tools::user_disable(&load(&common, None, None)?, &username, true).await
+                accounts::user_disable(&load(&common, None, None)?, &username, true).await
             }
             UserAction::Enable { common, username } => {
-                tools::user_disable(&load(&common, None, None)?, &username, false).await
+                accounts::user_disable(&load(&common, None, None)?, &username, false).await
             }
             UserAction::ResetMfa { common, username } => {
                 let app = run::build_app(&load(&common, None, None)?).await?;
@@ -506,7 +508,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Token { action: TokenAction::List { common } } => {
             let config = load(&common, None, None)?;
             run::init_logging(&config);
-            tools::token_list(&run::build_app(&config).await?).await
+            accounts::token_list(&run::build_app(&config).await?).await
         }
         Command::Token { action: TokenAction::Revoke { common, id_or_name } } => {
             let config = load(&common, None, None)?;
