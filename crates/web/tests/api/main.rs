@@ -29,6 +29,7 @@ pub fn event_types(referral: &serde_json::Value) -> Vec<String> {
     referral["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap().to_owned()).collect()
 }
 
+mod admin;
 mod auth;
 mod bad_input;
 mod channels;
