@@ -3,10 +3,10 @@
 //! `Store` methods of the same names call these.
 
 use jiff::Timestamp;
-use refloop_app::{AUDIT_GENESIS, AuditAnchor, AuditQuery, AuditRecord, AuditSeal, StoreError};
+use refloop_app::{AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, StoreError};
 
 use crate::{
-    Db, SqlStore, row,
+    Db, SqlStore, limit, row,
     row::{db, ms},
 };
 
@@ -205,6 +205,21 @@ impl SqlStore {
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
             Ok(gone)
+        })
+    }
+
+    pub(crate) async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        on_writer!(self, p => insert_audit!(p, e))
+    }
+
+    pub(crate) async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1")
+                .bind(limit(n))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::audit(r)).collect()
         })
     }
 }

@@ -51,6 +51,7 @@ macro_rules! on_writer {
 
 mod accounts;
 mod audit;
+mod inbox;
 mod open;
 mod reports;
 
@@ -530,19 +531,7 @@ impl Store for SqlStore {
     }
 
     async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
-        let done = on_writer!(self, p => {
-            sqlx::query(
-                "UPDATE inbox SET raw = $2 WHERE received_at < $1 AND status IN ('applied', 'ignored', 'rejected')
-                   AND length(raw) > 0",
-            )
-            .bind(ms(before))
-            .bind(Vec::<u8>::new())
-            .execute(p)
-            .await
-            .map_err(db)?
-            .rows_affected()
-        });
-        Ok(done)
+        SqlStore::purge_raw(self, before).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -658,7 +647,7 @@ impl Store for SqlStore {
     }
 
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        on_writer!(self, p => insert_audit!(p, e))
+        SqlStore::audit(self, e).await
     }
 
     async fn seal_audit(&self, batch: u32) -> Result<u64, StoreError> {
@@ -686,70 +675,26 @@ impl Store for SqlStore {
     }
 
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query(
-                "SELECT * FROM inbox WHERE ($1 IS NULL OR status = $1) ORDER BY received_at DESC, id DESC LIMIT $2",
-            )
-            .bind(f.status.map(|s| s.as_str()))
-            .bind(limit(f.limit))
-            .fetch_all(p)
-            .await
-            .map_err(db)?;
-            rows.iter().map(|r| row::inbox(r)).collect()
-        })
+        SqlStore::inbox(self, f).await
     }
 
     async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query(
-                "SELECT * FROM inbox WHERE referral_id = $1 AND protocol = $2 ORDER BY received_at, id LIMIT 500",
-            )
-            .bind(referral.as_str())
-            .bind(protocol)
-            .fetch_all(p)
-            .await
-            .map_err(db)?;
-            rows.iter().map(|r| row::inbox(r)).collect()
-        })
+        SqlStore::inbox_of_referral(self, referral, protocol).await
     }
 
     async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
-        on_pool!(&self.db, p => {
-            sqlx::query_scalar("SELECT value FROM cursors WHERE name = $1").bind(name).fetch_optional(p).await.map_err(db)
-        })
+        SqlStore::cursor(self, name).await
     }
 
     async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query(
-                "INSERT INTO cursors (name, value, updated_at) VALUES ($1, $2, $3)
-                 ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-            )
-            .bind(name)
-            .bind(value)
-            .bind(ms(at))
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db)
-        })
+        SqlStore::set_cursor(self, name, value, at).await
     }
 
     async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
-        on_pool!(&self.db, p => {
-            let row = sqlx::query("SELECT * FROM inbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
-            row.map(|r| row::inbox(&r)).transpose()
-        })
+        SqlStore::inbox_item(self, id).await
     }
 
     async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT * FROM audit_log ORDER BY seq DESC LIMIT $1")
-                .bind(limit(n))
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::audit(r)).collect()
-        })
+        SqlStore::audit_log(self, n).await
     }
 }
