@@ -71,9 +71,12 @@ enum Command {
         /// Keep the workflow run in this database (empty): sqlite://PATH or postgres://…
         #[arg(long, value_name = "URL")]
         database: Option<String>,
-        /// Print {"parameters", "baseline", "workflow"} as JSON.
+        /// Print {"parameters", "baseline", "workflow", "checks"} as JSON.
         #[arg(long)]
         json: bool,
+        /// Exit 1 when a figure falls outside the seed article's before/after band.
+        #[arg(long)]
+        check: bool,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -381,12 +384,12 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             run::init_logging(&config);
             run::serve(config, demo, allow_manual_clock).await
         }
-        Command::Simulate { providers, referrals_per_month, days, seed, specialties, database, json } => {
+        Command::Simulate { providers, referrals_per_month, days, seed, specialties, database, json, check } => {
             let mut p = refloop_sim::Params { providers, referrals_per_month, days, seed, ..Default::default() };
             if !specialties.is_empty() {
                 p.only_specialties(&specialties).map_err(|e| anyhow::anyhow!("--specialties: {e}"))?;
             }
-            tools::simulate(&p, database.as_deref(), json).await
+            tools::simulate(&p, database.as_deref(), json, check).await
         }
         Command::Migrate { common } => {
             let config = load(&common, None, None)?;

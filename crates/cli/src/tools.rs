@@ -386,7 +386,7 @@ pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
     Ok(())
 }
 
-pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: bool) -> anyhow::Result<()> {
+pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: bool, check: bool) -> anyhow::Result<()> {
     let bar = ProgressBar::new(0);
     bar.set_style(ProgressStyle::with_template("{bar:40} {pos}/{len} simulated days").expect("a valid template"));
     let show = p.referrals_per_month * p.days > 50_000;
@@ -400,11 +400,28 @@ pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: boo
     bar.finish_and_clear();
     if json {
         println!("{}", serde_json::to_string_pretty(&outcome)?);
-        return Ok(());
+    } else {
+        print_simulation(p, &outcome);
     }
+    let outside: Vec<String> = outcome
+        .checks
+        .iter()
+        .filter(|c| !c.within)
+        .map(|c| format!("{} ({}): {} is outside {}-{}", c.figure, c.run, one_decimal(c.value), c.low, c.high))
+        .collect();
+    if check && !outside.is_empty() {
+        anyhow::bail!("outside the seed article's bands:\n  {}", outside.join("\n  "));
+    }
+    Ok(())
+}
+
+fn one_decimal(v: Option<f64>) -> String {
+    v.map_or("–".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn print_simulation(p: &refloop_sim::Params, outcome: &refloop_sim::Outcome) {
     let (b, w) = (&outcome.baseline, &outcome.workflow);
     let pct = |r: Option<f64>| r.map_or("–".to_owned(), |r| format!("{:.1}%", r * 100.0));
-    let days = |d: Option<f64>| d.map_or("–".to_owned(), |d| format!("{d:.1}"));
     println!(
         "refloop simulate: seed {}, {} providers, {} referrals a month, {} days of orders ({} to {}), followed {} more days",
         p.seed,
@@ -415,13 +432,28 @@ pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: boo
         &outcome.to.to_string()[..10],
         p.follow_days
     );
-    println!("{:<34} {:>12} {:>12}", "", "baseline", "workflow");
-    let row = |name: &str, a: String, b: String| println!("{name:<34} {a:>12} {b:>12}");
+    println!("{:<38} {:>12} {:>12}", "", "baseline", "workflow");
+    let row = |name: &str, a: String, b: String| println!("{name:<38} {a:>12} {b:>12}");
     row("tracked referrals", b.referrals.to_string(), w.referrals.to_string());
-    row("closed-loop rate", pct(b.closed_loop_rate), pct(w.closed_loop_rate));
-    row("median days order to note", days(b.median_days_to_note), days(w.median_days_to_note));
-    row("unscheduled catch rate", pct(b.unscheduled_catch_rate), pct(w.unscheduled_catch_rate));
+    row("median days order to note", one_decimal(b.median_days_to_note), one_decimal(w.median_days_to_note));
+    row(
+        "unscheduled at the scheduling window",
+        b.unscheduled_at_window.to_string(),
+        w.unscheduled_at_window.to_string(),
+    );
+    row(
+        "  scheduled after an escalation",
+        pct(b.scheduled_after_escalation_rate),
+        pct(w.scheduled_after_escalation_rate),
+    );
+    row("chases by hand", b.chases_by_hand.to_string(), w.chases_by_hand.to_string());
     row("staff tasks opened", b.tasks_opened.to_string(), w.tasks_opened.to_string());
+    let kinds: std::collections::BTreeSet<&str> =
+        b.tasks_by_kind.keys().chain(w.tasks_by_kind.keys()).copied().collect();
+    for k in kinds {
+        let n = |r: &refloop_sim::RunResult| r.tasks_by_kind.get(k).copied().unwrap_or(0).to_string();
+        row(&format!("  {k}"), n(b), n(w));
+    }
     row("messages sent", b.messages_sent.to_string(), w.messages_sent.to_string());
     let stages: std::collections::BTreeSet<&str> =
         b.leakage_by_stage.keys().chain(w.leakage_by_stage.keys()).copied().collect();
@@ -435,11 +467,22 @@ pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: boo
         let n = |r: &refloop_sim::RunResult| r.leakage_by_reason.get(s).copied().unwrap_or(0).to_string();
         row(&format!("  because: {s}"), n(b), n(w));
     }
+    println!("\nThe seed article's before/after table (a figure outside its band is marked OUTSIDE):");
+    println!("{:<38} {:>22} {:>22}", "", "baseline", "workflow");
+    for pair in outcome.checks.chunks(2) {
+        let cell = |c: &refloop_sim::Check| {
+            let mark = if c.within { "" } else { " OUTSIDE" };
+            format!("{}{mark} ({}-{})", one_decimal(c.value), c.low, c.high)
+        };
+        println!("{:<38} {:>22} {:>22}", pair[0].figure, cell(&pair[0]), pair.get(1).map(cell).unwrap_or_default());
+    }
+    for band in &refloop_sim::BANDS {
+        println!("  {}: {}", band.figure, band.source);
+    }
     println!("\nAssumptions (name = value: source):");
     for a in p.assumptions() {
         println!("  {} = {}: {}", a.name, a.value, a.source);
     }
-    Ok(())
 }
 
 /// Each outbound channel's mode and, for those that reach someone, its last success and last

@@ -7,6 +7,7 @@
 //! answer what the engine actually does — a delivered SMS, a staff task, a note request — so
 //! the difference between the runs is the workflow's.
 
+mod bands;
 mod params;
 pub mod rng;
 
@@ -21,12 +22,13 @@ use refloop_app::{
     TaskFilter, TaskStatus,
 };
 use refloop_domain::{
-    Channel, Input, Network, Origin, PatientId, Policy, ProviderId, Purpose, ReferralId, Specialty, State, TaskKind,
-    Urgency,
+    Channel, Input, Network, Origin, PatientId, Policy, ProviderId, Purpose, ReferralId, Specialty, StageWindows,
+    State, TaskKind, Urgency, WindowSet,
 };
 use serde::Serialize;
 
-pub use params::{ARTICLE, Assumption, Params, StageParams};
+pub use bands::{BANDS, Band, Check, check};
+pub use params::{Assumption, Params, StageParams};
 pub use rng::Rng;
 
 /// The first day of orders. Fixed, so a seed always gives the same output.
@@ -38,18 +40,29 @@ pub const SOURCE_PREFIX: &str = "sim:";
 /// One stage of a referral's fate.
 #[derive(Clone, Copy, Debug)]
 struct Stage {
-    /// Happens without any help.
-    base: bool,
-    /// Happens when the workflow acts (a leak it recovers), if it does not anyway.
-    workflow: bool,
+    /// The stage does not happen on its own.
+    leaks: bool,
+    /// Staff working by hand find the leak and chase it (the baseline) …
+    chased: bool,
+    /// … and the chase works.
+    by_hand: bool,
+    /// The workflow's prompt recovers the leak when nothing else would.
+    recovered: bool,
 }
 
 impl Stage {
-    fn draw(rng: &mut Rng, p: &StageParams, manual: f64) -> Stage {
+    fn draw(rng: &mut Rng, p: &StageParams, chase: f64, success: f64) -> Stage {
         let leaks = rng.chance(p.leak);
-        let manual = rng.chance(manual);
+        let chased = rng.chance(chase);
+        let works = rng.chance(success);
         let recovered = rng.chance(p.recovered_by_workflow);
-        Stage { base: !leaks || manual, workflow: !leaks || manual || recovered }
+        Stage { leaks, chased, by_hand: chased && works, recovered }
+    }
+
+    /// Whether it happens once the workflow (or a worklist call) prompts it: the people a
+    /// chase by hand would move answer a worklist call too.
+    fn workflow(&self) -> bool {
+        !self.leaks || self.by_hand || self.recovered
     }
 }
 
@@ -74,6 +87,8 @@ struct Fate {
     days_to_visit: f64,
     days_to_note: f64,
     days_to_respond: f64,
+    days_to_find_by_hand: f64,
+    days_to_file_by_hand: f64,
 }
 
 const TIME_ZONES: [(&str, f64); 4] =
@@ -119,15 +134,17 @@ fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
                 },
                 consent: rng.chance(p.sms_consent_share),
                 time_zone: TIME_ZONES[rng.pick(&tz_weights)].0,
-                notify: Stage::draw(&mut rng, &p.not_notified, p.manual_recovery),
-                schedule: Stage::draw(&mut rng, &p.never_schedules, p.manual_recovery),
-                attend: Stage::draw(&mut rng, &p.no_show, p.manual_recovery),
-                note: Stage::draw(&mut rng, &p.no_note, p.manual_recovery),
+                notify: Stage::draw(&mut rng, &p.not_notified, p.manual_chase, p.manual_chase_success),
+                schedule: Stage::draw(&mut rng, &p.never_schedules, p.manual_chase, p.manual_chase_success),
+                attend: Stage::draw(&mut rng, &p.no_show, p.manual_chase, p.manual_chase_success),
+                note: Stage::draw(&mut rng, &p.no_note, p.manual_chase, p.manual_chase_success),
                 days_to_notify: rng.exp(p.mean_days_to_notify_by_hand).min(14.0),
                 days_to_schedule: rng.exp(p.mean_days_notified_to_scheduled).min(30.0),
                 days_to_visit: 1.0 + rng.exp(p.mean_days_scheduled_to_visit - 1.0).min(45.0),
                 days_to_note: rng.exp(p.mean_days_visit_to_note).min(60.0),
                 days_to_respond: 0.5 + rng.exp(p.mean_days_to_respond_to_workflow - 0.5).min(14.0),
+                days_to_find_by_hand: rng.exp(p.mean_days_to_find_by_hand).min(60.0),
+                days_to_file_by_hand: rng.exp(p.mean_days_to_file_by_hand).min(90.0),
             });
         }
     }
@@ -186,13 +203,29 @@ pub struct RunResult {
     /// Note received ÷ tracked, 0–1.
     pub closed_loop_rate: Option<f64>,
     pub median_days_to_note: Option<f64>,
+    /// The seed article's "average days to consult note".
+    pub mean_days_to_note: Option<f64>,
     pub leakage_by_stage: BTreeMap<&'static str, usize>,
     pub leakage_by_reason: BTreeMap<String, usize>,
+    /// Referrals with no appointment when their first scheduling window ran out …
+    pub unscheduled_at_window: usize,
+    /// … and of those, how many someone followed up (staff by hand, or a worklist task): the
+    /// seed article's "unscheduled-referral catch rate" is their share.
+    pub followed_up_unscheduled: usize,
     pub unscheduled_catch_rate: Option<f64>,
+    /// The closure report's figure: of the referrals escalated while unscheduled, the share
+    /// scheduled afterwards (none in the baseline, where nothing escalates).
+    pub scheduled_after_escalation_rate: Option<f64>,
     /// Messages the workflow sent (SMS, chat, EHR tasks, note requests…).
     pub messages_sent: u64,
-    /// Staff tasks the workflow opened.
+    /// Staff tasks the workflow opened, and by kind.
     pub tasks_opened: u64,
+    pub tasks_by_kind: BTreeMap<&'static str, u64>,
+    /// Leaks staff chased by hand (the baseline).
+    pub chases_by_hand: u64,
+    /// Staff time chasing referrals: chases by hand and worklist tasks at their minutes
+    /// (assumptions), per week of orders.
+    pub staff_hours_per_week: f64,
 }
 
 /// Both runs and the assumptions behind them.
@@ -204,6 +237,8 @@ pub struct Outcome {
     /// The period the figures cover: referrals ordered in `[from, to)`.
     pub from: Timestamp,
     pub to: Timestamp,
+    /// Each figure of the seed article's before/after table against its band.
+    pub checks: Vec<Check>,
 }
 
 /// Runs the baseline and the workflow on the same practice and fates. The workflow run goes
@@ -247,6 +282,7 @@ pub async fn simulate(
     let (baseline, workflow) = (b.expect("finished"), w.expect("finished"));
     Ok(Outcome {
         parameters: p.assumptions().into_iter().map(|a| (a.name, a.value)).collect(),
+        checks: check(&baseline, &workflow),
         baseline,
         workflow,
         from: start,
@@ -304,19 +340,29 @@ struct Track {
     scheduled: bool,
     no_show: bool,
     visits: u32,
-    note_coming: bool,
+    noted: bool,
+    /// When the specialist sent the note (it waits to be filed or found).
+    note_sent: Option<Timestamp>,
+    /// When the pending booking and the pending note come (a prompt may bring them forward).
+    schedule_at: Option<Timestamp>,
+    note_at: Option<Timestamp>,
+    first_scheduled: Option<Timestamp>,
+    /// Someone chased it while it had no appointment: staff by hand, or a worklist task.
+    followed_up: bool,
 }
 
 struct Run {
     app: App,
     fates: Vec<Fate>,
     tracks: Vec<Track>,
+    windows: WindowSet,
     by_id: HashMap<ReferralId, usize>,
     queue: BTreeMap<(Timestamp, u64), (usize, Next)>,
     seq: u64,
     workflow: bool,
     actor: Actor,
-    tasks_opened: u64,
+    tasks_by_kind: BTreeMap<&'static str, u64>,
+    chases_by_hand: u64,
     seen_tasks: std::collections::HashSet<String>,
     /// Tasks opened after this are answered but left open, for people to work (the demo).
     keep_tasks_after: Option<Timestamp>,
@@ -325,17 +371,19 @@ struct Run {
 }
 
 impl Run {
-    fn new(app: App, fates: Vec<Fate>, workflow: bool, source_prefix: &'static str) -> Self {
+    fn new(app: App, fates: Vec<Fate>, windows: WindowSet, workflow: bool, source_prefix: &'static str) -> Self {
         Run {
             app,
             tracks: vec![Track::default(); fates.len()],
             fates,
+            windows,
             by_id: HashMap::new(),
             queue: BTreeMap::new(),
             seq: 0,
             workflow,
             actor: Actor::system("simulator"),
-            tasks_opened: 0,
+            tasks_by_kind: BTreeMap::new(),
+            chases_by_hand: 0,
             seen_tasks: Default::default(),
             keep_tasks_after: None,
             source_prefix,
@@ -348,14 +396,53 @@ impl Run {
         self.queue.insert((t, self.seq), (i, next));
     }
 
-    /// The patient was reached at `t`: they schedule on their own if their fate says so.
+    fn windows(&self, i: usize) -> &StageWindows {
+        self.windows.for_urgency(if self.fates[i].urgent { Urgency::Urgent } else { Urgency::Routine })
+    }
+
+    /// The patient books at `t`, unless a booking is already coming sooner.
+    fn book(&mut self, i: usize, t: Timestamp) {
+        if self.tracks[i].schedule_at.is_none_or(|at| t < at) {
+            self.tracks[i].schedule_at = Some(t);
+            self.at(t, i, Next::Scheduled);
+        }
+    }
+
+    /// The specialist sends the note at `t`, unless it is already coming sooner (or came).
+    fn send_note(&mut self, i: usize, t: Timestamp) {
+        let track = &mut self.tracks[i];
+        if !track.noted && track.note_at.is_none_or(|at| t < at) {
+            track.note_at = Some(t);
+            self.at(t, i, Next::Note);
+        }
+    }
+
+    /// Without the workflow, staff working by hand find a leak some days after its window ran
+    /// out (`due`) and chase it when the fate says they do: when it works, the stage happens then.
+    fn chase_by_hand(&mut self, i: usize, stage: Stage, due: Timestamp) -> Option<Timestamp> {
+        if self.workflow || !stage.chased {
+            return None;
+        }
+        self.chases_by_hand += 1;
+        stage.by_hand.then(|| due + days(self.fates[i].days_to_find_by_hand))
+    }
+
+    /// The patient was reached at `t`: they book on their own if their fate says so, else staff
+    /// working by hand may find them unbooked later.
     fn notified(&mut self, i: usize, t: Timestamp) {
         if std::mem::replace(&mut self.tracks[i].notified, true) {
             return;
         }
         let f = &self.fates[i];
-        if f.schedule.base {
-            self.at(t + days(f.days_to_schedule), i, Next::Scheduled);
+        let (schedule, ordered_at, own) = (f.schedule, f.ordered_at, t + days(f.days_to_schedule));
+        if !schedule.leaks {
+            self.book(i, own);
+            return;
+        }
+        let due = t.max(ordered_at + self.windows(i).scheduling.to_signed());
+        self.tracks[i].followed_up |= !self.workflow && schedule.chased;
+        if let Some(t) = self.chase_by_hand(i, schedule, due) {
+            self.book(i, t);
         }
     }
 
@@ -374,14 +461,24 @@ impl Run {
             let i = first + k;
             self.by_id.insert(referral.id.clone(), i);
             if let Ok(mut m) = connector.reachable.lock() {
-                m.insert(referral.id.clone(), self.fates[i].notify.workflow);
+                m.insert(referral.id.clone(), self.fates[i].notify.workflow());
             }
             self.tracks[i].id = Some(referral.id);
+            if self.workflow {
+                continue;
+            }
+            // Without the workflow, the front desk tells the patient (a printed sheet, a call)
+            // unless the fate says it does not; staff may find the gap later.
             let f = &self.fates[i];
-            // Without the workflow, staff reach the patient by hand if the fate allows.
-            if !self.workflow && f.notify.base {
-                let t = f.ordered_at + days(f.days_to_notify);
-                self.at(t, i, Next::Notified);
+            let (notify, ordered_at, own) = (f.notify, f.ordered_at, f.ordered_at + days(f.days_to_notify));
+            if !notify.leaks {
+                self.at(own, i, Next::Notified);
+            } else {
+                self.tracks[i].followed_up |= notify.chased;
+                let due = ordered_at + self.windows(i).notify.to_signed();
+                if let Some(t) = self.chase_by_hand(i, notify, due) {
+                    self.at(t, i, Next::Notified);
+                }
             }
         }
         Ok(())
@@ -420,32 +517,53 @@ impl Run {
                 channel: channel.map(str::to_owned),
             };
             match next {
-                Next::Notified => {
+                Next::Notified if !self.tracks[i].notified => {
                     inputs.push((i, milestone(State::PatientNotified, None, Some("phone"))));
                     self.notified(i, t);
                 }
-                Next::Scheduled => {
+                Next::Notified => {}
+                // A booking brought forward by a prompt leaves its later twin behind.
+                Next::Scheduled if self.tracks[i].schedule_at == Some(t) => {
                     let visit = t + days(f.days_to_visit);
-                    self.tracks[i].scheduled = true;
+                    let track = &mut self.tracks[i];
+                    track.schedule_at = None;
+                    track.scheduled = true;
+                    track.first_scheduled.get_or_insert(t);
                     inputs.push((i, milestone(State::Scheduled, Some(visit), None)));
                     self.at(visit, i, Next::Visit);
                 }
+                Next::Scheduled => {}
                 Next::Visit => {
                     self.tracks[i].visits += 1;
-                    // A second visit is one the workflow got rebooked after a no-show.
-                    if f.attend.base || self.tracks[i].visits > 1 {
+                    // A second visit is one that was rebooked after a no-show.
+                    if !f.attend.leaks || self.tracks[i].visits > 1 {
                         inputs.push((i, milestone(State::Attended, None, None)));
-                        if f.note.base {
-                            self.tracks[i].note_coming = true;
-                            self.at(t + days(f.days_to_note), i, Next::Note);
+                        let (note, sent) = (f.note, t + days(f.days_to_note));
+                        if !note.leaks {
+                            // Sent, then filed into the chart by hand unless refloop finds it first.
+                            self.tracks[i].note_sent = Some(sent);
+                            self.send_note(i, sent + days(f.days_to_file_by_hand));
+                        } else if let Some(at) =
+                            self.chase_by_hand(i, note, t + self.windows(i).note_request.to_signed())
+                        {
+                            self.send_note(i, at);
                         }
                     } else {
                         self.tracks[i].no_show = true;
                         self.tracks[i].scheduled = false;
                         inputs.push((i, Input::NoShow { at: t }));
+                        let attend = f.attend;
+                        if let Some(at) = self.chase_by_hand(i, attend, t + self.windows(i).scheduling.to_signed()) {
+                            self.book(i, at);
+                        }
                     }
                 }
-                Next::Note => inputs.push((i, milestone(State::NoteReceived, None, None))),
+                Next::Note if self.tracks[i].note_at == Some(t) => {
+                    self.tracks[i].note_at = None;
+                    self.tracks[i].noted = true;
+                    inputs.push((i, milestone(State::NoteReceived, None, None)));
+                }
+                Next::Note => {}
             }
         }
         let inputs: Vec<(ReferralId, Input)> =
@@ -458,13 +576,18 @@ impl Run {
         Ok(())
     }
 
-    /// The people answer what the workflow did: delivered messages and new staff tasks.
+    /// The people answer what the workflow did: delivered messages and new staff tasks. A
+    /// prompt brings forward what would have come later anyway.
     async fn answer(&mut self, now: Timestamp, log: Vec<(ReferralId, Channel, Purpose)>) -> Result<(), AppError> {
         for (id, channel, purpose) in log {
             let Some(&i) = self.by_id.get(&id) else { continue };
             match (channel, purpose) {
-                (Channel::Sms, Purpose::PatientNotification) => self.notified(i, now),
+                (Channel::Sms | Channel::Portal, Purpose::PatientNotification) => self.notified(i, now),
                 (Channel::NoteRequest, _) => self.note_chased(i, now),
+                // refloop looks in the EHR's document inbox: a note that came back is found.
+                (Channel::EhrQuery, Purpose::NoteLookup) if self.tracks[i].note_sent.is_some_and(|s| s <= now) => {
+                    self.send_note(i, now)
+                }
                 _ => {}
             }
         }
@@ -473,21 +596,26 @@ impl Run {
             if !self.seen_tasks.insert(task.id.clone()) {
                 continue;
             }
-            self.tasks_opened += 1;
+            *self.tasks_by_kind.entry(task.kind.as_str()).or_default() += 1;
             if let Some(&i) = self.by_id.get(&task.referral_id) {
                 let f = &self.fates[i];
                 let respond = now + days(f.days_to_respond);
+                let chasing =
+                    matches!(task.kind, TaskKind::NotifyPatient | TaskKind::FixContact | TaskKind::ScheduleFollowUp);
+                if chasing && self.tracks[i].first_scheduled.is_none() {
+                    self.tracks[i].followed_up = true;
+                }
                 match task.kind {
                     // Staff call the patient; those the workflow would reach are reached.
-                    TaskKind::NotifyPatient | TaskKind::FixContact if !self.tracks[i].notified && f.notify.workflow => {
+                    TaskKind::NotifyPatient | TaskKind::FixContact
+                        if !self.tracks[i].notified && f.notify.workflow() =>
+                    {
                         self.at(now + days(1.0), i, Next::Notified)
                     }
                     TaskKind::ScheduleFollowUp if self.tracks[i].notified && !self.tracks[i].scheduled => {
-                        let t = &self.tracks[i];
-                        let rebook =
-                            if t.no_show { f.attend.workflow } else { f.schedule.workflow && !f.schedule.base };
-                        if rebook {
-                            self.at(respond, i, Next::Scheduled);
+                        let books = if self.tracks[i].no_show { f.attend.workflow() } else { f.schedule.workflow() };
+                        if books {
+                            self.book(i, respond);
                         }
                     }
                     TaskKind::NoteReview => self.note_chased(i, now),
@@ -502,13 +630,48 @@ impl Run {
         Ok(())
     }
 
-    /// The note was asked for: a specialist the workflow would move sends it.
+    /// The note was asked for: one already sent is found at once; a specialist the workflow
+    /// would move sends it within days.
     fn note_chased(&mut self, i: usize, now: Timestamp) {
         let f = &self.fates[i];
-        if !self.tracks[i].note_coming && f.note.workflow {
-            self.tracks[i].note_coming = true;
-            self.at(now + days(f.days_to_respond), i, Next::Note);
+        if self.tracks[i].note_sent.is_some_and(|s| s <= now) {
+            self.send_note(i, now);
+        } else if f.note.workflow() {
+            let t = now + days(f.days_to_respond);
+            self.send_note(i, t);
         }
+    }
+
+    /// The seed article's catch: referrals with no appointment when their first scheduling
+    /// window ran out, and those someone followed up.
+    fn unscheduled_catch(&self) -> (usize, usize) {
+        let mut unscheduled = 0;
+        let mut followed = 0;
+        for (i, (f, t)) in self.fates.iter().zip(&self.tracks).enumerate() {
+            if t.id.is_none() {
+                continue;
+            }
+            let due = f.ordered_at + self.windows(i).scheduling.to_signed();
+            if t.first_scheduled.is_none_or(|s| s > due) {
+                unscheduled += 1;
+                followed += usize::from(t.followed_up);
+            }
+        }
+        (unscheduled, followed)
+    }
+
+    /// Staff hours per week of orders: chases by hand and worklist tasks at their minutes.
+    fn staff_hours_per_week(&self, p: &Params) -> f64 {
+        let tasks: f64 = self
+            .tasks_by_kind
+            .iter()
+            .map(|(kind, n)| {
+                let minutes = p.task_minutes.iter().find(|(k, _)| k.as_str() == *kind).map_or(0.0, |(_, m)| *m);
+                minutes * *n as f64
+            })
+            .sum();
+        let minutes = tasks + p.minutes_per_chase_by_hand * self.chases_by_hand as f64;
+        minutes / 60.0 / (f64::from(p.days) / 7.0)
     }
 }
 
@@ -533,14 +696,15 @@ async fn run(
         return Err(AppError::Conflict("the simulation needs an empty database".into()));
     }
     let clock = Arc::new(ManualClock::new(start));
-    let mut policy = Policy::default();
+    let mut policy = Policy { portal_messages: p.portal_messages, ..Policy::default() };
     if !workflow {
         // Every provider outside the pilot: referrals are tracked, the workflow never acts.
         policy.pilot_providers = vec![ProviderId::parse("sim-no-pilot").map_err(AppError::from)?];
     }
+    let windows = policy.windows.clone();
     let connector = Arc::new(SimConnector::default());
     let app = App::new(store, clock.clone(), policy, connector.clone());
-    let mut r = Run::new(app, fates.to_vec(), workflow, SOURCE_PREFIX);
+    let mut r = Run::new(app, fates.to_vec(), windows, workflow, SOURCE_PREFIX);
     let p = &p;
     for day in 0..p.days + p.follow_days {
         let end = start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1);
@@ -551,16 +715,24 @@ async fn run(
     let to = start + days(f64::from(p.days));
     let report = r.app.closure_report(start, to, None).await?.total;
     let sent = *connector.sent.lock().expect("lock");
+    let (unscheduled, followed) = r.unscheduled_catch();
     Ok(RunResult {
         referrals: report.referrals,
         closed_loop: report.closed_loop,
         closed_loop_rate: report.closed_loop_rate,
         median_days_to_note: report.days.get("order-to-note").and_then(|d| d.median_days),
+        mean_days_to_note: report.days.get("order-to-note").and_then(|d| d.mean_days),
         leakage_by_stage: report.leakage_by_stage,
         leakage_by_reason: report.leakage_by_reason,
-        unscheduled_catch_rate: report.unscheduled_catch_rate,
+        unscheduled_at_window: unscheduled,
+        followed_up_unscheduled: followed,
+        unscheduled_catch_rate: (unscheduled > 0).then(|| followed as f64 / unscheduled as f64),
+        scheduled_after_escalation_rate: report.unscheduled_catch_rate,
         messages_sent: sent,
-        tasks_opened: r.tasks_opened,
+        tasks_opened: r.tasks_by_kind.values().sum(),
+        tasks_by_kind: r.tasks_by_kind.clone(),
+        chases_by_hand: r.chases_by_hand,
+        staff_hours_per_week: r.staff_hours_per_week(p),
     })
 }
 
@@ -672,8 +844,9 @@ impl DemoPractice {
         for entry in demo_directory(p, now) {
             store.upsert_specialist(&entry).await?;
         }
+        let windows = policy.windows.clone();
         let app = App::new(store, clock.clone(), policy, connector.clone());
-        let mut run = Run::new(app, draw_fates(&ahead, start), true, DEMO_PREFIX);
+        let mut run = Run::new(app, draw_fates(&ahead, start), windows, true, DEMO_PREFIX);
         run.keep_tasks_after = Some(now - days(3.0));
         for day in 0..=p.days {
             let end = (start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1)).min(now);

@@ -1,11 +1,9 @@
 //! Every assumption of the simulator: a named parameter with its default and where the
 //! default comes from. The results follow from these; they are printed with them.
 
+use refloop_domain::TaskKind;
 use serde::Serialize;
-
-/// The seed article: "Automate Patient Referral Tracking: Recover 40% Lost Leakage 2026",
-/// its table "Leakage Breakdown by Referral Stage".
-pub const ARTICLE: &str = "seed article, leakage table";
+use std::collections::BTreeMap;
 
 /// One stage's behaviour: how often it leaks, how often staff working by hand recover it
 /// anyway, and how often the workflow recovers a leak when it acts on time.
@@ -34,12 +32,26 @@ pub struct Params {
     pub never_schedules: StageParams,
     pub no_show: StageParams,
     pub no_note: StageParams,
-    /// Share of each stage's leaks that staff recover by hand, without refloop (both runs).
-    pub manual_recovery: f64,
+    /// Share of each stage's leaks that staff working by hand find and chase (baseline) …
+    pub manual_chase: f64,
+    /// … and share of those chases that work. The same people answer a worklist call in the
+    /// workflow run: a leak staff would have recovered by hand is recovered there too.
+    pub manual_chase_success: f64,
+    /// Days after a stage's window ran out before staff working by hand find the leak.
+    pub mean_days_to_find_by_hand: f64,
+    /// Staff minutes for one chase by hand (baseline).
+    pub minutes_per_chase_by_hand: f64,
+    /// Staff minutes for one worklist task, by kind (workflow run).
+    pub task_minutes: Vec<(TaskKind, f64)>,
+    /// Patients without SMS consent get a portal message (workflow run).
+    pub portal_messages: bool,
     pub mean_days_to_notify_by_hand: f64,
     pub mean_days_notified_to_scheduled: f64,
     pub mean_days_scheduled_to_visit: f64,
+    /// Days from the visit until the specialist sends the note (when they do) …
     pub mean_days_visit_to_note: f64,
+    /// … and until someone files a note nobody asked for or looked for into the chart.
+    pub mean_days_to_file_by_hand: f64,
     pub mean_days_to_respond_to_workflow: f64,
 }
 
@@ -75,13 +87,35 @@ impl Default for Params {
             never_schedules: StageParams { leak: 0.25, recovered_by_workflow: 0.70 },
             no_show: StageParams { leak: 0.125, recovered_by_workflow: 0.50 },
             no_note: StageParams { leak: 0.30, recovered_by_workflow: 0.85 },
-            manual_recovery: 0.35,
+            manual_chase: 0.42,
+            manual_chase_success: 0.8,
+            mean_days_to_find_by_hand: 14.0,
+            minutes_per_chase_by_hand: 15.0,
+            task_minutes: TaskKind::ALL.iter().map(|k| (*k, default_task_minutes(*k))).collect(),
+            portal_messages: true,
             mean_days_to_notify_by_hand: 2.0,
-            mean_days_notified_to_scheduled: 5.0,
-            mean_days_scheduled_to_visit: 14.0,
+            mean_days_notified_to_scheduled: 2.0,
+            mean_days_scheduled_to_visit: 7.0,
             mean_days_visit_to_note: 10.0,
+            mean_days_to_file_by_hand: 25.0,
             mean_days_to_respond_to_workflow: 3.0,
         }
+    }
+}
+
+/// Staff minutes for one worklist task of a kind: the page holds the number, the script and
+/// the specialist's details, so a call is dialled, answered or left as a voicemail, and logged.
+fn default_task_minutes(kind: TaskKind) -> f64 {
+    match kind {
+        // The referring physician's decision, not staff time chasing referrals.
+        TaskKind::PhysicianEscalation => 0.0,
+        // A look at the chart in the EHR the practice shares with the specialist.
+        TaskKind::NoteReview | TaskKind::ReviewMatch => 1.5,
+        // Most calls reach voicemail: the scripted message is left and the outcome logged.
+        TaskKind::NotifyPatient | TaskKind::ScheduleFollowUp | TaskKind::AttendanceCall => 1.5,
+        TaskKind::ConfirmDelivery | TaskKind::DeliveryFailed => 2.0,
+        TaskKind::FixContact | TaskKind::PatientReply => 3.0,
+        TaskKind::VerifySpecialist | TaskKind::SpecialistDeclined | TaskKind::RecordsRequest => 5.0,
     }
 }
 
@@ -101,10 +135,10 @@ impl Params {
         let mix: serde_json::Map<String, serde_json::Value> =
             self.specialties.iter().map(|(s, w)| (s.clone(), json!(w))).collect();
         vec![
-            a("seed", json!(self.seed), "command line"),
-            a("providers", json!(self.providers), "issue: a 12-provider practice"),
-            a("referrals_per_month", json!(self.referrals_per_month), "issue: 600 referrals a month"),
-            a("days", json!(self.days), "issue: 90 days of orders"),
+            a("seed", json!(self.seed), "assumption: chosen on the command line"),
+            a("providers", json!(self.providers), "seed article: a 12-provider practice"),
+            a("referrals_per_month", json!(self.referrals_per_month), "seed article: 600 referrals a month"),
+            a("days", json!(self.days), "seed article: 90 days after automation"),
             a("follow_days", json!(self.follow_days), "assumption: long enough for late notes to come back"),
             a("specialty_mix", json!(mix), "assumption: a typical primary-care referral mix"),
             a("specialists_per_specialty", json!(self.specialists_per_specialty), "assumption"),
@@ -137,14 +171,56 @@ impl Params {
                 "seed article, recoverable via automation: ~85%",
             ),
             a(
-                "manual_recovery",
-                json!(self.manual_recovery),
-                "assumption: staff chase referrals by hand 5-15 h a week (seed article) and recover about a third of each stage's leaks",
+                "manual_chase",
+                json!(self.manual_chase),
+                "assumption: without a worklist staff find fewer than half of the leaks, late",
+            ),
+            a(
+                "manual_chase_success",
+                json!(self.manual_chase_success),
+                "assumption: most chases by hand reach the patient or the specialist's office",
+            ),
+            a(
+                "mean_days_to_find_by_hand",
+                json!(self.mean_days_to_find_by_hand),
+                "assumption: a stalled referral is noticed about two weeks after its window",
+            ),
+            a(
+                "minutes_per_chase_by_hand",
+                json!(self.minutes_per_chase_by_hand),
+                "assumption: finding the paper trail, then calling the patient or the specialist's office",
+            ),
+            a(
+                "task_minutes",
+                json!(self.task_minutes.iter().map(|(k, m)| (k.as_str(), *m)).collect::<BTreeMap<_, _>>()),
+                "assumption: a worklist call has the number, the script and the specialist on the page; a physician's escalation is not staff time",
+            ),
+            a(
+                "portal_messages",
+                json!(self.portal_messages),
+                "seed article: without SMS consent, a portal message instead",
             ),
             a("mean_days_to_notify_by_hand", json!(self.mean_days_to_notify_by_hand), "assumption"),
-            a("mean_days_notified_to_scheduled", json!(self.mean_days_notified_to_scheduled), "assumption"),
-            a("mean_days_scheduled_to_visit", json!(self.mean_days_scheduled_to_visit), "assumption"),
-            a("mean_days_visit_to_note", json!(self.mean_days_visit_to_note), "assumption"),
+            a(
+                "mean_days_notified_to_scheduled",
+                json!(self.mean_days_notified_to_scheduled),
+                "assumption: a patient who books does so within days",
+            ),
+            a(
+                "mean_days_scheduled_to_visit",
+                json!(self.mean_days_scheduled_to_visit),
+                "assumption: the wait for a new-patient appointment, about a week",
+            ),
+            a(
+                "mean_days_visit_to_note",
+                json!(self.mean_days_visit_to_note),
+                "assumption: a specialist who sends the note does so within about ten days",
+            ),
+            a(
+                "mean_days_to_file_by_hand",
+                json!(self.mean_days_to_file_by_hand),
+                "assumption: a note that comes back by fax or Direct waits in a pile until someone files it (seed article: look for it from day 14)",
+            ),
             a(
                 "mean_days_to_respond_to_workflow",
                 json!(self.mean_days_to_respond_to_workflow),
@@ -163,5 +239,27 @@ impl Params {
         }
         self.specialties.retain(|(s, _)| names.contains(s));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_assumption_names_the_seed_article_or_says_it_is_an_assumption() {
+        let all = Params::default().assumptions();
+        assert!(all.len() > 20);
+        for a in all {
+            assert!(
+                a.source.starts_with("seed article") || a.source.starts_with("assumption"),
+                "{}: {}",
+                a.name,
+                a.source
+            );
+        }
+        for band in crate::BANDS {
+            assert!(band.source.starts_with("seed article"), "{}", band.source);
+        }
     }
 }

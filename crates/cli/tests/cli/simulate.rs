@@ -63,9 +63,44 @@ async fn the_workflow_run_equals_what_the_reports_say_for_its_database() {
         assert_eq!(report["leakage_by_stage"], w["leakage_by_stage"]);
         assert_eq!(report["leakage_by_reason"], w["leakage_by_reason"]);
         assert_eq!(report["days"]["order-to-note"]["median_days"], w["median_days_to_note"]);
-        assert_eq!(report["unscheduled_catch_rate"], w["unscheduled_catch_rate"]);
+        assert_eq!(report["unscheduled_catch_rate"], w["scheduled_after_escalation_rate"]);
         // A database that holds referrals is not simulated into.
         let (ok, _, err) = run(&["simulate", "--database", &db.url, "--days", "2"], &[]);
         assert!(!ok && err.contains("empty database"), "{err}");
     }
+}
+
+/// The simulated practice is the seed article's: for three seeds every figure of its
+/// before/after table falls inside its band, and `--check` says so by its exit status.
+#[test]
+fn the_calibrated_practice_falls_inside_every_band_of_the_seed_article_for_three_seeds() {
+    let runs: Vec<_> = ["1", "7", "42"]
+        .into_iter()
+        .map(|seed| std::thread::spawn(move || (seed, run(&["simulate", "--check", "--json", "--seed", seed], &[]))))
+        .collect();
+    for handle in runs {
+        let (seed, (ok, out, err)) = handle.join().unwrap();
+        assert!(ok, "seed {seed}: {err}");
+        let outcome: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let checks = outcome["checks"].as_array().unwrap();
+        let figures: std::collections::BTreeSet<&str> = checks.iter().map(|c| c["figure"].as_str().unwrap()).collect();
+        assert_eq!(figures.len(), 4, "closure, days to note, catch rate and staff hours: {figures:?}");
+        for c in checks {
+            let v = c["value"].as_f64().unwrap();
+            assert!(
+                c["within"] == true && v >= c["low"].as_f64().unwrap() && v <= c["high"].as_f64().unwrap(),
+                "seed {seed}: {c}"
+            );
+        }
+        let (b, w) = (&outcome["baseline"], &outcome["workflow"]);
+        // Staff time is an output: chases by hand in the baseline, worklist tasks with the workflow.
+        assert!(b["chases_by_hand"].as_u64().unwrap() > 0 && b["tasks_opened"] == 0, "{b}");
+        assert!(w["chases_by_hand"] == 0 && w["tasks_opened"].as_u64().unwrap() > 0, "{w}");
+        assert!(outcome["parameters"]["task_minutes"]["schedule-follow-up"].is_number());
+    }
+    // A practice too small for the table's figures: `--check` names what falls outside.
+    let (ok, out, err) =
+        run(&["simulate", "--check", "--seed", "7", "--referrals-per-month", "20", "--days", "5"], &[]);
+    assert!(!ok && err.contains("outside the seed article's bands") && err.contains("(workflow)"), "{err}");
+    assert!(out.contains("OUTSIDE") && out.contains("Assumptions"), "{out}");
 }
