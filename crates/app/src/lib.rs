@@ -46,8 +46,8 @@ pub use ports::{
     StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use reports::{
-    Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, ReferralStats, RollupRow, SPANS, SpanRow,
-    closure, fold_groups, leak_of, spans_of, split, stats_of, tenths,
+    Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, OVERDUE, OVERDUE_EDGES_DAYS, ReferralStats,
+    RollupRow, SPANS, SpanRow, closure, fold_groups, leak_of, overdue_bucket, spans_of, split, stats_of, tenths,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail, Retention};
 pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};

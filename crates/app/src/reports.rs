@@ -260,6 +260,7 @@ impl RollupRow {
             caught: code & 0x20 != 0,
             in_progress: false,
             mature: false,
+            overdue: 0,
             n,
         }
     }
@@ -299,7 +300,35 @@ pub struct RollupRow {
     pub in_progress: bool,
     /// Ordered long enough ago for its whole path to have finished.
     pub mature: bool,
+    /// Open and past its stage's window: for how long (1 + its index in [`OVERDUE`]), else 0.
+    pub overdue: u8,
     pub n: u64,
+}
+
+/// How long an open referral has been past its stage's window, in the reports' buckets …
+pub const OVERDUE: [&str; 3] = ["up to 2 weeks", "2–6 weeks", "over 6 weeks"];
+/// … split at these days.
+pub const OVERDUE_EDGES_DAYS: [i64; 2] = [14, 42];
+
+/// The [`OVERDUE`] bucket (1-based) of a stage due at `due`, seen at `now`; 0 while not due.
+pub fn overdue_bucket(due: Timestamp, now: Timestamp) -> u8 {
+    if due > now {
+        return 0;
+    }
+    let late = now.duration_since(due);
+    let edge = OVERDUE_EDGES_DAYS.iter().position(|d| late < jiff::SignedDuration::from_hours(24 * d));
+    edge.map_or(OVERDUE.len(), |i| i + 1) as u8
+}
+
+/// The reason a leak is reported under: an open referral's says its stage and how long it
+/// has been overdue ("still open, not scheduled, 2–6 weeks overdue").
+fn reported_reason(stage: &str, reason: Option<&str>, overdue: u8) -> String {
+    let reason = reason.unwrap_or_default();
+    let open = reason == LEAK_REASONS[0] || reason == LEAK_REASONS[1];
+    match OVERDUE.get(usize::from(overdue).wrapping_sub(1)) {
+        Some(label) if open => format!("{reason}, {stage}, {label} overdue"),
+        _ => reason.to_owned(),
+    }
 }
 
 /// Tracked referrals with the same group key whose span `span` (index into [`SPANS`]) took
@@ -367,7 +396,7 @@ pub fn fold(rows: &[&RollupRow], spans: &[&SpanRow]) -> Closure {
             (Some(stage), reason) => {
                 let stage = LEAK_STAGES.iter().find(|s| *s == stage).copied().unwrap_or("unknown");
                 *c.leakage_by_stage.entry(stage).or_default() += n;
-                *c.leakage_by_reason.entry(reason.clone().unwrap_or_default()).or_default() += n;
+                *c.leakage_by_reason.entry(reported_reason(stage, reason.as_deref(), r.overdue)).or_default() += n;
             }
             (None, _) => c.closed_loop += n,
         }
@@ -411,6 +440,11 @@ impl Maturity<'_> {
     pub fn in_progress(&self, r: &Referral) -> bool {
         refloop_domain::stage_deadline(r, self.policy).is_some_and(|due| due > self.now)
     }
+
+    /// Open and past its stage's window: the [`OVERDUE`] bucket, else 0.
+    pub fn overdue(&self, r: &Referral) -> u8 {
+        refloop_domain::stage_deadline(r, self.policy).map_or(0, |due| overdue_bucket(due, self.now))
+    }
 }
 
 /// The rollup rows of `referrals` (tracked ones only), each under the key `key(r)`.
@@ -420,7 +454,7 @@ pub fn rollup_of<'a>(
     m: &Maturity<'_>,
 ) -> (Vec<RollupRow>, Vec<SpanRow>) {
     #[allow(clippy::type_complexity)]
-    let mut rows: BTreeMap<(String, i16, Option<String>, bool, bool), u64> = BTreeMap::new();
+    let mut rows: BTreeMap<(String, i16, Option<String>, bool, bool, u8), u64> = BTreeMap::new();
     let mut spans: BTreeMap<(String, u8, i64), (u64, i64)> = BTreeMap::new();
     for r in referrals {
         let s = stats_of(r);
@@ -436,14 +470,15 @@ pub fn rollup_of<'a>(
             }
         }
         let code = s.code();
-        let (in_progress, mature) = (m.in_progress(r), r.ordered_at < m.mature_before);
-        *rows.entry((k, code, s.stored_reason(), in_progress, mature)).or_default() += 1;
+        let (in_progress, mature, overdue) = (m.in_progress(r), r.ordered_at < m.mature_before, m.overdue(r));
+        *rows.entry((k, code, s.stored_reason(), in_progress, mature, overdue)).or_default() += 1;
     }
     let rows = rows
         .into_iter()
-        .map(|((key, code, reason, in_progress, mature), n)| RollupRow {
+        .map(|((key, code, reason, in_progress, mature, overdue), n)| RollupRow {
             in_progress,
             mature,
+            overdue,
             ..RollupRow::from_code(key, code, reason, n)
         })
         .collect();

@@ -30,9 +30,13 @@ impl SqlStore {
         let group = if key.is_some() { format!("{k}, ") } else { String::new() };
         let range = "FROM referral_stats WHERE ordered_at >= $1 AND ordered_at < $2 AND tracked = 1";
         // One grouping number: the row's code (bits 0–11), in progress — open and inside its
-        // stage's window at $3 — (bit 12) and mature — ordered before $4 — (bit 13).
-        let code =
-            "code + CASE WHEN stage_due > $3 THEN 4096 ELSE 0 END + CASE WHEN ordered_at < $4 THEN 8192 ELSE 0 END";
+        // stage's window at $3 — (bit 12), mature — ordered before $4 — (bit 13), and how long
+        // an open one is overdue (bits 14–15: the buckets of `OVERDUE`: due after $5, after $6, or before).
+        let code = "code + CASE WHEN stage_due > $3 THEN 4096 ELSE 0 END + CASE WHEN ordered_at < $4 THEN 8192 ELSE 0 END \
+             + CASE WHEN stage_due IS NULL OR stage_due > $3 THEN 0 WHEN stage_due > $5 THEN 16384 \
+             WHEN stage_due > $6 THEN 32768 ELSE 49152 END";
+        let overdue_since =
+            |edge: usize| ms(now - jiff::SignedDuration::from_hours(24 * refloop_app::OVERDUE_EDGES_DAYS[edge]));
         let rows_sql = sqlx::AssertSqlSafe(format!(
             "SELECT {k} AS k, CAST({code} AS BIGINT) AS code, leak_reason, CAST(COUNT(*) AS BIGINT) AS n \
              {range} GROUP BY {group}{code}, leak_reason"
@@ -63,6 +67,8 @@ impl SqlStore {
                     .bind(b)
                     .bind(ms(now))
                     .bind(ms(mature_before))
+                    .bind(overdue_since(0))
+                    .bind(overdue_since(1))
                     .fetch_all(p)
                     .await
                     .map_err(db)?;

@@ -263,6 +263,7 @@ pub(crate) fn rollup(row: &dyn Get) -> Result<refloop_app::RollupRow, StoreError
     Ok(refloop_app::RollupRow {
         in_progress: code & 4096 != 0,
         mature: code & 8192 != 0,
+        overdue: u8::try_from((code >> 14) & 3).map_err(corrupt)?,
         ..refloop_app::RollupRow::from_code(
             row.text("k")?,
             i16::try_from(code & 4095).map_err(corrupt)?,

@@ -59,7 +59,10 @@ pub struct ClosureReportDoc {
     pub mature_closed_loop_rate: Option<f64>,
     /// Where the leaked ones stopped (window run out, closed incomplete or cancelled).
     pub leakage_by_stage: std::collections::BTreeMap<String, u64>,
-    /// Why they leaked: `still open`, `open after a no-show`, `cancelled`, `closed: <reason>`.
+    /// Why they leaked: an open one names its stage and how long it is overdue (`still open,
+    /// not scheduled, 2–6 weeks overdue`; buckets `up to 2 weeks`, `2–6 weeks`, `over 6
+    /// weeks`; `open after a no-show, …` likewise), else `cancelled`, `closed: <reason>`,
+    /// `closed without a reason`.
     pub leakage_by_reason: std::collections::BTreeMap<String, u64>,
     /// Days from each milestone to the next and from order to note: count, median, p90, mean.
     #[schema(value_type = Object)]

@@ -11,8 +11,9 @@ on_both_backends!(
 );
 
 /// Maturity at the window's edge: one hour before the day-7 scheduling window runs out the
-/// referral is in progress (not a leak); one hour after, it has leaked at "not scheduled". The
-/// mature rate counts it only once it was ordered `[workflow] mature_after` (90 days) ago.
+/// referral is in progress (not a leak); one hour after, it has leaked at "not scheduled", and
+/// the reason says for how long. The mature rate counts it only once it was ordered
+/// `[workflow] mature_after` (90 days) ago.
 async fn a_referral_is_in_progress_until_its_window_runs_out_then_leaked(b: Backend) {
     let t = TestApp::spawn(b).await;
     let id = t.create_referral_id(order("p-mat", "cardiology")).await;
@@ -28,13 +29,21 @@ async fn a_referral_is_in_progress_until_its_window_runs_out_then_leaked(b: Back
     let r = t.get("/api/v1/reports/closure").await.body;
     assert_eq!(r["in_progress"].as_u64(), Some(0), "{r}");
     assert_eq!(r["leakage_by_stage"], json!({"not scheduled": 1}));
-    assert_eq!(r["leakage_by_reason"], json!({"still open": 1}));
+    // The reason names the stage and how long it is overdue, in buckets split at 2 and 6 weeks.
+    assert_eq!(r["leakage_by_reason"], json!({"still open, not scheduled, up to 2 weeks overdue": 1}));
+    let period = "/api/v1/reports/closure?from=2026-03-01&to=2026-06-30";
+    t.advance("13d22h").await;
+    let r = t.get(period).await.body;
+    assert_eq!(r["leakage_by_reason"], json!({"still open, not scheduled, up to 2 weeks overdue": 1}), "13d23h");
+    t.advance("1h").await;
+    let r = t.get(period).await.body;
+    assert_eq!(r["leakage_by_reason"], json!({"still open, not scheduled, 2–6 weeks overdue": 1}), "14 days");
 
     // Once ordered 90 days ago it counts in the mature rate (a leak: 0 of 1).
-    let period = "/api/v1/reports/closure?from=2026-03-01&to=2026-06-30";
-    t.advance("82d").await;
+    t.advance("68d1h").await;
     let r = t.get(period).await.body;
     assert_eq!((r["referrals"].as_u64(), r["mature_referrals"].as_u64()), (Some(1), Some(0)), "89 days: not yet");
+    assert_eq!(r["leakage_by_reason"], json!({"still open, not scheduled, over 6 weeks overdue": 1}));
     t.advance("1d1h").await;
     let r = t.get(period).await.body;
     assert_eq!((r["mature_referrals"].as_u64(), r["mature_closed_loop_rate"].as_f64()), (Some(1), Some(0.0)), "{r}");
