@@ -5,7 +5,7 @@
 //! Twilio-compatible server on loopback), and settles a review item by applying it to a
 //! referral. Every page is checked with axe-core (from the npm registry, injected into the
 //! page: no "serious" or "critical" violation) and kept as screenshots at 1366×900 and
-//! 820×1180 under `target/tmp/screenshots/`.
+//! 820×1180 under `target/tmp/screenshots/`, where no card or table may be cut off.
 
 use std::{
     net::TcpListener,
@@ -67,7 +67,7 @@ fn axe_source() -> String {
 }
 
 /// A page as a person sees it: no serious or critical accessibility violation, no sideways
-/// scrolling at 820 px, and a screenshot at each size.
+/// scrolling and no card or table cut off at 1366 and 820 px, and a screenshot at each size.
 struct Pages {
     c: Client,
     axe: String,
@@ -94,25 +94,35 @@ impl Pages {
         assert!(violations.is_empty(), "{name}: {violations:#?}");
         for (w, h) in [(1366u32, 900u32), (820, 1180)] {
             self.c.set_window_size(w, h).await.unwrap();
-            if w == 820 {
-                let wide = self
-                    .c
-                    .execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
-                    .await
-                    .unwrap();
-                // No hidden columns: every table fits the card it is in.
-                let clipped = self
-                    .c
-                    .execute(
-                        "return [...document.querySelectorAll('table')].filter(t => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
-                           .map(t => (t.id || t.className || 'table') + ' ' + t.parentElement.scrollWidth + '>' + t.parentElement.clientWidth);",
-                        vec![],
-                    )
-                    .await
-                    .unwrap();
-                assert_eq!(clipped, json!([]), "{name}: tables wider than their card at 820 px");
-                assert!(wide.as_i64().unwrap_or(0) <= 1, "{name} scrolls sideways at 820 px by {wide}");
-            }
+            let wide = self
+                .c
+                .execute("return document.documentElement.scrollWidth - window.innerWidth;", vec![])
+                .await
+                .unwrap();
+            // No hidden columns: every card, and every table's box, fits its content.
+            let clipped = self
+                .c
+                .execute(
+                    "return [...document.querySelectorAll('section.card'), ...[...document.querySelectorAll('table')].map(t => t.parentElement)]
+                       .filter(e => e.scrollWidth > e.clientWidth + 1)
+                       .map(e => (e.querySelector('h2') || e).textContent.slice(0, 40).trim() + ' ' + e.scrollWidth + '>' + e.clientWidth);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(clipped, json!([]), "{name}: cards or tables wider than their box at {w} px");
+            // No chart text cut off at the picture's edge (an axis label, a bar's name).
+            let cut = self
+                .c
+                .execute(
+                    "return [...document.querySelectorAll('svg text')].filter(t => { const b = t.getBBox(), v = t.ownerSVGElement.viewBox.baseVal;
+                       return v && v.width > 0 && (b.x < v.x - 0.5 || b.x + b.width > v.x + v.width + 0.5); }).map(t => t.textContent);",
+                    vec![],
+                )
+                .await
+                .unwrap();
+            assert_eq!(cut, json!([]), "{name}: chart text cut off at {w} px");
+            assert!(wide.as_i64().unwrap_or(0) <= 1, "{name} scrolls sideways at {w} px by {wide}");
             let file = format!("{name}-{w}x{h}.png");
             std::fs::write(self.dir.join(&file), self.c.screenshot().await.unwrap()).unwrap();
             self.taken.push(file);

@@ -51,26 +51,28 @@ pub fn horizontal(title: &str, bars: &[Bar], max: Option<f64>) -> String {
 pub fn columns(title: &str, bars: &[Bar], max: f64) -> String {
     let n = bars.len().max(1);
     let col = (560 / n).clamp(12, 60);
-    let (plot_h, width) = (160.0, col * n + 40);
+    // The y-axis labels ("100%" is about 30 px at 12 px) end at x = 38; the plot starts at 40;
+    // room on the right for the last date label (about 32 px) over a narrow column.
+    let (plot_h, width) = (160.0, col * n + 70);
     let height = 200;
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="max-width:100%;height:auto"><title>{}</title><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch"/></pattern></defs><line x1="30" y1="170" x2="{width}" y2="170" class="axis"/>"#,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {width} {height}" width="{width}" height="{height}" style="max-width:100%;height:auto"><title>{}</title><defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" class="hatch-bg"/><line x1="0" y1="0" x2="0" y2="6" class="hatch"/></pattern></defs><line x1="40" y1="170" x2="{width}" y2="170" class="axis"/>"#,
         escape(title)
     );
     // The y-axis: 0, half and the top of the scale, as percentages.
     for (y, share) in [(170.0, 0.0), (90.0, 0.5), (10.0, 1.0)] {
         let _ = write!(
             svg,
-            r#"<text x="28" y="{ty:.0}" text-anchor="end" class="tick">{:.0}%</text><line x1="30" y1="{y:.0}" x2="{width}" y2="{y:.0}" class="axis"/>"#,
+            r#"<text x="38" y="{ty:.0}" text-anchor="end" class="tick">{:.0}%</text><line x1="40" y1="{y:.0}" x2="{width}" y2="{y:.0}" class="axis"/>"#,
             share * max * 100.0,
             ty = y + 4.0,
         );
     }
     for (i, b) in bars.iter().enumerate() {
         let h = (b.value / max.max(f64::EPSILON)).clamp(0.0, 1.0) * plot_h;
-        let x = 34 + i * col;
+        let x = 44 + i * col;
         let _ = write!(
             svg,
             r#"<rect x="{x}" y="{y:.1}" width="{w}" height="{h:.1}" class="{class}"><title>{label}: {text}{note}</title></rect>"#,
