@@ -572,14 +572,19 @@ impl App {
         from: Timestamp,
         to: Timestamp,
         by: GroupBy,
+        tracked: Option<u64>,
     ) -> Result<ClosureReport, AppError> {
         let Some(column) = by.column() else { return self.closure_report(from, to, Some(by)).await };
         if to <= from {
             return Err(AppError::invalid("to", "must be after from"));
         }
         let order_to_note = SPANS.iter().position(|s| *s == "order-to-note").unwrap_or(4) as u8;
-        // Beyond this many referrals the days at each stage come from a fixed one-in-four sample.
-        let tracked: u64 = self.store.closure_trend(&[from, to]).await?.iter().map(|(n, _)| n).sum();
+        // Beyond this many referrals the days at each stage come from a fixed one-in-four sample
+        // (counted here unless the caller already knows how many the period holds).
+        let tracked = match tracked {
+            Some(n) => n,
+            None => self.store.closure_trend(&[from, to]).await?.iter().map(|(n, _)| n).sum(),
+        };
         let sampled = tracked > SAMPLE_ABOVE;
         let m = self.maturity();
         let (rows, mut spans) = self

@@ -142,7 +142,7 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
     let mut quarter = 0;
     for _ in 0..runs {
         let t = Instant::now();
-        let report = app.closure_overview(from, now, GroupBy::Specialty).await.expect("report");
+        let report = app.closure_overview(from, now, GroupBy::Specialty, None).await.expect("report");
         query_ms.push(t.elapsed().as_secs_f64() * 1000.0);
         quarter = report.total.referrals;
     }

@@ -38,6 +38,7 @@ fn migrator(dialect: &str) -> Migrator {
             (19, "mfa", include_str!("../migrations/sqlite/0019_mfa.sql")),
             (20, "sso", include_str!("../migrations/sqlite/0020_sso.sql")),
             (21, "stage due", include_str!("../migrations/sqlite/0021_stage_due.sql")),
+            (22, "report sample", include_str!("../migrations/sqlite/0022_report_sample.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -61,6 +62,7 @@ fn migrator(dialect: &str) -> Migrator {
             (19, "mfa", include_str!("../migrations/postgres/0019_mfa.sql")),
             (20, "sso", include_str!("../migrations/postgres/0020_sso.sql")),
             (21, "stage due", include_str!("../migrations/postgres/0021_stage_due.sql")),
+            (22, "report sample", include_str!("../migrations/postgres/0022_report_sample.sql")),
         ],
     };
     Migrator::with_migrations(

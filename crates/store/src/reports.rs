@@ -87,9 +87,15 @@ impl SqlStore {
     }
 
     pub(crate) async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
-        // Both ends from the index on (ordered_at, id): no scan.
+        // Both ends from the index on (ordered_at, id): no scan. One MIN or MAX per query, as
+        // SQLite reads an index end only for a lone MIN or MAX (both in one would scan).
         let row: (Option<i64>, Option<i64>) = on_pool!(&self.db, p => {
-            sqlx::query_as("SELECT MIN(ordered_at), MAX(ordered_at) FROM referral_stats").fetch_one(p).await.map_err(db)?
+            sqlx::query_as(
+                "SELECT (SELECT MIN(ordered_at) FROM referral_stats) AS a, (SELECT MAX(ordered_at) FROM referral_stats) AS b",
+            )
+            .fetch_one(p)
+            .await
+            .map_err(db)?
         });
         match row {
             (Some(a), Some(b)) => Ok(Some((row::ts(a)?, row::ts(b)?))),

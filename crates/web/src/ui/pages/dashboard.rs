@@ -217,8 +217,10 @@ pub async fn dashboard(State(s): State<AppState>, web: Web, Query(q): Query<Para
     let weekly = to - from <= SignedDuration::from_hours(120 * 24);
     let (trend_by, trend_unit) = if weekly { (GroupBy::Week, "week") } else { (GroupBy::Month, "month") };
 
-    let (report, trend) = tokio::join!(s.app.closure_overview(from, to, by), s.app.closure_trend(from, to, trend_by));
-    let report = report?;
+    // The trend's counts say how many referrals the period holds: the overview need not count.
+    let trend = s.app.closure_trend(from, to, trend_by).await;
+    let tracked = trend.as_ref().ok().map(|t| t.iter().map(|(_, n, _, _)| n).sum());
+    let report = s.app.closure_overview(from, to, by, tracked).await?;
     let sampled = report.sampled;
     let total = report.total;
     let by_group = group_rows(&report.by.unwrap_or_default());
