@@ -19,6 +19,7 @@ mod inbound;
 mod mfa;
 pub mod period;
 mod ports;
+mod protocol;
 mod reports;
 mod service;
 mod sms;
@@ -45,6 +46,7 @@ pub use ports::{
     Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist, SsoPending, Store,
     StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
+pub use protocol::{Described, FieldView, Protocol, SegmentView};
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, OVERDUE, OVERDUE_EDGES_DAYS, ReferralStats,
     RollupRow, SPANS, SpanRow, closure, fold_groups, leak_of, overdue_bucket, spans_of, split, stats_of, tenths,

@@ -467,12 +467,13 @@ pub trait Tx: Send {
         source: &str,
         control_id: &str,
     ) -> Result<Option<InboxItem>, StoreError>;
-    /// Reads ahead what a batch of HL7 messages will ask for — inbox rows by (sender, control
-    /// id), referral keys, and the tracked referrals of the patients of new orders — so that
-    /// [`Tx::inbox_get`], [`Tx::referral_by_key`] and [`Tx::duplicate_candidate`] answer from
-    /// memory.
+    /// Reads ahead what a batch of inbound messages will ask for — inbox rows of `protocol` by
+    /// (sender, control id), referral keys, and the tracked referrals of the patients of new
+    /// orders — so that [`Tx::inbox_get`], [`Tx::referral_by_key`] and
+    /// [`Tx::duplicate_candidate`] answer from memory.
     async fn prefetch(
         &mut self,
+        protocol: &str,
         messages: &[(String, String)],
         keys: &[String],
         patients: &[PatientId],

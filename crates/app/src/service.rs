@@ -105,6 +105,8 @@ pub struct App {
     pub(crate) last_purge: Arc<std::sync::Mutex<Option<Timestamp>>>,
     /// Set on shutdown: the workers claim nothing more and start no new attempt.
     pub(crate) stopping: Arc<std::sync::atomic::AtomicBool>,
+    /// The inbound protocols, by the name the inbox keeps.
+    pub(crate) protocols: Arc<crate::protocol::Protocols>,
 }
 
 impl App {
@@ -130,6 +132,7 @@ impl App {
             retention: Retention::default(),
             last_purge: Arc::default(),
             stopping: Arc::default(),
+            protocols: Arc::default(),
         }
     }
 

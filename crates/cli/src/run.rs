@@ -118,7 +118,9 @@ pub async fn build_app_with(
     let app = App::new(store, clock, config.policy()?, connector)
         .with_outbox(config.outbox())
         .with_auth(config.auth_settings())
-        .with_retention(config.retention());
+        .with_retention(config.retention())
+        .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(config.hl7_map()?)))
+        .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_config(config)?)));
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }
@@ -168,9 +170,13 @@ pub fn ingest(config: &Config, app: &App) -> anyhow::Result<Ingest> {
 
 /// The FHIR front door for `app` (the same specialty map and time zone as HL7).
 pub fn fhir_ingest(config: &Config, app: &App) -> anyhow::Result<refloop_fhir::FhirIngest> {
+    Ok(refloop_fhir::FhirIngest::new(app.clone(), fhir_config(config)?))
+}
+
+/// FHIR reads with the same specialty map and time zone as HL7.
+fn fhir_config(config: &Config) -> anyhow::Result<refloop_fhir::FhirConfig> {
     let map = config.hl7_map()?;
-    let cfg = refloop_fhir::FhirConfig { time_zone: map.time_zone, specialty_map: map.specialty_map };
-    Ok(refloop_fhir::FhirIngest::new(app.clone(), cfg))
+    Ok(refloop_fhir::FhirConfig { time_zone: map.time_zone, specialty_map: map.specialty_map })
 }
 
 pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> anyhow::Result<()> {

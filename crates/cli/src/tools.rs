@@ -211,18 +211,12 @@ pub async fn dead_letter_show(config: &Config, id: &str) -> anyhow::Result<()> {
 
 pub async fn dead_letters_retry(config: &Config, id: Option<&str>, all: bool) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
-    let ingest = run::ingest(config, &app)?;
-    let fhir = run::fhir_ingest(config, &app)?;
     let ids: Vec<String> = match (id, all) {
         (Some(id), _) => vec![id.to_owned()],
         (None, _) => app.dead_letters(1000).await?.into_iter().map(|m| m.id).collect(),
     };
     for id in ids {
-        let protocol = app.store().inbox_item(&id).await?.map(|i| i.protocol);
-        let m = match protocol.as_deref() {
-            Some("fhir") => fhir.retry(&id).await?,
-            _ => ingest.retry(&id).await?,
-        };
+        let m = app.retry_inbox(&id).await?;
         println!("{}\t{}\t{}", m.id, m.status.as_str(), m.error.as_deref().unwrap_or(""));
     }
     Ok(())

@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
-use refloop_app::{Actor, App, AppError, Applied, InboxItem, InboxStatus, Mapped, StoreError, Tx, Via, new_id};
-use refloop_domain::{PatientId, ReferralId};
+use refloop_app::{App, Described, InboxItem, InboxStatus, Mapped, Protocol, StoreError, Tx, Via, new_id};
+use refloop_domain::PatientId;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -188,7 +188,7 @@ impl FhirIngest {
     /// Applies a prepared resource inside `tx`: a resend is answered as before.
     async fn apply(&self, tx: &mut dyn Tx, p: Prepared, via: &Via) -> Result<Reply, StoreError> {
         let now = self.app.now();
-        if let Some(prev) = tx.inbox_get("fhir", &p.source, &p.control).await? {
+        if let Some(prev) = tx.inbox_get(FhirProtocol::NAME, &p.source, &p.control).await? {
             return Ok(replay(prev));
         }
         let inbox_id = new_id("inb");
@@ -206,7 +206,7 @@ impl FhirIngest {
             _ => false,
         };
         let Mapping { mapped, mut warnings } = p.mapping;
-        let actor = via.actor(&format!("fhir/{inbox_id}"), &p.source);
+        let actor = via.actor(&format!("{}/{inbox_id}", FhirProtocol::NAME), &p.source);
         let done = self.app.apply_mapped(tx, mapped, &inbox_id, &actor).await?;
         let status = match done.status {
             InboxStatus::Applied if created => 201,
@@ -243,7 +243,7 @@ impl FhirIngest {
         let location = done.referral.as_ref().map(|r| format!("ServiceRequest/{}", fhir_id(r.as_str())));
         let item = InboxItem {
             id: inbox_id.clone(),
-            protocol: "fhir".to_owned(),
+            protocol: FhirProtocol::NAME.to_owned(),
             source: p.source,
             control_id: p.control,
             transport: via.describe(),
@@ -431,7 +431,7 @@ impl FhirIngest {
         prepared.sort_by_key(|(_, p)| rank(&p.kind));
         let mut tx = self.app.store().begin().await.map_err(store)?;
         let (keys, patients) = lookups(&prepared);
-        tx.prefetch(&[], &keys, &patients).await.map_err(store)?;
+        tx.prefetch(FhirProtocol::NAME, &[], &keys, &patients).await.map_err(store)?;
         let mut replies: Vec<(usize, Reply)> = Vec::with_capacity(prepared.len());
         for (i, p) in prepared {
             let reply = self.apply(tx.as_mut(), p, via).await.map_err(store)?;
@@ -492,45 +492,36 @@ impl FhirIngest {
             applied,
         }
     }
+}
 
-    /// A person decided: applies a review (or dead-letter) resource to `referral_id` and
-    /// closes the review tasks it opened.
-    pub async fn apply_to(
-        &self,
-        inbox_id: &str,
-        referral_id: &ReferralId,
-        actor: &Actor,
-    ) -> Result<InboxItem, AppError> {
-        let (item, resource) = self.unsettled(inbox_id).await?;
-        let input = match map_resource(&resource, &self.cfg, self.app.now()) {
-            Ok(Mapping { mapped: Mapped::Event { input, .. }, .. }) => input,
-            Ok(_) => return Err(AppError::Conflict(format!("message {inbox_id} is not about an existing referral"))),
-            Err(e) => return Err(AppError::Conflict(e.to_string())),
-        };
-        self.app.apply_inbox_to(item, referral_id, actor, input).await
+/// FHIR R4 as an inbound protocol (registered on the app): stored resources are mapped again
+/// with today's configuration, and shown as indented JSON.
+pub struct FhirProtocol {
+    cfg: FhirConfig,
+}
+
+impl FhirProtocol {
+    /// The name the inbox keeps.
+    pub const NAME: &'static str = "fhir";
+
+    pub fn new(cfg: FhirConfig) -> Self {
+        Self { cfg }
+    }
+}
+
+impl Protocol for FhirProtocol {
+    fn name(&self) -> &'static str {
+        Self::NAME
     }
 
-    async fn unsettled(&self, inbox_id: &str) -> Result<(InboxItem, Value), AppError> {
-        let item = self.app.unsettled_inbox(inbox_id).await?;
-        let resource: Value = serde_json::from_slice(&item.raw)
-            .map_err(|_| AppError::Conflict(format!("message {inbox_id} is not JSON")))?;
-        Ok((item, resource))
+    fn remap(&self, raw: &[u8], now: jiff::Timestamp) -> Result<Mapped, String> {
+        let resource: Value = serde_json::from_slice(raw).map_err(|_| "is not JSON".to_owned())?;
+        map_resource(&resource, &self.cfg, now).map(|m| m.mapped).map_err(|e| e.to_string())
     }
 
-    /// Applies a FHIR dead letter or review item again (after a fix of config or data).
-    pub async fn retry(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
-        let (item, resource) = self.unsettled(inbox_id).await?;
-        let mut tx = self.app.store().begin().await?;
-        let applied = match map_resource(&resource, &self.cfg, self.app.now()) {
-            Err(e) => Applied::new(InboxStatus::Dead, None, Some(e.to_string())),
-            Ok(m) => {
-                // A retry: the resource as its sender sent it (the address is not kept).
-                let actor = Actor::inbound(&format!("fhir/{}", item.id), Some(item.source.clone()), None);
-                self.app.apply_mapped(tx.as_mut(), m.mapped, &item.id, &actor).await?
-            }
-        };
-        let outcome = format!("resolved by a retry: {}", applied.status.as_str());
-        self.app.settle_inbox(tx, item, applied, &outcome).await
+    fn describe(&self, raw: &[u8]) -> Option<Described> {
+        let value = serde_json::from_slice::<Value>(raw).ok()?;
+        serde_json::to_string_pretty(&value).ok().map(Described::Text)
     }
 }
 

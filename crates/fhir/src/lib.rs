@@ -20,7 +20,7 @@ mod writeback;
 
 pub use audit::audit_event;
 pub use capability::capability_statement;
-pub use ingest::{BundleReply, FhirIngest, Reply};
+pub use ingest::{BundleReply, FhirIngest, FhirProtocol, Reply};
 pub use lookup::NoteLookup;
 pub use map::{FhirConfig, MAPPED, map_resource};
 pub use outcome::{FhirError, Issue, Severity, outcome};

@@ -258,21 +258,7 @@ pub fn field_name(segment: &str, n: usize) -> Option<&'static str> {
     names(segment).get(n.checked_sub(1)?).copied().filter(|s| !s.is_empty())
 }
 
-/// One field of a message as the browser shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FieldView {
-    /// `PID-5`
-    pub position: String,
-    pub name: &'static str,
-    pub value: String,
-}
-
-/// A segment with its non-empty fields.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SegmentView {
-    pub id: String,
-    pub fields: Vec<FieldView>,
-}
+use refloop_app::{FieldView, SegmentView};
 
 /// `raw` segment by segment, each field with its position and name; `None` when it does not parse.
 pub fn describe(raw: &[u8]) -> Option<Vec<SegmentView>> {

@@ -5,7 +5,7 @@
 use std::{collections::HashMap, sync::Arc};
 
 use jiff::Timestamp;
-use refloop_app::{Actor, App, AppError, InboxItem, InboxStatus, Mapped, StoreError, Tx, Via, new_id};
+use refloop_app::{Actor, App, Described, InboxItem, InboxStatus, Mapped, Protocol, StoreError, Tx, Via, new_id};
 use refloop_domain::{PatientId, ReferralId};
 use tokio::sync::{mpsc, oneshot};
 
@@ -164,7 +164,7 @@ impl Ingest {
         let together = async {
             let mut tx = self.app.store().begin().await?;
             let (ids, keys, patients) = self.lookups(messages);
-            tx.prefetch(&ids, &keys, &patients).await?;
+            tx.prefetch(Hl7Protocol::NAME, &ids, &keys, &patients).await?;
             let mut seen = HashMap::new();
             let mut replies = Vec::with_capacity(messages.len());
             for (raw, via) in messages {
@@ -303,7 +303,7 @@ impl Ingest {
         if let Some(earlier) = seen.get(&key) {
             return Ok(Reply { duplicate: true, ..earlier.clone() });
         }
-        if let Some(prev) = tx.inbox_get("hl7v2", &source, &control).await? {
+        if let Some(prev) = tx.inbox_get(Hl7Protocol::NAME, &source, &control).await? {
             tracing::info!(inbox_id = %prev.id, control_id = %control, "HL7 resend answered as before");
             return Ok(self.replay(&m, prev));
         }
@@ -319,7 +319,9 @@ impl Ingest {
                     error: Some(error),
                     referral: None,
                 },
-                Ok(mapped) => self.apply(tx, mapped, &id, &via.actor(&format!("hl7v2/{id}"), &source)).await?,
+                Ok(mapped) => {
+                    self.apply(tx, mapped, &id, &via.actor(&format!("{}/{id}", Hl7Protocol::NAME), &source)).await?
+                }
             }
         };
         let code = answer_code(&m, applied.code);
@@ -398,7 +400,7 @@ impl Ingest {
     ) -> InboxItem {
         InboxItem {
             id: id.to_owned(),
-            protocol: "hl7v2".to_owned(),
+            protocol: Hl7Protocol::NAME.to_owned(),
             source: source.to_owned(),
             control_id: control.to_owned(),
             transport: transport.to_owned(),
@@ -437,49 +439,35 @@ impl Ingest {
         }
         Ok(Applied::ok(done.status, done.referral, done.note))
     }
+}
 
-    /// A dead letter or review item, parsed again.
-    async fn pending(&self, inbox_id: &str) -> Result<(InboxItem, Message), AppError> {
-        let item = self.app.unsettled_inbox(inbox_id).await?;
-        let m = parse(&item.raw).map_err(|e| AppError::Conflict(format!("message {inbox_id} does not parse: {e}")))?;
-        Ok((item, m))
+/// HL7 v2 as an inbound protocol (registered on the app): stored messages are read again with
+/// today's mapping, and shown segment by segment.
+pub struct Hl7Protocol {
+    cfg: MapConfig,
+}
+
+impl Hl7Protocol {
+    /// The name the inbox keeps.
+    pub const NAME: &'static str = "hl7v2";
+
+    pub fn new(cfg: MapConfig) -> Self {
+        Self { cfg }
+    }
+}
+
+impl Protocol for Hl7Protocol {
+    fn name(&self) -> &'static str {
+        Self::NAME
     }
 
-    /// A person decided: applies a review (or dead-letter) message to `referral_id` and
-    /// closes the review tasks it opened.
-    pub async fn apply_to(
-        &self,
-        inbox_id: &str,
-        referral_id: &ReferralId,
-        actor: &Actor,
-    ) -> Result<InboxItem, AppError> {
-        let (item, m) = self.pending(inbox_id).await?;
-        let now = self.app.now();
-        let input = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
-            Ok(Mapped::Event { input, .. }) => input,
-            Ok(_) => return Err(AppError::Conflict(format!("message {inbox_id} is not about an existing referral"))),
-            Err(e) => return Err(AppError::Conflict(e.error.message)),
-        };
-        self.app.apply_inbox_to(item, referral_id, actor, input).await
+    fn remap(&self, raw: &[u8], now: jiff::Timestamp) -> Result<Mapped, String> {
+        let m = parse(raw).map_err(|e| format!("does not parse: {e}"))?;
+        check_header(&m).and_then(|()| map(&m, &self.cfg, now)).map_err(|e| e.error.message)
     }
 
-    /// Applies a dead-lettered or review message again (after a fix of config or data).
-    pub async fn retry(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
-        let (item, m) = self.pending(inbox_id).await?;
-        let now = self.app.now();
-        let mut tx = self.app.store().begin().await?;
-        let applied = match check_header(&m).and_then(|()| map(&m, &self.cfg, now)) {
-            Err(e) => Applied::ok(InboxStatus::Dead, None, Some(e.error.message)),
-            Ok(mapped) => {
-                // A retry: the message as its sender sent it (the address is not kept).
-                let actor = Actor::inbound(&format!("hl7v2/{}", item.id), Some(item.source.clone()), None);
-                self.apply(tx.as_mut(), mapped, &item.id, &actor).await?
-            }
-        };
-        let outcome = format!("resolved by a retry: {}", applied.status.as_str());
-        self.app
-            .settle_inbox(tx, item, refloop_app::Applied::new(applied.status, applied.referral, applied.note), &outcome)
-            .await
+    fn describe(&self, raw: &[u8]) -> Option<Described> {
+        crate::describe(raw).map(Described::Segments)
     }
 }
 

@@ -52,7 +52,7 @@ pub(crate) struct SqlTx {
     pending: Pending,
     /// Read ahead by `prefetch`: inbox rows by (source, control id) and referral keys;
     /// `None` records that the database has none.
-    known_inbox: HashMap<(String, String), Option<InboxItem>>,
+    known_inbox: HashMap<(String, String, String), Option<InboxItem>>,
     known_keys: HashMap<String, Option<ReferralId>>,
     /// The tracked referrals of prefetched patients: (id, specialty, ordered at), kept up
     /// to date as this transaction writes referrals.
@@ -614,9 +614,7 @@ impl Tx for SqlTx {
         if let Some(item) = self.pending.find_inbox(protocol, source, control_id) {
             return Ok(Some(item));
         }
-        if protocol == "hl7v2"
-            && let Some(known) = self.known_inbox.get(&(source.to_owned(), control_id.to_owned()))
-        {
+        if let Some(known) = self.known_inbox.get(&(protocol.to_owned(), source.to_owned(), control_id.to_owned())) {
             return Ok(known.clone());
         }
         on_tx!(self, c => {
@@ -633,6 +631,7 @@ impl Tx for SqlTx {
 
     async fn prefetch(
         &mut self,
+        protocol: &str,
         messages: &[(String, String)],
         keys: &[String],
         patients: &[PatientId],
@@ -640,7 +639,7 @@ impl Tx for SqlTx {
         self.flush(Only::Parents).await?;
         self.load_patients(patients, true).await?;
         self.read_tracked(patients).await?;
-        self.read_inbox(messages).await?;
+        self.read_inbox(protocol, messages).await?;
         self.read_keys(keys).await
     }
 

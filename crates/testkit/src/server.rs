@@ -248,8 +248,12 @@ impl TestAppBuilder {
             token_writes_per_minute: self.token_writes_per_minute,
             ..Default::default()
         };
-        let app = App::new(store, clock, self.policy, connector).with_outbox(self.outbox).with_auth(auth);
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
+        let app = App::new(store, clock, self.policy, connector)
+            .with_outbox(self.outbox)
+            .with_auth(auth)
+            .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(map.clone())))
+            .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_cfg.clone())));
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);

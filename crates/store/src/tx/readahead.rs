@@ -97,8 +97,9 @@ impl SqlTx {
         Ok(())
     }
 
-    /// The inbox rows of (sender, control id) pairs: resends answered without a query each.
-    pub(super) async fn read_inbox(&mut self, messages: &[(String, String)]) -> Result<(), StoreError> {
+    /// The inbox rows of (sender, control id) pairs of `protocol`: resends answered without a
+    /// query each.
+    pub(super) async fn read_inbox(&mut self, protocol: &str, messages: &[(String, String)]) -> Result<(), StoreError> {
         if messages.is_empty() {
             return Ok(());
         }
@@ -113,7 +114,9 @@ impl SqlTx {
                     if i > 0 {
                         q.push(" UNION ALL ");
                     }
-                    q.push("SELECT * FROM inbox WHERE protocol = 'hl7v2' AND source = ");
+                    q.push("SELECT * FROM inbox WHERE protocol = ");
+                    q.push_bind(protocol);
+                    q.push(" AND source = ");
                     q.push_bind(source.as_str());
                     q.push(" AND control_id = ");
                     q.push_bind(control.as_str());
@@ -122,11 +125,11 @@ impl SqlTx {
                 found.iter().map(|r| row::inbox(r)).collect::<Result<Vec<_>, _>>()?
             }));
         }
-        for m in messages {
-            self.known_inbox.insert(m.clone(), None);
+        for (source, control) in messages {
+            self.known_inbox.insert((protocol.to_owned(), source.clone(), control.clone()), None);
         }
         for row in rows {
-            let key = (row.source.clone(), row.control_id.clone());
+            let key = (row.protocol.clone(), row.source.clone(), row.control_id.clone());
             if self.known_inbox.contains_key(&key) {
                 self.known_inbox.insert(key, Some(row));
             }

@@ -186,40 +186,17 @@ pub async fn dismiss(
     Ok(Json(InboxView::new(&item, false)))
 }
 
-/// The front door a stored message came in by.
-enum Door {
-    Hl7,
-    Fhir,
-}
-
-async fn door(s: &AppState, id: &str) -> Result<Door, ApiError> {
-    let item = s.app.unsettled_inbox(id).await?;
-    match item.protocol.as_str() {
-        "hl7v2" => Ok(Door::Hl7),
-        "fhir" => Ok(Door::Fhir),
-        other => Err(ApiError::from(refloop_app::AppError::Conflict(format!(
-            "message {id} came in by {other}, which cannot apply it again"
-        )))),
-    }
-}
-
-/// Applies a review item or dead letter to `referral` through its own front door.
+/// Applies a review item or dead letter to `referral` through the protocol it came in by.
 pub(crate) async fn apply_to(
     s: &AppState,
     id: &str,
     referral: &ReferralId,
     actor: &refloop_app::Actor,
 ) -> Result<InboxItem, ApiError> {
-    Ok(match door(s, id).await? {
-        Door::Fhir => s.fhir.apply_to(id, referral, actor).await?,
-        Door::Hl7 => s.hl7.apply_to(id, referral, actor).await?,
-    })
+    Ok(s.app.apply_inbox_item_to(id, referral, actor).await?)
 }
 
-/// Applies a review item or dead letter again through its own front door.
+/// Applies a review item or dead letter again through the protocol it came in by.
 pub(crate) async fn retry_item(s: &AppState, id: &str) -> Result<InboxItem, ApiError> {
-    Ok(match door(s, id).await? {
-        Door::Fhir => s.fhir.retry(id).await?,
-        Door::Hl7 => s.hl7.retry(id).await?,
-    })
+    Ok(s.app.retry_inbox(id).await?)
 }

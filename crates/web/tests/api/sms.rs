@@ -178,6 +178,12 @@ async fn a_number_shared_by_two_patients_is_not_guessed(b: Backend) {
     let inbox = t.get("/api/v1/inbox?status=review").await.body;
     let item = &inbox["items"][0];
     assert!(item["error"].as_str().unwrap().starts_with("ambiguous"), "{item}");
+    // No protocol reads an SMS reply again: a retry says so (it is never read as HL7 v2).
+    let id = item["id"].as_str().unwrap();
+    let r = t.post(&format!("/api/v1/inbox/{id}/retry"), json!({})).await;
+    assert_eq!(r.status, 409, "{:?}", r.body);
+    assert!(r.body.to_string().contains("came in by sms"), "{:?}", r.body);
+    assert_eq!(t.referral(&a).await["state"], "ordered", "nothing applied");
 }
 
 async fn the_attendance_question_goes_by_sms_and_yes_closes_it(b: Backend) {

@@ -26,7 +26,7 @@ struct InboxItemPage {
     notice: Option<String>,
     csrf: String,
     m: MessageSummary,
-    segments: Vec<refloop_hl7::SegmentView>,
+    segments: Vec<refloop_app::SegmentView>,
     json: String,
     raw: String,
     candidates: Vec<Candidate>,
@@ -122,14 +122,10 @@ pub async fn inbox_item(State(s): State<AppState>, web: Web, Path(id): Path<Stri
     may_see(&web, &m)?;
     s.app.audit_read(&web.0.actor, "inbound-message", &id).await?;
     let tz = s.app.policy().time_zone.clone();
-    let (segments, json) = if m.protocol == "hl7v2" {
-        (refloop_hl7::describe(&m.raw).unwrap_or_default(), String::new())
-    } else {
-        let pretty = serde_json::from_slice::<serde_json::Value>(&m.raw)
-            .ok()
-            .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_default();
-        (Vec::new(), pretty)
+    let (segments, json) = match s.app.describe_inbox(&m) {
+        Some(refloop_app::Described::Segments(segments)) => (segments, String::new()),
+        Some(refloop_app::Described::Text(text)) => (Vec::new(), text),
+        None => (Vec::new(), String::new()),
     };
     // The candidates: the referrals its review tasks were opened on.
     let tasks = s.app.tasks(&TaskFilter { inbox_id: Some(m.id.clone()), limit: 50, ..TaskFilter::default() }).await?;

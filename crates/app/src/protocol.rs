@@ -1,0 +1,119 @@
+//! One way in: every inbound protocol (HL7 v2, FHIR, …) behind one trait, registered once on
+//! the [`App`]. A front door stores what arrives in the inbox and applies it; later, a dead
+//! letter or review item is read again, applied again or applied to a referral a person
+//! chose, and shown in the message browser — all through the protocol it came in by, looked
+//! up by the name the inbox keeps. A protocol nobody registered cannot be applied again: an
+//! error says so, never a guess.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use jiff::Timestamp;
+use refloop_domain::ReferralId;
+
+use crate::{Actor, App, AppError, InboxItem, InboxStatus, Mapped};
+
+/// One field of a stored message as the message browser shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FieldView {
+    /// `PID-5`
+    pub position: String,
+    pub name: &'static str,
+    pub value: String,
+}
+
+/// A segment (or part) of a stored message with its non-empty fields.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SegmentView {
+    pub id: String,
+    pub fields: Vec<FieldView>,
+}
+
+/// A stored message as the message browser shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Described {
+    /// Part by part, each field with its position and name (HL7 v2 segments).
+    Segments(Vec<SegmentView>),
+    /// Indented text (a FHIR resource's JSON).
+    Text(String),
+}
+
+/// An inbound protocol: what a stored message means, and how to show it.
+pub trait Protocol: Send + Sync {
+    /// The name the inbox keeps (`hl7v2`, `fhir`).
+    fn name(&self) -> &'static str;
+    /// What a stored message means with today's configuration, or why it cannot be applied.
+    fn remap(&self, raw: &[u8], now: Timestamp) -> Result<Mapped, String>;
+    /// The message for the browser; `None` when it does not parse.
+    fn describe(&self, raw: &[u8]) -> Option<Described>;
+}
+
+/// The registered protocols, by name.
+#[derive(Clone, Default)]
+pub(crate) struct Protocols(BTreeMap<&'static str, Arc<dyn Protocol>>);
+
+impl Protocols {
+    pub(crate) fn add(&mut self, p: Arc<dyn Protocol>) {
+        self.0.insert(p.name(), p);
+    }
+}
+
+impl App {
+    /// Registers an inbound protocol (once, at the composition root).
+    pub fn with_protocol(mut self, protocol: Arc<dyn Protocol>) -> Self {
+        Arc::make_mut(&mut self.protocols).add(protocol);
+        self
+    }
+
+    fn protocol_of(&self, item: &InboxItem) -> Result<&Arc<dyn Protocol>, AppError> {
+        self.protocols.0.get(item.protocol.as_str()).ok_or_else(|| {
+            AppError::Conflict(format!(
+                "message {} came in by {}, which cannot be applied again",
+                item.id, item.protocol
+            ))
+        })
+    }
+
+    /// What a stored message means now, through its protocol.
+    fn remap_inbox(&self, item: &InboxItem) -> Result<Result<Mapped, String>, AppError> {
+        Ok(self.protocol_of(item)?.remap(&item.raw, self.now()))
+    }
+
+    /// A stored message for the message browser, through its protocol (`None`: shown as text).
+    pub fn describe_inbox(&self, item: &InboxItem) -> Option<Described> {
+        self.protocols.0.get(item.protocol.as_str())?.describe(&item.raw)
+    }
+
+    /// Applies a dead letter or review item again (after a fix of config or data), as its
+    /// sender sent it (the address is not kept).
+    pub async fn retry_inbox(&self, inbox_id: &str) -> Result<InboxItem, AppError> {
+        let item = self.unsettled_inbox(inbox_id).await?;
+        let mapped = self.remap_inbox(&item)?;
+        let mut tx = self.store().begin().await?;
+        let applied = match mapped {
+            Err(why) => crate::Applied::new(InboxStatus::Dead, None, Some(why)),
+            Ok(mapped) => {
+                let actor = Actor::inbound(&format!("{}/{}", item.protocol, item.id), Some(item.source.clone()), None);
+                self.apply_mapped(tx.as_mut(), mapped, &item.id, &actor).await?
+            }
+        };
+        let outcome = format!("resolved by a retry: {}", applied.status.as_str());
+        self.settle_inbox(tx, item, applied, &outcome).await
+    }
+
+    /// A person decided: applies a review item or dead letter to `referral_id` and closes the
+    /// review tasks it opened. Only a message about an existing referral can be.
+    pub async fn apply_inbox_item_to(
+        &self,
+        inbox_id: &str,
+        referral_id: &ReferralId,
+        actor: &Actor,
+    ) -> Result<InboxItem, AppError> {
+        let item = self.unsettled_inbox(inbox_id).await?;
+        let input = match self.remap_inbox(&item)? {
+            Ok(Mapped::Event { input, .. }) => input,
+            Ok(_) => return Err(AppError::Conflict(format!("message {inbox_id} is not about an existing referral"))),
+            Err(why) => return Err(AppError::Conflict(why)),
+        };
+        self.apply_inbox_to(item, referral_id, actor, input).await
+    }
+}
