@@ -47,6 +47,15 @@ pub use ports::{
     StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
 pub use protocol::{Described, FieldView, Protocol, SegmentView};
+
+/// The storage port and its capabilities: `use refloop_app::store::*` to call any of them on a
+/// `dyn Store`.
+pub mod store {
+    pub use crate::ports::{
+        AuditStore, AuditTx, AuthStore, DirectoryStore, InboxStore, InboxTx, OutboxStore, OutboxTx, ReferralStore,
+        ReferralTx, ReportStore, Store, TaskStore, TaskTx, TimerTx, Tx,
+    };
+}
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, OVERDUE, OVERDUE_EDGES_DAYS, ReferralStats,
     RollupRow, SPANS, SpanRow, closure, fold_groups, leak_of, overdue_bucket, spans_of, split, stats_of, tenths,

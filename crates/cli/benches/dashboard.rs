@@ -123,10 +123,10 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
     let mut rng = Rng::new(7);
     // A file kept from an earlier run (BENCH_SQLITE_FILE) is used as it is.
     let one = refloop_app::ReferralFilter { limit: 1, ..Default::default() };
-    let existing = refloop_app::Store::referrals(store.as_ref(), &one).await.expect("read");
+    let existing = refloop_app::store::ReferralStore::referrals(store.as_ref(), &one).await.expect("read");
     let mut i = if existing.items.is_empty() { 0 } else { n };
     while i < n {
-        let mut tx = refloop_app::Store::begin(store.as_ref()).await.expect("begin");
+        let mut tx = refloop_app::store::Store::begin(store.as_ref()).await.expect("begin");
         for _ in 0..20_000.min(n - i) {
             tx.insert_referral(&referral(i, n, now, &mut rng), None, now).await.expect("insert");
             i += 1;

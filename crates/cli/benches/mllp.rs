@@ -11,7 +11,7 @@ use std::{sync::Arc, time::Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use jiff::Timestamp;
-use refloop_app::{App, AuditEntry, ManualClock, Store};
+use refloop_app::{App, AuditEntry, ManualClock, store::AuditStore};
 use refloop_connectors::LogOnly;
 use refloop_domain::Policy;
 use refloop_hl7::{Ingest, ListenerConfig, MapConfig, MllpCodec, serve_mllp, tls_acceptor};

@@ -490,7 +490,7 @@ pub async fn print_channels(config: &Config) -> anyhow::Result<()> {
     } else {
         let read = async {
             let store = refloop_store::SqlStore::connect(url).await?;
-            refloop_app::Store::channel_activity(&store).await
+            refloop_app::store::OutboxStore::channel_activity(&store).await
         };
         match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
             Ok(Ok(a)) => Ok(a),

@@ -15,7 +15,7 @@ use jiff::Timestamp;
 use refloop_app::{
     AuditAnchor, AuditEntry, AuditQuery, AuditRecord, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem,
     Patient, People, ReferralFilter, ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist,
-    SsoPending, Store, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord,
+    SsoPending, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord, store::*,
 };
 use refloop_domain::{PatientId, ProviderId, Referral, ReferralId, cms50::Fact};
 use sqlx::{PgPool, SqlitePool};
@@ -135,7 +135,10 @@ impl Store for SqlStore {
         tx.probe_write(now).await?;
         tx.commit().await
     }
+}
 
+#[async_trait::async_trait]
+impl ReferralStore for SqlStore {
     async fn referral(&self, id: &ReferralId) -> Result<Option<Referral>, StoreError> {
         on_pool!(&self.db, p => {
             let row = sqlx::query("SELECT doc FROM referrals WHERE id = $1")
@@ -256,6 +259,32 @@ impl Store for SqlStore {
         })
     }
 
+    async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT doc FROM referrals WHERE ordered_at >= $1 AND ordered_at < $2 ORDER BY ordered_at")
+                .bind(ms(from))
+                .bind(ms(to))
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::referral(r)).collect()
+        })
+    }
+
+    async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT * FROM patients WHERE phone = $1 ORDER BY id LIMIT 20")
+                .bind(phone)
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::patient(r)).collect()
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl TaskStore for SqlStore {
     async fn tasks(&self, f: &TaskFilter) -> Result<Vec<Task>, StoreError> {
         on_pool!(&self.db, p => {
             let rows = sqlx::query(TASKS)
@@ -293,7 +322,10 @@ impl Store for SqlStore {
             row.map(|r| row::task(&r)).transpose()
         })
     }
+}
 
+#[async_trait::async_trait]
+impl OutboxStore for SqlStore {
     async fn outbox(&self, f: &OutboxFilter) -> Result<Vec<OutboxItem>, StoreError> {
         on_pool!(&self.db, p => {
             let rows = sqlx::query(OUTBOX)
@@ -304,25 +336,6 @@ impl Store for SqlStore {
                 .await
                 .map_err(db)?;
             rows.iter().map(|r| row::outbox(r)).collect()
-        })
-    }
-
-    async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError> {
-        on_pool!(&self.db, p => {
-            let by_state: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM referrals GROUP BY state ORDER BY state")
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            let overdue: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('open', 'claimed') AND due_at < $1")
-                .bind(ms(now))
-                .fetch_one(p)
-                .await
-                .map_err(db)?;
-            let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
-                .fetch_one(p)
-                .await
-                .map_err(db)?;
-            Ok(Gauges { referrals_by_state: by_state, overdue_tasks: overdue, outbox_backlog: backlog })
         })
     }
 
@@ -345,76 +358,10 @@ impl Store for SqlStore {
         })
     }
 
-    async fn referrals_ordered_between(&self, from: Timestamp, to: Timestamp) -> Result<Vec<Referral>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT doc FROM referrals WHERE ordered_at >= $1 AND ordered_at < $2 ORDER BY ordered_at")
-                .bind(ms(from))
-                .bind(ms(to))
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::referral(r)).collect()
-        })
-    }
-
     async fn outbox_item(&self, id: &str) -> Result<Option<OutboxItem>, StoreError> {
         on_pool!(&self.db, p => {
             let row = sqlx::query("SELECT * FROM outbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
             row.map(|r| row::outbox(&r)).transpose()
-        })
-    }
-
-    async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError> {
-        on_writer!(self, p => {
-            sqlx::query(
-                "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified,
-                                          updated_at, accepts_360x, booking_url)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
-                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, specialties = excluded.specialties,
-                     network = excluded.network, phone = excluded.phone, fax = excluded.fax,
-                     direct_address = excluded.direct_address, last_verified = excluded.last_verified,
-                     updated_at = excluded.updated_at, accepts_360x = excluded.accepts_360x,
-                     booking_url = excluded.booking_url",
-            )
-            .bind(&s.id)
-            .bind(&s.name)
-            .bind(s.specialties.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","))
-            .bind(s.network.as_str())
-            .bind(&s.phone)
-            .bind(&s.fax)
-            .bind(&s.direct_address)
-            .bind(ms(s.last_verified))
-            .bind(ms(s.updated_at))
-            .bind(s.accepts_360x)
-            .bind(&s.booking_url)
-            .execute(p)
-            .await
-            .map(|_| ())
-            .map_err(db)
-        })
-    }
-
-    async fn specialists(&self, verified_before: Option<Timestamp>) -> Result<Vec<Specialist>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query(
-                "SELECT * FROM specialists WHERE ($1 IS NULL OR last_verified < $1) ORDER BY name, id LIMIT 5000",
-            )
-            .bind(verified_before.map(ms))
-            .fetch_all(p)
-            .await
-            .map_err(db)?;
-            rows.iter().map(|r| row::specialist(r)).collect()
-        })
-    }
-
-    async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT * FROM patients WHERE phone = $1 ORDER BY id LIMIT 20")
-                .bind(phone)
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::patient(r)).collect()
         })
     }
 
@@ -508,7 +455,83 @@ impl Store for SqlStore {
         });
         next.map(ts).transpose()
     }
+}
 
+#[async_trait::async_trait]
+impl InboxStore for SqlStore {
+    async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
+        SqlStore::purge_raw(self, before).await
+    }
+
+    async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
+        SqlStore::inbox(self, f).await
+    }
+
+    async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError> {
+        SqlStore::inbox_of_referral(self, referral, protocol).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        SqlStore::cursor(self, name).await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
+        SqlStore::set_cursor(self, name, value, at).await
+    }
+
+    async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
+        SqlStore::inbox_item(self, id).await
+    }
+}
+
+#[async_trait::async_trait]
+impl DirectoryStore for SqlStore {
+    async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified,
+                                          updated_at, accepts_360x, booking_url)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, specialties = excluded.specialties,
+                     network = excluded.network, phone = excluded.phone, fax = excluded.fax,
+                     direct_address = excluded.direct_address, last_verified = excluded.last_verified,
+                     updated_at = excluded.updated_at, accepts_360x = excluded.accepts_360x,
+                     booking_url = excluded.booking_url",
+            )
+            .bind(&s.id)
+            .bind(&s.name)
+            .bind(s.specialties.iter().map(|x| x.as_str()).collect::<Vec<_>>().join(","))
+            .bind(s.network.as_str())
+            .bind(&s.phone)
+            .bind(&s.fax)
+            .bind(&s.direct_address)
+            .bind(ms(s.last_verified))
+            .bind(ms(s.updated_at))
+            .bind(s.accepts_360x)
+            .bind(&s.booking_url)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
+    async fn specialists(&self, verified_before: Option<Timestamp>) -> Result<Vec<Specialist>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query(
+                "SELECT * FROM specialists WHERE ($1 IS NULL OR last_verified < $1) ORDER BY name, id LIMIT 5000",
+            )
+            .bind(verified_before.map(ms))
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            rows.iter().map(|r| row::specialist(r)).collect()
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthStore for SqlStore {
     async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
         SqlStore::insert_token(self, t).await
     }
@@ -528,10 +551,6 @@ impl Store for SqlStore {
 
     async fn login_cleared(&self, username: &str) -> Result<(), StoreError> {
         SqlStore::login_cleared(self, username).await
-    }
-
-    async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
-        SqlStore::purge_raw(self, before).await
     }
 
     async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
@@ -556,36 +575,6 @@ impl Store for SqlStore {
 
     async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
         SqlStore::users(self).await
-    }
-
-    async fn closure_rollup(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        key: Option<&'static str>,
-        spans_by_key: &[u8],
-        sampled: bool,
-        moment: (Timestamp, Timestamp),
-    ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
-        self.rollup(from, to, key, spans_by_key, sampled, moment).await
-    }
-
-    async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
-        SqlStore::ordered_range(self).await
-    }
-
-    async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
-        self.trend(bounds).await
-    }
-
-    async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT patient, doc FROM measure_facts ORDER BY patient, key")
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::fact(r)).collect()
-        })
     }
 
     async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
@@ -645,7 +634,10 @@ impl Store for SqlStore {
     async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
         SqlStore::delete_sessions(self, hash, username).await
     }
+}
 
+#[async_trait::async_trait]
+impl AuditStore for SqlStore {
     async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
         SqlStore::audit(self, e).await
     }
@@ -674,27 +666,59 @@ impl Store for SqlStore {
         SqlStore::purge_audit(self, before, now).await
     }
 
-    async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
-        SqlStore::inbox(self, f).await
-    }
-
-    async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError> {
-        SqlStore::inbox_of_referral(self, referral, protocol).await
-    }
-
-    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
-        SqlStore::cursor(self, name).await
-    }
-
-    async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
-        SqlStore::set_cursor(self, name, value, at).await
-    }
-
-    async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
-        SqlStore::inbox_item(self, id).await
-    }
-
     async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {
         SqlStore::audit_log(self, n).await
+    }
+}
+
+#[async_trait::async_trait]
+impl ReportStore for SqlStore {
+    async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError> {
+        on_pool!(&self.db, p => {
+            let by_state: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM referrals GROUP BY state ORDER BY state")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            let overdue: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('open', 'claimed') AND due_at < $1")
+                .bind(ms(now))
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            Ok(Gauges { referrals_by_state: by_state, overdue_tasks: overdue, outbox_backlog: backlog })
+        })
+    }
+
+    async fn closure_rollup(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        key: Option<&'static str>,
+        spans_by_key: &[u8],
+        sampled: bool,
+        moment: (Timestamp, Timestamp),
+    ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
+        self.rollup(from, to, key, spans_by_key, sampled, moment).await
+    }
+
+    async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        SqlStore::ordered_range(self).await
+    }
+
+    async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.trend(bounds).await
+    }
+
+    async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT patient, doc FROM measure_facts ORDER BY patient, key")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::fact(r)).collect()
+        })
     }
 }

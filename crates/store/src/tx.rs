@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use jiff::Timestamp;
 use refloop_app::{
     AuditEntry, InboxItem, NewTask, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, StoreError,
-    StoredEvent, Task, TaskChange, TaskLogEntry, TimerRow, Tx,
+    StoredEvent, Task, TaskChange, TaskLogEntry, TimerRow, store::*,
 };
 use refloop_domain::{
     DuplicateCandidate, PatientId, ProviderId, Referral, ReferralId, Specialty, TaskKind, TimerSpec, cms50::Fact,
@@ -190,148 +190,43 @@ macro_rules! bind_referral {
     };
 }
 
+mod referrals;
+mod tasks;
+
 #[async_trait::async_trait]
 impl Tx for SqlTx {
-    async fn lock_referral(&mut self, id: &ReferralId, skip_locked: bool) -> Result<Option<Referral>, StoreError> {
-        self.flush(Only::Parents).await?;
-        match &mut self.inner {
-            // SQLite: this transaction already holds the write lock, so the referral's patient
-            // comes in the same read (the engine looks it up next) instead of a second one.
-            Inner::Sqlite(tx) => readahead::referral_with_patient(tx, &mut self.known_patients, id).await,
-            Inner::Postgres(tx) => {
-                let sql = if skip_locked {
-                    "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE SKIP LOCKED"
-                } else {
-                    "SELECT doc FROM referrals WHERE id = $1 FOR UPDATE"
-                };
-                let found = sqlx::query(sql).bind(id.as_str()).fetch_optional(&mut **tx).await.map_err(db)?;
-                found.map(|r| row::referral(&r)).transpose()
-            }
-        }
-    }
-
-    async fn duplicate_candidate(
-        &mut self,
-        patient: &PatientId,
-        specialty: &Specialty,
-        from: Timestamp,
-        to: Timestamp,
-    ) -> Result<Option<DuplicateCandidate>, StoreError> {
-        if let Some(known) = self.known_tracked.get(patient) {
-            let newest = known
-                .iter()
-                .filter(|(_, s, at)| s.as_ref() == Some(specialty) && *at >= from && *at <= to)
-                .max_by_key(|(_, _, at)| *at);
-            return Ok(newest.map(|(id, _, at)| DuplicateCandidate { id: id.clone(), ordered_at: *at }));
-        }
-        self.flush(Only::Parents).await?;
-        let found = on_tx!(self, c => {
-            let found = sqlx::query(
-                "SELECT id, ordered_at FROM referrals
-                 WHERE patient_id = $1 AND specialty = $2 AND ordered_at BETWEEN $3 AND $4
-                   AND tracked = $5
-                 ORDER BY ordered_at DESC LIMIT 1",
-            )
-            .bind(patient.as_str())
-            .bind(specialty.as_str())
-            .bind(ms(from))
-            .bind(ms(to))
-            .bind(true)
-            .fetch_optional(c)
-            .await
-            .map_err(db)?;
-            match found {
-                Some(r) => Some((row::Get::text(&r, "id")?, row::Get::int(&r, "ordered_at")?)),
-                None => None,
-            }
-        });
-        found
-            .map(|(id, at)| {
-                Ok(DuplicateCandidate {
-                    id: ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                    ordered_at: ts(at)?,
-                })
-            })
-            .transpose()
-    }
-
-    async fn patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
-        self.load_patients(std::slice::from_ref(id), false).await?;
-        Ok(self.known_patients.get(id).cloned().flatten())
-    }
-
-    async fn lock_patient(&mut self, id: &PatientId) -> Result<Option<Patient>, StoreError> {
-        self.load_patients(std::slice::from_ref(id), true).await?;
-        Ok(self.known_patients.get(id).cloned().flatten())
-    }
-
-    async fn upsert_patient(&mut self, p: &Patient, keep: PatientKeep) -> Result<Patient, StoreError> {
-        self.load_patients(std::slice::from_ref(&p.id), true).await?;
-        if self.pending.patients.iter().any(|(q, _)| q.id == p.id) {
-            self.flush(Only::Parents).await?;
-        }
-        let stored = self.known_patients.get(&p.id).cloned().flatten();
-        let merged = match &stored {
-            Some(old) => Patient {
-                sms_consent: if keep.consent { old.sms_consent } else { p.sms_consent },
-                sms_opted_out: if keep.opt_out { old.sms_opted_out } else { p.sms_opted_out },
-                // What an update does not say is kept.
-                birth_date: p.birth_date.clone().or_else(|| old.birth_date.clone()),
-                language: p.language.clone().or_else(|| old.language.clone()),
-                ..p.clone()
-            },
-            None => p.clone(),
-        };
-        // A row read (and locked) here is overwritten with the merge; a new one keeps what a
-        // concurrent insert of the same patient recorded, as the upsert says.
-        let row_keep = if stored.is_some() { PatientKeep::default() } else { keep };
-        self.pending.patients.push((merged.clone(), row_keep));
-        self.known_patients.insert(p.id.clone(), Some(merged.clone()));
-        Ok(merged)
-    }
-
-    async fn insert_referral(
-        &mut self,
-        r: &Referral,
-        stage_due_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.pending.referrals.push((r.clone(), stage_due_at, now));
-        self.pending.stats.push((r.clone(), stage_due_at));
-        self.track(r);
-        self.put_keys(r).await
-    }
-
-    async fn update_referral(
-        &mut self,
-        r: &Referral,
-        expected_version: u64,
-        stage_due_at: Option<Timestamp>,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        self.flush(Only::Parents).await?;
-        let updated = on_tx!(self, c => {
-            bind_referral!(sqlx::query(UPDATE_REFERRAL), r, stage_due_at, now)
-                .bind(expected_version as i64)
+    async fn probe_write(&mut self, now: Timestamp) -> Result<(), StoreError> {
+        on_tx!(self, c => {
+            sqlx::query("INSERT INTO write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
+                .bind(ms(now))
                 .execute(c)
                 .await
-                .map_err(db)?
-                .rows_affected()
+                .map_err(db)?;
         });
-        // Source ids are fixed when the referral is entered, so its keys were written then.
-        if updated != 1 {
-            return Err(StoreError::Conflict(format!("another writer changed referral {} first", r.id)));
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
+        let flushed = self.flush(Only::All).await;
+        let committed = match flushed {
+            Err(e) => Err(e),
+            Ok(()) => match self.inner {
+                Inner::Sqlite(tx) => tx.commit().await.map_err(db),
+                Inner::Postgres(tx) => tx.commit().await.map_err(db),
+            },
+        };
+        match committed {
+            Ok(()) => {
+                self.write_failed.store(false, std::sync::atomic::Ordering::Release);
+                Ok(())
+            }
+            Err(e) => Err(mark(&self.write_failed, e)),
         }
-        self.pending.stats.push((r.clone(), stage_due_at));
-        self.track(r);
-        Ok(())
     }
+}
 
-    async fn append_events(&mut self, events: &[StoredEvent]) -> Result<(), StoreError> {
-        self.pending.events.extend_from_slice(events);
-        Ok(())
-    }
-
+#[async_trait::async_trait]
+impl TimerTx for SqlTx {
     async fn replace_timers(&mut self, id: &ReferralId, version: u64, timers: &[TimerSpec]) -> Result<(), StoreError> {
         // This referral's timers not yet written are dropped rather than written and deleted.
         self.pending.timers.retain(|(referral, _, _)| referral != id);
@@ -409,7 +304,10 @@ impl Tx for SqlTx {
         });
         Ok(())
     }
+}
 
+#[async_trait::async_trait]
+impl OutboxTx for SqlTx {
     async fn enqueue(&mut self, m: &OutboxItem) -> Result<(), StoreError> {
         self.pending.outbox.push(m.clone());
         Ok(())
@@ -449,162 +347,10 @@ impl Tx for SqlTx {
         });
         Ok(done == 1)
     }
+}
 
-    async fn change_task(&mut self, id: &str, change: &TaskChange) -> Result<Option<Task>, StoreError> {
-        self.flush(Only::Tasks).await?;
-        let row = on_tx!(self, c => {
-            let q = match change {
-                TaskChange::Claim { assignee, reassign } => sqlx::query(
-                    "UPDATE tasks SET status = 'claimed', assignee = $2
-                     WHERE id = $1 AND (status = 'open' OR ($3 AND status = 'claimed')) RETURNING *",
-                )
-                .bind(id)
-                .bind(assignee.clone())
-                .bind(*reassign),
-                TaskChange::Complete { by, outcome, note, at } => sqlx::query(
-                    "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3, note = $4,
-                            assignee = COALESCE(assignee, $5)
-                     WHERE id = $1 AND status IN ('open', 'claimed') RETURNING *",
-                )
-                .bind(id)
-                .bind(ms(*at))
-                .bind(outcome.clone())
-                .bind(note.clone())
-                .bind(by.clone()),
-                TaskChange::Retry { outcome, note, due_at } => sqlx::query(
-                    "UPDATE tasks SET status = 'open', assignee = NULL, due_at = $2, outcome = $3, note = $4,
-                            attempts = attempts + 1
-                     WHERE id = $1 AND status IN ('open', 'claimed') RETURNING *",
-                )
-                .bind(id)
-                .bind(ms(*due_at))
-                .bind(outcome.clone())
-                .bind(note.clone()),
-            };
-            q.fetch_optional(&mut *c).await.map_err(db)?.map(|r| row::task(&r)).transpose()?
-        });
-        Ok(row)
-    }
-
-    async fn log_task(&mut self, e: &TaskLogEntry) -> Result<(), StoreError> {
-        on_tx!(self, c => {
-            sqlx::query(
-                "INSERT INTO task_log (task_id, referral_id, at, actor, action, assignee, outcome, note)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(e.task_id.clone())
-            .bind(e.referral_id.as_str().to_owned())
-            .bind(ms(e.at))
-            .bind(e.actor.clone())
-            .bind(e.action.clone())
-            .bind(e.assignee.clone())
-            .bind(e.outcome.clone())
-            .bind(e.note.clone())
-            .execute(&mut *c)
-            .await
-            .map_err(db)?;
-        });
-        Ok(())
-    }
-
-    async fn put_provider(&mut self, id: &ProviderId, name: &str, now: Timestamp) -> Result<(), StoreError> {
-        self.pending.put_provider(id.as_str(), name, now);
-        Ok(())
-    }
-
-    async fn open_task(&mut self, t: &NewTask) -> Result<(), StoreError> {
-        self.pending.tasks.push(t.clone());
-        Ok(())
-    }
-
-    async fn close_tasks(
-        &mut self,
-        id: &ReferralId,
-        kinds: &[TaskKind],
-        now: Timestamp,
-        outcome: &str,
-    ) -> Result<(), StoreError> {
-        if kinds.is_empty() {
-            return Ok(());
-        }
-        self.flush(Only::Tasks).await?;
-        // One statement for every kind.
-        on_tx!(self, c => {
-            let mut q = sqlx::QueryBuilder::new("UPDATE tasks SET status = 'done', completed_at = ");
-            q.push_bind(ms(now)).push(", outcome = ").push_bind(outcome).push(" WHERE referral_id = ");
-            q.push_bind(id.as_str()).push(" AND status IN ('open', 'claimed') AND kind IN (");
-            let mut list = q.separated(", ");
-            for kind in kinds {
-                list.push_bind(kind.as_str());
-            }
-            q.push(")");
-            q.build().execute(c).await.map_err(db)?;
-        });
-        Ok(())
-    }
-
-    async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
-        self.pending.audits.push(e.clone());
-        Ok(())
-    }
-
-    async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError> {
-        self.flush(Only::Tasks).await?;
-        on_tx!(self, c => {
-            sqlx::query(
-                "UPDATE tasks SET status = 'done', completed_at = $2, outcome = $3
-                 WHERE inbox_id = $1 AND status IN ('open', 'claimed')",
-            )
-            .bind(inbox_id)
-            .bind(ms(now))
-            .bind(outcome)
-            .execute(c)
-            .await
-            .map_err(db)?;
-        });
-        Ok(())
-    }
-
-    async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError> {
-        if let Some(known) = self.known_keys.get(key) {
-            return Ok(known.clone().or_else(|| self.pending.find_key(key)));
-        }
-        let found: Option<String> = on_tx!(self, c => {
-            sqlx::query_scalar("SELECT referral_id FROM referral_keys WHERE key = $1")
-                .bind(key)
-                .fetch_optional(c)
-                .await
-                .map_err(db)?
-        });
-        match found {
-            Some(id) => ReferralId::parse(&id).map(Some).map_err(|e| StoreError::Corrupt(e.to_string())),
-            None => Ok(self.pending.find_key(key)),
-        }
-    }
-
-    async fn open_referrals(
-        &mut self,
-        patient: &PatientId,
-        specialty: Option<&Specialty>,
-    ) -> Result<Vec<Referral>, StoreError> {
-        self.flush(Only::Parents).await?;
-        on_tx!(self, c => {
-            let rows = sqlx::query(
-                "SELECT doc FROM referrals
-                 WHERE patient_id = $1 AND ($2 IS NULL OR specialty = $2) AND tracked = $3
-                   AND state IN ('ordered', 'patient-notified', 'scheduled', 'attended')
-                 ORDER BY ordered_at DESC LIMIT 20",
-            )
-            .bind(patient.as_str())
-            .bind(specialty.map(|s| s.as_str()))
-            .bind(true)
-            .fetch_all(c)
-            .await
-            .map_err(db)?;
-            rows.iter().map(|r| row::referral(r)).collect()
-        })
-    }
-
+#[async_trait::async_trait]
+impl InboxTx for SqlTx {
     async fn inbox_get(
         &mut self,
         protocol: &str,
@@ -647,55 +393,12 @@ impl Tx for SqlTx {
         self.pending.put_inbox(m);
         Ok(())
     }
+}
 
-    async fn put_fact(&mut self, key: &str, patient: &str, fact: &Fact, at: Timestamp) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(fact).map_err(|e| StoreError::Other(e.to_string()))?;
-        let kind =
-            serde_json::to_value(fact).ok().and_then(|v| v["kind"].as_str().map(str::to_owned)).unwrap_or_default();
-        on_tx!(self, c => {
-            sqlx::query(
-                "INSERT INTO measure_facts (key, patient, kind, doc, updated_at) VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (key) DO UPDATE SET patient = excluded.patient, kind = excluded.kind, doc = excluded.doc,
-                     updated_at = excluded.updated_at",
-            )
-            .bind(key)
-            .bind(patient)
-            .bind(&kind)
-            .bind(&doc)
-            .bind(ms(at))
-            .execute(c)
-            .await
-            .map(|_| ())
-            .map_err(db)
-        })
-    }
-
-    async fn probe_write(&mut self, now: Timestamp) -> Result<(), StoreError> {
-        on_tx!(self, c => {
-            sqlx::query("INSERT INTO write_probe (id, at) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET at = excluded.at")
-                .bind(ms(now))
-                .execute(c)
-                .await
-                .map_err(db)?;
-        });
+#[async_trait::async_trait]
+impl AuditTx for SqlTx {
+    async fn audit(&mut self, e: &AuditEntry) -> Result<(), StoreError> {
+        self.pending.audits.push(e.clone());
         Ok(())
-    }
-
-    async fn commit(mut self: Box<Self>) -> Result<(), StoreError> {
-        let flushed = self.flush(Only::All).await;
-        let committed = match flushed {
-            Err(e) => Err(e),
-            Ok(()) => match self.inner {
-                Inner::Sqlite(tx) => tx.commit().await.map_err(db),
-                Inner::Postgres(tx) => tx.commit().await.map_err(db),
-            },
-        };
-        match committed {
-            Ok(()) => {
-                self.write_failed.store(false, std::sync::atomic::Ordering::Release);
-                Ok(())
-            }
-            Err(e) => Err(mark(&self.write_failed, e)),
-        }
     }
 }

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
     AUDIT_GENESIS, AuditEntry, AuditQuery, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem,
-    OutboxStatus, Patient, PatientKeep, Reaped, Role, Store, StoreError, StoredEvent, TaskChange, TaskFilter,
-    TaskLogEntry, TaskStatus, TokenRecord,
+    OutboxStatus, Patient, PatientKeep, Reaped, Role, StoreError, StoredEvent, TaskChange, TaskFilter, TaskLogEntry,
+    TaskStatus, TokenRecord, store::*,
 };
 use refloop_domain::{
     Channel, Context, EventData, Network, NewOrder, Origin, PatientId, Policy, ProviderId, Purpose, Referral,

@@ -92,7 +92,9 @@ async fn users_are_added_with_a_password_from_stdin_listed_and_disabled() {
     let (ok, out, _) = run(&["user", "list", "--database", &db.url], &[]);
     assert!(ok && out.contains("alice\tcoordinator\tdisabled\tpassword only") && !out.contains("argon2"), "{out}");
     let store = db.store().await;
-    refloop_app::Store::set_totp(store.as_ref(), "alice", Some("JBSWY3DPEHPK3PXP"), None, Some(1)).await.unwrap();
+    refloop_app::store::AuthStore::set_totp(store.as_ref(), "alice", Some("JBSWY3DPEHPK3PXP"), None, Some(1))
+        .await
+        .unwrap();
     let (_, out, _) = run(&["user", "list", "--database", &db.url], &[]);
     assert!(out.contains("alice\tcoordinator\tdisabled\ttwo-step"), "{out}");
     let (ok, out, err) = run(&["user", "reset-mfa", "alice", "--database", &db.url], &[]);
@@ -101,7 +103,7 @@ async fn users_are_added_with_a_password_from_stdin_listed_and_disabled() {
     assert!(out.contains("alice\tcoordinator\tdisabled\tpassword only"), "{out}");
     let (ok, _, err) = run(&["user", "reset-mfa", "nobody", "--database", &db.url], &[]);
     assert!(!ok && err.contains("user nobody not found"), "{err}");
-    let alice = refloop_app::Store::user(store.as_ref(), "alice").await.unwrap().unwrap();
+    let alice = refloop_app::store::AuthStore::user(store.as_ref(), "alice").await.unwrap().unwrap();
     assert!(alice.password_hash.starts_with("$argon2id$") && !alice.password_hash.contains("secret"));
 }
 
@@ -114,7 +116,7 @@ async fn tokens_are_printed_once_and_stored_hashed() {
     assert!(t.starts_with("rfl_") && t.len() > 40, "{t}");
     let store = db.store().await;
     let hashed = refloop_app::hash_token(&t);
-    let record = refloop_app::Store::token_by_hash(store.as_ref(), &hashed).await.unwrap().unwrap();
+    let record = refloop_app::store::AuthStore::token_by_hash(store.as_ref(), &hashed).await.unwrap().unwrap();
     assert_eq!(record.role, refloop_app::Role::Viewer);
     let raw_rows = store.execute_raw(&format!("UPDATE api_tokens SET name = name WHERE hash = '{t}'")).await.unwrap();
     assert_eq!(raw_rows, 0, "the token itself is not stored");
@@ -195,7 +197,7 @@ async fn the_specialist_directory_imports_from_csv_and_reports_bad_rows() {
     assert!(out.contains("2 specialists saved, 2 rows refused"), "{out}");
     assert!(out.contains("line 4: fax") && out.contains("line 5: name"), "{out}");
     let store = db.store().await;
-    let all = refloop_app::Store::specialists(store.as_ref(), None).await.unwrap();
+    let all = refloop_app::store::DirectoryStore::specialists(store.as_ref(), None).await.unwrap();
     assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["sp-1", "sp-2"]);
     assert_eq!(all[1].specialties.len(), 2);
 }
@@ -387,16 +389,20 @@ async fn a_baseline_csv_imports_history_that_reports_count_and_the_workflow_leav
 
     // History is never acted on: no timers, no tasks, no messages.
     let store = db.store().await;
-    assert_eq!(refloop_app::Store::next_due(store.as_ref()).await.unwrap(), None);
-    let tasks =
-        refloop_app::Store::tasks(store.as_ref(), &refloop_app::TaskFilter { limit: 100, ..Default::default() })
-            .await
-            .unwrap();
+    assert_eq!(refloop_app::store::OutboxStore::next_due(store.as_ref()).await.unwrap(), None);
+    let tasks = refloop_app::store::TaskStore::tasks(
+        store.as_ref(),
+        &refloop_app::TaskFilter { limit: 100, ..Default::default() },
+    )
+    .await
+    .unwrap();
     assert!(tasks.is_empty(), "{tasks:?}");
-    let outbox =
-        refloop_app::Store::outbox(store.as_ref(), &refloop_app::OutboxFilter { limit: 100, ..Default::default() })
-            .await
-            .unwrap();
+    let outbox = refloop_app::store::OutboxStore::outbox(
+        store.as_ref(),
+        &refloop_app::OutboxFilter { limit: 100, ..Default::default() },
+    )
+    .await
+    .unwrap();
     assert!(outbox.is_empty());
 }
 
@@ -480,7 +486,7 @@ async fn failed_sign_ins_lock_the_account_until_unlocked_and_floods_get_429() {
     assert_eq!(s.call(&admin, "GET", "/api/v1/referrals", None).await.0, 429, "the address waits");
     s.stop();
     let store = db.store().await;
-    let audit = refloop_app::Store::audit_log(store.as_ref(), 100).await.unwrap();
+    let audit = refloop_app::store::AuditStore::audit_log(store.as_ref(), 100).await.unwrap();
     for action in ["login-failed", "lockout", "login-locked", "unlock", "login"] {
         assert!(audit.iter().any(|a| a.action == action && a.resource_id == "casey"), "{action}: {audit:?}");
     }
