@@ -22,6 +22,10 @@ pub struct Target {
     /// Without a key, only a message that is about a referral (a consult note, an
     /// appointment) may be matched by patient and specialty alone.
     pub fallback_allowed: bool,
+    /// A message that must reach a referral (a note sent to our Direct address): when none is
+    /// found it waits in review for a person to file it, instead of being ignored or kept as a
+    /// dead letter.
+    pub review_unmatched: bool,
 }
 
 /// What an inbound message means.
@@ -182,6 +186,9 @@ impl App {
             }
             Mapped::Event { target, input } => match find(tx, &target).await? {
                 Found::One(id) => self.outcome(tx, actor, &id, input).await,
+                Found::None(why) | Found::Unknown(why) if target.review_unmatched => {
+                    Ok(Applied::new(InboxStatus::Review, None, Some(format!("{why}: for a person to file"))))
+                }
                 Found::None(why) => Ok(Applied::new(InboxStatus::Ignored, None, Some(why))),
                 Found::Unknown(why) => Ok(Applied::new(InboxStatus::Dead, None, Some(why))),
                 Found::Ambiguous(why, candidates) => {

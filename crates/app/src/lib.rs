@@ -46,7 +46,7 @@ pub use ports::{
     Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist, SsoPending, Store,
     StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
 };
-pub use protocol::{Described, FieldView, Protocol, SegmentView};
+pub use protocol::{Arrival, Described, FieldView, Protocol, SegmentView};
 
 /// The storage port and its capabilities: `use refloop_app::store::*` to call any of them on a
 /// `dyn Store`.

@@ -117,3 +117,67 @@ impl App {
         self.apply_inbox_to(item, referral_id, actor, input).await
     }
 }
+
+/// A message that arrived by a protocol without a front door of its own (the Direct mailbox,
+/// …): who sent it, its own id, its kind, and the bytes as they came.
+#[derive(Clone, Copy, Debug)]
+pub struct Arrival<'a> {
+    pub source: &'a str,
+    pub control_id: &'a str,
+    pub message_type: &'a str,
+    pub raw: &'a [u8],
+}
+
+impl App {
+    /// Keeps a message in the inbox and applies it through `protocol`, in one transaction: it
+    /// is kept before anyone is told it arrived, and a message kept already (the same protocol,
+    /// sender and id) is answered with that one and applies nothing (`false`). One that cannot
+    /// be read is kept as a dead letter for a person.
+    pub async fn receive(
+        &self,
+        protocol: &str,
+        arrival: Arrival<'_>,
+        via: &crate::Via,
+    ) -> Result<(InboxItem, bool), AppError> {
+        let p = self
+            .protocols
+            .0
+            .get(protocol)
+            .ok_or_else(|| AppError::Conflict(format!("no inbound protocol {protocol} is registered")))?
+            .clone();
+        let mut tx = self.store().begin().await?;
+        if let Some(kept) = tx.inbox_get(protocol, arrival.source, arrival.control_id).await? {
+            return Ok((kept, false));
+        }
+        let (id, now) = (crate::new_id("inb"), self.now());
+        let applied = match p.remap(arrival.raw, now) {
+            Err(why) => crate::Applied::new(InboxStatus::Dead, None, Some(why)),
+            Ok(mapped) => {
+                let actor = via.actor(&format!("{protocol}/{id}"), arrival.source);
+                self.apply_mapped(tx.as_mut(), mapped, &id, &actor).await?
+            }
+        };
+        let item = InboxItem {
+            id,
+            protocol: protocol.to_owned(),
+            source: arrival.source.to_owned(),
+            control_id: arrival.control_id.to_owned(),
+            transport: via.describe(),
+            message_type: arrival.message_type.to_owned(),
+            received_at: now,
+            raw: arrival.raw.to_vec(),
+            status: applied.status,
+            ack: None,
+            application_ack: None,
+            error: applied.note,
+            referral_id: applied.referral,
+            attempts: 1,
+            updated_at: now,
+        };
+        tx.inbox_put(&item).await?;
+        tx.commit().await?;
+        self.wake_workers();
+        tracing::info!(inbox_id = %item.id, protocol, status = item.status.as_str(), "inbound message kept");
+        Ok((item, true))
+    }
+}

@@ -37,7 +37,16 @@ pub struct Config {
     pub ehr: Ehr,
     pub fax: Fax,
     pub direct: Direct,
+    pub notes: Notes,
     pub retention: RetentionConfig,
+}
+
+/// Which documents that come back answer a referral.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notes {
+    /// LOINC document types that close the loop besides the consult note (11488-4).
+    pub document_types: Vec<String>,
 }
 
 /// How long data is kept.
@@ -460,6 +469,26 @@ impl Config {
     }
 
     /// How HL7 v2 messages are read: time zone and specialty codes.
+    /// The LOINC document types that answer a referral besides the consult note, checked.
+    pub fn note_types(&self) -> anyhow::Result<Vec<String>> {
+        self.notes
+            .document_types
+            .iter()
+            .map(|code| {
+                let (a, b) = code.trim().split_once('-').unwrap_or_default();
+                let ok = !a.is_empty()
+                    && a.len() <= 7
+                    && b.len() == 1
+                    && (a.to_owned() + b).bytes().all(|c| c.is_ascii_digit());
+                if ok {
+                    Ok(code.trim().to_owned())
+                } else {
+                    anyhow::bail!("notes.document_types: {code:?} is not a LOINC code like 11506-3")
+                }
+            })
+            .collect()
+    }
+
     pub fn hl7_map(&self) -> anyhow::Result<refloop_hl7::MapConfig> {
         let mut map = refloop_hl7::MapConfig::with_defaults(self.policy()?.time_zone);
         for (code, specialty) in &self.hl7.specialty_map {

@@ -120,7 +120,8 @@ pub async fn build_app_with(
         .with_auth(config.auth_settings())
         .with_retention(config.retention())
         .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(config.hl7_map()?)))
-        .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_config(config)?)));
+        .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_config(config)?)))
+        .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(config.note_types()?)));
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }

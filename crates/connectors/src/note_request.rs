@@ -6,7 +6,8 @@
 //! reason, and a staff task takes over. Each fax is tagged with the outbox item's id
 //! (`tags[refloop_message]`), by which the provider is asked (`GET …/v2.1/faxes?tag[…]=…`)
 //! before a send whose outcome was unknown is repeated; each Direct message carries a
-//! Message-ID made from that id.
+//! Message-ID made from that id and the referral's (`<obx_….ref_…@domain>`), so the
+//! specialist's reply (`In-Reply-To`) names the referral it answers.
 
 use std::{sync::Arc, time::Duration};
 
@@ -56,8 +57,9 @@ impl NoteRequests {
         Self { fax: !cfg.api_base.is_empty(), cfg, direct, http, store, clock }
     }
 
-    /// Sends the letter by Direct under a Message-ID made from the outbox item's id, so a
-    /// resend is the same message to the recipient. A relay that refused it for now (4xx) is
+    /// Sends the letter by Direct under a Message-ID made from the outbox item's id and the
+    /// referral's, so a resend is the same message to the recipient and a reply names the
+    /// referral. A relay that refused it for now (4xx) is
     /// retried; a time-out or a broken connection may have come after the relay took it, and is
     /// `Unconfirmed`.
     async fn by_direct(
@@ -77,7 +79,7 @@ impl NoteRequests {
         };
         let domain = relay.from.rsplit('@').next().unwrap_or("refloop.invalid");
         let message = Message::builder()
-            .message_id(Some(format!("<{}@{domain}>", item.id)))
+            .message_id(Some(format!("<{}.{}@{domain}>", item.id, referral.id)))
             .from(from)
             .to(to)
             .subject(format!("Request for consult note — referral {}", referral.id))

@@ -320,6 +320,7 @@ impl Cx<'_> {
             patient,
             specialty: self.specialty(a.specialty.iter().chain(&a.service_type)),
             fallback_allowed: true,
+            review_unmatched: false,
         };
         let at =
             self.time(&a.meta.as_ref().and_then(|m| m.last_updated.clone()), "meta.lastUpdated")?.unwrap_or(self.now);
@@ -367,7 +368,13 @@ impl Cx<'_> {
         if !matches!(status, "arrived" | "triaged" | "in-progress" | "onleave" | "finished") {
             return Ok(Mapping::new(Mapped::Ignore("an encounter that did not take place")));
         }
-        let target = Target { keys, patient: self.patient_of(&e.subject), specialty: None, fallback_allowed: false };
+        let target = Target {
+            keys,
+            patient: self.patient_of(&e.subject),
+            specialty: None,
+            fallback_allowed: false,
+            review_unmatched: false,
+        };
         Ok(Mapping::new(Mapped::Event { target, input: milestone(State::Attended, start.unwrap_or(self.now), None) }))
     }
 
@@ -380,7 +387,13 @@ impl Cx<'_> {
     }
 
     fn note(&self, keys: Vec<String>, subject: &Option<Reference>, at: Option<Timestamp>) -> Mapping {
-        let target = Target { keys, patient: self.patient_of(subject), specialty: None, fallback_allowed: true };
+        let target = Target {
+            keys,
+            patient: self.patient_of(subject),
+            specialty: None,
+            fallback_allowed: true,
+            review_unmatched: false,
+        };
         Mapping::new(Mapped::Event { target, input: milestone(State::NoteReceived, at.unwrap_or(self.now), None) })
     }
 
@@ -453,8 +466,13 @@ impl Cx<'_> {
             self.time(&t.execution_period.as_ref().and_then(|p| p.start.clone()), "executionPeriod.start")?;
         let period_end = self.time(&t.execution_period.as_ref().and_then(|p| p.end.clone()), "executionPeriod.end")?;
         let at = modified.or(period_end).or(period_start).unwrap_or(self.now).min(self.now);
-        let target =
-            Target { keys: keys.clone(), patient: self.patient_of(&t.for_), specialty: None, fallback_allowed: false };
+        let target = Target {
+            keys: keys.clone(),
+            patient: self.patient_of(&t.for_),
+            specialty: None,
+            fallback_allowed: false,
+            review_unmatched: false,
+        };
         if keys.is_empty() {
             return Ok(Mapping::new(Mapped::Ignore("a task not based on a referral")));
         }

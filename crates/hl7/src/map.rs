@@ -247,7 +247,13 @@ impl Ctx<'_> {
     }
 
     fn target(&self, places: &[(&str, usize)], fallback_allowed: bool) -> Target {
-        Target { keys: self.keys(places), patient: self.patient_id(), specialty: self.specialty(), fallback_allowed }
+        Target {
+            keys: self.keys(places),
+            patient: self.patient_id(),
+            specialty: self.specialty(),
+            fallback_allowed,
+            review_unmatched: false,
+        }
     }
 
     fn event(&self, places: &[(&str, usize)], fallback_allowed: bool, input: Input) -> Mapped {

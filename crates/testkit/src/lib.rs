@@ -6,6 +6,7 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) is unreachable they fail and say so.
 
 mod db;
+mod direct_mail;
 mod fake_chat;
 mod fake_ehr;
 mod fake_fax;
@@ -18,6 +19,7 @@ mod server;
 pub mod tls;
 
 pub use db::{Backend, TestDb, sqlite_integrity};
+pub use direct_mail::{cda_example, direct_letter};
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_fax::{FakeFax, SentFax};

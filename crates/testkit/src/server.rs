@@ -253,7 +253,8 @@ impl TestAppBuilder {
             .with_outbox(self.outbox)
             .with_auth(auth)
             .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(map.clone())))
-            .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_cfg.clone())));
+            .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_cfg.clone())))
+            .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(Vec::new())));
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);

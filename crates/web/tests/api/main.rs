@@ -33,6 +33,7 @@ mod admin;
 mod auth;
 mod bad_input;
 mod channels;
+mod direct;
 mod escalation;
 mod fhir;
 mod fhir_pull;

@@ -147,7 +147,8 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
     let item = outbox.iter().find(|m| m["channel"] == "note-request").unwrap();
     assert_eq!(item["status"], "sent");
     // A resend (after an answer that never came) is the same message to the recipient.
-    let message_id = format!("Message-ID: <{}@direct.north-clinic.example>", item["id"].as_str().unwrap());
+    // It names the referral too, so the specialist's reply (In-Reply-To) can be matched.
+    let message_id = format!("Message-ID: <{}.{id}@direct.north-clinic.example>", item["id"].as_str().unwrap());
     assert!(mails[0].data.contains(&message_id), "{}", mails[0].data);
 }
 

@@ -1,0 +1,184 @@
+//! The Direct mailbox, inbound: a specialist's answer to our note request comes back as a
+//! Direct message (S/MIME unwrapped by the HISP) carrying a C-CDA document. [`DirectProtocol`]
+//! reads the MIME message, finds the C-CDA documents among its parts, and maps a consult note
+//! (or a document type the practice lists) to `note-received` on the referral it answers:
+//! first by our own references — the referral id in the `In-Reply-To`/`References` of our
+//! request's Message-ID (`<obx_….ref_…@domain>`) or in its subject, the order ids the note
+//! says it fulfils (`inFulfillmentOf/order/id`) — else by the patient's identifier, which a
+//! person confirms in the review queue. Registered on the app like HL7 v2 and FHIR, so the
+//! message is kept in the inbox before it is applied, deduplicated by Message-ID, retried and
+//! shown in the message browser the same way.
+
+use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
+use refloop_app::{Described, Mapped, Protocol, Target};
+use refloop_cda::Document;
+use refloop_domain::{Input, PatientId, State};
+
+/// The SSN's OID: never a patient identifier to match by.
+const SSN: &str = "2.16.840.1.113883.4.1";
+
+/// The Direct mailbox as an inbound protocol.
+pub struct DirectProtocol {
+    /// LOINC document types besides the consult note that answer a referral.
+    note_types: Vec<String>,
+}
+
+impl DirectProtocol {
+    /// The name the inbox keeps.
+    pub const NAME: &'static str = "direct";
+
+    pub fn new(note_types: Vec<String>) -> Self {
+        Self { note_types }
+    }
+}
+
+/// A C-CDA part of a message: its file name (or content type) and the document, or why it
+/// could not be read.
+pub struct Attached {
+    pub name: String,
+    pub document: Result<Document, refloop_cda::CdaError>,
+}
+
+/// A Direct message, read.
+pub struct Letter {
+    pub message_id: Option<String>,
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    /// The Message-IDs it answers (`In-Reply-To`, then `References`).
+    pub answers: Vec<String>,
+    /// Its parts' names and types, in order.
+    pub parts: Vec<String>,
+    pub documents: Vec<Attached>,
+}
+
+impl Letter {
+    /// Reads a MIME message; `None` when it is not one.
+    pub fn read(raw: &[u8]) -> Option<Letter> {
+        let m = MessageParser::default().parse(raw)?;
+        // A mail message says who sent it or what it is called.
+        if m.from().is_none() && m.message_id().is_none() {
+            return None;
+        }
+        let ids = |v: &HeaderValue<'_>| -> Vec<String> {
+            match v {
+                HeaderValue::Text(t) => vec![t.to_string()],
+                HeaderValue::TextList(l) => l.iter().map(ToString::to_string).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let mut answers = ids(m.in_reply_to());
+        answers.extend(ids(m.references()));
+        let mut parts = Vec::new();
+        let mut documents = Vec::new();
+        for part in &m.parts {
+            if part.is_multipart() {
+                continue;
+            }
+            let ctype = part.content_type().map(|c| match c.subtype() {
+                Some(sub) => format!("{}/{sub}", c.ctype()),
+                None => c.ctype().to_owned(),
+            });
+            let name = part.attachment_name().map(str::to_owned);
+            let label = name.clone().or(ctype.clone()).unwrap_or_else(|| "text/plain".to_owned());
+            parts.push(label.clone());
+            let xml = ctype.as_deref().is_some_and(|c| c.ends_with("/xml") || c.ends_with("+xml"))
+                || name.as_deref().is_some_and(|n| n.to_ascii_lowercase().ends_with(".xml"));
+            if xml {
+                documents.push(Attached { name: label, document: Document::parse(part.contents()) });
+            }
+        }
+        Some(Letter {
+            message_id: m.message_id().map(str::to_owned),
+            from: m.from().and_then(|a| a.first()).and_then(|a| a.address()).map(str::to_owned),
+            subject: m.subject().map(str::to_owned),
+            answers,
+            parts,
+            documents,
+        })
+    }
+
+    /// Our referral ids this message names: in the Message-IDs it answers (ours are
+    /// `obx_….ref_…@domain`) and in its subject ("Re: Request for consult note — referral ref_…").
+    pub fn referral_ids(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let local = self.answers.iter().map(|a| a.trim_matches(['<', '>']).split('@').next().unwrap_or_default());
+        let from_ids = local.flat_map(|l| l.split('.').map(str::to_owned).collect::<Vec<_>>());
+        let from_subject =
+            self.subject.iter().flat_map(|s| s.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+        for word in from_ids.chain(from_subject) {
+            let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
+            if word.starts_with("ref_") && word.len() > 4 && !out.iter().any(|o| o == word) {
+                out.push(word.to_owned());
+            }
+        }
+        out
+    }
+}
+
+impl Protocol for DirectProtocol {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+
+    fn remap(&self, raw: &[u8], now: jiff::Timestamp) -> Result<Mapped, String> {
+        let letter = Letter::read(raw).ok_or_else(|| "not a MIME message".to_owned())?;
+        let note =
+            letter.documents.iter().find_map(|a| a.document.as_ref().ok().filter(|d| d.is_note(&self.note_types)));
+        let Some(note) = note else {
+            if let Some(bad) = letter.documents.iter().find(|a| a.document.is_err()) {
+                let why = bad.document.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                return Err(format!("{}: {why}", bad.name));
+            }
+            return Ok(Mapped::Ignore(if letter.documents.is_empty() {
+                "no C-CDA document in the message"
+            } else {
+                "its C-CDA documents are not consult notes"
+            }));
+        };
+        let mut keys = letter.referral_ids();
+        keys.extend(note.orders.iter().filter_map(|o| o.extension.clone()));
+        let patient = note
+            .patient
+            .ids
+            .iter()
+            .filter(|i| i.root != SSN)
+            .find_map(|i| i.extension.as_deref().and_then(|e| PatientId::parse(e).ok()));
+        let input = Input::Milestone {
+            state: State::NoteReceived,
+            at: now,
+            appointment_at: None,
+            channel: Some(Self::NAME.to_owned()),
+        };
+        Ok(Mapped::Event {
+            target: Target { keys, patient, specialty: None, fallback_allowed: true, review_unmatched: true },
+            input,
+        })
+    }
+
+    fn describe(&self, raw: &[u8]) -> Option<Described> {
+        let letter = Letter::read(raw)?;
+        let mut lines = vec![
+            format!("From: {}", letter.from.as_deref().unwrap_or("(none)")),
+            format!("Subject: {}", letter.subject.as_deref().unwrap_or("(none)")),
+            format!("Message-ID: {}", letter.message_id.as_deref().unwrap_or("(none)")),
+            format!(
+                "Answers: {}",
+                if letter.answers.is_empty() { "(nothing)".to_owned() } else { letter.answers.join(" ") }
+            ),
+            format!("Parts: {}", letter.parts.join(", ")),
+        ];
+        for a in &letter.documents {
+            lines.push(match &a.document {
+                Ok(d) => {
+                    let kind = d.type_code.as_ref().map_or("unknown type".to_owned(), |c| {
+                        format!("{} ({})", c.display.as_deref().unwrap_or("document"), c.code)
+                    });
+                    let note = if d.is_note(&self.note_types) { ", a note for a referral" } else { "" };
+                    format!("C-CDA {}: {kind}, {} sections{note}", a.name, d.sections.len())
+                }
+                Err(e) => format!("C-CDA {}: {e}", a.name),
+            });
+        }
+        Some(Described::Text(lines.join("\n")))
+    }
+}

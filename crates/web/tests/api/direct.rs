@@ -1,0 +1,112 @@
+//! The Direct mailbox's messages through the one way in (`App::receive` with the registered
+//! `direct` protocol): a specialist's reply carrying a C-CDA consult note closes the loop of
+//! the referral it answers; the same message again applies nothing; a note nobody can place
+//! waits in review and a person files it; other documents and broken ones are told apart.
+//! (The IMAP client that fetches them from the mailbox is still to come: see issue 17.)
+
+use refloop_app::{Arrival, Described, InboxStatus, Mapped, Protocol, Via};
+use refloop_direct::{DirectProtocol, Letter};
+use refloop_domain::{Input, State};
+use refloop_testkit::{Backend, TestApp, cda_example, direct_letter};
+use serde_json::json;
+
+on_both_backends!(a_consult_note_by_direct_closes_the_loop_once_and_an_unplaced_one_waits_for_a_person);
+
+fn via() -> Via {
+    Via { transport: "imap", remote: Some("127.0.0.1".into()), token: None }
+}
+
+fn arrival<'a>(message_id: &'a str, raw: &'a [u8]) -> Arrival<'a> {
+    Arrival { source: "referrals@direct.north-clinic.example", control_id: message_id, message_type: "direct", raw }
+}
+
+async fn a_consult_note_by_direct_closes_the_loop_once_and_an_unplaced_one_waits_for_a_person(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let order = |p: &str| json!({"patient_id": p, "referring_provider": "dr-adams", "specialty": "cardiology", "urgency": "routine"});
+    let id = t.create_referral_id(order("p-direct")).await;
+    let note = cda_example("Consultation_Note.xml");
+    // Our request went out as <obx_….{referral}@…>; the specialist's system answers it.
+    let raw = direct_letter(
+        "<reply-1@direct.specialists.example>",
+        &format!("Re: Request for consult note — referral {id}"),
+        Some(&format!("<obx_1.{id}@direct.north-clinic.example>")),
+        Some(("consult.xml", &note)),
+    );
+    let (item, new) = t.app.receive("direct", arrival("reply-1", &raw), &via()).await.unwrap();
+    assert!(new);
+    assert_eq!(
+        (item.status, item.referral_id.as_ref().map(|r| r.to_string())),
+        (InboxStatus::Applied, Some(id.clone()))
+    );
+    let r = t.referral(&id).await;
+    assert_eq!(r["state"], "note-received", "{r}");
+    let events = r["events"].as_array().unwrap().len();
+
+    // Fetched again (a crash before the mailbox marked it seen): kept once, applied once.
+    let (again, new) = t.app.receive("direct", arrival("reply-1", &raw), &via()).await.unwrap();
+    assert!(!new && again.id == item.id);
+    assert_eq!(t.referral(&id).await["events"].as_array().unwrap().len(), events, "nothing applied twice");
+
+    // A note that names no referral and no patient we know: it waits for a person …
+    let other = t.create_referral_id(order("p-other")).await;
+    let stray = direct_letter("<stray@x.example>", "Consult note", None, Some(("note.xml", &note)));
+    let (waiting, _) = t.app.receive("direct", arrival("stray", &stray), &via()).await.unwrap();
+    assert_eq!(waiting.status, InboxStatus::Review, "{:?}", waiting.error);
+    assert!(waiting.error.as_deref().unwrap().contains("for a person to file"), "{:?}", waiting.error);
+    let shown = t.get(&format!("/api/v1/inbox/{}", waiting.id)).await;
+    assert_eq!(shown.body["protocol"], "direct");
+    // … who files it on the right referral, through the same protocol.
+    let r = t.post(&format!("/api/v1/inbox/{}/apply", waiting.id), json!({"referral_id": other})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(t.referral(&other).await["state"], "note-received");
+
+    // A message whose attachment is not XML a person can use is a dead letter with the reason.
+    let broken = direct_letter("<b@x.example>", "Note", None, Some(("note.xml", b"<ClinicalDocument><x></y>")));
+    let (dead, _) = t.app.receive("direct", arrival("broken", &broken), &via()).await.unwrap();
+    assert_eq!(dead.status, InboxStatus::Dead);
+    assert!(
+        dead.error.as_deref().unwrap().starts_with("note.xml: the document is not well-formed XML"),
+        "{:?}",
+        dead.error
+    );
+}
+
+fn now() -> jiff::Timestamp {
+    "2026-03-02T12:00:00Z".parse().unwrap()
+}
+
+#[test]
+fn a_consult_note_names_its_referral_and_order_but_never_matches_by_an_ssn() {
+    let raw = direct_letter(
+        "<r@x.example>",
+        "Re: Request for consult note — referral ref_01ABC",
+        Some("<obx_77.ref_01ABC@direct.north-clinic.example>"),
+        Some(("consult.xml", &cda_example("Consultation_Note.xml"))),
+    );
+    let p = DirectProtocol::new(Vec::new());
+    let Ok(Mapped::Event { target, input }) = p.remap(&raw, now()) else { panic!("{:?}", p.remap(&raw, now())) };
+    assert_eq!(target.keys, vec!["ref_01ABC".to_owned(), "1298989898".to_owned()], "ours, then the order it fulfils");
+    assert!(target.fallback_allowed && target.review_unmatched);
+    assert_eq!(target.patient, None, "the example's only patient identifier is an SSN: never matched by");
+    assert!(matches!(input, Input::Milestone { state: State::NoteReceived, .. }));
+    let Some(Described::Text(text)) = p.describe(&raw) else { panic!() };
+    assert!(text.contains("Consult note (11488-4)") && text.contains("a note for a referral"), "{text}");
+}
+
+#[test]
+fn other_documents_and_messages_are_told_apart() {
+    let p = DirectProtocol::new(Vec::new());
+    let progress = direct_letter("<p@x>", "Progress", None, Some(("progress.xml", &cda_example("Progress_Note.xml"))));
+    assert_eq!(p.remap(&progress, now()), Ok(Mapped::Ignore("its C-CDA documents are not consult notes")));
+    // … unless the practice lists progress notes as answers (`[notes] document_types`).
+    assert!(matches!(DirectProtocol::new(vec!["11506-3".into()]).remap(&progress, now()), Ok(Mapped::Event { .. })));
+    let bare = direct_letter("<h@x>", "Hello", None, None);
+    assert_eq!(p.remap(&bare, now()), Ok(Mapped::Ignore("no C-CDA document in the message")));
+    assert_eq!(p.remap(b"\x00\x01 not mail", now()), Err("not a MIME message".to_owned()));
+    let read = Letter::read(&direct_letter("<s@x>", "Re: Request for consult note — referral ref_9Z.", None, None));
+    assert_eq!(
+        read.unwrap().referral_ids(),
+        vec!["ref_9Z".to_owned()],
+        "the subject's referral id, punctuation trimmed"
+    );
+}
