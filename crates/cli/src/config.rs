@@ -219,6 +219,13 @@ pub struct Direct {
     pub username: String,
     pub password: String,
     pub from: String,
+    /// The Direct mailbox the answers come to: `imap://host:port/FOLDER` (loopback only for
+    /// now); empty: not read.
+    pub imap_url: String,
+    pub imap_user: String,
+    pub imap_password: String,
+    /// How often the mailbox is read.
+    pub imap_poll: Duration,
 }
 
 /// Note requests by fax.
@@ -469,6 +476,23 @@ impl Config {
     }
 
     /// How HL7 v2 messages are read: time zone and specialty codes.
+    /// The Direct mailbox to read, when one is configured (its URL checked).
+    pub fn direct_mailbox(&self) -> anyhow::Result<Option<refloop_direct::MailboxConfig>> {
+        let d = &self.direct;
+        if d.imap_url.is_empty() {
+            return Ok(None);
+        }
+        refloop_direct::parse_url(&d.imap_url)?;
+        if d.imap_user.is_empty() {
+            anyhow::bail!("direct.imap_user: who reads the mailbox at {}", d.imap_url);
+        }
+        Ok(Some(refloop_direct::MailboxConfig {
+            url: d.imap_url.clone(),
+            user: d.imap_user.clone(),
+            password: d.imap_password.clone(),
+        }))
+    }
+
     /// The LOINC document types that answer a referral besides the consult note, checked.
     pub fn note_types(&self) -> anyhow::Result<Vec<String>> {
         self.notes
@@ -546,6 +570,7 @@ impl Config {
             &mut shown.ehr.token,
             &mut shown.sms.auth_token,
             &mut shown.direct.password,
+            &mut shown.direct.imap_password,
             &mut shown.fax.api_secret,
             &mut shown.chat.webhook_url,
         ] {

@@ -268,6 +268,11 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
         }
         None => None,
     };
+    if let Some(mailbox) = config.direct_mailbox()? {
+        let every = std::time::Duration::from_secs(config.direct.imap_poll.as_seconds().unsigned_abs().max(1));
+        tracing::info!(every_s = every.as_secs(), "Direct mailbox read");
+        tokio::spawn(refloop_direct::run_mailbox(app.clone(), mailbox, every, stopped(stop_rx.clone())));
+    }
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
     let oidc = config.oidc();

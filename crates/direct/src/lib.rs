@@ -9,6 +9,10 @@
 //! message is kept in the inbox before it is applied, deduplicated by Message-ID, retried and
 //! shown in the message browser the same way.
 
+mod mailbox;
+
+pub use mailbox::{MailboxConfig, MailboxError, Pass, parse_url, poll_once, run_mailbox};
+
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use refloop_app::{Described, Mapped, Protocol, Target};
 use refloop_cda::Document;

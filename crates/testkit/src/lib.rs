@@ -7,6 +7,7 @@
 
 mod db;
 mod direct_mail;
+mod dovecot;
 mod fake_chat;
 mod fake_ehr;
 mod fake_fax;
@@ -20,6 +21,7 @@ pub mod tls;
 
 pub use db::{Backend, TestDb, sqlite_integrity};
 pub use direct_mail::{cda_example, direct_letter};
+pub use dovecot::Dovecot;
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_fax::{FakeFax, SentFax};

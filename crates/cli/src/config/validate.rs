@@ -21,6 +21,8 @@ impl Config {
         self.clock_mode()?;
         self.policy()?;
         self.hl7_map()?;
+        self.note_types()?;
+        self.direct_mailbox()?;
         if !(1024..=64 * 1024 * 1024).contains(&self.hl7.max_message_bytes) {
             bail!("hl7.max_message_bytes: between 1024 and 67108864");
         }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod chaos;
+mod direct;
 mod fhir;
 mod hl7;
 mod limits;

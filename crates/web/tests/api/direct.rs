@@ -2,15 +2,70 @@
 //! `direct` protocol): a specialist's reply carrying a C-CDA consult note closes the loop of
 //! the referral it answers; the same message again applies nothing; a note nobody can place
 //! waits in review and a person files it; other documents and broken ones are told apart.
-//! (The IMAP client that fetches them from the mailbox is still to come: see issue 17.)
+//! The mailbox itself is a real IMAP server (Dovecot on loopback): each message is kept before
+//! it is marked seen, and one fetched again applies nothing.
 
 use refloop_app::{Arrival, Described, InboxStatus, Mapped, Protocol, Via};
-use refloop_direct::{DirectProtocol, Letter};
+use refloop_direct::{DirectProtocol, Letter, MailboxConfig, Pass, poll_once};
 use refloop_domain::{Input, State};
-use refloop_testkit::{Backend, TestApp, cda_example, direct_letter};
+use refloop_testkit::{Backend, Dovecot, TestApp, cda_example, direct_letter};
 use serde_json::json;
 
-on_both_backends!(a_consult_note_by_direct_closes_the_loop_once_and_an_unplaced_one_waits_for_a_person);
+on_both_backends!(
+    a_consult_note_by_direct_closes_the_loop_once_and_an_unplaced_one_waits_for_a_person,
+    the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked_seen,
+);
+
+/// Dovecot on loopback: a reply to our request is fetched, kept, applied, then marked seen; a
+/// copy delivered again, and a message kept by a pass that died before marking it seen, are
+/// fetched and apply nothing.
+async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked_seen(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mail = Dovecot::start().await;
+    let cfg = MailboxConfig { url: mail.url(), user: mail.user.clone(), password: mail.password.clone() };
+    let id = t
+        .create_referral_id(
+            json!({"patient_id": "p-imap", "referring_provider": "dr-adams", "specialty": "cardiology"}),
+        )
+        .await;
+    let reply = direct_letter(
+        "<imap-1@direct.specialists.example>",
+        "Re: Request for consult note",
+        Some(&format!("<obx_9.{id}@direct.north-clinic.example>")),
+        Some(("consult.xml", &cda_example("Consultation_Note.xml"))),
+    );
+    mail.deliver(&reply).await;
+    assert_eq!(mail.unseen().await, 1);
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 1 });
+    assert_eq!(t.referral(&id).await["state"], "note-received");
+    assert_eq!(mail.unseen().await, 0, "marked seen once kept");
+    let events = t.referral(&id).await["events"].as_array().unwrap().len();
+
+    // The HISP delivers the same message again: fetched, recognised, nothing applied.
+    mail.deliver(&reply).await;
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 0 });
+    assert_eq!(t.referral(&id).await["events"].as_array().unwrap().len(), events);
+
+    // A pass kept this one and died before marking it seen: the next pass marks it, once.
+    let other = direct_letter("<imap-2@x.example>", "Hello", None, None);
+    mail.deliver(&other).await;
+    // Kept under its Message-ID, as the mailbox keeps every message.
+    let control = Letter::read(&other).and_then(|l| l.message_id).unwrap();
+    assert_eq!(control, "imap-2@x.example");
+    let arrival = Arrival { source: &cfg.user, control_id: &control, message_type: "direct", raw: &other };
+    let (kept, new) = t.app.receive("direct", arrival, &via()).await.unwrap();
+    assert!(new && kept.status == InboxStatus::Ignored, "{kept:?}");
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 0 });
+    assert_eq!(mail.unseen().await, 0);
+    let inbox = t.get("/api/v1/inbox?limit=50").await.body;
+    let direct: Vec<_> = inbox["items"].as_array().unwrap().iter().filter(|m| m["protocol"] == "direct").collect();
+    assert_eq!(direct.len(), 2, "each message kept once: {inbox}");
+    assert!(direct.iter().all(|m| m["transport"].as_str().unwrap().starts_with("imap from 127.0.0.1")), "{inbox}");
+
+    // Plain IMAP goes only to loopback.
+    let far = MailboxConfig { url: "imap://mail.example.org:143/INBOX".into(), ..cfg };
+    assert!(poll_once(&t.app, &far).await.unwrap_err().to_string().contains("loopback"));
+}
 
 fn via() -> Via {
     Via { transport: "imap", remote: Some("127.0.0.1".into()), token: None }

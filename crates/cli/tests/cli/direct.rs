@@ -1,0 +1,50 @@
+//! `serve` reads the Direct mailbox (`[direct] imap_url`) from a real IMAP server (Dovecot on
+//! loopback): the specialist's reply to our note request closes the loop, and is marked seen
+//! only once kept.
+
+use std::time::Duration;
+
+use refloop_testkit::{Backend, Dovecot, TestDb, cda_example, direct_letter};
+use serde_json::json;
+
+use crate::process::{Serve, token};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_reads_the_direct_mailbox_and_a_consult_note_closes_the_loop() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let mail = Dovecot::start().await;
+    let url = mail.url();
+    let env = [
+        ("REFLOOP_DIRECT_IMAP_URL", url.as_str()),
+        ("REFLOOP_DIRECT_IMAP_USER", mail.user.as_str()),
+        ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.as_str()),
+        ("REFLOOP_DIRECT_IMAP_POLL", "1s"),
+    ];
+    let serve = Serve::start(&db.url, &env, &[]);
+    let order = json!({"patient_id": "p-mailbox", "referring_provider": "dr-a", "specialty": "cardiology"});
+    let (status, created) = serve.call(&admin, "POST", "/api/v1/referrals", Some(order)).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let reply = direct_letter(
+        "<serve-1@direct.specialists.example>",
+        &format!("Re: Request for consult note — referral {id}"),
+        None,
+        Some(("consult.xml", &cda_example("Consultation_Note.xml"))),
+    );
+    mail.deliver(&reply).await;
+    let mut state = String::new();
+    for _ in 0..300 {
+        let (_, r) = serve.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
+        state = r["state"].as_str().unwrap_or_default().to_owned();
+        if state == "note-received" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "note-received", "{}", serve.log());
+    assert_eq!(mail.unseen().await, 0, "marked seen once kept");
+    assert!(serve.log().contains("direct mailbox read"), "{}", serve.log());
+    assert!(!serve.log().contains("Eve"), "no patient data in the log");
+    serve.stop();
+}

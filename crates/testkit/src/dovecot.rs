@@ -1,0 +1,134 @@
+//! A real IMAP server for the tests: Debian's Dovecot (`dovecot-imapd`, installed by
+//! `scripts/test`), started privately — its own configuration, state and maildir in a
+//! temporary folder, one user, plain IMAP on a loopback port — and stopped when dropped.
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use tokio::{io::AsyncReadExt, net::TcpStream};
+
+pub struct Dovecot {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Dovecot {
+    /// Starts one and waits until it greets.
+    pub async fn start() -> Dovecot {
+        let binary = std::env::var("REFLOOP_DOVECOT").unwrap_or_else(|_| "/usr/sbin/dovecot".to_owned());
+        assert!(
+            std::path::Path::new(&binary).exists(),
+            "{binary}: Dovecot must be installed (scripts/test installs dovecot-imapd)"
+        );
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let d = dir.path().to_path_buf();
+        for sub in ["run", "state", "home"] {
+            std::fs::create_dir_all(d.join(sub)).expect("a folder");
+        }
+        let (user, password) = ("direct".to_owned(), "mailbox-secret-1".to_owned());
+        std::fs::write(d.join("passwd"), format!("{user}:{{PLAIN}}{password}::::::\n")).expect("a passwd file");
+        // Dovecot's auth process runs as its own user: it must be able to read the user list.
+        use std::os::unix::fs::PermissionsExt;
+        for (path, mode) in [(d.clone(), 0o755), (d.join("passwd"), 0o644)] {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("permissions");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        // The mail processes run as this user: ours, or (Dovecot refuses root) Dovecot's own.
+        let (uid, gid) = match ids(None) {
+            (0, _) => ids(Some("dovecot")),
+            mine => mine,
+        };
+        std::os::unix::fs::chown(d.join("home"), Some(uid), Some(gid)).expect("the mail folder for the mail user");
+        let p = |s: &str| d.join(s).display().to_string();
+        let conf = format!(
+            "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {run}\nstate_dir = {state}\nlog_path = {log}\n\
+             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 0\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n\
+             userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={home}/%u\n}}\n\
+             mail_location = maildir:~/Maildir\n\
+             service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
+             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    port = 0\n  }}\n}}\n",
+            run = p("run"),
+            state = p("state"),
+            log = p("dovecot.log"),
+            passwd = p("passwd"),
+            home = p("home"),
+        );
+        let conf_path: PathBuf = d.join("dovecot.conf");
+        std::fs::write(&conf_path, conf).expect("a configuration");
+        let child = std::process::Command::new(&binary)
+            .arg("-F")
+            .arg("-c")
+            .arg(&conf_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dovecot starts");
+        let dovecot = Dovecot { port, user, password, child, _dir: dir };
+        // Ready once it greets (it may take a moment to bind on a busy machine).
+        for _ in 0..200 {
+            if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
+                let mut buf = [0u8; 4];
+                if s.read_exact(&mut buf).await.is_ok() && &buf == b"* OK" {
+                    return dovecot;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("dovecot did not greet on 127.0.0.1:{port}");
+    }
+
+    /// The mailbox's folder as a URL for `[direct] imap_url`.
+    pub fn url(&self) -> String {
+        format!("imap://127.0.0.1:{}/INBOX", self.port)
+    }
+
+    async fn session(&self) -> async_imap::Session<TcpStream> {
+        let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to dovecot");
+        let mut client = async_imap::Client::new(tcp);
+        let _greeting = client.read_response().await;
+        let mut s = client.login(&self.user, &self.password).await.map_err(|(e, _)| e).expect("log in");
+        s.select("INBOX").await.expect("select INBOX");
+        s
+    }
+
+    /// Delivers a message to the mailbox (as the HISP does), unseen.
+    pub async fn deliver(&self, raw: &[u8]) {
+        let mut s = self.session().await;
+        s.append("INBOX", None, None, raw).await.expect("append");
+        s.logout().await.expect("log out");
+    }
+
+    /// How many messages are unseen.
+    pub async fn unseen(&self) -> usize {
+        let mut s = self.session().await;
+        let n = s.uid_search("UNSEEN").await.expect("search").len();
+        s.logout().await.expect("log out");
+        n
+    }
+}
+
+impl Drop for Dovecot {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The uid and gid of `user` (or of this process).
+fn ids(user: Option<&str>) -> (u32, u32) {
+    let out = |flag: &str| {
+        std::process::Command::new("id")
+            .arg(flag)
+            .args(user)
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (out("-u"), out("-g"))
+}
