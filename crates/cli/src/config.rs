@@ -219,11 +219,13 @@ pub struct Direct {
     pub username: String,
     pub password: String,
     pub from: String,
-    /// The Direct mailbox the answers come to: `imap://host:port/FOLDER` (loopback only for
-    /// now); empty: not read.
+    /// The Direct mailbox the answers come to: `imaps://host:port/FOLDER` (or `imap://` to a
+    /// loopback host); empty: not read.
     pub imap_url: String,
     pub imap_user: String,
     pub imap_password: String,
+    /// A PEM file of the CA that signs the mailbox's certificate; empty: the public roots.
+    pub imap_ca: String,
     /// How often the mailbox is read.
     pub imap_poll: Duration,
 }
@@ -490,6 +492,7 @@ impl Config {
             url: d.imap_url.clone(),
             user: d.imap_user.clone(),
             password: d.imap_password.clone(),
+            ca_file: (!d.imap_ca.is_empty()).then(|| std::path::PathBuf::from(&d.imap_ca)),
         }))
     }
 

@@ -11,7 +11,7 @@
 
 mod mailbox;
 
-pub use mailbox::{MailboxConfig, MailboxError, Pass, parse_url, poll_once, run_mailbox};
+pub use mailbox::{MailboxConfig, MailboxError, MailboxUrl, Pass, parse_url, poll_once, run_mailbox};
 
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use refloop_app::{Described, Mapped, Protocol, Target};

@@ -1,6 +1,7 @@
 //! A real IMAP server for the tests: Debian's Dovecot (`dovecot-imapd`, installed by
 //! `scripts/test`), started privately — its own configuration, state and maildir in a
-//! temporary folder, one user, plain IMAP on a loopback port — and stopped when dropped.
+//! temporary folder, one user, plain IMAP and IMAP over TLS (the test certificate for
+//! 127.0.0.1, `data/tls/`) on loopback ports — and stopped when dropped.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -8,6 +9,8 @@ use tokio::{io::AsyncReadExt, net::TcpStream};
 
 pub struct Dovecot {
     pub port: u16,
+    /// IMAP over TLS (the certificate of `tls::file("server.pem")`, signed by `ca.pem`).
+    pub tls_port: u16,
     pub user: String,
     pub password: String,
     child: std::process::Child,
@@ -34,7 +37,10 @@ impl Dovecot {
         for (path, mode) in [(d.clone(), 0o755), (d.join("passwd"), 0o644)] {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("permissions");
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let free =
+            || std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let (port, tls_port) = (free(), free());
+        let (cert, key) = (crate::tls::file("server.pem"), crate::tls::file("server.key"));
         // The mail processes run as this user: ours, or (Dovecot refuses root) Dovecot's own.
         let (uid, gid) = match ids(None) {
             (0, _) => ids(Some("dovecot")),
@@ -44,18 +50,20 @@ impl Dovecot {
         let p = |s: &str| d.join(s).display().to_string();
         let conf = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {run}\nstate_dir = {state}\nlog_path = {log}\n\
-             ssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 0\n\
+             ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 0\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={home}/%u\n}}\n\
              mail_location = maildir:~/Maildir\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
-             inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n    ssl = yes\n  }}\n}}\n\
              service pop3-login {{\n  inet_listener pop3 {{\n    port = 0\n  }}\n}}\n",
             run = p("run"),
             state = p("state"),
             log = p("dovecot.log"),
             passwd = p("passwd"),
             home = p("home"),
+            cert = cert.display(),
+            key = key.display(),
         );
         let conf_path: PathBuf = d.join("dovecot.conf");
         std::fs::write(&conf_path, conf).expect("a configuration");
@@ -67,7 +75,7 @@ impl Dovecot {
             .stderr(Stdio::null())
             .spawn()
             .expect("dovecot starts");
-        let dovecot = Dovecot { port, user, password, child, _dir: dir };
+        let dovecot = Dovecot { port, tls_port, user, password, child, _dir: dir };
         // Ready once it greets (it may take a moment to bind on a busy machine).
         for _ in 0..200 {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)).await {
@@ -81,9 +89,14 @@ impl Dovecot {
         panic!("dovecot did not greet on 127.0.0.1:{port}");
     }
 
-    /// The mailbox's folder as a URL for `[direct] imap_url`.
+    /// The mailbox's folder as a URL for `[direct] imap_url`: plain IMAP …
     pub fn url(&self) -> String {
         format!("imap://127.0.0.1:{}/INBOX", self.port)
+    }
+
+    /// … or over TLS (trust `tls::file("ca.pem")`).
+    pub fn tls_url(&self) -> String {
+        format!("imaps://127.0.0.1:{}/INBOX", self.tls_port)
     }
 
     async fn session(&self) -> async_imap::Session<TcpStream> {

@@ -1,5 +1,5 @@
-//! `serve` reads the Direct mailbox (`[direct] imap_url`) from a real IMAP server (Dovecot on
-//! loopback): the specialist's reply to our note request closes the loop, and is marked seen
+//! `serve` reads the Direct mailbox (`[direct] imap_url`) from a real IMAP server over TLS
+//! (Dovecot on loopback): the specialist's reply to our note request closes the loop, and is marked seen
 //! only once kept.
 
 use std::time::Duration;
@@ -14,9 +14,10 @@ async fn serve_reads_the_direct_mailbox_and_a_consult_note_closes_the_loop() {
     let db = TestDb::new(Backend::Sqlite).await;
     let admin = token(&db.url, "admin");
     let mail = Dovecot::start().await;
-    let url = mail.url();
+    let (url, ca) = (mail.tls_url(), refloop_testkit::tls::file("ca.pem").display().to_string());
     let env = [
         ("REFLOOP_DIRECT_IMAP_URL", url.as_str()),
+        ("REFLOOP_DIRECT_IMAP_CA", ca.as_str()),
         ("REFLOOP_DIRECT_IMAP_USER", mail.user.as_str()),
         ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.as_str()),
         ("REFLOOP_DIRECT_IMAP_POLL", "1s"),

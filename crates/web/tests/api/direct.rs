@@ -22,7 +22,13 @@ on_both_backends!(
 async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked_seen(b: Backend) {
     let t = TestApp::spawn(b).await;
     let mail = Dovecot::start().await;
-    let cfg = MailboxConfig { url: mail.url(), user: mail.user.clone(), password: mail.password.clone() };
+    // Over TLS, trusting the CA that signed the mailbox's certificate.
+    let cfg = MailboxConfig {
+        url: mail.tls_url(),
+        user: mail.user.clone(),
+        password: mail.password.clone(),
+        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
+    };
     let id = t
         .create_referral_id(
             json!({"patient_id": "p-imap", "referring_provider": "dr-adams", "specialty": "cardiology"}),
@@ -62,7 +68,13 @@ async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked
     assert_eq!(direct.len(), 2, "each message kept once: {inbox}");
     assert!(direct.iter().all(|m| m["transport"].as_str().unwrap().starts_with("imap from 127.0.0.1")), "{inbox}");
 
-    // Plain IMAP goes only to loopback.
+    // A certificate the public roots do not vouch for is refused; plain IMAP (here to the
+    // same server) goes only to loopback.
+    let untrusted = MailboxConfig { ca_file: None, ..cfg.clone() };
+    let e = poll_once(&t.app, &untrusted).await.unwrap_err().to_string();
+    assert!(e.contains("could not be reached") && e.to_lowercase().contains("certificate"), "{e}");
+    let plain = MailboxConfig { url: mail.url(), ca_file: None, ..cfg.clone() };
+    assert_eq!(poll_once(&t.app, &plain).await.unwrap(), Pass { fetched: 0, kept: 0 });
     let far = MailboxConfig { url: "imap://mail.example.org:143/INBOX".into(), ..cfg };
     assert!(poll_once(&t.app, &far).await.unwrap_err().to_string().contains("loopback"));
 }
