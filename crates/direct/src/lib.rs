@@ -10,6 +10,7 @@
 //! shown in the message browser the same way.
 
 mod mailbox;
+pub mod xdm;
 
 pub use mailbox::{MailboxConfig, MailboxError, MailboxUrl, Pass, parse_url, poll_once, run_mailbox};
 
@@ -36,11 +37,12 @@ impl DirectProtocol {
     }
 }
 
-/// A C-CDA part of a message: its file name (or content type) and the document, or why it
-/// could not be read.
+/// A C-CDA document of a message (an XML part, or a document of an XDM package part): its
+/// name (`consult.xml`, `pkg.zip/IHE_XDM/SUBSET01/DOC0001.XML`) and the document, or why it
+/// (or its package) could not be read.
 pub struct Attached {
     pub name: String,
-    pub document: Result<Document, refloop_cda::CdaError>,
+    pub document: Result<Document, String>,
 }
 
 /// A Direct message, read.
@@ -55,8 +57,12 @@ pub struct Letter {
     pub documents: Vec<Attached>,
 }
 
+fn read_cda(bytes: &[u8]) -> Result<Document, String> {
+    Document::parse(bytes).map_err(|e| e.to_string())
+}
+
 impl Letter {
-    /// Reads a MIME message; `None` when it is not one.
+    /// Reads a MIME message (with its XDM packages unpacked); `None` when it is not one.
     pub fn read(raw: &[u8]) -> Option<Letter> {
         let m = MessageParser::default().parse(raw)?;
         // A mail message says who sent it or what it is called.
@@ -85,10 +91,21 @@ impl Letter {
             let name = part.attachment_name().map(str::to_owned);
             let label = name.clone().or(ctype.clone()).unwrap_or_else(|| "text/plain".to_owned());
             parts.push(label.clone());
+            let lower_name = name.as_deref().map(str::to_ascii_lowercase).unwrap_or_default();
             let xml = ctype.as_deref().is_some_and(|c| c.ends_with("/xml") || c.ends_with("+xml"))
-                || name.as_deref().is_some_and(|n| n.to_ascii_lowercase().ends_with(".xml"));
+                || lower_name.ends_with(".xml");
+            let package = ctype.as_deref().is_some_and(|c| c.ends_with("/zip")) || lower_name.ends_with(".zip");
             if xml {
-                documents.push(Attached { name: label, document: Document::parse(part.contents()) });
+                documents.push(Attached { name: label, document: read_cda(part.contents()) });
+            } else if package {
+                match xdm::unpack(part.contents()) {
+                    Ok(docs) => documents.extend(
+                        docs.into_iter()
+                            .filter(|d| d.mime_type.as_deref().is_none_or(|m| m.ends_with("xml")))
+                            .map(|d| Attached { name: format!("{label}/{}", d.path), document: read_cda(&d.bytes) }),
+                    ),
+                    Err(why) => documents.push(Attached { name: label, document: Err(why) }),
+                }
             }
         }
         Some(Letter {
@@ -130,7 +147,7 @@ impl Protocol for DirectProtocol {
             letter.documents.iter().find_map(|a| a.document.as_ref().ok().filter(|d| d.is_note(&self.note_types)));
         let Some(note) = note else {
             if let Some(bad) = letter.documents.iter().find(|a| a.document.is_err()) {
-                let why = bad.document.as_ref().err().map(ToString::to_string).unwrap_or_default();
+                let why = bad.document.as_ref().err().cloned().unwrap_or_default();
                 return Err(format!("{}: {why}", bad.name));
             }
             return Ok(Mapped::Ignore(if letter.documents.is_empty() {

@@ -8,7 +8,7 @@
 use refloop_app::{Arrival, Described, InboxStatus, Mapped, Protocol, Via};
 use refloop_direct::{DirectProtocol, Letter, MailboxConfig, Pass, poll_once};
 use refloop_domain::{Input, State};
-use refloop_testkit::{Backend, Dovecot, TestApp, cda_example, direct_letter};
+use refloop_testkit::{Backend, Dovecot, TestApp, cda_example, direct_letter, xdm_package, zip_of};
 use serde_json::json;
 
 on_both_backends!(
@@ -16,7 +16,8 @@ on_both_backends!(
     the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked_seen,
 );
 
-/// Dovecot on loopback: a reply to our request is fetched, kept, applied, then marked seen; a
+/// Dovecot on loopback (TLS): a reply to our request, its note in an XDM package, is fetched,
+/// kept, applied, then marked seen; a
 /// copy delivered again, and a message kept by a pass that died before marking it seen, are
 /// fetched and apply nothing.
 async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked_seen(b: Backend) {
@@ -34,11 +35,13 @@ async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked
             json!({"patient_id": "p-imap", "referring_provider": "dr-adams", "specialty": "cardiology"}),
         )
         .await;
+    // The note comes in an XDM package, as 360X and many HISPs send it.
+    let package = xdm_package(&[("DOC0001.XML", &cda_example("Consultation_Note.xml"))]);
     let reply = direct_letter(
         "<imap-1@direct.specialists.example>",
         "Re: Request for consult note",
         Some(&format!("<obx_9.{id}@direct.north-clinic.example>")),
-        Some(("consult.xml", &cda_example("Consultation_Note.xml"))),
+        Some(("package.zip", &package)),
     );
     mail.deliver(&reply).await;
     assert_eq!(mail.unseen().await, 1);
@@ -176,4 +179,51 @@ fn other_documents_and_messages_are_told_apart() {
         vec!["ref_9Z".to_owned()],
         "the subject's referral id, punctuation trimmed"
     );
+}
+
+/// An IHE XDM package (as 360X and many HISPs send): unpacked, each document checked against
+/// METADATA.XML (size, SHA-1), names matched whatever their case; a tampered, escaping or
+/// broken package is refused with the reason.
+#[test]
+fn an_xdm_package_is_unpacked_checked_and_its_consult_note_found() {
+    let p = DirectProtocol::new(Vec::new());
+    let (note, progress) = (cda_example("Consultation_Note.xml"), cda_example("Progress_Note.xml"));
+    let pkg = xdm_package(&[("DOC0001.XML", &progress), ("DOC0002.XML", &note)]);
+    let raw =
+        direct_letter("<x@y>", "Re: Request for consult note — referral ref_01ABC", None, Some(("pkg.zip", &pkg)));
+    let Ok(Mapped::Event { target, .. }) = p.remap(&raw, now()) else { panic!("{:?}", p.remap(&raw, now())) };
+    assert_eq!(target.keys[0], "ref_01ABC");
+    let Some(Described::Text(text)) = p.describe(&raw) else { panic!() };
+    assert!(text.contains("C-CDA pkg.zip/IHE_XDM/SUBSET01/DOC0002.XML: Consult note (11488-4)"), "{text}");
+    assert!(text.contains("DOC0001.XML: Progress note (11506-3)"), "{text}");
+
+    let meta = |uri: &str, size: usize, hash: &str| {
+        format!(
+            r#"<SubmitObjectsRequest xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0"><rim:ExtrinsicObject mimeType="text/xml">
+            <rim:Slot name="URI"><rim:ValueList><rim:Value>{uri}</rim:Value></rim:ValueList></rim:Slot>
+            <rim:Slot name="size"><rim:ValueList><rim:Value>{size}</rim:Value></rim:ValueList></rim:Slot>
+            <rim:Slot name="hash"><rim:ValueList><rim:Value>{hash}</rim:Value></rim:ValueList></rim:Slot>
+            </rim:ExtrinsicObject></SubmitObjectsRequest>"#
+        )
+        .into_bytes()
+    };
+    let refused = |files: Vec<(String, Vec<u8>)>| {
+        let raw = direct_letter("<z@y>", "Note", None, Some(("pkg.zip", &zip_of(&files))));
+        p.remap(&raw, now()).unwrap_err()
+    };
+    // A document swapped after the metadata was written (lower-case names, as some senders write).
+    let why = refused(vec![
+        ("IHE_XDM/SUBSET01/metadata.xml".into(), meta("doc.xml", note.len(), &"0".repeat(40))),
+        ("IHE_XDM/SUBSET01/DOC.XML".into(), note.clone()),
+    ]);
+    assert!(why.contains("does not match METADATA.XML"), "{why}");
+    let why = refused(vec![
+        ("IHE_XDM/SUBSET01/METADATA.XML".into(), meta("../../../etc/passwd", 10, "")),
+        ("README.TXT".into(), b"x".to_vec()),
+    ]);
+    assert!(why.contains("leaves the package"), "{why}");
+    let why = refused(vec![("IHE_XDM/SUBSET01/DOC.XML".into(), note.clone())]);
+    assert!(why.contains("no IHE_XDM/<subset>/METADATA.XML"), "{why}");
+    let raw = direct_letter("<w@y>", "Note", None, Some(("pkg.zip", b"PK not really")));
+    assert!(p.remap(&raw, now()).unwrap_err().contains("not a zip file"));
 }
