@@ -49,3 +49,66 @@ async fn serve_reads_the_direct_mailbox_and_a_consult_note_closes_the_loop() {
     assert!(!serve.log().contains("Eve"), "no patient data in the log");
     serve.stop();
 }
+
+/// kill -9 while `serve` works through the mailbox — soon after it logs a message kept (which
+/// it does before marking that message seen). Wherever the kill lands, after a restart every
+/// message is kept once and marked seen, and no referral's note is applied twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killing_serve_while_it_reads_the_mailbox_loses_and_doubles_nothing() {
+    const N: usize = 40;
+    let db = TestDb::new(Backend::Sqlite).await;
+    let admin = token(&db.url, "admin");
+    let mail = Dovecot::start().await;
+    let first = Serve::start(&db.url, &[], &[]);
+    let mut ids = Vec::new();
+    for i in 0..N {
+        let order =
+            json!({"patient_id": format!("p-kill-{i}"), "referring_provider": "dr-a", "specialty": "cardiology"});
+        let (status, created) = first.call(&admin, "POST", "/api/v1/referrals", Some(order)).await;
+        assert_eq!(status, 201, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_owned());
+    }
+    first.stop();
+    let note = cda_example("Consultation_Note.xml");
+    for (i, id) in ids.iter().enumerate() {
+        let reply = direct_letter(
+            &format!("<kill-{i}@direct.specialists.example>"),
+            &format!("Re: Request for consult note — referral {id}"),
+            None,
+            Some(("consult.xml", &note)),
+        );
+        mail.deliver(&reply).await;
+    }
+    let url = mail.url();
+    let env = [
+        ("REFLOOP_DIRECT_IMAP_URL", url.as_str()),
+        ("REFLOOP_DIRECT_IMAP_USER", mail.user.as_str()),
+        ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.as_str()),
+        ("REFLOOP_DIRECT_IMAP_POLL", "1s"),
+    ];
+    let crashing = Serve::start(&db.url, &env, &[]);
+    assert!(crashing.until_logged("direct message kept").await, "{}", crashing.log());
+    crashing.kill();
+
+    let serve = Serve::start(&db.url, &env, &[]);
+    let mut done = false;
+    for _ in 0..300 {
+        if mail.unseen().await == 0 {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(done, "every message marked seen after the restart: {}", serve.log());
+    for id in &ids {
+        let (_, r) = serve.call(&admin, "GET", &format!("/api/v1/referrals/{id}"), None).await;
+        assert_eq!(r["state"], "note-received", "{r}");
+        let notes = r["events"].as_array().unwrap().iter().filter(|e| e["type"] == "note-received").count();
+        assert_eq!(notes, 1, "applied once: {r}");
+    }
+    let (_, inbox) = serve.call(&admin, "GET", "/api/v1/inbox?limit=200", None).await;
+    let kept: Vec<&str> = inbox["items"].as_array().unwrap().iter().filter_map(|m| m["control_id"].as_str()).collect();
+    let unique: std::collections::BTreeSet<&str> = kept.iter().copied().collect();
+    assert_eq!((kept.len(), unique.len()), (N, N), "each message kept once");
+    serve.stop();
+}
