@@ -67,4 +67,4 @@ pub use texts::SmsTexts;
 pub use throttle::AuthSettings;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};
-pub use workers::{AdvanceReport, DueReport, OutboxSettings};
+pub use workers::{AdvanceReport, DueReport, OutboxSettings, every};

@@ -499,6 +499,40 @@ impl App {
     }
 }
 
+/// Runs `pass` every `interval` until `shutdown` (a poller: the EHR, the Direct mailbox); after
+/// a failed pass, logged under `what`, waits 1 s, 2 s, 4 s … (at most `interval`) instead.
+pub async fn every<F, Fut, E>(
+    what: &'static str,
+    interval: std::time::Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+    mut pass: F,
+) where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    tokio::pin!(shutdown);
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        let wait = match pass().await {
+            Ok(()) => {
+                backoff = std::time::Duration::from_secs(1);
+                interval
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "{what} failed");
+                let w = backoff;
+                backoff = (backoff * 2).min(interval);
+                w
+            }
+        };
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

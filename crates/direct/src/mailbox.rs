@@ -155,27 +155,12 @@ pub async fn run_mailbox(
     every: std::time::Duration,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    tokio::pin!(shutdown);
-    let mut backoff = std::time::Duration::from_secs(1);
-    loop {
-        let wait = match poll_once(&app, &cfg).await {
-            Ok(pass) => {
-                backoff = std::time::Duration::from_secs(1);
-                if pass.fetched > 0 {
-                    tracing::info!(fetched = pass.fetched, kept = pass.kept, "direct mailbox read");
-                }
-                every
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "direct mailbox not read");
-                let w = backoff;
-                backoff = (backoff * 2).min(every);
-                w
-            }
-        };
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = tokio::time::sleep(wait) => {}
+    refloop_app::every("direct mailbox read", every, shutdown, || async {
+        let pass = poll_once(&app, &cfg).await?;
+        if pass.fetched > 0 {
+            tracing::info!(fetched = pass.fetched, kept = pass.kept, "direct mailbox read");
         }
-    }
+        Ok::<(), MailboxError>(())
+    })
+    .await
 }

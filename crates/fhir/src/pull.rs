@@ -266,26 +266,7 @@ impl Poller {
     /// Polls every `interval` until `shutdown`; after an error waits 1 s, 2 s, 4 s … (at
     /// most `interval`) and tries again.
     pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        tokio::pin!(shutdown);
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let wait = match self.poll_once().await {
-                Ok(_) => {
-                    backoff = Duration::from_secs(1);
-                    interval
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "FHIR pull failed");
-                    let w = backoff;
-                    backoff = (backoff * 2).min(interval);
-                    w
-                }
-            };
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+        refloop_app::every("FHIR pull", interval, shutdown, || async { self.poll_once().await.map(|_| ()) }).await
     }
 }
 
