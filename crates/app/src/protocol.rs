@@ -64,8 +64,12 @@ impl App {
         self
     }
 
+    fn protocol(&self, name: &str) -> Option<&Arc<dyn Protocol>> {
+        self.protocols.0.get(name)
+    }
+
     fn protocol_of(&self, item: &InboxItem) -> Result<&Arc<dyn Protocol>, AppError> {
-        self.protocols.0.get(item.protocol.as_str()).ok_or_else(|| {
+        self.protocol(&item.protocol).ok_or_else(|| {
             AppError::Conflict(format!(
                 "message {} came in by {}, which cannot be applied again",
                 item.id, item.protocol
@@ -80,7 +84,7 @@ impl App {
 
     /// A stored message for the message browser, through its protocol (`None`: shown as text).
     pub fn describe_inbox(&self, item: &InboxItem) -> Option<Described> {
-        self.protocols.0.get(item.protocol.as_str())?.describe(&item.raw)
+        self.protocol(&item.protocol)?.describe(&item.raw)
     }
 
     /// Applies a dead letter or review item again (after a fix of config or data), as its
@@ -140,9 +144,7 @@ impl App {
         via: &crate::Via,
     ) -> Result<(InboxItem, bool), AppError> {
         let p = self
-            .protocols
-            .0
-            .get(protocol)
+            .protocol(protocol)
             .ok_or_else(|| AppError::Conflict(format!("no inbound protocol {protocol} is registered")))?
             .clone();
         let mut tx = self.store().begin().await?;

@@ -438,12 +438,14 @@ pub struct Maturity<'a> {
 impl Maturity<'_> {
     /// Open and inside its current stage's window.
     pub fn in_progress(&self, r: &Referral) -> bool {
-        refloop_domain::stage_deadline(r, self.policy).is_some_and(|due| due > self.now)
+        self.standing(r).0
     }
 
-    /// Open and past its stage's window: the [`OVERDUE`] bucket, else 0.
-    pub fn overdue(&self, r: &Referral) -> u8 {
-        refloop_domain::stage_deadline(r, self.policy).map_or(0, |due| overdue_bucket(due, self.now))
+    /// In progress, and (past its stage's window) the [`OVERDUE`] bucket, else 0: from one
+    /// reading of the stage's deadline.
+    pub fn standing(&self, r: &Referral) -> (bool, u8) {
+        let due = refloop_domain::stage_deadline(r, self.policy);
+        (due.is_some_and(|d| d > self.now), due.map_or(0, |d| overdue_bucket(d, self.now)))
     }
 }
 
@@ -470,7 +472,7 @@ pub fn rollup_of<'a>(
             }
         }
         let code = s.code();
-        let (in_progress, mature, overdue) = (m.in_progress(r), r.ordered_at < m.mature_before, m.overdue(r));
+        let ((in_progress, overdue), mature) = (m.standing(r), r.ordered_at < m.mature_before);
         *rows.entry((k, code, s.stored_reason(), in_progress, mature, overdue)).or_default() += 1;
     }
     let rows = rows
