@@ -2,6 +2,7 @@
 //! lockouts, web sessions. The `Store` methods of the same names call these.
 
 use jiff::Timestamp;
+use refloop_app::store::AuthStore;
 use refloop_app::{SessionRecord, SsoPending, StoreError, TokenRecord, UserRecord};
 
 use crate::{
@@ -333,5 +334,111 @@ impl SqlStore {
                 .map(|_| ())
                 .map_err(db)
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl AuthStore for SqlStore {
+    async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
+        SqlStore::insert_token(self, t).await
+    }
+
+    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        SqlStore::token_by_hash(self, hash).await
+    }
+
+    async fn login_failed(
+        &self,
+        username: &str,
+        lock_after: u32,
+        lock_until: Timestamp,
+    ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError> {
+        SqlStore::login_failed(self, username, lock_after, lock_until).await
+    }
+
+    async fn login_cleared(&self, username: &str) -> Result<(), StoreError> {
+        SqlStore::login_cleared(self, username).await
+    }
+
+    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        SqlStore::tokens(self).await
+    }
+
+    async fn revoke_tokens(&self, which: &str, at: Timestamp) -> Result<Vec<String>, StoreError> {
+        SqlStore::revoke_tokens(self, which, at).await
+    }
+
+    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
+        SqlStore::token_used(self, id, at).await
+    }
+
+    async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
+        SqlStore::upsert_user(self, u).await
+    }
+
+    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        SqlStore::user(self, username).await
+    }
+
+    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
+        SqlStore::users(self).await
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
+        SqlStore::insert_session(self, s).await
+    }
+
+    async fn set_totp(
+        &self,
+        username: &str,
+        secret: Option<&str>,
+        pending: Option<&str>,
+        last_step: Option<i64>,
+    ) -> Result<(), StoreError> {
+        SqlStore::set_totp(self, username, secret, pending, last_step).await
+    }
+
+    async fn take_totp_step(&self, username: &str, step: i64) -> Result<bool, StoreError> {
+        SqlStore::take_totp_step(self, username, step).await
+    }
+
+    async fn set_recovery_codes(&self, username: &str, hashes: &[String]) -> Result<(), StoreError> {
+        SqlStore::set_recovery_codes(self, username, hashes).await
+    }
+
+    async fn use_recovery_code(&self, username: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError> {
+        SqlStore::use_recovery_code(self, username, hash, at).await
+    }
+
+    async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError> {
+        SqlStore::unused_recovery_codes(self, username).await
+    }
+
+    async fn put_sso_pending(&self, p: &SsoPending) -> Result<(), StoreError> {
+        SqlStore::put_sso_pending(self, p).await
+    }
+
+    async fn take_sso_pending(
+        &self,
+        state_hash: &str,
+        stale_before: Timestamp,
+    ) -> Result<Option<SsoPending>, StoreError> {
+        SqlStore::take_sso_pending(self, state_hash, stale_before).await
+    }
+
+    async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
+        SqlStore::session(self, hash).await
+    }
+
+    async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
+        SqlStore::touch_session(self, hash, at).await
+    }
+
+    async fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
+        SqlStore::sessions(self).await
+    }
+
+    async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
+        SqlStore::delete_sessions(self, hash, username).await
     }
 }

@@ -3,6 +3,7 @@
 //! `Store` methods of the same names call these.
 
 use jiff::Timestamp;
+use refloop_app::store::AuditStore;
 use refloop_app::{AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, StoreError};
 
 use crate::{
@@ -221,5 +222,40 @@ impl SqlStore {
                 .map_err(db)?;
             rows.iter().map(|r| row::audit(r)).collect()
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl AuditStore for SqlStore {
+    async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
+        SqlStore::audit(self, e).await
+    }
+
+    async fn seal_audit(&self, batch: u32) -> Result<u64, StoreError> {
+        SqlStore::seal_audit(self, batch).await
+    }
+
+    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
+        SqlStore::audit_chain(self, after, limit).await
+    }
+
+    async fn unsealed_audit(&self) -> Result<u64, StoreError> {
+        SqlStore::unsealed_audit(self).await
+    }
+
+    async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
+        SqlStore::audit_anchor(self).await
+    }
+
+    async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
+        SqlStore::audit_search(self, q).await
+    }
+
+    async fn purge_audit(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
+        SqlStore::purge_audit(self, before, now).await
+    }
+
+    async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        SqlStore::audit_log(self, n).await
     }
 }

@@ -2,6 +2,7 @@
 //! retention purge of raw bodies. The `Store` methods of the same names call these.
 
 use jiff::Timestamp;
+use refloop_app::store::InboxStore;
 use refloop_app::{InboxFilter, InboxItem, StoreError};
 use refloop_domain::ReferralId;
 
@@ -86,5 +87,32 @@ impl SqlStore {
             let row = sqlx::query("SELECT * FROM inbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
             row.map(|r| row::inbox(&r)).transpose()
         })
+    }
+}
+
+#[async_trait::async_trait]
+impl InboxStore for SqlStore {
+    async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
+        SqlStore::purge_raw(self, before).await
+    }
+
+    async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
+        SqlStore::inbox(self, f).await
+    }
+
+    async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError> {
+        SqlStore::inbox_of_referral(self, referral, protocol).await
+    }
+
+    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
+        SqlStore::cursor(self, name).await
+    }
+
+    async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
+        SqlStore::set_cursor(self, name, value, at).await
+    }
+
+    async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
+        SqlStore::inbox_item(self, id).await
     }
 }

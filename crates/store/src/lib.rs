@@ -13,11 +13,10 @@ mod tx;
 
 use jiff::Timestamp;
 use refloop_app::{
-    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, Gauges, InboxFilter, InboxItem, OutboxFilter, OutboxItem,
-    Patient, People, ReferralFilter, ReferralPage, ReferralSort, RollupRow, SessionRecord, SpanRow, Specialist,
-    SsoPending, StoreError, StoredEvent, Task, TaskFilter, TokenRecord, Tx, UserRecord, store::*,
+    OutboxFilter, OutboxItem, Patient, People, ReferralFilter, ReferralPage, ReferralSort, Specialist, StoreError,
+    StoredEvent, Task, TaskFilter, Tx, store::*,
 };
-use refloop_domain::{PatientId, ProviderId, Referral, ReferralId, cms50::Fact};
+use refloop_domain::{PatientId, ProviderId, Referral, ReferralId};
 use sqlx::{PgPool, SqlitePool};
 
 use row::{db, ms, ts};
@@ -458,33 +457,6 @@ impl OutboxStore for SqlStore {
 }
 
 #[async_trait::async_trait]
-impl InboxStore for SqlStore {
-    async fn purge_raw(&self, before: Timestamp) -> Result<u64, StoreError> {
-        SqlStore::purge_raw(self, before).await
-    }
-
-    async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
-        SqlStore::inbox(self, f).await
-    }
-
-    async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError> {
-        SqlStore::inbox_of_referral(self, referral, protocol).await
-    }
-
-    async fn cursor(&self, name: &str) -> Result<Option<String>, StoreError> {
-        SqlStore::cursor(self, name).await
-    }
-
-    async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
-        SqlStore::set_cursor(self, name, value, at).await
-    }
-
-    async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
-        SqlStore::inbox_item(self, id).await
-    }
-}
-
-#[async_trait::async_trait]
 impl DirectoryStore for SqlStore {
     async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError> {
         on_writer!(self, p => {
@@ -526,199 +498,6 @@ impl DirectoryStore for SqlStore {
             .await
             .map_err(db)?;
             rows.iter().map(|r| row::specialist(r)).collect()
-        })
-    }
-}
-
-#[async_trait::async_trait]
-impl AuthStore for SqlStore {
-    async fn insert_token(&self, t: &TokenRecord) -> Result<(), StoreError> {
-        SqlStore::insert_token(self, t).await
-    }
-
-    async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        SqlStore::token_by_hash(self, hash).await
-    }
-
-    async fn login_failed(
-        &self,
-        username: &str,
-        lock_after: u32,
-        lock_until: Timestamp,
-    ) -> Result<Option<(u32, Option<Timestamp>)>, StoreError> {
-        SqlStore::login_failed(self, username, lock_after, lock_until).await
-    }
-
-    async fn login_cleared(&self, username: &str) -> Result<(), StoreError> {
-        SqlStore::login_cleared(self, username).await
-    }
-
-    async fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        SqlStore::tokens(self).await
-    }
-
-    async fn revoke_tokens(&self, which: &str, at: Timestamp) -> Result<Vec<String>, StoreError> {
-        SqlStore::revoke_tokens(self, which, at).await
-    }
-
-    async fn token_used(&self, id: &str, at: Timestamp) -> Result<(), StoreError> {
-        SqlStore::token_used(self, id, at).await
-    }
-
-    async fn upsert_user(&self, u: &UserRecord) -> Result<(), StoreError> {
-        SqlStore::upsert_user(self, u).await
-    }
-
-    async fn user(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
-        SqlStore::user(self, username).await
-    }
-
-    async fn users(&self) -> Result<Vec<UserRecord>, StoreError> {
-        SqlStore::users(self).await
-    }
-
-    async fn insert_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
-        SqlStore::insert_session(self, s).await
-    }
-
-    async fn set_totp(
-        &self,
-        username: &str,
-        secret: Option<&str>,
-        pending: Option<&str>,
-        last_step: Option<i64>,
-    ) -> Result<(), StoreError> {
-        SqlStore::set_totp(self, username, secret, pending, last_step).await
-    }
-
-    async fn take_totp_step(&self, username: &str, step: i64) -> Result<bool, StoreError> {
-        SqlStore::take_totp_step(self, username, step).await
-    }
-
-    async fn set_recovery_codes(&self, username: &str, hashes: &[String]) -> Result<(), StoreError> {
-        SqlStore::set_recovery_codes(self, username, hashes).await
-    }
-
-    async fn use_recovery_code(&self, username: &str, hash: &str, at: Timestamp) -> Result<bool, StoreError> {
-        SqlStore::use_recovery_code(self, username, hash, at).await
-    }
-
-    async fn unused_recovery_codes(&self, username: &str) -> Result<u32, StoreError> {
-        SqlStore::unused_recovery_codes(self, username).await
-    }
-
-    async fn put_sso_pending(&self, p: &SsoPending) -> Result<(), StoreError> {
-        SqlStore::put_sso_pending(self, p).await
-    }
-
-    async fn take_sso_pending(
-        &self,
-        state_hash: &str,
-        stale_before: Timestamp,
-    ) -> Result<Option<SsoPending>, StoreError> {
-        SqlStore::take_sso_pending(self, state_hash, stale_before).await
-    }
-
-    async fn session(&self, hash: &str) -> Result<Option<SessionRecord>, StoreError> {
-        SqlStore::session(self, hash).await
-    }
-
-    async fn touch_session(&self, hash: &str, at: Timestamp) -> Result<(), StoreError> {
-        SqlStore::touch_session(self, hash, at).await
-    }
-
-    async fn sessions(&self) -> Result<Vec<SessionRecord>, StoreError> {
-        SqlStore::sessions(self).await
-    }
-
-    async fn delete_sessions(&self, hash: Option<&str>, username: Option<&str>) -> Result<(), StoreError> {
-        SqlStore::delete_sessions(self, hash, username).await
-    }
-}
-
-#[async_trait::async_trait]
-impl AuditStore for SqlStore {
-    async fn audit(&self, e: &AuditEntry) -> Result<(), StoreError> {
-        SqlStore::audit(self, e).await
-    }
-
-    async fn seal_audit(&self, batch: u32) -> Result<u64, StoreError> {
-        SqlStore::seal_audit(self, batch).await
-    }
-
-    async fn audit_chain(&self, after: i64, limit: u32) -> Result<Vec<AuditRecord>, StoreError> {
-        SqlStore::audit_chain(self, after, limit).await
-    }
-
-    async fn unsealed_audit(&self) -> Result<u64, StoreError> {
-        SqlStore::unsealed_audit(self).await
-    }
-
-    async fn audit_anchor(&self) -> Result<Option<AuditAnchor>, StoreError> {
-        SqlStore::audit_anchor(self).await
-    }
-
-    async fn audit_search(&self, q: &AuditQuery) -> Result<Vec<AuditRecord>, StoreError> {
-        SqlStore::audit_search(self, q).await
-    }
-
-    async fn purge_audit(&self, before: Timestamp, now: Timestamp) -> Result<u64, StoreError> {
-        SqlStore::purge_audit(self, before, now).await
-    }
-
-    async fn audit_log(&self, n: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        SqlStore::audit_log(self, n).await
-    }
-}
-
-#[async_trait::async_trait]
-impl ReportStore for SqlStore {
-    async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError> {
-        on_pool!(&self.db, p => {
-            let by_state: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM referrals GROUP BY state ORDER BY state")
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            let overdue: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('open', 'claimed') AND due_at < $1")
-                .bind(ms(now))
-                .fetch_one(p)
-                .await
-                .map_err(db)?;
-            let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
-                .fetch_one(p)
-                .await
-                .map_err(db)?;
-            Ok(Gauges { referrals_by_state: by_state, overdue_tasks: overdue, outbox_backlog: backlog })
-        })
-    }
-
-    async fn closure_rollup(
-        &self,
-        from: Timestamp,
-        to: Timestamp,
-        key: Option<&'static str>,
-        spans_by_key: &[u8],
-        sampled: bool,
-        moment: (Timestamp, Timestamp),
-    ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
-        self.rollup(from, to, key, spans_by_key, sampled, moment).await
-    }
-
-    async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
-        SqlStore::ordered_range(self).await
-    }
-
-    async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
-        self.trend(bounds).await
-    }
-
-    async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {
-        on_pool!(&self.db, p => {
-            let rows = sqlx::query("SELECT patient, doc FROM measure_facts ORDER BY patient, key")
-                .fetch_all(p)
-                .await
-                .map_err(db)?;
-            rows.iter().map(|r| row::fact(r)).collect()
         })
     }
 }

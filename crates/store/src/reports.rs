@@ -1,7 +1,9 @@
 //! The report queries: the closure figures grouped in the database from `referral_stats`.
 
 use jiff::Timestamp;
+use refloop_app::{Gauges, store::ReportStore};
 use refloop_app::{RollupRow, SpanRow, StoreError};
+use refloop_domain::cms50::Fact;
 
 use crate::{
     Db, SqlStore, row,
@@ -124,5 +126,57 @@ impl SqlStore {
             out.extend(rows.into_iter().map(|(_, n, c)| (n, c)));
         }
         Ok(out)
+    }
+}
+
+#[async_trait::async_trait]
+impl ReportStore for SqlStore {
+    async fn gauges(&self, now: Timestamp) -> Result<Gauges, StoreError> {
+        on_pool!(&self.db, p => {
+            let by_state: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM referrals GROUP BY state ORDER BY state")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            let overdue: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tasks WHERE status IN ('open', 'claimed') AND due_at < $1")
+                .bind(ms(now))
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            Ok(Gauges { referrals_by_state: by_state, overdue_tasks: overdue, outbox_backlog: backlog })
+        })
+    }
+
+    async fn closure_rollup(
+        &self,
+        from: Timestamp,
+        to: Timestamp,
+        key: Option<&'static str>,
+        spans_by_key: &[u8],
+        sampled: bool,
+        moment: (Timestamp, Timestamp),
+    ) -> Result<(Vec<RollupRow>, Vec<SpanRow>), StoreError> {
+        self.rollup(from, to, key, spans_by_key, sampled, moment).await
+    }
+
+    async fn ordered_range(&self) -> Result<Option<(Timestamp, Timestamp)>, StoreError> {
+        SqlStore::ordered_range(self).await
+    }
+
+    async fn closure_trend(&self, bounds: &[Timestamp]) -> Result<Vec<(u64, u64)>, StoreError> {
+        self.trend(bounds).await
+    }
+
+    async fn measure_facts(&self) -> Result<Vec<(String, Fact)>, StoreError> {
+        on_pool!(&self.db, p => {
+            let rows = sqlx::query("SELECT patient, doc FROM measure_facts ORDER BY patient, key")
+                .fetch_all(p)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::fact(r)).collect()
+        })
     }
 }
