@@ -221,6 +221,7 @@ impl App {
         let now = self.now();
         if applied.status != InboxStatus::Review {
             tx.close_inbox_tasks(&item.id, now, outcome).await?;
+            self.settle_documents_of(tx.as_mut(), &item.id, &applied, outcome).await?;
         }
         let updated = InboxItem {
             status: applied.status,

@@ -11,6 +11,7 @@ mod auth;
 mod clock;
 mod connector;
 mod directory;
+pub mod documents;
 mod error;
 pub mod export;
 mod history;
@@ -52,8 +53,8 @@ pub use protocol::{Arrival, Described, FieldView, Protocol, SegmentView};
 /// `dyn Store`.
 pub mod store {
     pub use crate::ports::{
-        AuditStore, AuditTx, AuthStore, DirectoryStore, InboxStore, InboxTx, OutboxStore, OutboxTx, ReferralStore,
-        ReferralTx, ReportStore, Store, TaskStore, TaskTx, TimerTx, Tx,
+        AuditStore, AuditTx, AuthStore, DirectoryStore, DocumentStore, DocumentTx, InboxStore, InboxTx, OutboxStore,
+        OutboxTx, ReferralStore, ReferralTx, ReportStore, Store, TaskStore, TaskTx, TimerTx, Tx,
     };
 }
 pub use reports::{

@@ -19,8 +19,8 @@ pub use accounts::{
 };
 pub use outbox::{OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Reaped};
 pub use storage::{
-    AuditStore, AuditTx, AuthStore, DirectoryStore, InboxStore, InboxTx, OutboxStore, OutboxTx, ReferralStore,
-    ReferralTx, ReportStore, Store, TaskStore, TaskTx, TimerTx, Tx,
+    AuditStore, AuditTx, AuthStore, DirectoryStore, DocumentStore, DocumentTx, InboxStore, InboxTx, OutboxStore,
+    OutboxTx, ReferralStore, ReferralTx, ReportStore, Store, TaskStore, TaskTx, TimerTx, Tx,
 };
 
 /// One entry of a referral's append-only log.

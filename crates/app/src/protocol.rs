@@ -45,6 +45,11 @@ pub trait Protocol: Send + Sync {
     fn remap(&self, raw: &[u8], now: Timestamp) -> Result<Mapped, String>;
     /// The message for the browser; `None` when it does not parse.
     fn describe(&self, raw: &[u8]) -> Option<Described>;
+    /// The documents a message carries, to keep beside it (a Direct message's C-CDA and PDF
+    /// parts, a fax); none by default.
+    fn documents(&self, _raw: &[u8]) -> Vec<crate::documents::DocumentPart> {
+        Vec::new()
+    }
 }
 
 /// The registered protocols, by name.
@@ -133,6 +138,13 @@ pub struct Arrival<'a> {
 }
 
 impl App {
+    /// The message kept already under this protocol, sender and id, if any (to answer a
+    /// resend without fetching its content again).
+    pub async fn kept(&self, protocol: &str, source: &str, control_id: &str) -> Result<Option<InboxItem>, AppError> {
+        let mut tx = self.store().begin().await?;
+        Ok(tx.inbox_get(protocol, source, control_id).await?)
+    }
+
     /// Keeps a message in the inbox and applies it through `protocol`, in one transaction: it
     /// is kept before anyone is told it arrived, and a message kept already (the same protocol,
     /// sender and id) is answered with that one and applies nothing (`false`). One that cannot
@@ -159,6 +171,7 @@ impl App {
                 self.apply_mapped(tx.as_mut(), mapped, &id, &actor).await?
             }
         };
+        self.keep_documents(tx.as_mut(), protocol, &id, &p.documents(arrival.raw), &applied).await?;
         let item = InboxItem {
             id,
             protocol: protocol.to_owned(),

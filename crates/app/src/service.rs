@@ -77,6 +77,8 @@ pub struct Retention {
     pub raw_messages: jiff::SignedDuration,
     /// Audit rows (HIPAA asks for six years of documentation).
     pub audit: jiff::SignedDuration,
+    /// The content of filed and dismissed documents (their id, hash, size and filing stay).
+    pub documents: jiff::SignedDuration,
 }
 
 impl Default for Retention {
@@ -84,6 +86,7 @@ impl Default for Retention {
         Self {
             raw_messages: jiff::SignedDuration::from_hours(400 * 24),
             audit: jiff::SignedDuration::from_hours(6 * 366 * 24),
+            documents: jiff::SignedDuration::from_hours(10 * 366 * 24),
         }
     }
 }

@@ -378,6 +378,10 @@ impl App {
         if purged > 0 {
             tracing::info!(purged, "raw bodies of settled inbound messages past their retention emptied");
         }
+        let emptied = self.purge_old_documents(now - self.retention.documents).await?;
+        if emptied > 0 {
+            tracing::info!(emptied, "content of settled documents past their retention emptied");
+        }
         // Audit time is the wall clock's, so its retention is too.
         let gone = self.purge_old_audit(self.wall.now()).await?;
         if gone > 0 {

@@ -158,6 +158,7 @@ async fn run(label: &str, url: &str, n: u64, runs: usize) {
         ),
         poller: None,
         sms: None,
+        fax: None,
         metrics: None,
         ui: refloop_web::UiInfo::default(),
         oidc: None,

@@ -57,6 +57,8 @@ pub struct RetentionConfig {
     pub raw_messages: Duration,
     /// Audit rows (deleted from the head of the hash chain once older).
     pub audit: Duration,
+    /// The content of filed and dismissed documents.
+    pub documents: Duration,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -238,6 +240,8 @@ pub struct Fax {
     pub api_base: String,
     pub api_key: String,
     pub api_secret: String,
+    /// The inbound-fax webhook's HMAC secret (empty: the webhook is off).
+    pub webhook_secret: String,
 }
 
 /// Team chat.
@@ -575,6 +579,7 @@ impl Config {
             &mut shown.direct.password,
             &mut shown.direct.imap_password,
             &mut shown.fax.api_secret,
+            &mut shown.fax.webhook_secret,
             &mut shown.chat.webhook_url,
         ] {
             if !secret.is_empty() {

@@ -121,7 +121,8 @@ pub async fn build_app_with(
         .with_retention(config.retention())
         .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(config.hl7_map()?)))
         .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_config(config)?)))
-        .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(config.note_types()?)));
+        .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(config.note_types()?)))
+        .with_protocol(Arc::new(refloop_direct::FaxProtocol));
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }
@@ -276,7 +277,9 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
     let oidc = config.oidc();
-    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, metrics, ui, oidc };
+    let fax = (!config.fax.webhook_secret.is_empty())
+        .then(|| refloop_web::FaxWebhook { secret: config.fax.webhook_secret.clone(), http: reqwest::Client::new() });
+    let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, fax, metrics, ui, oidc };
     refloop_web::serve_with(state, listener, http_limits, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

@@ -6,6 +6,7 @@
 //! reports it not sent: a channel that only logs is off, so nothing it "sends" counts as
 //! reaching anyone (the workflow opens the staff task a failure would).
 
+mod fax_inbound;
 mod note_request;
 mod slack;
 mod twilio;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use refloop_app::{ChannelMode, Confirmation, Connector, DeliveryOutcome, OutboxItem};
 use refloop_domain::Channel;
 
+pub use fax_inbound::{FAX_SIGNATURE_HEADER, FaxRefusal, InboundFax, fax_signature, fax_signature_ok};
 pub use note_request::{DirectConfig, FaxConfig, NoteRequests, request_letter};
 
 /// A provider's answer to "what do you have?" (a GET with the query), as JSON; `Err` is the

@@ -11,7 +11,11 @@
 
 use std::{sync::Arc, time::Duration};
 
-use refloop_app::{Clock, Confirmation, Connector, DeliveryOutcome, OutboxItem, Store, entry_for, is_stale};
+use refloop_app::{
+    Clock, Confirmation, Connector, DeliveryOutcome, OutboxItem, Store,
+    documents::{code_key, short_code},
+    entry_for, is_stale,
+};
 use refloop_domain::{Referral, TaskKind};
 
 /// The HISP relay that carries Direct messages.
@@ -120,7 +124,8 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-/// The request letter: our referral id, the patient's name and our id for them, the dates.
+/// The request letter: our referral id and its short code, the patient's name and our id for
+/// them, the dates.
 pub fn request_letter(cfg: &FaxConfig, r: &Referral, patient_name: Option<&str>, specialist: &str) -> String {
     let day =
         |t: Option<jiff::Timestamp>| t.map(|t| t.to_string()[..10].to_owned()).unwrap_or_else(|| "unknown".into());
@@ -129,9 +134,11 @@ pub fn request_letter(cfg: &FaxConfig, r: &Referral, patient_name: Option<&str>,
         "<h1>Request for the consult note</h1>\
          <p>To: {specialist}<br>From: {practice}, phone {phone}</p>\
          <p>We referred a patient to you and have not received your consult note.</p>\
+         <p><strong>Referral code: {code}</strong> — please write it on your fax cover sheet.</p>\
          <ul><li>Our referral: {id}</li><li>Patient: {patient} (our patient id {pid})</li>\
          <li>Specialty: {specialty}</li><li>Referred on: {ordered}</li><li>Visit: {visit}</li></ul>\
-         <p>Please send the consult note to {practice}, quoting referral {id}. Thank you.</p>",
+         <p>Please send the consult note to {practice}, quoting referral code {code}. Thank you.</p>",
+        code = short_code(&r.id),
         specialist = escape(specialist),
         practice = escape(&cfg.practice),
         phone = escape(&cfg.practice_phone),
@@ -179,6 +186,17 @@ impl NoteRequests {
                 ),
                 task: TaskKind::VerifySpecialist,
             });
+        }
+        // The letter's short code names the referral from now on (a fax back that carries it
+        // is matched without a person).
+        let code = short_code(&referral.id);
+        let keep_code = async {
+            let mut tx = self.store.begin().await?;
+            tx.put_key(&code_key(&code), &referral.id).await?;
+            tx.commit().await
+        };
+        if keep_code.await.is_err() {
+            return Err(DeliveryOutcome::Retry { error: "the database could not be written".into() });
         }
         let letter =
             request_letter(&self.cfg, &referral, patient.as_ref().and_then(|p| p.name.as_deref()), &entry.name);

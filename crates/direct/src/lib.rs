@@ -9,13 +9,16 @@
 //! message is kept in the inbox before it is applied, deduplicated by Message-ID, retried and
 //! shown in the message browser the same way.
 
+mod fax;
 mod mailbox;
 pub mod xdm;
+
+pub use fax::{FaxProtocol, pdf_text};
 
 pub use mailbox::{MailboxConfig, MailboxError, MailboxUrl, Pass, parse_url, poll_once, run_mailbox};
 
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
-use refloop_app::{Described, Mapped, Protocol, Target};
+use refloop_app::{Described, Mapped, Protocol, Target, documents::DocumentPart};
 use refloop_cda::Document;
 use refloop_domain::{Input, PatientId, State};
 
@@ -37,12 +40,39 @@ impl DirectProtocol {
     }
 }
 
-/// A C-CDA document of a message (an XML part, or a document of an XDM package part): its
-/// name (`consult.xml`, `pkg.zip/IHE_XDM/SUBSET01/DOC0001.XML`) and the document, or why it
-/// (or its package) could not be read.
+/// A document of a message (an XML or PDF part, or a document of an XDM package part): its
+/// name (`consult.xml`, `pkg.zip/IHE_XDM/SUBSET01/DOC0001.XML`), media type and bytes, and for
+/// XML the C-CDA document, or why it (or its package) could not be read.
 pub struct Attached {
     pub name: String,
-    pub document: Result<Document, String>,
+    pub media_type: String,
+    pub bytes: Vec<u8>,
+    /// `None` for a PDF.
+    pub cda: Option<Result<Document, String>>,
+}
+
+impl Attached {
+    fn xml(name: String, bytes: &[u8]) -> Self {
+        Self { name, media_type: "application/xml".into(), cda: Some(read_cda(bytes)), bytes: bytes.to_vec() }
+    }
+
+    fn pdf(name: String, bytes: &[u8]) -> Self {
+        Self { name, media_type: "application/pdf".into(), cda: None, bytes: bytes.to_vec() }
+    }
+
+    fn unreadable(name: String, why: String) -> Self {
+        Self { name, media_type: "application/octet-stream".into(), cda: Some(Err(why)), bytes: Vec::new() }
+    }
+
+    /// The C-CDA document, when it is one that was read.
+    pub fn document(&self) -> Option<&Document> {
+        self.cda.as_ref().and_then(|d| d.as_ref().ok())
+    }
+
+    /// Why it could not be read, when it could not.
+    pub fn error(&self) -> Option<&str> {
+        self.cda.as_ref().and_then(|d| d.as_ref().err()).map(String::as_str)
+    }
 }
 
 /// A Direct message, read.
@@ -95,16 +125,22 @@ impl Letter {
             let xml = ctype.as_deref().is_some_and(|c| c.ends_with("/xml") || c.ends_with("+xml"))
                 || lower_name.ends_with(".xml");
             let package = ctype.as_deref().is_some_and(|c| c.ends_with("/zip")) || lower_name.ends_with(".zip");
+            let pdf = ctype.as_deref() == Some("application/pdf") || lower_name.ends_with(".pdf");
             if xml {
-                documents.push(Attached { name: label, document: read_cda(part.contents()) });
+                documents.push(Attached::xml(label, part.contents()));
+            } else if pdf {
+                documents.push(Attached::pdf(label, part.contents()));
             } else if package {
                 match xdm::unpack(part.contents()) {
-                    Ok(docs) => documents.extend(
-                        docs.into_iter()
-                            .filter(|d| d.mime_type.as_deref().is_none_or(|m| m.ends_with("xml")))
-                            .map(|d| Attached { name: format!("{label}/{}", d.path), document: read_cda(&d.bytes) }),
-                    ),
-                    Err(why) => documents.push(Attached { name: label, document: Err(why) }),
+                    Ok(docs) => documents.extend(docs.into_iter().filter_map(|d| {
+                        let name = format!("{label}/{}", d.path);
+                        match d.mime_type.as_deref() {
+                            Some("application/pdf") => Some(Attached::pdf(name, &d.bytes)),
+                            Some(m) if !m.ends_with("xml") => None,
+                            _ => Some(Attached::xml(name, &d.bytes)),
+                        }
+                    })),
+                    Err(why) => documents.push(Attached::unreadable(label, why)),
                 }
             }
         }
@@ -143,17 +179,15 @@ impl Protocol for DirectProtocol {
 
     fn remap(&self, raw: &[u8], now: jiff::Timestamp) -> Result<Mapped, String> {
         let letter = Letter::read(raw).ok_or_else(|| "not a MIME message".to_owned())?;
-        let note =
-            letter.documents.iter().find_map(|a| a.document.as_ref().ok().filter(|d| d.is_note(&self.note_types)));
+        let note = letter.documents.iter().find_map(|a| a.document().filter(|d| d.is_note(&self.note_types)));
         let Some(note) = note else {
-            if let Some(bad) = letter.documents.iter().find(|a| a.document.is_err()) {
-                let why = bad.document.as_ref().err().cloned().unwrap_or_default();
-                return Err(format!("{}: {why}", bad.name));
+            if let Some(bad) = letter.documents.iter().find(|a| a.error().is_some()) {
+                return Err(format!("{}: {}", bad.name, bad.error().unwrap_or_default()));
             }
-            return Ok(Mapped::Ignore(if letter.documents.is_empty() {
-                "no C-CDA document in the message"
+            return Ok(Mapped::Ignore(if letter.documents.iter().all(|a| a.cda.is_none()) {
+                "no C-CDA document in the message: its documents are in Unfiled documents"
             } else {
-                "its C-CDA documents are not consult notes"
+                "its C-CDA documents are not consult notes: they are in Unfiled documents"
             }));
         };
         let mut keys = letter.referral_ids();
@@ -189,17 +223,33 @@ impl Protocol for DirectProtocol {
             format!("Parts: {}", letter.parts.join(", ")),
         ];
         for a in &letter.documents {
-            lines.push(match &a.document {
-                Ok(d) => {
+            lines.push(match &a.cda {
+                None => format!("PDF {}: {} bytes", a.name, a.bytes.len()),
+                Some(Ok(d)) => {
                     let kind = d.type_code.as_ref().map_or("unknown type".to_owned(), |c| {
                         format!("{} ({})", c.display.as_deref().unwrap_or("document"), c.code)
                     });
                     let note = if d.is_note(&self.note_types) { ", a note for a referral" } else { "" };
                     format!("C-CDA {}: {kind}, {} sections{note}", a.name, d.sections.len())
                 }
-                Err(e) => format!("C-CDA {}: {e}", a.name),
+                Some(Err(e)) => format!("C-CDA {}: {e}", a.name),
             });
         }
         Some(Described::Text(lines.join("\n")))
+    }
+
+    fn documents(&self, raw: &[u8]) -> Vec<DocumentPart> {
+        let Some(letter) = Letter::read(raw) else { return Vec::new() };
+        letter
+            .documents
+            .into_iter()
+            .filter(|a| a.error().is_none())
+            .map(|a| DocumentPart {
+                note: a.document().is_some_and(|d| d.is_note(&self.note_types)),
+                name: a.name,
+                media_type: a.media_type,
+                content: a.bytes,
+            })
+            .collect()
     }
 }

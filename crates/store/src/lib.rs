@@ -50,6 +50,7 @@ macro_rules! on_writer {
 
 mod accounts;
 mod audit;
+mod documents;
 mod inbox;
 mod open;
 mod reports;

@@ -39,6 +39,7 @@ fn migrator(dialect: &str) -> Migrator {
             (20, "sso", include_str!("../migrations/sqlite/0020_sso.sql")),
             (21, "stage due", include_str!("../migrations/sqlite/0021_stage_due.sql")),
             (22, "report sample", include_str!("../migrations/sqlite/0022_report_sample.sql")),
+            (23, "documents", include_str!("../migrations/sqlite/0023_documents.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -63,6 +64,7 @@ fn migrator(dialect: &str) -> Migrator {
             (20, "sso", include_str!("../migrations/postgres/0020_sso.sql")),
             (21, "stage due", include_str!("../migrations/postgres/0021_stage_due.sql")),
             (22, "report sample", include_str!("../migrations/postgres/0022_report_sample.sql")),
+            (23, "documents", include_str!("../migrations/postgres/0023_documents.sql")),
         ],
     };
     Migrator::with_migrations(

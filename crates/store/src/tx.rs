@@ -190,6 +190,7 @@ macro_rules! bind_referral {
     };
 }
 
+mod documents;
 mod referrals;
 mod tasks;
 

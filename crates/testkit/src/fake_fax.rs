@@ -37,6 +37,9 @@ struct Inner {
     /// The next requests answered 500 after taking the fax (it goes out all the same).
     lose_answer: usize,
     lookups: usize,
+    /// Received faxes' PDFs, served at `/media/{index}`.
+    media: Vec<Vec<u8>>,
+    media_fetches: usize,
 }
 
 #[derive(Clone)]
@@ -50,7 +53,10 @@ impl FakeFax {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("an address");
         let fake = FakeFax { inner: Arc::default(), base: format!("http://{addr}") };
-        let app = Router::new().route("/v2.1/faxes", post(send).get(list)).with_state(fake.clone());
+        let app = Router::new()
+            .route("/v2.1/faxes", post(send).get(list))
+            .route("/media/{index}", axum::routing::get(media))
+            .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake fax API runs") });
         fake
     }
@@ -73,6 +79,90 @@ impl FakeFax {
     pub fn lookups(&self) -> usize {
         self.inner.lock().unwrap().lookups
     }
+
+    /// Downloads of received faxes' PDFs (`GET /media/…`).
+    pub fn media_fetches(&self) -> usize {
+        self.inner.lock().unwrap().media_fetches
+    }
+
+    /// The provider received fax `id` with this PDF and calls the practice's inbound webhook
+    /// (`url`), signed with `secret`: the PDF inline (base64) or at a URL of this fake.
+    pub async fn deliver_inbound(
+        &self,
+        url: &str,
+        secret: &str,
+        id: &str,
+        pdf: &[u8],
+        inline: bool,
+    ) -> reqwest::Response {
+        let mut body = json!({"id": id, "from": "+19375550142", "to": "+19375550100", "pages": 1});
+        if inline {
+            body["file"] = json!(base64::engine::general_purpose::STANDARD.encode(pdf));
+        } else {
+            let mut inner = self.inner.lock().unwrap();
+            inner.media.push(pdf.to_vec());
+            body["media_url"] = json!(format!("{}/media/{}", self.base, inner.media.len() - 1));
+        }
+        let body = serde_json::to_vec(&body).expect("JSON");
+        post_signed(url, secret, body).await
+    }
+}
+
+/// Posts `body` to the inbound-fax webhook at `url`, signed with `secret`.
+pub async fn post_signed(url: &str, secret: &str, body: Vec<u8>) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/json")
+        .header(refloop_connectors::FAX_SIGNATURE_HEADER, refloop_connectors::fax_signature(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .expect("the webhook answers")
+}
+
+async fn media(State(f): State<FakeFax>, axum::extract::Path(index): axum::extract::Path<usize>) -> Response {
+    let mut inner = f.inner.lock().unwrap();
+    inner.media_fetches += 1;
+    match inner.media.get(index) {
+        Some(pdf) => ([("content-type", "application/pdf")], pdf.clone()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// A one-page PDF whose text layer holds `lines` (Helvetica), as a fax provider's PDF of a
+/// typed cover sheet has one.
+pub fn fax_pdf(lines: &[&str]) -> Vec<u8> {
+    use lopdf::{
+        Document, Object, Stream,
+        content::{Content, Operation},
+        dictionary,
+    };
+    let mut doc = Document::with_version("1.5");
+    let pages_id = doc.new_object_id();
+    let font_id = doc.add_object(dictionary! {"Type" => "Font", "Subtype" => "Type1", "BaseFont" => "Helvetica"});
+    let resources_id = doc.add_object(dictionary! {"Font" => dictionary! {"F1" => font_id}});
+    let mut operations = vec![Operation::new("BT", vec![]), Operation::new("Tf", vec!["F1".into(), 12.into()])];
+    operations.push(Operation::new("Td", vec![72.into(), 720.into()]));
+    for line in lines {
+        operations.push(Operation::new("Tj", vec![Object::string_literal(*line)]));
+        operations.push(Operation::new("Td", vec![0.into(), (-16).into()]));
+    }
+    operations.push(Operation::new("ET", vec![]));
+    let content = Content { operations }.encode().expect("a content stream");
+    let content_id = doc.add_object(Stream::new(dictionary! {}, content));
+    let page_id = doc.add_object(dictionary! {"Type" => "Page", "Parent" => pages_id, "Contents" => content_id});
+    doc.objects.insert(
+        pages_id,
+        Object::Dictionary(dictionary! {
+            "Type" => "Pages", "Kids" => vec![page_id.into()], "Count" => 1, "Resources" => resources_id,
+            "MediaBox" => vec![0.into(), 0.into(), 612.into(), 792.into()],
+        }),
+    );
+    let catalog_id = doc.add_object(dictionary! {"Type" => "Catalog", "Pages" => pages_id});
+    doc.trailer.set("Root", catalog_id);
+    let mut out = Vec::new();
+    doc.save_to(&mut out).expect("the PDF is written");
+    out
 }
 
 fn authorized(headers: &HeaderMap) -> bool {

@@ -51,6 +51,7 @@ pub struct TestAppBuilder {
     /// How long one request to the SMS provider may take.
     sms_timeout: std::time::Duration,
     outbox: refloop_app::OutboxSettings,
+    retention: refloop_app::Retention,
     /// Roles that must sign in with a second factor (none unless a test asks).
     mfa_required: Vec<refloop_app::Role>,
     /// The HTTP listener, when the test bound it first (to tell an identity provider where
@@ -147,6 +148,12 @@ impl TestAppBuilder {
     /// The outbox worker's lease, batch size and concurrency.
     pub fn outbox(mut self, settings: refloop_app::OutboxSettings) -> Self {
         self.outbox = settings;
+        self
+    }
+
+    /// How long data is kept (`[retention]`).
+    pub fn retention(mut self, retention: refloop_app::Retention) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -251,10 +258,12 @@ impl TestAppBuilder {
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let app = App::new(store, clock, self.policy, connector)
             .with_outbox(self.outbox)
+            .with_retention(self.retention)
             .with_auth(auth)
             .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(map.clone())))
             .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_cfg.clone())))
-            .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(Vec::new())));
+            .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(Vec::new())))
+            .with_protocol(Arc::new(refloop_direct::FaxProtocol));
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);
@@ -271,6 +280,10 @@ impl TestAppBuilder {
             fhir,
             poller: poller.clone(),
             sms: sms.map(|(_, hooks)| hooks),
+            fax: Some(refloop_web::FaxWebhook {
+                secret: crate::FAX_WEBHOOK_SECRET.to_owned(),
+                http: reqwest::Client::new(),
+            }),
             metrics: Some(metrics_handle()),
             ui: refloop_web::UiInfo::default(),
             oidc: self.oidc,
@@ -417,6 +430,7 @@ impl TestApp {
             live: false,
             sms_timeout: std::time::Duration::from_secs(20),
             outbox: refloop_app::OutboxSettings::default(),
+            retention: refloop_app::Retention::default(),
             mfa_required: Vec::new(),
             listener: None,
             oidc: None,

@@ -10,6 +10,7 @@ mod json;
 mod oidc;
 mod openapi;
 mod routes;
+pub use routes::fax::FaxWebhook;
 mod ui;
 
 use std::{future::Future, time::Duration};
@@ -44,6 +45,8 @@ pub struct AppState {
     pub poller: Option<refloop_fhir::Poller>,
     /// The SMS provider's webhooks, when `[sms] mode = "twilio"`.
     pub sms: Option<routes::sms::SmsWebhooks>,
+    /// The inbound-fax webhook, when `[fax] webhook_secret` is set.
+    pub fax: Option<routes::fax::FaxWebhook>,
     /// The Prometheus recorder, when one is installed.
     pub metrics: Option<PrometheusHandle>,
     pub ui: UiInfo,
@@ -78,7 +81,7 @@ pub fn router(state: AppState) -> Router {
         .route("/specialists/{id}", put(routes::specialists::save))
         .route("/openapi.json", get(openapi::document))
         .fallback(not_found);
-    Router::new()
+    let limited = Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/readyz", get(routes::health::readyz))
         .route("/metrics", get(routes::health::metrics))
@@ -93,8 +96,14 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .merge(ui::router())
         .fallback(not_found)
+        .layer(RequestBodyLimitLayer::new(MAX_BODY));
+    // An inbound fax may carry its PDF inline: the one route with a larger limit.
+    let fax = Router::new()
+        .route("/webhooks/fax/inbound", post(routes::fax::inbound))
+        .layer(RequestBodyLimitLayer::new(routes::fax::MAX_FAX_BODY));
+    limited
+        .merge(fax)
         .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(MAX_BODY))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::map_response(security_headers))

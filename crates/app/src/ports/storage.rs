@@ -12,12 +12,15 @@ use super::{
     ReferralPage, SessionRecord, Specialist, SsoPending, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry,
     TimerRow, TokenRecord, UserRecord,
 };
-use crate::error::StoreError;
+use crate::{
+    documents::{DocumentFilter, DocumentRecord, DocumentSettlement, DocumentStatus},
+    error::StoreError,
+};
 
 /// One write transaction. Dropping it without [`Tx::commit`] rolls it back.
 /// Each capability is its own trait (`use refloop_app::store::*` brings them all).
 #[async_trait::async_trait]
-pub trait Tx: ReferralTx + TimerTx + OutboxTx + TaskTx + InboxTx + AuditTx + Send {
+pub trait Tx: ReferralTx + TimerTx + OutboxTx + TaskTx + InboxTx + DocumentTx + AuditTx + Send {
     /// Writes the readiness probe's row (see [`Store::ready`]).
     async fn probe_write(&mut self, now: Timestamp) -> Result<(), StoreError>;
 
@@ -73,6 +76,9 @@ pub trait ReferralTx: Send {
 
     /// Records a referring provider's name (the last one written wins).
     async fn put_provider(&mut self, id: &ProviderId, name: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Makes `key` name the referral unless it names one already.
+    async fn put_key(&mut self, key: &str, id: &ReferralId) -> Result<(), StoreError>;
 
     /// The referral a source key (placer or referral number) belongs to.
     async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError>;
@@ -147,6 +153,36 @@ pub trait TaskTx: Send {
     async fn close_inbox_tasks(&mut self, inbox_id: &str, now: Timestamp, outcome: &str) -> Result<(), StoreError>;
 }
 
+/// Documents that came in, inside a transaction.
+#[async_trait::async_trait]
+pub trait DocumentTx: Send {
+    async fn put_document(&mut self, d: &DocumentRecord) -> Result<(), StoreError>;
+
+    /// Reads a document (with its content) and, on PostgreSQL, locks it until the end.
+    async fn lock_document(&mut self, id: &str) -> Result<Option<DocumentRecord>, StoreError>;
+
+    async fn settle_document(&mut self, id: &str, s: &DocumentSettlement) -> Result<(), StoreError>;
+
+    /// Settles the still unfiled documents of a message (`s.role` unset: kept as each was
+    /// read, a note as the consult note).
+    async fn settle_inbox_documents(&mut self, inbox_id: &str, s: &DocumentSettlement) -> Result<(), StoreError>;
+}
+
+/// Documents, as read outside a transaction.
+#[async_trait::async_trait]
+pub trait DocumentStore: Send + Sync {
+    /// A document with its content.
+    async fn document(&self, id: &str) -> Result<Option<DocumentRecord>, StoreError>;
+
+    /// Documents without their content, newest first.
+    async fn documents(&self, f: &DocumentFilter) -> Result<Vec<DocumentRecord>, StoreError>;
+
+    async fn count_documents(&self, status: DocumentStatus) -> Result<u64, StoreError>;
+
+    /// Empties the content of filed and dismissed documents received before `before`; how many.
+    async fn purge_documents(&self, before: Timestamp) -> Result<u64, StoreError>;
+}
+
 /// What came in, kept with what it changed.
 #[async_trait::async_trait]
 pub trait InboxTx: Send {
@@ -191,6 +227,7 @@ pub trait Store:
     + TaskStore
     + OutboxStore
     + InboxStore
+    + DocumentStore
     + DirectoryStore
     + AuthStore
     + AuditStore

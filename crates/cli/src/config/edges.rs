@@ -63,6 +63,7 @@ impl Config {
         refloop_app::Retention {
             raw_messages: self.retention.raw_messages.to_signed(),
             audit: self.retention.audit.to_signed(),
+            documents: self.retention.documents.to_signed(),
         }
     }
 

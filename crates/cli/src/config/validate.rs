@@ -30,6 +30,9 @@ impl Config {
             bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
         }
         self.hl7_senders()?;
+        if self.retention.documents.as_seconds() < 30 * 86_400 {
+            bail!("retention.documents: at least 30d");
+        }
         if self.retention.raw_messages.as_seconds() < 86_400 {
             bail!("retention.raw_messages: at least 1d");
         }

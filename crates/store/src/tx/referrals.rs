@@ -149,6 +149,23 @@ impl ReferralTx for SqlTx {
         Ok(())
     }
 
+    async fn put_key(&mut self, key: &str, id: &ReferralId) -> Result<(), StoreError> {
+        if self.referral_by_key(key).await?.is_some() {
+            return Ok(());
+        }
+        on_tx!(self, c => {
+            sqlx::query("INSERT INTO referral_keys (key, referral_id) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+                .bind(key)
+                .bind(id.as_str())
+                .execute(c)
+                .await
+                .map(|_| ())
+                .map_err(db)?
+        });
+        self.known_keys.insert(key.to_owned(), Some(id.clone()));
+        Ok(())
+    }
+
     async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError> {
         if let Some(known) = self.known_keys.get(key) {
             return Ok(known.clone().or_else(|| self.pending.find_key(key)));

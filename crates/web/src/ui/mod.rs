@@ -49,6 +49,10 @@ pub fn router() -> Router<AppState> {
         .route("/worklist/claim-next", post(pages::claim_next))
         .route("/worklist/bulk", post(pages::bulk))
         .route("/tasks/{id}/{action}", post(pages::task_action))
+        .route("/documents", get(pages::documents))
+        .route("/documents/{id}", get(pages::document))
+        .route("/documents/{id}/content", get(pages::document_content))
+        .route("/documents/{id}/{action}", post(pages::document_action))
         .route("/inbox", get(pages::inbox))
         .route("/inbox/{id}", get(pages::inbox_item))
         .route("/inbox/{id}/{action}", post(pages::inbox_action))
@@ -166,16 +170,28 @@ impl IntoResponse for UiError {
 type UiResult<T> = Result<T, UiError>;
 
 fn render(t: &impl Template) -> Response {
+    render_with(
+        t,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'",
+    )
+}
+
+/// A page that embeds one of our own documents (a PDF) in a frame.
+fn render_framing_self(t: &impl Template) -> Response {
+    render_with(
+        t,
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'",
+    )
+}
+
+fn render_with(t: &impl Template, csp: &'static str) -> Response {
     match t.render() {
         Ok(html) => {
             let mut r = Html(html).into_response();
             let h = r.headers_mut();
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-            h.insert(
-                header::CONTENT_SECURITY_POLICY,
-                HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'"),
-            );
+            h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
             r
         }
         Err(e) => {

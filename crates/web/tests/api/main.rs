@@ -35,6 +35,7 @@ mod bad_input;
 mod channels;
 mod direct;
 mod escalation;
+mod fax;
 mod fhir;
 mod fhir_pull;
 mod hl7;

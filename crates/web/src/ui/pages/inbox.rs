@@ -219,7 +219,7 @@ pub async fn inbox_action(
 }
 
 /// The one referral a search finds, else an error that says how many did.
-async fn find_one(s: &AppState, web: &Web, text: &str) -> UiResult<ReferralId> {
+pub(super) async fn find_one(s: &AppState, web: &Web, text: &str) -> UiResult<ReferralId> {
     let f = ReferralFilter { q: Some(text.to_owned()), limit: 2, ..ReferralFilter::default() };
     let page = s.app.referrals(&web.0.actor, &f).await?;
     match page.items.as_slice() {

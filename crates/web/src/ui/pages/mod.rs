@@ -20,7 +20,7 @@ use refloop_domain::{ReferralId, Specialty, State as RState, Urgency, stage_dead
 use super::{
     LOGIN_COOKIE, Nav, SESSION_COOKIE, Signing, UiError, UiInfo, UiResult, Web,
     chart::{self, Bar},
-    cookie, days, local_path, parse_local, pct, render, set_cookie, when,
+    cookie, days, local_path, parse_local, pct, render, render_framing_self, set_cookie, when,
 };
 use crate::{AppState, dto::StaffEventBody, routes::referrals::parse_event};
 
@@ -38,6 +38,7 @@ mod admin;
 mod auth;
 mod dashboard;
 mod directory;
+mod documents;
 mod inbox;
 mod people;
 mod referrals;
@@ -47,6 +48,7 @@ pub use admin::{access, access_action, audit, cms50};
 pub use auth::{enrol_form, enrol_submit, login, login_form, logout, mfa_form, mfa_submit, sso_callback, sso_start};
 pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, save_entry, settings, verify_entry};
+pub use documents::{document, document_action, document_content, documents};
 pub use inbox::{inbox, inbox_action, inbox_item};
 pub use referrals::{record_event, referral, referrals, referrals_csv, send_sms};
 pub use work::{bulk, claim_next, task_action, worklist};

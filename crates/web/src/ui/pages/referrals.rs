@@ -276,6 +276,7 @@ struct ReferralPage {
     tasks: Vec<TaskRow>,
     events: Vec<EventRow>,
     messages: Vec<MessageRow>,
+    documents: Vec<super::documents::DocRow>,
     sms: Vec<SmsRow>,
     can_text: bool,
     typed: Typed,
@@ -355,6 +356,16 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
         ("note-received", when(m.note_received, &tz)),
         ("cancelled", when(m.cancelled, &tz)),
     ];
+    let documents = s
+        .app
+        .documents(
+            &web.0.actor,
+            &refloop_app::documents::DocumentFilter { status: None, referral: Some(r.id.clone()), limit: 50 },
+        )
+        .await?
+        .iter()
+        .map(|doc| super::documents::doc_row(doc, &tz))
+        .collect();
     // After this page's own read is recorded, so the list includes it.
     let looked = if web.0.actor.role.may(Permission::Operate) {
         let rows = s.app.who_looked(&web.0.actor, r.patient_id.as_str(), 20).await?;
@@ -372,6 +383,7 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
         milestones,
         tasks: d.tasks.iter().filter(|t| t.status != TaskStatus::Done).map(|t| TaskRow::of(t, &tz, now)).collect(),
         events: timeline(&d, &tz),
+        documents,
         messages: outbox
             .iter()
             .map(|o| MessageRow {

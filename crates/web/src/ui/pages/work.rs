@@ -46,6 +46,7 @@ struct WorklistPage {
     rows: Vec<WorkRow>,
     sms: Vec<WorkRow>,
     review: Vec<ReviewRow>,
+    unfiled: Vec<super::documents::DocRow>,
     users: Vec<String>,
     can_work: bool,
     done_view: bool,
@@ -192,6 +193,20 @@ async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiR
             error: m.error.clone().unwrap_or_default(),
         })
         .collect();
+    let unfiled = s
+        .app
+        .documents(
+            &web.0.actor,
+            &refloop_app::documents::DocumentFilter {
+                status: Some(refloop_app::documents::DocumentStatus::Unfiled),
+                referral: None,
+                limit: 50,
+            },
+        )
+        .await?
+        .iter()
+        .map(|d| super::documents::doc_row(d, &tz))
+        .collect();
     let users: Vec<String> =
         s.app.users().await?.into_iter().filter(|u: &UserRecord| !u.disabled).map(|u| u.username).collect();
     let page = WorklistPage {
@@ -212,6 +227,7 @@ async fn worklist_page(s: &AppState, web: &Web, q: &Params, typed: Typed) -> UiR
         rows,
         sms,
         review,
+        unfiled,
         users,
         can_work: web.0.actor.role.may(Permission::WorkTasks),
         done_view,
