@@ -276,51 +276,87 @@ fn read_section(s: Node<'_, '_>, level: u8, out: &mut Vec<Section>) {
 /// text only. A link keeps its text, never its target; media are not shown.
 fn narrative(n: Node<'_, '_>, out: &mut String) {
     for c in n.children() {
-        if c.is_text() {
-            out.push_str(&escape(c.text().unwrap_or_default()));
-            continue;
-        }
-        if !c.is_element() || c.tag_name().namespace() != Some(V3) {
-            continue;
-        }
-        let name = c.tag_name().name();
-        let styled = |style: &str| c.attribute("styleCode").is_some_and(|s| s.split_whitespace().any(|x| x == style));
-        let tag = match name {
-            "paragraph" => "p",
-            "br" => {
-                out.push_str("<br>");
-                continue;
-            }
-            "renderMultiMedia" => {
-                out.push_str("<span class=\"muted\">(media not shown)</span>");
-                continue;
-            }
-            "list" if c.attribute("listType") == Some("ordered") => "ol",
-            "list" => "ul",
-            "item" => "li",
-            "table" | "thead" | "tbody" | "tfoot" | "tr" | "th" | "td" | "caption" | "sub" | "sup" => name,
-            "content" if styled("Bold") => "strong",
-            "content" if styled("Italics") => "em",
-            "footnote" | "footnoteRef" => "small",
-            _ => "span",
-        };
-        out.push('<');
-        out.push_str(tag);
-        if matches!(tag, "th" | "td") {
-            for span in ["colspan", "rowspan"] {
-                if let Some(v) =
-                    c.attribute(span).filter(|v| !v.is_empty() && v.len() < 4 && v.bytes().all(|b| b.is_ascii_digit()))
-                {
-                    out.push_str(&format!(" {span}=\"{v}\""));
-                }
-            }
-        }
-        out.push('>');
-        narrative(c, out);
-        out.push_str("</");
-        out.push_str(tag);
-        out.push('>');
+        node(c, out);
     }
+}
+
+/// One node of a narrative block (see [`narrative`]).
+fn node(c: Node<'_, '_>, out: &mut String) {
+    if c.is_text() {
+        out.push_str(&escape(c.text().unwrap_or_default()));
+        return;
+    }
+    if !c.is_element() || c.tag_name().namespace() != Some(V3) {
+        return;
+    }
+    let name = c.tag_name().name();
+    let styled = |style: &str| c.attribute("styleCode").is_some_and(|s| s.split_whitespace().any(|x| x == style));
+    let tag = match name {
+        "paragraph" => "p",
+        "br" => {
+            out.push_str("<br>");
+            return;
+        }
+        "renderMultiMedia" => {
+            out.push_str("<span class=\"muted\">(media not shown)</span>");
+            return;
+        }
+        "list" => {
+            list(c, out);
+            return;
+        }
+        "item" => "li",
+        "table" | "thead" | "tbody" | "tfoot" | "tr" | "th" | "td" | "caption" | "sub" | "sup" => name,
+        "content" if styled("Bold") => "strong",
+        "content" if styled("Italics") => "em",
+        "footnote" | "footnoteRef" => "small",
+        _ => "span",
+    };
+    out.push('<');
+    out.push_str(tag);
+    if matches!(tag, "th" | "td") {
+        for span in ["colspan", "rowspan"] {
+            if let Some(v) =
+                c.attribute(span).filter(|v| !v.is_empty() && v.len() < 4 && v.bytes().all(|b| b.is_ascii_digit()))
+            {
+                out.push_str(&format!(" {span}=\"{v}\""));
+            }
+        }
+    }
+    out.push('>');
+    narrative(c, out);
+    out.push_str("</");
+    out.push_str(tag);
+    out.push('>');
+}
+
+/// A narrative list: its caption as a paragraph before it (HTML lists have none), then only
+/// its items (anything else between them, text or elements, becomes an item of its own).
+fn list(l: Node<'_, '_>, out: &mut String) {
+    let tag = if l.attribute("listType") == Some("ordered") { "ol" } else { "ul" };
+    for caption in l.children().filter(|c| is_v3(c, "caption")) {
+        out.push_str("<p><strong>");
+        narrative(caption, out);
+        out.push_str("</strong></p>");
+    }
+    out.push_str(&format!("<{tag}>"));
+    for c in l.children() {
+        let text = c.is_text() && !c.text().unwrap_or_default().trim().is_empty();
+        let element = c.is_element() && c.tag_name().namespace() == Some(V3);
+        if is_v3(&c, "caption") || !(text || element) {
+            continue;
+        }
+        out.push_str("<li>");
+        if is_v3(&c, "item") {
+            narrative(c, out);
+        } else if c.is_text() {
+            out.push_str(&escape(c.text().unwrap_or_default()));
+        } else {
+            node(c, out);
+        }
+        out.push_str("</li>");
+    }
+    out.push_str(&format!("</{tag}>"));
 }
 
 /// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.

@@ -34,6 +34,18 @@ fn assert_inert(html: &str, name: &str) {
         }
     }
     assert!(!html.to_ascii_lowercase().contains("javascript:"), "{name}");
+    // A list holds items only (its caption goes before it), as HTML and screen readers need.
+    for (i, _) in html.match_indices("<ul>").chain(html.match_indices("<ol>")) {
+        let next = &html[i + 4..];
+        assert!(next.starts_with("<li>") || next.starts_with("</"), "{name}: a list with more than items: {next:.80}");
+    }
+    for (i, _) in html.match_indices("</li>") {
+        let next = &html[i + 5..];
+        assert!(
+            next.starts_with("<li>") || next.starts_with("</ul>") || next.starts_with("</ol>"),
+            "{name}: {next:.80}"
+        );
+    }
 }
 
 #[test]

@@ -277,8 +277,7 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
     let oidc = config.oidc();
-    let fax = (!config.fax.webhook_secret.is_empty())
-        .then(|| refloop_web::FaxWebhook { secret: config.fax.webhook_secret.clone(), http: reqwest::Client::new() });
+    let fax = (!config.fax.webhook_secret.is_empty()).then(|| refloop_web::FaxWebhook::new(&config.fax.webhook_secret));
     let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, fax, metrics, ui, oidc };
     refloop_web::serve_with(state, listener, http_limits, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);

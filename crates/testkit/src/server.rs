@@ -280,10 +280,7 @@ impl TestAppBuilder {
             fhir,
             poller: poller.clone(),
             sms: sms.map(|(_, hooks)| hooks),
-            fax: Some(refloop_web::FaxWebhook {
-                secret: crate::FAX_WEBHOOK_SECRET.to_owned(),
-                http: reqwest::Client::new(),
-            }),
+            fax: Some(refloop_web::FaxWebhook::new(crate::FAX_WEBHOOK_SECRET)),
             metrics: Some(metrics_handle()),
             ui: refloop_web::UiInfo::default(),
             oidc: self.oidc,

@@ -14,9 +14,10 @@ use std::{
     time::Duration,
 };
 
+use base64::Engine;
 use fantoccini::{Client, ClientBuilder, Locator};
-use refloop_app::Role;
-use refloop_testkit::{Backend, TestApp};
+use refloop_app::{Arrival, Role, Via};
+use refloop_testkit::{Backend, FAX_WEBHOOK_SECRET, TestApp, cda_example, direct_letter, fax_pdf, post_signed};
 use serde_json::json;
 
 /// chromedriver on a free loopback port, stopped when dropped.
@@ -331,6 +332,56 @@ async fn a_coordinators_shift_in_the_browser() {
         ("+15555550164", "Yes: the garage on 5th St, free for patients.")
     );
 
+    // A fax without our code came in: it waits in Unfiled documents on the worklist; filing it
+    // as the dermatology referral's consult note closes that loop.
+    let body = serde_json::to_vec(&json!({"id": "fx-browser-1", "file": base64::engine::general_purpose::STANDARD
+        .encode(fax_pdf(&["Dermatology consultation", "Plan: biopsy of the left forearm lesion"]))}))
+    .unwrap();
+    let r = post_signed(&format!("{}/webhooks/fax/inbound", t.base), FAX_WEBHOOK_SECRET, body).await;
+    assert_eq!(r.status().as_u16(), 201);
+    c.goto(&format!("{}/worklist", t.base)).await.unwrap();
+    c.wait()
+        .for_element(Locator::Css("#unfiled-documents a[href^='/documents/doc_']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::Css("iframe.document")).await.unwrap();
+    pages.check("17-unfiled-fax").await;
+    fill_and_submit(&c, "form[method='get'][action^='/documents/']", &[("q", "MRN1")]).await;
+    c.wait().for_element(Locator::Id("candidates")).await.unwrap();
+    pages.check("18-unfiled-fax-search").await;
+    c.find(Locator::XPath(&format!("//form[input[@name='referral_id'][@value='{derm}']]/button")))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.wait().for_element(Locator::XPath("//td[@id='state'][text()='note-received']")).await.unwrap();
+    assert_eq!(t.referral(&derm).await["state"], "note-received");
+    assert_eq!(t.referral(&cardio).await["state"], "scheduled", "only the one it was filed on");
+    let docs = c.find(Locator::Id("documents")).await.unwrap().text().await.unwrap();
+    assert!(docs.contains("fax.pdf") && docs.contains("consult note"), "{docs}");
+    // A Direct message carrying a discharge summary (not a note): a C-CDA rendered, inert.
+    let summary = direct_letter(
+        "<ds-1@direct.example>",
+        "Discharge summary",
+        None,
+        Some(("summary.xml", &cda_example("Discharge_Summary.xml"))),
+    );
+    let arrival =
+        Arrival { source: "mailbox", control_id: "ds-1@direct.example", message_type: "direct", raw: &summary };
+    t.app.receive("direct", arrival, &Via { transport: "imap", remote: None, token: None }).await.unwrap();
+    pages.go(&t.base, "/documents", "19-unfiled-documents").await;
+    c.find(Locator::Css("#documents a[href^='/documents/doc_']")).await.unwrap().click().await.unwrap();
+    c.wait().for_element(Locator::Css("article.cda")).await.unwrap();
+    let shown = c.find(Locator::Css("article.cda")).await.unwrap().text().await.unwrap();
+    assert!(shown.contains("Patient") && shown.len() > 200, "{shown}");
+    let scripts = c.execute("return document.querySelectorAll('article.cda script, article.cda [onload], article.cda [onerror]').length;", vec![]).await.unwrap();
+    assert_eq!(scripts, json!(0));
+    pages.check("20-cda-document").await;
+
     // Every other page, checked the same way.
     t.app.save_user("root", Role::Admin, "an admin's long secret").await.unwrap();
     pages.go(&t.base, "/", "06-dashboard").await;
@@ -362,5 +413,5 @@ async fn a_coordinators_shift_in_the_browser() {
     for name in &pages.taken {
         assert!(std::fs::metadata(pages.dir.join(name)).unwrap().len() > 1000, "{name}");
     }
-    assert_eq!(pages.taken.len(), 38);
+    assert_eq!(pages.taken.len(), 46);
 }

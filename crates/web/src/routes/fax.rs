@@ -24,6 +24,12 @@ pub struct FaxWebhook {
     pub http: reqwest::Client,
 }
 
+impl FaxWebhook {
+    pub fn new(secret: &str) -> Self {
+        Self { secret: secret.to_owned(), http: reqwest::Client::new() }
+    }
+}
+
 /// The largest body the webhook takes: a PDF at its limit, base64-encoded, and the rest.
 pub const MAX_FAX_BODY: usize = refloop_app::documents::MAX_DOCUMENT_BYTES / 3 * 4 + 64 * 1024;
 

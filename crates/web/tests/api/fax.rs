@@ -9,7 +9,6 @@ use jiff::SignedDuration;
 use refloop_app::{
     Actor, Retention, Role,
     documents::{DocumentFilter, DocumentRole, DocumentStatus, short_code},
-    store::AuditStore,
 };
 use refloop_domain::ReferralId;
 use refloop_testkit::{Backend, FAX_WEBHOOK_SECRET, FakeFax, TestApp, fax_pdf, post_signed};
