@@ -86,7 +86,7 @@ impl Default for Retention {
         Self {
             raw_messages: jiff::SignedDuration::from_hours(400 * 24),
             audit: jiff::SignedDuration::from_hours(6 * 366 * 24),
-            documents: jiff::SignedDuration::from_hours(10 * 366 * 24),
+            documents: jiff::SignedDuration::from_hours(3650 * 24),
         }
     }
 }

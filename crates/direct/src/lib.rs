@@ -184,7 +184,9 @@ impl Protocol for DirectProtocol {
             if let Some(bad) = letter.documents.iter().find(|a| a.error().is_some()) {
                 return Err(format!("{}: {}", bad.name, bad.error().unwrap_or_default()));
             }
-            return Ok(Mapped::Ignore(if letter.documents.iter().all(|a| a.cda.is_none()) {
+            return Ok(Mapped::Ignore(if letter.documents.is_empty() {
+                "no document in the message"
+            } else if letter.documents.iter().all(|a| a.cda.is_none()) {
                 "no C-CDA document in the message: its documents are in Unfiled documents"
             } else {
                 "its C-CDA documents are not consult notes: they are in Unfiled documents"

@@ -9,7 +9,8 @@ pub fn cda_example(name: &str) -> Vec<u8> {
 }
 
 /// A Direct message with `message_id` and `subject`, answering `in_reply_to` when given, with
-/// `attachment` (file name, bytes) in base64 (`application/zip` for a `.zip`, else XML).
+/// `attachment` (file name, bytes) in base64 (`application/zip` for a `.zip`, `application/pdf`
+/// for a `.pdf`, else XML).
 pub fn direct_letter(
     message_id: &str,
     subject: &str,
@@ -27,7 +28,11 @@ pub fn direct_letter(
     m.push_str("--b1\r\nContent-Type: text/plain\r\n\r\nThe consult note is attached.\r\n");
     if let Some((name, bytes)) = attachment {
         let b64 = base64::engine::general_purpose::STANDARD.encode(bytes);
-        let ctype = if name.ends_with(".zip") { "application/zip" } else { "application/xml" };
+        let ctype = match name.rsplit('.').next() {
+            Some("zip") => "application/zip",
+            Some("pdf") => "application/pdf",
+            _ => "application/xml",
+        };
         m.push_str(&format!(
             "--b1\r\nContent-Type: {ctype}; name=\"{name}\"\r\nContent-Disposition: attachment; \
              filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n"

@@ -1,5 +1,6 @@
 pub mod channels;
 pub mod clock;
+pub mod documents;
 pub mod fax;
 pub mod fhir;
 pub mod health;

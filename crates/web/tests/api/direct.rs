@@ -49,11 +49,21 @@ async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked
     assert_eq!(t.referral(&id).await["state"], "note-received");
     assert_eq!(mail.unseen().await, 0, "marked seen once kept");
     let events = t.referral(&id).await["events"].as_array().unwrap().len();
+    // The note is kept as a document, filed on the referral as its consult note.
+    let docs = t.get(&format!("/api/v1/documents?referral_id={id}")).await.body;
+    let doc = &docs["items"][0];
+    assert_eq!(
+        (doc["role"].as_str(), doc["media_type"].as_str()),
+        (Some("consult-note"), Some("application/xml")),
+        "{docs}"
+    );
+    assert!(doc["name"].as_str().unwrap().starts_with("package.zip/"), "{docs}");
 
     // The HISP delivers the same message again: fetched, recognised, nothing applied.
     mail.deliver(&reply).await;
     assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 0 });
     assert_eq!(t.referral(&id).await["events"].as_array().unwrap().len(), events);
+    assert_eq!(t.get("/api/v1/documents").await.body["items"].as_array().unwrap().len(), 1, "kept once");
 
     // A pass kept this one and died before marking it seen: the next pass marks it, once.
     let other = direct_letter("<imap-2@x.example>", "Hello", None, None);
@@ -167,11 +177,27 @@ fn a_consult_note_names_its_referral_and_order_but_never_matches_by_an_ssn() {
 fn other_documents_and_messages_are_told_apart() {
     let p = DirectProtocol::new(Vec::new());
     let progress = direct_letter("<p@x>", "Progress", None, Some(("progress.xml", &cda_example("Progress_Note.xml"))));
-    assert_eq!(p.remap(&progress, now()), Ok(Mapped::Ignore("its C-CDA documents are not consult notes")));
+    assert_eq!(
+        p.remap(&progress, now()),
+        Ok(Mapped::Ignore("its C-CDA documents are not consult notes: they are in Unfiled documents"))
+    );
     // … unless the practice lists progress notes as answers (`[notes] document_types`).
     assert!(matches!(DirectProtocol::new(vec!["11506-3".into()]).remap(&progress, now()), Ok(Mapped::Event { .. })));
     let bare = direct_letter("<h@x>", "Hello", None, None);
-    assert_eq!(p.remap(&bare, now()), Ok(Mapped::Ignore("no C-CDA document in the message")));
+    assert_eq!(p.remap(&bare, now()), Ok(Mapped::Ignore("no document in the message")));
+    assert!(p.documents(&bare).is_empty());
+    // A PDF is kept as a document for a person; a C-CDA with its bytes as they came.
+    let pdf = refloop_testkit::fax_pdf(&["Consultation"]);
+    let scanned = direct_letter("<pdf@x>", "Note", None, Some(("note.pdf", &pdf)));
+    assert_eq!(
+        p.remap(&scanned, now()),
+        Ok(Mapped::Ignore("no C-CDA document in the message: its documents are in Unfiled documents"))
+    );
+    let parts = p.documents(&scanned);
+    assert_eq!((parts.len(), parts[0].media_type.as_str(), parts[0].content == pdf), (1, "application/pdf", true));
+    let parts = p.documents(&progress);
+    assert_eq!((parts[0].media_type.as_str(), parts[0].note), ("application/xml", false));
+    assert_eq!(parts[0].content, cda_example("Progress_Note.xml"));
     assert_eq!(p.remap(b"\x00\x01 not mail", now()), Err("not a MIME message".to_owned()));
     let read = Letter::read(&direct_letter("<s@x>", "Re: Request for consult note — referral ref_9Z.", None, None));
     assert_eq!(
