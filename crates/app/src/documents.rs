@@ -250,8 +250,42 @@ impl App {
                 doc.settled_at = Some(now);
             }
             tx.put_document(&doc).await?;
+            if let (Some(DocumentRole::ConsultNote), Some(r), DocumentStatus::Filed) =
+                (doc.role, &doc.referral_id, doc.status)
+            {
+                self.write_back_note(tx, &doc.id, r).await?;
+            }
         }
         Ok(())
+    }
+
+    /// With `[ehr] write_back`, queues the consult note `doc_id` filed on `referral` for the
+    /// EHR (a FHIR `DocumentReference`), through the outbox like every send; at most once per
+    /// document.
+    async fn write_back_note(&self, tx: &mut dyn Tx, doc_id: &str, referral: &ReferralId) -> Result<(), StoreError> {
+        if !self.policy.note_write_back {
+            return Ok(());
+        }
+        let Some(r) = tx.lock_referral(referral, false).await? else { return Ok(()) };
+        let now = self.now();
+        let item = crate::OutboxItem {
+            id: crate::new_id("msg"),
+            referral_id: referral.clone(),
+            patient_id: r.patient_id.clone(),
+            channel: refloop_domain::Channel::EhrTask,
+            purpose: refloop_domain::Purpose::NoteWriteBack,
+            key: format!("{referral}:ehr-task:note-write-back:{doc_id}"),
+            status: crate::OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            sent_at: None,
+            last_error: None,
+            body: Some(doc_id.to_owned()),
+            first_attempt_at: None,
+            check_first: false,
+        };
+        tx.enqueue(&item).await
     }
 
     /// Files or dismisses the unfiled documents of a message a person (or a retry) settled.
@@ -281,7 +315,13 @@ impl App {
             },
             _ => return Ok(()),
         };
-        tx.settle_inbox_documents(inbox_id, &settlement).await
+        let notes = tx.settle_inbox_documents(inbox_id, &settlement).await?;
+        if let Some(r) = &settlement.referral {
+            for doc_id in notes {
+                self.write_back_note(tx, &doc_id, r).await?;
+            }
+        }
+        Ok(())
     }
 
     /// A document with its content; the read is audited.
@@ -334,6 +374,9 @@ impl App {
             reason: None,
         };
         tx.settle_document(id, &settlement).await?;
+        if role == DocumentRole::ConsultNote {
+            self.write_back_note(tx.as_mut(), id, referral_id).await?;
+        }
         tx.audit(&self.audit_entry(actor, "file", "document", id)).await?;
         self.finish_document(tx, doc, settlement, referral_id, actor).await
     }

@@ -558,6 +558,7 @@ impl Config {
                 format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone)
             })?,
             portal_messages: self.ehr.write_back && self.ehr.portal_messages,
+            note_write_back: self.ehr.write_back,
             // The app sets which channels reach someone from the connectors it is given.
             live: refloop_domain::LiveChannels::ALL,
             replies_in_quiet_hours: self.sms.reply_in_quiet_hours,

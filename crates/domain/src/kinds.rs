@@ -35,6 +35,9 @@ pub enum Purpose {
     NoteRequest,
     /// A person's own text to the patient (its body travels with the outbox item).
     StaffReply,
+    /// The consult note that came in, written back to the EHR (a FHIR `DocumentReference`;
+    /// the outbox item's body is the document's id).
+    NoteWriteBack,
 }
 
 impl Channel {
@@ -70,6 +73,7 @@ impl Purpose {
             Purpose::NoteLookup => "note-lookup",
             Purpose::NoteRequest => "note-request",
             Purpose::StaffReply => "staff-reply",
+            Purpose::NoteWriteBack => "note-write-back",
         }
     }
 }

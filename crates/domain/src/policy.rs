@@ -220,6 +220,9 @@ pub struct Policy {
     /// Patients without SMS consent get a patient-portal message (the EHR takes FHIR
     /// `Communication` write-back) instead of a staff phone call.
     pub portal_messages: bool,
+    /// A consult note that came in as a document (Direct, fax) is written back to the EHR as
+    /// a FHIR `DocumentReference` on the referral's ServiceRequest.
+    pub note_write_back: bool,
     /// The channels that reach someone (set by the application from its connectors).
     pub live: LiveChannels,
     /// When a staff call that reached no one comes back on the worklist.
@@ -244,6 +247,7 @@ impl Default for Policy {
             pilot_providers: Vec::new(),
             time_zone: TimeZone::UTC,
             portal_messages: false,
+            note_write_back: false,
             live: LiveChannels::ALL,
             call_retry: CallRetry::default(),
             replies_in_quiet_hours: false,

@@ -1,7 +1,9 @@
 //! Write-back to the EHR: a FHIR `Task` for the referring nurse when a referral has no
-//! appointment after its scheduling window (stage 2), and a patient-portal message (a FHIR
-//! `Communication`) for a patient without SMS consent (stage 1). Conditional create on the
-//! outbox item's key, so a resend never makes a second one.
+//! appointment after its scheduling window (stage 2), a patient-portal message (a FHIR
+//! `Communication`) for a patient without SMS consent (stage 1), and the consult note that
+//! came back by Direct or fax as a `DocumentReference` on the referral's ServiceRequest, so
+//! the referring physician reads it in the EHR (stage 4). Conditional create on the outbox
+//! item's key, so a resend never makes a second one.
 
 use std::sync::Arc;
 
@@ -53,6 +55,9 @@ impl Connector for EhrWriter {
             Some(id) => json!({"reference": format!("ServiceRequest/{id}")}),
             None => json!({"identifier": {"system": "urn:refloop:referral", "value": referral.id.as_str()}}),
         };
+        if item.purpose == Purpose::NoteWriteBack {
+            return self.note(item, &referral, based_on, now).await;
+        }
         if item.channel == Channel::Portal {
             let message = self.communication(item, &referral, based_on, now);
             let if_none_exist = format!("identifier=urn:refloop:outbox|{}", item.key);
@@ -84,6 +89,51 @@ impl Connector for EhrWriter {
         });
         let if_none_exist = format!("identifier=urn:refloop:outbox|{}", item.key);
         outcome(self.client.create("Task", &task, Some(&if_none_exist), now).await, "Task")
+    }
+}
+
+impl EhrWriter {
+    /// The consult note (the document named by the item's body) as a `DocumentReference`:
+    /// the content inline with its type, size and SHA-1, the patient, and `context.related`
+    /// the referral's ServiceRequest.
+    async fn note(&self, item: &OutboxItem, r: &Referral, related: Value, now: jiff::Timestamp) -> DeliveryOutcome {
+        use base64::Engine;
+        use sha1::Digest;
+        let doc_id = item.body.as_deref().unwrap_or_default();
+        let doc = match self.store.document(doc_id).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return DeliveryOutcome::Permanent { error: format!("no document {doc_id}") },
+            Err(_) => return DeliveryOutcome::Retry { error: "the database could not be read".into() },
+        };
+        if doc.content.is_empty() {
+            return DeliveryOutcome::Permanent { error: format!("document {doc_id}: its content is no longer kept") };
+        }
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let resource = json!({
+            "resourceType": "DocumentReference",
+            "identifier": [{"system": "urn:refloop:outbox", "value": item.key},
+                           {"system": "urn:refloop:document", "value": doc.id}],
+            "status": "current",
+            "docStatus": "final",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4", "display": "Consult note"}]},
+            "subject": {"reference": format!("Patient/{}", r.patient_id.as_str())},
+            "date": now.to_string(),
+            "description": format!("Consult note for refloop referral {}, received by {}", r.id, doc.source),
+            "content": [{"attachment": {
+                "contentType": doc.media_type,
+                "data": b64(&doc.content),
+                "size": doc.size,
+                "hash": b64(&sha1::Sha1::digest(&doc.content)),
+                "title": doc.name,
+                "creation": doc.received_at.to_string(),
+            }}],
+            "context": {"related": [related]},
+        });
+        let if_none_exist = format!("identifier=urn:refloop:outbox|{}", item.key);
+        outcome(
+            self.client.create("DocumentReference", &resource, Some(&if_none_exist), now).await,
+            "DocumentReference",
+        )
     }
 }
 

@@ -94,6 +94,11 @@ impl FakeEhr {
         self.created("Communication")
     }
 
+    /// The DocumentReferences (consult notes written back) refloop created here.
+    pub fn documents(&self) -> Vec<Value> {
+        self.created("DocumentReference")
+    }
+
     fn created(&self, kind: &str) -> Vec<Value> {
         self.inner.lock().unwrap().created.iter().filter(|r| r["resourceType"] == kind).cloned().collect()
     }
@@ -192,7 +197,9 @@ async fn create(State(f): State<FakeEhr>, Path(kind): Path<String>, headers: Hea
         return StatusCode::UNAUTHORIZED.into_response();
     }
     let Ok(resource) = serde_json::from_str::<Value>(&body) else { return StatusCode::BAD_REQUEST.into_response() };
-    if !matches!(kind.as_str(), "Task" | "Communication") || resource["resourceType"] != kind.as_str() {
+    if !matches!(kind.as_str(), "Task" | "Communication" | "DocumentReference")
+        || resource["resourceType"] != kind.as_str()
+    {
         return StatusCode::UNPROCESSABLE_ENTITY.into_response();
     }
     let mut inner = f.inner.lock().unwrap();

@@ -232,6 +232,7 @@ impl TestAppBuilder {
                 Arc::new(refloop_connectors::NoteRequests::new(cfg, direct, store.clone(), clock.clone()));
         }
         if let Some(ehr) = &self.ehr_write {
+            self.policy.note_write_back = true;
             let auth = refloop_fhir::EhrAuth::smart(
                 crate::fake_ehr::CLIENT_ID,
                 &ehr.token_url,

@@ -164,8 +164,12 @@ pub trait DocumentTx: Send {
     async fn settle_document(&mut self, id: &str, s: &DocumentSettlement) -> Result<(), StoreError>;
 
     /// Settles the still unfiled documents of a message (`s.role` unset: kept as each was
-    /// read, a note as the consult note).
-    async fn settle_inbox_documents(&mut self, inbox_id: &str, s: &DocumentSettlement) -> Result<(), StoreError>;
+    /// read, a note as the consult note); the ids of those filed as the consult note.
+    async fn settle_inbox_documents(
+        &mut self,
+        inbox_id: &str,
+        s: &DocumentSettlement,
+    ) -> Result<Vec<String>, StoreError>;
 }
 
 /// Documents, as read outside a transaction.

@@ -2,6 +2,8 @@
 
 use refloop_app::documents::{DocumentRecord, DocumentRole, DocumentSettlement};
 
+use sqlx::Row;
+
 use super::*;
 use crate::documents::document;
 
@@ -70,11 +72,15 @@ impl DocumentTx for SqlTx {
         })
     }
 
-    async fn settle_inbox_documents(&mut self, inbox_id: &str, s: &DocumentSettlement) -> Result<(), StoreError> {
+    async fn settle_inbox_documents(
+        &mut self,
+        inbox_id: &str,
+        s: &DocumentSettlement,
+    ) -> Result<Vec<String>, StoreError> {
         // Unset, a filed document's role is as the protocol read it (an unfiled one keeps that
         // reading as its role): a note as the consult note.
         let role = s.role.map(DocumentRole::as_str);
-        on_tx!(self, c => {
+        let notes = on_tx!(self, c => {
             sqlx::query(
                 "UPDATE documents SET status = $2, referral_id = $3,
                         role = CASE WHEN $2 <> 'filed' THEN NULL
@@ -82,7 +88,8 @@ impl DocumentTx for SqlTx {
                                     WHEN role = 'consult-note' THEN 'consult-note'
                                     ELSE 'other' END,
                         settled_by = $5, settled_at = $6, reason = $7
-                 WHERE inbox_id = $1 AND status = 'unfiled'",
+                 WHERE inbox_id = $1 AND status = 'unfiled'
+                 RETURNING id, role",
             )
             .bind(inbox_id)
             .bind(s.status.as_str())
@@ -91,10 +98,14 @@ impl DocumentTx for SqlTx {
             .bind(&s.by)
             .bind(ms(s.at))
             .bind(&s.reason)
-            .execute(c)
+            .fetch_all(c)
             .await
-            .map(|_| ())
-            .map_err(db)
-        })
+            .map_err(db)?
+            .iter()
+            .filter(|r| r.get::<Option<String>, _>("role").as_deref() == Some("consult-note"))
+            .map(|r| r.get::<String, _>("id"))
+            .collect::<Vec<_>>()
+        });
+        Ok(notes)
     }
 }

@@ -11,13 +11,14 @@ use refloop_app::{
     documents::{DocumentFilter, DocumentRole, DocumentStatus, short_code},
 };
 use refloop_domain::ReferralId;
-use refloop_testkit::{Backend, FAX_WEBHOOK_SECRET, FakeFax, TestApp, fax_pdf, post_signed};
+use refloop_testkit::{Backend, FAX_WEBHOOK_SECRET, FakeEhr, FakeFax, TestApp, fax_pdf, post_signed};
 use serde_json::{Value, json};
 
 on_both_backends!(
     a_fax_that_carries_our_code_closes_the_loop_once,
     a_fax_without_a_code_waits_unfiled_until_a_person_files_it,
     a_fax_that_is_not_signed_or_not_a_pdf_changes_nothing,
+    a_note_filed_from_a_fax_is_written_back_to_the_ehr_once,
 );
 
 fn url(t: &TestApp) -> String {
@@ -176,4 +177,57 @@ async fn a_fax_that_is_not_signed_or_not_a_pdf_changes_nothing(b: Backend) {
     let inbox = t.get("/api/v1/inbox?limit=50").await.body;
     assert_eq!(inbox["items"].as_array().unwrap().len(), 1, "only the signed PDF was kept: {inbox}");
     assert_eq!(documents(&t, Some(DocumentStatus::Unfiled)).await.len(), 1);
+}
+
+/// `[ehr] write_back`: the note a person filed from a fax goes back to the EHR as a FHIR
+/// `DocumentReference` on the referral's ServiceRequest — the PDF inline with its size and
+/// SHA-1 — once, however often the outbox runs.
+async fn a_note_filed_from_a_fax_is_written_back_to_the_ehr_once(b: Backend) {
+    use base64::Engine;
+    let ehr = FakeEhr::start().await;
+    let t = TestApp::builder(b).ehr_write_back(&ehr).spawn().await;
+    let sr = json!({"resourceType": "ServiceRequest", "id": "sr-note", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p-wb"}, "requester": {"reference": "Practitioner/dr1"},
+        "performerType": {"text": "cardiology"}, "authoredOn": "2026-03-02T15:00:00Z"});
+    let made = t.fhir("PUT", "/fhir/ServiceRequest/sr-note", Some(sr), &[]).await;
+    let id = made.body["_location"].as_str().unwrap()["ServiceRequest/".len()..].replacen('-', "_", 1);
+    let pdf = fax_pdf(&["Cardiology consultation", "Plan: echocardiogram"]);
+    let body =
+        serde_json::to_vec(&json!({"id": "fx-wb", "file": base64::engine::general_purpose::STANDARD.encode(&pdf)}))
+            .unwrap();
+    assert_eq!(post_signed(&url(&t), FAX_WEBHOOK_SECRET, body).await.status().as_u16(), 201);
+    let doc = documents(&t, Some(DocumentStatus::Unfiled)).await.remove(0);
+    let filed =
+        t.post(&format!("/api/v1/documents/{}/file", doc.id), json!({"referral_id": id, "role": "consult-note"})).await;
+    assert_eq!(filed.status, 200, "{:?}", filed.body);
+    t.advance("1m").await;
+    t.advance("1m").await;
+    let written = ehr.documents();
+    let outbox = t.get("/api/v1/outbox").await.body;
+    assert_eq!(written.len(), 1, "{outbox}");
+    let d = &written[0];
+    assert_eq!(d["context"]["related"][0]["reference"], "ServiceRequest/sr-note");
+    assert_eq!(d["subject"]["reference"], "Patient/p-wb");
+    assert_eq!(d["type"]["coding"][0]["code"], "11488-4");
+    let attachment = &d["content"][0]["attachment"];
+    assert_eq!(attachment["contentType"], "application/pdf");
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(attachment["data"].as_str().unwrap()).unwrap(), pdf);
+    assert_eq!(attachment["size"], pdf.len());
+    // A valid FHIR R4 DocumentReference, by the independent validator (`fhir.resources`).
+    let mut checked = d.clone();
+    checked.as_object_mut().unwrap().remove("id");
+    refloop_testkit::peers::validate_fhir(&[checked]);
+    // The outbox runs again: nothing is written twice.
+    t.advance("1h").await;
+    assert_eq!(ehr.documents().len(), 1);
+    let shown = t.referral(&id).await;
+    assert_eq!(shown["state"], "note-received");
+    assert!(
+        shown["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["type"] == "message-delivered" && e["detail"]["purpose"] == "note-write-back"),
+        "{shown}"
+    );
 }
