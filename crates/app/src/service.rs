@@ -258,6 +258,37 @@ impl App {
     }
 
     /// Enters a referral inside `tx` (the caller commits).
+    /// Queues the 360X referral request of a new referral when the directory says its
+    /// specialist takes 360X over Direct (see [`refloop_domain::Policy::referrals_360x`]).
+    async fn request_360x(&self, tx: &mut dyn Tx, referral: &Referral, now: Timestamp) -> Result<(), AppError> {
+        let directory = self.store().specialists(None).await?;
+        let Some(entry) = crate::entry_for(&directory, referral) else { return Ok(()) };
+        if !entry.accepts_360x || entry.direct_address.is_none() {
+            return Ok(());
+        }
+        let w = self.policy.windows(referral.specialty.as_ref(), referral.urgency);
+        let needed_by = referral.ordered_at + w.notify.to_signed() + w.scheduling.to_signed();
+        let item = crate::OutboxItem {
+            id: new_id("msg"),
+            referral_id: referral.id.clone(),
+            patient_id: referral.patient_id.clone(),
+            channel: refloop_domain::Channel::NoteRequest,
+            purpose: refloop_domain::Purpose::ReferralRequest,
+            key: format!("{}:note-request:referral-request:1", referral.id),
+            status: crate::OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            sent_at: None,
+            last_error: None,
+            body: Some(needed_by.to_string()),
+            first_attempt_at: None,
+            check_first: false,
+        };
+        tx.enqueue(&item).await?;
+        Ok(())
+    }
+
     pub async fn create_in(
         &self,
         tx: &mut dyn Tx,
@@ -318,6 +349,9 @@ impl App {
         let referral = decision.referral.clone();
         self.execute(tx, None, decision, &actor.source(), now).await?;
         tx.audit(&self.audit_entry(actor, "create", "referral", referral.id.as_str())).await?;
+        if self.policy.referrals_360x && referral.is_tracked() && referral.specialist.is_some() {
+            self.request_360x(tx, &referral, now).await?;
+        }
         Ok(referral)
     }
 

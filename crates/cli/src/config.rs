@@ -230,6 +230,9 @@ pub struct Direct {
     pub imap_ca: String,
     /// How often the mailbox is read.
     pub imap_poll: Duration,
+    /// New referrals to specialists the directory marks as taking 360X also go to them as a
+    /// 360X referral request (needs `connector = "smtp"`).
+    pub referrals_360x: bool,
 }
 
 /// Note requests by fax.
@@ -559,6 +562,7 @@ impl Config {
             })?,
             portal_messages: self.ehr.write_back && self.ehr.portal_messages,
             note_write_back: self.ehr.write_back,
+            referrals_360x: self.direct.referrals_360x && self.direct.connector == "smtp",
             // The app sets which channels reach someone from the connectors it is given.
             live: refloop_domain::LiveChannels::ALL,
             replies_in_quiet_hours: self.sms.reply_in_quiet_hours,

@@ -16,7 +16,7 @@ use refloop_app::{
     documents::{code_key, short_code},
     entry_for, is_stale,
 };
-use refloop_domain::{Referral, TaskKind};
+use refloop_domain::{Purpose, Referral, TaskKind};
 
 /// The HISP relay that carries Direct messages.
 #[derive(Clone, Debug)]
@@ -72,23 +72,33 @@ impl NoteRequests {
         to: &str,
         item: &OutboxItem,
         referral: &Referral,
-        letter: String,
+        content: Content,
     ) -> DeliveryOutcome {
         use lettre::{
-            AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::header::ContentType,
+            AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+            message::{Attachment, MultiPart, SinglePart, header::ContentType},
             transport::smtp::authentication::Credentials,
         };
         let (Ok(from), Ok(to)) = (relay.from.parse(), to.parse()) else {
             return DeliveryOutcome::Permanent { error: "a Direct address is not a valid address".into() };
         };
         let domain = relay.from.rsplit('@').next().unwrap_or("refloop.invalid");
-        let message = Message::builder()
-            .message_id(Some(format!("<{}.{}@{domain}>", item.id, referral.id)))
-            .from(from)
-            .to(to)
-            .subject(format!("Request for consult note — referral {}", referral.id))
-            .header(ContentType::TEXT_HTML)
-            .body(letter);
+        let builder =
+            Message::builder().message_id(Some(format!("<{}.{}@{domain}>", item.id, referral.id))).from(from).to(to);
+        let message = match content {
+            Content::Letter(letter) => builder
+                .subject(format!("Request for consult note — referral {}", referral.id))
+                .header(ContentType::TEXT_HTML)
+                .body(letter),
+            Content::Package { subject, text, zip } => {
+                let zip_type = ContentType::parse("application/zip").expect("a valid media type");
+                builder.subject(subject).multipart(
+                    MultiPart::mixed()
+                        .singlepart(SinglePart::plain(text))
+                        .singlepart(Attachment::new("360x-referral.zip".to_owned()).body(zip, zip_type)),
+                )
+            }
+        };
         let Ok(message) = message else {
             return DeliveryOutcome::Permanent { error: "the Direct message could not be built".into() };
         };
@@ -149,6 +159,12 @@ pub fn request_letter(cfg: &FaxConfig, r: &Referral, patient_name: Option<&str>,
         ordered = day(Some(r.ordered_at)),
         visit = day(visit),
     )
+}
+
+/// What a Direct message carries: the note request's letter, or a 360X XDM package.
+enum Content {
+    Letter(String),
+    Package { subject: String, text: String, zip: Vec<u8> },
 }
 
 /// Where a note request goes.
@@ -274,6 +290,63 @@ impl NoteRequests {
     }
 }
 
+impl NoteRequests {
+    /// Sends the 360X referral request: an XDM package (`OMG^O19` and a C-CDA Referral Note)
+    /// to the specialist's Direct address, under a Message-ID that names the referral.
+    async fn referral_360x(&self, item: &OutboxItem) -> DeliveryOutcome {
+        let Some(relay) = self.direct.clone() else {
+            return DeliveryOutcome::NeedsPerson {
+                error: "360X needs Direct ([direct] connector = \"smtp\"): send the referral by hand".into(),
+                task: TaskKind::RecordsRequest,
+            };
+        };
+        let read = async {
+            let r = self.store.referral(&item.referral_id).await?;
+            let p = self.store.patient(&item.patient_id).await?;
+            let d = self.store.specialists(None).await?;
+            Ok::<_, refloop_app::StoreError>((r, p, d))
+        };
+        let Ok((Some(referral), patient, directory)) = read.await else {
+            return DeliveryOutcome::Retry { error: "the database could not be read".into() };
+        };
+        let Some(entry) = entry_for(&directory, &referral).filter(|e| e.accepts_360x) else {
+            return DeliveryOutcome::Permanent { error: "the specialist no longer takes 360X referrals".into() };
+        };
+        let Some(address) = entry.direct_address.clone() else {
+            return DeliveryOutcome::Permanent { error: "the specialist has no Direct address".into() };
+        };
+        let provider = match self.store.people(&[], std::slice::from_ref(&referral.referring_provider)).await {
+            Ok(people) => people.provider(&referral.referring_provider).map(str::to_owned),
+            Err(_) => return DeliveryOutcome::Retry { error: "the database could not be read".into() },
+        };
+        let request = refloop_direct::x360::Request {
+            control_id: &item.id,
+            referral: &referral,
+            patient_name: patient.as_ref().and_then(|p| p.name.as_deref()),
+            birth_date: patient.as_ref().and_then(|p| p.birth_date.as_deref()),
+            provider_name: provider.as_deref(),
+            practice: &self.cfg.practice,
+            specialist: &entry.name,
+            needed_by: item.body.as_deref().and_then(|b| b.parse().ok()),
+            now: self.clock.now(),
+            cancel: false,
+        };
+        let content = Content::Package {
+            subject: format!("360X referral request — referral {}", referral.id),
+            text: format!(
+                "A referral from {} (360X). The referral request (HL7 v2 OMG^O19) and the Referral Note (C-CDA) are in the attached XDM package. Our referral: {}.",
+                self.cfg.practice, referral.id
+            ),
+            zip: refloop_direct::x360::package(&request),
+        };
+        let outcome = self.by_direct(&relay, &address, item, &referral, content).await;
+        if outcome == DeliveryOutcome::Delivered {
+            tracing::info!(message_id = %item.id, specialist = %entry.id, "360X referral request sent by Direct");
+        }
+        outcome
+    }
+}
+
 /// The tag each fax carries: the outbox item's id, by which the provider is asked later.
 const FAX_TAG_KEY: &str = "refloop_message";
 const FAX_TAG: &str = "tags[refloop_message]";
@@ -281,10 +354,13 @@ const FAX_TAG: &str = "tags[refloop_message]";
 #[async_trait::async_trait]
 impl Connector for NoteRequests {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
+        if item.purpose == Purpose::ReferralRequest {
+            return self.referral_360x(item).await;
+        }
         match self.route(item).await {
             Err(outcome) => outcome,
             Ok(Route::Direct { relay, address, referral, letter, specialist }) => {
-                let outcome = self.by_direct(&relay, &address, item, &referral, letter).await;
+                let outcome = self.by_direct(&relay, &address, item, &referral, Content::Letter(letter)).await;
                 if outcome == DeliveryOutcome::Delivered {
                     tracing::info!(message_id = %item.id, %specialist, "note request sent by Direct");
                 }
@@ -304,6 +380,10 @@ impl Connector for NoteRequests {
     /// message goes again under the same Message-ID, by which the recipient's system knows it
     /// for the same message.
     async fn confirm(&self, item: &OutboxItem) -> Confirmation {
+        if item.purpose == Purpose::ReferralRequest {
+            // Direct has no lookup: it goes again under the same Message-ID.
+            return Confirmation::NotSent;
+        }
         match self.route(item).await {
             Ok(Route::Fax { .. }) => self.fax_sent(item).await,
             Ok(Route::Direct { .. }) => Confirmation::NotSent,

@@ -11,6 +11,7 @@
 
 mod fax;
 mod mailbox;
+pub mod x360;
 pub mod xdm;
 
 pub use fax::{FaxProtocol, pdf_text};
@@ -58,6 +59,15 @@ impl Attached {
 
     fn pdf(name: String, bytes: &[u8]) -> Self {
         Self { name, media_type: "application/pdf".into(), cda: None, bytes: bytes.to_vec() }
+    }
+
+    fn hl7(name: String, bytes: &[u8]) -> Self {
+        Self { name, media_type: x360::HL7_V2.into(), cda: None, bytes: bytes.to_vec() }
+    }
+
+    /// An HL7 v2 message (a 360X status or order), not a document for a person.
+    pub fn is_hl7(&self) -> bool {
+        self.media_type == x360::HL7_V2
     }
 
     fn unreadable(name: String, why: String) -> Self {
@@ -136,6 +146,7 @@ impl Letter {
                         let name = format!("{label}/{}", d.path);
                         match d.mime_type.as_deref() {
                             Some("application/pdf") => Some(Attached::pdf(name, &d.bytes)),
+                            Some(m) if m.contains("hl7-v2") => Some(Attached::hl7(name, &d.bytes)),
                             Some(m) if !m.ends_with("xml") => None,
                             _ => Some(Attached::xml(name, &d.bytes)),
                         }
@@ -180,11 +191,30 @@ impl Protocol for DirectProtocol {
     fn remap(&self, raw: &[u8], now: jiff::Timestamp) -> Result<Mapped, String> {
         let letter = Letter::read(raw).ok_or_else(|| "not a MIME message".to_owned())?;
         let note = letter.documents.iter().find_map(|a| a.document().filter(|d| d.is_note(&self.note_types)));
+        if note.is_none()
+            && let Some(v2) = letter.documents.iter().find(|a| a.is_hl7())
+        {
+            // A 360X status (OSU^O51): the specialist accepted or declined our referral.
+            let status = x360::status_of(&v2.bytes).map_err(|e| format!("{}: {e}", v2.name))?;
+            let mut keys = vec![status.placer];
+            keys.extend(letter.referral_ids());
+            let input = Input::SpecialistResponded { at: now, accepted: status.accepted };
+            return Ok(Mapped::Event {
+                target: Target {
+                    keys,
+                    patient: None,
+                    specialty: None,
+                    fallback_allowed: false,
+                    review_unmatched: true,
+                },
+                input,
+            });
+        }
         let Some(note) = note else {
             if let Some(bad) = letter.documents.iter().find(|a| a.error().is_some()) {
                 return Err(format!("{}: {}", bad.name, bad.error().unwrap_or_default()));
             }
-            return Ok(Mapped::Ignore(if letter.documents.is_empty() {
+            return Ok(Mapped::Ignore(if letter.documents.iter().all(Attached::is_hl7) {
                 "no document in the message"
             } else if letter.documents.iter().all(|a| a.cda.is_none()) {
                 "no C-CDA document in the message: its documents are in Unfiled documents"
@@ -226,6 +256,16 @@ impl Protocol for DirectProtocol {
         ];
         for a in &letter.documents {
             lines.push(match &a.cda {
+                None if a.is_hl7() => match x360::status_of(&a.bytes) {
+                    Ok(s) => format!(
+                        "360X status {}: referral {} {}{}",
+                        a.name,
+                        s.placer,
+                        if s.accepted { "accepted" } else { "declined" },
+                        s.reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                    Err(e) => format!("HL7 v2 {}: {e}", a.name),
+                },
                 None => format!("PDF {}: {} bytes", a.name, a.bytes.len()),
                 Some(Ok(d)) => {
                     let kind = d.type_code.as_ref().map_or("unknown type".to_owned(), |c| {
@@ -245,7 +285,7 @@ impl Protocol for DirectProtocol {
         letter
             .documents
             .into_iter()
-            .filter(|a| a.error().is_none())
+            .filter(|a| a.error().is_none() && !a.is_hl7())
             .map(|a| DocumentPart {
                 note: a.document().is_some_and(|d| d.is_note(&self.note_types)),
                 name: a.name,

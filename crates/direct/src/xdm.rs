@@ -137,3 +137,66 @@ fn resolve(dir: &str, uri: &str) -> Option<String> {
     }
     (!parts.is_empty()).then(|| parts.join("/"))
 }
+
+/// A document to pack: its file name in the subset folder, media type and bytes.
+pub struct Packed<'a> {
+    pub name: &'a str,
+    pub mime_type: &'a str,
+    pub bytes: &'a [u8],
+}
+
+/// An IHE XDM package of `docs` in `IHE_XDM/SUBSET01/`, with the METADATA.XML (ebRIM 3.0) that
+/// lists each one's URI, media type, size and SHA-1 and a submission set created at
+/// `created` (`YYYYMMDDHHMMSS`, UTC), and the README.TXT and INDEX.HTM the profile asks for.
+pub fn pack(docs: &[Packed<'_>], created: &str, author: &str) -> Vec<u8> {
+    use std::io::Write;
+    let esc = refloop_cda::escape;
+    let mut objects = String::new();
+    for (i, d) in docs.iter().enumerate() {
+        let hash: String = Sha1::digest(d.bytes).iter().map(|b| format!("{b:02x}")).collect();
+        objects.push_str(&format!(
+            r#"<rim:ExtrinsicObject id="Document{n}" mimeType="{mime}" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">
+<rim:Slot name="URI"><rim:ValueList><rim:Value>{uri}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Slot name="size"><rim:ValueList><rim:Value>{size}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Slot name="hash"><rim:ValueList><rim:Value>{hash}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Slot name="creationTime"><rim:ValueList><rim:Value>{created}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Slot name="languageCode"><rim:ValueList><rim:Value>en-US</rim:Value></rim:ValueList></rim:Slot>
+</rim:ExtrinsicObject>
+"#,
+            n = i + 1,
+            mime = esc(d.mime_type),
+            uri = esc(d.name),
+            size = d.bytes.len(),
+        ));
+    }
+    let metadata = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">
+<rim:RegistryObjectList>
+{objects}<rim:RegistryPackage id="SubmissionSet01" objectType="urn:oasis:names:tc:ebxml-regrep:ObjectType:RegistryObject:RegistryPackage">
+<rim:Slot name="submissionTime"><rim:ValueList><rim:Value>{created}</rim:Value></rim:ValueList></rim:Slot>
+<rim:Name><rim:LocalizedString value="{author}"/></rim:Name>
+</rim:RegistryPackage>
+</rim:RegistryObjectList>
+</lcm:SubmitObjectsRequest>
+"#,
+        author = esc(author),
+    );
+    let links: String =
+        docs.iter().map(|d| format!("<li><a href=\"IHE_XDM/SUBSET01/{0}\">{0}</a></li>", esc(d.name))).collect();
+    let index = format!("<html><head><title>XDM package</title></head><body><ul>{links}</ul></body></html>");
+    let readme = format!("IHE XDM package from {author}, created {created}.\r\n");
+    let mut files: Vec<(String, &[u8])> = vec![
+        ("README.TXT".into(), readme.as_bytes()),
+        ("INDEX.HTM".into(), index.as_bytes()),
+        ("IHE_XDM/SUBSET01/METADATA.XML".into(), metadata.as_bytes()),
+    ];
+    files.extend(docs.iter().map(|d| (format!("IHE_XDM/SUBSET01/{}", d.name), d.bytes)));
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (path, bytes) in files {
+        zip.start_file(path, options).expect("a zip entry in memory");
+        zip.write_all(bytes).expect("zip bytes in memory");
+    }
+    zip.finish().expect("a zip in memory").into_inner()
+}

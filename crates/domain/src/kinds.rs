@@ -38,6 +38,9 @@ pub enum Purpose {
     /// The consult note that came in, written back to the EHR (a FHIR `DocumentReference`;
     /// the outbox item's body is the document's id).
     NoteWriteBack,
+    /// The 360X referral request to a specialist who takes them (Direct, an XDM package with
+    /// an `OMG^O19` and a C-CDA Referral Note; the outbox item's body is the "needed by" time).
+    ReferralRequest,
 }
 
 impl Channel {
@@ -74,6 +77,7 @@ impl Purpose {
             Purpose::NoteRequest => "note-request",
             Purpose::StaffReply => "staff-reply",
             Purpose::NoteWriteBack => "note-write-back",
+            Purpose::ReferralRequest => "referral-request",
         }
     }
 }

@@ -223,6 +223,9 @@ pub struct Policy {
     /// A consult note that came in as a document (Direct, fax) is written back to the EHR as
     /// a FHIR `DocumentReference` on the referral's ServiceRequest.
     pub note_write_back: bool,
+    /// A new referral to a specialist whom the directory marks as taking 360X (and who has a
+    /// Direct address) also goes to them as a 360X referral request.
+    pub referrals_360x: bool,
     /// The channels that reach someone (set by the application from its connectors).
     pub live: LiveChannels,
     /// When a staff call that reached no one comes back on the worklist.
@@ -248,6 +251,7 @@ impl Default for Policy {
             time_zone: TimeZone::UTC,
             portal_messages: false,
             note_write_back: false,
+            referrals_360x: false,
             live: LiveChannels::ALL,
             call_retry: CallRetry::default(),
             replies_in_quiet_hours: false,

@@ -46,33 +46,12 @@ pub fn direct_letter(
     m.into_bytes()
 }
 
-/// An IHE XDM package (zip) holding `docs` (name, bytes) in `IHE_XDM/SUBSET01/`, with the
+/// An IHE XDM package (zip) holding `docs` (name, bytes; XML) in `IHE_XDM/SUBSET01/`, with the
 /// METADATA.XML that lists each one's URI, size and SHA-1.
 pub fn xdm_package(docs: &[(&str, &[u8])]) -> Vec<u8> {
-    use sha1::Digest;
-    let mut objects = String::new();
-    for (i, (name, bytes)) in docs.iter().enumerate() {
-        let hash: String = sha1::Sha1::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-        objects.push_str(&format!(
-            r#"<rim:ExtrinsicObject id="Document{i}" mimeType="text/xml" objectType="urn:uuid:7edca82f-054d-47f2-a032-9b2a5b5186c1">
-  <rim:Slot name="URI"><rim:ValueList><rim:Value>{name}</rim:Value></rim:ValueList></rim:Slot>
-  <rim:Slot name="size"><rim:ValueList><rim:Value>{}</rim:Value></rim:ValueList></rim:Slot>
-  <rim:Slot name="hash"><rim:ValueList><rim:Value>{hash}</rim:Value></rim:ValueList></rim:Slot>
-</rim:ExtrinsicObject>"#,
-            bytes.len()
-        ));
-    }
-    let metadata = format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<lcm:SubmitObjectsRequest xmlns:lcm="urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0" xmlns:rim="urn:oasis:names:tc:ebxml-regrep:xsd:rim:3.0">
-<rim:RegistryObjectList>{objects}</rim:RegistryObjectList></lcm:SubmitObjectsRequest>"#
-    );
-    let mut files: Vec<(String, Vec<u8>)> = vec![
-        ("README.TXT".into(), b"refloop test package".to_vec()),
-        ("IHE_XDM/SUBSET01/METADATA.XML".into(), metadata.into_bytes()),
-    ];
-    files.extend(docs.iter().map(|(n, b)| (format!("IHE_XDM/SUBSET01/{n}"), b.to_vec())));
-    zip_of(&files)
+    let packed: Vec<refloop_direct::xdm::Packed<'_>> =
+        docs.iter().map(|(name, bytes)| refloop_direct::xdm::Packed { name, mime_type: "text/xml", bytes }).collect();
+    refloop_direct::xdm::pack(&packed, "20260302150000", "a specialist's office")
 }
 
 /// A zip of `files` (path, bytes), deflated.

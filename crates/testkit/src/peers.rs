@@ -41,3 +41,32 @@ pub fn validate_fhir(resources: &[Value]) {
     assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(report.lines().filter(|l| l.starts_with("valid")).count(), resources.len(), "{report}");
 }
+
+/// Runs `scripts/validate_hl7.py` (hl7apy, strict) over `messages` (ER7 text); fails the test
+/// with the validator's report unless every one is valid, and returns the structures it read
+/// (`OMG_O19`, …).
+pub fn validate_hl7(messages: &[String]) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let files: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let path = dir.path().join(format!("{i}.hl7"));
+            std::fs::write(&path, m).expect("write a message");
+            path
+        })
+        .collect();
+    let out = std::process::Command::new(python())
+        .arg(root().join("scripts/validate_hl7.py"))
+        .args(&files)
+        .output()
+        .expect("run the validator");
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{report}{}", String::from_utf8_lossy(&out.stderr));
+    report
+        .lines()
+        .filter_map(|l| l.strip_prefix("valid "))
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .map(str::to_owned)
+        .collect()
+}

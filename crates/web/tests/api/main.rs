@@ -48,3 +48,4 @@ mod search;
 mod sms;
 mod ui;
 mod worklist;
+mod x360;
