@@ -291,8 +291,9 @@ impl NoteRequests {
 }
 
 impl NoteRequests {
-    /// Sends the 360X referral request: an XDM package (`OMG^O19` and a C-CDA Referral Note)
-    /// to the specialist's Direct address, under a Message-ID that names the referral.
+    /// Sends the 360X referral request — an XDM package (`OMG^O19` and a C-CDA Referral Note)
+    /// — or its cancellation (the `OMG^O19` with ORC `CA`) to the specialist's Direct address,
+    /// under a Message-ID that names the referral.
     async fn referral_360x(&self, item: &OutboxItem) -> DeliveryOutcome {
         let Some(relay) = self.direct.clone() else {
             return DeliveryOutcome::NeedsPerson {
@@ -309,7 +310,9 @@ impl NoteRequests {
         let Ok((Some(referral), patient, directory)) = read.await else {
             return DeliveryOutcome::Retry { error: "the database could not be read".into() };
         };
-        let Some(entry) = entry_for(&directory, &referral).filter(|e| e.accepts_360x) else {
+        let cancel = item.purpose == Purpose::ReferralCancel;
+        // A cancellation goes to whoever has the request, even if they stopped taking 360X.
+        let Some(entry) = entry_for(&directory, &referral).filter(|e| e.accepts_360x || cancel) else {
             return DeliveryOutcome::Permanent { error: "the specialist no longer takes 360X referrals".into() };
         };
         let Some(address) = entry.direct_address.clone() else {
@@ -329,19 +332,29 @@ impl NoteRequests {
             specialist: &entry.name,
             needed_by: item.body.as_deref().and_then(|b| b.parse().ok()),
             now: self.clock.now(),
-            cancel: false,
+            cancel,
         };
-        let content = Content::Package {
-            subject: format!("360X referral request — referral {}", referral.id),
-            text: format!(
-                "A referral from {} (360X). The referral request (HL7 v2 OMG^O19) and the Referral Note (C-CDA) are in the attached XDM package. Our referral: {}.",
-                self.cfg.practice, referral.id
-            ),
-            zip: refloop_direct::x360::package(&request),
+        let (subject, text) = if cancel {
+            (
+                format!("360X referral cancellation — referral {}", referral.id),
+                format!(
+                    "{} cancels its referral {} (360X). The cancellation (HL7 v2 OMG^O19, ORC CA) is in the attached XDM package.",
+                    self.cfg.practice, referral.id
+                ),
+            )
+        } else {
+            (
+                format!("360X referral request — referral {}", referral.id),
+                format!(
+                    "A referral from {} (360X). The referral request (HL7 v2 OMG^O19) and the Referral Note (C-CDA) are in the attached XDM package. Our referral: {}.",
+                    self.cfg.practice, referral.id
+                ),
+            )
         };
+        let content = Content::Package { subject, text, zip: refloop_direct::x360::package(&request) };
         let outcome = self.by_direct(&relay, &address, item, &referral, content).await;
         if outcome == DeliveryOutcome::Delivered {
-            tracing::info!(message_id = %item.id, specialist = %entry.id, "360X referral request sent by Direct");
+            tracing::info!(message_id = %item.id, specialist = %entry.id, cancel, "360X message sent by Direct");
         }
         outcome
     }
@@ -354,7 +367,7 @@ const FAX_TAG: &str = "tags[refloop_message]";
 #[async_trait::async_trait]
 impl Connector for NoteRequests {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {
-        if item.purpose == Purpose::ReferralRequest {
+        if matches!(item.purpose, Purpose::ReferralRequest | Purpose::ReferralCancel) {
             return self.referral_360x(item).await;
         }
         match self.route(item).await {
@@ -380,7 +393,7 @@ impl Connector for NoteRequests {
     /// message goes again under the same Message-ID, by which the recipient's system knows it
     /// for the same message.
     async fn confirm(&self, item: &OutboxItem) -> Confirmation {
-        if item.purpose == Purpose::ReferralRequest {
+        if matches!(item.purpose, Purpose::ReferralRequest | Purpose::ReferralCancel) {
             // Direct has no lookup: it goes again under the same Message-ID.
             return Confirmation::NotSent;
         }

@@ -66,6 +66,8 @@ pub enum EventData {
     SpecialistResponded {
         accepted: bool,
     },
+    /// The specialist confirmed our cancellation of a 360X referral.
+    CancelConfirmed,
     Attended,
     NoteReceived,
     SpecialistVerified,
@@ -129,6 +131,7 @@ impl EventData {
             EventData::NoShow => "no-show",
             EventData::AppointmentCancelled => "appointment-cancelled",
             EventData::SpecialistResponded { .. } => "specialist-responded",
+            EventData::CancelConfirmed => "cancel-confirmed",
             EventData::Attended => "attended",
             EventData::SpecialistVerified => "specialist-verified",
             EventData::NoteReceived => "note-received",
@@ -247,6 +250,11 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
             d.event(at, EventData::AppointmentCancelled);
             d.unschedule(at);
         }
+        Input::SpecialistResponded { at, accepted: false }
+            if d.r.state == State::Cancelled && d.r.progress.sent_360x =>
+        {
+            d.event(at, EventData::CancelConfirmed);
+        }
         Input::SpecialistResponded { at, accepted } => {
             d.event(at, EventData::SpecialistResponded { accepted });
             if !accepted && d.r.is_actionable() {
@@ -269,6 +277,9 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
             d.r.milestones.reach(State::Cancelled, at);
             d.event(at, EventData::Cancelled { reason });
             d.close_resolved_tasks();
+            if d.r.progress.sent_360x {
+                d.send(Channel::NoteRequest, Purpose::ReferralCancel, "1");
+            }
         }
         Input::CloseIncomplete { at, reason } => {
             if reason.trim().is_empty() {
@@ -297,6 +308,9 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
         }
         Input::Delivered { channel, purpose, at } => {
             d.event(at, EventData::MessageDelivered { channel, purpose });
+            if purpose == Purpose::ReferralRequest {
+                d.r.progress.sent_360x = true;
+            }
             if purpose == Purpose::PatientNotification {
                 d.milestone(State::PatientNotified, at, None, Some(channel.as_str().to_owned()))?;
             }

@@ -118,3 +118,30 @@ fn a_message_on_an_off_channel_opens_the_task_a_failure_would() {
         );
     }
 }
+
+/// 360X: a cancellation goes to the specialist only once their request went out, and their
+/// cancellation status after it confirms the cancel instead of reading as a decline.
+#[test]
+fn a_cancel_after_a_360x_request_is_sent_to_the_specialist_and_confirmed() {
+    let policy = Policy::default();
+    let tz = TimeZone::UTC;
+    let c = contact(true, "+15555550100");
+    let ctx = Context { now: t0(), policy: &policy, contact: Some(&c), time_zone: &tz, duplicate_candidate: None };
+    let fresh = new_with(&policy, &c).referral;
+    let cancel = || Input::Cancel { at: t0(), reason: Some("patient moved".into()) };
+    let purposes = |d: &Decision| -> Vec<Purpose> {
+        d.effects.iter().filter_map(|e| if let Effect::Send(o) = e { Some(o.purpose) } else { None }).collect()
+    };
+    assert!(purposes(&decide(&fresh, cancel(), &ctx).unwrap()).is_empty(), "no request went out: nothing to cancel");
+    let delivered = Input::Delivered { channel: Channel::NoteRequest, purpose: Purpose::ReferralRequest, at: t0() };
+    let sent = decide(&fresh, delivered, &ctx).unwrap().referral;
+    assert!(sent.progress.sent_360x);
+    let cancelled = decide(&sent, cancel(), &ctx).unwrap();
+    assert_eq!(purposes(&cancelled), [Purpose::ReferralCancel]);
+    let answer = Input::SpecialistResponded { at: t0(), accepted: false };
+    let confirmed = decide(&cancelled.referral, answer.clone(), &ctx).unwrap();
+    assert_eq!(confirmed.events.iter().map(|e| e.data.kind()).collect::<Vec<_>>(), ["cancel-confirmed"]);
+    // Before any cancel, the same answer is a decline: a person finds another specialist.
+    let declined = decide(&sent, answer, &ctx).unwrap();
+    assert_eq!(tasks(&declined), [TaskKind::SpecialistDeclined]);
+}

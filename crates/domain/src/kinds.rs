@@ -41,6 +41,8 @@ pub enum Purpose {
     /// The 360X referral request to a specialist who takes them (Direct, an XDM package with
     /// an `OMG^O19` and a C-CDA Referral Note; the outbox item's body is the "needed by" time).
     ReferralRequest,
+    /// The 360X cancellation of a referral request that went out (`OMG^O19`, ORC `CA`).
+    ReferralCancel,
 }
 
 impl Channel {
@@ -78,6 +80,7 @@ impl Purpose {
             Purpose::StaffReply => "staff-reply",
             Purpose::NoteWriteBack => "note-write-back",
             Purpose::ReferralRequest => "referral-request",
+            Purpose::ReferralCancel => "referral-cancel",
         }
     }
 }

@@ -239,10 +239,18 @@ pub struct Progress {
     /// How many times staff fixed the patient's number (each re-sends stage 1 under its own key).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub contact_fixes: u32,
+    /// A 360X referral request reached the specialist's HISP: a cancellation goes to them too,
+    /// and their cancellation status confirms it.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sent_360x: bool,
 }
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One physician-ordered (or self-) referral of one patient to one specialty.

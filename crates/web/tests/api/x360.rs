@@ -143,6 +143,34 @@ async fn a_360x_referral_is_accepted_then_closed_by_the_specialists_consult_note
     assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 1 });
     let tasks = t.tasks_of(&other).await;
     assert!(tasks.iter().any(|x| x["kind"] == "specialist-declined" && x["status"] == "open"), "{tasks:?}");
+    // We cancel a third: the specialist is told (ORC CA) and confirms; nobody is asked to find
+    // another specialist.
+    let third = t.create_referral_id(order("p-360z", "Ana Ruiz")).await;
+    t.advance("1m").await;
+    let request = smtp.mails().into_iter().rfind(|m| m.data.contains(&third)).expect("its request");
+    let theirs = Letter::read(request.data.as_bytes()).unwrap().message_id.unwrap();
+    t.event(&third, json!({"type": "cancelled", "reason": "the patient moved away"})).await;
+    t.advance("1m").await;
+    let cancels: Vec<_> = smtp.mails().into_iter().filter(|m| m.data.contains("360X referral cancellation")).collect();
+    assert_eq!(cancels.len(), 1, "one cancellation, only for the request that went out");
+    let cancel = Letter::read(cancels[0].data.as_bytes()).unwrap();
+    let omg = String::from_utf8(cancel.documents.iter().find(|a| a.is_hl7()).unwrap().bytes.clone()).unwrap();
+    assert_eq!(peers::validate_hl7(std::slice::from_ref(&omg)), ["OMG_O19"], "{omg}");
+    assert!(omg.contains(&format!("\rORC|CA|{third}^REFLOOP|")), "{omg}");
+    assert!(cancel.documents.iter().all(|a| a.cda.is_none()), "no Referral Note with a cancellation");
+    let confirmed = osu(&third, "CA", "");
+    mail.deliver(&answer(
+        "<osu-3@heart-clinic.example>",
+        &format!("<{theirs}>"),
+        &[Packed { name: "DOC0001.HL7", mime_type: HL7_V2, bytes: confirmed.as_bytes() }],
+    ))
+    .await;
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 1 });
+    let r = t.referral(&third).await;
+    let types: Vec<&str> = r["events"].as_array().unwrap().iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(types.ends_with(&["cancel-confirmed"]), "{types:?}");
+    assert!(t.tasks_of(&third).await.iter().all(|x| x["kind"] != "specialist-declined"));
+
     // The message browser tells what came in.
     let inbox = t.get("/api/v1/inbox?limit=10").await.body;
     let osu_item = inbox["items"]
