@@ -44,6 +44,15 @@ impl App {
         {
             return Err(AppError::invalid("booking_url", "an https:// link such as https://book.example.org/dr-lee"));
         }
+        if let Some(u) = &s.fhir_base
+            && !(u.len() > 8
+                && !u.contains(char::is_whitespace)
+                && (u.starts_with("https://")
+                    || u.starts_with("http://127.0.0.1")
+                    || u.starts_with("http://localhost")))
+        {
+            return Err(AppError::invalid("fhir_base", "an https:// FHIR base such as https://fhir.example.org/r4"));
+        }
         if s.last_verified > self.now() {
             return Err(AppError::invalid("last_verified", "is in the future"));
         }

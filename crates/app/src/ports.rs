@@ -188,6 +188,9 @@ pub struct Specialist {
     pub accepts_360x: bool,
     /// Where patients book online (https).
     pub booking_url: Option<String>,
+    /// Their FHIR endpoint, where a note request goes first as a Task (https, or http to a
+    /// loopback host).
+    pub fhir_base: Option<String>,
     /// When someone last confirmed this contact data.
     pub last_verified: Timestamp,
     pub updated_at: Timestamp,

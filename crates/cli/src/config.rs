@@ -159,6 +159,9 @@ pub struct Workflow {
     /// The reports count a referral as mature (its whole path has had time) this long after
     /// its order.
     pub mature_after: Duration,
+    /// A note request unanswered this long goes out the next way (FHIR → Direct → fax → a
+    /// person).
+    pub note_ladder_wait: Duration,
     pub quiet_hours_start: String,
     pub quiet_hours_end: String,
     pub pilot_providers: Vec<String>,
@@ -568,6 +571,7 @@ impl Config {
             replies_in_quiet_hours: self.sms.reply_in_quiet_hours,
             future_tolerance: self.hl7.future_tolerance,
             mature_after: w.mature_after,
+            note_ladder_wait: w.note_ladder_wait,
             call_retry: refloop_domain::CallRetry::parse(&w.call_retry)
                 .map_err(|e| anyhow::anyhow!("workflow.call_retry: {e}"))?,
         })

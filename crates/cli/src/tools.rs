@@ -91,6 +91,7 @@ pub async fn import_specialists(config: &Config, file: &std::path::Path) -> anyh
             direct_address: row.direct_address,
             accepts_360x: None,
             booking_url: None,
+            fhir_base: None,
             last_verified,
         };
         let result = match refloop_web::parse_specialist(row.id, body, app.now()) {

@@ -167,8 +167,14 @@ enum Content {
     Package { subject: String, text: String, zip: Vec<u8> },
 }
 
+/// The ladder's rung of a note request: `rung-N` ends the key of the N-th (the first has none).
+fn rung_of(item: &OutboxItem) -> u32 {
+    item.key.rsplit(':').next().and_then(|s| s.strip_prefix("rung-")).and_then(|n| n.parse().ok()).unwrap_or(1).max(1)
+}
+
 /// Where a note request goes.
 enum Route {
+    Fhir { base: String, specialist: String, referral: Box<Referral> },
     Direct { relay: DirectConfig, address: String, referral: Box<Referral>, letter: String, specialist: String },
     Fax { number: String, letter: String, specialist: String },
 }
@@ -217,25 +223,94 @@ impl NoteRequests {
         let letter =
             request_letter(&self.cfg, &referral, patient.as_ref().and_then(|p| p.name.as_deref()), &entry.name);
         let specialist = entry.id.to_string();
+        // The ways this specialist can be asked, in the ladder's order; the item's rung picks one.
+        let mut ways = Vec::new();
+        if let Some(base) = entry.fhir_base.as_deref() {
+            ways.push(Route::Fhir {
+                base: base.to_owned(),
+                specialist: specialist.clone(),
+                referral: Box::new(referral.clone()),
+            });
+        }
         if let (Some(relay), Some(address)) = (&self.direct, entry.direct_address.as_deref()) {
             let (relay, address) = (relay.clone(), address.to_owned());
-            return Ok(Route::Direct { relay, address, referral: Box::new(referral), letter, specialist });
+            ways.push(Route::Direct {
+                relay,
+                address,
+                referral: Box::new(referral.clone()),
+                letter: letter.clone(),
+                specialist: specialist.clone(),
+            });
         }
-        let Some(number) = entry.fax.as_deref().filter(|_| self.fax) else {
-            let error = if entry.direct_address.is_none() && entry.fax.is_none() {
+        if let Some(number) = entry.fax.as_deref().filter(|_| self.fax) {
+            ways.push(Route::Fax { number: number.to_owned(), letter, specialist: specialist.clone() });
+        }
+        let rung = rung_of(item);
+        if ways.is_empty() {
+            let error = if entry.direct_address.is_none() && entry.fax.is_none() && entry.fhir_base.is_none() {
                 format!(
-                    "interoperability gap: specialist {} has no fax or Direct address; request the records by phone or mail",
+                    "interoperability gap: specialist {} has no FHIR endpoint, fax or Direct address; request the records by phone or mail",
                     entry.id
                 )
             } else {
                 format!(
-                    "specialist {}: no configured channel (Direct or fax) reaches them; request the note by hand",
+                    "specialist {}: no configured channel (FHIR, Direct or fax) reaches them; request the note by hand",
                     entry.id
                 )
             };
             return Err(DeliveryOutcome::NeedsPerson { error, task: TaskKind::RecordsRequest });
-        };
-        Ok(Route::Fax { number: number.to_owned(), letter, specialist })
+        }
+        let count = ways.len();
+        ways.into_iter().nth(rung as usize - 1).ok_or_else(|| DeliveryOutcome::NeedsPerson {
+            error: format!(
+                "the note request went unanswered by every way specialist {specialist} can be asked ({count}): request it by phone"
+            ),
+            task: TaskKind::RecordsRequest,
+        })
+    }
+
+    /// Asks for the note on the specialist's FHIR endpoint: a Task in the style of Da Vinci
+    /// CDex ("data-request-code", LOINC 11488-4 as the code wanted) about our referral, created
+    /// once per outbox item (`If-None-Exist` on its key).
+    async fn by_fhir(&self, base: &str, item: &OutboxItem, referral: &Referral) -> DeliveryOutcome {
+        let cdex = "http://hl7.org/fhir/us/davinci-hrex/CodeSystem/hrex-temp";
+        let task = serde_json::json!({
+            "resourceType": "Task",
+            "identifier": [{"system": "urn:refloop:outbox", "value": item.key}],
+            "basedOn": [{"identifier": {"system": "urn:refloop:referral", "value": referral.id.as_str()}}],
+            "status": "requested",
+            "intent": "order",
+            "code": {"coding": [{"system": cdex, "code": "data-request-code"}]},
+            "for": {"identifier": {"system": "urn:refloop:patient", "value": referral.patient_id.as_str()}},
+            "authoredOn": self.clock.now().to_string(),
+            "requester": {"display": self.cfg.practice},
+            "reasonCode": {"text": format!("Closing the referral loop: the consult note for our referral {} (code {})", referral.id, short_code(&referral.id))},
+            "input": [{
+                "type": {"coding": [{"system": cdex, "code": "data-code"}]},
+                "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "11488-4", "display": "Consult note"}]},
+            }],
+        });
+        let sent = self
+            .http
+            .post(format!("{}/Task", base.trim_end_matches('/')))
+            .header("content-type", "application/fhir+json")
+            .header("if-none-exist", format!("identifier=urn:refloop:outbox|{}", item.key))
+            .json(&task)
+            .send()
+            .await;
+        match sent {
+            Ok(r) if r.status().is_success() => DeliveryOutcome::Delivered,
+            Ok(r) if r.status().as_u16() == 429 || r.status().is_server_error() => {
+                // A conditional create: sending it again makes no second Task.
+                DeliveryOutcome::Retry {
+                    error: format!("the specialist's FHIR endpoint answered {}", r.status().as_u16()),
+                }
+            }
+            Ok(r) => DeliveryOutcome::Permanent {
+                error: format!("the specialist's FHIR endpoint refused the Task ({})", r.status().as_u16()),
+            },
+            Err(_) => DeliveryOutcome::Retry { error: "the specialist's FHIR endpoint could not be reached".into() },
+        }
     }
 
     fn faxes_url(&self) -> String {
@@ -386,6 +461,13 @@ impl Connector for NoteRequests {
                 }
                 outcome
             }
+            Ok(Route::Fhir { base, specialist, referral }) => {
+                let outcome = self.by_fhir(&base, item, &referral).await;
+                if outcome == DeliveryOutcome::Delivered {
+                    tracing::info!(message_id = %item.id, %specialist, "note request sent as a FHIR Task");
+                }
+                outcome
+            }
         }
     }
 
@@ -399,7 +481,8 @@ impl Connector for NoteRequests {
         }
         match self.route(item).await {
             Ok(Route::Fax { .. }) => self.fax_sent(item).await,
-            Ok(Route::Direct { .. }) => Confirmation::NotSent,
+            // Direct goes again under the same Message-ID; a FHIR Task is a conditional create.
+            Ok(Route::Direct { .. } | Route::Fhir { .. }) => Confirmation::NotSent,
             Err(DeliveryOutcome::Retry { error }) => Confirmation::Later { error },
             Err(_) => Confirmation::CannotTell {
                 error: "the specialist's directory entry changed; check with their office whether the request arrived"

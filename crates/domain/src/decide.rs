@@ -68,6 +68,10 @@ pub enum EventData {
     },
     /// The specialist confirmed our cancellation of a 360X referral.
     CancelConfirmed,
+    /// The last note request went unanswered: the next way (`rung`) is tried.
+    NoteRequestUnanswered {
+        rung: u32,
+    },
     Attended,
     NoteReceived,
     SpecialistVerified,
@@ -132,6 +136,7 @@ impl EventData {
             EventData::AppointmentCancelled => "appointment-cancelled",
             EventData::SpecialistResponded { .. } => "specialist-responded",
             EventData::CancelConfirmed => "cancel-confirmed",
+            EventData::NoteRequestUnanswered { .. } => "note-request-unanswered",
             EventData::Attended => "attended",
             EventData::SpecialistVerified => "specialist-verified",
             EventData::NoteReceived => "note-received",
@@ -331,6 +336,10 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
         }
         Input::DeliveryFailed { channel, purpose, error, task } => {
             d.event(ctx.now, EventData::DeliveryFailed { channel, purpose, error });
+            if purpose == Purpose::NoteRequest {
+                // A person has the request now: no further rung.
+                d.r.progress.note_rung = crate::referral::NOTE_RUNGS;
+            }
             if d.r.state.is_open() {
                 let by_channel = if channel == Channel::Sms { TaskKind::FixContact } else { TaskKind::DeliveryFailed };
                 let kind = task.unwrap_or(by_channel);
@@ -394,6 +403,7 @@ impl<'c, 'p> Draft<'c, 'p> {
         let p = &self.r.progress;
         if self.r.state == State::Attended && p.note_requested && self.r.network != crate::Network::InNetwork {
             self.r.progress.note_request_rounds = p.note_request_rounds.max(1) + 1;
+            self.r.progress.note_requested_at = Some(self.ctx.now);
             let round = self.r.progress.note_request_rounds.to_string();
             self.send(Channel::NoteRequest, Purpose::NoteRequest, &round);
         }
@@ -601,6 +611,8 @@ impl<'c, 'p> Draft<'c, 'p> {
             TimerKind::NoteRequest => {
                 self.r.progress.note_requested = true;
                 self.r.progress.note_request_rounds = 1;
+                self.r.progress.note_rung = 1;
+                self.r.progress.note_requested_at = Some(now);
                 if self.r.network == crate::Network::InNetwork {
                     self.task(TaskKind::NoteReview, soon);
                 } else {
@@ -610,6 +622,13 @@ impl<'c, 'p> Draft<'c, 'p> {
             TimerKind::NoteEscalation => {
                 self.r.progress.note_escalated = true;
                 self.task(TaskKind::PhysicianEscalation, self.after(now, Duration::days(7)));
+            }
+            TimerKind::NoteLadder => {
+                let rung = self.r.progress.note_rung + 1;
+                self.r.progress.note_rung = rung;
+                self.r.progress.note_requested_at = Some(now);
+                self.event(now, EventData::NoteRequestUnanswered { rung });
+                self.send(Channel::NoteRequest, Purpose::NoteRequest, &format!("rung-{rung}"));
             }
         }
     }

@@ -27,7 +27,7 @@ pub use input::{Contact, DuplicateCandidate, Input, NewOrder, OrderUpdate};
 pub use phone::PhoneE164;
 pub use policy::{CallRetry, LiveChannels, Policy, QuietHours, StageWindows, WindowSet};
 pub use referral::{
-    CLOSE_REASONS, Milestones, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency,
+    CLOSE_REASONS, Milestones, NOTE_RUNGS, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency,
     close_category, close_reason,
 };
 pub use sms::{SmsReply, classify_sms};

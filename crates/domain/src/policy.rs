@@ -226,6 +226,9 @@ pub struct Policy {
     /// A new referral to a specialist whom the directory marks as taking 360X (and who has a
     /// Direct address) also goes to them as a 360X referral request.
     pub referrals_360x: bool,
+    /// How long a note request may go unanswered before the next way is tried (the ladder:
+    /// FHIR → Direct → fax → a person).
+    pub note_ladder_wait: Duration,
     /// The channels that reach someone (set by the application from its connectors).
     pub live: LiveChannels,
     /// When a staff call that reached no one comes back on the worklist.
@@ -252,6 +255,7 @@ impl Default for Policy {
             portal_messages: false,
             note_write_back: false,
             referrals_360x: false,
+            note_ladder_wait: Duration::days(7),
             live: LiveChannels::ALL,
             call_retry: CallRetry::default(),
             replies_in_quiet_hours: false,

@@ -243,7 +243,19 @@ pub struct Progress {
     /// and their cancellation status confirms it.
     #[serde(default, skip_serializing_if = "is_false")]
     pub sent_360x: bool,
+    /// The rung of the note-request ladder the last request took (1: the first way the
+    /// specialist can be asked, then the next way each time one goes unanswered; the last
+    /// rung is a person).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub note_rung: u32,
+    /// When the last note request went out: the next rung waits `note_ladder_wait` from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note_requested_at: Option<Timestamp>,
 }
+
+/// The rungs of the note-request ladder: the specialist's FHIR endpoint, Direct, fax, then a
+/// person (the connector skips a way the specialist does not have).
+pub const NOTE_RUNGS: u32 = 4;
 
 fn is_zero(n: &u32) -> bool {
     *n == 0

@@ -29,10 +29,12 @@ pub enum TimerKind {
     NoteRequest,
     /// Stage 4: escalate to the referring physician.
     NoteEscalation,
+    /// Stage 4: the note request went unanswered: ask the next way.
+    NoteLadder,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 7] = [
+    pub const ALL: [TimerKind; 8] = [
         TimerKind::NotifyDeadline,
         TimerKind::SchedulingEscalation,
         TimerKind::AttendanceCheck,
@@ -40,6 +42,7 @@ impl TimerKind {
         TimerKind::NoteLook,
         TimerKind::NoteRequest,
         TimerKind::NoteEscalation,
+        TimerKind::NoteLadder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -51,6 +54,7 @@ impl TimerKind {
             TimerKind::NoteLook => "note-look",
             TimerKind::NoteRequest => "note-request",
             TimerKind::NoteEscalation => "note-escalation",
+            TimerKind::NoteLadder => "note-ladder",
         }
     }
 
@@ -111,6 +115,13 @@ pub fn timers_for(r: &Referral, policy: &Policy) -> Vec<TimerSpec> {
             }
             if !p.note_escalated {
                 arm(TimerKind::NoteEscalation, plus(visit, w.note_escalate));
+            }
+            if p.note_requested
+                && (1..crate::referral::NOTE_RUNGS).contains(&p.note_rung)
+                && r.network != crate::Network::InNetwork
+                && let Some(at) = p.note_requested_at
+            {
+                arm(TimerKind::NoteLadder, plus(at, policy.note_ladder_wait));
             }
         }
         State::NoteReceived | State::Cancelled | State::ClosedIncomplete => {}

@@ -26,6 +26,7 @@ pub fn demo_directory(p: &Params, now: Timestamp) -> Vec<refloop_app::Specialist
                 accepts_360x: i % 4 == 0,
                 booking_url: (i % 3 == 0)
                     .then(|| format!("https://book.specialists.example/{specialty}-{}", letter.to_ascii_lowercase())),
+                fhir_base: None,
                 last_verified: verified,
                 updated_at: now,
             });

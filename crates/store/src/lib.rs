@@ -463,13 +463,13 @@ impl DirectoryStore for SqlStore {
         on_writer!(self, p => {
             sqlx::query(
                 "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified,
-                                          updated_at, accepts_360x, booking_url)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                          updated_at, accepts_360x, booking_url, fhir_base)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, specialties = excluded.specialties,
                      network = excluded.network, phone = excluded.phone, fax = excluded.fax,
                      direct_address = excluded.direct_address, last_verified = excluded.last_verified,
                      updated_at = excluded.updated_at, accepts_360x = excluded.accepts_360x,
-                     booking_url = excluded.booking_url",
+                     booking_url = excluded.booking_url, fhir_base = excluded.fhir_base",
             )
             .bind(&s.id)
             .bind(&s.name)
@@ -482,6 +482,7 @@ impl DirectoryStore for SqlStore {
             .bind(ms(s.updated_at))
             .bind(s.accepts_360x)
             .bind(&s.booking_url)
+            .bind(&s.fhir_base)
             .execute(p)
             .await
             .map(|_| ())

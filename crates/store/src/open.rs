@@ -40,6 +40,7 @@ fn migrator(dialect: &str) -> Migrator {
             (21, "stage due", include_str!("../migrations/sqlite/0021_stage_due.sql")),
             (22, "report sample", include_str!("../migrations/sqlite/0022_report_sample.sql")),
             (23, "documents", include_str!("../migrations/sqlite/0023_documents.sql")),
+            (24, "specialist fhir", include_str!("../migrations/sqlite/0024_specialist_fhir.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -65,6 +66,7 @@ fn migrator(dialect: &str) -> Migrator {
             (21, "stage due", include_str!("../migrations/postgres/0021_stage_due.sql")),
             (22, "report sample", include_str!("../migrations/postgres/0022_report_sample.sql")),
             (23, "documents", include_str!("../migrations/postgres/0023_documents.sql")),
+            (24, "specialist fhir", include_str!("../migrations/postgres/0024_specialist_fhir.sql")),
         ],
     };
     Migrator::with_migrations(

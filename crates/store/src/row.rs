@@ -220,6 +220,7 @@ pub(crate) fn specialist(row: &dyn Get) -> Result<Specialist, StoreError> {
         direct_address: row.opt_text("direct_address")?,
         accepts_360x: row.flag("accepts_360x")?,
         booking_url: row.opt_text("booking_url")?,
+        fhir_base: row.opt_text("fhir_base")?,
         last_verified: ts(row.int("last_verified")?)?,
         updated_at: ts(row.int("updated_at")?)?,
     })

@@ -30,6 +30,9 @@ impl Config {
             bail!("hl7.tls_cert and hl7.tls_key: set both for MLLP over TLS, or neither");
         }
         self.hl7_senders()?;
+        if self.workflow.note_ladder_wait.as_seconds() < 86_400 {
+            bail!("workflow.note_ladder_wait: at least 1d");
+        }
         if self.retention.documents.as_seconds() < 30 * 86_400 {
             bail!("retention.documents: at least 30d");
         }

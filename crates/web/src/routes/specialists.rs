@@ -36,6 +36,7 @@ pub struct SpecialistView {
     pub direct_address: Option<String>,
     pub accepts_360x: bool,
     pub booking_url: Option<String>,
+    pub fhir_base: Option<String>,
     pub last_verified: String,
     pub stale: bool,
 }
@@ -60,6 +61,8 @@ pub struct SpecialistBody {
     pub accepts_360x: Option<bool>,
     /// Where patients book online (https).
     pub booking_url: Option<String>,
+    /// Their FHIR endpoint (https): note requests go there first, as a Task.
+    pub fhir_base: Option<String>,
     /// When the contact data was last confirmed (RFC 3339); now when absent.
     pub last_verified: Option<String>,
 }
@@ -75,6 +78,7 @@ fn view(s: &Specialist, now: Timestamp) -> SpecialistView {
         direct_address: s.direct_address.clone(),
         accepts_360x: s.accepts_360x,
         booking_url: s.booking_url.clone(),
+        fhir_base: s.fhir_base.clone(),
         last_verified: refloop_app::export::iso(s.last_verified),
         stale: is_stale(s, now),
     }
@@ -139,6 +143,7 @@ pub fn parse(id: String, b: SpecialistBody, now: Timestamp) -> ApiResult<Special
         direct_address: empty_none(b.direct_address),
         accepts_360x: b.accepts_360x.unwrap_or(false),
         booking_url: empty_none(b.booking_url),
+        fhir_base: empty_none(b.fhir_base),
         last_verified,
         updated_at: now,
     })

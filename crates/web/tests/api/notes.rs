@@ -13,6 +13,8 @@ on_both_backends!(
     an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30,
     a_fax_whose_answer_was_lost_is_looked_up_and_not_sent_again,
     a_fax_refused_with_a_server_error_is_looked_up_then_sent_once,
+    an_unanswered_note_request_climbs_the_ladder_fhir_direct_fax_then_a_person,
+    a_note_stops_the_ladder,
 );
 
 fn order(patient: &str, specialist: &str) -> Value {
@@ -240,4 +242,78 @@ async fn an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30(
     assert!(!kinds(&t.tasks_of(&id).await).contains(&"physician-escalation".to_owned()));
     t.advance("16d").await;
     assert!(kinds(&t.tasks_of(&id).await).contains(&"physician-escalation".to_owned()), "urgent: day 30");
+}
+
+/// The note-request ladder: the specialist's FHIR endpoint first (a CDex-style Task), then —
+/// each time a request goes unanswered for `[workflow] note_ladder_wait` (7 days) — Direct,
+/// fax, and at last a person (a records-request task); each rung is on the timeline; a note
+/// that comes stops the climb.
+async fn an_unanswered_note_request_climbs_the_ladder_fhir_direct_fax_then_a_person(b: Backend) {
+    let fax = FakeFax::start().await;
+    let smtp = FakeSmtp::start().await;
+    let endpoint = refloop_testkit::FakeEhr::start_open().await;
+    let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
+    save_specialist(
+        &t,
+        "sp-l",
+        json!({"name": "Dr Ladder", "specialties": ["cardiology"], "fax": "+15555550183",
+            "direct_address": "dr.ladder@direct.heart-clinic.example", "fhir_base": endpoint.base,
+            "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
+    let id = t.create_referral_id(order("p-ladder", "Dr Ladder")).await;
+    seen(&t, &id).await;
+    let asked = || (endpoint.tasks().len(), smtp.mails().len(), fax.sent().len());
+    t.advance("32d").await;
+    assert_eq!(asked(), (1, 0, 0), "the FHIR endpoint first");
+    let task = &endpoint.tasks()[0];
+    assert_eq!(task["code"]["coding"][0]["code"], "data-request-code");
+    assert_eq!(task["input"][0]["valueCodeableConcept"]["coding"][0]["code"], "11488-4");
+    assert_eq!(task["basedOn"][0]["identifier"]["value"], id.as_str());
+    let mut checked = task.clone();
+    checked.as_object_mut().unwrap().remove("id");
+    refloop_testkit::peers::validate_fhir(&[checked]);
+    t.advance("6d").await;
+    assert_eq!(asked(), (1, 0, 0), "not before the wait");
+    t.advance("2d").await;
+    assert_eq!(asked(), (1, 1, 0), "unanswered: by Direct");
+    t.advance("7d").await;
+    assert_eq!(asked(), (1, 1, 1), "unanswered again: by fax");
+    assert!(!kinds(&t.tasks_of(&id).await).contains(&"records-request".to_owned()));
+    t.advance("7d").await;
+    assert_eq!(asked(), (1, 1, 1), "no way left");
+    let tasks = t.tasks_of(&id).await;
+    assert!(kinds(&tasks).contains(&"records-request".to_owned()), "a person asks: {tasks:?}");
+    let r = t.referral(&id).await;
+    let rungs: Vec<u64> = r["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "note-request-unanswered")
+        .map(|e| e["detail"]["rung"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rungs, [2, 3, 4], "each rung on the timeline");
+    t.advance("30d").await;
+    assert_eq!(asked(), (1, 1, 1), "the ladder ends with the person");
+}
+
+/// A note that comes stops the climb.
+async fn a_note_stops_the_ladder(b: Backend) {
+    let fax = FakeFax::start().await;
+    let smtp = FakeSmtp::start().await;
+    let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
+    save_specialist(
+        &t,
+        "sp-s",
+        json!({"name": "Dr Stop", "specialties": ["cardiology"], "fax": "+15555550184",
+            "direct_address": "dr.stop@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
+    let id = t.create_referral_id(order("p-stop", "Dr Stop")).await;
+    seen(&t, &id).await;
+    t.advance("32d").await;
+    assert_eq!((smtp.mails().len(), fax.sent().len()), (1, 0), "Direct first when there is no FHIR endpoint");
+    t.event(&id, json!({"type": "note-received"})).await;
+    t.advance("30d").await;
+    assert_eq!((smtp.mails().len(), fax.sent().len()), (1, 0), "answered: no fax");
 }

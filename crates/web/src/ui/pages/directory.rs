@@ -12,6 +12,7 @@ struct SpecialistRow {
     direct: String,
     accepts_360x: bool,
     booking_url: String,
+    fhir_base: String,
     verified: String,
     stale: bool,
 }
@@ -27,6 +28,7 @@ struct EntryForm {
     direct: String,
     accepts_360x: bool,
     booking_url: String,
+    fhir_base: String,
 }
 
 #[derive(Template)]
@@ -63,6 +65,7 @@ async fn directory_page(s: &AppState, web: &Web, form: EntryForm, problem: Strin
             direct: x.direct_address.clone().unwrap_or_default(),
             accepts_360x: x.accepts_360x,
             booking_url: x.booking_url.clone().unwrap_or_default(),
+            fhir_base: x.fhir_base.clone().unwrap_or_default(),
             verified: when(Some(x.last_verified), &tz),
             stale: is_stale(x, now),
         })
@@ -100,6 +103,7 @@ pub async fn save_entry(State(s): State<AppState>, web: Web, Form(f): Form<Param
         direct: get(&f, "direct_address").to_owned(),
         accepts_360x: get(&f, "accepts_360x") == "true",
         booking_url: get(&f, "booking_url").to_owned(),
+        fhir_base: get(&f, "fhir_base").to_owned(),
     };
     let id = match get(&f, "id") {
         "" => refloop_app::new_id("spc"),
@@ -119,6 +123,7 @@ pub async fn save_entry(State(s): State<AppState>, web: Web, Form(f): Form<Param
         direct_address: Some(form.direct.clone()),
         accepts_360x: Some(form.accepts_360x),
         booking_url: Some(form.booking_url.clone()),
+        fhir_base: Some(form.fhir_base.clone()),
         last_verified: None,
     };
     let saved = match crate::parse_specialist(id, body, s.app.now()) {
@@ -150,6 +155,7 @@ fn label_of(field: &str) -> &'static str {
         "fax" => "Fax",
         "direct_address" => "Direct address",
         "booking_url" => "Booking link",
+        "fhir_base" => "FHIR endpoint",
         _ => "This entry",
     }
 }
