@@ -231,6 +231,9 @@ pub struct Direct {
     pub imap_password: String,
     /// A PEM file of the CA that signs the mailbox's certificate; empty: the public roots.
     pub imap_ca: String,
+    /// A client certificate (PEM chain) and its key, when the HISP asks for one.
+    pub imap_client_cert: String,
+    pub imap_client_key: String,
     /// How often the mailbox is read.
     pub imap_poll: Duration,
     /// New referrals to specialists the directory marks as taking 360X also go to them as a
@@ -503,6 +506,11 @@ impl Config {
             user: d.imap_user.clone(),
             password: d.imap_password.clone(),
             ca_file: (!d.imap_ca.is_empty()).then(|| std::path::PathBuf::from(&d.imap_ca)),
+            client_cert: match (d.imap_client_cert.is_empty(), d.imap_client_key.is_empty()) {
+                (true, true) => None,
+                (false, false) => Some((d.imap_client_cert.clone().into(), d.imap_client_key.clone().into())),
+                _ => anyhow::bail!("direct.imap_client_cert and imap_client_key: give both or neither"),
+            },
         }))
     }
 

@@ -1,7 +1,8 @@
 //! A real IMAP server for the tests: Debian's Dovecot (`dovecot-imapd`, installed by
 //! `scripts/test`), started privately — its own configuration, state and maildir in a
-//! temporary folder, one user, plain IMAP and IMAP over TLS (the test certificate for
-//! 127.0.0.1, `data/tls/`) on loopback ports — and stopped when dropped.
+//! temporary folder, one user, IMAP (with STARTTLS) and IMAP over TLS (the test certificate
+//! for 127.0.0.1, `data/tls/`) on loopback ports — and stopped when dropped. Variants: no TLS
+//! at all (a local gateway in the clear), or a client certificate required to log in.
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
@@ -17,9 +18,23 @@ pub struct Dovecot {
     _dir: tempfile::TempDir,
 }
 
+/// How a [`Dovecot`] is set up.
+#[derive(Clone, Copy, Debug)]
+pub struct DovecotOptions {
+    /// TLS offered (implicit on `tls_port`, STARTTLS on `port`); else plain IMAP only.
+    pub tls: bool,
+    /// Logging in needs a client certificate signed by the test CA (`client.pem`).
+    pub client_cert: bool,
+}
+
 impl Dovecot {
-    /// Starts one and waits until it greets.
+    /// Starts one (TLS offered, no client certificate) and waits until it greets.
     pub async fn start() -> Dovecot {
+        Self::start_with(DovecotOptions { tls: true, client_cert: false }).await
+    }
+
+    /// Starts one set up as `o` and waits until it greets.
+    pub async fn start_with(o: DovecotOptions) -> Dovecot {
         let binary = std::env::var("REFLOOP_DOVECOT").unwrap_or_else(|_| "/usr/sbin/dovecot".to_owned());
         assert!(
             std::path::Path::new(&binary).exists(),
@@ -48,22 +63,33 @@ impl Dovecot {
         };
         std::os::unix::fs::chown(d.join("home"), Some(uid), Some(gid)).expect("the mail folder for the mail user");
         let p = |s: &str| d.join(s).display().to_string();
+        let mut tls = if o.tls {
+            format!("ssl = yes\nssl_cert = <{}\nssl_key = <{}\n", cert.display(), key.display())
+        } else {
+            "ssl = no\n".to_owned()
+        };
+        if o.client_cert {
+            let ca = crate::tls::file("ca.pem");
+            tls.push_str(&format!(
+                "ssl_ca = <{}\nssl_verify_client_cert = yes\nssl_require_crl = no\nauth_ssl_require_client_cert = yes\n",
+                ca.display()
+            ));
+        }
+        let imaps = if o.tls { format!("port = {tls_port}\n    ssl = yes") } else { "port = 0".to_owned() };
         let conf = format!(
             "protocols = imap\nlisten = 127.0.0.1\nbase_dir = {run}\nstate_dir = {state}\nlog_path = {log}\n\
-             ssl = yes\nssl_cert = <{cert}\nssl_key = <{key}\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 0\n\
+             {tls}disable_plaintext_auth = no\nauth_mechanisms = plain login\nfirst_valid_uid = 0\n\
              passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {passwd}\n}}\n\
              userdb {{\n  driver = static\n  args = uid={uid} gid={gid} home={home}/%u\n}}\n\
              mail_location = maildir:~/Maildir\n\
              service imap-login {{\n  inet_listener imap {{\n    address = 127.0.0.1\n    port = {port}\n  }}\n  \
-             inet_listener imaps {{\n    address = 127.0.0.1\n    port = {tls_port}\n    ssl = yes\n  }}\n}}\n\
+             inet_listener imaps {{\n    address = 127.0.0.1\n    {imaps}\n  }}\n}}\n\
              service pop3-login {{\n  inet_listener pop3 {{\n    port = 0\n  }}\n}}\n",
             run = p("run"),
             state = p("state"),
             log = p("dovecot.log"),
             passwd = p("passwd"),
             home = p("home"),
-            cert = cert.display(),
-            key = key.display(),
         );
         let conf_path: PathBuf = d.join("dovecot.conf");
         std::fs::write(&conf_path, conf).expect("a configuration");

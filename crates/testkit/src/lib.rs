@@ -21,7 +21,7 @@ pub mod tls;
 
 pub use db::{Backend, TestDb, sqlite_integrity};
 pub use direct_mail::{cda_example, direct_letter, xdm_package, zip_of};
-pub use dovecot::Dovecot;
+pub use dovecot::{Dovecot, DovecotOptions};
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_fax::{FakeFax, SentFax, fax_pdf, post_signed};

@@ -79,9 +79,11 @@ async fn killing_serve_while_it_reads_the_mailbox_loses_and_doubles_nothing() {
         );
         mail.deliver(&reply).await;
     }
-    let url = mail.url();
+    // imap://, upgraded with STARTTLS.
+    let (url, ca) = (mail.url(), refloop_testkit::tls::file("ca.pem").display().to_string());
     let env = [
         ("REFLOOP_DIRECT_IMAP_URL", url.as_str()),
+        ("REFLOOP_DIRECT_IMAP_CA", ca.as_str()),
         ("REFLOOP_DIRECT_IMAP_USER", mail.user.as_str()),
         ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.as_str()),
         ("REFLOOP_DIRECT_IMAP_POLL", "1s"),

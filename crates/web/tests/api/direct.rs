@@ -8,12 +8,14 @@
 use refloop_app::{Arrival, Described, InboxStatus, Mapped, Protocol, Via};
 use refloop_direct::{DirectProtocol, Letter, MailboxConfig, Pass, poll_once};
 use refloop_domain::{Input, State};
-use refloop_testkit::{Backend, Dovecot, TestApp, cda_example, direct_letter, xdm_package, zip_of};
+use refloop_testkit::{Backend, Dovecot, DovecotOptions, TestApp, cda_example, direct_letter, xdm_package, zip_of};
 use serde_json::json;
 
 on_both_backends!(
     a_consult_note_by_direct_closes_the_loop_once_and_an_unplaced_one_waits_for_a_person,
     the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked_seen,
+    plain_imap_only_on_loopback_and_a_client_certificate_when_asked,
+    the_mailbox_is_read_as_mail_arrives_when_the_server_offers_idle,
 );
 
 /// Dovecot on loopback (TLS): a reply to our request, its note in an XDM package, is fetched,
@@ -29,6 +31,7 @@ async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked
         user: mail.user.clone(),
         password: mail.password.clone(),
         ca_file: Some(refloop_testkit::tls::file("ca.pem")),
+        client_cert: None,
     };
     let id = t
         .create_referral_id(
@@ -81,15 +84,81 @@ async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked
     assert_eq!(direct.len(), 2, "each message kept once: {inbox}");
     assert!(direct.iter().all(|m| m["transport"].as_str().unwrap().starts_with("imap from 127.0.0.1")), "{inbox}");
 
-    // A certificate the public roots do not vouch for is refused; plain IMAP (here to the
-    // same server) goes only to loopback.
+    // A certificate the public roots do not vouch for is refused.
     let untrusted = MailboxConfig { ca_file: None, ..cfg.clone() };
     let e = poll_once(&t.app, &untrusted).await.unwrap_err().to_string();
     assert!(e.contains("could not be reached") && e.to_lowercase().contains("certificate"), "{e}");
-    let plain = MailboxConfig { url: mail.url(), ca_file: None, ..cfg.clone() };
-    assert_eq!(poll_once(&t.app, &plain).await.unwrap(), Pass { fetched: 0, kept: 0 });
-    let far = MailboxConfig { url: "imap://mail.example.org:143/INBOX".into(), ..cfg };
-    assert!(poll_once(&t.app, &far).await.unwrap_err().to_string().contains("loopback"));
+    // imap:// upgrades with STARTTLS when the server offers it: the same certificate check.
+    let starttls = MailboxConfig { url: mail.url(), ..cfg.clone() };
+    assert_eq!(poll_once(&t.app, &starttls).await.unwrap(), Pass { fetched: 0, kept: 0 });
+    let e = poll_once(&t.app, &MailboxConfig { ca_file: None, ..starttls }).await.unwrap_err().to_string();
+    assert!(e.to_lowercase().contains("certificate"), "STARTTLS, not the clear: {e}");
+}
+
+/// A mailbox that offers no TLS is read in the clear only on loopback (a local HISP gateway);
+/// one that asks for a client certificate gets the configured one, and refuses a login
+/// without it.
+async fn plain_imap_only_on_loopback_and_a_client_certificate_when_asked(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let plain = Dovecot::start_with(DovecotOptions { tls: false, client_cert: false }).await;
+    let cfg = MailboxConfig {
+        url: plain.url(),
+        user: plain.user.clone(),
+        password: plain.password.clone(),
+        ca_file: None,
+        client_cert: None,
+    };
+    plain.deliver(&direct_letter("<clear-1@gateway.example>", "Hello", None, None)).await;
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 1 });
+    let url = refloop_direct::parse_url("imap://mail.example.org/INBOX").unwrap();
+    assert!(!url.tls && !url.loopback && url.port == 143, "elsewhere, imap:// must upgrade: {url:?}");
+
+    let guarded = Dovecot::start_with(DovecotOptions { tls: true, client_cert: true }).await;
+    let cfg = MailboxConfig {
+        url: guarded.tls_url(),
+        user: guarded.user.clone(),
+        password: guarded.password.clone(),
+        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
+        client_cert: None,
+    };
+    assert!(poll_once(&t.app, &cfg).await.is_err(), "no client certificate, no login");
+    let with_cert = MailboxConfig {
+        client_cert: Some((refloop_testkit::tls::file("client.pem"), refloop_testkit::tls::file("client.key"))),
+        ..cfg
+    };
+    assert_eq!(poll_once(&t.app, &with_cert).await.unwrap(), Pass { fetched: 0, kept: 0 });
+}
+
+/// `run_mailbox` waits in IDLE: a message is read as it arrives, long before the interval.
+async fn the_mailbox_is_read_as_mail_arrives_when_the_server_offers_idle(b: Backend) {
+    let t = TestApp::spawn(b).await;
+    let mail = Dovecot::start().await;
+    let cfg = MailboxConfig {
+        url: mail.tls_url(),
+        user: mail.user.clone(),
+        password: mail.password.clone(),
+        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
+        client_cert: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let hour = std::time::Duration::from_secs(3600);
+    let reader = tokio::spawn(refloop_direct::run_mailbox(t.app.clone(), cfg, hour, async {
+        let _ = stopped.await;
+    }));
+    let kept = || async { t.get("/api/v1/inbox?limit=10").await.body["items"].as_array().map_or(0, Vec::len) };
+    // Each arrives while the reader waits; only IDLE explains a read within the hour.
+    for n in 1..=2 {
+        mail.deliver(&direct_letter(&format!("<idle-{n}@x.example>"), "Hello", None, None)).await;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while kept().await < n {
+            assert!(std::time::Instant::now() < deadline, "message {n} not read as it arrived");
+            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+    assert_eq!(mail.unseen().await, 0);
+    stop.send(()).unwrap();
+    reader.await.unwrap();
 }
 
 fn via() -> Via {

@@ -100,8 +100,13 @@ async fn a_360x_referral_is_accepted_then_closed_by_the_specialists_consult_note
     assert!(note.to_html().contains("Chest pain on exertion"));
 
     // They accept (OSU^O51, ORC-5 IP), through our Direct mailbox.
-    let cfg =
-        MailboxConfig { url: mail.url(), user: mail.user.clone(), password: mail.password.clone(), ca_file: None };
+    let cfg = MailboxConfig {
+        url: mail.tls_url(),
+        user: mail.user.clone(),
+        password: mail.password.clone(),
+        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
+        client_cert: None,
+    };
     let accepted = osu(&id, "IP", "");
     mail.deliver(&answer(
         "<osu-1@heart-clinic.example>",
