@@ -121,7 +121,7 @@ pub async fn build_app_with(
         .with_retention(config.retention())
         .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(config.hl7_map()?)))
         .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_config(config)?)))
-        .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(config.note_types()?)))
+        .with_protocol(Arc::new(refloop_direct::DirectProtocol::with_hl7(config.note_types()?, config.hl7_map()?)))
         .with_protocol(Arc::new(refloop_direct::FaxProtocol));
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)

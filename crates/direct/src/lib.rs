@@ -30,14 +30,43 @@ const SSN: &str = "2.16.840.1.113883.4.1";
 pub struct DirectProtocol {
     /// LOINC document types besides the consult note that answer a referral.
     note_types: Vec<String>,
+    /// How HL7 v2 messages in a package are read (a 360X appointment or no-show, `SIU`).
+    hl7: refloop_hl7::MapConfig,
 }
 
 impl DirectProtocol {
     /// The name the inbox keeps.
     pub const NAME: &'static str = "direct";
 
+    /// With the built-in HL7 v2 reading (UTC for timestamps without an offset).
     pub fn new(note_types: Vec<String>) -> Self {
-        Self { note_types }
+        Self::with_hl7(note_types, refloop_hl7::MapConfig::with_defaults(jiff::tz::TimeZone::UTC))
+    }
+
+    /// With the practice's HL7 v2 reading (its time zone and specialty map).
+    pub fn with_hl7(note_types: Vec<String>, hl7: refloop_hl7::MapConfig) -> Self {
+        Self { note_types, hl7 }
+    }
+
+    /// Whether the message's consult note is an interim one (360X PCC-59): sent beside a status
+    /// (`OSU^O51`) rather than the referral's outcome (`OMG^O19`). Only a final note closes
+    /// the loop; an interim one says the patient was seen.
+    fn interim(&self, letter: &Letter) -> bool {
+        let types: Vec<String> = letter
+            .documents
+            .iter()
+            .filter(|a| a.is_hl7())
+            .filter_map(|a| refloop_hl7::parse(&a.bytes).ok())
+            .filter_map(|m| m.message_type().map(str::to_owned))
+            .collect();
+        types.iter().any(|t| t == "OSU") && !types.iter().any(|t| t == "OMG")
+    }
+}
+
+fn event(keys: Vec<String>, input: Input) -> Mapped {
+    Mapped::Event {
+        target: Target { keys, patient: None, specialty: None, fallback_allowed: false, review_unmatched: true },
+        input,
     }
 }
 
@@ -194,21 +223,26 @@ impl Protocol for DirectProtocol {
         if note.is_none()
             && let Some(v2) = letter.documents.iter().find(|a| a.is_hl7())
         {
+            let message = refloop_hl7::parse(&v2.bytes).map_err(|e| format!("{}: {e}", v2.name))?;
+            if message.message_type() == Some("SIU") {
+                // A 360X appointment (S12) or no-show (S26), read as the HL7 v2 front door does;
+                // our referral also by the Message-ID it answers.
+                return match refloop_hl7::map(&message, &self.hl7, now)
+                    .map_err(|e| format!("{}: {}", v2.name, e.error.message))?
+                {
+                    Mapped::Event { mut target, input } => {
+                        target.keys.extend(letter.referral_ids());
+                        target.review_unmatched = true;
+                        Ok(Mapped::Event { target, input })
+                    }
+                    _ => Ok(Mapped::Ignore("an HL7 v2 scheduling message that says nothing of a referral")),
+                };
+            }
             // A 360X status (OSU^O51): the specialist accepted or declined our referral.
             let status = x360::status_of(&v2.bytes).map_err(|e| format!("{}: {e}", v2.name))?;
             let mut keys = vec![status.placer];
             keys.extend(letter.referral_ids());
-            let input = Input::SpecialistResponded { at: now, accepted: status.accepted };
-            return Ok(Mapped::Event {
-                target: Target {
-                    keys,
-                    patient: None,
-                    specialty: None,
-                    fallback_allowed: false,
-                    review_unmatched: true,
-                },
-                input,
-            });
+            return Ok(event(keys, Input::SpecialistResponded { at: now, accepted: status.accepted }));
         }
         let Some(note) = note else {
             if let Some(bad) = letter.documents.iter().find(|a| a.error().is_some()) {
@@ -224,6 +258,24 @@ impl Protocol for DirectProtocol {
         };
         let mut keys = letter.referral_ids();
         keys.extend(note.orders.iter().filter_map(|o| o.extension.clone()));
+        if self.interim(&letter) {
+            // The patient was seen; the loop closes with the final note.
+            keys.extend(
+                letter
+                    .documents
+                    .iter()
+                    .filter(|a| a.is_hl7())
+                    .filter_map(|a| x360::status_of(&a.bytes).ok())
+                    .map(|s| s.placer),
+            );
+            let seen = Input::Milestone {
+                state: State::Attended,
+                at: now,
+                appointment_at: None,
+                channel: Some(Self::NAME.to_owned()),
+            };
+            return Ok(event(keys, seen));
+        }
         let patient = note
             .patient
             .ids
@@ -282,12 +334,13 @@ impl Protocol for DirectProtocol {
 
     fn documents(&self, raw: &[u8]) -> Vec<DocumentPart> {
         let Some(letter) = Letter::read(raw) else { return Vec::new() };
+        let interim = self.interim(&letter);
         letter
             .documents
             .into_iter()
             .filter(|a| a.error().is_none() && !a.is_hl7())
             .map(|a| DocumentPart {
-                note: a.document().is_some_and(|d| d.is_note(&self.note_types)),
+                note: !interim && a.document().is_some_and(|d| d.is_note(&self.note_types)),
                 name: a.name,
                 media_type: a.media_type,
                 content: a.bytes,

@@ -263,7 +263,7 @@ impl TestAppBuilder {
             .with_auth(auth)
             .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(map.clone())))
             .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_cfg.clone())))
-            .with_protocol(Arc::new(refloop_direct::DirectProtocol::new(Vec::new())))
+            .with_protocol(Arc::new(refloop_direct::DirectProtocol::with_hl7(Vec::new(), map.clone())))
             .with_protocol(Arc::new(refloop_direct::FaxProtocol));
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());

@@ -122,8 +122,47 @@ async fn a_360x_referral_is_accepted_then_closed_by_the_specialists_consult_note
     assert_eq!(responded[0]["detail"]["accepted"], true);
     assert_ne!(r["state"], "note-received");
 
-    // Then the final consult note: the loop closes.
+    // They book the patient (SIU^S12, 360X's appointment notification): scheduled.
+    let mut sch = vec![String::new(); 27];
+    sch[0] = "SCH".into();
+    sch[1] = "A77".into();
+    sch[26] = format!("{id}^REFLOOP");
+    let siu = format!(
+        "MSH|^~\\&|HEARTEHR|Heart Clinic|REFLOOP|North Clinic|20260303110000+0000||SIU^S12^SIU_S12|siu-1|P|2.5.1\r{}\rTQ1|||||||20260310143000+0000\r",
+        sch.join("|")
+    );
+    mail.deliver(&answer(
+        "<siu-1@heart-clinic.example>",
+        &format!("<{ours}>"),
+        &[Packed { name: "DOC0001.HL7", mime_type: HL7_V2, bytes: siu.as_bytes() }],
+    ))
+    .await;
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 1 });
+    let r = t.referral(&id).await;
+    assert_eq!(
+        (r["state"].as_str(), r["appointment_at"].as_str()),
+        (Some("scheduled"), Some("2026-03-10T14:30:00.000Z"))
+    );
+
+    // An interim consult note (beside a status, not the outcome): the patient was seen; the
+    // loop stays open, and the note is kept on the referral as another document.
     let consult = cda_example("Consultation_Note.xml");
+    let in_progress = osu(&id, "IP", "");
+    mail.deliver(&answer(
+        "<interim-1@heart-clinic.example>",
+        &format!("<{ours}>"),
+        &[
+            Packed { name: "DOC0001.HL7", mime_type: HL7_V2, bytes: in_progress.as_bytes() },
+            Packed { name: "DOC0002.XML", mime_type: "text/xml", bytes: &consult },
+        ],
+    ))
+    .await;
+    assert_eq!(poll_once(&t.app, &cfg).await.unwrap(), Pass { fetched: 1, kept: 1 });
+    assert_eq!(t.referral(&id).await["state"], "attended");
+    let docs = t.get(&format!("/api/v1/documents?referral_id={id}")).await.body;
+    assert_eq!(docs["items"][0]["role"], "other", "{docs}");
+
+    // Then the final consult note: the loop closes.
     mail.deliver(&answer(
         "<note-1@heart-clinic.example>",
         &format!("<{ours}>"),
