@@ -267,23 +267,11 @@ impl App {
             return Ok(());
         }
         let Some(r) = tx.lock_referral(referral, false).await? else { return Ok(()) };
-        let now = self.now();
+        let key = format!("{referral}:ehr-task:note-write-back:{doc_id}");
+        let (channel, purpose) = (refloop_domain::Channel::EhrTask, refloop_domain::Purpose::NoteWriteBack);
         let item = crate::OutboxItem {
-            id: crate::new_id("msg"),
-            referral_id: referral.clone(),
-            patient_id: r.patient_id.clone(),
-            channel: refloop_domain::Channel::EhrTask,
-            purpose: refloop_domain::Purpose::NoteWriteBack,
-            key: format!("{referral}:ehr-task:note-write-back:{doc_id}"),
-            status: crate::OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
-            sent_at: None,
-            last_error: None,
             body: Some(doc_id.to_owned()),
-            first_attempt_at: None,
-            check_first: false,
+            ..crate::OutboxItem::pending(&r, channel, purpose, key, self.now())
         };
         tx.enqueue(&item).await
     }

@@ -16,8 +16,8 @@ use crate::{
     error::{AppError, StoreError},
     ids::new_id,
     ports::{
-        AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, OutboxStatus, Patient,
-        PatientKeep, ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+        AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, Patient, PatientKeep,
+        ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
     },
 };
 
@@ -268,22 +268,16 @@ impl App {
         }
         let w = self.policy.windows(referral.specialty.as_ref(), referral.urgency);
         let needed_by = referral.ordered_at + w.notify.to_signed() + w.scheduling.to_signed();
-        let item = crate::OutboxItem {
-            id: new_id("msg"),
-            referral_id: referral.id.clone(),
-            patient_id: referral.patient_id.clone(),
-            channel: refloop_domain::Channel::NoteRequest,
-            purpose: refloop_domain::Purpose::ReferralRequest,
-            key: format!("{}:note-request:referral-request:1", referral.id),
-            status: crate::OutboxStatus::Pending,
-            attempts: 0,
-            next_attempt_at: now,
-            created_at: now,
-            sent_at: None,
-            last_error: None,
+        let key = format!("{}:note-request:referral-request:1", referral.id);
+        let item = OutboxItem {
             body: Some(needed_by.to_string()),
-            first_attempt_at: None,
-            check_first: false,
+            ..OutboxItem::pending(
+                referral,
+                refloop_domain::Channel::NoteRequest,
+                refloop_domain::Purpose::ReferralRequest,
+                key,
+                now,
+            )
         };
         tx.enqueue(&item).await?;
         Ok(())
@@ -478,21 +472,8 @@ impl App {
             match effect {
                 Effect::Send(out) => {
                     let item = OutboxItem {
-                        id: new_id("msg"),
-                        referral_id: r.id.clone(),
-                        patient_id: r.patient_id.clone(),
-                        channel: out.channel,
-                        purpose: out.purpose,
-                        key: out.key,
-                        status: OutboxStatus::Pending,
-                        attempts: 0,
                         next_attempt_at: out.not_before,
-                        created_at: now,
-                        sent_at: None,
-                        last_error: None,
-                        body: None,
-                        first_attempt_at: None,
-                        check_first: false,
+                        ..OutboxItem::pending(r, out.channel, out.purpose, out.key, now)
                     };
                     tx.enqueue(&item).await?;
                 }

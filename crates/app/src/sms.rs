@@ -283,23 +283,15 @@ impl App {
         } else {
             self.policy.quiet_hours.next_allowed(now, &tz)
         };
+        let (channel, purpose) = (refloop_domain::Channel::Sms, refloop_domain::Purpose::StaffReply);
+        // Each reply is its own message, keyed by its own id.
         let id = new_id("msg");
+        let key = format!("{}:sms:staff-reply:{id}", referral.id);
         let item = crate::OutboxItem {
             id: id.clone(),
-            referral_id: referral.id.clone(),
-            patient_id: referral.patient_id.clone(),
-            channel: refloop_domain::Channel::Sms,
-            purpose: refloop_domain::Purpose::StaffReply,
-            key: format!("{}:sms:staff-reply:{id}", referral.id),
-            status: OutboxStatus::Pending,
-            attempts: 0,
             next_attempt_at: not_before,
-            created_at: now,
-            sent_at: None,
-            last_error: None,
             body: Some(text.to_owned()),
-            first_attempt_at: None,
-            check_first: false,
+            ..crate::OutboxItem::pending(&referral, channel, purpose, key, now)
         };
         tx.enqueue(&item).await?;
         tx.audit(&self.audit_entry(actor, "text", "patient", referral.patient_id.as_str())).await?;

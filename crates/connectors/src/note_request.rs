@@ -180,18 +180,27 @@ enum Route {
 }
 
 impl NoteRequests {
-    /// Reads the referral, its patient and the directory, and picks Direct or fax (or says why
-    /// neither can be used).
-    async fn route(&self, item: &OutboxItem) -> Result<Route, DeliveryOutcome> {
+    /// The item's referral, its patient and the directory.
+    async fn read(
+        &self,
+        item: &OutboxItem,
+    ) -> Result<(Referral, Option<refloop_app::Patient>, Vec<refloop_app::Specialist>), DeliveryOutcome> {
         let read = async {
             let r = self.store.referral(&item.referral_id).await?;
             let p = self.store.patient(&item.patient_id).await?;
             let d = self.store.specialists(None).await?;
             Ok::<_, refloop_app::StoreError>((r, p, d))
         };
-        let Ok((Some(referral), patient, directory)) = read.await else {
-            return Err(DeliveryOutcome::Retry { error: "the database could not be read".into() });
-        };
+        match read.await {
+            Ok((Some(r), p, d)) => Ok((r, p, d)),
+            _ => Err(DeliveryOutcome::Retry { error: "the database could not be read".into() }),
+        }
+    }
+
+    /// Reads the referral, its patient and the directory, and picks Direct or fax (or says why
+    /// neither can be used).
+    async fn route(&self, item: &OutboxItem) -> Result<Route, DeliveryOutcome> {
+        let (referral, patient, directory) = self.read(item).await?;
         let Some(entry) = entry_for(&directory, &referral) else {
             return Err(DeliveryOutcome::NeedsPerson {
                 error: "the specialist is not in the directory: add them, then request the note".into(),
@@ -376,14 +385,9 @@ impl NoteRequests {
                 task: TaskKind::RecordsRequest,
             };
         };
-        let read = async {
-            let r = self.store.referral(&item.referral_id).await?;
-            let p = self.store.patient(&item.patient_id).await?;
-            let d = self.store.specialists(None).await?;
-            Ok::<_, refloop_app::StoreError>((r, p, d))
-        };
-        let Ok((Some(referral), patient, directory)) = read.await else {
-            return DeliveryOutcome::Retry { error: "the database could not be read".into() };
+        let (referral, patient, directory) = match self.read(item).await {
+            Ok(read) => read,
+            Err(outcome) => return outcome,
         };
         let cancel = item.purpose == Purpose::ReferralCancel;
         // A cancellation goes to whoever has the request, even if they stopped taking 360X.

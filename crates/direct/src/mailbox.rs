@@ -259,9 +259,17 @@ async fn session_loop<F: std::future::Future<Output = ()>>(
                 _ = tokio::time::sleep(every) => continue,
             }
         }
+        // What the server said outside IDLE — that mail came while we searched and read, or
+        // before IDLE began — comes on this channel, not as IDLE's news: once IDLE has begun,
+        // any such word means reading again at once.
+        let unsolicited = session.unsolicited_responses.clone();
         let mut handle = session.idle();
         handle.init().await?;
-        let wait = every.min(std::time::Duration::from_secs(29 * 60));
+        let arrived = std::iter::from_fn(|| unsolicited.try_recv().ok())
+            .filter(|r| matches!(r, async_imap::types::UnsolicitedResponse::Exists(_)))
+            .count()
+            > 0;
+        let wait = if arrived { std::time::Duration::ZERO } else { every.min(std::time::Duration::from_secs(29 * 60)) };
         let stopped = {
             let (idle_wait, _interrupt) = handle.wait_with_timeout(wait);
             tokio::select! {
@@ -269,11 +277,14 @@ async fn session_loop<F: std::future::Future<Output = ()>>(
                 r = idle_wait => { r?; false }
             }
         };
-        session = handle.done().await?;
         if stopped {
-            let _ = session.logout().await;
+            // Stopped: `stop` is not to be awaited again.
+            if let Ok(mut session) = handle.done().await {
+                let _ = session.logout().await;
+            }
             return Ok(true);
         }
+        session = handle.done().await?;
     }
 }
 

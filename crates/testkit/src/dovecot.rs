@@ -125,6 +125,17 @@ impl Dovecot {
         format!("imaps://127.0.0.1:{}/INBOX", self.tls_port)
     }
 
+    /// How refloop reads this mailbox: over TLS, trusting the test CA.
+    pub fn mailbox(&self) -> refloop_direct::MailboxConfig {
+        refloop_direct::MailboxConfig {
+            url: self.tls_url(),
+            user: self.user.clone(),
+            password: self.password.clone(),
+            ca_file: Some(crate::tls::file("ca.pem")),
+            client_cert: None,
+        }
+    }
+
     async fn session(&self) -> async_imap::Session<TcpStream> {
         let tcp = TcpStream::connect(("127.0.0.1", self.port)).await.expect("connect to dovecot");
         let mut client = async_imap::Client::new(tcp);

@@ -463,6 +463,19 @@ impl TestApp {
     }
 
     /// GET with the admin token.
+    /// Saves a directory entry through the API (`PUT /api/v1/specialists/{id}`, as admin).
+    pub async fn save_specialist(&self, id: &str, entry: Value) {
+        let saved = self
+            .http
+            .put(format!("{}/api/v1/specialists/{id}", self.base))
+            .bearer_auth(&self.admin)
+            .json(&entry)
+            .send()
+            .await
+            .expect("the API answers");
+        assert_eq!(saved.status().as_u16(), 200, "saving specialist {id}");
+    }
+
     pub async fn get(&self, path: &str) -> Reply {
         self.get_as(&self.admin, path).await
     }

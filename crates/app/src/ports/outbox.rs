@@ -2,7 +2,7 @@
 //! what the reaper did.
 
 use jiff::Timestamp;
-use refloop_domain::{Channel, PatientId, Purpose, ReferralId};
+use refloop_domain::{Channel, PatientId, Purpose, Referral, ReferralId};
 use serde::Serialize;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -79,6 +79,30 @@ pub struct OutboxItem {
     pub first_attempt_at: Option<Timestamp>,
     /// An earlier attempt may have gone out: ask the provider before sending again.
     pub check_first: bool,
+}
+
+impl OutboxItem {
+    /// A new item about `r`, pending and due now; `key` is its idempotency key. A caller sets
+    /// `body` or a later `next_attempt_at` with struct update.
+    pub fn pending(r: &Referral, channel: Channel, purpose: Purpose, key: String, now: Timestamp) -> Self {
+        Self {
+            id: crate::new_id("msg"),
+            referral_id: r.id.clone(),
+            patient_id: r.patient_id.clone(),
+            channel,
+            purpose,
+            key,
+            status: OutboxStatus::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            sent_at: None,
+            last_error: None,
+            body: None,
+            first_attempt_at: None,
+            check_first: false,
+        }
+    }
 }
 
 /// Which state of an outbox row an outcome applies to (compare-and-set): the lease a

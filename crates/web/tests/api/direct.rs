@@ -26,13 +26,7 @@ async fn the_mailbox_is_read_over_imap_and_a_message_is_kept_before_it_is_marked
     let t = TestApp::spawn(b).await;
     let mail = Dovecot::start().await;
     // Over TLS, trusting the CA that signed the mailbox's certificate.
-    let cfg = MailboxConfig {
-        url: mail.tls_url(),
-        user: mail.user.clone(),
-        password: mail.password.clone(),
-        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
-        client_cert: None,
-    };
+    let cfg = mail.mailbox();
     let id = t
         .create_referral_id(
             json!({"patient_id": "p-imap", "referring_provider": "dr-adams", "specialty": "cardiology"}),
@@ -133,13 +127,7 @@ async fn plain_imap_only_on_loopback_and_a_client_certificate_when_asked(b: Back
 async fn the_mailbox_is_read_as_mail_arrives_when_the_server_offers_idle(b: Backend) {
     let t = TestApp::spawn(b).await;
     let mail = Dovecot::start().await;
-    let cfg = MailboxConfig {
-        url: mail.tls_url(),
-        user: mail.user.clone(),
-        password: mail.password.clone(),
-        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
-        client_cert: None,
-    };
+    let cfg = mail.mailbox();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let hour = std::time::Duration::from_secs(3600);
     let reader = tokio::spawn(refloop_direct::run_mailbox(t.app.clone(), cfg, hour, async {

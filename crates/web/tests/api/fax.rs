@@ -35,16 +35,12 @@ async fn documents(t: &TestApp, status: Option<DocumentStatus>) -> Vec<refloop_a
 
 /// A referral seen by a specialist on fax, its note request faxed on day 31.
 async fn requested(t: &TestApp, fax: &FakeFax, patient: &str) -> String {
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-fax", t.base))
-        .bearer_auth(&t.admin)
-        .json(&json!({"name": "Dr Fax", "specialties": ["cardiology"], "fax": "+15555550181",
-            "last_verified": "2026-02-20T00:00:00Z"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
+    t.save_specialist(
+        "sp-fax",
+        json!({"name": "Dr Fax", "specialties": ["cardiology"], "fax": "+15555550181",
+            "last_verified": "2026-02-20T00:00:00Z"}),
+    )
+    .await;
     let id = t
         .create_referral_id(json!({"patient_id": patient, "referring_provider": "dr-adams",
             "specialty": "cardiology", "specialist": "Dr Fax"}))

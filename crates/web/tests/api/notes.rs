@@ -23,19 +23,6 @@ fn order(patient: &str, specialist: &str) -> Value {
         "patient": {"name": "Pat Example", "phone": "+15555550140", "sms_consent": false}})
 }
 
-/// Saves a directory entry through the API.
-async fn save_specialist(t: &TestApp, id: &str, entry: Value) {
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/{id}", t.base))
-        .bearer_auth(&t.admin)
-        .json(&entry)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
-}
-
 fn kinds(tasks: &[Value]) -> Vec<String> {
     tasks.iter().map(|t| t["kind"].as_str().unwrap_or_default().to_owned()).collect()
 }
@@ -48,8 +35,7 @@ async fn seen(t: &TestApp, id: &str) {
 async fn the_note_is_requested_by_fax_then_escalated(b: Backend) {
     let fax = FakeFax::start().await;
     let t = TestApp::builder(b).fax(&fax).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
         "sp-1",
         json!({"name": "Dr Heart", "specialties": ["cardiology"], "network": "out-of-network",
             "fax": "+15555550177", "last_verified": "2026-02-20T00:00:00Z"}),
@@ -125,8 +111,7 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
     let fax = FakeFax::start().await;
     let smtp = FakeSmtp::start().await;
     let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
         "sp-d",
         json!({"name": "Dr Direct", "specialties": ["cardiology"], "fax": "+15555550179",
             "direct_address": "dr.direct@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}),
@@ -156,8 +141,7 @@ async fn direct_is_preferred_when_the_directory_has_an_address(b: Backend) {
 
 /// A fax directory entry and a referral seen on day 1, its note request due on day 31.
 async fn fax_request(t: &TestApp, patient: &str) -> String {
-    save_specialist(
-        t,
+    t.save_specialist(
         "sp-f",
         json!({"name": "Dr Fax", "specialties": ["cardiology"], "fax": "+15555550181",
             "last_verified": "2026-02-20T00:00:00Z"}),
@@ -203,8 +187,7 @@ async fn a_fax_refused_with_a_server_error_is_looked_up_then_sent_once(b: Backen
 async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_gap(b: Backend) {
     let fax = FakeFax::start().await;
     let t = TestApp::builder(b).fax(&fax).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
         "sp-paper",
         json!({"name": "Dr Paper", "specialties": ["cardiology"], "phone": "+15555550180",
             "last_verified": "2026-02-20T00:00:00Z"}),
@@ -224,8 +207,7 @@ async fn a_specialist_who_cannot_receive_electronically_is_an_interoperability_g
 async fn an_urgent_referral_requests_its_note_on_day_14_and_escalates_on_day_30(b: Backend) {
     let fax = FakeFax::start().await;
     let t = TestApp::builder(b).fax(&fax).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
         "sp-u",
         json!({"name": "Dr Urgent", "specialties": ["cardiology"], "fax": "+15555550181",
             "last_verified": "2026-02-20T00:00:00Z"}),
@@ -253,8 +235,7 @@ async fn an_unanswered_note_request_climbs_the_ladder_fhir_direct_fax_then_a_per
     let smtp = FakeSmtp::start().await;
     let endpoint = refloop_testkit::FakeEhr::start_open().await;
     let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
         "sp-l",
         json!({"name": "Dr Ladder", "specialties": ["cardiology"], "fax": "+15555550183",
             "direct_address": "dr.ladder@direct.heart-clinic.example", "fhir_base": endpoint.base,
@@ -302,8 +283,7 @@ async fn a_note_stops_the_ladder(b: Backend) {
     let fax = FakeFax::start().await;
     let smtp = FakeSmtp::start().await;
     let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
         "sp-s",
         json!({"name": "Dr Stop", "specialties": ["cardiology"], "fax": "+15555550184",
             "direct_address": "dr.stop@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}),

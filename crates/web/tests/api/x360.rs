@@ -7,7 +7,7 @@
 //! "find another specialist" task.
 
 use refloop_direct::{
-    Letter, MailboxConfig, Pass, poll_once,
+    Letter, Pass, poll_once,
     x360::{HL7_V2, REFERRAL_NOTE},
     xdm::{Packed, pack},
 };
@@ -16,18 +16,6 @@ use refloop_testkit::{Backend, Dovecot, FakeSmtp, TestApp, cda_example, direct_l
 use serde_json::{Value, json};
 
 on_both_backends!(a_360x_referral_is_accepted_then_closed_by_the_specialists_consult_note);
-
-async fn save_specialist(t: &TestApp, entry: Value) {
-    let saved = t
-        .http
-        .put(format!("{}/api/v1/specialists/sp-360x", t.base))
-        .bearer_auth(&t.admin)
-        .json(&entry)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(saved.status().as_u16(), 200);
-}
 
 /// The specialist's answer, as their EHR sends it: a Direct message in reply to ours, with an
 /// XDM package of `docs`.
@@ -48,8 +36,8 @@ async fn a_360x_referral_is_accepted_then_closed_by_the_specialists_consult_note
     let mail = Dovecot::start().await;
     let policy = Policy { referrals_360x: true, ..Policy::default() };
     let t = TestApp::builder(b).direct(&smtp).policy(policy).spawn().await;
-    save_specialist(
-        &t,
+    t.save_specialist(
+        "sp-360x",
         json!({"name": "Dr Heart", "specialties": ["cardiology"], "accepts_360x": true,
             "direct_address": "dr.heart@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}),
     )
@@ -100,13 +88,7 @@ async fn a_360x_referral_is_accepted_then_closed_by_the_specialists_consult_note
     assert!(note.to_html().contains("Chest pain on exertion"));
 
     // They accept (OSU^O51, ORC-5 IP), through our Direct mailbox.
-    let cfg = MailboxConfig {
-        url: mail.tls_url(),
-        user: mail.user.clone(),
-        password: mail.password.clone(),
-        ca_file: Some(refloop_testkit::tls::file("ca.pem")),
-        client_cert: None,
-    };
+    let cfg = mail.mailbox();
     let accepted = osu(&id, "IP", "");
     mail.deliver(&answer(
         "<osu-1@heart-clinic.example>",

@@ -7,7 +7,7 @@
 use refloop_app::documents::{DocumentFilter, DocumentRecord, DocumentRole, DocumentStatus};
 
 use super::{
-    people::{PersonCell, person},
+    people::{Candidate, candidates},
     *,
 };
 
@@ -66,14 +66,6 @@ struct DocumentsPage {
     status: String,
     statuses: Vec<&'static str>,
     rows: Vec<DocRow>,
-}
-
-struct Candidate {
-    id: String,
-    patient: PersonCell,
-    specialty: String,
-    state: &'static str,
-    ordered: String,
 }
 
 #[derive(Template)]
@@ -141,24 +133,11 @@ pub async fn document(
         }
     }
     let text = get(&q, "q");
-    let mut candidates = Vec::new();
+    let mut found_rows = Vec::new();
     if !text.is_empty() {
         let f = ReferralFilter { q: Some(text.to_owned()), limit: 10, ..ReferralFilter::default() };
         let found = s.app.referrals(&web.0.actor, &f).await?;
-        let patients: Vec<refloop_domain::PatientId> = found.items.iter().map(|r| r.patient_id.clone()).collect();
-        let people = s.app.people(&web.0.actor, &patients, &[]).await?;
-        let here = format!("/documents/{id}");
-        candidates = found
-            .items
-            .iter()
-            .map(|r| Candidate {
-                id: r.id.to_string(),
-                patient: person(&people, &r.patient_id, None, &here),
-                specialty: r.specialty.as_ref().map_or("(needs coding)".into(), |x| x.as_str().to_owned()),
-                state: r.state.as_str(),
-                ordered: when(Some(r.ordered_at), &tz),
-            })
-            .collect();
+        found_rows = candidates(&s, &web, &found.items, &format!("/documents/{id}")).await?;
     }
     let page = DocumentPage {
         nav: web.nav("worklist"),
@@ -180,7 +159,7 @@ pub async fn document(
         can_settle: web.0.actor.role.may(Permission::WriteReferrals),
         q: text.to_owned(),
         searched: !text.is_empty(),
-        candidates,
+        candidates: found_rows,
         d: doc_row(&d, &tz),
     };
     Ok(render_framing_self(&page))

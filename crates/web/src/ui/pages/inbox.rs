@@ -6,17 +6,9 @@
 use refloop_app::{InboxFilter, InboxItem, InboxStatus};
 
 use super::{
-    people::{PersonCell, person},
+    people::{Candidate, candidates},
     *,
 };
-
-struct Candidate {
-    id: String,
-    patient: PersonCell,
-    specialty: String,
-    state: &'static str,
-    ordered: String,
-}
 
 #[derive(Template)]
 #[template(path = "inbox_item.html")]
@@ -134,19 +126,7 @@ pub async fn inbox_item(State(s): State<AppState>, web: Web, Path(id): Path<Stri
     ids.sort();
     ids.dedup();
     let referrals = s.app.store().referrals_by_id(&ids).await.map_err(refloop_app::AppError::from)?;
-    let patients: Vec<refloop_domain::PatientId> = referrals.iter().map(|r| r.patient_id.clone()).collect();
-    let people = s.app.people(&web.0.actor, &patients, &[]).await?;
-    let here = format!("/inbox/{}", m.id);
-    let candidates = referrals
-        .iter()
-        .map(|r| Candidate {
-            id: r.id.to_string(),
-            patient: person(&people, &r.patient_id, None, &here),
-            specialty: r.specialty.as_ref().map_or("(needs coding)".into(), |x| x.as_str().to_owned()),
-            state: r.state.as_str(),
-            ordered: when(Some(r.ordered_at), &tz),
-        })
-        .collect();
+    let candidates = candidates(&s, &web, &referrals, &format!("/inbox/{}", m.id)).await?;
     let settleable = matches!(m.status, InboxStatus::Review | InboxStatus::Dead);
     let page = InboxItemPage {
         nav: web.nav(if m.status == InboxStatus::Review { "worklist" } else { "inbox" }),

@@ -89,6 +89,37 @@ pub(crate) fn href(path: &str, q: &Params, drop: &[&str]) -> String {
     format!("{path}?{}", query.join("&"))
 }
 
+/// A referral a message or document may belong to, as a row shows it.
+pub(crate) struct Candidate {
+    pub id: String,
+    pub patient: PersonCell,
+    pub specialty: String,
+    pub state: &'static str,
+    pub ordered: String,
+}
+
+/// `referrals` as candidate rows on the page `here`, their patients read (an audited read).
+pub(crate) async fn candidates(
+    s: &AppState,
+    web: &Web,
+    referrals: &[refloop_domain::Referral],
+    here: &str,
+) -> UiResult<Vec<Candidate>> {
+    let tz = s.app.policy().time_zone.clone();
+    let patients: Vec<PatientId> = referrals.iter().map(|r| r.patient_id.clone()).collect();
+    let people = s.app.people(&web.0.actor, &patients, &[]).await?;
+    Ok(referrals
+        .iter()
+        .map(|r| Candidate {
+            id: r.id.to_string(),
+            patient: person(&people, &r.patient_id, None, here),
+            specialty: r.specialty.as_ref().map_or("(needs coding)".into(), |x| x.as_str().to_owned()),
+            state: r.state.as_str(),
+            ordered: when(Some(r.ordered_at), &tz),
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
