@@ -278,22 +278,32 @@ async fn an_unanswered_note_request_climbs_the_ladder_fhir_direct_fax_then_a_per
     assert_eq!(asked(), (1, 1, 1), "the ladder ends with the person");
 }
 
-/// A note that comes stops the climb.
+/// A note that comes stops the climb: here the specialist answers our FHIR Task by writing a
+/// DocumentReference to refloop's FHIR endpoint, naming our referral as the Task did.
 async fn a_note_stops_the_ladder(b: Backend) {
     let fax = FakeFax::start().await;
     let smtp = FakeSmtp::start().await;
+    let endpoint = refloop_testkit::FakeEhr::start_open().await;
     let t = TestApp::builder(b).fax(&fax).direct(&smtp).spawn().await;
     t.save_specialist(
         "sp-s",
         json!({"name": "Dr Stop", "specialties": ["cardiology"], "fax": "+15555550184",
-            "direct_address": "dr.stop@direct.heart-clinic.example", "last_verified": "2026-02-20T00:00:00Z"}),
+            "direct_address": "dr.stop@direct.heart-clinic.example", "fhir_base": endpoint.base,
+            "last_verified": "2026-02-20T00:00:00Z"}),
     )
     .await;
     let id = t.create_referral_id(order("p-stop", "Dr Stop")).await;
     seen(&t, &id).await;
     t.advance("32d").await;
-    assert_eq!((smtp.mails().len(), fax.sent().len()), (1, 0), "Direct first when there is no FHIR endpoint");
-    t.event(&id, json!({"type": "note-received"})).await;
+    let task = endpoint.tasks().remove(0);
+    let answer = json!({"resourceType": "DocumentReference", "status": "current", "docStatus": "final",
+        "type": {"coding": [{"system": "http://loinc.org", "code": "11488-4"}]},
+        "subject": {"reference": "Patient/p-stop"}, "date": "2026-04-03T15:00:00Z",
+        "content": [{"attachment": {"contentType": "text/plain", "data": "Q29uc3VsdCBub3Rl"}}],
+        "context": {"related": [task["basedOn"][0].clone()]}});
+    let r = t.fhir("POST", "/fhir/DocumentReference", Some(answer), &[]).await;
+    assert!(r.status < 300, "{:?}", r.body);
+    assert_eq!(t.referral(&id).await["state"], "note-received");
     t.advance("30d").await;
-    assert_eq!((smtp.mails().len(), fax.sent().len()), (1, 0), "answered: no fax");
+    assert_eq!((smtp.mails().len(), fax.sent().len()), (0, 0), "answered: no Direct, no fax");
 }
