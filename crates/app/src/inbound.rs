@@ -26,6 +26,27 @@ pub struct Target {
     /// found it waits in review for a person to file it, instead of being ignored or kept as a
     /// dead letter.
     pub review_unmatched: bool,
+    /// The patient's name and birth date (`YYYY-MM-DD`) as the message gives them: when no key
+    /// or identifier finds a referral, the open referrals of patients born that day whose name
+    /// matches are offered to a person — never matched on their own.
+    pub demographics: Option<(String, String)>,
+}
+
+/// The words of a name, lower-cased, for comparing `García, María` with `MARÍA GARCÍA`.
+fn name_words(name: &str) -> Vec<String> {
+    let mut words: Vec<String> =
+        name.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
+    words.sort();
+    words.dedup();
+    words
+}
+
+/// Two names are the same person's when they share two words (given and family), or are the
+/// same single word.
+fn same_name(a: &str, b: &str) -> bool {
+    let (a, b) = (name_words(a), name_words(b));
+    let shared = a.iter().filter(|w| b.contains(w)).count();
+    shared >= 2 || (shared == 1 && a.len() == 1 && b.len() == 1)
 }
 
 /// What an inbound message means.
@@ -305,8 +326,31 @@ impl App {
     }
 }
 
-/// Finds the referral a message is about: by key, else by patient and specialty.
+/// Finds the referral a message is about: by key, else by patient and specialty, else (for a
+/// person to confirm) by name and birth date.
 async fn find(tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
+    let found = find_by_key_or_patient(tx, t).await?;
+    if !matches!(found, Found::One(_) | Found::Ambiguous(..)) && t.review_unmatched {
+        if let Some((name, birth_date)) = &t.demographics {
+            let mut candidates = Vec::new();
+            for p in tx.patients_born(birth_date).await? {
+                if p.name.as_deref().is_some_and(|n| same_name(n, name)) {
+                    candidates.extend(tx.open_referrals(&p.id, t.specialty.as_ref()).await?.into_iter().map(|r| r.id));
+                }
+            }
+            if !candidates.is_empty() {
+                let ids = candidates.iter().map(ReferralId::as_str).collect::<Vec<_>>().join(", ");
+                return Ok(Found::Ambiguous(
+                    format!("matched by name and birth date only; candidates: {ids}"),
+                    candidates,
+                ));
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn find_by_key_or_patient(tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
     for key in &t.keys {
         if let Some(id) = tx.referral_by_key(key).await? {
             return Ok(Found::One(id));
@@ -350,5 +394,19 @@ async fn find(tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
             format!("matched by patient only; candidates: {}", ids(&candidates)),
             candidates.into_iter().map(|r| r.id).collect(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_name;
+
+    #[test]
+    fn names_are_the_same_persons_by_their_words() {
+        assert!(same_name("María García", "GARCÍA^MARÍA"));
+        assert!(same_name("Myra Jones", "Jones, Myra J"));
+        assert!(!same_name("Myra Jones", "Tom Jones"));
+        assert!(same_name("Cher", "cher"));
+        assert!(!same_name("Cher", "Cher Bono Allman"), "one word shared with a longer name is not enough");
     }
 }

@@ -53,7 +53,14 @@ impl Protocol for FaxProtocol {
         };
         let keys = codes.iter().map(|c| code_key(c)).collect();
         Ok(Mapped::Event {
-            target: Target { keys, patient: None, specialty: None, fallback_allowed: false, review_unmatched: true },
+            target: Target {
+                keys,
+                patient: None,
+                specialty: None,
+                fallback_allowed: false,
+                review_unmatched: true,
+                demographics: None,
+            },
             input,
         })
     }

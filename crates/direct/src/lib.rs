@@ -65,7 +65,14 @@ impl DirectProtocol {
 
 fn event(keys: Vec<String>, input: Input) -> Mapped {
     Mapped::Event {
-        target: Target { keys, patient: None, specialty: None, fallback_allowed: false, review_unmatched: true },
+        target: Target {
+            keys,
+            patient: None,
+            specialty: None,
+            fallback_allowed: false,
+            review_unmatched: true,
+            demographics: None,
+        },
         input,
     }
 }
@@ -282,6 +289,11 @@ impl Protocol for DirectProtocol {
             .iter()
             .filter(|i| i.root != SSN)
             .find_map(|i| i.extension.as_deref().and_then(|e| PatientId::parse(e).ok()));
+        // Its patient's name and birth date: candidates for a person when nothing else finds one.
+        let demographics = match (&note.patient.name, &note.patient.birth_date) {
+            (Some(name), Some(born)) if born.len() == 10 => Some((name.clone(), born.clone())),
+            _ => None,
+        };
         let input = Input::Milestone {
             state: State::NoteReceived,
             at: now,
@@ -289,7 +301,14 @@ impl Protocol for DirectProtocol {
             channel: Some(Self::NAME.to_owned()),
         };
         Ok(Mapped::Event {
-            target: Target { keys, patient, specialty: None, fallback_allowed: true, review_unmatched: true },
+            target: Target {
+                keys,
+                patient,
+                specialty: None,
+                fallback_allowed: true,
+                review_unmatched: true,
+                demographics,
+            },
             input,
         })
     }

@@ -321,6 +321,7 @@ impl Cx<'_> {
             specialty: self.specialty(a.specialty.iter().chain(&a.service_type)),
             fallback_allowed: true,
             review_unmatched: false,
+            demographics: None,
         };
         let at =
             self.time(&a.meta.as_ref().and_then(|m| m.last_updated.clone()), "meta.lastUpdated")?.unwrap_or(self.now);
@@ -374,6 +375,7 @@ impl Cx<'_> {
             specialty: None,
             fallback_allowed: false,
             review_unmatched: false,
+            demographics: None,
         };
         Ok(Mapping::new(Mapped::Event { target, input: milestone(State::Attended, start.unwrap_or(self.now), None) }))
     }
@@ -393,6 +395,7 @@ impl Cx<'_> {
             specialty: None,
             fallback_allowed: true,
             review_unmatched: false,
+            demographics: None,
         };
         Mapping::new(Mapped::Event { target, input: milestone(State::NoteReceived, at.unwrap_or(self.now), None) })
     }
@@ -472,6 +475,7 @@ impl Cx<'_> {
             specialty: None,
             fallback_allowed: false,
             review_unmatched: false,
+            demographics: None,
         };
         if keys.is_empty() {
             return Ok(Mapping::new(Mapped::Ignore("a task not based on a referral")));

@@ -253,6 +253,7 @@ impl Ctx<'_> {
             specialty: self.specialty(),
             fallback_allowed,
             review_unmatched: false,
+            demographics: None,
         }
     }
 

@@ -41,6 +41,7 @@ fn migrator(dialect: &str) -> Migrator {
             (22, "report sample", include_str!("../migrations/sqlite/0022_report_sample.sql")),
             (23, "documents", include_str!("../migrations/sqlite/0023_documents.sql")),
             (24, "specialist fhir", include_str!("../migrations/sqlite/0024_specialist_fhir.sql")),
+            (25, "patient birth date", include_str!("../migrations/sqlite/0025_patient_birth_date.sql")),
         ],
         _ => &[
             (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
@@ -67,6 +68,7 @@ fn migrator(dialect: &str) -> Migrator {
             (22, "report sample", include_str!("../migrations/postgres/0022_report_sample.sql")),
             (23, "documents", include_str!("../migrations/postgres/0023_documents.sql")),
             (24, "specialist fhir", include_str!("../migrations/postgres/0024_specialist_fhir.sql")),
+            (25, "patient birth date", include_str!("../migrations/postgres/0025_patient_birth_date.sql")),
         ],
     };
     Migrator::with_migrations(

@@ -83,6 +83,9 @@ pub trait ReferralTx: Send {
     /// The referral a source key (placer or referral number) belongs to.
     async fn referral_by_key(&mut self, key: &str) -> Result<Option<ReferralId>, StoreError>;
 
+    /// The patients born on `birth_date` (`YYYY-MM-DD`), at most 200.
+    async fn patients_born(&mut self, birth_date: &str) -> Result<Vec<Patient>, StoreError>;
+
     /// The patient's open, tracked referrals, newest first; of one specialty when given.
     async fn open_referrals(
         &mut self,

@@ -183,6 +183,18 @@ impl ReferralTx for SqlTx {
         }
     }
 
+    async fn patients_born(&mut self, birth_date: &str) -> Result<Vec<Patient>, StoreError> {
+        self.flush(Only::Parents).await?;
+        on_tx!(self, c => {
+            let rows = sqlx::query("SELECT * FROM patients WHERE birth_date = $1 ORDER BY id LIMIT 200")
+                .bind(birth_date)
+                .fetch_all(c)
+                .await
+                .map_err(db)?;
+            rows.iter().map(|r| row::patient(r)).collect()
+        })
+    }
+
     async fn open_referrals(
         &mut self,
         patient: &PatientId,

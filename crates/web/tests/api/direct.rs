@@ -197,6 +197,19 @@ async fn a_consult_note_by_direct_closes_the_loop_once_and_an_unplaced_one_waits
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(t.referral(&other).await["state"], "note-received");
 
+    // A note whose patient we know by name and birth date only (its identifier is an SSN):
+    // offered to a person on that patient's open referrals, never filed on its own.
+    let eve = t
+        .create_referral_id(json!({"patient_id": "p-eve", "referring_provider": "dr-adams", "specialty": "cardiology",
+            "patient": {"name": "Eve Betterhalf", "birth_date": "1975-05-01"}}))
+        .await;
+    let by_name = direct_letter("<eve@x.example>", "Consult note", None, Some(("note.xml", &note)));
+    let (offered, _) = t.app.receive("direct", arrival("eve", &by_name), &via()).await.unwrap();
+    assert_eq!(offered.status, InboxStatus::Review, "{:?}", offered.error);
+    assert!(offered.error.as_deref().unwrap().contains("matched by name and birth date only"), "{:?}", offered.error);
+    assert_eq!(t.referral(&eve).await["state"], "ordered");
+    assert!(t.tasks_of(&eve).await.iter().any(|x| x["kind"] == "review-match"), "a person confirms it");
+
     // A message whose attachment is not XML a person can use is a dead letter with the reason.
     let broken = direct_letter("<b@x.example>", "Note", None, Some(("note.xml", b"<ClinicalDocument><x></y>")));
     let (dead, _) = t.app.receive("direct", arrival("broken", &broken), &via()).await.unwrap();
