@@ -330,21 +330,19 @@ impl App {
 /// person to confirm) by name and birth date.
 async fn find(tx: &mut dyn Tx, t: &Target) -> Result<Found, StoreError> {
     let found = find_by_key_or_patient(tx, t).await?;
-    if !matches!(found, Found::One(_) | Found::Ambiguous(..)) && t.review_unmatched {
-        if let Some((name, birth_date)) = &t.demographics {
-            let mut candidates = Vec::new();
-            for p in tx.patients_born(birth_date).await? {
-                if p.name.as_deref().is_some_and(|n| same_name(n, name)) {
-                    candidates.extend(tx.open_referrals(&p.id, t.specialty.as_ref()).await?.into_iter().map(|r| r.id));
-                }
+    if !matches!(found, Found::One(_) | Found::Ambiguous(..))
+        && t.review_unmatched
+        && let Some((name, birth_date)) = &t.demographics
+    {
+        let mut candidates = Vec::new();
+        for p in tx.patients_born(birth_date).await? {
+            if p.name.as_deref().is_some_and(|n| same_name(n, name)) {
+                candidates.extend(tx.open_referrals(&p.id, t.specialty.as_ref()).await?.into_iter().map(|r| r.id));
             }
-            if !candidates.is_empty() {
-                let ids = candidates.iter().map(ReferralId::as_str).collect::<Vec<_>>().join(", ");
-                return Ok(Found::Ambiguous(
-                    format!("matched by name and birth date only; candidates: {ids}"),
-                    candidates,
-                ));
-            }
+        }
+        if !candidates.is_empty() {
+            let ids = candidates.iter().map(ReferralId::as_str).collect::<Vec<_>>().join(", ");
+            return Ok(Found::Ambiguous(format!("matched by name and birth date only; candidates: {ids}"), candidates));
         }
     }
     Ok(found)
