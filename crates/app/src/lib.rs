@@ -62,7 +62,7 @@ pub use reports::{
     RollupRow, SPANS, SpanRow, closure, fold_groups, leak_of, overdue_bucket, spans_of, split, stats_of, tenths,
 };
 pub use service::{App, NewReferral, PatientInput, ReferralDetail, Retention};
-pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome};
+pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome, SmsReplies};
 pub use sso::{SSO_WITHIN, SsoStart};
 pub use texts::SmsTexts;
 pub use throttle::AuthSettings;

@@ -35,6 +35,28 @@ pub enum SmsOutcome {
 /// Where a YES reply lands: the channel name marks it as the patient's word, not the EHR's.
 pub const PATIENT_REPORTED: &str = "sms-patient-reported";
 
+/// Patients' text messages as an inbound protocol (`sms`): a reply the webhook could not place
+/// (a number several patients share, a patient with no open referral) waits in review; a
+/// person who files it on a referral records it there for staff to read and answer (a
+/// `patient-reply` task) — never as a milestone, since nobody knows which question it answers.
+pub struct SmsReplies;
+
+impl crate::Protocol for SmsReplies {
+    fn name(&self) -> &'static str {
+        "sms"
+    }
+
+    fn remap(&self, _raw: &[u8], now: jiff::Timestamp) -> Result<crate::Mapped, String> {
+        // The text names no referral: it stays with a person until they choose one.
+        let target = crate::Target { review_unmatched: true, ..crate::Target::default() };
+        Ok(crate::Mapped::Event { target, input: Input::PatientReplied { at: now } })
+    }
+
+    fn describe(&self, raw: &[u8]) -> Option<crate::Described> {
+        Some(crate::Described::Text(format!("A patient's text message:\n{}", String::from_utf8_lossy(raw))))
+    }
+}
+
 impl App {
     /// A delivery report for an outbox item (e.g. an SMS status callback): `delivered`, or
     /// failed with `error`. Returns false when the item is unknown or already settled.

@@ -122,7 +122,8 @@ pub async fn build_app_with(
         .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(config.hl7_map()?)))
         .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_config(config)?)))
         .with_protocol(Arc::new(refloop_direct::DirectProtocol::with_hl7(config.note_types()?, config.hl7_map()?)))
-        .with_protocol(Arc::new(refloop_direct::FaxProtocol));
+        .with_protocol(Arc::new(refloop_direct::FaxProtocol))
+        .with_protocol(Arc::new(refloop_app::SmsReplies));
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }

@@ -68,6 +68,8 @@ pub enum EventData {
     },
     /// The specialist confirmed our cancellation of a 360X referral.
     CancelConfirmed,
+    /// A text message from the patient was filed on this referral.
+    PatientReplied,
     /// The last note request went unanswered: the next way (`rung`) is tried.
     NoteRequestUnanswered {
         rung: u32,
@@ -136,6 +138,7 @@ impl EventData {
             EventData::AppointmentCancelled => "appointment-cancelled",
             EventData::SpecialistResponded { .. } => "specialist-responded",
             EventData::CancelConfirmed => "cancel-confirmed",
+            EventData::PatientReplied => "patient-replied",
             EventData::NoteRequestUnanswered { .. } => "note-request-unanswered",
             EventData::Attended => "attended",
             EventData::SpecialistVerified => "specialist-verified",
@@ -254,6 +257,12 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
         Input::AppointmentCancelled { at } => {
             d.event(at, EventData::AppointmentCancelled);
             d.unschedule(at);
+        }
+        Input::PatientReplied { at } => {
+            d.event(at, EventData::PatientReplied);
+            if d.r.state.is_open() {
+                d.task(TaskKind::PatientReply, ctx.now.checked_add(Duration::hours(4).to_signed()).unwrap_or(ctx.now));
+            }
         }
         Input::SpecialistResponded { at, accepted: false }
             if d.r.state == State::Cancelled && d.r.progress.sent_360x =>

@@ -70,6 +70,11 @@ pub enum Input {
     AppointmentCancelled {
         at: Timestamp,
     },
+    /// The patient's text message, for a person to read and answer (a person filed it on
+    /// this referral).
+    PatientReplied {
+        at: Timestamp,
+    },
     /// The specialist accepted or declined the referral.
     SpecialistResponded {
         at: Timestamp,

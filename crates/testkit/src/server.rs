@@ -264,7 +264,8 @@ impl TestAppBuilder {
             .with_protocol(Arc::new(refloop_hl7::Hl7Protocol::new(map.clone())))
             .with_protocol(Arc::new(refloop_fhir::FhirProtocol::new(fhir_cfg.clone())))
             .with_protocol(Arc::new(refloop_direct::DirectProtocol::with_hl7(Vec::new(), map.clone())))
-            .with_protocol(Arc::new(refloop_direct::FaxProtocol));
+            .with_protocol(Arc::new(refloop_direct::FaxProtocol))
+            .with_protocol(Arc::new(refloop_app::SmsReplies));
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);

@@ -178,12 +178,21 @@ async fn a_number_shared_by_two_patients_is_not_guessed(b: Backend) {
     let inbox = t.get("/api/v1/inbox?status=review").await.body;
     let item = &inbox["items"][0];
     assert!(item["error"].as_str().unwrap().starts_with("ambiguous"), "{item}");
-    // No protocol reads an SMS reply again: a retry says so (it is never read as HL7 v2).
+    // Read again through its own protocol (never as HL7 v2), it still names no referral: it
+    // stays with a person …
     let id = item["id"].as_str().unwrap();
     let r = t.post(&format!("/api/v1/inbox/{id}/retry"), json!({})).await;
-    assert_eq!(r.status, 409, "{:?}", r.body);
-    assert!(r.body.to_string().contains("came in by sms"), "{:?}", r.body);
+    assert_eq!((r.status, r.body["status"].as_str()), (200, Some("review")), "{:?}", r.body);
     assert_eq!(t.referral(&a).await["state"], "ordered", "nothing applied");
+    // … who files it on the patient it came from: staff read and answer it there (its YES is
+    // not taken as a booking, since nobody knows which question it answers).
+    let r = t.post(&format!("/api/v1/inbox/{id}/apply"), json!({"referral_id": a})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(t.referral(&a).await["state"], "ordered");
+    assert!(kinds(&t.tasks_of(&a).await).contains(&"patient-reply".to_owned()));
+    assert!(!kinds(&t.tasks_of(&b2).await).contains(&"patient-reply".to_owned()));
+    let shown = t.get(&format!("/api/v1/inbox/{id}")).await.body;
+    assert_eq!((shown["status"].as_str(), shown["referral_id"].as_str()), (Some("applied"), Some(a.as_str())));
 }
 
 async fn the_attendance_question_goes_by_sms_and_yes_closes_it(b: Backend) {
