@@ -56,6 +56,15 @@ impl Config {
         } else if self.hl7.senders.is_empty() {
             warnings.push("hl7.senders: none listed, so every HL7 message is refused (AR, unknown sender)".to_owned());
         }
+        if self.direct.referrals_360x && self.direct.connector != "smtp" {
+            warnings.push(
+                "direct.referrals_360x = true but direct.connector is not \"smtp\": no 360X referral request goes out"
+                    .to_owned(),
+            );
+        }
+        if !self.fax.webhook_secret.is_empty() && self.fax.webhook_secret.len() < 16 {
+            warnings.push("fax.webhook_secret: shorter than 16 characters; use a long random secret".to_owned());
+        }
         warnings
     }
 

@@ -25,6 +25,19 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(out.contains("# warning: hl7.senders: none listed, so every HL7 message is refused"), "{out}");
     let (ok, out, _) = run(&["check-config"], &[("REFLOOP_HL7_ALLOW_ANY_SENDER", "true")]);
     assert!(ok && out.contains("# warning: hl7.allow_any_sender = true"), "{out}");
+    // The new channels' settings: secrets hidden, misconfigurations named.
+    let (ok, out, err) = run(
+        &["check-config"],
+        &[("REFLOOP_DIRECT_REFERRALS_360X", "true"), ("REFLOOP_FAX_WEBHOOK_SECRET", "short-s3cret")],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("# warning: direct.referrals_360x = true but direct.connector"), "{out}");
+    assert!(out.contains("# warning: fax.webhook_secret: shorter than 16"), "{out}");
+    assert!(!out.contains("short-s3cret") && out.contains("webhook_secret = \"(hidden)\""), "{out}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_WORKFLOW_NOTE_LADDER_WAIT", "1h")]);
+    assert!(!ok && err.contains("workflow.note_ladder_wait"), "{err}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_RETENTION_DOCUMENTS", "7d")]);
+    assert!(!ok && err.contains("retention.documents"), "{err}");
     let (ok, _, err) = run(
         &["check-config"],
         &[("REFLOOP_HL7_SENDERS", "[{name = \"epic\", msh3 = \"EPIC\", cidrs = [\"10.1.0.0/33\"]}]")],
