@@ -162,6 +162,14 @@ pub struct Gauges {
     pub referrals_by_state: Vec<(String, i64)>,
     pub overdue_tasks: i64,
     pub outbox_backlog: i64,
+    /// Inbound messages waiting for a person, by status (`review`, `dead`).
+    pub inbox_waiting: Vec<(String, i64)>,
+    /// Documents in Unfiled documents.
+    pub documents_unfiled: i64,
+    /// Outbox items by status.
+    pub outbox_by_status: Vec<(String, i64)>,
+    /// When the oldest item still waiting to go out (`pending`, `sending`) was queued.
+    pub oldest_unsent: Option<Timestamp>,
 }
 
 /// When a channel last reached someone and last failed, from its outbox history.

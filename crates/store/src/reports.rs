@@ -7,7 +7,7 @@ use refloop_domain::cms50::Fact;
 
 use crate::{
     Db, SqlStore, row,
-    row::{db, ms},
+    row::{db, ms, ts},
 };
 
 impl SqlStore {
@@ -146,7 +146,35 @@ impl ReportStore for SqlStore {
                 .fetch_one(p)
                 .await
                 .map_err(db)?;
-            Ok(Gauges { referrals_by_state: by_state, overdue_tasks: overdue, outbox_backlog: backlog })
+            let inbox_waiting: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT status, COUNT(*) FROM inbox WHERE status IN ('review', 'dead') GROUP BY status ORDER BY status",
+            )
+            .fetch_all(p)
+            .await
+            .map_err(db)?;
+            let documents_unfiled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM documents WHERE status = 'unfiled'")
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            let outbox_by_status: Vec<(String, i64)> =
+                sqlx::query_as("SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status")
+                    .fetch_all(p)
+                    .await
+                    .map_err(db)?;
+            let oldest: Option<i64> =
+                sqlx::query_scalar("SELECT MIN(created_at) FROM outbox WHERE status IN ('pending', 'sending')")
+                    .fetch_one(p)
+                    .await
+                    .map_err(db)?;
+            Ok(Gauges {
+                referrals_by_state: by_state,
+                overdue_tasks: overdue,
+                outbox_backlog: backlog,
+                inbox_waiting,
+                documents_unfiled,
+                outbox_by_status,
+                oldest_unsent: oldest.map(ts).transpose()?,
+            })
         })
     }
 

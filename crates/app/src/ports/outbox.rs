@@ -28,6 +28,17 @@ pub enum OutboxStatus {
 }
 
 impl OutboxStatus {
+    pub const ALL: [OutboxStatus; 8] = [
+        OutboxStatus::Pending,
+        OutboxStatus::Sending,
+        OutboxStatus::Accepted,
+        OutboxStatus::Sent,
+        OutboxStatus::Failed,
+        OutboxStatus::Unconfirmed,
+        OutboxStatus::Unknown,
+        OutboxStatus::NotSent,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             OutboxStatus::Pending => "pending",
@@ -42,18 +53,7 @@ impl OutboxStatus {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            OutboxStatus::Pending,
-            OutboxStatus::Sending,
-            OutboxStatus::Accepted,
-            OutboxStatus::Sent,
-            OutboxStatus::Failed,
-            OutboxStatus::Unconfirmed,
-            OutboxStatus::Unknown,
-            OutboxStatus::NotSent,
-        ]
-        .into_iter()
-        .find(|x| x.as_str() == s)
+        Self::ALL.into_iter().find(|x| x.as_str() == s)
     }
 }
 

@@ -25,6 +25,17 @@ pub async fn metrics(State(s): State<AppState>, auth: Auth) -> ApiResult<Respons
     }
     metrics::gauge!("refloop_tasks_overdue").set(g.overdue_tasks as f64);
     metrics::gauge!("refloop_outbox_backlog").set(g.outbox_backlog as f64);
+    for status in ["review", "dead"] {
+        let n = g.inbox_waiting.iter().find(|(st, _)| st == status).map_or(0, |(_, n)| *n);
+        metrics::gauge!("refloop_inbox_waiting", "status" => status).set(n as f64);
+    }
+    metrics::gauge!("refloop_documents_unfiled").set(g.documents_unfiled as f64);
+    for status in refloop_app::OutboxStatus::ALL {
+        let n = g.outbox_by_status.iter().find(|(st, _)| st == status.as_str()).map_or(0, |(_, n)| *n);
+        metrics::gauge!("refloop_outbox", "status" => status.as_str()).set(n as f64);
+    }
+    let age = g.oldest_unsent.map_or(0.0, |at| (s.app.now() - at).as_secs_f64().max(0.0));
+    metrics::gauge!("refloop_outbox_oldest_unsent_seconds").set(age);
     let body = s.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }

@@ -90,6 +90,20 @@ async fn a_fax_that_carries_our_code_closes_the_loop_once(b: Backend) {
     let r = fax.deliver_inbound(&url(&t), FAX_WEBHOOK_SECRET, "fx-101", &stray, true).await;
     assert_eq!(r.json::<Value>().await.unwrap()["status"], "review");
     assert_eq!(documents(&t, Some(DocumentStatus::Unfiled)).await.len(), 1);
+
+    // What waits for a person is on /metrics, for alerts.
+    let metrics =
+        t.http.get(format!("{}/metrics", t.base)).bearer_auth(&t.admin).send().await.unwrap().text().await.unwrap();
+    for line in [
+        "refloop_documents_unfiled 1",
+        "refloop_inbox_waiting{status=\"review\"} 1",
+        "refloop_inbox_waiting{status=\"dead\"} 0",
+        "refloop_outbox{status=\"sent\"} ",
+        "refloop_outbox{status=\"unknown\"} 0",
+        "refloop_outbox_oldest_unsent_seconds 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in {metrics}");
+    }
 }
 
 async fn a_fax_without_a_code_waits_unfiled_until_a_person_files_it(b: Backend) {
