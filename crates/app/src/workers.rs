@@ -503,7 +503,7 @@ impl App {
     }
 }
 
-/// Runs `pass` every `interval` until `shutdown` (a poller: the EHR, the Direct mailbox); after
+/// Runs `pass` every `interval` until `shutdown` (a poller: the EHR's FHIR pull); after
 /// a failed pass, logged under `what`, waits 1 s, 2 s, 4 s … (at most `interval`) instead.
 pub async fn every<F, Fut, E>(
     what: &'static str,
