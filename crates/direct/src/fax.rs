@@ -4,7 +4,7 @@
 //! fax is kept as a document in Unfiled documents, for a person to file.
 
 use refloop_app::{
-    Described, Mapped, Protocol, Target,
+    Described, Mapped, Protocol,
     documents::{DocumentPart, code_key, short_codes_in},
 };
 use refloop_domain::{Input, State};
@@ -51,18 +51,7 @@ impl Protocol for FaxProtocol {
             appointment_at: None,
             channel: Some(Self::NAME.into()),
         };
-        let keys = codes.iter().map(|c| code_key(c)).collect();
-        Ok(Mapped::Event {
-            target: Target {
-                keys,
-                patient: None,
-                specialty: None,
-                fallback_allowed: false,
-                review_unmatched: true,
-                demographics: None,
-            },
-            input,
-        })
+        Ok(crate::event(codes.iter().map(|c| code_key(c)).collect(), input))
     }
 
     fn describe(&self, raw: &[u8]) -> Option<Described> {

@@ -63,7 +63,9 @@ impl DirectProtocol {
     }
 }
 
-fn event(keys: Vec<String>, input: Input) -> Mapped {
+/// Something that happened to the referral one of `keys` names; when none does, a person
+/// files it (it never goes by patient alone).
+pub(crate) fn event(keys: Vec<String>, input: Input) -> Mapped {
     Mapped::Event {
         target: Target {
             keys,
