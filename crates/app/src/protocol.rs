@@ -141,8 +141,7 @@ impl App {
     /// The message kept already under this protocol, sender and id, if any (to answer a
     /// resend without fetching its content again).
     pub async fn kept(&self, protocol: &str, source: &str, control_id: &str) -> Result<Option<InboxItem>, AppError> {
-        let mut tx = self.store().begin().await?;
-        Ok(tx.inbox_get(protocol, source, control_id).await?)
+        Ok(self.store().inbox_by_key(protocol, source, control_id).await?)
     }
 
     /// Keeps a message in the inbox and applies it through `protocol`, in one transaction: it

@@ -24,16 +24,11 @@ pub fn fax_signature(secret: &str, body: &[u8]) -> String {
 
 /// Checks a signature in constant time; an empty secret accepts nothing.
 pub fn fax_signature_ok(secret: &str, body: &[u8], signature: &str) -> bool {
-    let Some(hex) = signature.trim().strip_prefix("sha256=") else { return false };
-    let Ok(given) = (0..hex.len() / 2)
-        .map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2).unwrap_or("x"), 16))
-        .collect::<Result<Vec<u8>, _>>()
-    else {
+    let Some(hex) = signature.trim().strip_prefix("sha256=").filter(|h| h.len() == 64 && h.is_ascii()) else {
         return false;
     };
-    if secret.is_empty() || hex.len() != 64 {
-        return false;
-    }
+    let given: Option<Vec<u8>> = (0..32).map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()).collect();
+    let (Some(given), false) = (given, secret.is_empty()) else { return false };
     let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(body);
     mac.verify_slice(&given).is_ok()

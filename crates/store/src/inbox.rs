@@ -82,6 +82,24 @@ impl SqlStore {
         })
     }
 
+    pub(crate) async fn inbox_by_key(
+        &self,
+        protocol: &str,
+        source: &str,
+        control_id: &str,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        on_pool!(&self.db, p => {
+            let row = sqlx::query("SELECT * FROM inbox WHERE protocol = $1 AND source = $2 AND control_id = $3")
+                .bind(protocol)
+                .bind(source)
+                .bind(control_id)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?;
+            row.map(|r| row::inbox(&r)).transpose()
+        })
+    }
+
     pub(crate) async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {
         on_pool!(&self.db, p => {
             let row = sqlx::query("SELECT * FROM inbox WHERE id = $1").bind(id).fetch_optional(p).await.map_err(db)?;
@@ -110,6 +128,15 @@ impl InboxStore for SqlStore {
 
     async fn set_cursor(&self, name: &str, value: &str, at: Timestamp) -> Result<(), StoreError> {
         SqlStore::set_cursor(self, name, value, at).await
+    }
+
+    async fn inbox_by_key(
+        &self,
+        protocol: &str,
+        source: &str,
+        control_id: &str,
+    ) -> Result<Option<InboxItem>, StoreError> {
+        SqlStore::inbox_by_key(self, protocol, source, control_id).await
     }
 
     async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError> {

@@ -343,6 +343,15 @@ pub trait InboxStore: Send + Sync {
 
     async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError>;
 
+    /// The message kept under this protocol, sender and id, if any (a read, outside any
+    /// transaction).
+    async fn inbox_by_key(
+        &self,
+        protocol: &str,
+        source: &str,
+        control_id: &str,
+    ) -> Result<Option<InboxItem>, StoreError>;
+
     /// The inbound messages of `protocol` about a referral, oldest first.
     async fn inbox_of_referral(&self, referral: &ReferralId, protocol: &str) -> Result<Vec<InboxItem>, StoreError>;
 
