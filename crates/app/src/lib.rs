@@ -21,6 +21,7 @@ mod mfa;
 pub mod period;
 mod ports;
 mod protocol;
+mod referral_request;
 mod reports;
 mod service;
 mod sms;

@@ -258,31 +258,6 @@ impl App {
     }
 
     /// Enters a referral inside `tx` (the caller commits).
-    /// Queues the 360X referral request of a new referral when the directory says its
-    /// specialist takes 360X over Direct (see [`refloop_domain::Policy::referrals_360x`]).
-    async fn request_360x(&self, tx: &mut dyn Tx, referral: &Referral, now: Timestamp) -> Result<(), AppError> {
-        let directory = self.store().specialists(None).await?;
-        let Some(entry) = crate::entry_for(&directory, referral) else { return Ok(()) };
-        if !entry.accepts_360x || entry.direct_address.is_none() {
-            return Ok(());
-        }
-        let w = self.policy.windows(referral.specialty.as_ref(), referral.urgency);
-        let needed_by = referral.ordered_at + w.notify.to_signed() + w.scheduling.to_signed();
-        let key = format!("{}:note-request:referral-request:1", referral.id);
-        let item = OutboxItem {
-            body: Some(needed_by.to_string()),
-            ..OutboxItem::pending(
-                referral,
-                refloop_domain::Channel::NoteRequest,
-                refloop_domain::Purpose::ReferralRequest,
-                key,
-                now,
-            )
-        };
-        tx.enqueue(&item).await?;
-        Ok(())
-    }
-
     pub async fn create_in(
         &self,
         tx: &mut dyn Tx,
