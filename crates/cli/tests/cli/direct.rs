@@ -9,19 +9,24 @@ use serde_json::json;
 
 use crate::process::{Serve, token};
 
+/// `serve`'s settings to read `mail` at `url`, trusting the test CA, every second.
+fn mailbox_env(mail: &Dovecot, url: String) -> Vec<(&'static str, String)> {
+    vec![
+        ("REFLOOP_DIRECT_IMAP_URL", url),
+        ("REFLOOP_DIRECT_IMAP_CA", refloop_testkit::tls::file("ca.pem").display().to_string()),
+        ("REFLOOP_DIRECT_IMAP_USER", mail.user.clone()),
+        ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.clone()),
+        ("REFLOOP_DIRECT_IMAP_POLL", "1s".to_owned()),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_reads_the_direct_mailbox_and_a_consult_note_closes_the_loop() {
     let db = TestDb::new(Backend::Sqlite).await;
     let admin = token(&db.url, "admin");
     let mail = Dovecot::start().await;
-    let (url, ca) = (mail.tls_url(), refloop_testkit::tls::file("ca.pem").display().to_string());
-    let env = [
-        ("REFLOOP_DIRECT_IMAP_URL", url.as_str()),
-        ("REFLOOP_DIRECT_IMAP_CA", ca.as_str()),
-        ("REFLOOP_DIRECT_IMAP_USER", mail.user.as_str()),
-        ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.as_str()),
-        ("REFLOOP_DIRECT_IMAP_POLL", "1s"),
-    ];
+    let vars = mailbox_env(&mail, mail.tls_url());
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let serve = Serve::start(&db.url, &env, &[]);
     let order = json!({"patient_id": "p-mailbox", "referring_provider": "dr-a", "specialty": "cardiology"});
     let (status, created) = serve.call(&admin, "POST", "/api/v1/referrals", Some(order)).await;
@@ -80,14 +85,8 @@ async fn killing_serve_while_it_reads_the_mailbox_loses_and_doubles_nothing() {
         mail.deliver(&reply).await;
     }
     // imap://, upgraded with STARTTLS.
-    let (url, ca) = (mail.url(), refloop_testkit::tls::file("ca.pem").display().to_string());
-    let env = [
-        ("REFLOOP_DIRECT_IMAP_URL", url.as_str()),
-        ("REFLOOP_DIRECT_IMAP_CA", ca.as_str()),
-        ("REFLOOP_DIRECT_IMAP_USER", mail.user.as_str()),
-        ("REFLOOP_DIRECT_IMAP_PASSWORD", mail.password.as_str()),
-        ("REFLOOP_DIRECT_IMAP_POLL", "1s"),
-    ];
+    let vars = mailbox_env(&mail, mail.url());
+    let env: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let crashing = Serve::start(&db.url, &env, &[]);
     assert!(crashing.until_logged("direct message kept").await, "{}", crashing.log());
     crashing.kill();
