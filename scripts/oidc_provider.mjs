@@ -8,7 +8,7 @@
 import http from 'node:http';
 import { createRequire } from 'node:module';
 
-const require = createRequire(process.env.REFLOOP_OIDC_MODULES || import.meta.url);
+const require = createRequire(process.env.TEST_OIDC_MODULES || import.meta.url);
 const { default: Provider } = await import(require.resolve('oidc-provider'));
 
 const [clientId, clientSecret, redirectUri] = process.argv.slice(2);

@@ -143,6 +143,15 @@ pub struct OidcConfig {
 #[serde(deny_unknown_fields)]
 pub struct Log {
     pub level: String,
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -452,6 +461,11 @@ impl Config {
         }
         toml::to_string_pretty(&shown).unwrap_or_default()
     }
+}
+
+/// The file of a `sqlite://PATH` URL (`None` for PostgreSQL).
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
 }
 
 /// Hides the password of a URL such as `postgres://user:secret@host/db`.

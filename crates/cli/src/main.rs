@@ -3,6 +3,7 @@
 mod accounts;
 mod config;
 mod demo;
+mod logging;
 mod reports;
 mod run;
 mod tools;
@@ -14,14 +15,14 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Config, Overrides};
 
 #[derive(Parser)]
-#[command(name = "refloop", version, about = "Closes the loop on patient referrals.")]
+#[command(name = "refloop", about = "Closes the loop on patient referrals.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-/// Where the configuration and database come from; every command that reads the
-/// database takes these.
+// Where the configuration and database come from; every command that reads the database
+// takes these. (A plain comment: a doc comment here would become each command's about.)
 #[derive(Args, Clone, Default)]
 struct Common {
     /// A TOML configuration file (layered over the embedded defaults).
@@ -34,7 +35,8 @@ struct Common {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the service: HTTP API, workers; migrations run at start.
+    /// Run the service: HTTP API, MLLP listener, workers; pending migrations run at start
+    /// (one process at a time).
     Serve {
         #[command(flatten)]
         common: Common,
@@ -56,13 +58,16 @@ enum Command {
     /// without the workflow (baseline) and with it, and the figures side by side with every
     /// assumption behind them.
     Simulate {
+        /// Referring providers in the practice.
         #[arg(long, default_value_t = 12)]
         providers: u32,
+        /// Referrals the practice orders a month.
         #[arg(long, default_value_t = 600)]
         referrals_per_month: u32,
         /// Days of orders (outcomes are then followed for 120 more).
         #[arg(long, default_value_t = 90)]
         days: u32,
+        /// The random seed: the same seed gives the same practice and the same figures.
         #[arg(long, default_value_t = 7)]
         seed: u64,
         /// Only these specialties, comma-separated (e.g. cardiology,dermatology).
@@ -78,10 +83,13 @@ enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Apply database migrations and exit.
+    /// Apply database migrations and exit (or, with --check, only say what is pending).
     Migrate {
         #[command(flatten)]
         common: Common,
+        /// Change nothing: list the pending migrations and exit 1 if there are any.
+        #[arg(long)]
+        check: bool,
     },
     /// Validate the configuration and print it, secrets hidden.
     CheckConfig {
@@ -154,6 +162,7 @@ enum AuditAction {
 
 #[derive(Subcommand)]
 enum ExportKind {
+    /// One row per referral: every milestone time, the days between them, where it leaked.
     Referrals {
         #[command(flatten)]
         common: Common,
@@ -221,6 +230,7 @@ enum ImportKind {
     Hl7 {
         #[command(flatten)]
         common: Common,
+        /// HL7 v2 files to apply, in order.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -230,6 +240,7 @@ enum ImportKind {
     Specialists {
         #[command(flatten)]
         common: Common,
+        /// The directory CSV file (a header row).
         #[arg(value_name = "FILE")]
         file: PathBuf,
     },
@@ -241,6 +252,7 @@ enum ImportKind {
     Csv {
         #[command(flatten)]
         common: Common,
+        /// CSV files of past referrals (each with a header row).
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -250,6 +262,7 @@ enum ImportKind {
     Fhir {
         #[command(flatten)]
         common: Common,
+        /// FHIR JSON or NDJSON files.
         #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
@@ -266,14 +279,17 @@ enum DeadLetterAction {
     Show {
         #[command(flatten)]
         common: Common,
+        /// The inbound message's id (from `dead-letters list`).
         id: String,
     },
     /// Apply one again (or every one with --all), e.g. after a configuration fix.
     Retry {
         #[command(flatten)]
         common: Common,
+        /// The inbound message's id (from `dead-letters list`).
         #[arg(required_unless_present = "all")]
         id: Option<String>,
+        /// Every dead letter and review item.
         #[arg(long)]
         all: bool,
     },
@@ -304,6 +320,7 @@ enum TokenAction {
     Revoke {
         #[command(flatten)]
         common: Common,
+        /// The token's id (from `token list`) or its name.
         id_or_name: String,
     },
 }
@@ -315,6 +332,7 @@ enum UserAction {
     Add {
         #[command(flatten)]
         common: Common,
+        /// The name they sign in with.
         username: String,
         /// admin, coordinator or viewer.
         #[arg(long)]
@@ -329,12 +347,14 @@ enum UserAction {
     Disable {
         #[command(flatten)]
         common: Common,
+        /// The name they sign in with.
         username: String,
     },
     /// Let a disabled user sign in again.
     Enable {
         #[command(flatten)]
         common: Common,
+        /// The name they sign in with.
         username: String,
     },
     /// Remove a user's second factor (a lost phone): their sessions end and they enroll again
@@ -342,23 +362,63 @@ enum UserAction {
     ResetMfa {
         #[command(flatten)]
         common: Common,
+        /// The name they sign in with.
         username: String,
     },
     /// Lift a lockout after failed sign-ins before it runs out.
     Unlock {
         #[command(flatten)]
         common: Common,
+        /// The name they sign in with.
         username: String,
     },
 }
 
-fn load(common: &Common, http: Option<String>, mllp: Option<String>) -> anyhow::Result<Config> {
-    let overrides = Overrides { database: common.database.clone(), http, mllp };
-    Config::load(common.config.as_deref(), std::env::vars(), &overrides)
+/// Reads the configuration and then sets logging to its level and format.
+struct Loader {
+    logging: logging::Logging,
+}
+
+impl Loader {
+    fn load(&self, common: &Common, http: Option<String>, mllp: Option<String>) -> anyhow::Result<Config> {
+        let overrides = Overrides { database: common.database.clone(), http, mllp };
+        let config = Config::load(common.config.as_deref(), std::env::vars(), &overrides)?;
+        self.logging.configure(&config);
+        Ok(config)
+    }
+
+    /// The configuration of a command that works on an existing database: a SQLite file that
+    /// is not there is refused rather than created empty (which would report zeros).
+    fn existing(&self, common: &Common) -> anyhow::Result<Config> {
+        let config = self.load(common, None, None)?;
+        if let Some(path) = config::sqlite_path(&config.database.url)
+            && !std::path::Path::new(path).exists()
+        {
+            anyhow::bail!("no database at {path}; pass --database or run refloop migrate");
+        }
+        Ok(config)
+    }
+}
+
+/// `0.1.0 (git 1a2b3c4d5e, schema 26)`.
+fn version() -> &'static str {
+    let text = format!(
+        "{} (git {}, schema {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("GIT_REVISION"),
+        refloop_store::schema_version()
+    );
+    Box::leak(text.into_boxed_str())
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().version(version()).get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let loader = Loader { logging: logging::init() };
     // TLS for outbound HTTPS (the EHR's FHIR server, its token endpoint).
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -368,7 +428,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, &loader)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -377,11 +437,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<()> {
+async fn dispatch(command: Command, ld: &Loader) -> anyhow::Result<()> {
     match command {
         Command::Serve { common, http, mllp, demo, allow_manual_clock } => {
-            let config = load(&common, http, mllp)?;
-            run::init_logging(&config);
+            let config = ld.load(&common, http, mllp)?;
             run::serve(config, demo, allow_manual_clock).await
         }
         Command::Simulate { providers, referrals_per_month, days, seed, specialties, database, json, check } => {
@@ -391,15 +450,15 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             }
             tools::simulate(&p, database.as_deref(), json, check).await
         }
-        Command::Migrate { common } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+        Command::Migrate { common, check: false } => {
+            let config = ld.load(&common, None, None)?;
             run::open_store(&config).await?;
             println!("migrations applied to {}", config::redact_url(&config.database.url));
             Ok(())
         }
+        Command::Migrate { common, check: true } => tools::migrate_check(&ld.existing(&common)?).await,
         Command::CheckConfig { common } => {
-            let config = load(&common, None, None)?;
+            let config = ld.load(&common, None, None)?;
             print!("{}", config.redacted_toml());
             println!("# configuration OK");
             for warning in config.warnings() {
@@ -408,77 +467,68 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             tools::print_channels(&config).await
         }
         Command::Import { kind: ImportKind::Hl7 { common, files } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             tools::import_hl7(&config, &files).await
         }
         Command::Import { kind: ImportKind::Specialists { common, file } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             tools::import_specialists(&config, &file).await
         }
         Command::Import { kind: ImportKind::Csv { common, files } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             tools::import_csv(&config, &files).await
         }
         Command::Import { kind: ImportKind::Fhir { common, files } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             tools::import_fhir(&config, &files).await
         }
         Command::Export { kind: ExportKind::Referrals { common, format, from, to, output } } => {
-            let config = load(&common, None, None)?;
+            let config = ld.existing(&common)?;
             reports::export_referrals(&config, &format, from.as_deref(), to.as_deref(), output.as_deref()).await
         }
         Command::Report { kind: ReportKind::Closure { common, from, to, by, json } } => {
-            let config = load(&common, None, None)?;
+            let config = ld.existing(&common)?;
             reports::report_closure(&config, from.as_deref(), to.as_deref(), by.as_deref(), json).await
         }
         Command::Report { kind: ReportKind::Cms50 { common, year, json } } => {
-            reports::report_cms50(&load(&common, None, None)?, year, json).await
+            reports::report_cms50(&ld.existing(&common)?, year, json).await
         }
         Command::DeadLetters { action } => match action {
             DeadLetterAction::List { common } => {
-                let config = load(&common, None, None)?;
-                run::init_logging(&config);
+                let config = ld.existing(&common)?;
                 tools::dead_letters_list(&config).await
             }
             DeadLetterAction::Show { common, id } => {
-                let config = load(&common, None, None)?;
-                run::init_logging(&config);
+                let config = ld.existing(&common)?;
                 tools::dead_letter_show(&config, &id).await
             }
             DeadLetterAction::Retry { common, id, all } => {
-                let config = load(&common, None, None)?;
-                run::init_logging(&config);
+                let config = ld.existing(&common)?;
                 tools::dead_letters_retry(&config, id.as_deref(), all).await
             }
         },
         Command::Audit { action: AuditAction::Verify { common } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             reports::audit_verify(&run::build_app(&config).await?).await
         }
         Command::Audit { action: AuditAction::Export { common, from, to, output } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             let app = run::build_app(&config).await?;
             reports::audit_export(&app, from.as_deref(), to.as_deref(), output.as_deref()).await
         }
         Command::User { action } => match action {
             UserAction::Add { common, username, role } => {
-                accounts::user_add(&load(&common, None, None)?, &username, &role).await
+                accounts::user_add(&ld.existing(&common)?, &username, &role).await
             }
-            UserAction::List { common } => accounts::user_list(&load(&common, None, None)?).await,
+            UserAction::List { common } => accounts::user_list(&ld.existing(&common)?).await,
             UserAction::Disable { common, username } => {
-                accounts::user_disable(&load(&common, None, None)?, &username, true).await
+                accounts::user_disable(&ld.existing(&common)?, &username, true).await
             }
             UserAction::Enable { common, username } => {
-                accounts::user_disable(&load(&common, None, None)?, &username, false).await
+                accounts::user_disable(&ld.existing(&common)?, &username, false).await
             }
             UserAction::ResetMfa { common, username } => {
-                let app = run::build_app(&load(&common, None, None)?).await?;
+                let app = run::build_app(&ld.existing(&common)?).await?;
                 app.mfa_reset(&username, &refloop_app::Actor::system("cli")).await?;
                 println!(
                     "user {username}: second factor removed and sessions ended; they enrol again at their next sign-in"
@@ -486,7 +536,7 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
                 Ok(())
             }
             UserAction::Unlock { common, username } => {
-                let app = run::build_app(&load(&common, None, None)?).await?;
+                let app = run::build_app(&ld.existing(&common)?).await?;
                 app.unlock_user(&username, &refloop_app::Actor::system("cli")).await?;
                 println!("user {username} unlocked");
                 Ok(())
@@ -495,27 +545,24 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
         Command::Token { action: TokenAction::Create { common, role, name, expires_in } } => {
             let role = refloop_app::Role::parse(&role)
                 .ok_or_else(|| anyhow::anyhow!("--role: one of admin, coordinator, viewer, integration"))?;
-            let config = load(&common, None, None)?;
+            let config = ld.existing(&common)?;
             let lifetime = match expires_in {
                 Some(span) => {
                     span.parse::<refloop_domain::Duration>().map_err(|e| anyhow::anyhow!("--expires-in: {e}"))?
                 }
                 None => config.auth.token_lifetime,
             };
-            run::init_logging(&config);
             let app = run::build_app(&config).await?;
             let token = app.create_token(&name, role, Some(app.now() + lifetime.to_signed())).await?;
             println!("{token}");
             Ok(())
         }
         Command::Token { action: TokenAction::List { common } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             accounts::token_list(&run::build_app(&config).await?).await
         }
         Command::Token { action: TokenAction::Revoke { common, id_or_name } } => {
-            let config = load(&common, None, None)?;
-            run::init_logging(&config);
+            let config = ld.existing(&common)?;
             let app = run::build_app(&config).await?;
             let revoked = app.revoke_token(&id_or_name, &refloop_app::Actor::system("cli")).await?;
             if revoked.is_empty() {
@@ -524,5 +571,35 @@ async fn dispatch(command: Command) -> anyhow::Result<()> {
             println!("revoked {}", revoked.join(", "));
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::Cli;
+
+    /// Every command says what it does and every option what it takes (`--help` reads them).
+    #[test]
+    fn every_command_and_option_is_described() {
+        fn walk(c: &clap::Command, path: String, missing: &mut Vec<String>) {
+            if c.get_about().is_none() {
+                missing.push(path.clone());
+            }
+            for a in c.get_arguments().filter(|a| !matches!(a.get_id().as_str(), "help" | "version")) {
+                if a.get_help().is_none() {
+                    missing.push(format!("{path} {}", a.get_id()));
+                }
+            }
+            for s in c.get_subcommands() {
+                walk(s, format!("{path} {}", s.get_name()), missing);
+            }
+        }
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&command, "refloop".into(), &mut missing);
+        assert!(missing.is_empty(), "without a description: {missing:?}");
     }
 }

@@ -1,24 +1,14 @@
 //! The composition root: config → store, clock, connectors, app → HTTP and workers.
 
-use std::{io::IsTerminal, sync::Arc};
+use std::sync::Arc;
 
 use anyhow::Context;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use refloop_app::{App, Clock, ManualClock, SystemClock};
 use refloop_hl7::Ingest;
 use refloop_store::SqlStore;
-use tracing_subscriber::EnvFilter;
 
 use crate::config::{ClockMode, Config, redact_url};
-
-pub fn init_logging(config: &Config) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.log.level));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .try_init();
-}
 
 /// Opens the configured database and applies its migrations.
 pub async fn open_store(config: &Config) -> anyhow::Result<SqlStore> {

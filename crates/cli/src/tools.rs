@@ -22,16 +22,30 @@ pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut counts = std::collections::BTreeMap::<&'static str, usize>::new();
-    let mut duplicates = 0;
+    let (mut duplicates, mut refused) = (0, Vec::new());
+    let mut index = std::collections::HashMap::<&str, usize>::new();
     for (file, raw) in &messages {
+        let n = index.entry(file).and_modify(|n| *n += 1).or_insert(1);
         let reply = ingest
             .receive(raw, &refloop_app::Via::file())
             .await
-            .with_context(|| format!("storing a message of {file}"))?;
+            .with_context(|| format!("storing message {n} of {file}"))?;
         if reply.duplicate {
             duplicates += 1;
         } else {
             *counts.entry(reply.status.as_str()).or_default() += 1;
+        }
+        if matches!(reply.status, refloop_app::InboxStatus::Rejected | refloop_app::InboxStatus::Dead) {
+            // The inbox keeps the reason, written with ids only.
+            let store: &dyn refloop_app::Store = app.store().as_ref();
+            let kept = store.inbox_item(&reply.inbox_id).await?;
+            let why = kept.as_ref().and_then(|m| m.error.clone()).unwrap_or_else(|| "refused".into());
+            let control = kept.map(|m| m.control_id).unwrap_or_default();
+            refused.push(format!(
+                "{file}: message {n} (control id {control}, inbox {}): {} ({why})",
+                reply.inbox_id,
+                reply.status.as_str()
+            ));
         }
         bar.inc(1);
     }
@@ -44,7 +58,34 @@ pub async fn import_hl7(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
         if summary.is_empty() { "none".to_owned() } else { summary.join(", ") },
         if duplicates > 0 { format!(", {duplicates} already received") } else { String::new() }
     );
-    Ok(())
+    refusals(&refused, "messages")
+}
+
+/// Prints each refused row or message (where, field, reason: never a value) and fails when
+/// there was any, so that a script sees it.
+fn refusals(refused: &[String], what: &str) -> anyhow::Result<()> {
+    for r in refused {
+        println!("  refused: {r}");
+    }
+    if refused.is_empty() { Ok(()) } else { anyhow::bail!("{} {what} refused (listed above)", refused.len()) }
+}
+
+/// Why a CSV row could not be read, naming the column and never the value.
+fn csv_refusal(e: &csv::Error, headers: &csv::StringRecord) -> String {
+    match e.kind() {
+        csv::ErrorKind::Deserialize { err, .. } => {
+            let field = err.field().and_then(|f| headers.get(f as usize)).unwrap_or("row");
+            let reason = match err.kind() {
+                csv::DeserializeErrorKind::Message(m) if m.starts_with("missing field") => m.clone(),
+                csv::DeserializeErrorKind::UnexpectedEndOfRow => "the row ends early".into(),
+                csv::DeserializeErrorKind::InvalidUtf8(_) => "not UTF-8".into(),
+                _ => "not readable as this column's type".into(),
+            };
+            format!("{field}: {reason}")
+        }
+        csv::ErrorKind::UnequalLengths { .. } => "row: wrong number of columns".into(),
+        _ => "row: unreadable".into(),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -71,13 +112,15 @@ pub async fn import_specialists(config: &Config, file: &std::path::Path) -> anyh
         .trim(csv::Trim::All)
         .from_path(file)
         .with_context(|| format!("reading {}", file.display()))?;
+    let headers = reader.headers().with_context(|| format!("reading {}", file.display()))?.clone();
     let (mut saved, mut bad) = (0usize, Vec::new());
+    let name = file.display();
     for (i, record) in reader.deserialize::<SpecialistRow>().enumerate() {
         let line = i + 2;
         let row = match record {
             Ok(r) => r,
             Err(e) => {
-                bad.push(format!("line {line}: {}", e.to_string().split(" at line").next().unwrap_or("unreadable")));
+                bad.push(format!("{name}: line {line}: {}", csv_refusal(&e, &headers)));
                 continue;
             }
         };
@@ -100,14 +143,11 @@ pub async fn import_specialists(config: &Config, file: &std::path::Path) -> anyh
         };
         match result {
             Ok(_) => saved += 1,
-            Err(e) => bad.push(format!("line {line}: {e}")),
+            Err(e) => bad.push(format!("{name}: line {line}: {e}")),
         }
     }
     println!("{saved} specialists saved, {} rows refused", bad.len());
-    for b in &bad {
-        println!("  {b}");
-    }
-    Ok(())
+    refusals(&bad, "rows")
 }
 
 /// Resources per transaction when importing NDJSON.
@@ -166,10 +206,32 @@ pub async fn import_fhir(config: &Config, files: &[PathBuf]) -> anyhow::Result<(
     }
     bar.finish_and_clear();
     println!("{resources} resources from {} files: {applied} applied", files.len());
-    for f in &failed {
-        println!("  {f}");
+    refusals(&failed, "files with resources not applied")
+}
+
+/// `migrate --check`: what `migrate` would apply; fails when anything is pending.
+pub async fn migrate_check(config: &Config) -> anyhow::Result<()> {
+    let shown = crate::config::redact_url(&config.database.url);
+    let store =
+        refloop_store::SqlStore::connect(&config.database.url).await.with_context(|| format!("opening {shown}"))?;
+    let status = store.migration_status().await?;
+    let applied = status.applied.map_or_else(|| "none".to_owned(), |v| v.to_string());
+    println!("{shown}: schema {applied}; this binary migrates to {}", refloop_store::schema_version());
+    if !status.unknown.is_empty() {
+        println!("  applied by a newer release: {:?}", status.unknown);
     }
-    if failed.is_empty() { Ok(()) } else { anyhow::bail!("{} files had resources that were not applied", failed.len()) }
+    for m in &status.pending {
+        println!("  pending: {m}");
+    }
+    for m in &status.data_pending {
+        println!("  pending data migration: {m}");
+    }
+    if status.up_to_date() {
+        println!("up to date");
+        Ok(())
+    } else {
+        anyhow::bail!("{} migrations pending: run refloop migrate", status.pending.len() + status.data_pending.len())
+    }
 }
 
 pub async fn dead_letters_list(config: &Config) -> anyhow::Result<()> {
@@ -343,22 +405,10 @@ pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
         for record in reader.records() {
             progress.inc(1);
             let (line, outcome) = match record {
-                Err(e) => {
-                    (e.position().map_or(0, |p| p.line()), Err("unreadable row (wrong number of columns?)".to_owned()))
-                }
+                Err(e) => (e.position().map_or(0, |p| p.line()), Err(csv_refusal(&e, &headers))),
                 Ok(rec) => {
                     let line = rec.position().map_or(0, |p| p.line());
-                    let row = rec.deserialize::<HistoryRow>(Some(&headers)).map_err(|e| match e.kind() {
-                        csv::ErrorKind::Deserialize { err, .. } => {
-                            format!(
-                                "{}: {}",
-                                err.field()
-                                    .map_or("row".into(), |f| headers.get(f as usize).unwrap_or("row").to_owned()),
-                                err.kind()
-                            )
-                        }
-                        _ => "unreadable row".to_owned(),
-                    });
+                    let row = rec.deserialize::<HistoryRow>(Some(&headers)).map_err(|e| csv_refusal(&e, &headers));
                     let outcome = match row.and_then(|r| history_of(r, &file_key, line, &tz)) {
                         Ok((req, inputs)) => app.import_history(&actor, req, inputs).await.map_err(|e| e.to_string()),
                         Err(e) => Err(e),
@@ -375,10 +425,7 @@ pub async fn import_csv(config: &Config, files: &[PathBuf]) -> anyhow::Result<()
         progress.finish_and_clear();
     }
     println!("{imported} referrals imported as history, {present} already present, {} rows refused", bad.len());
-    for b in &bad {
-        println!("  {b}");
-    }
-    Ok(())
+    refusals(&bad, "rows")
 }
 
 pub async fn simulate(p: &refloop_sim::Params, database: Option<&str>, json: bool, check: bool) -> anyhow::Result<()> {
@@ -485,8 +532,7 @@ fn print_simulation(p: &refloop_sim::Params, outcome: &refloop_sim::Outcome) {
 /// `check-config` never creates one).
 pub async fn print_channels(config: &Config) -> anyhow::Result<()> {
     let url = &config.database.url;
-    let sqlite = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"));
-    let activity = if sqlite.is_some_and(|path| !std::path::Path::new(path).exists()) {
+    let activity = if crate::config::sqlite_path(url).is_some_and(|path| !std::path::Path::new(path).exists()) {
         Err("the database does not exist yet".to_owned())
     } else {
         let read = async {

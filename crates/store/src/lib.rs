@@ -53,6 +53,8 @@ mod audit;
 mod documents;
 mod inbox;
 mod open;
+
+pub use open::{MigrationStatus, schema_version};
 mod reports;
 
 /// A SQL-backed store.

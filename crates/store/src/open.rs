@@ -13,70 +13,51 @@ use sqlx::{
 
 use crate::{Db, SqlStore, StoreError, pending, row, row::db};
 
-/// The migrations of one dialect, embedded in the binary. Add a file, add a line.
-fn migrator(dialect: &str) -> Migrator {
-    let files: &[(i64, &str, &'static str)] = match dialect {
-        "sqlite" => &[
-            (1, "init", include_str!("../migrations/sqlite/0001_init.sql")),
-            (2, "inbox", include_str!("../migrations/sqlite/0002_inbox.sql")),
-            (3, "task_inbox", include_str!("../migrations/sqlite/0003_task_inbox.sql")),
-            (4, "application_ack", include_str!("../migrations/sqlite/0004_application_ack.sql")),
-            (5, "cursors", include_str!("../migrations/sqlite/0005_cursors.sql")),
-            (6, "patient_phone", include_str!("../migrations/sqlite/0006_patient_phone.sql")),
-            (7, "specialists", include_str!("../migrations/sqlite/0007_specialists.sql")),
-            (8, "users", include_str!("../migrations/sqlite/0008_users.sql")),
-            (9, "measure facts", include_str!("../migrations/sqlite/0009_measure_facts.sql")),
-            (10, "referral stats", include_str!("../migrations/sqlite/0010_referral_stats.sql")),
-            (11, "people", include_str!("../migrations/sqlite/0011_people.sql")),
-            (12, "task work", include_str!("../migrations/sqlite/0012_task_work.sql")),
-            (13, "staff texts", include_str!("../migrations/sqlite/0013_staff_texts.sql")),
-            (14, "directory", include_str!("../migrations/sqlite/0014_directory.sql")),
-            (15, "outbox leases", include_str!("../migrations/sqlite/0015_outbox_leases.sql")),
-            (16, "token lifecycle", include_str!("../migrations/sqlite/0016_token_lifecycle.sql")),
-            (17, "user lockout", include_str!("../migrations/sqlite/0017_user_lockout.sql")),
-            (18, "audit chain", include_str!("../migrations/sqlite/0018_audit_chain.sql")),
-            (19, "mfa", include_str!("../migrations/sqlite/0019_mfa.sql")),
-            (20, "sso", include_str!("../migrations/sqlite/0020_sso.sql")),
-            (21, "stage due", include_str!("../migrations/sqlite/0021_stage_due.sql")),
-            (22, "report sample", include_str!("../migrations/sqlite/0022_report_sample.sql")),
-            (23, "documents", include_str!("../migrations/sqlite/0023_documents.sql")),
-            (24, "specialist fhir", include_str!("../migrations/sqlite/0024_specialist_fhir.sql")),
-            (25, "patient birth date", include_str!("../migrations/sqlite/0025_patient_birth_date.sql")),
-        ],
-        _ => &[
-            (1, "init", include_str!("../migrations/postgres/0001_init.sql")),
-            (2, "inbox", include_str!("../migrations/postgres/0002_inbox.sql")),
-            (3, "task_inbox", include_str!("../migrations/postgres/0003_task_inbox.sql")),
-            (4, "application_ack", include_str!("../migrations/postgres/0004_application_ack.sql")),
-            (5, "cursors", include_str!("../migrations/postgres/0005_cursors.sql")),
-            (6, "patient_phone", include_str!("../migrations/postgres/0006_patient_phone.sql")),
-            (7, "specialists", include_str!("../migrations/postgres/0007_specialists.sql")),
-            (8, "users", include_str!("../migrations/postgres/0008_users.sql")),
-            (9, "measure facts", include_str!("../migrations/postgres/0009_measure_facts.sql")),
-            (10, "referral stats", include_str!("../migrations/postgres/0010_referral_stats.sql")),
-            (11, "people", include_str!("../migrations/postgres/0011_people.sql")),
-            (12, "task work", include_str!("../migrations/postgres/0012_task_work.sql")),
-            (13, "staff texts", include_str!("../migrations/postgres/0013_staff_texts.sql")),
-            (14, "directory", include_str!("../migrations/postgres/0014_directory.sql")),
-            (15, "outbox leases", include_str!("../migrations/postgres/0015_outbox_leases.sql")),
-            (16, "token lifecycle", include_str!("../migrations/postgres/0016_token_lifecycle.sql")),
-            (17, "user lockout", include_str!("../migrations/postgres/0017_user_lockout.sql")),
-            (18, "audit chain", include_str!("../migrations/postgres/0018_audit_chain.sql")),
-            (19, "mfa", include_str!("../migrations/postgres/0019_mfa.sql")),
-            (20, "sso", include_str!("../migrations/postgres/0020_sso.sql")),
-            (21, "stage due", include_str!("../migrations/postgres/0021_stage_due.sql")),
-            (22, "report sample", include_str!("../migrations/postgres/0022_report_sample.sql")),
-            (23, "documents", include_str!("../migrations/postgres/0023_documents.sql")),
-            (24, "specialist fhir", include_str!("../migrations/postgres/0024_specialist_fhir.sql")),
-            (25, "patient birth date", include_str!("../migrations/postgres/0025_patient_birth_date.sql")),
-        ],
-    };
+// `SQLITE` and `POSTGRES`: `(version, description, SQL)` of every file in the dialect's
+// migrations folder, written by build.rs.
+include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
+
+/// The migrations of one dialect, embedded in the binary (add a file to both folders).
+pub(crate) fn migrator(dialect: &str) -> Migrator {
+    let files = if dialect == "sqlite" { SQLITE } else { POSTGRES };
     Migrator::with_migrations(
         files
             .iter()
             .map(|(v, name, sql)| Migration::new(*v, (*name).into(), MigrationType::Simple, sql.into_sql_str(), false))
             .collect(),
     )
+}
+
+/// The schema version this binary migrates to: its newest migration.
+pub fn schema_version() -> i64 {
+    SQLITE.last().map(|m| m.0).unwrap_or(0)
+}
+
+/// The report rows of referrals entered before `referral_stats` existed.
+const REPORT_ROWS: &str = "report rows";
+/// Data migrations, in the order they run, each once per database.
+const DATA_MIGRATIONS: &[&str] = &[REPORT_ROWS];
+/// The schema version that made `data_migrations`.
+const DATA_MIGRATIONS_SINCE: i64 = 26;
+
+/// What [`SqlStore::migration_status`] found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MigrationStatus {
+    /// The newest schema version applied, if any.
+    pub applied: Option<i64>,
+    /// Schema migrations not applied yet, as `NNNN description`.
+    pub pending: Vec<String>,
+    /// Data migrations not run yet.
+    pub data_pending: Vec<String>,
+    /// Versions applied by a newer release that this binary does not know.
+    pub unknown: Vec<i64>,
+}
+
+impl MigrationStatus {
+    /// Whether `migrate` has nothing left to do.
+    pub fn up_to_date(&self) -> bool {
+        self.pending.is_empty() && self.data_pending.is_empty()
+    }
 }
 
 /// Whether a pooled connection may be handed out: not if it still counts itself inside a
@@ -158,14 +139,84 @@ impl SqlStore {
         }
     }
 
-    /// Applies the pending migrations of this backend's dialect.
+    /// Applies the pending migrations of this backend's dialect, then the data migrations not
+    /// yet recorded. Two processes starting at once on PostgreSQL take turns (sqlx holds an
+    /// advisory lock while it migrates). A database that an even newer release migrated is
+    /// accepted: its extra migrations only added (see docs/MIGRATIONS.md).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         let result = match &self.db {
-            Db::Sqlite(p) => migrator("sqlite").run(p).await,
-            Db::Postgres(p) => migrator("postgres").run(p).await,
+            Db::Sqlite(p) => migrator("sqlite").set_ignore_missing(true).run(p).await,
+            Db::Postgres(p) => migrator("postgres").set_ignore_missing(true).run(p).await,
         };
         result.map_err(|e| StoreError::Other(format!("migration failed: {e}")))?;
-        self.backfill_stats().await
+        for name in DATA_MIGRATIONS {
+            if self.data_migration_applied(name).await? {
+                continue;
+            }
+            tracing::info!(data_migration = name, "running a data migration once");
+            match *name {
+                REPORT_ROWS => self.backfill_stats().await?,
+                other => unreachable!("data migration {other} has no code"),
+            }
+            // Bookkeeping only: the database's own clock says when.
+            let sql = match &self.db {
+                Db::Sqlite(_) => {
+                    "INSERT INTO data_migrations (name, applied_at) VALUES ($1, CAST(strftime('%s', 'now') AS INTEGER) * 1000) \
+                     ON CONFLICT (name) DO NOTHING"
+                }
+                Db::Postgres(_) => {
+                    "INSERT INTO data_migrations (name, applied_at) VALUES ($1, (extract(epoch FROM now()) * 1000)::bigint) \
+                     ON CONFLICT (name) DO NOTHING"
+                }
+            };
+            on_writer!(self, p => sqlx::query(sql).bind(*name).execute(p).await.map(|_| ()).map_err(db)?);
+        }
+        Ok(())
+    }
+
+    /// What [`SqlStore::migrate`] would do: the schema and data migrations not applied yet,
+    /// and the schema versions applied that this binary does not know (a newer release's).
+    /// Changes nothing.
+    pub async fn migration_status(&self) -> Result<MigrationStatus, StoreError> {
+        let (dialect, exists_sql) = match &self.db {
+            Db::Sqlite(_) => {
+                ("sqlite", "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            }
+            Db::Postgres(_) => (
+                "postgres",
+                "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = '_sqlx_migrations'",
+            ),
+        };
+        let exists: i64 = on_pool!(&self.db, p => sqlx::query_scalar(exists_sql).fetch_one(p).await.map_err(db)?);
+        let applied: Vec<i64> = if exists > 0 {
+            on_pool!(&self.db, p => sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+                .fetch_all(p).await.map_err(db)?)
+        } else {
+            Vec::new()
+        };
+        let known = migrator(dialect);
+        let pending = known
+            .iter()
+            .filter(|m| !applied.contains(&m.version))
+            .map(|m| format!("{:04} {}", m.version, m.description))
+            .collect();
+        let unknown = applied.iter().copied().filter(|v| !known.version_exists(*v)).collect();
+        let mut data_pending = Vec::new();
+        for name in DATA_MIGRATIONS {
+            if !applied.contains(&DATA_MIGRATIONS_SINCE) || !self.data_migration_applied(name).await? {
+                data_pending.push((*name).to_owned());
+            }
+        }
+        Ok(MigrationStatus { applied: applied.last().copied(), pending, data_pending, unknown })
+    }
+
+    async fn data_migration_applied(&self, name: &str) -> Result<bool, StoreError> {
+        let n: i64 = on_pool!(&self.db, p => sqlx::query_scalar("SELECT COUNT(*) FROM data_migrations WHERE name = $1")
+            .bind(name)
+            .fetch_one(p)
+            .await
+            .map_err(db)?);
+        Ok(n > 0)
     }
 
     /// Writes the report rows of referrals entered before `referral_stats` existed.

@@ -559,7 +559,25 @@ async fn pending_rows_of_many_tables_commit_together_or_not_at_all(store: Arc<Sq
     assert_eq!(store.inbox_item("inb_2").await.unwrap(), None);
 }
 
+/// A data backfill runs at the first start after the migration that brings it, is recorded,
+/// and never runs again: a later start does no work that grows with history.
+async fn a_data_migration_runs_once_and_is_recorded(store: Arc<SqlStore>) {
+    insert(&store, &referral("ref_old", "p1", ts("2026-03-02T15:00:00Z"))).await;
+    // As a database from before the report rows: the referral has none, the backfill never ran.
+    assert_eq!(store.execute_raw("DELETE FROM referral_stats").await.unwrap(), 1);
+    assert_eq!(store.execute_raw("DELETE FROM data_migrations WHERE name = 'report rows'").await.unwrap(), 1);
+    let status = store.migration_status().await.unwrap();
+    assert_eq!((status.pending.len(), status.data_pending), (0, vec!["report rows".to_owned()]));
+
+    store.migrate().await.unwrap();
+    assert!(store.migration_status().await.unwrap().up_to_date());
+    assert_eq!(store.execute_raw("DELETE FROM referral_stats").await.unwrap(), 1, "the backfill wrote the row");
+    store.migrate().await.unwrap();
+    assert_eq!(store.execute_raw("DELETE FROM referral_stats").await.unwrap(), 0, "a second start does not scan again");
+}
+
 on_both_backends!(
+    a_data_migration_runs_once_and_is_recorded,
     pending_rows_of_many_tables_commit_together_or_not_at_all,
     a_referral_round_trips_and_guards_its_version,
     an_uncommitted_transaction_leaves_nothing,

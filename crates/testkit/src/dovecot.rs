@@ -35,7 +35,7 @@ impl Dovecot {
 
     /// Starts one set up as `o` and waits until it greets.
     pub async fn start_with(o: DovecotOptions) -> Dovecot {
-        let binary = std::env::var("REFLOOP_DOVECOT").unwrap_or_else(|_| "/usr/sbin/dovecot".to_owned());
+        let binary = std::env::var("TEST_DOVECOT").unwrap_or_else(|_| "/usr/sbin/dovecot".to_owned());
         assert!(
             std::path::Path::new(&binary).exists(),
             "{binary}: Dovecot must be installed (scripts/test installs dovecot-imapd)"

@@ -24,7 +24,7 @@ fn root() -> PathBuf {
 impl OidcProvider {
     /// Starts the provider with a client that may send browsers back to `redirect_uri` only.
     pub fn start(client_id: &str, client_secret: &str, redirect_uri: &str) -> Self {
-        let modules = std::env::var("REFLOOP_OIDC_MODULES")
+        let modules = std::env::var("TEST_OIDC_MODULES")
             .map(PathBuf::from)
             .unwrap_or_else(|_| root().join("target/oidc/package.json"));
         assert!(
@@ -35,7 +35,7 @@ impl OidcProvider {
         let mut child = Command::new("node")
             .arg(root().join("scripts/oidc_provider.mjs"))
             .args([client_id, client_secret, redirect_uri])
-            .env("REFLOOP_OIDC_MODULES", &modules)
+            .env("TEST_OIDC_MODULES", &modules)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()

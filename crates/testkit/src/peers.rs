@@ -10,9 +10,9 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The venv's Python (`REFLOOP_FHIR_PYTHON`, else `target/fhir-venv/bin/python`).
+/// The venv's Python (`TEST_FHIR_PYTHON`, else `target/fhir-venv/bin/python`).
 pub fn python() -> PathBuf {
-    let python = std::env::var("REFLOOP_FHIR_PYTHON")
+    let python = std::env::var("TEST_FHIR_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root().join("target/fhir-venv/bin/python"));
     assert!(python.exists(), "the Python test peers are missing at {}: run ./scripts/test", python.display());

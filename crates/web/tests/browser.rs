@@ -34,7 +34,7 @@ impl Drop for Driver {
 }
 
 async fn start_driver() -> Driver {
-    let bin = std::env::var("REFLOOP_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let bin = std::env::var("TEST_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
     let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(&bin)
         .arg(format!("--port={port}"))
@@ -62,7 +62,7 @@ fn screenshots() -> PathBuf {
 
 /// axe-core's script (`scripts/test` installs it from the npm registry).
 fn axe_source() -> String {
-    let path = std::env::var("REFLOOP_AXE").unwrap_or_else(|_| "target/axe/node_modules/axe-core/axe.min.js".into());
+    let path = std::env::var("TEST_AXE").unwrap_or_else(|_| "target/axe/node_modules/axe-core/axe.min.js".into());
     std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("{path}: axe-core must be installed (scripts/test does): {e}"))
 }
@@ -202,7 +202,7 @@ async fn a_coordinators_shift_in_the_browser() {
     let mut caps = serde_json::Map::new();
     caps.insert(
         "goog:chromeOptions".into(),
-        json!({"binary": std::env::var("REFLOOP_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
+        json!({"binary": std::env::var("TEST_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into()),
             "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1366,900"]}),
     );
     let c = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())

@@ -1,6 +1,7 @@
 //! The layers of a configuration as one TOML table: the defaults, then the file (tables
 //! merge, values replace), then `REFLOOP_<SECTION>_<KEY>` environment variables, each read as
-//! the type of the value it replaces.
+//! the type of the value it replaces. A `REFLOOP_` variable that names no setting is refused,
+//! as an unknown key in the file is.
 
 use std::path::Path;
 
@@ -30,9 +31,10 @@ pub(super) fn table(
                 let like = get_path(&table, &path).cloned().unwrap_or(Value::String(String::new()));
                 set_path(&mut table, &path, env_value(&raw, &like));
             }
-            None => {
-                tracing::warn!(variable = %name, "ignoring an environment variable that names no setting")
-            }
+            None => anyhow::bail!(
+                "the environment variable {name} names no setting (REFLOOP_<SECTION>_<KEY>, as in the \
+                 configuration file); unset it or fix its name"
+            ),
         }
     }
     Ok(table)

@@ -49,10 +49,13 @@ async fn batch_files_import_and_dead_letters_are_listed_shown_and_retried() {
     );
     std::fs::write(&batch, file).unwrap();
     let (ok, out, err) = run(&["import", "hl7", "--database", &db.url, batch.to_str().unwrap()], &[]);
-    assert!(ok, "{err}");
+    assert!(!ok && err.contains("1 messages refused"), "a message not applied fails the import: {err}");
     assert!(out.contains("3 messages from 1 files: 2 applied, 1 dead"), "{out}");
-    let (ok, out, _) = run(&["import", "hl7", "--database", &db.url, batch.to_str().unwrap()], &[]);
-    assert!(ok && out.contains("3 already received"), "{out}");
+    let refused = format!("refused: {}: message 3 (control id B3, inbox inb_", batch.display());
+    assert!(out.contains(&refused) && out.contains("): dead ("), "{out}");
+    assert!(!out.contains("MRN-X"), "ids of messages, never patients': {out}");
+    let (_, out, _) = run(&["import", "hl7", "--database", &db.url, batch.to_str().unwrap()], &[]);
+    assert!(out.contains("3 already received"), "{out}");
 
     let (ok, out, err) = run(&["dead-letters", "list", "--database", &db.url], &[]);
     assert!(ok, "{err}");

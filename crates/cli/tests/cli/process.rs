@@ -30,8 +30,6 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 /// Migrates a database and makes an admin token on it (before any `serve` starts, so that
 /// several processes never race to migrate).
 pub fn prepared(database: &str) -> String {
-    let (ok, _, err) = run(&["migrate", "--database", database], &[]);
-    assert!(ok, "{err}");
     token(database, "admin")
 }
 
@@ -53,9 +51,17 @@ pub fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
     env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
+/// Makes or migrates `database` (commands other than `migrate` and `serve` refuse a SQLite
+/// file that is not there).
+pub fn migrated(database: &str) {
+    let (ok, _, err) = run(&["migrate", "--database", database], &[]);
+    assert!(ok, "{err}");
+}
+
 /// Adds a web user (the password on standard input, as an operator would); (ok, stdout, stderr).
 pub fn add_user(database: &str, name: &str, role: &str, password: &str) -> (bool, String, String) {
     use std::io::Write;
+    migrated(database);
     let mut child = refloop()
         .args(["user", "add", name, "--role", role, "--database", database])
         .stdin(Stdio::piped())
@@ -74,6 +80,7 @@ pub fn add_user(database: &str, name: &str, role: &str, password: &str) -> (bool
 
 /// Creates a token of `role` on `database`.
 pub fn token(database: &str, role: &str) -> String {
+    migrated(database);
     let (ok, out, err) = run(&["token", "create", "--role", role, "--name", "cli-test", "--database", database], &[]);
     assert!(ok, "token create failed: {err}");
     out.trim().to_owned()

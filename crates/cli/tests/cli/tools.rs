@@ -206,9 +206,11 @@ async fn the_specialist_directory_imports_from_csv_and_reports_bad_rows() {
     )
     .unwrap();
     let (ok, out, err) = run(&["import", "specialists", "--database", &db.url, csv.to_str().unwrap()], &[]);
-    assert!(ok, "{err}");
+    assert!(!ok && err.contains("2 rows refused"), "{err}");
     assert!(out.contains("2 specialists saved, 2 rows refused"), "{out}");
-    assert!(out.contains("line 4: fax") && out.contains("line 5: name"), "{out}");
+    let name = csv.display();
+    assert!(out.contains(&format!("refused: {name}: line 4: fax")), "{out}");
+    assert!(out.contains(&format!("refused: {name}: line 5: name")) && !out.contains("555-0177"), "{out}");
     let store = db.store().await;
     let all = refloop_app::store::DirectoryStore::specialists(store.as_ref(), None).await.unwrap();
     assert_eq!(all.iter().map(|s| s.id.as_str()).collect::<Vec<_>>(), ["sp-1", "sp-2"]);
@@ -343,16 +345,20 @@ async fn a_baseline_csv_imports_history_that_reports_count_and_the_workflow_leav
     .unwrap();
     let args = ["import", "csv", "--database", &db.url, file.to_str().unwrap()];
     let (ok, out, err) = run(&args, &[]);
-    assert!(ok, "{err}");
+    assert!(!ok && err.contains("4 rows refused"), "a refused row fails the import: {err}");
     assert!(out.contains("7 referrals imported as history, 0 already present, 4 rows refused"), "{out}");
-    for expected in ["line 9: ordered_at", "line 10: patient_id", "line 11: close_reason", "line 12: unreadable"] {
-        assert!(out.contains(expected), "{expected} in {out}");
+    let name = file.display();
+    for expected in [
+        format!("refused: {name}: line 9: ordered_at"),
+        format!("refused: {name}: line 10: patient_id"),
+        format!("refused: {name}: line 11: close_reason"),
+        format!("refused: {name}: line 12: row: wrong number of columns"),
+    ] {
+        assert!(out.contains(&expected), "{expected} in {out}");
     }
-    let (ok, out, _) = run(&args, &[]);
-    assert!(
-        ok && out.contains("0 referrals imported as history, 7 already present"),
-        "importing again adds nothing: {out}"
-    );
+    assert!(!out.contains("yesterday"), "a refusal names the field, never the value: {out}");
+    let (_, out, _) = run(&args, &[]);
+    assert!(out.contains("0 referrals imported as history, 7 already present"), "importing again adds nothing: {out}");
 
     let (ok, out, err) =
         run(&["report", "closure", "--database", &db.url, "--from", "2026-01-01", "--to", "2026-04-01", "--json"], &[]);
@@ -397,7 +403,9 @@ async fn a_baseline_csv_imports_history_that_reports_count_and_the_workflow_leav
     without_groups.as_object_mut().unwrap().remove("by");
     assert_eq!(without_groups, report(None));
     let store = db.store().await;
+    // As a database from before the report rows: the data migration writes them, once.
     assert_eq!(store.execute_raw("DELETE FROM referral_stats").await.unwrap(), 7);
+    assert_eq!(store.execute_raw("DELETE FROM data_migrations").await.unwrap(), 1);
     assert_eq!(report(None), without_groups, "every command migrates first, which writes them again");
 
     // History is never acted on: no timers, no tasks, no messages.
@@ -522,4 +530,59 @@ async fn the_manual_clock_refuses_a_database_of_real_referrals_unless_allowed() 
     assert!(!ok && err.contains("--allow-manual-clock"), "{err}");
     // With the flag it starts (the helper passes it).
     Serve::start(&db.url, &[], &[]).stop();
+}
+
+/// Commands that read a database refuse a SQLite file that is not there (instead of creating
+/// an empty one and reporting zeros); `migrate --check` says what is pending; `--version`
+/// names the revision and schema; an unknown `REFLOOP_` variable stops every command.
+#[test]
+fn a_missing_database_pending_migrations_and_unknown_variables_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("elsewhere.db");
+    let url = format!("sqlite://{}", path.display());
+    for args in [
+        vec!["report", "closure"],
+        vec!["export", "referrals"],
+        vec!["dead-letters", "list"],
+        vec!["token", "list"],
+        vec!["user", "list"],
+        vec!["audit", "verify"],
+        vec!["migrate", "--check"],
+    ] {
+        let mut args = args.clone();
+        args.extend(["--database", &url]);
+        let (ok, _, err) = run(&args, &[]);
+        assert!(!ok, "{args:?} succeeded on a missing database");
+        assert!(
+            err.contains(&format!("no database at {}; pass --database or run refloop migrate", path.display())),
+            "{err}"
+        );
+        assert!(!path.exists(), "{args:?} created the file");
+    }
+
+    // Made at an old schema: pending until migrated.
+    let (ok, _, err) = run(&["migrate", "--database", &url], &[]);
+    assert!(ok, "{err}");
+    let (ok, out, err) = run(&["migrate", "--check", "--database", &url], &[]);
+    assert!(ok && out.contains("up to date"), "{out}{err}");
+    let conn = std::process::Command::new("sqlite3")
+        .arg(&path)
+        .arg("DELETE FROM _sqlx_migrations WHERE version = 26; DROP TABLE data_migrations;")
+        .status()
+        .unwrap();
+    assert!(conn.success());
+    let (ok, out, err) = run(&["migrate", "--check", "--database", &url], &[]);
+    assert!(!ok && out.contains("pending: 0026 data migrations") && err.contains("migrations pending"), "{out}{err}");
+    assert!(out.contains("pending data migration: report rows"), "{out}");
+    let (ok, _, _) = run(&["migrate", "--database", &url], &[]);
+    assert!(ok && run(&["migrate", "--check", "--database", &url], &[]).0);
+
+    let (ok, out, _) = run(&["--version"], &[]);
+    let schema = format!("schema {})", refloop_store::schema_version());
+    assert!(ok && out.starts_with("refloop ") && out.contains("(git ") && out.contains(&schema), "{out}");
+
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_WORKFLOW_ROUTINE_SCHEDULNG", "5d")]);
+    assert!(!ok && err.contains("REFLOOP_WORKFLOW_ROUTINE_SCHEDULNG names no setting"), "{err}");
+    let (ok, _, err) = run(&["report", "closure", "--database", &url], &[("REFLOOP_DATABSE_URL", "x")]);
+    assert!(!ok && err.contains("REFLOOP_DATABSE_URL"), "{err}");
 }

@@ -3,7 +3,7 @@
 //! cut off behind a proxy, a full SQLite disk, processes killed in the middle of SMS delivery,
 //! a provider slower than the client's timeout or the outbox lease.
 //!
-//! The short versions run with the suite. `REFLOOP_CHAOS=long` (see `scripts/chaos`) runs
+//! The short versions run with the suite. `TEST_CHAOS=long` (see `scripts/chaos`) runs
 //! each with more faults and messages; every case prints one row of the results table.
 
 mod disk;
@@ -13,9 +13,9 @@ mod sms;
 
 use refloop_testkit::Backend;
 
-/// Whether this is the long run (`REFLOOP_CHAOS=long`).
+/// Whether this is the long run (`TEST_CHAOS=long`).
 pub fn long_run() -> bool {
-    std::env::var("REFLOOP_CHAOS").is_ok_and(|v| v == "long")
+    std::env::var("TEST_CHAOS").is_ok_and(|v| v == "long")
 }
 
 /// The short or the long figure.
