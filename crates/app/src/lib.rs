@@ -43,10 +43,11 @@ pub use ids::new_id;
 pub use inbound::{Applied, ContactUpdate, Mapped, Target, Via};
 pub use mfa::{Enrolment, RECOVERY_CODES};
 pub use ports::{
-    AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, Gauges, InboxFilter,
-    InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, People,
-    Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist, SsoPending, Store,
-    StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx, UserRecord,
+    AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, DiskSpace, Gauges,
+    InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient,
+    PatientKeep, People, Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist,
+    SsoPending, Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx,
+    UserRecord,
 };
 pub use protocol::{Arrival, Described, FieldView, Protocol, SegmentView};
 
@@ -69,4 +70,4 @@ pub use texts::SmsTexts;
 pub use throttle::AuthSettings;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};
-pub use workers::{AdvanceReport, DueReport, OutboxSettings, every};
+pub use workers::{AdvanceReport, DueReport, OutboxSettings, every, record_success};

@@ -172,6 +172,20 @@ pub struct Gauges {
     pub oldest_unsent: Option<Timestamp>,
 }
 
+/// Free and total bytes of a file system.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DiskSpace {
+    pub free: u64,
+    pub total: u64,
+}
+
+impl DiskSpace {
+    /// The share that is free, 0 to 1.
+    pub fn free_ratio(&self) -> f64 {
+        if self.total == 0 { 0.0 } else { self.free as f64 / self.total as f64 }
+    }
+}
+
 /// When a channel last reached someone and last failed, from its outbox history.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChannelActivity {

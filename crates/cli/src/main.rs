@@ -4,6 +4,7 @@ mod accounts;
 mod config;
 mod demo;
 mod logging;
+mod operate;
 mod reports;
 mod run;
 mod tools;
@@ -90,6 +91,34 @@ enum Command {
         /// Change nothing: list the pending migrations and exit 1 if there are any.
         #[arg(long)]
         check: bool,
+    },
+    /// Copy a SQLite database while refloop keeps running (one consistent snapshot), check
+    /// the copy and print its size and row counts. For PostgreSQL, prints the pg_dump recipe.
+    Backup {
+        #[command(flatten)]
+        common: Common,
+        /// The new file to write (it must not exist).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Put a SQLite backup in place of the configured database, after checking it. Refused
+    /// while any process has the database open: stop refloop first. The database replaced is
+    /// kept beside it as `….before-restore`.
+    Restore {
+        #[command(flatten)]
+        common: Common,
+        /// The backup file (from `refloop backup`).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Check each configured part end to end without changing anything: the database
+    /// (there, migrated, takes a write), its disk, the clock against the database's, the SMS
+    /// API's credentials, the Direct relay, the fax API, the EHR's FHIR metadata and SMART
+    /// token, the Direct mailbox sign-in, the HTTP and MLLP ports. One line per check with OK
+    /// or FAIL and the fix; exit 1 when any fails.
+    Doctor {
+        #[command(flatten)]
+        common: Common,
     },
     /// Validate the configuration and print it, secrets hidden.
     CheckConfig {
@@ -456,7 +485,10 @@ async fn dispatch(command: Command, ld: &Loader) -> anyhow::Result<()> {
             println!("migrations applied to {}", config::redact_url(&config.database.url));
             Ok(())
         }
-        Command::Migrate { common, check: true } => tools::migrate_check(&ld.existing(&common)?).await,
+        Command::Migrate { common, check: true } => operate::migrate_check(&ld.existing(&common)?).await,
+        Command::Doctor { common } => operate::doctor(&ld.load(&common, None, None)?).await,
+        Command::Backup { common, file } => operate::backup(&ld.existing(&common)?, &file).await,
+        Command::Restore { common, file } => operate::restore(&ld.load(&common, None, None)?, &file).await,
         Command::CheckConfig { common } => {
             let config = ld.load(&common, None, None)?;
             print!("{}", config.redacted_toml());

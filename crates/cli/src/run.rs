@@ -67,23 +67,9 @@ pub async fn build_app_with(
             refloop_connectors::SlackWebhook::new(&config.chat.webhook_url, &config.chat.link_base, store.clone());
         channels.chat = Arc::new(chat);
     }
-    let direct = config.direct_live().then(|| refloop_connectors::DirectConfig {
-        relay_host: config.direct.relay_host.clone(),
-        relay_port: config.direct.relay_port,
-        tls: config.direct.tls.clone(),
-        username: config.direct.username.clone(),
-        password: config.direct.password.clone(),
-        from: config.direct.from.clone(),
-    });
+    let direct = config.direct_relay();
     if config.fax_live() || direct.is_some() {
-        let http = config.fax_live();
-        let fax = refloop_connectors::FaxConfig {
-            api_base: if http { config.fax.api_base.clone() } else { String::new() },
-            api_key: config.fax.api_key.clone(),
-            api_secret: config.fax.api_secret.clone(),
-            practice: config.practice.name.clone(),
-            practice_phone: config.practice.phone.clone(),
-        };
+        let fax = config.fax_api();
         channels.note_request =
             Arc::new(refloop_connectors::NoteRequests::new(fax, direct, store.clone(), clock.clone()));
     }

@@ -209,31 +209,6 @@ pub async fn import_fhir(config: &Config, files: &[PathBuf]) -> anyhow::Result<(
     refusals(&failed, "files with resources not applied")
 }
 
-/// `migrate --check`: what `migrate` would apply; fails when anything is pending.
-pub async fn migrate_check(config: &Config) -> anyhow::Result<()> {
-    let shown = crate::config::redact_url(&config.database.url);
-    let store =
-        refloop_store::SqlStore::connect(&config.database.url).await.with_context(|| format!("opening {shown}"))?;
-    let status = store.migration_status().await?;
-    let applied = status.applied.map_or_else(|| "none".to_owned(), |v| v.to_string());
-    println!("{shown}: schema {applied}; this binary migrates to {}", refloop_store::schema_version());
-    if !status.unknown.is_empty() {
-        println!("  applied by a newer release: {:?}", status.unknown);
-    }
-    for m in &status.pending {
-        println!("  pending: {m}");
-    }
-    for m in &status.data_pending {
-        println!("  pending data migration: {m}");
-    }
-    if status.up_to_date() {
-        println!("up to date");
-        Ok(())
-    } else {
-        anyhow::bail!("{} migrations pending: run refloop migrate", status.pending.len() + status.data_pending.len())
-    }
-}
-
 pub async fn dead_letters_list(config: &Config) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
     let items = app.dead_letters(1000).await?;

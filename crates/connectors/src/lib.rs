@@ -6,6 +6,7 @@
 //! reports it not sent: a channel that only logs is off, so nothing it "sends" counts as
 //! reaching anyone (the workflow opens the staff task a failure would).
 
+pub mod checks;
 mod fax_inbound;
 mod note_request;
 mod slack;

@@ -31,6 +31,26 @@ pub struct DirectConfig {
     pub from: String,
 }
 
+impl DirectConfig {
+    /// The SMTP transport to the relay: its TLS mode, port and credentials.
+    pub(crate) fn transport(
+        &self,
+        timeout: Duration,
+    ) -> Result<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>, lettre::transport::smtp::Error> {
+        use lettre::{AsyncSmtpTransport, Tokio1Executor, transport::smtp::authentication::Credentials};
+        let mut builder = match self.tls.as_str() {
+            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&self.relay_host)?,
+            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&self.relay_host)?,
+            _ => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&self.relay_host),
+        };
+        builder = builder.port(self.relay_port).timeout(Some(timeout));
+        if !self.username.is_empty() {
+            builder = builder.credentials(Credentials::new(self.username.clone(), self.password.clone()));
+        }
+        Ok(builder.build())
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct FaxConfig {
     pub api_base: String,
@@ -75,9 +95,8 @@ impl NoteRequests {
         content: Content,
     ) -> DeliveryOutcome {
         use lettre::{
-            AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+            AsyncTransport, Message,
             message::{Attachment, MultiPart, SinglePart, header::ContentType},
-            transport::smtp::authentication::Credentials,
         };
         let (Ok(from), Ok(to)) = (relay.from.parse(), to.parse()) else {
             return DeliveryOutcome::Permanent { error: "a Direct address is not a valid address".into() };
@@ -102,19 +121,10 @@ impl NoteRequests {
         let Ok(message) = message else {
             return DeliveryOutcome::Permanent { error: "the Direct message could not be built".into() };
         };
-        let builder = match relay.tls.as_str() {
-            "tls" => AsyncSmtpTransport::<Tokio1Executor>::relay(&relay.relay_host),
-            "starttls" => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&relay.relay_host),
-            _ => Ok(AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&relay.relay_host)),
-        };
-        let Ok(mut builder) = builder else {
+        let Ok(transport) = relay.transport(Duration::from_secs(60)) else {
             return DeliveryOutcome::Permanent { error: "the Direct relay host is not valid".into() };
         };
-        builder = builder.port(relay.relay_port).timeout(Some(Duration::from_secs(60)));
-        if !relay.username.is_empty() {
-            builder = builder.credentials(Credentials::new(relay.username.clone(), relay.password.clone()));
-        }
-        match builder.build().send(message).await {
+        match transport.send(message).await {
             Ok(_) => DeliveryOutcome::Delivered,
             Err(e) if e.is_permanent() => {
                 let code = e.status().map(|c| c.to_string()).unwrap_or_else(|| "no code".into());

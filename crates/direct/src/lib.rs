@@ -16,7 +16,7 @@ pub mod xdm;
 
 pub use fax::{FaxProtocol, pdf_text};
 
-pub use mailbox::{MailboxConfig, MailboxError, MailboxUrl, Pass, parse_url, poll_once, run_mailbox};
+pub use mailbox::{MailboxConfig, MailboxError, MailboxUrl, Pass, check_mailbox, parse_url, poll_once, run_mailbox};
 
 use mail_parser::{HeaderValue, MessageParser, MimeHeaders};
 use refloop_app::{Described, Mapped, Protocol, Target, documents::DocumentPart};

@@ -155,6 +155,14 @@ async fn tagged<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R, tag: &str) -> Res
 }
 
 /// Connects, speaks TLS (from the start, or after STARTTLS), logs in and selects the folder.
+/// For `refloop doctor`: connects, signs in, selects the folder and signs out; reads and
+/// changes nothing.
+pub async fn check_mailbox(cfg: &MailboxConfig) -> Result<String, MailboxError> {
+    let (mut session, url) = open(cfg).await?;
+    let _ = session.logout().await;
+    Ok(format!("signed in to {}:{}, folder {} selected", url.host, url.port, url.folder))
+}
+
 async fn open(cfg: &MailboxConfig) -> Result<(Session, MailboxUrl), MailboxError> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     let url = parse_url(&cfg.url)?;
@@ -250,6 +258,7 @@ async fn session_loop<F: std::future::Future<Output = ()>>(
     let idle = session.capabilities().await?.has_str("IDLE");
     loop {
         let pass = read_unseen(app, cfg, &url, &mut session).await?;
+        refloop_app::record_success("direct-mailbox", app.now());
         if pass.fetched > 0 {
             tracing::info!(fetched = pass.fetched, kept = pass.kept, idle, "direct mailbox read");
         }

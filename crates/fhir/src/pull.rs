@@ -125,6 +125,19 @@ impl EhrClient {
         Ok(Some(access.to_owned()))
     }
 
+    /// For `refloop doctor`: a SMART access token (when that is the configured way in), then
+    /// the server's CapabilityStatement. Reads only.
+    pub async fn check(&self, now: Timestamp) -> Result<String, PullError> {
+        let smart = matches!(self.auth, EhrAuth::Smart { .. });
+        self.bearer(now).await?;
+        let cap = self.get("metadata", now).await?;
+        if cap["resourceType"] != "CapabilityStatement" {
+            return Err(PullError::Invalid("metadata is not a CapabilityStatement".into()));
+        }
+        let version = cap["fhirVersion"].as_str().unwrap_or("unknown");
+        Ok(format!("FHIR {version} at {}{}", self.base, if smart { ", SMART token issued" } else { "" }))
+    }
+
     /// GETs a FHIR URL (absolute, or relative to the base) as JSON.
     pub async fn get(&self, url: &str, now: Timestamp) -> Result<Value, PullError> {
         let url = if url.starts_with("http://") || url.starts_with("https://") {
@@ -266,7 +279,12 @@ impl Poller {
     /// Polls every `interval` until `shutdown`; after an error waits 1 s, 2 s, 4 s … (at
     /// most `interval`) and tries again.
     pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
-        refloop_app::every("FHIR pull", interval, shutdown, || async { self.poll_once().await.map(|_| ()) }).await
+        refloop_app::every("FHIR pull", interval, shutdown, || async {
+            self.poll_once().await?;
+            refloop_app::record_success("fhir-poller", self.ingest.app().now());
+            Ok::<(), PullError>(())
+        })
+        .await
     }
 }
 

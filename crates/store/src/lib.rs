@@ -50,10 +50,12 @@ macro_rules! on_writer {
 
 mod accounts;
 mod audit;
+mod backup;
 mod documents;
 mod inbox;
 mod open;
 
+pub use backup::{FileReport, inspect_sqlite_file, restore_sqlite_file};
 pub use open::{MigrationStatus, schema_version};
 mod reports;
 
@@ -67,6 +69,8 @@ pub struct SqlStore {
     /// Set when a write failed for a storage fault, cleared by the next commit that works:
     /// `ready` then proves with a write that the database takes writes again.
     write_failed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// SQLite only: the database file.
+    path: Option<std::path::PathBuf>,
 }
 
 const TASKS: &str = "SELECT * FROM tasks
@@ -113,6 +117,13 @@ fn limit(n: u32) -> i64 {
 
 #[async_trait::async_trait]
 impl Store for SqlStore {
+    fn disk_space(&self) -> Option<refloop_app::DiskSpace> {
+        let path = self.path.as_ref()?;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+        let s = rustix::fs::statvfs(dir).ok()?;
+        Some(refloop_app::DiskSpace { free: s.f_bavail * s.f_frsize, total: s.f_blocks * s.f_frsize })
+    }
+
     fn backend(&self) -> &'static str {
         match self.db {
             Db::Sqlite(_) => "sqlite",

@@ -119,7 +119,12 @@ impl SqlStore {
                 .connect_with(opts)
                 .await
                 .map_err(db)?;
-            Ok(Self { db: Db::Sqlite(pool), writer: Some(writer), write_failed: Default::default() })
+            Ok(Self {
+                db: Db::Sqlite(pool),
+                writer: Some(writer),
+                write_failed: Default::default(),
+                path: Some(path.into()),
+            })
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             // Batches of different sizes are different statements: keep more of them prepared
             // than the default 100, but a bounded number (each holds server memory per connection).
@@ -133,7 +138,7 @@ impl SqlStore {
                 .connect_with(opts)
                 .await
                 .map_err(db)?;
-            Ok(Self { db: Db::Postgres(pool), writer: None, write_failed: Default::default() })
+            Ok(Self { db: Db::Postgres(pool), writer: None, write_failed: Default::default(), path: None })
         } else {
             Err(StoreError::Other("unsupported database URL: use sqlite://PATH or postgres://…".into()))
         }
@@ -208,6 +213,16 @@ impl SqlStore {
             }
         }
         Ok(MigrationStatus { applied: applied.last().copied(), pending, data_pending, unknown })
+    }
+
+    /// The database server's clock (SQLite: this machine's), to the millisecond.
+    pub async fn database_time(&self) -> Result<jiff::Timestamp, StoreError> {
+        let sql = match &self.db {
+            Db::Sqlite(_) => "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
+            Db::Postgres(_) => "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+        };
+        let ms: i64 = on_pool!(&self.db, p => sqlx::query_scalar(sql).fetch_one(p).await.map_err(db)?);
+        row::ts(ms)
     }
 
     async fn data_migration_applied(&self, name: &str) -> Result<bool, StoreError> {

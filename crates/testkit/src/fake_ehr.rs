@@ -61,6 +61,7 @@ impl FakeEhr {
         };
         let app = Router::new()
             .route("/token", post(token))
+            .route("/fhir/metadata", get(metadata))
             .route("/fhir/{kind}", get(search).post(create))
             .route("/fhir/{kind}/{id}", get(read))
             .with_state(fake.clone());
@@ -115,6 +116,16 @@ impl FakeEhr {
     pub fn tokens_issued(&self) -> usize {
         self.inner.lock().unwrap().tokens_issued
     }
+}
+
+/// The server's CapabilityStatement (FHIR R4).
+async fn metadata() -> Response {
+    Json(json!({
+        "resourceType": "CapabilityStatement", "status": "active", "date": "2026-01-01", "kind": "instance",
+        "fhirVersion": "4.0.1", "format": ["json"],
+        "rest": [{"mode": "server", "resource": [{"type": "ServiceRequest"}, {"type": "DocumentReference"}]}]
+    }))
+    .into_response()
 }
 
 async fn token(State(f): State<FakeEhr>, Form(form): Form<HashMap<String, String>>) -> Response {

@@ -56,6 +56,7 @@ impl FakeFax {
         let app = Router::new()
             .route("/v2.1/faxes", post(send).get(list))
             .route("/media/{index}", axum::routing::get(media))
+            .route("/v2.1/account/status", axum::routing::get(account))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake fax API runs") });
         fake
@@ -163,6 +164,16 @@ pub fn fax_pdf(lines: &[&str]) -> Vec<u8> {
     let mut out = Vec::new();
     doc.save_to(&mut out).expect("the PDF is written");
     out
+}
+
+/// `GET /v2.1/account/status`: the account's balance, for a credentials check.
+async fn account(headers: HeaderMap) -> Response {
+    if !authorized(&headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"success": false, "message": "invalid credentials"})))
+            .into_response();
+    }
+    Json(json!({"success": true, "message": "Account status retrieved successfully", "data": {"balance": 1000}}))
+        .into_response()
 }
 
 fn authorized(headers: &HeaderMap) -> bool {

@@ -64,6 +64,7 @@ impl FakeTwilio {
         let fake = FakeTwilio { inner: Arc::default(), base: format!("http://{addr}"), http: reqwest::Client::new() };
         let app = Router::new()
             .route("/2010-04-01/Accounts/{sid}/Messages.json", post(create).get(list))
+            .route("/2010-04-01/Accounts/{file}", axum::routing::get(account))
             .with_state(fake.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.expect("the fake Twilio runs") });
         fake
@@ -168,6 +169,16 @@ impl FakeTwilio {
             [("MessageSid", sid), ("From", from), ("To", "+15555550999"), ("Body", body), ("AccountSid", ACCOUNT_SID)];
         self.post_signed(webhook, &params, AUTH_TOKEN).await
     }
+}
+
+/// `GET /2010-04-01/Accounts/{sid}.json`: the account, for a credentials check.
+async fn account(axum::extract::Path(file): axum::extract::Path<String>, headers: HeaderMap) -> Response {
+    let sid = file.strip_suffix(".json").unwrap_or_default();
+    if !authorized(sid, &headers) {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"code": 20003, "message": "Authenticate", "status": 401})))
+            .into_response();
+    }
+    Json(json!({"sid": sid, "friendly_name": "fake account", "status": "active", "type": "Full"})).into_response()
 }
 
 fn authorized(sid: &str, headers: &HeaderMap) -> bool {

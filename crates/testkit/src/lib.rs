@@ -24,7 +24,7 @@ pub use direct_mail::{cda_example, direct_letter, xdm_package, zip_of};
 pub use dovecot::{Dovecot, DovecotOptions};
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
-pub use fake_fax::{FakeFax, SentFax, fax_pdf, post_signed};
+pub use fake_fax::{FAX_KEY, FAX_SECRET, FakeFax, SentFax, fax_pdf, post_signed};
 
 /// The inbound-fax webhook's secret in a [`TestApp`].
 pub const FAX_WEBHOOK_SECRET: &str = "test-fax-webhook-secret";

@@ -110,7 +110,29 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(60)))
         .layer(TraceLayer::new_for_http())
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(request_id))
         .with_state(state)
+}
+
+/// The request id header, read and answered.
+const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id: the caller's `X-Request-Id` when it is a plain token (letters,
+/// digits, `-`, `_`, `.`, `:`; at most 64), else a new one. Every log line of the request
+/// carries it (the `request` span), and the answer names it.
+async fn request_id(req: axum::extract::Request, next: axum::middleware::Next) -> axum::response::Response {
+    use tracing::Instrument;
+    let given = req.headers().get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|v| {
+        !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    });
+    let id = given.map_or_else(|| refloop_app::new_id("req"), str::to_owned);
+    // The path without its query: ids only, never a search term.
+    let span = tracing::info_span!("request", request_id = %id, method = %req.method(), path = %req.uri().path());
+    let mut resp = next.run(req).instrument(span).await;
+    if let Ok(value) = axum::http::HeaderValue::from_str(&id) {
+        resp.headers_mut().insert(REQUEST_ID, value);
+    }
+    resp
 }
 
 /// On every answer: never cached (they carry patient data) unless the handler said otherwise,

@@ -7,8 +7,8 @@ use refloop_domain::{
 };
 
 use super::{
-    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, ChannelActivity, Gauges, InboxFilter, InboxItem, NewTask,
-    OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, People, Reaped, ReferralFilter,
+    AuditAnchor, AuditEntry, AuditQuery, AuditRecord, ChannelActivity, DiskSpace, Gauges, InboxFilter, InboxItem,
+    NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient, PatientKeep, People, Reaped, ReferralFilter,
     ReferralPage, SessionRecord, Specialist, SsoPending, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry,
     TimerRow, TokenRecord, UserRecord,
 };
@@ -245,6 +245,12 @@ pub trait Store:
 {
     /// The backend's name: `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
+
+    /// The space on the disk that holds the database, when refloop can see it (a SQLite
+    /// file; `None` for a database server).
+    fn disk_space(&self) -> Option<DiskSpace> {
+        None
+    }
 
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -42,6 +42,31 @@ impl Config {
         self.direct.connector == "smtp"
     }
 
+    /// The HISP relay that carries Direct messages, when `[direct] connector = "smtp"`.
+    pub fn direct_relay(&self) -> Option<refloop_connectors::DirectConfig> {
+        self.direct_live().then(|| refloop_connectors::DirectConfig {
+            relay_host: self.direct.relay_host.clone(),
+            relay_port: self.direct.relay_port,
+            tls: self.direct.tls.clone(),
+            username: self.direct.username.clone(),
+            password: self.direct.password.clone(),
+            from: self.direct.from.clone(),
+        })
+    }
+
+    /// The practice's fax and letter details, with the fax API when `[fax] connector = "http"`
+    /// (else an empty `api_base`: fax off).
+    pub fn fax_api(&self) -> refloop_connectors::FaxConfig {
+        let http = self.fax_live();
+        refloop_connectors::FaxConfig {
+            api_base: if http { self.fax.api_base.clone() } else { String::new() },
+            api_key: self.fax.api_key.clone(),
+            api_secret: self.fax.api_secret.clone(),
+            practice: self.practice.name.clone(),
+            practice_phone: self.practice.phone.clone(),
+        }
+    }
+
     /// How to authenticate to the EHR for pull mode; `None` when pull mode is off.
     pub fn ehr_poller_auth(&self) -> anyhow::Result<Option<refloop_fhir::EhrAuth>> {
         let e = &self.ehr;

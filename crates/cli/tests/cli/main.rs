@@ -7,6 +7,7 @@ mod direct;
 mod fhir;
 mod hl7;
 mod limits;
+mod operate;
 mod process;
 mod reports;
 mod serve;

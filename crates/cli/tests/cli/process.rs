@@ -171,14 +171,16 @@ impl Serve {
         let log = Arc::new(Mutex::new(String::new()));
         let (tx, addrs) = mpsc::channel();
         let sink = log.clone();
+        // The address ends at a space (text logs) or a quote (JSON logs).
+        let first = |s: &str| s.split(|c: char| c.is_whitespace() || c == '"').next().unwrap_or_default().to_owned();
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if let Some(addr) = line.split("MLLP listening on mllp://").nth(1) {
-                    let _ = tx.send(("mllp", addr.split_whitespace().next().unwrap_or_default().to_owned()));
+                    let _ = tx.send(("mllp", first(addr)));
                 }
                 for scheme in ["http", "https"] {
                     if let Some(addr) = line.split(&format!("listening on {scheme}://")).nth(1) {
-                        let addr = addr.split_whitespace().next().unwrap_or_default();
+                        let addr = first(addr);
                         let _ = tx.send(("http", format!("{scheme}://{addr}")));
                     }
                 }

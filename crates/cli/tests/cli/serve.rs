@@ -130,6 +130,43 @@ async fn patient_data_never_reaches_the_logs() {
     }
 }
 
+/// `[log] format = "json"`: one object per line; a request's lines carry its id, which the
+/// answer names (the caller's own id when it sent a plain one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_request_id_the_answer_names() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    crate::process::migrated(&db.url);
+    let s = Serve::start(&db.url, &[("REFLOOP_LOG_FORMAT", "json")], &[]);
+    let http = reqwest::Client::new();
+    let get = |id: Option<&'static str>| {
+        let mut req = http.get(format!("{}/api/v1/referrals", s.base)).bearer_auth("not-a-token");
+        if let Some(id) = id {
+            req = req.header("x-request-id", id);
+        }
+        req.send()
+    };
+    let resp = get(Some("lb-7f3a-0001")).await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.headers()["x-request-id"], "lb-7f3a-0001", "the caller's id is kept");
+    let made = get(None).await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(made.starts_with("req_"), "{made}");
+    let odd = get(Some("<script>")).await.unwrap().headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert!(odd.starts_with("req_"), "an id that is not a plain token is replaced: {odd}");
+    assert!(s.until_logged(&made).await);
+    let log = s.stop();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"))).collect();
+    let rejected = |id: &str| {
+        lines.iter().any(|l| {
+            l["fields"]["message"] == "rejected an unknown bearer token"
+                && l["span"]["request_id"] == id
+                && l["span"]["path"] == "/api/v1/referrals"
+        })
+    };
+    assert!(rejected("lb-7f3a-0001") && rejected(&made), "{log}");
+    assert!(lines.iter().any(|l| l["level"] == "INFO" && l["timestamp"].is_string()), "{log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_finishes_the_sends_under_way_gives_back_the_rest_and_a_second_sigterm_exits_at_once() {
     let db = TestDb::new(Backend::Sqlite).await;

@@ -11,7 +11,10 @@ use refloop_app::Permission;
 use crate::{AppState, auth::Auth, dto::Health, error::ApiResult};
 
 /// Prometheus metrics (text format): inbound HL7 messages by type, outcome and ACK code,
-/// and how long applying them takes.
+/// and how long applying them takes; read at each scrape, the backlog (referrals by state,
+/// overdue tasks, dead letters and review items, unfiled documents, the outbox by status and
+/// the age of its oldest unsent item), when each channel last worked and last failed, and the
+/// database disk's free space; and when each poller last worked.
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain")),
     security(("bearer" = [])))]
@@ -36,6 +39,20 @@ pub async fn metrics(State(s): State<AppState>, auth: Auth) -> ApiResult<Respons
     }
     let age = g.oldest_unsent.map_or(0.0, |at| (s.app.now() - at).as_secs_f64().max(0.0));
     metrics::gauge!("refloop_outbox_oldest_unsent_seconds").set(age);
+    let seconds = |t: jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
+    let activity = s.app.store().channel_activity().await.map_err(refloop_app::AppError::from)?;
+    // 0: never (so that both series exist for a channel with any history).
+    for a in activity {
+        let channel = a.channel.clone();
+        metrics::gauge!("refloop_channel_last_success_timestamp_seconds", "channel" => channel.clone())
+            .set(a.last_success.map_or(0.0, seconds));
+        metrics::gauge!("refloop_channel_last_failure_timestamp_seconds", "channel" => channel)
+            .set(a.last_failure.map_or(0.0, seconds));
+    }
+    if let Some(space) = s.app.store().disk_space() {
+        metrics::gauge!("refloop_database_disk_free_ratio").set(space.free_ratio());
+        metrics::gauge!("refloop_database_disk_free_bytes").set(space.free as f64);
+    }
     let body = s.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
