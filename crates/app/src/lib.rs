@@ -20,6 +20,7 @@ mod inbound;
 mod mfa;
 pub mod period;
 mod ports;
+pub mod problems;
 mod protocol;
 mod referral_request;
 mod reports;
@@ -58,6 +59,7 @@ pub mod store {
         AuditStore, AuditTx, AuthStore, DirectoryStore, DocumentStore, DocumentTx, InboxStore, InboxTx, OutboxStore,
         OutboxTx, ReferralStore, ReferralTx, ReportStore, Store, TaskStore, TaskTx, TimerTx, Tx,
     };
+    pub use crate::problems::ProblemStore;
 }
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, OVERDUE, OVERDUE_EDGES_DAYS, ReferralStats,
@@ -70,4 +72,4 @@ pub use texts::SmsTexts;
 pub use throttle::AuthSettings;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};
-pub use workers::{AdvanceReport, DueReport, OutboxSettings, every, record_success};
+pub use workers::{AdvanceReport, DueReport, OutboxSettings, every};

@@ -110,6 +110,8 @@ pub struct App {
     pub(crate) stopping: Arc<std::sync::atomic::AtomicBool>,
     /// The inbound protocols, by the name the inbox keeps.
     pub(crate) protocols: Arc<crate::protocol::Protocols>,
+    /// Operational problems: where notices go and the pollers this process runs.
+    pub(crate) problems: Arc<crate::problems::Problems>,
 }
 
 impl App {
@@ -136,6 +138,7 @@ impl App {
             last_purge: Arc::default(),
             stopping: Arc::default(),
             protocols: Arc::default(),
+            problems: Arc::default(),
         }
     }
 

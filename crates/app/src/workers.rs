@@ -505,12 +505,6 @@ impl App {
 
 /// Runs `pass` every `interval` until `shutdown` (a poller: the EHR's FHIR pull); after
 /// a failed pass, logged under `what`, waits 1 s, 2 s, 4 s … (at most `interval`) instead.
-/// Marks a poller's or reader's pass that worked (`refloop_last_success_timestamp_seconds`
-/// with the label `part`): an alert fires when one has not worked for a while.
-pub fn record_success(part: &'static str, at: jiff::Timestamp) {
-    metrics::gauge!("refloop_last_success_timestamp_seconds", "part" => part).set(at.as_millisecond() as f64 / 1000.0);
-}
-
 pub async fn every<F, Fut, E>(
     what: &'static str,
     interval: std::time::Duration,

@@ -270,6 +270,9 @@ pub struct Chat {
     pub connector: String,
     pub webhook_url: String,
     pub link_base: String,
+    pub problem_dead_letters: i64,
+    pub problem_poller_stale: Duration,
+    pub problem_disk_free_percent: i64,
 }
 
 /// Patient SMS.

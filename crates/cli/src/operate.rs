@@ -37,7 +37,7 @@ const PG_RECIPE: &str =
     "PostgreSQL: back up with pg_dump while refloop runs, restore with pg_restore into an empty database:
   pg_dump --format=custom --file=refloop.dump \"$DATABASE_URL\"
   pg_restore --exit-on-error --no-owner --dbname=\"$EMPTY_DATABASE_URL\" refloop.dump
-(see README, Operate: Back up)";
+(see the README, Operate)";
 
 fn print_report(path: &Path, r: &refloop_store::FileReport) {
     let counts: Vec<String> = r.counts.iter().map(|(t, n)| format!("{t} {n}")).collect();

@@ -62,10 +62,15 @@ pub async fn build_app_with(
     if let Some((sms, _)) = config.sms() {
         channels.sms = Arc::new(refloop_connectors::Twilio::new(sms, store.clone()));
     }
+    let mut problem_chat = None;
     if config.chat_live() {
-        let chat =
-            refloop_connectors::SlackWebhook::new(&config.chat.webhook_url, &config.chat.link_base, store.clone());
-        channels.chat = Arc::new(chat);
+        let chat = Arc::new(refloop_connectors::SlackWebhook::new(
+            &config.chat.webhook_url,
+            &config.chat.link_base,
+            store.clone(),
+        ));
+        problem_chat = Some(chat.clone());
+        channels.chat = chat;
     }
     let direct = config.direct_relay();
     if config.fax_live() || direct.is_some() {
@@ -100,6 +105,10 @@ pub async fn build_app_with(
         .with_protocol(Arc::new(refloop_direct::DirectProtocol::with_hl7(config.note_types()?, config.hl7_map()?)))
         .with_protocol(Arc::new(refloop_direct::FaxProtocol))
         .with_protocol(Arc::new(refloop_app::SmsReplies));
+    let app = match problem_chat {
+        Some(chat) => app.with_problem_notices(chat, config.problem_settings()?),
+        None => app,
+    };
     let _ = lookup_ingest.set(fhir_ingest(config, &app)?);
     Ok(app)
 }
@@ -227,6 +236,8 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
     let signal = stop_tx.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
+        // systemd (Type=notify): stopping, finishing the sends under way.
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         let _ = signal.send(true);
     });
     let fhir = fhir_ingest(&config, &app)?;
@@ -241,6 +252,7 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
             );
             let every = std::time::Duration::from_secs(config.ehr.poll_interval.as_seconds().unsigned_abs());
             tracing::info!(every_s = every.as_secs(), "FHIR pull mode on");
+            app.watch_poller("fhir-poller");
             tokio::spawn(poller.clone().run(every, stopped(stop_rx.clone())));
             Some(poller)
         }
@@ -249,13 +261,24 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
     if let Some(mailbox) = config.direct_mailbox()? {
         let every = std::time::Duration::from_secs(config.direct.imap_poll.as_seconds().unsigned_abs().max(1));
         tracing::info!(every_s = every.as_secs(), "Direct mailbox read");
+        app.watch_poller("direct-mailbox");
         tokio::spawn(refloop_direct::run_mailbox(app.clone(), mailbox, every, stopped(stop_rx.clone())));
+    }
+    if !matches!(config.clock_mode()?, ClockMode::Manual { .. }) {
+        let (app, stop) = (app.clone(), stopped(stop_rx.clone()));
+        tokio::spawn(async move {
+            let check = || async { app.check_problems().await.map(|_| ()) };
+            refloop_app::every("problem check", std::time::Duration::from_secs(60), stop, check).await
+        });
     }
     let sms = config.sms().map(|(_, hooks)| hooks);
     let ui = refloop_web::UiInfo { settings: config.redacted_toml(), demo };
     let oidc = config.oidc();
     let fax = (!config.fax.webhook_secret.is_empty()).then(|| refloop_web::FaxWebhook::new(&config.fax.webhook_secret));
     let state = refloop_web::AppState { app: app.clone(), hl7, fhir, poller, sms, fax, metrics, ui, oidc };
+    // systemd (Type=notify): ready once both listeners are bound and the database migrated.
+    // Outside systemd (no NOTIFY_SOCKET) this does nothing.
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     refloop_web::serve_with(state, listener, http_limits, stopped(stop_rx.clone())).await?;
     let _ = stop_tx.send(true);
     let _ = mllp_task.await;

@@ -24,6 +24,18 @@ impl SlackWebhook {
     }
 }
 
+/// Operational problem notices go to the same channel as the team's escalations.
+#[async_trait::async_trait]
+impl refloop_app::problems::OpsNotifier for SlackWebhook {
+    async fn notify(&self, text: &str) -> Result<(), String> {
+        match self.http.post(&self.url).json(&serde_json::json!({ "text": text })).send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("the chat webhook answered {}", r.status().as_u16())),
+            Err(e) => Err(format!("the chat webhook could not be reached: {}", e.without_url())),
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Connector for SlackWebhook {
     async fn deliver(&self, item: &OutboxItem) -> DeliveryOutcome {

@@ -258,7 +258,7 @@ async fn session_loop<F: std::future::Future<Output = ()>>(
     let idle = session.capabilities().await?.has_str("IDLE");
     loop {
         let pass = read_unseen(app, cfg, &url, &mut session).await?;
-        refloop_app::record_success("direct-mailbox", app.now());
+        app.record_success("direct-mailbox");
         if pass.fetched > 0 {
             tracing::info!(fetched = pass.fetched, kept = pass.kept, idle, "direct mailbox read");
         }

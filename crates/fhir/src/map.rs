@@ -1,5 +1,5 @@
-//! FHIR resources → what they mean for referrals ([`Mapped`]), with the rules in the
-//! README ("FHIR mapping"). Validation errors name the element by FHIRPath.
+//! FHIR resources → what they mean for referrals ([`Mapped`]), with the rules in
+//! docs/INTEGRATION.md ("FHIR R4"). Validation errors name the element by FHIRPath.
 
 use std::collections::BTreeMap;
 

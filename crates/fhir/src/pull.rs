@@ -281,7 +281,7 @@ impl Poller {
     pub async fn run(self, interval: Duration, shutdown: impl std::future::Future<Output = ()>) {
         refloop_app::every("FHIR pull", interval, shutdown, || async {
             self.poll_once().await?;
-            refloop_app::record_success("fhir-poller", self.ingest.app().now());
+            self.ingest.app().record_success("fhir-poller");
             Ok::<(), PullError>(())
         })
         .await

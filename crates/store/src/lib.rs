@@ -54,6 +54,7 @@ mod backup;
 mod documents;
 mod inbox;
 mod open;
+mod problems;
 
 pub use backup::{FileReport, inspect_sqlite_file, restore_sqlite_file};
 pub use open::{MigrationStatus, schema_version};

@@ -42,6 +42,7 @@ pub struct TestAppBuilder {
     ehr_types: Vec<String>,
     sms: Option<crate::FakeTwilio>,
     chat: Option<crate::FakeChat>,
+    problems: Option<refloop_app::problems::ProblemSettings>,
     fax: Option<crate::FakeFax>,
     direct: Option<crate::FakeSmtp>,
     /// Write Tasks back to this fake EHR (SMART auth).
@@ -101,6 +102,12 @@ impl TestAppBuilder {
     /// Stage-2 chat messages to `fake`.
     pub fn chat(mut self, fake: &crate::FakeChat) -> Self {
         self.chat = Some(fake.clone());
+        self
+    }
+
+    /// Operational problems are posted to the chat given with [`TestAppBuilder::chat`].
+    pub fn problems(mut self, settings: refloop_app::problems::ProblemSettings) -> Self {
+        self.problems = Some(settings);
         self
     }
 
@@ -266,6 +273,13 @@ impl TestAppBuilder {
             .with_protocol(Arc::new(refloop_direct::DirectProtocol::with_hl7(Vec::new(), map.clone())))
             .with_protocol(Arc::new(refloop_direct::FaxProtocol))
             .with_protocol(Arc::new(refloop_app::SmsReplies));
+        let app = match (&self.chat, self.problems) {
+            (Some(chat), Some(settings)) => {
+                let notices = refloop_connectors::SlackWebhook::new(&chat.url, "", app.store().clone());
+                app.with_problem_notices(Arc::new(notices), settings)
+            }
+            _ => app,
+        };
         let fhir = FhirIngest::new(app.clone(), fhir_cfg);
         let _ = lookup_ingest.set(fhir.clone());
         let ingest = Ingest::new(app.clone(), map).with_group_commit(64);
@@ -423,6 +437,7 @@ impl TestApp {
             ehr_types: Vec::new(),
             sms: None,
             chat: None,
+            problems: None,
             fax: None,
             direct: None,
             ehr_write: None,
@@ -439,6 +454,20 @@ impl TestApp {
 
     pub async fn spawn(backend: Backend) -> TestApp {
         Self::builder(backend).spawn().await
+    }
+
+    /// A second "process" on the same database (its own pool and manual clock at this one's
+    /// time) that posts operational problems to `chat`.
+    pub async fn another_problem_watcher(
+        &self,
+        chat: &crate::FakeChat,
+        settings: refloop_app::problems::ProblemSettings,
+    ) -> App {
+        let store: Arc<dyn refloop_app::Store> =
+            Arc::new(refloop_store::SqlStore::connect(&self._db.url).await.expect("connect a second pool"));
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(self.app.now()));
+        let notices = Arc::new(refloop_connectors::SlackWebhook::new(&chat.url, "", store.clone()));
+        App::new(store, clock, self.app.policy().clone(), Arc::new(LogOnly)).with_problem_notices(notices, settings)
     }
 
     /// An HL7 ingest of a second "process": its own pool, app and group-commit writer on

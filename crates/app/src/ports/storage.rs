@@ -239,6 +239,7 @@ pub trait Store:
     + AuthStore
     + AuditStore
     + ReportStore
+    + crate::problems::ProblemStore
     + Send
     + Sync
     + 'static

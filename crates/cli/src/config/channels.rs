@@ -42,6 +42,23 @@ impl Config {
         self.direct.connector == "smtp"
     }
 
+    /// When an operational problem is posted to the chat.
+    pub fn problem_settings(&self) -> anyhow::Result<refloop_app::problems::ProblemSettings> {
+        let c = &self.chat;
+        if c.problem_dead_letters < 1 || !(1..=99).contains(&c.problem_disk_free_percent) {
+            bail!("chat.problem_dead_letters: at least 1; chat.problem_disk_free_percent: 1 to 99");
+        }
+        if c.problem_poller_stale.as_seconds() < 60 {
+            bail!("chat.problem_poller_stale: at least 1m");
+        }
+        Ok(refloop_app::problems::ProblemSettings {
+            dead_letters: c.problem_dead_letters,
+            disk_free_min: c.problem_disk_free_percent as f64 / 100.0,
+            poller_stale: c.problem_poller_stale.to_signed(),
+            ..Default::default()
+        })
+    }
+
     /// The HISP relay that carries Direct messages, when `[direct] connector = "smtp"`.
     pub fn direct_relay(&self) -> Option<refloop_connectors::DirectConfig> {
         self.direct_live().then(|| refloop_connectors::DirectConfig {

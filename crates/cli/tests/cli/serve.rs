@@ -379,3 +379,30 @@ async fn inbound_updates_beside_due_work_on_two_processes_never_deadlock() {
     let deadlocks = logs.lines().filter(|l| l.contains("deadlock")).count();
     assert_eq!(deadlocks, 0, "PostgreSQL broke deadlocks:\n{logs}");
 }
+
+/// Under systemd (`Type=notify`): `READY=1` once serve listens, `STOPPING=1` at SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_tells_systemd_when_it_is_ready_and_when_it_stops() {
+    let db = TestDb::new(Backend::Sqlite).await;
+    crate::process::migrated(&db.url);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("notify.sock");
+    let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    socket.set_read_timeout(Some(std::time::Duration::from_secs(60))).unwrap();
+    let s = Serve::start(&db.url, &[("NOTIFY_SOCKET", path.to_str().unwrap())], &[]);
+    let socket = std::sync::Arc::new(socket);
+    let next = |socket: std::sync::Arc<std::os::unix::net::UnixDatagram>| async move {
+        tokio::task::spawn_blocking(move || {
+            let mut buf = [0u8; 256];
+            let n = socket.recv(&mut buf).expect("a notification from serve");
+            String::from_utf8_lossy(&buf[..n]).into_owned()
+        })
+        .await
+        .unwrap()
+    };
+    assert_eq!(next(socket.clone()).await.trim(), "READY=1");
+    assert_eq!(s.ready().await, 200, "ready means it answers");
+    s.terminate();
+    assert_eq!(next(socket.clone()).await.trim(), "STOPPING=1");
+    assert!(s.exited_within(std::time::Duration::from_secs(60)).await.is_some_and(|(ok, _)| ok));
+}

@@ -474,6 +474,7 @@ on_both_backends!(
     bad_messages_get_ae_or_ar_with_err_and_change_nothing,
     an_ack_is_never_acknowledged,
     an_unknown_referral_number_is_a_dead_letter_until_retried,
+    dead_letters_piling_up_are_told_once_when_they_start_and_once_when_they_clear,
     raw_bodies_of_settled_messages_are_emptied_after_their_retention,
     a_match_that_is_not_certain_goes_to_review,
     post_hl7v2_answers_with_the_ack,
@@ -531,4 +532,39 @@ async fn inbound_audit_rows_name_the_sender_and_the_address(b: Backend) {
     let inbox = t.app.store().inbox(&refloop_app::InboxFilter { status: None, limit: 5 }).await.unwrap();
     let via: Vec<&str> = inbox.iter().map(|m| m.transport.as_str()).collect();
     assert_eq!(via, ["http from 127.0.0.1 (token test-integration)", "mllp from 127.0.0.1"]);
+}
+
+/// Dead letters piling up are an operational problem: posted to the team chat once when it
+/// starts (by one of two processes watching the same database) and once when it clears.
+async fn dead_letters_piling_up_are_told_once_when_they_start_and_once_when_they_clear(b: Backend) {
+    use refloop_app::problems::ProblemSettings;
+    let chat = refloop_testkit::FakeChat::start().await;
+    let settings = ProblemSettings { dead_letters: 2, ..Default::default() };
+    let t = TestApp::builder(b).chat(&chat).problems(settings.clone()).spawn().await;
+    let other = t.another_problem_watcher(&chat, settings).await;
+    let mut c = MllpClient::connect(t.mllp).await;
+    c.send(&hl7("D1", "REF^I14^REF_I12", &["RF1|P|R|CAR||O|LATE-1^EPIC", PID])).await;
+    assert!(t.app.check_problems().await.unwrap().is_empty(), "one dead letter is under the threshold");
+    c.send(&hl7("D2", "REF^I14^REF_I12", &["RF1|P|R|CAR||O|LATE-2^EPIC", PID])).await;
+    let (a, b2) = tokio::join!(t.app.check_problems(), other.check_problems());
+    let (a, b2) = (a.unwrap(), b2.unwrap());
+    assert_eq!(a.len() + b2.len(), 1, "one of the two processes tells it: {a:?} {b2:?}");
+    assert!(t.app.check_problems().await.unwrap().is_empty() && other.check_problems().await.unwrap().is_empty());
+    assert_eq!(chat.texts().len(), 1);
+    assert!(chat.texts()[0].contains("refloop problem: 2 inbound messages failed to apply"), "{:?}", chat.texts());
+
+    // The orders arrive; the dead letters are retried and apply: cleared, told once.
+    c.send(&ref_i12("D3", "LATE-1")).await;
+    c.send(&ref_i12("D4", "LATE-2")).await;
+    let dead = t.get("/api/v1/dead-letters").await.body["items"].as_array().cloned().unwrap();
+    for d in dead {
+        let r = t.post(&format!("/api/v1/inbox/{}/retry", d["id"].as_str().unwrap()), json!({})).await;
+        assert_eq!(r.body["status"], "applied");
+    }
+    let cleared = [t.app.check_problems().await.unwrap(), other.check_problems().await.unwrap()].concat();
+    assert_eq!(cleared.len(), 1, "{cleared:?}");
+    let texts = chat.texts();
+    assert_eq!(texts.len(), 2, "{texts:?}");
+    assert!(texts[1].starts_with("refloop problem cleared: dead-letters"), "{texts:?}");
+    assert!(!texts.concat().contains("MRN1") && !texts.concat().contains("DOE"), "no patient data: {texts:?}");
 }
