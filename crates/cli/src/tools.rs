@@ -156,8 +156,9 @@ const NDJSON_CHUNK: usize = 200;
 pub async fn import_fhir(config: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
     let app = run::build_app(config).await?;
     let fhir = run::fhir_ingest(config, &app)?;
-    // Each unit of work: a whole JSON file, or a chunk of NDJSON lines.
-    let mut units: Vec<(String, Vec<serde_json::Value>, bool)> = Vec::new();
+    // Each unit of work: a whole JSON file, or a chunk of NDJSON lines; and where each of its
+    // resources is (a line, or a Bundle entry), for the refusals.
+    let mut units: Vec<(String, Vec<serde_json::Value>, Vec<String>, bool)> = Vec::new();
     let mut resources = 0usize;
     for file in files {
         let name = file.display().to_string();
@@ -168,24 +169,31 @@ pub async fn import_fhir(config: &Config, files: &[PathBuf]) -> anyhow::Result<(
             let mut lines = Vec::new();
             for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
                 let value = serde_json::from_str(line).with_context(|| format!("{name} line {}: not JSON", n + 1))?;
-                lines.push(value);
+                lines.push((format!("line {}", n + 1), value));
             }
             resources += lines.len();
             for chunk in lines.chunks(NDJSON_CHUNK) {
-                units.push((name.clone(), chunk.to_vec(), true));
+                let (at, values) = chunk.iter().cloned().unzip();
+                units.push((name.clone(), values, at, true));
             }
         } else {
             let value: serde_json::Value = serde_json::from_str(&text).with_context(|| format!("{name}: not JSON"))?;
-            resources += value.get("entry").and_then(|e| e.as_array()).map_or(1, Vec::len);
-            units.push((name, vec![value], false));
+            let n = value.get("entry").and_then(|e| e.as_array()).map_or(1, Vec::len);
+            resources += n;
+            let at = if value.get("entry").is_some() {
+                (0..n).map(|i| format!("entry {i}")).collect()
+            } else {
+                vec!["the resource".to_owned()]
+            };
+            units.push((name, vec![value], at, false));
         }
     }
     let bar = ProgressBar::new(resources as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} resources {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let (mut applied, mut failed) = (0usize, Vec::new());
-    for (name, values, ndjson) in units {
+    let (mut applied, mut refused) = (0usize, Vec::new());
+    for (name, values, at, ndjson) in units {
         let n =
             if ndjson { values.len() } else { values[0].get("entry").and_then(|e| e.as_array()).map_or(1, Vec::len) };
         let reply = if ndjson {
@@ -196,17 +204,46 @@ pub async fn import_fhir(config: &Config, files: &[PathBuf]) -> anyhow::Result<(
         match reply {
             Ok(r) => {
                 applied += r.applied;
-                if r.applied < n {
-                    failed.push(format!("{name}: {} of {n} not applied", n - r.applied));
-                }
+                refused.extend(fhir_refusals(&name, &at, &r.body));
             }
-            Err(e) => failed.push(format!("{name}: {e}")),
+            Err(e) => refused.push(format!("{name}: {e}")),
         }
         bar.inc(n as u64);
     }
     bar.finish_and_clear();
-    println!("{resources} resources from {} files: {applied} applied", files.len());
-    refusals(&failed, "files with resources not applied")
+    println!("{resources} resources from {} files: {applied} applied, {} refused", files.len(), refused.len());
+    refusals(&refused, "resources")
+}
+
+/// The refused entries of a FHIR reply (a batch-response Bundle, or one resource's
+/// OperationOutcome): where, the status, and the outcome's words (which name elements by
+/// FHIRPath, never values).
+fn fhir_refusals(file: &str, at: &[String], body: &serde_json::Value) -> Vec<String> {
+    let why = |outcome: &serde_json::Value| {
+        let issue = &outcome["issue"][0];
+        let text = issue["diagnostics"].as_str().unwrap_or("refused");
+        match issue["expression"][0].as_str() {
+            Some(path) => format!("{path}: {text}"),
+            None => text.to_owned(),
+        }
+    };
+    match body["entry"].as_array() {
+        Some(entries) => entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let status = e["response"]["status"].as_str().unwrap_or_default();
+                (!status.starts_with('2')).then(|| {
+                    let place = at.get(i).cloned().unwrap_or_else(|| format!("entry {i}"));
+                    format!("{file}: {place}: {status}: {}", why(&e["response"]["outcome"]))
+                })
+            })
+            .collect(),
+        None if body["resourceType"] == "OperationOutcome" && body["issue"][0]["severity"] != "information" => {
+            vec![format!("{file}: {}", why(body))]
+        }
+        None => Vec::new(),
+    }
 }
 
 pub async fn dead_letters_list(config: &Config) -> anyhow::Result<()> {

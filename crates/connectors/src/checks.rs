@@ -18,18 +18,21 @@ fn refused(status: reqwest::StatusCode) -> String {
     }
 }
 
+/// GETs `url` with basic auth: the answer when 2xx, else why not.
+async fn get_with(url: &str, base: &str, user: &str, secret: &str) -> Result<reqwest::Response, String> {
+    let resp = client()
+        .get(url)
+        .basic_auth(user, Some(secret))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {base}: {}", e.without_url()))?;
+    if resp.status().is_success() { Ok(resp) } else { Err(refused(resp.status())) }
+}
+
 /// The SMS API: fetches the account (Twilio `GET /2010-04-01/Accounts/{sid}.json`).
 pub async fn sms_account(cfg: &TwilioConfig) -> Result<String, String> {
     let url = format!("{}/2010-04-01/Accounts/{}.json", cfg.api_base.trim_end_matches('/'), cfg.account_sid);
-    let resp = client()
-        .get(&url)
-        .basic_auth(&cfg.account_sid, Some(&cfg.auth_token))
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {}: {}", cfg.api_base, e.without_url()))?;
-    if !resp.status().is_success() {
-        return Err(refused(resp.status()));
-    }
+    let resp = get_with(&url, &cfg.api_base, &cfg.account_sid, &cfg.auth_token).await?;
     let body: serde_json::Value = resp.json().await.map_err(|_| "the account answer is not JSON".to_owned())?;
     match body["status"].as_str() {
         Some("active") | None => Ok(format!("account {} active", cfg.account_sid)),
@@ -40,15 +43,7 @@ pub async fn sms_account(cfg: &TwilioConfig) -> Result<String, String> {
 /// The fax API: reads the account's status (Phaxio-style `GET /v2.1/account/status`).
 pub async fn fax_account(cfg: &FaxConfig) -> Result<String, String> {
     let url = format!("{}/v2.1/account/status", cfg.api_base.trim_end_matches('/'));
-    let resp = client()
-        .get(&url)
-        .basic_auth(&cfg.api_key, Some(&cfg.api_secret))
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {}: {}", cfg.api_base, e.without_url()))?;
-    if !resp.status().is_success() {
-        return Err(refused(resp.status()));
-    }
+    get_with(&url, &cfg.api_base, &cfg.api_key, &cfg.api_secret).await?;
     Ok("the API took the credentials".to_owned())
 }
 

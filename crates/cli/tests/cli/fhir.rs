@@ -67,6 +67,8 @@ async fn fhir_bundles_and_ndjson_import() {
 
     let bad = dir.path().join("bad.ndjson");
     std::fs::write(&bad, format!("{}\n{}\n", line("nd-3"), line("nd-4").replace("\"active\"", "\"open\""))).unwrap();
-    let (ok, out, _) = run(&["import", "fhir", "--database", &db.url, bad.to_str().unwrap()], &[]);
-    assert!(!ok && out.contains("1 applied") && out.contains("1 of 2 not applied"), "{out}");
+    let (ok, out, err) = run(&["import", "fhir", "--database", &db.url, bad.to_str().unwrap()], &[]);
+    assert!(!ok && out.contains("1 applied, 1 refused") && err.contains("1 resources refused"), "{out}{err}");
+    let refused = format!("refused: {}: line 2: 4", bad.display());
+    assert!(out.contains(&refused) && out.contains("ServiceRequest.status"), "the line and the element: {out}");
 }
