@@ -166,12 +166,20 @@ impl App {
             Mapped::Contact(c) => {
                 let now = self.now();
                 let old = tx.patient(&c.patient_id).await?;
+                let phone = c.phone.as_deref().and_then(|raw| crate::phone_on_file(raw, &self.policy.phone_region));
                 let patient = Patient {
                     id: c.patient_id.clone(),
                     name: c.name.or_else(|| old.as_ref().and_then(|p| p.name.clone())),
                     birth_date: c.birth_date,
                     language: c.language,
-                    phone: c.phone.or_else(|| old.as_ref().and_then(|p| p.phone.clone())),
+                    phone_text: match &phone {
+                        Some(p) => Some(p.text.clone()),
+                        None => old.as_ref().and_then(|p| p.phone_text.clone()),
+                    },
+                    phone: match phone {
+                        Some(p) => Some(p.phone),
+                        None => old.as_ref().and_then(|p| p.phone.clone()),
+                    },
                     sms_consent: c.sms_consent.unwrap_or(false),
                     sms_opted_out: false,
                     time_zone: old.as_ref().and_then(|p| p.time_zone.clone()),

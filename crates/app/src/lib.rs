@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod clock;
 mod connector;
+mod contact;
 mod directory;
 pub mod documents;
 mod error;
@@ -61,6 +62,7 @@ pub mod store {
     };
     pub use crate::problems::ProblemStore;
 }
+pub use contact::{PhoneOnFile, phone_on_file, phone_region, textable};
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, OVERDUE, OVERDUE_EDGES_DAYS, ReferralStats,
     RollupRow, SPANS, SpanRow, closure, fold_groups, leak_of, overdue_bucket, spans_of, split, stats_of, tenths,

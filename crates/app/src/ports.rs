@@ -140,7 +140,11 @@ pub struct Patient {
     pub birth_date: Option<String>,
     /// Preferred language (a BCP 47 / ISO 639 code or the EHR's text), when known.
     pub language: Option<String>,
+    /// What refloop reads from the number that came: E.164 when it can take a text (see
+    /// [`crate::phone_on_file`]).
     pub phone: Option<String>,
+    /// The number as it came, for staff to see.
+    pub phone_text: Option<String>,
     pub sms_consent: bool,
     pub sms_opted_out: bool,
     pub time_zone: Option<String>,

@@ -277,12 +277,14 @@ impl App {
         }
         let patient = match &req.patient {
             Some(input) => {
+                let phone = input.phone.as_deref().and_then(|raw| crate::phone_on_file(raw, &self.policy.phone_region));
                 let patient = Patient {
                     id: req.patient_id.clone(),
                     name: input.name.clone(),
                     birth_date: input.birth_date.clone(),
                     language: input.language.clone(),
-                    phone: input.phone.clone(),
+                    phone_text: phone.as_ref().map(|p| p.text.clone()),
+                    phone: phone.map(|p| p.phone),
                     sms_consent: input.sms_consent.unwrap_or(false),
                     sms_opted_out: false,
                     time_zone: input.time_zone.clone(),
@@ -541,10 +543,14 @@ impl App {
         Ok(people)
     }
 
-    /// A patient's phone number in full, audited as a reveal (a staff page masks it until
-    /// asked; the caller checks the actor may read patient data).
+    /// A patient's phone number in full — and as it came, when that was written otherwise —
+    /// audited as a reveal (a staff page masks it until asked; the caller checks the actor
+    /// may read patient data).
     pub async fn reveal_phone(&self, actor: &Actor, patient: &PatientId) -> Result<Option<String>, AppError> {
-        let phone = self.store.patient(patient).await?.and_then(|p| p.phone);
+        let phone = self.store.patient(patient).await?.and_then(|p| match (p.phone, p.phone_text) {
+            (Some(phone), Some(text)) if text != phone => Some(format!("{phone} (written {text})")),
+            (phone, _) => phone,
+        });
         self.store.audit(&self.audit_entry(actor, "reveal-phone", "patient", patient.as_str())).await?;
         Ok(phone)
     }

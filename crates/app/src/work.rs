@@ -5,7 +5,7 @@
 //! row; a call that reached no one puts the task back for a later attempt.
 
 use jiff::Timestamp;
-use refloop_domain::{Input, PhoneE164, State, TaskKind};
+use refloop_domain::{Input, State, TaskKind};
 
 use crate::{Actor, App, AppError, Patient, PatientKeep, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus};
 
@@ -193,8 +193,11 @@ impl App {
         let phone = match choice.needs {
             Needs::Phone => {
                 let raw = report.phone.as_deref().map(str::trim).unwrap_or_default();
-                let Some(p) = PhoneE164::parse(raw) else {
-                    return Err(AppError::invalid("phone", "a phone number with its country code, e.g. +15555550123"));
+                let Some(p) = crate::textable(raw, &self.policy.phone_region) else {
+                    return Err(AppError::invalid(
+                        "phone",
+                        "a mobile number that can take a text, e.g. (937) 555-0101 or +15555550123",
+                    ));
                 };
                 Some(p.as_str().to_owned())
             }
@@ -223,6 +226,7 @@ impl App {
         if let (Some(phone), Some(patient_id)) = (phone, patient_id) {
             let old = tx.lock_patient(&patient_id).await?;
             let fixed = Patient {
+                phone_text: Some(phone.clone()),
                 phone: Some(phone),
                 updated_at: now,
                 ..old.unwrap_or_else(|| Patient {
@@ -231,6 +235,7 @@ impl App {
                     birth_date: None,
                     language: None,
                     phone: None,
+                    phone_text: None,
                     sms_consent: false,
                     sms_opted_out: false,
                     time_zone: None,

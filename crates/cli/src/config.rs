@@ -160,6 +160,7 @@ pub struct Practice {
     pub name: String,
     pub phone: String,
     pub time_zone: String,
+    pub phone_region: String,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -430,6 +431,12 @@ impl Config {
             time_zone: TimeZone::get(&self.practice.time_zone).with_context(|| {
                 format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone)
             })?,
+            phone_region: refloop_app::phone_region(&self.practice.phone_region).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "practice.phone_region: {:?} is not a country code (ISO 3166, e.g. US, GB, CA)",
+                    self.practice.phone_region
+                )
+            })?,
             portal_messages: self.ehr.write_back && self.ehr.portal_messages,
             note_write_back: self.ehr.write_back,
             referrals_360x: self.direct.referrals_360x && self.direct.connector == "smtp",
@@ -535,6 +542,7 @@ mod tests {
             ("REFLOOP_WORKFLOW_ROUTINE_NOTIFY", "soon", "invalid duration"),
             ("REFLOOP_CLOCK_MODE", "sundial", "clock.mode"),
             ("REFLOOP_PRACTICE_TIME_ZONE", "Mars/Olympus", "practice.time_zone"),
+            ("REFLOOP_PRACTICE_PHONE_REGION", "Atlantis", "practice.phone_region"),
             ("REFLOOP_SERVER_HTTP", "localhost", "server.http"),
             ("REFLOOP_DATABASE_URL", "mysql://x", "database.url"),
         ];

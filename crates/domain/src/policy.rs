@@ -217,6 +217,9 @@ pub struct Policy {
     pub pilot_providers: Vec<ProviderId>,
     /// The practice's time zone: used for a patient with none recorded.
     pub time_zone: TimeZone,
+    /// The country (ISO 3166 code, e.g. `US`) whose national format phone numbers without a
+    /// country code are read in.
+    pub phone_region: String,
     /// Patients without SMS consent get a patient-portal message (the EHR takes FHIR
     /// `Communication` write-back) instead of a staff phone call.
     pub portal_messages: bool,
@@ -252,6 +255,7 @@ impl Default for Policy {
             quiet_hours: QuietHours::default(),
             pilot_providers: Vec::new(),
             time_zone: TimeZone::UTC,
+            phone_region: "US".to_owned(),
             portal_messages: false,
             note_write_back: false,
             referrals_360x: false,

@@ -303,7 +303,7 @@ macro_rules! patients_query {
         let (keep_consent, keep_opt_out) = $keep;
         let q = &mut $q;
         q.push(
-            "INSERT INTO patients (id, name, birth_date, language, name_key, phone, sms_consent, sms_opted_out, time_zone, updated_at) ",
+            "INSERT INTO patients (id, name, birth_date, language, name_key, phone, phone_text, sms_consent, sms_opted_out, time_zone, updated_at) ",
         );
         q.push_values($rows, |mut b, p| {
             b.push_bind(p.id.as_str())
@@ -312,12 +312,13 @@ macro_rules! patients_query {
                 .push_bind(p.language.as_deref())
                 .push_bind(p.name.as_deref().map($crate::row::name_key))
                 .push_bind(p.phone.as_deref())
+                .push_bind(p.phone_text.as_deref())
                 .push_bind(p.sms_consent)
                 .push_bind(p.sms_opted_out)
                 .push_bind(p.time_zone.as_deref())
                 .push_bind($crate::row::ms(p.updated_at));
         });
-        q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, birth_date = excluded.birth_date, language = excluded.language, name_key = excluded.name_key, phone = excluded.phone, time_zone = excluded.time_zone, updated_at = excluded.updated_at");
+        q.push(" ON CONFLICT (id) DO UPDATE SET name = excluded.name, birth_date = excluded.birth_date, language = excluded.language, name_key = excluded.name_key, phone = excluded.phone, phone_text = excluded.phone_text, time_zone = excluded.time_zone, updated_at = excluded.updated_at");
         if !keep_consent {
             q.push(", sms_consent = excluded.sms_consent");
         }

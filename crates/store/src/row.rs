@@ -196,6 +196,7 @@ pub(crate) fn patient(row: &dyn Get) -> Result<Patient, StoreError> {
         birth_date: row.opt_text("birth_date")?,
         language: row.opt_text("language")?,
         phone: row.opt_text("phone")?,
+        phone_text: row.opt_text("phone_text")?,
         sms_consent: row.flag("sms_consent")?,
         sms_opted_out: row.flag("sms_opted_out")?,
         time_zone: row.opt_text("time_zone")?,

@@ -330,6 +330,7 @@ async fn patients_tokens_and_audit_rows_are_kept(store: Arc<SqlStore>) {
         birth_date: Some("1970-05-04".into()),
         language: Some("es".into()),
         phone: Some("+15555550123".into()),
+        phone_text: Some("(555) 555-0123".into()),
         sms_consent: true,
         sms_opted_out: false,
         time_zone: Some("America/Chicago".into()),

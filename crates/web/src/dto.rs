@@ -200,7 +200,10 @@ pub struct ReferralView {
 pub struct PatientView {
     pub name: Option<String>,
     pub birth_date: Option<String>,
+    /// What refloop reads from the number: E.164 when it can take a text.
     pub phone: Option<String>,
+    /// The number as it came (e.g. `(937)555-0101` from HL7 PID-13).
+    pub phone_text: Option<String>,
     pub language: Option<String>,
 }
 
@@ -212,6 +215,7 @@ impl ReferralView {
             name: p.name.clone(),
             birth_date: p.birth_date.clone(),
             phone: p.phone.clone(),
+            phone_text: p.phone_text.clone(),
             language: p.language.clone(),
         });
         v.referring_provider_name = people.provider(&r.referring_provider).map(str::to_owned);

@@ -60,7 +60,7 @@ async fn patients_are_people_for_staff_and_nothing_for_integrations(b: Backend) 
     let r = t.referral(&id).await;
     assert_eq!(
         r["patient"],
-        json!({"name": "Zoë Quinn", "birth_date": "1961-04-09", "phone": "+15555550123", "language": "Spanish"})
+        json!({"name": "Zoë Quinn", "birth_date": "1961-04-09", "phone": "+15555550123", "phone_text": "+15555550123", "language": "Spanish"})
     );
     assert_eq!(r["referring_provider_name"], "Dr Ann Adams");
     let list = t.get("/api/v1/referrals?q=zoe").await.body;

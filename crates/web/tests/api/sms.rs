@@ -17,6 +17,7 @@ on_both_backends!(
     an_order_at_night_is_texted_after_quiet_hours,
     only_pilot_providers_patients_are_texted,
     staff_reply_to_a_patient_through_the_outbox,
+    numbers_as_they_come_are_texted_in_e164_and_landlines_open_fix_contact,
 );
 
 /// A routine cardiology order for a patient who consents to SMS at `phone`.
@@ -314,4 +315,50 @@ async fn staff_reply_to_a_patient_through_the_outbox(b: Backend) {
     let texts: Vec<(bool, Option<String>)> = thread.iter().map(|l| (l.inbound, l.text.clone())).collect();
     assert!(texts.contains(&(true, Some("which floor is the clinic on?".into()))), "{texts:?}");
     assert!(texts.contains(&(false, Some("Third floor, room 310.".into()))), "{texts:?}");
+}
+
+/// Numbers as the EHR and staff write them (`[practice] phone_region`, US by default): a
+/// national-format number is texted at its E.164 form and shown as written; HL7 PID-13
+/// `(937)555-0103` is kept as `+19375550103`; a landline is never texted (fix-contact), and
+/// staff fix it with a national-format mobile number.
+async fn numbers_as_they_come_are_texted_in_e164_and_landlines_open_fix_contact(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    let id = t.create_referral_id(order("p-national", "(937) 555-0101")).await;
+    t.advance("1m").await;
+    assert_eq!(fake.sent().iter().map(|m| m.to.clone()).collect::<Vec<_>>(), ["+19375550101"]);
+    let r = t.referral(&id).await;
+    assert_eq!(
+        (&r["patient"]["phone"], &r["patient"]["phone_text"]),
+        (&json!("+19375550101"), &json!("(937) 555-0101"))
+    );
+
+    let id = t.create_referral_id(order("p-landline", "+44 20 7946 0000")).await;
+    t.advance("1m").await;
+    assert_eq!(fake.sent().len(), 1, "a landline is never texted");
+    let tasks = t.tasks_of(&id).await;
+    assert_eq!(kinds(&tasks), ["fix-contact"]);
+    assert_eq!(t.referral(&id).await["patient"]["phone"], "020 7946 0000", "kept for a person to call");
+    let path = format!("/api/v1/tasks/{}/complete", tasks[0]["id"].as_str().unwrap());
+    let done = |phone: &str| t.post(&path, json!({"outcome": "phone-fixed", "phone": phone}));
+    let r = done("+44 20 7946 0001").await;
+    assert_eq!((r.status, r.body["error"]["field"].as_str()), (422, Some("phone")), "a landline cannot be the fix");
+    assert_eq!(done("(937) 555-0102").await.status, 200);
+    t.advance("1m").await;
+    assert_eq!(fake.sent().last().map(|m| m.to.clone()).as_deref(), Some("+19375550102"));
+
+    let mut mllp = refloop_testkit::MllpClient::connect(t.mllp).await;
+    let ack = mllp
+        .send(
+            "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000-0500||REF^I12^REF_I12|P13|P|2.5.1\r\
+             RF1|P|R|CAR^Cardiology||O|R-P13^EPIC|20260302\rPRD|RP|ADAMS^ANN|||||NPI123^NPI\r\
+             PID|1||MRN-P13^^^NORTH^MR||DOE^JANE||19700101|F|||||(937)555-0103\r",
+        )
+        .await;
+    assert_eq!(refloop_testkit::ack_code(&ack), "AA", "{ack}");
+    let found = t.get("/api/v1/referrals?q=MRN-P13").await.body["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = t.referral(&found).await;
+    assert_eq!(
+        (&r["patient"]["phone"], &r["patient"]["phone_text"]),
+        (&json!("+19375550103"), &json!("(937)555-0103"))
+    );
 }

@@ -1,0 +1,84 @@
+//! Patients' phone numbers as the EHR and staff write them — national (`(937)555-0101`) or
+//! international (`+44 7400 123456`) — read with libphonenumber's data (`phonenumber`) in the
+//! practice's region (`[practice] phone_region`).
+
+use phonenumber::{Mode, Type, country, metadata::DATABASE};
+use refloop_domain::PhoneE164;
+
+/// A phone number as kept on a patient.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhoneOnFile {
+    /// E.164 when it can take a text; a landline in national format (a person can call it;
+    /// the workflow cannot text it, so it opens a fix-contact task); what was written when it
+    /// is no valid number.
+    pub phone: String,
+    /// As it came, for staff to see.
+    pub text: String,
+}
+
+/// The region code `raw` names (`US`, `gb` …), upper-cased, when libphonenumber knows it.
+pub fn phone_region(raw: &str) -> Option<String> {
+    let id: country::Id = raw.trim().to_ascii_uppercase().parse().ok()?;
+    Some(AsRef::<str>::as_ref(&id).to_owned())
+}
+
+/// Reads `raw` (national numbers in `region`). `None` when it is blank.
+pub fn phone_on_file(raw: &str, region: &str) -> Option<PhoneOnFile> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return None;
+    }
+    let country = region.parse::<country::Id>().ok();
+    let phone = match phonenumber::parse(country, text) {
+        Ok(n) if n.is_valid() => match n.number_type(&DATABASE) {
+            Type::FixedLine => n.format().mode(Mode::National).to_string(),
+            _ => n.format().mode(Mode::E164).to_string(),
+        },
+        _ => text.to_owned(),
+    };
+    Some(PhoneOnFile { phone, text: text.to_owned() })
+}
+
+/// A number staff typed to fix a patient's contact: it must take a text.
+pub fn textable(raw: &str, region: &str) -> Option<PhoneE164> {
+    phone_on_file(raw, region).and_then(|p| PhoneE164::parse(&p.phone))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kept(raw: &str, region: &str) -> String {
+        phone_on_file(raw, region).unwrap().phone
+    }
+
+    #[test]
+    fn national_and_international_numbers_are_kept_as_e164_when_they_can_take_a_text() {
+        assert_eq!(kept("(937)555-0101", "US"), "+19375550101");
+        assert_eq!(kept("937.555.0101", "US"), "+19375550101");
+        assert_eq!(kept("+1 (937) 555-0101", "GB"), "+19375550101", "a country code wins over the region");
+        assert_eq!(kept("07400 123456", "GB"), "+447400123456");
+        assert_eq!(kept("+44 7400 123456", "US"), "+447400123456");
+        assert_eq!(phone_on_file("(937)555-0101", "US").unwrap().text, "(937)555-0101");
+    }
+
+    #[test]
+    fn landlines_and_invalid_numbers_are_not_textable() {
+        // A London landline: kept for a person to call, never texted.
+        assert_eq!(kept("+44 20 7946 0000", "US"), "020 7946 0000");
+        assert!(textable("+44 20 7946 0000", "US").is_none());
+        for bad in ["555-0177", "12", "call the daughter", "+1 555"] {
+            assert_eq!(kept(bad, "US"), bad, "kept as written for staff");
+            assert!(textable(bad, "US").is_none(), "{bad}");
+        }
+        assert!(phone_on_file("  ", "US").is_none());
+    }
+
+    #[test]
+    fn regions_are_country_codes_libphonenumber_knows() {
+        assert_eq!(phone_region("us").as_deref(), Some("US"));
+        assert_eq!(phone_region("GB").as_deref(), Some("GB"));
+        assert_eq!(phone_region("XX"), None);
+        assert_eq!(phone_region("USA"), None);
+    }
+}
