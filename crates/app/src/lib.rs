@@ -70,7 +70,7 @@ pub use reports::{
 pub use service::{App, NewReferral, PatientInput, ReferralDetail, Retention};
 pub use sms::{PATIENT_REPORTED, SmsLine, SmsOutcome, SmsReplies};
 pub use sso::{SSO_WITHIN, SsoStart};
-pub use texts::SmsTexts;
+pub use texts::{SmsTexts, Translation};
 pub use throttle::AuthSettings;
 pub use users::{MIN_PASSWORD_CHARS, NewSession, SESSION_IDLE, SESSION_MAX, WebSession};
 pub use work::{Needs, OutcomeChoice, TaskReport, outcomes_for};

@@ -1,7 +1,7 @@
 //! The SMS channel's inbound side: delivery reports for messages we sent, and patients'
 //! replies (carrier keywords, YES/NO, free text for the staff inbox).
 
-use refloop_domain::{Input, PhoneE164, SmsReply, State, TaskKind, classify_sms};
+use refloop_domain::{Input, PhoneE164, SmsReply, State, TaskKind};
 
 use crate::{
     Actor, AppError, InboxItem, InboxStatus, NewTask, OutboxStatus, Patient, PatientKeep, new_id, service::App,
@@ -14,9 +14,15 @@ pub enum SmsOutcome {
     /// confirmation).
     OptedOut {
         first: bool,
+        /// The language to confirm in: the keyword's (`PARAR`), else the patient's.
+        language: Option<String>,
     },
-    OptedIn,
-    Help,
+    OptedIn {
+        language: Option<String>,
+    },
+    Help {
+        language: Option<String>,
+    },
     /// Recorded on the referral as patient-reported (scheduled or attended).
     Recorded {
         referral_id: refloop_domain::ReferralId,
@@ -102,7 +108,8 @@ impl App {
                 format!("ambiguous: the number is on file for {} patients", patients.len()),
             ),
             [patient] => {
-                let reply = classify_sms(body);
+                let (reply, keyword_language) = refloop_domain::classify_sms_in(body);
+                let language = keyword_language.map(str::to_owned).or_else(|| patient.language.clone());
                 let outcome = match reply {
                     SmsReply::OptOut | SmsReply::OptIn => {
                         let opt_out = reply == SmsReply::OptOut;
@@ -119,9 +126,13 @@ impl App {
                             let by = Actor::system("sms-reply");
                             tx.audit(&self.audit_entry(&by, action, "patient", patient.id.as_str())).await?;
                         }
-                        if opt_out { SmsOutcome::OptedOut { first } } else { SmsOutcome::OptedIn }
+                        if opt_out {
+                            SmsOutcome::OptedOut { first, language }
+                        } else {
+                            SmsOutcome::OptedIn { language }
+                        }
                     }
-                    SmsReply::Help => SmsOutcome::Help,
+                    SmsReply::Help => SmsOutcome::Help { language },
                     SmsReply::Yes | SmsReply::No | SmsReply::Other => {
                         let open = tx.open_referrals(&patient.id, None).await?;
                         let newest = open.first();

@@ -1,7 +1,44 @@
 //! The texts of messages to patients (SMS, portal): editable templates that never carry a
 //! diagnosis or the reason for the referral.
 
+use std::collections::BTreeMap;
+
 use refloop_domain::Referral;
+
+/// The patient texts in one language other than English.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Translation {
+    pub notification: String,
+    pub attendance: String,
+    pub opt_out: String,
+    pub opt_in: String,
+    pub help: String,
+}
+
+impl Translation {
+    /// The Spanish texts refloop ships. Review them with a qualified translator before
+    /// go-live (Section 1557 asks for human-reviewed translations).
+    pub fn spanish() -> Self {
+        Self {
+            notification: "{practice}: su médico le refirió a {specialty}{specialist}. Llame para hacer una cita; \
+                           preguntas: {practice_phone}. Responda SI cuando tenga la cita. Responda PARAR para no \
+                           recibir más mensajes."
+                .to_owned(),
+            attendance: "{practice}: ¿fue a su cita de {specialty}? Responda SI o NO. Responda PARAR para no recibir \
+                         más mensajes."
+                .to_owned(),
+            opt_out:
+                "{practice}: ya no recibirá mensajes de texto nuestros. Responda COMENZAR para recibirlos de nuevo."
+                    .to_owned(),
+            opt_in: "{practice}: los mensajes de texto están activos de nuevo. Responda PARAR para no recibir más."
+                .to_owned(),
+            help: "{practice}: recordatorios de su referido. Llame al {practice_phone} si necesita ayuda. Responda \
+                   PARAR para no recibir más mensajes."
+                .to_owned(),
+        }
+    }
+}
 
 /// The message texts. `{practice}`, `{practice_phone}`, `{specialty}`, `{specialist}` are
 /// filled in; nothing about the diagnosis or the reason for the referral is ever included.
@@ -14,6 +51,8 @@ pub struct SmsTexts {
     pub opt_out_confirmation: String,
     pub opt_in_confirmation: String,
     pub help: String,
+    /// The same texts in other languages, by ISO 639-1 code (`es`); English is the fallback.
+    pub translations: BTreeMap<String, Translation>,
 }
 
 impl SmsTexts {
@@ -32,7 +71,31 @@ impl SmsTexts {
                 .to_owned(),
             opt_in_confirmation: "{practice}: text messages are on again. Reply STOP to opt out.".to_owned(),
             help: "{practice}: referral reminders. Call {practice_phone} for help. Reply STOP to opt out.".to_owned(),
+            translations: BTreeMap::from([("es".to_owned(), Translation::spanish())]),
         }
+    }
+
+    /// Whether a patient whose preferred language is `language` (as the EHR wrote it) gets
+    /// texts in it: English, or a language with a translation.
+    pub fn speaks(&self, language: Option<&str>) -> bool {
+        match language.and_then(refloop_domain::language_code) {
+            None | Some("en") => true,
+            Some(code) => self.translations.contains_key(code),
+        }
+    }
+
+    /// The texts in the patient's preferred language (as the EHR wrote it: `SPA`, `es`,
+    /// `Spanish` …) when there is a translation, else in English.
+    pub fn in_language(&self, language: Option<&str>) -> SmsTexts {
+        let mut out = self.clone();
+        if let Some(t) = language.and_then(refloop_domain::language_code).and_then(|c| self.translations.get(c)) {
+            out.notification = t.notification.clone();
+            out.attendance = t.attendance.clone();
+            out.opt_out_confirmation = t.opt_out.clone();
+            out.opt_in_confirmation = t.opt_in.clone();
+            out.help = t.help.clone();
+        }
+        out
     }
 
     /// Fills a template; a referral's specialty and specialist when given.
@@ -118,5 +181,18 @@ mod tests {
         let body = texts.fill(&texts.notification, None);
         assert!(body.starts_with("North Clinic: your doctor referred you to a specialist."), "{body}");
         assert!(body.contains("Reply STOP"));
+    }
+
+    #[test]
+    fn texts_go_in_the_patients_language_with_english_the_fallback() {
+        let texts = SmsTexts::with_defaults("North Clinic", "+15555550100");
+        for spanish in ["SPA", "es", "Spanish", "es-MX"] {
+            let t = texts.in_language(Some(spanish));
+            assert!(t.fill(&t.notification, None).contains("su médico le refirió"), "{spanish}");
+            assert!(texts.speaks(Some(spanish)));
+        }
+        let t = texts.in_language(Some("VIE"));
+        assert!(t.notification.starts_with("{practice}: your doctor"), "no Vietnamese texts: English");
+        assert!(!texts.speaks(Some("VIE")) && texts.speaks(None) && texts.speaks(Some("Klingon")));
     }
 }

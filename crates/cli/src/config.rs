@@ -293,6 +293,9 @@ pub struct Sms {
     pub text_help: String,
     pub reply_in_quiet_hours: bool,
     pub timeout: Duration,
+    /// The texts in other languages, by ISO 639-1 code (`[sms.texts.es]`).
+    #[serde(default)]
+    pub texts: std::collections::BTreeMap<String, refloop_app::Translation>,
 }
 
 /// The EHR: its FHIR server for pull mode (and, later, write-back).

@@ -65,10 +65,12 @@ impl Twilio {
         if patient.sms_opted_out || !patient.sms_consent {
             return Err(DeliveryOutcome::Permanent { error: "the patient has no SMS consent or opted out".into() });
         }
+        // In the patient's language when there are texts in it (English otherwise).
+        let texts = self.cfg.texts.in_language(patient.language.as_deref());
         let body = match (item.purpose, item.body.as_deref()) {
             (Purpose::StaffReply, Some(text)) => text.to_owned(),
-            (purpose, _) => match self.cfg.texts.template(purpose) {
-                Some(template) => self.cfg.texts.fill(template, referral.as_ref()),
+            (purpose, _) => match texts.template(purpose) {
+                Some(template) => texts.fill(template, referral.as_ref()),
                 None => {
                     return Err(DeliveryOutcome::Permanent { error: format!("no SMS text for {}", purpose.as_str()) });
                 }

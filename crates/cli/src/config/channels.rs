@@ -128,6 +128,7 @@ impl Config {
             opt_out_confirmation: s.text_opt_out.clone(),
             opt_in_confirmation: s.text_opt_in.clone(),
             help: s.text_help.clone(),
+            translations: s.texts.clone(),
         }
     }
 

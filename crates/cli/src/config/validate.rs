@@ -19,6 +19,9 @@ impl Config {
             bail!("database.url: use sqlite://PATH or postgres://…");
         }
         self.clock_mode()?;
+        if let Some(bad) = self.sms.texts.keys().find(|k| refloop_domain::language_code(k) != Some(k.as_str())) {
+            bail!("sms.texts.{bad}: name the table by an ISO 639-1 language code (es, vi, zh …)");
+        }
         self.policy()?;
         self.hl7_map()?;
         self.note_types()?;

@@ -115,11 +115,21 @@ pub async fn inbound(
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let t = &hooks.texts;
-    let reply = match outcome {
-        SmsOutcome::OptedOut { first: true } => Some(t.fill(&t.opt_out_confirmation, None)),
-        SmsOutcome::OptedIn => Some(t.fill(&t.opt_in_confirmation, None)),
-        SmsOutcome::Help => Some(t.fill(&t.help, None)),
+    // In the language of the keyword (PARAR, AYUDA …), else the patient's, else English.
+    let in_language = |language: &Option<String>| hooks.texts.in_language(language.as_deref());
+    let reply = match &outcome {
+        SmsOutcome::OptedOut { first: true, language } => {
+            let t = in_language(language);
+            Some(t.fill(&t.opt_out_confirmation, None))
+        }
+        SmsOutcome::OptedIn { language } => {
+            let t = in_language(language);
+            Some(t.fill(&t.opt_in_confirmation, None))
+        }
+        SmsOutcome::Help { language } => {
+            let t = in_language(language);
+            Some(t.fill(&t.help, None))
+        }
         _ => None,
     };
     let xml = match reply {

@@ -18,6 +18,7 @@ on_both_backends!(
     only_pilot_providers_patients_are_texted,
     staff_reply_to_a_patient_through_the_outbox,
     numbers_as_they_come_are_texted_in_e164_and_landlines_open_fix_contact,
+    spanish_speaking_patients_are_texted_and_answered_in_spanish,
 );
 
 /// A routine cardiology order for a patient who consents to SMS at `phone`.
@@ -361,4 +362,52 @@ async fn numbers_as_they_come_are_texted_in_e164_and_landlines_open_fix_contact(
         (&r["patient"]["phone"], &r["patient"]["phone_text"]),
         (&json!("+19375550103"), &json!("(937)555-0103"))
     );
+}
+
+/// A patient whose preferred language is Spanish — from HL7 PID-15 `SPA`, or from FHIR
+/// `Patient.communication` — gets the Spanish texts; `PARAR` opts out with a Spanish
+/// confirmation; `AYUDA` is answered in Spanish; an English speaker still gets English.
+async fn spanish_speaking_patients_are_texted_and_answered_in_spanish(b: Backend) {
+    let (t, fake) = with_sms(b).await;
+    // HL7: the patient consented on an earlier order; the new order's PID-15 says Spanish.
+    t.create_referral_id(order("MRN-ES1", "+15555550141")).await;
+    t.advance("1m").await;
+    assert!(fake.sent()[0].body.starts_with("North Clinic: your doctor referred you"), "no language yet: English");
+    let mut mllp = refloop_testkit::MllpClient::connect(t.mllp).await;
+    let ack = mllp
+        .send(
+            "MSH|^~\\&|EPIC|NORTH|REFLOOP|CLINIC|20260302100000-0500||REF^I12^REF_I12|ES1|P|2.5.1\r\
+             RF1|P|R|DERM^Dermatology||O|R-ES1^EPIC|20260302\rPRD|RP|ADAMS^ANN|||||NPI123^NPI\r\
+             PID|1||MRN-ES1^^^NORTH^MR||GARCIA^MARIA||19700101|F|||||+15555550141||SPA\r",
+        )
+        .await;
+    assert_eq!(refloop_testkit::ack_code(&ack), "AA", "{ack}");
+    t.advance("1m").await;
+    let spanish = fake.sent().last().unwrap().clone();
+    assert_eq!(spanish.to, "+15555550141");
+    assert!(spanish.body.starts_with("North Clinic: su médico le refirió a dermatology."), "{}", spanish.body);
+    assert!(spanish.body.contains("Responda PARAR"), "{}", spanish.body);
+
+    // FHIR: the Patient's preferred communication is Spanish.
+    let patient = json!({"resourceType": "Patient", "id": "p-fhir-es",
+        "telecom": [{"system": "sms", "value": "+15555550142"}],
+        "communication": [{"language": {"coding": [{"system": "urn:ietf:bcp:47", "code": "es"}]}, "preferred": true}]});
+    assert!(t.fhir("PUT", "/fhir/Patient/p-fhir-es", Some(patient), &[]).await.status < 300);
+    t.create_referral_id(order("p-fhir-es", "+15555550142")).await;
+    t.advance("1m").await;
+    let text = fake.sent().last().unwrap().clone();
+    assert_eq!(text.to, "+15555550142");
+    assert!(text.body.contains("su médico le refirió a cardiology"), "{}", text.body);
+
+    let inbound = format!("{}/webhooks/sms/inbound", t.base);
+    let (_, help) = fake.reply(&inbound, "+15555550142", "Ayuda", "SM-es-1").await;
+    assert!(help.contains("<Message>North Clinic: recordatorios de su referido."), "{help}");
+    let (status, xml) = fake.reply(&inbound, "+15555550141", "PARAR", "SM-es-2").await;
+    assert_eq!(status, 200);
+    assert!(xml.contains("<Message>North Clinic: ya no recibirá mensajes de texto nuestros."), "{xml}");
+    // An English speaker's STOP is confirmed in English.
+    t.create_referral_id(order("p-en", "+15555550143")).await;
+    t.advance("1m").await;
+    let (_, xml) = fake.reply(&inbound, "+15555550143", "STOP", "SM-es-3").await;
+    assert!(xml.contains("<Message>North Clinic: you will get no more text messages"), "{xml}");
 }
