@@ -165,7 +165,6 @@ pub struct PatientKeep {
 pub struct Gauges {
     pub referrals_by_state: Vec<(String, i64)>,
     pub overdue_tasks: i64,
-    pub outbox_backlog: i64,
     /// Inbound messages waiting for a person, by status (`review`, `dead`).
     pub inbox_waiting: Vec<(String, i64)>,
     /// Documents in Unfiled documents.
@@ -174,6 +173,13 @@ pub struct Gauges {
     pub outbox_by_status: Vec<(String, i64)>,
     /// When the oldest item still waiting to go out (`pending`, `sending`) was queued.
     pub oldest_unsent: Option<Timestamp>,
+}
+
+impl Gauges {
+    /// Outbox items waiting to go out (`pending`, `sending`).
+    pub fn outbox_backlog(&self) -> i64 {
+        self.outbox_by_status.iter().filter(|(s, _)| s == "pending" || s == "sending").map(|(_, n)| n).sum()
+    }
 }
 
 /// Free and total bytes of a file system.

@@ -121,10 +121,9 @@ impl App {
     pub async fn check_problems(&self) -> Result<Vec<String>, AppError> {
         let Some(notifier) = self.problems.notifier.clone() else { return Ok(Vec::new()) };
         let now = self.now();
-        let gauges = self.store.gauges(now).await?;
         let readings = Readings {
             channels: self.store.channel_activity().await?,
-            dead_letters: gauges.inbox_waiting.iter().find(|(s, _)| s == "dead").map_or(0, |(_, n)| *n),
+            dead_letters: self.store.count_inbox(crate::InboxStatus::Dead).await? as i64,
             disk: self.store.disk_space(),
             pollers: self.problems.pollers.lock().expect("the pollers' lock").clone(),
         };

@@ -476,10 +476,7 @@ impl Config {
     }
 }
 
-/// The file of a `sqlite://PATH` URL (`None` for PostgreSQL).
-pub fn sqlite_path(url: &str) -> Option<&str> {
-    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
-}
+pub use refloop_store::sqlite_path;
 
 /// Hides the password of a URL such as `postgres://user:secret@host/db`.
 pub fn redact_url(url: &str) -> String {

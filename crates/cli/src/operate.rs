@@ -95,8 +95,6 @@ fn fail(why: impl Into<String>, fix: impl Into<String>) -> Outcome {
     Outcome::Fail { why: why.into(), fix: fix.into() }
 }
 
-/// Free share of the database disk below which `doctor` fails (the alert rule's threshold).
-const DISK_FREE_MIN: f64 = 0.10;
 /// Clock difference with the database beyond which `doctor` fails.
 const SKEW_MAX_MS: i64 = 5_000;
 
@@ -227,16 +225,19 @@ async fn database_checks(config: &Config, now: jiff::Timestamp) -> Vec<(&'static
             (Ok(s), Ok(())) => Outcome::Ok(format!("{shown}: schema {}, takes writes", s.applied.unwrap_or_default())),
         },
     ));
+    // The same threshold as the chat's problem notice ([chat] problem_disk_free_percent).
+    let disk_free_min = config.problem_settings().map_or(0.10, |s| s.disk_free_min);
     out.push((
         "disk",
         match store.disk_space() {
             None => Outcome::Off("the database is on a server: watch its disk there".into()),
-            Some(space) if space.free_ratio() < DISK_FREE_MIN => fail(
-                format!("{:.1} % free ({} MB)", space.free_ratio() * 100.0, space.free / 1_000_000),
-                "free space on the database's disk (back up first: refloop backup)",
-            ),
             Some(space) => {
-                Outcome::Ok(format!("{:.1} % free ({} MB)", space.free_ratio() * 100.0, space.free / 1_000_000))
+                let free = format!("{:.1} % free ({} MB)", space.free_ratio() * 100.0, space.free / 1_000_000);
+                if space.free_ratio() < disk_free_min {
+                    fail(free, "free space on the database's disk (back up first: refloop backup)")
+                } else {
+                    Outcome::Ok(free)
+                }
             }
         },
     ));

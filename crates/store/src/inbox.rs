@@ -114,6 +114,17 @@ impl InboxStore for SqlStore {
         SqlStore::purge_raw(self, before).await
     }
 
+    async fn count_inbox(&self, status: refloop_app::InboxStatus) -> Result<u64, StoreError> {
+        on_pool!(&self.db, p => {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM inbox WHERE status = $1")
+                .bind(status.as_str())
+                .fetch_one(p)
+                .await
+                .map_err(db)?;
+            Ok(n as u64)
+        })
+    }
+
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError> {
         SqlStore::inbox(self, f).await
     }

@@ -57,7 +57,7 @@ mod open;
 mod problems;
 
 pub use backup::{FileReport, inspect_sqlite_file, restore_sqlite_file};
-pub use open::{MigrationStatus, schema_version};
+pub use open::{MigrationStatus, schema_version, sqlite_path};
 mod reports;
 
 /// A SQL-backed store.

@@ -28,6 +28,11 @@ pub(crate) fn migrator(dialect: &str) -> Migrator {
     )
 }
 
+/// The file of a `sqlite://PATH` URL (`None` for PostgreSQL).
+pub fn sqlite_path(url: &str) -> Option<&str> {
+    url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))
+}
+
 /// The schema version this binary migrates to: its newest migration.
 pub fn schema_version() -> i64 {
     SQLITE.last().map(|m| m.0).unwrap_or(0)
@@ -87,7 +92,7 @@ impl SqlStore {
     }
 
     async fn open(url: &str, synchronous: SqliteSynchronous) -> Result<Self, StoreError> {
-        if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+        if let Some(path) = sqlite_path(url) {
             if path.is_empty() || path.contains(":memory:") {
                 return Err(StoreError::Other("SQLite needs a file path: sqlite://PATH".into()));
             }

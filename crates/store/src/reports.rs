@@ -142,10 +142,6 @@ impl ReportStore for SqlStore {
                 .fetch_one(p)
                 .await
                 .map_err(db)?;
-            let backlog: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE status IN ('pending', 'sending')")
-                .fetch_one(p)
-                .await
-                .map_err(db)?;
             let inbox_waiting: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT status, COUNT(*) FROM inbox WHERE status IN ('review', 'dead') GROUP BY status ORDER BY status",
             )
@@ -169,7 +165,6 @@ impl ReportStore for SqlStore {
             Ok(Gauges {
                 referrals_by_state: by_state,
                 overdue_tasks: overdue,
-                outbox_backlog: backlog,
                 inbox_waiting,
                 documents_unfiled,
                 outbox_by_status,

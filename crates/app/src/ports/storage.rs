@@ -348,6 +348,9 @@ pub trait InboxStore: Send + Sync {
     /// Inbound messages, newest first.
     async fn inbox(&self, f: &InboxFilter) -> Result<Vec<InboxItem>, StoreError>;
 
+    /// How many inbound messages have `status`.
+    async fn count_inbox(&self, status: crate::InboxStatus) -> Result<u64, StoreError>;
+
     async fn inbox_item(&self, id: &str) -> Result<Option<InboxItem>, StoreError>;
 
     /// The message kept under this protocol, sender and id, if any (a read, outside any

@@ -27,7 +27,7 @@ pub async fn metrics(State(s): State<AppState>, auth: Auth) -> ApiResult<Respons
         metrics::gauge!("refloop_referrals", "state" => state.as_str()).set(n as f64);
     }
     metrics::gauge!("refloop_tasks_overdue").set(g.overdue_tasks as f64);
-    metrics::gauge!("refloop_outbox_backlog").set(g.outbox_backlog as f64);
+    metrics::gauge!("refloop_outbox_backlog").set(g.outbox_backlog() as f64);
     for status in ["review", "dead"] {
         let n = g.inbox_waiting.iter().find(|(st, _)| st == status).map_or(0, |(_, n)| *n);
         metrics::gauge!("refloop_inbox_waiting", "status" => status).set(n as f64);
