@@ -22,7 +22,7 @@ impl App {
             return Ok(());
         }
         let w = self.policy.windows(referral.specialty.as_ref(), referral.urgency);
-        let needed_by = referral.ordered_at + w.notify.to_signed() + w.scheduling.to_signed();
+        let needed_by = self.policy.after(self.policy.after(referral.ordered_at, w.notify), w.scheduling);
         let key = format!("{}:note-request:referral-request:1", referral.id);
         let item = OutboxItem {
             body: Some(needed_by.to_string()),

@@ -205,7 +205,7 @@ impl App {
         };
         let retry = matches!(choice.code, "voicemail" | "no-answer");
         let change = if retry {
-            let due_at = self.policy.call_retry.next(now, &self.policy.time_zone);
+            let due_at = self.policy.call_retry.next(now, &self.policy.calendar, &self.policy.time_zone);
             TaskChange::Retry { outcome: choice.code.to_owned(), note: note.clone(), due_at }
         } else {
             TaskChange::Complete {

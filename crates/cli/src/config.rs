@@ -5,6 +5,8 @@ use std::{collections::BTreeMap, net::SocketAddr, path::Path, time::Duration as 
 
 use anyhow::{Context, bail};
 use jiff::{Timestamp, civil::Time, tz::TimeZone};
+#[cfg(test)]
+use refloop_domain::Window;
 use refloop_domain::{Duration, Policy, ProviderId, QuietHours, Specialty, WindowSet};
 use serde::{Deserialize, Serialize};
 
@@ -161,6 +163,14 @@ pub struct Practice {
     pub phone: String,
     pub time_zone: String,
     pub phone_region: String,
+    /// Open weekdays (`"mon"` … `"sun"`).
+    pub business_days: Vec<String>,
+    /// Opening hours on those days, local: `"08:00-17:00"`.
+    pub business_hours: String,
+    /// The practice's own closed days (`"2026-12-24"`).
+    pub holidays: Vec<String>,
+    /// The US federal holidays, as observed, are closed days too.
+    pub us_federal_holidays: bool,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -431,6 +441,7 @@ impl Config {
                 end: time("quiet_hours_end", &w.quiet_hours_end)?,
             },
             pilot_providers,
+            calendar: self.calendar()?,
             time_zone: TimeZone::get(&self.practice.time_zone).with_context(|| {
                 format!("practice.time_zone: {:?} is not an IANA time zone", self.practice.time_zone)
             })?,
@@ -452,6 +463,44 @@ impl Config {
             call_retry: refloop_domain::CallRetry::parse(&w.call_retry)
                 .map_err(|e| anyhow::anyhow!("workflow.call_retry: {e}"))?,
         })
+    }
+
+    /// The practice's business days, hours and holidays.
+    pub fn calendar(&self) -> anyhow::Result<refloop_domain::BusinessCalendar> {
+        let p = &self.practice;
+        let mut cal = refloop_domain::BusinessCalendar { us_federal: p.us_federal_holidays, ..Default::default() };
+        let days = p
+            .business_days
+            .iter()
+            .map(|d| {
+                refloop_domain::parse_weekday(d)
+                    .ok_or_else(|| anyhow::anyhow!("practice.business_days: {d:?} is not a weekday such as \"mon\""))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if days.is_empty() {
+            bail!("practice.business_days: name at least one open weekday");
+        }
+        cal.set_days(&days);
+        let hours_err = || {
+            anyhow::anyhow!(
+                "practice.business_hours: {:?} is not opening and closing times such as \"08:00-17:00\"",
+                p.business_hours
+            )
+        };
+        let (opens, closes) = p.business_hours.split_once('-').ok_or_else(hours_err)?;
+        cal.opens = opens.trim().parse::<Time>().map_err(|_| hours_err())?;
+        cal.closes = closes.trim().parse::<Time>().map_err(|_| hours_err())?;
+        if cal.opens >= cal.closes {
+            return Err(hours_err());
+        }
+        for h in &p.holidays {
+            let date = h
+                .trim()
+                .parse::<jiff::civil::Date>()
+                .map_err(|_| anyhow::anyhow!("practice.holidays: {h:?} is not a date such as \"2026-12-24\""))?;
+            cal.holidays.insert(date);
+        }
+        Ok(cal)
     }
 
     /// The effective configuration as TOML, with secrets (database passwords) hidden.
@@ -504,11 +553,12 @@ mod tests {
     fn the_embedded_defaults_are_the_spec_defaults() {
         let c = Config::load(None, env(&[]), &Overrides::default()).unwrap();
         let p = c.policy().unwrap();
-        assert_eq!(p.windows.routine.notify, Duration::hours(24));
-        assert_eq!(p.windows.routine.scheduling, Duration::days(7));
-        assert_eq!(p.windows.urgent.notify, Duration::hours(2));
-        assert_eq!(p.windows.urgent.scheduling, Duration::days(3));
+        assert_eq!(p.windows.routine.notify, Window::hours(24));
+        assert_eq!(p.windows.routine.scheduling, Window::days(7));
+        assert_eq!(p.windows.urgent.notify, Window::hours(2));
+        assert_eq!(p.windows.urgent.scheduling, Window::days(3));
         assert_eq!(p.dedupe_window, Duration::days(14));
+        assert_eq!(p.calendar, refloop_domain::BusinessCalendar::default(), "Mon–Fri 08:00–17:00, US federal holidays");
         assert_eq!(c.database.url, "sqlite://refloop.db");
         assert_eq!(c.clock_mode().unwrap(), ClockMode::System);
     }
@@ -528,7 +578,9 @@ mod tests {
             ("REFLOOP_DATABASE_URL", "sqlite://env.db"),
         ]);
         let c = Config::load(Some(&path), e.clone(), &Overrides::default()).unwrap();
-        assert_eq!(c.workflow.routine.scheduling, Duration::days(6));
+        assert_eq!(c.workflow.routine.scheduling, Window::days(6));
+        let bd = Config::load(None, env(&[("REFLOOP_WORKFLOW_ROUTINE_SCHEDULING", "5bd")]), &Overrides::default());
+        assert_eq!(bd.unwrap().policy().unwrap().windows.routine.scheduling, Window::BusinessDays(5));
         assert_eq!(c.workflow.pilot_providers, vec!["dr-a", "dr-b"]);
         assert_eq!(c.database.url, "sqlite://env.db");
         assert_eq!(c.clock_mode().unwrap(), ClockMode::Manual { start: None });
@@ -539,7 +591,11 @@ mod tests {
     #[test]
     fn invalid_settings_are_refused_with_the_key_named() {
         let cases = [
-            ("REFLOOP_WORKFLOW_ROUTINE_NOTIFY", "soon", "invalid duration"),
+            ("REFLOOP_WORKFLOW_ROUTINE_NOTIFY", "soon", "invalid window"),
+            ("REFLOOP_WORKFLOW_ROUTINE_SCHEDULING", "5 days", "invalid window"),
+            ("REFLOOP_PRACTICE_BUSINESS_DAYS", "mon, funday", "practice.business_days"),
+            ("REFLOOP_PRACTICE_BUSINESS_HOURS", "17:00-08:00", "practice.business_hours"),
+            ("REFLOOP_PRACTICE_HOLIDAYS", "2026-02-30", "practice.holidays"),
             ("REFLOOP_CLOCK_MODE", "sundial", "clock.mode"),
             ("REFLOOP_PRACTICE_TIME_ZONE", "Mars/Olympus", "practice.time_zone"),
             ("REFLOOP_PRACTICE_PHONE_REGION", "Atlantis", "practice.phone_region"),

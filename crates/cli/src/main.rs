@@ -493,6 +493,12 @@ async fn dispatch(command: Command, ld: &Loader) -> anyhow::Result<()> {
             let config = ld.load(&common, None, None)?;
             print!("{}", config.redacted_toml());
             println!("# configuration OK");
+            let policy = config.policy()?;
+            let today =
+                refloop_app::Clock::now(&refloop_app::SystemClock).to_zoned_datetime(policy.time_zone.clone()).date();
+            for line in policy.calendar_lines(today) {
+                println!("# {line}");
+            }
             for warning in config.warnings() {
                 println!("# warning: {warning}");
             }

@@ -389,7 +389,9 @@ impl<'c, 'p> Draft<'c, 'p> {
         at.checked_add(d.to_signed()).unwrap_or(Timestamp::MAX)
     }
 
+    /// Opens a staff task meant for `due_at`; it falls due inside the practice's business hours.
     fn task(&mut self, kind: TaskKind, due_at: Timestamp) {
+        let due_at = self.ctx.policy.task_due(due_at);
         self.effects.push(Effect::OpenTask { kind, due_at });
         self.event(self.ctx.now, EventData::TaskOpened { kind });
     }
@@ -447,7 +449,7 @@ impl<'c, 'p> Draft<'c, 'p> {
         let soon = self.after(self.ctx.now, Duration::days(1));
         match (channel, purpose) {
             (Channel::Sms | Channel::Portal, Purpose::PatientNotification) if self.r.state == State::Ordered => {
-                let deadline = self.after(self.r.ordered_at, self.windows().notify).max(self.ctx.now);
+                let deadline = self.ctx.policy.after(self.r.ordered_at, self.windows().notify).max(self.ctx.now);
                 self.task(TaskKind::NotifyPatient, deadline);
             }
             (Channel::Sms, Purpose::AttendanceQuestion) if self.r.state == State::Scheduled => {
@@ -484,7 +486,7 @@ impl<'c, 'p> Draft<'c, 'p> {
             return;
         }
         self.r.progress.notify_done = true;
-        let deadline = self.after(self.r.ordered_at, self.windows().notify);
+        let deadline = self.ctx.policy.after(self.r.ordered_at, self.windows().notify);
         if self.sms_ok() {
             self.r.progress.notify_by_sms = true;
             self.send(Channel::Sms, Purpose::PatientNotification, "1");

@@ -6,6 +6,7 @@
 //! the timers that must be pending afterwards. The application layer executes a decision
 //! inside one storage transaction.
 
+mod calendar;
 pub mod cms50;
 mod decide;
 mod duration;
@@ -18,6 +19,7 @@ mod referral;
 mod sms;
 mod timers;
 
+pub use calendar::{BusinessCalendar, Window, WindowError, parse_weekday, us_federal_holiday};
 pub use decide::{
     Channel, Context, DecideError, Decision, Effect, Event, EventData, Outbound, Purpose, TaskKind, decide, decide_new,
 };

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::{
+    calendar::{BusinessCalendar, Window},
     duration::Duration,
     ids::ProviderId,
     kinds::Channel,
@@ -17,43 +18,56 @@ use crate::{
 #[serde(deny_unknown_fields)]
 pub struct StageWindows {
     /// Stage 1: the patient must be reached within this time of the order.
-    pub notify: Duration,
+    pub notify: Window,
     /// Stage 2: no appointment this long after the order (or a no-show) → escalate.
-    pub scheduling: Duration,
+    pub scheduling: Window,
     /// Stage 3: ask "did you attend?" this long after the appointment.
-    pub attendance_check: Duration,
+    pub attendance_check: Window,
     /// Stage 3: no answer this long after asking → staff phone task.
-    pub attendance_reply: Duration,
+    pub attendance_reply: Window,
     /// Stage 4: start looking for the note this long after the visit.
-    pub note_look: Duration,
+    pub note_look: Window,
     /// Stage 4: no note by then → request it from the specialist.
-    pub note_request: Duration,
+    pub note_request: Window,
     /// Stage 4: still no note → escalate to the referring physician.
-    pub note_escalate: Duration,
+    pub note_escalate: Window,
 }
 
 impl StageWindows {
+    /// Each window with the name people know it by, in the order of the stages.
+    pub fn named(&self) -> [(&'static str, Window); 7] {
+        [
+            ("notify", self.notify),
+            ("scheduling", self.scheduling),
+            ("attendance check", self.attendance_check),
+            ("attendance reply", self.attendance_reply),
+            ("note look", self.note_look),
+            ("note request", self.note_request),
+            ("note escalation", self.note_escalate),
+        ]
+    }
+
     pub fn routine() -> Self {
         Self {
-            notify: Duration::hours(24),
-            scheduling: Duration::days(7),
-            attendance_check: Duration::days(1),
-            attendance_reply: Duration::hours(48),
-            note_look: Duration::days(14),
-            note_request: Duration::days(30),
-            note_escalate: Duration::days(60),
+            notify: Window::hours(24),
+            scheduling: Window::days(7),
+            attendance_check: Window::days(1),
+            attendance_reply: Window::hours(48),
+            note_look: Window::days(14),
+            note_request: Window::days(30),
+            note_escalate: Window::days(60),
         }
     }
 
     pub fn urgent() -> Self {
         Self {
-            notify: Duration::hours(2),
-            scheduling: Duration::days(3),
-            attendance_check: Duration::days(1),
-            attendance_reply: Duration::hours(48),
-            note_look: Duration::days(7),
-            note_request: Duration::days(14),
-            note_escalate: Duration::days(30),
+            notify: Window::hours(2),
+            scheduling: Window::days(3),
+            attendance_check: Window::days(1),
+            attendance_reply: Window::hours(48),
+            note_look: Window::days(7),
+            note_request: Window::days(14),
+            note_escalate: Window::days(30),
         }
     }
 }
@@ -117,7 +131,7 @@ impl QuietHours {
 /// When a call that reached no one (no answer, voicemail) is tried again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CallRetry {
-    /// The next weekday (Monday to Friday) at this local time, in the practice's time zone.
+    /// The next business day at this local time, in the practice's time zone.
     NextBusinessMorning(Time),
     /// This long after the attempt.
     After(Duration),
@@ -147,17 +161,11 @@ impl CallRetry {
     }
 
     /// When to call again after an attempt at `at`.
-    pub fn next(&self, at: Timestamp, tz: &TimeZone) -> Timestamp {
+    pub fn next(&self, at: Timestamp, calendar: &BusinessCalendar, tz: &TimeZone) -> Timestamp {
         match *self {
             CallRetry::After(d) => at.checked_add(d.to_signed()).unwrap_or(at),
             CallRetry::NextBusinessMorning(time) => {
-                let mut date = at.to_zoned_datetime(tz.clone()).date();
-                loop {
-                    date = date.tomorrow().unwrap_or(date);
-                    if !matches!(date.weekday(), jiff::civil::Weekday::Saturday | jiff::civil::Weekday::Sunday) {
-                        break;
-                    }
-                }
+                let date = calendar.next_open_day(at.to_zoned_datetime(tz.clone()).date());
                 date.to_datetime(time).to_zoned_datetime(tz.clone()).map(|z| z.timestamp()).unwrap_or(at)
             }
         }
@@ -215,8 +223,12 @@ pub struct Policy {
     pub quiet_hours: QuietHours,
     /// Providers the workflow acts for; empty means every provider.
     pub pilot_providers: Vec<ProviderId>,
-    /// The practice's time zone: used for a patient with none recorded.
+    /// The practice's time zone: used for a patient with none recorded, and the zone its
+    /// business days and hours are in.
     pub time_zone: TimeZone,
+    /// The practice's business days, hours and holidays: business-day windows count them, and
+    /// staff tasks fall due inside them.
+    pub calendar: BusinessCalendar,
     /// The country (ISO 3166 code, e.g. `US`) whose national format phone numbers without a
     /// country code are read in.
     pub phone_region: String,
@@ -255,6 +267,7 @@ impl Default for Policy {
             quiet_hours: QuietHours::default(),
             pilot_providers: Vec::new(),
             time_zone: TimeZone::UTC,
+            calendar: BusinessCalendar::default(),
             phone_region: "US".to_owned(),
             portal_messages: false,
             note_write_back: false,
@@ -272,6 +285,51 @@ impl Default for Policy {
 impl Policy {
     pub fn windows(&self, specialty: Option<&Specialty>, urgency: Urgency) -> &StageWindows {
         specialty.and_then(|s| self.specialty_windows.get(s)).unwrap_or(&self.windows).for_urgency(urgency)
+    }
+
+    /// Every window set by name: "routine", "urgent", then "SPECIALTY routine" … for the
+    /// specialties with their own.
+    pub fn window_sets(&self) -> Vec<(String, &StageWindows)> {
+        let mut out = vec![("routine".to_owned(), &self.windows.routine), ("urgent".to_owned(), &self.windows.urgent)];
+        for (s, set) in &self.specialty_windows {
+            out.push((format!("{} routine", s.as_str()), &set.routine));
+            out.push((format!("{} urgent", s.as_str()), &set.urgent));
+        }
+        out
+    }
+
+    /// The practice's calendar as people read it: its hours, the next closed days from `today`,
+    /// and how each window reads.
+    pub fn calendar_lines(&self, today: jiff::civil::Date) -> Vec<String> {
+        let mut lines = vec![format!("business hours: {} ({})", self.calendar.describe(), self.time_zone_name())];
+        let next: Vec<String> =
+            self.calendar.next_holidays(today, 5).into_iter().map(|(d, name)| format!("{d} {name}")).collect();
+        lines.push(if next.is_empty() {
+            "next holidays: none in the coming year".to_owned()
+        } else {
+            format!("next holidays: {}", next.join(", "))
+        });
+        for (name, w) in self.window_sets() {
+            let reads: Vec<String> = w.named().iter().map(|(n, w)| format!("{n} {}", w.reads())).collect();
+            lines.push(format!("{name} windows: {}", reads.join(" · ")));
+        }
+        lines
+    }
+
+    /// The practice's zone by its IANA name.
+    pub fn time_zone_name(&self) -> &str {
+        self.time_zone.iana_name().unwrap_or("UTC")
+    }
+
+    /// The end of `window` started at `at`, on the practice's calendar.
+    pub fn after(&self, at: Timestamp, window: Window) -> Timestamp {
+        window.after(at, &self.calendar, &self.time_zone)
+    }
+
+    /// When a staff task meant for `at` falls due: `at` inside business hours, else the next
+    /// opening.
+    pub fn task_due(&self, at: Timestamp) -> Timestamp {
+        self.calendar.next_open(at, &self.time_zone)
     }
 
     pub fn in_pilot(&self, provider: &ProviderId) -> bool {
@@ -303,10 +361,16 @@ mod tests {
     fn a_call_is_tried_again_the_next_business_morning() {
         let ny = TimeZone::get("America/New_York").unwrap();
         let r = CallRetry::default();
+        let cal = BusinessCalendar::default();
         // Friday 15:00 New York → Monday 09:00; Tuesday 07:00 → Wednesday 09:00.
-        assert_eq!(r.next(ts("2026-03-06T20:00:00Z"), &ny), ts("2026-03-09T13:00:00Z"));
-        assert_eq!(r.next(ts("2026-03-10T12:00:00Z"), &ny), ts("2026-03-11T13:00:00Z"));
-        assert_eq!(CallRetry::parse("4h").unwrap().next(ts("2026-03-06T20:00:00Z"), &ny), ts("2026-03-07T00:00:00Z"));
+        assert_eq!(r.next(ts("2026-03-06T20:00:00Z"), &cal, &ny), ts("2026-03-09T13:00:00Z"));
+        assert_eq!(r.next(ts("2026-03-10T12:00:00Z"), &cal, &ny), ts("2026-03-11T13:00:00Z"));
+        assert_eq!(
+            CallRetry::parse("4h").unwrap().next(ts("2026-03-06T20:00:00Z"), &cal, &ny),
+            ts("2026-03-07T00:00:00Z")
+        );
+        // Friday 9 October 2026 → Tuesday 13 October (Monday is Columbus Day).
+        assert_eq!(r.next(ts("2026-10-09T20:00:00Z"), &cal, &ny), ts("2026-10-13T13:00:00Z"));
         assert_eq!(
             CallRetry::parse("next-business-morning 08:30").unwrap(),
             CallRetry::NextBusinessMorning(Time::constant(8, 30, 0, 0))
@@ -318,9 +382,9 @@ mod tests {
     fn urgent_asap_and_stat_share_the_short_windows() {
         let p = Policy::default();
         for u in [Urgency::Urgent, Urgency::Asap, Urgency::Stat] {
-            assert_eq!(p.windows(None, u).scheduling, Duration::days(3));
+            assert_eq!(p.windows(None, u).scheduling, Window::days(3));
         }
-        assert_eq!(p.windows(None, Urgency::Routine).scheduling, Duration::days(7));
+        assert_eq!(p.windows(None, Urgency::Routine).scheduling, Window::days(7));
     }
 
     #[test]
@@ -328,10 +392,10 @@ mod tests {
         let mut p = Policy::default();
         let onc = Specialty::parse("oncology").unwrap();
         let mut w = WindowSet::default();
-        w.routine.scheduling = Duration::days(2);
+        w.routine.scheduling = Window::days(2);
         p.specialty_windows.insert(onc.clone(), w);
-        assert_eq!(p.windows(Some(&onc), Urgency::Routine).scheduling, Duration::days(2));
+        assert_eq!(p.windows(Some(&onc), Urgency::Routine).scheduling, Window::days(2));
         let derm = Specialty::parse("dermatology").unwrap();
-        assert_eq!(p.windows(Some(&derm), Urgency::Routine).scheduling, Duration::days(7));
+        assert_eq!(p.windows(Some(&derm), Urgency::Routine).scheduling, Window::days(7));
     }
 }

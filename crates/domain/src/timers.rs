@@ -86,11 +86,11 @@ pub fn timers_for(r: &Referral, policy: &Policy) -> Vec<TimerSpec> {
     match r.state {
         State::Ordered | State::PatientNotified => {
             if r.state == State::Ordered && p.notify_by_sms && !p.notify_escalated {
-                arm(TimerKind::NotifyDeadline, plus(r.ordered_at, w.notify));
+                arm(TimerKind::NotifyDeadline, policy.after(r.ordered_at, w.notify));
             }
             let base = r.scheduling_base();
             if p.scheduling_escalated_for != Some(base) {
-                arm(TimerKind::SchedulingEscalation, plus(base, w.scheduling));
+                arm(TimerKind::SchedulingEscalation, policy.after(base, w.scheduling));
             }
         }
         State::Scheduled => {
@@ -98,23 +98,23 @@ pub fn timers_for(r: &Referral, policy: &Policy) -> Vec<TimerSpec> {
                 match p.attendance_asked {
                     Some((for_appt, asked_at)) if for_appt == appt => {
                         if p.attendance_escalated_for != Some(appt) {
-                            arm(TimerKind::AttendanceReply, plus(asked_at, w.attendance_reply));
+                            arm(TimerKind::AttendanceReply, policy.after(asked_at, w.attendance_reply));
                         }
                     }
-                    _ => arm(TimerKind::AttendanceCheck, plus(appt, w.attendance_check)),
+                    _ => arm(TimerKind::AttendanceCheck, policy.after(appt, w.attendance_check)),
                 }
             }
         }
         State::Attended => {
             let visit = r.milestones.attended.unwrap_or(r.ordered_at);
             if !p.note_looked {
-                arm(TimerKind::NoteLook, plus(visit, w.note_look));
+                arm(TimerKind::NoteLook, policy.after(visit, w.note_look));
             }
             if !p.note_requested {
-                arm(TimerKind::NoteRequest, plus(visit, w.note_request));
+                arm(TimerKind::NoteRequest, policy.after(visit, w.note_request));
             }
             if !p.note_escalated {
-                arm(TimerKind::NoteEscalation, plus(visit, w.note_escalate));
+                arm(TimerKind::NoteEscalation, policy.after(visit, w.note_escalate));
             }
             if p.note_requested
                 && (1..crate::referral::NOTE_RUNGS).contains(&p.note_rung)
@@ -138,10 +138,12 @@ pub fn stage_deadline(r: &Referral, policy: &Policy) -> Option<Timestamp> {
     }
     let w = policy.windows(r.specialty.as_ref(), r.urgency);
     match r.state {
-        State::Ordered => Some(plus(r.ordered_at, w.notify)),
-        State::PatientNotified => Some(plus(r.scheduling_base(), w.scheduling)),
-        State::Scheduled => r.appointment_at.map(|a| plus(plus(a, w.attendance_check), w.attendance_reply)),
-        State::Attended => r.milestones.attended.map(|a| plus(a, w.note_request)),
+        State::Ordered => Some(policy.after(r.ordered_at, w.notify)),
+        State::PatientNotified => Some(policy.after(r.scheduling_base(), w.scheduling)),
+        State::Scheduled => {
+            r.appointment_at.map(|a| policy.after(policy.after(a, w.attendance_check), w.attendance_reply))
+        }
+        State::Attended => r.milestones.attended.map(|a| policy.after(a, w.note_request)),
         State::NoteReceived | State::Cancelled | State::ClosedIncomplete => None,
     }
 }

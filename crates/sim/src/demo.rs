@@ -71,9 +71,8 @@ impl DemoPractice {
         for entry in demo_directory(p, now) {
             store.upsert_specialist(&entry).await?;
         }
-        let windows = policy.windows.clone();
         let app = App::new(store, clock.clone(), policy, connector.clone());
-        let mut run = Run::new(app, draw_fates(&ahead, start), windows, true, DEMO_PREFIX);
+        let mut run = Run::new(app, draw_fates(&ahead, start), true, DEMO_PREFIX);
         run.keep_tasks_after = Some(now - days(3.0));
         for day in 0..=p.days {
             let end = (start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1)).min(now);

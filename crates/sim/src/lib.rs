@@ -25,7 +25,7 @@ use refloop_app::{
 };
 use refloop_domain::{
     Channel, Input, Network, Origin, PatientId, Policy, ProviderId, Purpose, ReferralId, Specialty, StageWindows,
-    State, TaskKind, Urgency, WindowSet,
+    State, TaskKind, Urgency, Window,
 };
 use serde::Serialize;
 
@@ -321,10 +321,9 @@ async fn run(
         // Every provider outside the pilot: referrals are tracked, the workflow never acts.
         policy.pilot_providers = vec![ProviderId::parse("sim-no-pilot").map_err(AppError::from)?];
     }
-    let windows = policy.windows.clone();
     let connector = Arc::new(SimConnector::default());
     let app = App::new(store, clock.clone(), policy, connector.clone());
-    let mut r = Run::new(app, fates.to_vec(), windows, workflow, SOURCE_PREFIX);
+    let mut r = Run::new(app, fates.to_vec(), workflow, SOURCE_PREFIX);
     let p = &p;
     for day in 0..p.days + p.follow_days {
         let end = start + days(f64::from(day) + 1.0) - SignedDuration::from_secs(1);

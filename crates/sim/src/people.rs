@@ -36,7 +36,6 @@ pub(crate) struct Run {
     pub(crate) app: App,
     pub(crate) fates: Vec<Fate>,
     pub(crate) tracks: Vec<Track>,
-    pub(crate) windows: WindowSet,
     pub(crate) by_id: HashMap<ReferralId, usize>,
     pub(crate) queue: BTreeMap<(Timestamp, u64), (usize, Next)>,
     pub(crate) seq: u64,
@@ -52,18 +51,11 @@ pub(crate) struct Run {
 }
 
 impl Run {
-    pub(crate) fn new(
-        app: App,
-        fates: Vec<Fate>,
-        windows: WindowSet,
-        workflow: bool,
-        source_prefix: &'static str,
-    ) -> Self {
+    pub(crate) fn new(app: App, fates: Vec<Fate>, workflow: bool, source_prefix: &'static str) -> Self {
         Run {
             app,
             tracks: vec![Track::default(); fates.len()],
             fates,
-            windows,
             by_id: HashMap::new(),
             queue: BTreeMap::new(),
             seq: 0,
@@ -83,8 +75,12 @@ impl Run {
         self.queue.insert((t, self.seq), (i, next));
     }
 
-    pub(crate) fn windows(&self, i: usize) -> &StageWindows {
-        self.windows.for_urgency(if self.fates[i].urgent { Urgency::Urgent } else { Urgency::Routine })
+    /// The end of one of referral `i`'s windows (`pick` names which) started at `at`, on the
+    /// practice's calendar.
+    pub(crate) fn window_end(&self, i: usize, at: Timestamp, pick: fn(&StageWindows) -> Window) -> Timestamp {
+        let policy = self.app.policy();
+        let urgency = if self.fates[i].urgent { Urgency::Urgent } else { Urgency::Routine };
+        policy.after(at, pick(policy.windows.for_urgency(urgency)))
     }
 
     /// The patient books at `t`, unless a booking is already coming sooner.
@@ -126,7 +122,7 @@ impl Run {
             self.book(i, own);
             return;
         }
-        let due = t.max(ordered_at + self.windows(i).scheduling.to_signed());
+        let due = t.max(self.window_end(i, ordered_at, |w| w.scheduling));
         self.tracks[i].followed_up |= !self.workflow && schedule.chased;
         if let Some(t) = self.chase_by_hand(i, schedule, due) {
             self.book(i, t);
@@ -162,7 +158,7 @@ impl Run {
                 self.at(own, i, Next::Notified);
             } else {
                 self.tracks[i].followed_up |= notify.chased;
-                let due = ordered_at + self.windows(i).notify.to_signed();
+                let due = self.window_end(i, ordered_at, |w| w.notify);
                 if let Some(t) = self.chase_by_hand(i, notify, due) {
                     self.at(t, i, Next::Notified);
                 }
@@ -230,8 +226,7 @@ impl Run {
                             // Sent, then filed into the chart by hand unless refloop finds it first.
                             self.tracks[i].note_sent = Some(sent);
                             self.send_note(i, sent + days(f.days_to_file_by_hand));
-                        } else if let Some(at) =
-                            self.chase_by_hand(i, note, t + self.windows(i).note_request.to_signed())
+                        } else if let Some(at) = self.chase_by_hand(i, note, self.window_end(i, t, |w| w.note_request))
                         {
                             self.send_note(i, at);
                         }
@@ -240,7 +235,7 @@ impl Run {
                         self.tracks[i].scheduled = false;
                         inputs.push((i, Input::NoShow { at: t }));
                         let attend = f.attend;
-                        if let Some(at) = self.chase_by_hand(i, attend, t + self.windows(i).scheduling.to_signed()) {
+                        if let Some(at) = self.chase_by_hand(i, attend, self.window_end(i, t, |w| w.scheduling)) {
                             self.book(i, at);
                         }
                     }
@@ -342,7 +337,7 @@ impl Run {
             if t.id.is_none() {
                 continue;
             }
-            let due = f.ordered_at + self.windows(i).scheduling.to_signed();
+            let due = self.window_end(i, f.ordered_at, |w| w.scheduling);
             if t.first_scheduled.is_none_or(|s| s > due) {
                 unscheduled += 1;
                 followed += usize::from(t.followed_up);

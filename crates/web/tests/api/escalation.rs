@@ -8,6 +8,7 @@ use serde_json::json;
 on_both_backends!(
     no_appointment_after_the_window_escalates_to_the_front_desk_chat_and_ehr,
     a_patient_without_sms_consent_gets_a_portal_message,
+    a_five_business_day_window_skips_the_weekend_and_a_monday_holiday,
 );
 
 async fn no_appointment_after_the_window_escalates_to_the_front_desk_chat_and_ehr(b: Backend) {
@@ -74,4 +75,39 @@ async fn a_patient_without_sms_consent_gets_a_portal_message(b: Backend) {
     assert_eq!(r["state"], "patient-notified", "the portal reached the patient");
     let kinds: Vec<String> = t.tasks_of(&id).await.iter().map(|k| k["kind"].as_str().unwrap().to_owned()).collect();
     assert!(!kinds.contains(&"notify-patient".to_owned()), "no phone call needed: {kinds:?}");
+}
+
+/// A routine referral ordered on Thursday 8 October 2026 at 18:00 in New York, before Columbus
+/// Day (Monday 12 October), with `scheduling = "5bd"`: the escalation comes on Friday 16 October
+/// (Fri 9, Tue 13, Wed 14, Thu 15, Fri 16), and every task falls due inside business hours.
+async fn a_five_business_day_window_skips_the_weekend_and_a_monday_holiday(b: Backend) {
+    use refloop_domain::{Policy, StageWindows, Window, WindowSet};
+    let ny = jiff::tz::TimeZone::get("America/New_York").unwrap();
+    let routine = StageWindows { scheduling: Window::BusinessDays(5), ..StageWindows::routine() };
+    let policy =
+        Policy { time_zone: ny, windows: WindowSet { routine, urgent: StageWindows::urgent() }, ..Policy::default() };
+    let t = TestApp::builder(b).policy(policy).start("2026-10-08T22:00:00Z").spawn().await;
+    let id = t
+        .create_referral_id(json!({"patient_id": "p-bd", "referring_provider": "dr-adams", "specialty": "cardiology",
+            "patient": {"name": "Pat Example", "phone": "+15555550151", "sms_consent": false}}))
+        .await;
+    let due = |tasks: &[serde_json::Value], kind: &str| {
+        tasks.iter().find(|k| k["kind"] == kind).map(|k| k["due_at"].as_str().unwrap().to_owned())
+    };
+    // The call to tell the patient is meant for Friday 18:00, after closing; Monday is a
+    // holiday, so it is due on Tuesday at 08:00 New York (12:00Z).
+    let tasks = t.tasks_of(&id).await;
+    assert_eq!(due(&tasks, "notify-patient").as_deref(), Some("2026-10-13T12:00:00.000Z"), "{tasks:?}");
+    t.event(&id, json!({"type": "patient-notified", "channel": "phone"})).await;
+
+    // Seven calendar days on (Thursday 15 October) a "7d" window would have escalated; "5bd" has not.
+    t.advance("7d").await;
+    assert_eq!(due(&t.tasks_of(&id).await, "schedule-follow-up"), None, "not before the fifth business day");
+    let r = t.referral(&id).await;
+    assert_eq!(r["stage_due_at"], "2026-10-16T22:00:00.000Z", "{r}");
+    t.advance("1d").await;
+    // Friday 16 October 18:00: escalated; the front desk's task is meant for a day later
+    // (Saturday) and so is due at Monday 19 October's opening.
+    let tasks = t.tasks_of(&id).await;
+    assert_eq!(due(&tasks, "schedule-follow-up").as_deref(), Some("2026-10-19T12:00:00.000Z"), "{tasks:?}");
 }

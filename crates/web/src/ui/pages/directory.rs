@@ -179,7 +179,9 @@ struct SettingsPage {
     nav: Option<Nav>,
     demo: bool,
     notice: Option<String>,
-    windows: Vec<(&'static str, String, String, String, String, String)>,
+    windows: Vec<(String, [String; 5])>,
+    hours: String,
+    holidays: Vec<(String, &'static str)>,
     channels: Vec<ChannelRow>,
     config: String,
 }
@@ -196,20 +198,16 @@ pub async fn settings(State(s): State<AppState>, web: Web) -> UiResult<Response>
     web.require(Permission::Read)?;
     s.app.audit_action(&web.0.actor, "view", "settings", "configuration").await?;
     let p = s.app.policy();
-    let windows = [Urgency::Routine, Urgency::Urgent]
+    let windows = p
+        .window_sets()
         .into_iter()
-        .map(|u| {
-            let w = p.windows(None, u);
-            (
-                u.as_str(),
-                w.notify.to_string(),
-                w.scheduling.to_string(),
-                w.note_look.to_string(),
-                w.note_request.to_string(),
-                w.note_escalate.to_string(),
-            )
+        .map(|(name, w)| {
+            (name, [w.notify, w.scheduling, w.note_look, w.note_request, w.note_escalate].map(|w| w.reads()))
         })
         .collect();
+    let today = s.app.now().to_zoned_datetime(p.time_zone.clone()).date();
+    let hours = format!("{} ({})", p.calendar.describe(), p.time_zone_name());
+    let holidays = p.calendar.next_holidays(today, 5).into_iter().map(|(d, n)| (d.to_string(), n)).collect();
     let config = if ui(&s).settings.is_empty() {
         format!("session idle timeout: {} min", SESSION_IDLE.as_secs() / 60)
     } else {
@@ -233,6 +231,15 @@ pub async fn settings(State(s): State<AppState>, web: Web) -> UiResult<Response>
             }
         })
         .collect();
-    let page = SettingsPage { nav: web.nav("settings"), demo: ui(&s).demo, notice: None, windows, channels, config };
+    let page = SettingsPage {
+        nav: web.nav("settings"),
+        demo: ui(&s).demo,
+        notice: None,
+        windows,
+        hours,
+        holidays,
+        channels,
+        config,
+    };
     Ok(render(&page))
 }

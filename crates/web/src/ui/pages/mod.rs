@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
     Closure, GroupBy, OutboxFilter, Permission, ReferralFilter, SESSION_IDLE, TaskFilter, TaskStatus, is_stale,
 };
-use refloop_domain::{ReferralId, Specialty, State as RState, Urgency, stage_deadline};
+use refloop_domain::{ReferralId, Specialty, State as RState, stage_deadline};
 
 use super::{
     LOGIN_COOKIE, Nav, SESSION_COOKIE, Signing, UiError, UiInfo, UiResult, Web,
