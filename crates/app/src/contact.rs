@@ -44,6 +44,43 @@ pub fn textable(raw: &str, region: &str) -> Option<PhoneE164> {
     phone_on_file(raw, region).and_then(|p| PhoneE164::parse(&p.phone))
 }
 
+/// A preferred language as staff write it: its ISO 639-1 code when refloop knows the language
+/// (`Spanish`, `spa`, `es-MX` → `es`), else the words as written (1–35 characters).
+pub fn language_on_file(raw: &str) -> Option<String> {
+    let t = raw.trim();
+    if t.is_empty() || t.chars().count() > 35 || t.chars().any(char::is_control) {
+        return None;
+    }
+    Some(refloop_domain::language_code(t).map_or_else(|| t.to_owned(), str::to_owned))
+}
+
+impl crate::App {
+    /// Staff record the preferred language of a referral's patient (audited as an update of the
+    /// patient). Texts go out in it from then on when the practice has them in it.
+    pub async fn set_patient_language(
+        &self,
+        actor: &crate::Actor,
+        referral_id: &refloop_domain::ReferralId,
+        language: &str,
+    ) -> Result<String, crate::AppError> {
+        use crate::AppError;
+        let language = language_on_file(language)
+            .ok_or_else(|| AppError::invalid("language", "a language such as Spanish, es or vie (1–35 characters)"))?;
+        let not_found = || AppError::NotFound { what: "referral", id: referral_id.to_string() };
+        // Lock order: the patient, then the referral (read first, unlocked, to learn whose it is).
+        let patient_id = self.store.referral(referral_id).await?.ok_or_else(not_found)?.patient_id;
+        let mut tx = self.store.begin().await?;
+        let Some(old) = tx.lock_patient(&patient_id).await? else {
+            return Err(AppError::NotFound { what: "patient", id: patient_id.to_string() });
+        };
+        let changed = crate::Patient { language: Some(language.clone()), updated_at: self.now(), ..old };
+        tx.upsert_patient(&changed, crate::PatientKeep { consent: true, opt_out: true }).await?;
+        tx.audit(&self.audit_entry(actor, "update", "patient", patient_id.as_str())).await?;
+        tx.commit().await?;
+        Ok(language)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

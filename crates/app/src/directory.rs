@@ -44,14 +44,23 @@ impl App {
         {
             return Err(AppError::invalid("booking_url", "an https:// link such as https://book.example.org/dr-lee"));
         }
-        if let Some(u) = &s.fhir_base
-            && !(u.len() > 8
+        let https_or_loopback = |u: &str| {
+            u.len() > 8
                 && !u.contains(char::is_whitespace)
-                && (u.starts_with("https://")
-                    || u.starts_with("http://127.0.0.1")
-                    || u.starts_with("http://localhost")))
+                && (u.starts_with("https://") || u.starts_with("http://127.0.0.1") || u.starts_with("http://localhost"))
+        };
+        if let Some(u) = &s.fhir_base
+            && !https_or_loopback(u)
         {
             return Err(AppError::invalid("fhir_base", "an https:// FHIR base such as https://fhir.example.org/r4"));
+        }
+        if let Some(u) = &s.scheduling_manifest
+            && !https_or_loopback(u)
+        {
+            return Err(AppError::invalid(
+                "scheduling_manifest",
+                "an https:// SMART Scheduling Links manifest such as https://slots.example.org/$bulk-publish",
+            ));
         }
         if s.last_verified > self.now() {
             return Err(AppError::invalid("last_verified", "is in the future"));

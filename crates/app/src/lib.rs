@@ -8,6 +8,7 @@
 pub mod admission;
 mod audit;
 mod auth;
+mod booking;
 mod clock;
 mod connector;
 mod contact;
@@ -46,10 +47,10 @@ pub use inbound::{Applied, ContactUpdate, Mapped, Target, Via};
 pub use mfa::{Enrolment, RECOVERY_CODES};
 pub use ports::{
     AUDIT_GENESIS, AuditAnchor, AuditEntry, AuditQuery, AuditRecord, AuditSeal, ChannelActivity, DiskSpace, Gauges,
-    InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus, Patient,
-    PatientKeep, People, Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage, Specialist,
-    SsoPending, Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow, TokenRecord, Tx,
-    UserRecord,
+    InboxFilter, InboxItem, InboxStatus, ManifestFound, NewTask, OutboxFilter, OutboxGuard, OutboxItem, OutboxStatus,
+    Patient, PatientKeep, People, Reaped, ReferralFilter, ReferralPage, ReferralSort, SessionRecord, SessionStage,
+    Specialist, SsoPending, Store, StoredEvent, Task, TaskChange, TaskFilter, TaskLogEntry, TaskStatus, TimerRow,
+    TokenRecord, Tx, UserRecord,
 };
 pub use protocol::{Arrival, Described, FieldView, Protocol, SegmentView};
 
@@ -62,6 +63,7 @@ pub mod store {
     };
     pub use crate::problems::ProblemStore;
 }
+pub use booking::{booking_code, booking_link};
 pub use contact::{PhoneOnFile, phone_on_file, phone_region, textable};
 pub use reports::{
     Closure, ClosureReport, Cms50Report, Durations, GroupBy, Maturity, OVERDUE, OVERDUE_EDGES_DAYS, ReferralStats,

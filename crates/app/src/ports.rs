@@ -220,12 +220,42 @@ pub struct Specialist {
     pub accepts_360x: bool,
     /// Where patients book online (https).
     pub booking_url: Option<String>,
+    /// Their SMART Scheduling Links `$bulk-publish` manifest (https, or http to a loopback
+    /// host): its free slots' booking links stand in when there is no `booking_url`.
+    pub scheduling_manifest: Option<String>,
+    /// What the manifest last gave (written by the manifest poll only, never by an edit).
+    pub manifest: Option<ManifestFound>,
     /// Their FHIR endpoint, where a note request goes first as a Task (https, or http to a
     /// loopback host).
     pub fhir_base: Option<String>,
     /// When someone last confirmed this contact data.
     pub last_verified: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// What a specialist's scheduling manifest last gave.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ManifestFound {
+    /// The manifest URL these came from.
+    pub source: String,
+    /// A free slot's `booking-deep-link`.
+    pub link: Option<String>,
+    /// A free slot's `booking-phone`.
+    pub phone: Option<String>,
+    /// The manifest's `Last-Modified`, sent back as `If-Modified-Since`.
+    pub modified: Option<String>,
+}
+
+impl Specialist {
+    /// Where a patient books: the entry's booking page, else the link its manifest gave.
+    pub fn booking_target(&self) -> Option<&str> {
+        self.booking_url.as_deref().or_else(|| {
+            self.manifest
+                .as_ref()
+                .filter(|m| self.scheduling_manifest.as_deref() == Some(m.source.as_str()))
+                .and_then(|m| m.link.as_deref())
+        })
+    }
 }
 
 /// Filters for the referral list. Ordered newest order first; `cursor` continues a page.

@@ -112,6 +112,8 @@ pub struct App {
     pub(crate) protocols: Arc<crate::protocol::Protocols>,
     /// Operational problems: where notices go and the pollers this process runs.
     pub(crate) problems: Arc<crate::problems::Problems>,
+    /// The practice's texts to patients, in every language it has them in.
+    pub(crate) texts: Arc<crate::SmsTexts>,
 }
 
 impl App {
@@ -139,7 +141,27 @@ impl App {
             stopping: Arc::default(),
             protocols: Arc::default(),
             problems: Arc::default(),
+            texts: Arc::new(crate::SmsTexts::with_defaults("", "")),
         }
+    }
+
+    /// The same app with the practice's texts to patients.
+    pub fn with_texts(mut self, texts: crate::SmsTexts) -> Self {
+        self.texts = Arc::new(texts);
+        self
+    }
+
+    /// The practice's texts to patients.
+    pub fn texts(&self) -> &crate::SmsTexts {
+        &self.texts
+    }
+
+    /// What a phone task for a patient whose preferred language is `language` must say: that
+    /// the caller needs an interpreter, when the practice has no texts in that language.
+    pub fn interpreter_for(&self, language: Option<&str>) -> Option<String> {
+        let language = language.filter(|l| !l.trim().is_empty())?;
+        (!self.texts.speaks(Some(language)))
+            .then(|| format!("needs an interpreter: {}", refloop_domain::language_name(language)))
     }
 
     /// The same app stamping audit rows from `wall` (tests; production reads the system clock).

@@ -14,6 +14,12 @@ pub struct Translation {
     pub opt_out: String,
     pub opt_in: String,
     pub help: String,
+    /// Stage 1's second text (when `[sms] reminder_after` is set); empty: the notification.
+    #[serde(default)]
+    pub reminder: String,
+    /// Specialty codes in this language (`cardiology = "cardiología"`), for `{specialty}`.
+    #[serde(default)]
+    pub specialties: BTreeMap<String, String>,
 }
 
 impl Translation {
@@ -21,10 +27,15 @@ impl Translation {
     /// go-live (Section 1557 asks for human-reviewed translations).
     pub fn spanish() -> Self {
         Self {
-            notification: "{practice}: su médico le refirió a {specialty}{specialist}. Llame para hacer una cita; \
-                           preguntas: {practice_phone}. Responda SI cuando tenga la cita. Responda PARAR para no \
-                           recibir más mensajes."
+            notification: "{practice}: su médico le refirió a {specialty}{specialist}. Llame para hacer una \
+                           cita[ o haga su cita en línea: {booking_link}]; preguntas: {practice_phone}. Responda SI \
+                           cuando tenga la cita. Responda PARAR para no recibir más mensajes."
                 .to_owned(),
+            reminder: "{practice}: recuerde hacer su cita de {specialty}{specialist}[ en línea: {booking_link}]; \
+                       preguntas: {practice_phone}. Responda SI cuando tenga la cita. Responda PARAR para no recibir \
+                       más mensajes."
+                .to_owned(),
+            specialties: spanish_specialties(),
             attendance: "{practice}: ¿fue a su cita de {specialty}? Responda SI o NO. Responda PARAR para no recibir \
                          más mensajes."
                 .to_owned(),
@@ -40,19 +51,52 @@ impl Translation {
     }
 }
 
-/// The message texts. `{practice}`, `{practice_phone}`, `{specialty}`, `{specialist}` are
-/// filled in; nothing about the diagnosis or the reason for the referral is ever included.
+/// Spanish names of the common specialty codes.
+fn spanish_specialties() -> BTreeMap<String, String> {
+    [
+        ("allergy", "alergología"),
+        ("cardiology", "cardiología"),
+        ("dermatology", "dermatología"),
+        ("endocrinology", "endocrinología"),
+        ("gastroenterology", "gastroenterología"),
+        ("hematology", "hematología"),
+        ("nephrology", "nefrología"),
+        ("neurology", "neurología"),
+        ("obstetrics-gynecology", "ginecología y obstetricia"),
+        ("oncology", "oncología"),
+        ("ophthalmology", "oftalmología"),
+        ("orthopedics", "ortopedia"),
+        ("otolaryngology", "otorrinolaringología"),
+        ("psychiatry", "psiquiatría"),
+        ("pulmonology", "neumología"),
+        ("rheumatology", "reumatología"),
+        ("urology", "urología"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// The message texts. `{practice}`, `{practice_phone}`, `{specialty}`, `{specialist}` and
+/// `{booking_link}` are filled in; a part in square brackets that holds `{booking_link}` is
+/// kept only when there is a link. Nothing about the diagnosis or the reason for the referral
+/// is ever included.
 #[derive(Clone, Debug)]
 pub struct SmsTexts {
     pub practice: String,
     pub practice_phone: String,
     pub notification: String,
+    /// Stage 1's second text to a patient who has neither answered nor booked.
+    pub reminder: String,
     pub attendance: String,
     pub opt_out_confirmation: String,
     pub opt_in_confirmation: String,
     pub help: String,
     /// The same texts in other languages, by ISO 639-1 code (`es`); English is the fallback.
     pub translations: BTreeMap<String, Translation>,
+    /// Specialty codes as these texts name them (a translation's; empty in English: the code
+    /// with spaces for dashes).
+    pub specialty_names: BTreeMap<String, String>,
 }
 
 impl SmsTexts {
@@ -60,10 +104,13 @@ impl SmsTexts {
         Self {
             practice: practice.to_owned(),
             practice_phone: practice_phone.to_owned(),
-            notification:
-                "{practice}: your doctor referred you to {specialty}{specialist}. Please call to book a visit; \
-                           questions: {practice_phone}. Reply YES when booked. Reply STOP to opt out."
-                    .to_owned(),
+            notification: "{practice}: your doctor referred you to {specialty}{specialist}. Please call to book a \
+                           visit[ or book online: {booking_link}]; questions: {practice_phone}. Reply YES when \
+                           booked. Reply STOP to opt out."
+                .to_owned(),
+            reminder: "{practice}: a reminder to book your {specialty} visit{specialist}[ online: {booking_link}]; \
+                       questions: {practice_phone}. Reply YES when booked. Reply STOP to opt out."
+                .to_owned(),
             attendance:
                 "{practice}: did you go to your {specialty} appointment? Reply YES or NO. Reply STOP to opt out."
                     .to_owned(),
@@ -72,6 +119,7 @@ impl SmsTexts {
             opt_in_confirmation: "{practice}: text messages are on again. Reply STOP to opt out.".to_owned(),
             help: "{practice}: referral reminders. Call {practice_phone} for help. Reply STOP to opt out.".to_owned(),
             translations: BTreeMap::from([("es".to_owned(), Translation::spanish())]),
+            specialty_names: BTreeMap::new(),
         }
     }
 
@@ -94,6 +142,8 @@ impl SmsTexts {
             out.opt_out_confirmation = t.opt_out.clone();
             out.opt_in_confirmation = t.opt_in.clone();
             out.help = t.help.clone();
+            out.reminder = if t.reminder.trim().is_empty() { t.notification.clone() } else { t.reminder.clone() };
+            out.specialty_names = t.specialties.clone();
         }
         out
     }
@@ -105,6 +155,7 @@ impl SmsTexts {
         match purpose {
             refloop_domain::Purpose::PatientNotification => Some(&self.notification),
             refloop_domain::Purpose::AttendanceQuestion => Some(&self.attendance),
+            refloop_domain::Purpose::Reminder => Some(&self.reminder),
             _ => None,
         }
     }
@@ -118,9 +169,17 @@ impl SmsTexts {
     /// EHR's message, so it goes in as plain words: no markup, no control characters, one
     /// line, at most [`FILLED_MAX`] characters.
     pub fn fill(&self, template: &str, referral: Option<&Referral>) -> String {
+        self.fill_with(template, referral, None)
+    }
+
+    /// [`SmsTexts::fill`] with the referral's booking link, when it has one.
+    pub fn fill_with(&self, template: &str, referral: Option<&Referral>, booking_link: Option<&str>) -> String {
         let specialty = referral
             .and_then(|r| r.specialty.as_ref())
-            .map(|s| plain(&s.as_str().replace('-', " ")))
+            .map(|s| match self.specialty_names.get(s.as_str()) {
+                Some(name) => plain(name),
+                None => plain(&s.as_str().replace('-', " ")),
+            })
             .unwrap_or_else(|| "a specialist".to_owned());
         let specialist = referral
             .and_then(|r| r.specialist.as_deref())
@@ -128,12 +187,34 @@ impl SmsTexts {
             .filter(|s| !s.is_empty())
             .map(|s| format!(" ({s})"))
             .unwrap_or_default();
-        template
+        with_link(template, booking_link)
             .replace("{practice}", &self.practice)
             .replace("{practice_phone}", &self.practice_phone)
             .replace("{specialty}", &specialty)
             .replace("{specialist}", &specialist)
     }
+}
+
+/// `template` with each `[…{booking_link}…]` part kept (brackets dropped, the link in) when
+/// there is a link, else left out.
+fn with_link(template: &str, link: Option<&str>) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('[') {
+        let Some(close) = rest[open..].find(']').map(|c| open + c) else { break };
+        let part = &rest[open + 1..close];
+        out.push_str(&rest[..open]);
+        if part.contains("{booking_link}") {
+            if let Some(link) = link {
+                out.push_str(&part.replace("{booking_link}", link));
+            }
+        } else {
+            out.push_str(&rest[open..=close]);
+        }
+        rest = &rest[close + 1..];
+    }
+    out.push_str(rest);
+    out.replace("{booking_link}", link.unwrap_or_default())
 }
 
 /// The most characters a filled-in value adds to a text.
@@ -181,6 +262,24 @@ mod tests {
         let body = texts.fill(&texts.notification, None);
         assert!(body.starts_with("North Clinic: your doctor referred you to a specialist."), "{body}");
         assert!(body.contains("Reply STOP"));
+    }
+
+    #[test]
+    fn the_booking_link_part_is_there_only_with_a_link() {
+        let texts = SmsTexts::with_defaults("North Clinic", "+15555550100");
+        let with = texts.fill_with(&texts.notification, None, Some("https://r.example/b/abc"));
+        assert!(
+            with.contains("Please call to book a visit or book online: https://r.example/b/abc; questions"),
+            "{with}"
+        );
+        let without = texts.fill(&texts.notification, None);
+        assert!(without.contains("Please call to book a visit; questions") && !without.contains('['), "{without}");
+        assert_eq!(with_link("a [b] c[ {booking_link}] d", None), "a [b] c d", "other brackets stay");
+        let es = texts.in_language(Some("es"));
+        // A cardiology referral to "sp-heart".
+        let r: Referral = serde_json::from_str(include_str!("../../domain/tests/golden/referral.json")).unwrap();
+        let text = es.fill_with(&es.reminder, Some(&r), Some("https://r.example/b/abc"));
+        assert!(text.contains("cita de cardiología (sp-heart) en línea: https://r.example/b/abc;"), "{text}");
     }
 
     #[test]

@@ -41,7 +41,16 @@ pub struct Config {
     pub fax: Fax,
     pub direct: Direct,
     pub notes: Notes,
+    pub directory: DirectoryConfig,
     pub retention: RetentionConfig,
+}
+
+/// The specialist directory.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryConfig {
+    /// How often the entries' SMART Scheduling Links manifests are read (at least a minute).
+    pub scheduling_poll: Duration,
 }
 
 /// Which documents that come back answer a referral.
@@ -297,11 +306,17 @@ pub struct Sms {
     pub from: String,
     pub public_url: String,
     pub text_notification: String,
+    pub text_reminder: String,
     pub text_attendance: String,
     pub text_opt_out: String,
     pub text_opt_in: String,
     pub text_help: String,
     pub reply_in_quiet_hours: bool,
+    /// Stage 1's second text this long after the order when the first had no reply and no
+    /// booking (`"3d"`, `"2bd"`); empty: none.
+    pub reminder_after: String,
+    /// The workflow's texts to one referral's patient in any 7 days at most (0: no limit).
+    pub max_per_week: u32,
     pub timeout: Duration,
     /// The texts in other languages, by ISO 639-1 code (`[sms.texts.es]`).
     #[serde(default)]
@@ -457,6 +472,11 @@ impl Config {
             // The app sets which channels reach someone from the connectors it is given.
             live: refloop_domain::LiveChannels::ALL,
             replies_in_quiet_hours: self.sms.reply_in_quiet_hours,
+            reminder_after: match self.sms.reminder_after.trim() {
+                "" => None,
+                w => Some(w.parse::<refloop_domain::Window>().map_err(|e| anyhow::anyhow!("sms.reminder_after: {e}"))?),
+            },
+            texts_per_week: self.sms.max_per_week,
             future_tolerance: self.hl7.future_tolerance,
             mature_after: w.mature_after,
             note_ladder_wait: w.note_ladder_wait,

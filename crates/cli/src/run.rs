@@ -97,6 +97,7 @@ pub async fn build_app_with(
     }
     let connector: Arc<dyn refloop_app::Connector> = Arc::new(channels);
     let app = App::new(store, clock, config.policy()?, connector)
+        .with_texts(config.patient_texts())
         .with_outbox(config.outbox())
         .with_auth(config.auth_settings())
         .with_retention(config.retention())
@@ -263,6 +264,20 @@ pub async fn serve(mut config: Config, demo: bool, allow_manual_clock: bool) -> 
         tracing::info!(every_s = every.as_secs(), "Direct mailbox read");
         app.watch_poller("direct-mailbox");
         tokio::spawn(refloop_direct::run_mailbox(app.clone(), mailbox, every, stopped(stop_rx.clone())));
+    }
+    {
+        // SMART Scheduling Links manifests of the directory's entries that name one.
+        let (app, stop) = (app.clone(), stopped(stop_rx.clone()));
+        let every =
+            std::time::Duration::from_secs(config.directory.scheduling_poll.as_seconds().unsigned_abs().max(60));
+        tokio::spawn(async move {
+            let http = refloop_connectors::scheduling::manifest_client();
+            let read = || async {
+                refloop_connectors::scheduling::refresh_manifests(&app, &http).await;
+                Ok::<(), std::convert::Infallible>(())
+            };
+            refloop_app::every("scheduling manifests", every, stop, read).await
+        });
     }
     if !matches!(config.clock_mode()?, ClockMode::Manual { .. }) {
         let (app, stop) = (app.clone(), stopped(stop_rx.clone()));

@@ -135,6 +135,7 @@ pub async fn import_specialists(config: &Config, file: &std::path::Path) -> anyh
             accepts_360x: None,
             booking_url: None,
             fhir_base: None,
+            scheduling_manifest: None,
             last_verified,
         };
         let result = match refloop_web::parse_specialist(row.id, body, app.now()) {

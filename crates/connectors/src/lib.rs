@@ -9,6 +9,7 @@
 pub mod checks;
 mod fax_inbound;
 mod note_request;
+pub mod scheduling;
 mod slack;
 mod twilio;
 
@@ -128,4 +129,13 @@ impl Connector for LogOnly {
     fn mode(&self, _channel: Channel) -> ChannelMode {
         ChannelMode::Off
     }
+}
+
+/// A request error's words without the URL (which may carry an account id or a secret path).
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
+    let mut e = e.to_string();
+    if let Some(i) = e.find(" for url") {
+        e.truncate(i);
+    }
+    e
 }

@@ -10,6 +10,8 @@ use hmac::{Hmac, KeyInit, Mac};
 use refloop_app::{Confirmation, Connector, DeliveryOutcome, OutboxItem, SmsTexts, Store};
 use refloop_domain::{PhoneE164, Purpose};
 
+use crate::without_url;
+
 /// What the SMS connector needs.
 #[derive(Clone, Debug)]
 pub struct TwilioConfig {
@@ -23,6 +25,9 @@ pub struct TwilioConfig {
     /// delivery reports (a message counts as delivered when the provider accepts it).
     pub status_callback: String,
     pub texts: SmsTexts,
+    /// refloop's public base URL, for the booking links in texts (`{link_base}/b/{code}`);
+    /// empty: texts carry no booking link.
+    pub link_base: String,
     /// How long one request may take; past it the outcome is unknown (the provider is asked
     /// before anything is resent).
     pub timeout: Duration,
@@ -67,10 +72,19 @@ impl Twilio {
         }
         // In the patient's language when there are texts in it (English otherwise).
         let texts = self.cfg.texts.in_language(patient.language.as_deref());
+        // Stage 1's texts carry the referral's booking link when its specialist has a booking page.
+        let link = match (item.purpose, referral.as_ref()) {
+            (Purpose::PatientNotification | Purpose::Reminder, Some(r)) => {
+                refloop_app::booking_link(self.store.as_ref(), r, &self.cfg.link_base)
+                    .await
+                    .map_err(|_| DeliveryOutcome::Retry { error: "the database could not be read".into() })?
+            }
+            _ => None,
+        };
         let body = match (item.purpose, item.body.as_deref()) {
             (Purpose::StaffReply, Some(text)) => text.to_owned(),
             (purpose, _) => match texts.template(purpose) {
-                Some(template) => texts.fill(template, referral.as_ref()),
+                Some(template) => texts.fill_with(template, referral.as_ref(), link.as_deref()),
                 None => {
                     return Err(DeliveryOutcome::Permanent { error: format!("no SMS text for {}", purpose.as_str()) });
                 }
@@ -201,14 +215,6 @@ impl Connector for Twilio {
             },
         }
     }
-}
-
-fn without_url(e: &reqwest::Error) -> String {
-    let mut e = e.to_string();
-    if let Some(i) = e.find(" for url") {
-        e.truncate(i);
-    }
-    e
 }
 
 /// The `X-Twilio-Signature` of a request: base64(HMAC-SHA1(auth token, URL + each POST

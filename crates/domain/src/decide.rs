@@ -70,6 +70,8 @@ pub enum EventData {
     CancelConfirmed,
     /// A text message from the patient was filed on this referral.
     PatientReplied,
+    /// The patient opened the booking link in their text.
+    BookingLinkOpened,
     /// The last note request went unanswered: the next way (`rung`) is tried.
     NoteRequestUnanswered {
         rung: u32,
@@ -139,6 +141,7 @@ impl EventData {
             EventData::SpecialistResponded { .. } => "specialist-responded",
             EventData::CancelConfirmed => "cancel-confirmed",
             EventData::PatientReplied => "patient-replied",
+            EventData::BookingLinkOpened => "booking-link-opened",
             EventData::NoteRequestUnanswered { .. } => "note-request-unanswered",
             EventData::Attended => "attended",
             EventData::SpecialistVerified => "specialist-verified",
@@ -258,8 +261,13 @@ pub fn decide(current: &Referral, input: Input, ctx: &Context<'_>) -> Result<Dec
             d.event(at, EventData::AppointmentCancelled);
             d.unschedule(at);
         }
+        Input::BookingLinkOpened { at } => {
+            d.event(at, EventData::BookingLinkOpened);
+            d.r.progress.booking_link_opened = Some(at);
+        }
         Input::PatientReplied { at } => {
             d.event(at, EventData::PatientReplied);
+            d.r.progress.patient_replied = true;
             if d.r.state.is_open() {
                 d.task(TaskKind::PatientReply, ctx.now.checked_add(Duration::hours(4).to_signed()).unwrap_or(ctx.now));
             }
@@ -403,6 +411,12 @@ impl<'c, 'p> Draft<'c, 'p> {
         } else {
             now
         };
+        if channel == Channel::Sms {
+            let week_ago = now.checked_sub(jiff::SignedDuration::from_hours(7 * 24)).unwrap_or(now);
+            let sent = &mut self.r.progress.texts_sent;
+            sent.retain(|t| *t > week_ago);
+            sent.push(now);
+        }
         let key = format!("{}:{}:{}:{key_suffix}", self.r.id, channel.as_str(), purpose.as_str());
         self.effects.push(Effect::Send(Outbound { channel, purpose, not_before, key }));
         self.event(now, EventData::MessageQueued { channel, purpose });
@@ -425,12 +439,21 @@ impl<'c, 'p> Draft<'c, 'p> {
     }
 
     /// SMS is allowed and can go out: the SMS channel is live, consent recorded, no opt-out,
-    /// a valid E.164 number.
+    /// a valid E.164 number, and this week's texts to the patient under the limit.
     fn sms_ok(&self) -> bool {
-        self.live(Channel::Sms)
+        self.under_weekly_limit()
+            && self.live(Channel::Sms)
             && self.ctx.contact.is_some_and(|c| {
                 c.sms_consent && !c.sms_opted_out && c.phone.as_deref().and_then(PhoneE164::parse).is_some()
             })
+    }
+
+    /// Fewer of the workflow's texts than `Policy::texts_per_week` went to the patient in the
+    /// last 7 days.
+    fn under_weekly_limit(&self) -> bool {
+        let limit = self.ctx.policy.texts_per_week;
+        let week_ago = self.ctx.now.checked_sub(jiff::SignedDuration::from_hours(7 * 24)).unwrap_or(self.ctx.now);
+        limit == 0 || self.r.progress.texts_sent.iter().filter(|t| **t > week_ago).count() < limit as usize
     }
 
     /// The patient consented to SMS, the channel is live, but the number cannot be used.
@@ -633,6 +656,14 @@ impl<'c, 'p> Draft<'c, 'p> {
             TimerKind::NoteEscalation => {
                 self.r.progress.note_escalated = true;
                 self.task(TaskKind::PhysicianEscalation, self.after(now, Duration::days(7)));
+            }
+            TimerKind::NotifyReminder => {
+                self.r.progress.reminded = true;
+                // Only while still unbooked and unanswered, and within the weekly limit; else
+                // nothing: the scheduling escalation follows.
+                if self.sms_ok() {
+                    self.send(Channel::Sms, Purpose::Reminder, "1");
+                }
             }
             TimerKind::NoteLadder => {
                 let rung = self.r.progress.note_rung + 1;

@@ -75,6 +75,10 @@ pub enum Input {
     PatientReplied {
         at: Timestamp,
     },
+    /// The patient opened the booking link in their text (a signal, not a milestone).
+    BookingLinkOpened {
+        at: Timestamp,
+    },
     /// The specialist accepted or declined the referral.
     SpecialistResponded {
         at: Timestamp,

@@ -43,6 +43,8 @@ pub enum Purpose {
     ReferralRequest,
     /// The 360X cancellation of a referral request that went out (`OMG^O19`, ORC `CA`).
     ReferralCancel,
+    /// Stage 1's second text to a patient who has neither answered nor booked.
+    Reminder,
 }
 
 impl Channel {
@@ -81,6 +83,7 @@ impl Purpose {
             Purpose::NoteWriteBack => "note-write-back",
             Purpose::ReferralRequest => "referral-request",
             Purpose::ReferralCancel => "referral-cancel",
+            Purpose::Reminder => "reminder",
         }
     }
 }
@@ -120,6 +123,14 @@ pub enum TaskKind {
 }
 
 impl TaskKind {
+    /// A task done by phoning the patient (the one who makes the call may need an interpreter).
+    pub fn calls_patient(self) -> bool {
+        matches!(
+            self,
+            TaskKind::NotifyPatient | TaskKind::FixContact | TaskKind::ScheduleFollowUp | TaskKind::AttendanceCall
+        )
+    }
+
     pub const ALL: &'static [TaskKind] = &[
         TaskKind::NotifyPatient,
         TaskKind::FixContact,

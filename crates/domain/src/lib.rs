@@ -32,7 +32,7 @@ pub use referral::{
     CLOSE_REASONS, Milestones, NOTE_RUNGS, Network, Origin, ParseError, Progress, Referral, Specialty, State, Urgency,
     close_category, close_reason,
 };
-pub use sms::{SmsReply, classify_sms, classify_sms_in, language_code};
+pub use sms::{SmsReply, classify_sms, classify_sms_in, language_code, language_name};
 pub use timers::{TimerKind, TimerSpec, stage_deadline, timers_for};
 
 /// The LOINC codes of the CMS50 "Consultant Report" value set: a document or result with

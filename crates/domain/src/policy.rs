@@ -250,6 +250,12 @@ pub struct Policy {
     pub call_retry: CallRetry,
     /// A staff reply to a patient who texted in the last 24 hours may go out in quiet hours.
     pub replies_in_quiet_hours: bool,
+    /// Stage 1's second text this long after the order, when the first had no reply and no
+    /// booking; none when unset.
+    pub reminder_after: Option<Window>,
+    /// The workflow's texts to one referral's patient in any 7 days at most (0: no limit);
+    /// past it a person calls instead.
+    pub texts_per_week: u32,
     /// How far ahead of our clock an order may be dated (a sender's clock running fast, or a
     /// timestamp without an offset read in the practice's zone) and still be taken as it is.
     pub future_tolerance: Duration,
@@ -276,6 +282,8 @@ impl Default for Policy {
             live: LiveChannels::ALL,
             call_retry: CallRetry::default(),
             replies_in_quiet_hours: false,
+            reminder_after: None,
+            texts_per_week: 3,
             future_tolerance: Duration::hours(24),
             mature_after: Duration::days(90),
         }

@@ -251,6 +251,18 @@ pub struct Progress {
     /// When the last note request went out: the next rung waits `note_ladder_wait` from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note_requested_at: Option<Timestamp>,
+    /// When the patient last opened the booking link in their text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_link_opened: Option<Timestamp>,
+    /// The patient texted back (a keyword or words a person read).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub patient_replied: bool,
+    /// Stage 1's second reminder was due (sent, or not sendable).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub reminded: bool,
+    /// When the workflow's texts to the patient were queued in the last week (the weekly limit).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub texts_sent: Vec<Timestamp>,
 }
 
 /// The rungs of the note-request ladder: the specialist's FHIR endpoint, Direct, fax, then a

@@ -59,6 +59,38 @@ pub fn language_code(raw: &str) -> Option<&'static str> {
     LANGUAGES.iter().find(|(_, names)| names.contains(&base) || names.contains(&lower.as_str())).map(|(code, _)| *code)
 }
 
+/// The English name of a preferred language as the EHR wrote it (`SPA` → `Spanish`); the text
+/// itself when it names no language refloop knows.
+pub fn language_name(raw: &str) -> String {
+    match language_code(raw) {
+        Some(code) => NAMES.iter().find(|(c, _)| *c == code).map_or(code, |(_, n)| n).to_owned(),
+        None => raw.trim().to_owned(),
+    }
+}
+
+const NAMES: &[(&str, &str)] = &[
+    ("en", "English"),
+    ("es", "Spanish"),
+    ("zh", "Chinese"),
+    ("vi", "Vietnamese"),
+    ("ko", "Korean"),
+    ("ru", "Russian"),
+    ("ar", "Arabic"),
+    ("fr", "French"),
+    ("ht", "Haitian Creole"),
+    ("pt", "Portuguese"),
+    ("tl", "Tagalog"),
+    ("pl", "Polish"),
+    ("de", "German"),
+    ("it", "Italian"),
+    ("ja", "Japanese"),
+    ("so", "Somali"),
+    ("am", "Amharic"),
+    ("ne", "Nepali"),
+    ("uk", "Ukrainian"),
+    ("fa", "Persian"),
+];
+
 /// ISO 639-1 code → the forms it is written in (639-1, 639-2/B and /T, English and own names).
 const LANGUAGES: &[(&str, &[&str])] = &[
     ("en", &["en", "eng", "english"]),
@@ -113,6 +145,10 @@ mod tests {
         }
         assert_eq!(classify_sms_in("parar"), (SmsReply::OptOut, Some("es")));
         assert_eq!(classify_sms_in("STOP"), (SmsReply::OptOut, None));
+        assert_eq!(language_name("SPA"), "Spanish");
+        assert_eq!(language_name("vie"), "Vietnamese");
+        assert_eq!(language_name(" Klingon "), "Klingon");
+        assert!(LANGUAGES.iter().all(|(c, _)| NAMES.iter().any(|(n, _)| n == c)), "every language has a name");
     }
 
     #[test]

@@ -31,10 +31,12 @@ pub enum TimerKind {
     NoteEscalation,
     /// Stage 4: the note request went unanswered: ask the next way.
     NoteLadder,
+    /// Stage 1: a second text when the first had no reply and no booking (off by default).
+    NotifyReminder,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 8] = [
+    pub const ALL: [TimerKind; 9] = [
         TimerKind::NotifyDeadline,
         TimerKind::SchedulingEscalation,
         TimerKind::AttendanceCheck,
@@ -43,6 +45,7 @@ impl TimerKind {
         TimerKind::NoteRequest,
         TimerKind::NoteEscalation,
         TimerKind::NoteLadder,
+        TimerKind::NotifyReminder,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -55,6 +58,7 @@ impl TimerKind {
             TimerKind::NoteRequest => "note-request",
             TimerKind::NoteEscalation => "note-escalation",
             TimerKind::NoteLadder => "note-ladder",
+            TimerKind::NotifyReminder => "notify-reminder",
         }
     }
 
@@ -87,6 +91,13 @@ pub fn timers_for(r: &Referral, policy: &Policy) -> Vec<TimerSpec> {
         State::Ordered | State::PatientNotified => {
             if r.state == State::Ordered && p.notify_by_sms && !p.notify_escalated {
                 arm(TimerKind::NotifyDeadline, policy.after(r.ordered_at, w.notify));
+            }
+            if let Some(after) = policy.reminder_after
+                && p.notify_by_sms
+                && !p.reminded
+                && !p.patient_replied
+            {
+                arm(TimerKind::NotifyReminder, policy.after(r.ordered_at, after));
             }
             let base = r.scheduling_base();
             if p.scheduling_escalated_for != Some(base) {

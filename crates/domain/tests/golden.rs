@@ -50,9 +50,10 @@ fn slot(e: &EventData) -> usize {
         MessageNotSent { .. } => 25,
         TaskOpened { .. } => 26,
         IgnoredAfterClose { .. } => 27,
+        BookingLinkOpened => 28,
     }
 }
-const VARIANTS: usize = 28;
+const VARIANTS: usize = 29;
 
 #[test]
 fn an_event_of_every_type_stored_by_an_earlier_release_still_reads() {

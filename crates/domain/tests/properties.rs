@@ -35,7 +35,7 @@ fn new_referral(policy: &Policy, contact: &Contact) -> Referral {
     decide_new(order, &ctx).referral
 }
 
-const TIMERS: [TimerKind; 8] = TimerKind::ALL;
+const TIMERS: [TimerKind; TimerKind::ALL.len()] = TimerKind::ALL;
 
 /// An input, with the current version filled in later for timers (`fresh`).
 #[derive(Clone, Debug)]

@@ -27,6 +27,8 @@ pub fn demo_directory(p: &Params, now: Timestamp) -> Vec<refloop_app::Specialist
                 booking_url: (i % 3 == 0)
                     .then(|| format!("https://book.specialists.example/{specialty}-{}", letter.to_ascii_lowercase())),
                 fhir_base: None,
+                scheduling_manifest: None,
+                manifest: None,
                 last_verified: verified,
                 updated_at: now,
             });

@@ -477,13 +477,14 @@ impl DirectoryStore for SqlStore {
         on_writer!(self, p => {
             sqlx::query(
                 "INSERT INTO specialists (id, name, specialties, network, phone, fax, direct_address, last_verified,
-                                          updated_at, accepts_360x, booking_url, fhir_base)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                                          updated_at, accepts_360x, booking_url, fhir_base, scheduling_manifest)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, specialties = excluded.specialties,
                      network = excluded.network, phone = excluded.phone, fax = excluded.fax,
                      direct_address = excluded.direct_address, last_verified = excluded.last_verified,
                      updated_at = excluded.updated_at, accepts_360x = excluded.accepts_360x,
-                     booking_url = excluded.booking_url, fhir_base = excluded.fhir_base",
+                     booking_url = excluded.booking_url, fhir_base = excluded.fhir_base,
+                     scheduling_manifest = excluded.scheduling_manifest",
             )
             .bind(&s.id)
             .bind(&s.name)
@@ -497,6 +498,25 @@ impl DirectoryStore for SqlStore {
             .bind(s.accepts_360x)
             .bind(&s.booking_url)
             .bind(&s.fhir_base)
+            .bind(&s.scheduling_manifest)
+            .execute(p)
+            .await
+            .map(|_| ())
+            .map_err(db)
+        })
+    }
+
+    async fn set_manifest_found(&self, id: &str, found: &refloop_app::ManifestFound) -> Result<(), StoreError> {
+        on_writer!(self, p => {
+            sqlx::query(
+                "UPDATE specialists SET manifest_source = $2, manifest_link = $3, manifest_phone = $4,
+                     manifest_modified = $5 WHERE id = $1",
+            )
+            .bind(id)
+            .bind(&found.source)
+            .bind(&found.link)
+            .bind(&found.phone)
+            .bind(&found.modified)
             .execute(p)
             .await
             .map(|_| ())

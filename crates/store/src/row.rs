@@ -222,6 +222,18 @@ pub(crate) fn specialist(row: &dyn Get) -> Result<Specialist, StoreError> {
         accepts_360x: row.flag("accepts_360x")?,
         booking_url: row.opt_text("booking_url")?,
         fhir_base: row.opt_text("fhir_base")?,
+        scheduling_manifest: row.opt_text("scheduling_manifest")?,
+        manifest: row
+            .opt_text("manifest_source")?
+            .map(|source| -> Result<_, StoreError> {
+                Ok(refloop_app::ManifestFound {
+                    source,
+                    link: row.opt_text("manifest_link")?,
+                    phone: row.opt_text("manifest_phone")?,
+                    modified: row.opt_text("manifest_modified")?,
+                })
+            })
+            .transpose()?,
         last_verified: ts(row.int("last_verified")?)?,
         updated_at: ts(row.int("updated_at")?)?,
     })

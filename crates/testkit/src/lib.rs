@@ -11,6 +11,7 @@ mod dovecot;
 mod fake_chat;
 mod fake_ehr;
 mod fake_fax;
+mod fake_slots;
 mod fake_smtp;
 mod fake_twilio;
 mod oidc_provider;
@@ -25,6 +26,7 @@ pub use dovecot::{Dovecot, DovecotOptions};
 pub use fake_chat::FakeChat;
 pub use fake_ehr::{CLIENT_ID, FakeEhr, SMART_PRIVATE_KEY};
 pub use fake_fax::{FAX_KEY, FAX_SECRET, FakeFax, SentFax, fax_pdf, post_signed};
+pub use fake_slots::{FakeSlots, slot};
 
 /// The inbound-fax webhook's secret in a [`TestApp`].
 pub const FAX_WEBHOOK_SECRET: &str = "test-fax-webhook-secret";

@@ -201,6 +201,7 @@ impl TestAppBuilder {
                 from: "+15555550999".into(),
                 status_callback: format!("http://{addr}/webhooks/sms/status"),
                 texts: texts.clone(),
+                link_base: format!("http://{addr}"),
                 timeout: self.sms_timeout,
             };
             let hooks = refloop_web::SmsWebhooks {
@@ -265,6 +266,7 @@ impl TestAppBuilder {
         };
         let fhir_cfg = FhirConfig { time_zone: map.time_zone.clone(), specialty_map: map.specialty_map.clone() };
         let app = App::new(store, clock, self.policy, connector)
+            .with_texts(texts.clone())
             .with_outbox(self.outbox)
             .with_retention(self.retention)
             .with_auth(auth)

@@ -54,6 +54,11 @@ pub struct AppState {
     pub oidc: Option<Oidc>,
 }
 
+/// `s` safe inside markup (HTML or XML text and quoted attributes).
+pub(crate) fn escape_markup(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -92,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/webhooks/fhir", post(routes::fhir::subscription_hook))
         .route("/webhooks/sms/status", post(routes::sms::status))
         .route("/webhooks/sms/inbound", post(routes::sms::inbound))
+        .route("/b/{code}", get(routes::booking::open))
         .route("/fhir", post(routes::fhir::bundle))
         .route("/fhir/metadata", get(routes::fhir::metadata))
         .route("/fhir/{kind}", post(routes::fhir::create).get(routes::fhir::search))

@@ -376,6 +376,8 @@ pub trait InboxStore: Send + Sync {
 pub trait DirectoryStore: Send + Sync {
     /// Inserts or replaces (by id) a directory entry.
     async fn upsert_specialist(&self, s: &Specialist) -> Result<(), StoreError>;
+    /// Keeps what a specialist's scheduling manifest gave (the entry's other fields unchanged).
+    async fn set_manifest_found(&self, id: &str, found: &crate::ManifestFound) -> Result<(), StoreError>;
 
     /// The directory by name; only entries last verified before `verified_before` when given.
     async fn specialists(&self, verified_before: Option<Timestamp>) -> Result<Vec<Specialist>, StoreError>;

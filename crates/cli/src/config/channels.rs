@@ -124,11 +124,13 @@ impl Config {
             practice: self.practice.name.clone(),
             practice_phone: self.practice.phone.clone(),
             notification: s.text_notification.clone(),
+            reminder: s.text_reminder.clone(),
             attendance: s.text_attendance.clone(),
             opt_out_confirmation: s.text_opt_out.clone(),
             opt_in_confirmation: s.text_opt_in.clone(),
             help: s.text_help.clone(),
             translations: s.texts.clone(),
+            specialty_names: Default::default(),
         }
     }
 
@@ -148,6 +150,7 @@ impl Config {
             from: s.from.clone(),
             status_callback: url("/webhooks/sms/status"),
             texts: texts.clone(),
+            link_base: base.to_owned(),
             timeout: seconds(s.timeout),
         };
         let hooks = refloop_web::SmsWebhooks {

@@ -1,3 +1,4 @@
+pub mod booking;
 pub mod channels;
 pub mod clock;
 pub mod documents;

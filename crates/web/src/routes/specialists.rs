@@ -37,6 +37,10 @@ pub struct SpecialistView {
     pub accepts_360x: bool,
     pub booking_url: Option<String>,
     pub fhir_base: Option<String>,
+    pub scheduling_manifest: Option<String>,
+    /// The booking link a free slot in the manifest gave at its last read.
+    pub manifest_booking_link: Option<String>,
+    pub manifest_booking_phone: Option<String>,
     pub last_verified: String,
     pub stale: bool,
 }
@@ -63,6 +67,9 @@ pub struct SpecialistBody {
     pub booking_url: Option<String>,
     /// Their FHIR endpoint (https): note requests go there first, as a Task.
     pub fhir_base: Option<String>,
+    /// Their SMART Scheduling Links `$bulk-publish` manifest (https): a free slot's booking
+    /// link stands in when there is no `booking_url`.
+    pub scheduling_manifest: Option<String>,
     /// When the contact data was last confirmed (RFC 3339); now when absent.
     pub last_verified: Option<String>,
 }
@@ -79,6 +86,9 @@ fn view(s: &Specialist, now: Timestamp) -> SpecialistView {
         accepts_360x: s.accepts_360x,
         booking_url: s.booking_url.clone(),
         fhir_base: s.fhir_base.clone(),
+        scheduling_manifest: s.scheduling_manifest.clone(),
+        manifest_booking_link: s.manifest.as_ref().and_then(|m| m.link.clone()),
+        manifest_booking_phone: s.manifest.as_ref().and_then(|m| m.phone.clone()),
         last_verified: refloop_app::export::iso(s.last_verified),
         stale: is_stale(s, now),
     }
@@ -144,6 +154,8 @@ pub fn parse(id: String, b: SpecialistBody, now: Timestamp) -> ApiResult<Special
         accepts_360x: b.accepts_360x.unwrap_or(false),
         booking_url: empty_none(b.booking_url),
         fhir_base: empty_none(b.fhir_base),
+        scheduling_manifest: empty_none(b.scheduling_manifest),
+        manifest: None,
         last_verified,
         updated_at: now,
     })

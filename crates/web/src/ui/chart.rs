@@ -95,9 +95,7 @@ fn short(label: &str) -> &str {
     label.get(5..).unwrap_or(label)
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
+use crate::escape_markup as escape;
 
 /// A link that downloads `svg` as `name` (a data URL: no script, no second request). The
 /// page's own styles are inlined so the file looks as it does on the page.

@@ -45,6 +45,7 @@ pub fn router() -> Router<AppState> {
         .route("/referrals/{id}", get(pages::referral))
         .route("/referrals/{id}/events", post(pages::record_event))
         .route("/referrals/{id}/sms", post(pages::send_sms))
+        .route("/referrals/{id}/language", post(pages::set_language))
         .route("/worklist", get(pages::worklist))
         .route("/worklist/claim-next", post(pages::claim_next))
         .route("/worklist/bulk", post(pages::bulk))

@@ -32,6 +32,7 @@ pub fn event_types(referral: &serde_json::Value) -> Vec<String> {
 mod admin;
 mod auth;
 mod bad_input;
+mod booking;
 mod channels;
 mod direct;
 mod escalation;

@@ -385,7 +385,11 @@ async fn spanish_speaking_patients_are_texted_and_answered_in_spanish(b: Backend
     t.advance("1m").await;
     let spanish = fake.sent().last().unwrap().clone();
     assert_eq!(spanish.to, "+15555550141");
-    assert!(spanish.body.starts_with("North Clinic: su médico le refirió a dermatology."), "{}", spanish.body);
+    assert!(
+        spanish.body.starts_with("North Clinic: su médico le refirió a dermatología."),
+        "the specialty in Spanish too: {}",
+        spanish.body
+    );
     assert!(spanish.body.contains("Responda PARAR"), "{}", spanish.body);
 
     // FHIR: the Patient's preferred communication is Spanish.
@@ -397,7 +401,7 @@ async fn spanish_speaking_patients_are_texted_and_answered_in_spanish(b: Backend
     t.advance("1m").await;
     let text = fake.sent().last().unwrap().clone();
     assert_eq!(text.to, "+15555550142");
-    assert!(text.body.contains("su médico le refirió a cardiology"), "{}", text.body);
+    assert!(text.body.contains("su médico le refirió a cardiología"), "{}", text.body);
 
     let inbound = format!("{}/webhooks/sms/inbound", t.base);
     let (_, help) = fake.reply(&inbound, "+15555550142", "Ayuda", "SM-es-1").await;

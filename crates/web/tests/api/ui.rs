@@ -20,7 +20,41 @@ on_both_backends!(
     sign_in_goes_back_only_to_a_page_of_this_site,
     the_dashboard_sets_the_period_beside_its_baseline,
     the_cms50_page_says_why_a_zero_is_zero,
+    a_call_to_a_patient_without_texts_in_their_language_needs_an_interpreter,
 );
+
+/// The patient's language on the worklist and the referral; a call to a patient whose language
+/// has no texts says "needs an interpreter: LANGUAGE"; staff set the language on the referral.
+async fn a_call_to_a_patient_without_texts_in_their_language_needs_an_interpreter(b: Backend) {
+    let t = with_user(b, Role::Coordinator).await;
+    let id = t
+        .create_referral_id(json!({"patient_id": "p-vie", "referring_provider": "dr-a", "specialty": "cardiology",
+            "patient": {"name": "Lan Tran", "language": "vie", "sms_consent": false}}))
+        .await;
+    let mut p = Person::new(&t);
+    p.sign_in("casey", "correct horse battery").await;
+    let work = p.get("/worklist").await;
+    let row = work.html.split(&format!("href=\"/referrals/{id}\"")).nth(1).expect("the call on the worklist");
+    let row = row.split("</tr>").next().unwrap();
+    assert!(row.contains("Vietnamese") && row.contains("needs an interpreter: Vietnamese"), "{row}");
+    let detail = p.get(&format!("/referrals/{id}")).await;
+    assert!(detail.html.contains("needs an interpreter: Vietnamese"), "on the referral too");
+
+    // A language the practice has texts in: no interpreter; a made-up one is kept as written.
+    let csrf = csrf_of(&detail.html);
+    let set = p.post(&format!("/referrals/{id}/language"), &[("csrf", &csrf), ("language", "Spanish")]).await;
+    assert_eq!(set.status, 303);
+    let patient = t.app.store().patient(&refloop_domain::PatientId::parse("p-vie").unwrap()).await.unwrap().unwrap();
+    assert_eq!(patient.language.as_deref(), Some("es"), "kept as its ISO 639-1 code");
+    let work = p.get("/worklist").await;
+    let row = work.html.split(&format!("href=\"/referrals/{id}\"")).nth(1).unwrap().split("</tr>").next().unwrap();
+    assert!(row.contains("Spanish") && !row.contains("interpreter"), "{row}");
+    let refused = p.post(&format!("/referrals/{id}/language"), &[("csrf", &csrf), ("language", "  ")]).await;
+    assert_eq!(refused.status, 422);
+    assert!(refused.html.contains("Not changed"), "{}", refused.html);
+    let audit = t.app.store().audit_log(50).await.unwrap();
+    assert!(audit.iter().any(|a| a.action == "update" && a.resource_id == "p-vie" && a.actor.ends_with("casey")));
+}
 
 /// The CMS50 page: the practice and each provider, the patients behind the figures, and
 /// when the figures are zero, why (here: the EHR sent no FHIR data); its reads are audited.
@@ -149,7 +183,12 @@ pub(super) fn csrf_of(html: &str) -> String {
 }
 
 pub(super) async fn with_user(b: Backend, role: Role) -> TestApp {
-    let t = TestApp::spawn(b).await;
+    with_user_on(TestApp::builder(b), role).await
+}
+
+/// The app `builder` makes, with the user "casey" in `role`.
+pub(super) async fn with_user_on(builder: refloop_testkit::TestAppBuilder, role: Role) -> TestApp {
+    let t = builder.spawn().await;
     t.app.save_user("casey", role, "correct horse battery").await.unwrap();
     t
 }

@@ -13,6 +13,9 @@ struct SpecialistRow {
     accepts_360x: bool,
     booking_url: String,
     fhir_base: String,
+    scheduling_manifest: String,
+    /// The booking link the manifest last gave.
+    manifest_link: String,
     verified: String,
     stale: bool,
 }
@@ -29,6 +32,7 @@ struct EntryForm {
     accepts_360x: bool,
     booking_url: String,
     fhir_base: String,
+    scheduling_manifest: String,
 }
 
 #[derive(Template)]
@@ -66,6 +70,8 @@ async fn directory_page(s: &AppState, web: &Web, form: EntryForm, problem: Strin
             accepts_360x: x.accepts_360x,
             booking_url: x.booking_url.clone().unwrap_or_default(),
             fhir_base: x.fhir_base.clone().unwrap_or_default(),
+            scheduling_manifest: x.scheduling_manifest.clone().unwrap_or_default(),
+            manifest_link: x.manifest.as_ref().and_then(|m| m.link.clone()).unwrap_or_default(),
             verified: when(Some(x.last_verified), &tz),
             stale: is_stale(x, now),
         })
@@ -104,6 +110,7 @@ pub async fn save_entry(State(s): State<AppState>, web: Web, Form(f): Form<Param
         accepts_360x: get(&f, "accepts_360x") == "true",
         booking_url: get(&f, "booking_url").to_owned(),
         fhir_base: get(&f, "fhir_base").to_owned(),
+        scheduling_manifest: get(&f, "scheduling_manifest").to_owned(),
     };
     let id = match get(&f, "id") {
         "" => refloop_app::new_id("spc"),
@@ -124,6 +131,7 @@ pub async fn save_entry(State(s): State<AppState>, web: Web, Form(f): Form<Param
         accepts_360x: Some(form.accepts_360x),
         booking_url: Some(form.booking_url.clone()),
         fhir_base: Some(form.fhir_base.clone()),
+        scheduling_manifest: Some(form.scheduling_manifest.clone()),
         last_verified: None,
     };
     let saved = match crate::parse_specialist(id, body, s.app.now()) {
@@ -155,6 +163,7 @@ fn label_of(field: &str) -> &'static str {
         "fax" => "Fax",
         "direct_address" => "Direct address",
         "booking_url" => "Booking link",
+        "scheduling_manifest" => "Scheduling manifest",
         "fhir_base" => "FHIR endpoint",
         _ => "This entry",
     }

@@ -15,7 +15,7 @@ use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use refloop_app::{
     Closure, GroupBy, OutboxFilter, Permission, ReferralFilter, SESSION_IDLE, TaskFilter, TaskStatus, is_stale,
 };
-use refloop_domain::{ReferralId, Specialty, State as RState, stage_deadline};
+use refloop_domain::{Referral, ReferralId, Specialty, State as RState, stage_deadline};
 
 use super::{
     LOGIN_COOKIE, Nav, SESSION_COOKIE, Signing, UiError, UiInfo, UiResult, Web,
@@ -50,7 +50,7 @@ pub use dashboard::{dashboard, export_csv};
 pub use directory::{directory, save_entry, settings, verify_entry};
 pub use documents::{document, document_action, document_content, documents};
 pub use inbox::{inbox, inbox_action, inbox_item};
-pub use referrals::{record_event, referral, referrals, referrals_csv, send_sms};
+pub use referrals::{record_event, referral, referrals, referrals_csv, send_sms, set_language};
 pub use work::{bulk, claim_next, task_action, worklist};
 
 /// What a person typed into a form that needs fixing: the page comes back with it filled in
@@ -132,6 +132,23 @@ pub(crate) struct TaskRow {
     inbox_id: String,
     outcome: String,
     completed: String,
+    /// Done by phoning the patient.
+    calls_patient: bool,
+}
+
+/// What staff chasing a booking should know of the booking link: "booking link opened WHEN",
+/// or "booking link not opened" when the patient's text carried one (texted, and the
+/// specialist has a booking page); empty otherwise.
+pub(crate) fn booking_note(r: &Referral, directory: &[refloop_app::Specialist], tz: &TimeZone) -> String {
+    match r.progress.booking_link_opened {
+        Some(at) => format!("booking link opened {}", when(Some(at), tz)),
+        None if r.progress.notify_by_sms
+            && refloop_app::entry_for(directory, r).and_then(|e| e.booking_target()).is_some() =>
+        {
+            "booking link not opened".to_owned()
+        }
+        None => String::new(),
+    }
 }
 
 impl TaskRow {
@@ -157,6 +174,7 @@ impl TaskRow {
             inbox_id: t.inbox_id.clone().unwrap_or_default(),
             outcome: t.outcome.clone().unwrap_or_default(),
             completed: when(t.completed_at, tz),
+            calls_patient: t.kind.calls_patient(),
         }
     }
 

@@ -50,7 +50,7 @@ pub(crate) fn person(
             None if phone.is_empty() => String::new(),
             None => mask(&phone),
         },
-        language: p.and_then(|p| p.language.clone()).unwrap_or_default(),
+        language: p.and_then(|p| p.language.as_deref()).map(refloop_domain::language_name).unwrap_or_default(),
         reveal_href: format!("{page}{sep}reveal={}", crate::ui::percent_encode(id.as_str())),
     }
 }

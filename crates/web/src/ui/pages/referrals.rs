@@ -218,6 +218,12 @@ struct Summary {
     due: String,
     overdue: bool,
     close_reason: String,
+    /// "needs an interpreter: …" when the practice has no texts in the patient's language.
+    interpreter: String,
+    /// The preferred language as recorded (code or words), for the form that changes it.
+    language: String,
+    /// Whether the patient opened the booking link in their text.
+    booking: String,
 }
 
 struct EventRow {
@@ -334,6 +340,7 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
     let now = s.app.now();
     let r = &d.referral;
     let m = &r.milestones;
+    let language = d.people.patient(&r.patient_id).and_then(|p| p.language.clone());
     let summary = Summary {
         id: r.id.to_string(),
         state: r.state.as_str(),
@@ -347,6 +354,9 @@ pub(super) async fn referral_page(s: &AppState, web: &Web, id: &str, q: &Params,
         due: when(d.stage_due_at, &tz),
         overdue: d.stage_due_at.is_some_and(|t| t < now),
         close_reason: r.close_reason.clone().unwrap_or_default(),
+        interpreter: s.app.interpreter_for(language.as_deref()).unwrap_or_default(),
+        language: language.unwrap_or_default(),
+        booking: booking_note(r, &s.app.specialists(false).await?, &tz),
     };
     let milestones = vec![
         ("ordered", when(Some(r.ordered_at), &tz)),
@@ -545,5 +555,25 @@ pub async fn record_event(
             referral_again(&s, &web, rid.as_str(), typed, status).await
         }
         Err(e) => Err(e),
+    }
+}
+
+/// Staff set the patient's preferred language from the referral page.
+pub async fn set_language(
+    State(s): State<AppState>,
+    web: Web,
+    Path(id): Path<String>,
+    Form(f): Form<Params>,
+) -> UiResult<Response> {
+    web.check_form(&f)?;
+    web.require(Permission::WriteReferrals)?;
+    let rid = referral_id(&id)?;
+    match s.app.set_patient_language(&web.0.actor, &rid, get(&f, "language")).await {
+        Ok(_) => Ok(see_other(&format!("/referrals/{rid}"))),
+        Err(e) => {
+            let (status, why) = refused(e)?;
+            let typed = Typed { task: "language".into(), ..Typed::from_form(&f, why) };
+            referral_again(&s, &web, rid.as_str(), typed, status).await
+        }
     }
 }

@@ -27,6 +27,10 @@ struct WorkRow {
     patient: PersonCell,
     specialty: String,
     urgency: &'static str,
+    /// For a call to a patient without texts in their language: "needs an interpreter: …".
+    interpreter: String,
+    /// For a task to get the patient booked: whether they opened the booking link.
+    booking: String,
 }
 
 #[derive(Template)]
@@ -85,6 +89,7 @@ async fn work_rows(
     let by_id: HashMap<&ReferralId, &Referral> = referrals.iter().map(|r| (&r.id, r)).collect();
     let patients: Vec<PatientId> = referrals.iter().map(|r| r.patient_id.clone()).collect();
     let people: People = s.app.people(&web.0.actor, &patients, &[]).await?;
+    let directory = s.app.specialists(false).await?;
     Ok(tasks
         .iter()
         .map(|t| {
@@ -93,7 +98,19 @@ async fn work_rows(
                 Some(r) => person(&people, &r.patient_id, shown, here),
                 None => person(&people, &PatientId::parse("unknown").expect("an id"), None, here),
             };
+            let language = r.and_then(|r| people.patient(&r.patient_id)).and_then(|p| p.language.as_deref());
+            let interpreter = if t.kind.calls_patient() {
+                s.app.interpreter_for(language).unwrap_or_default()
+            } else {
+                String::new()
+            };
+            let booking = match (t.kind, r) {
+                (TaskKind::ScheduleFollowUp | TaskKind::NotifyPatient, Some(r)) => booking_note(r, &directory, &tz),
+                _ => String::new(),
+            };
             WorkRow {
+                interpreter,
+                booking,
                 reply: String::new(),
                 t: TaskRow::of(t, &tz, now),
                 patient,
