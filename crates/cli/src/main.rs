@@ -83,6 +83,12 @@ enum Command {
         /// Exit 1 when a figure falls outside the seed article's before/after band.
         #[arg(long)]
         check: bool,
+        /// What-if: the workflow's texts carry a link to book (the assumptions are printed).
+        #[arg(long)]
+        with_booking_links: bool,
+        /// What-if: the workflow's texts go in the patient's language (the assumptions are printed).
+        #[arg(long)]
+        with_languages: bool,
     },
     /// Apply database migrations and exit (or, with --check, only say what is pending).
     Migrate {
@@ -472,8 +478,27 @@ async fn dispatch(command: Command, ld: &Loader) -> anyhow::Result<()> {
             let config = ld.load(&common, http, mllp)?;
             run::serve(config, demo, allow_manual_clock).await
         }
-        Command::Simulate { providers, referrals_per_month, days, seed, specialties, database, json, check } => {
-            let mut p = refloop_sim::Params { providers, referrals_per_month, days, seed, ..Default::default() };
+        Command::Simulate {
+            providers,
+            referrals_per_month,
+            days,
+            seed,
+            specialties,
+            database,
+            json,
+            check,
+            with_booking_links,
+            with_languages,
+        } => {
+            let mut p = refloop_sim::Params {
+                providers,
+                referrals_per_month,
+                days,
+                seed,
+                booking_links: with_booking_links,
+                languages: with_languages,
+                ..Default::default()
+            };
             if !specialties.is_empty() {
                 p.only_specialties(&specialties).map_err(|e| anyhow::anyhow!("--specialties: {e}"))?;
             }

@@ -510,6 +510,12 @@ fn print_simulation(p: &refloop_sim::Params, outcome: &refloop_sim::Outcome) {
         row(&format!("  {k}"), n(b), n(w));
     }
     row("messages sent", b.messages_sent.to_string(), w.messages_sent.to_string());
+    if p.booking_links {
+        row("  booked from the link in the text", "–".into(), w.booked_from_link.to_string());
+    }
+    if p.languages {
+        row("  booked after texts in their language", "–".into(), w.booked_in_language.to_string());
+    }
     let stages: std::collections::BTreeSet<&str> =
         b.leakage_by_stage.keys().chain(w.leakage_by_stage.keys()).copied().collect();
     for s in stages {

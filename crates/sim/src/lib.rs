@@ -93,6 +93,19 @@ struct Fate {
     days_to_respond: f64,
     days_to_find_by_hand: f64,
     days_to_file_by_hand: f64,
+    /// With the booking-link what-if: a texted patient who would not have booked books from
+    /// the link (their specialist has a booking page).
+    link_books: bool,
+    /// With the languages what-if: a texted limited-English patient who would not have booked
+    /// books once the texts are in their language.
+    language_books: bool,
+}
+
+impl Fate {
+    /// The workflow texts this patient (consent and a valid number).
+    fn texted(&self) -> bool {
+        self.consent && self.phone.starts_with('+')
+    }
 }
 
 const TIME_ZONES: [(&str, f64); 4] =
@@ -110,6 +123,8 @@ fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
     let tz_weights: Vec<f64> = TIME_ZONES.iter().map(|(_, w)| *w).collect();
     let mut fates = Vec::new();
     let mut owed = 0.0;
+    // The what-ifs draw from their own stream, so the fates above are the same with them on.
+    let mut what_if = Rng::new(refloop_domain::fnv1a(p.seed ^ 0x0b00_c1ed_1a06, b"what-if".iter().copied()));
     for day in 0..p.days {
         owed += per_day;
         let today = owed.floor();
@@ -149,6 +164,15 @@ fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
                 days_to_respond: 0.5 + rng.exp(p.mean_days_to_respond_to_workflow - 0.5).min(14.0),
                 days_to_find_by_hand: rng.exp(p.mean_days_to_find_by_hand).min(60.0),
                 days_to_file_by_hand: rng.exp(p.mean_days_to_file_by_hand).min(90.0),
+                link_books: {
+                    let (page, books) =
+                        (booking_page(p, specialty, specialist_n), what_if.chance(p.booking_link_books));
+                    p.booking_links && page && books
+                },
+                language_books: {
+                    let (lep, books) = (what_if.chance(p.limited_english_share), what_if.chance(p.language_books));
+                    p.languages && lep && books
+                },
             });
         }
     }
@@ -159,6 +183,12 @@ fn draw_fates(p: &Params, start: Timestamp) -> Vec<Fate> {
 fn specialist_network(p: &Params, specialty: &str, n: u64) -> bool {
     let h = refloop_domain::fnv1a(p.seed ^ 0x51_7cc1_b727_220a, specialty.bytes().chain(n.to_le_bytes()));
     Rng::new(h).chance(p.in_network_share)
+}
+
+/// Whether a specialist has a booking page: a fixed draw per specialist from the seed.
+fn booking_page(p: &Params, specialty: &str, n: u64) -> bool {
+    let h = refloop_domain::fnv1a(p.seed ^ 0x0b00_c1ed_0000, specialty.bytes().chain(n.to_le_bytes()));
+    Rng::new(h).chance(p.booking_page_share)
 }
 
 fn capitalised(s: &str) -> String {
@@ -198,6 +228,10 @@ pub struct RunResult {
     /// Staff time chasing referrals: chases by hand and worklist tasks at their minutes
     /// (assumptions), per week of orders.
     pub staff_hours_per_week: f64,
+    /// The what-ifs: patients who booked from the link in their text, and after texts in
+    /// their language (workflow run; 0 when off).
+    pub booked_from_link: u64,
+    pub booked_in_language: u64,
 }
 
 /// Both runs and the assumptions behind them.
@@ -352,5 +386,32 @@ async fn run(
         tasks_by_kind: r.tasks_by_kind.clone(),
         chases_by_hand: r.chases_by_hand,
         staff_hours_per_week: r.staff_hours_per_week(p),
+        booked_from_link: r.booked_from_link,
+        booked_in_language: r.booked_in_language,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The languages what-if with every patient limited-English: the texts in their language
+    /// bring bookings, the baseline is the same practice, and the workflow closes more loops.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn texts_in_the_patients_language_bring_bookings_when_the_what_if_is_on() {
+        let small = Params { referrals_per_month: 90, days: 20, providers: 4, seed: 11, ..Params::default() };
+        let on = Params { languages: true, limited_english_share: 1.0, ..small.clone() };
+        let quiet = |_: u64, _: u64| {};
+        let (off, on) = (simulate(&small, None, &quiet).await.unwrap(), simulate(&on, None, &quiet).await.unwrap());
+        assert_eq!(off.baseline, on.baseline, "the baseline sends no texts");
+        assert_eq!(off.workflow.booked_in_language, 0);
+        assert!(on.workflow.booked_in_language > 0, "{:?}", on.workflow);
+        assert_eq!(on.workflow.booked_from_link, 0, "only the what-if asked for");
+        assert!(
+            on.workflow.closed_loop >= off.workflow.closed_loop,
+            "{} < {}",
+            on.workflow.closed_loop,
+            off.workflow.closed_loop
+        );
+    }
 }

@@ -53,6 +53,20 @@ pub struct Params {
     /// … and until someone files a note nobody asked for or looked for into the chart.
     pub mean_days_to_file_by_hand: f64,
     pub mean_days_to_respond_to_workflow: f64,
+    /// What-if (off by default): stage-1 texts carry a link to book when the specialist has a
+    /// booking page (workflow run).
+    pub booking_links: bool,
+    /// Share of specialists with an online booking page or a scheduling manifest.
+    pub booking_page_share: f64,
+    /// Share of texted patients who would not have booked who book from the link.
+    pub booking_link_books: f64,
+    /// What-if (off by default): texts go in the patient's language (workflow run).
+    pub languages: bool,
+    /// Share of patients with limited English.
+    pub limited_english_share: f64,
+    /// Share of those patients, texted and not booking, who book once the texts are in their
+    /// language.
+    pub language_books: f64,
 }
 
 impl Default for Params {
@@ -99,6 +113,12 @@ impl Default for Params {
             mean_days_visit_to_note: 10.0,
             mean_days_to_file_by_hand: 25.0,
             mean_days_to_respond_to_workflow: 3.0,
+            booking_links: false,
+            booking_page_share: 0.5,
+            booking_link_books: 0.2,
+            languages: false,
+            limited_english_share: 0.08,
+            language_books: 0.3,
         }
     }
 }
@@ -225,6 +245,36 @@ impl Params {
                 "mean_days_to_respond_to_workflow",
                 json!(self.mean_days_to_respond_to_workflow),
                 "assumption: patients and specialists answer a reminder within days",
+            ),
+            a(
+                "booking_links",
+                json!(self.booking_links),
+                "what-if, off by default (--with-booking-links): texts carry a link to book",
+            ),
+            a(
+                "booking_page_share",
+                json!(self.booking_page_share),
+                "assumption: half the specialists publish a booking page or a SMART Scheduling Links manifest",
+            ),
+            a(
+                "booking_link_books",
+                json!(self.booking_link_books),
+                "assumption: one texted patient in five who would not have booked books from the link (the seed article: the patient who never schedules is the second largest leak)",
+            ),
+            a(
+                "languages",
+                json!(self.languages),
+                "what-if, off by default (--with-languages): texts go in the patient's language",
+            ),
+            a(
+                "limited_english_share",
+                json!(self.limited_english_share),
+                "US Census Bureau, American Community Survey: about 8% of US residents speak English less than \"very well\"",
+            ),
+            a(
+                "language_books",
+                json!(self.language_books),
+                "assumption: three in ten limited-English patients who would not have booked book when the texts are in their language",
             ),
         ]
     }

@@ -48,6 +48,9 @@ pub(crate) struct Run {
     pub(crate) keep_tasks_after: Option<Timestamp>,
     pub(crate) source_prefix: &'static str,
     pub(crate) next_order: usize,
+    /// The what-ifs' bookings (see `Fate::link_books`, `Fate::language_books`).
+    pub(crate) booked_from_link: u64,
+    pub(crate) booked_in_language: u64,
 }
 
 impl Run {
@@ -67,6 +70,8 @@ impl Run {
             keep_tasks_after: None,
             source_prefix,
             next_order: 0,
+            booked_from_link: 0,
+            booked_in_language: 0,
         }
     }
 
@@ -119,6 +124,16 @@ impl Run {
         let f = &self.fates[i];
         let (schedule, ordered_at, own) = (f.schedule, f.ordered_at, t + days(f.days_to_schedule));
         if !schedule.leaks {
+            self.book(i, own);
+            return;
+        }
+        // The what-ifs: the workflow's text reached them, with a link to book or in their language.
+        if self.workflow && f.texted() && (f.link_books || f.language_books) {
+            if f.link_books {
+                self.booked_from_link += 1;
+            } else {
+                self.booked_in_language += 1;
+            }
             self.book(i, own);
             return;
         }

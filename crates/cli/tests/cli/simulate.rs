@@ -8,8 +8,12 @@ use crate::process::run;
 const SMALL: [&str; 6] = ["--referrals-per-month", "90", "--days", "20", "--providers", "4"];
 
 fn simulate(seed: &str, extra: &[&str]) -> serde_json::Value {
+    simulate_sized(seed, &SMALL, extra)
+}
+
+fn simulate_sized(seed: &str, size: &[&str], extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["simulate", "--json", "--seed", seed];
-    args.extend(SMALL);
+    args.extend(size);
     args.extend(extra);
     let (ok, out, err) = run(&args, &[]);
     assert!(ok, "{err}");
@@ -38,6 +42,44 @@ fn the_same_seed_gives_the_same_figures_and_the_baseline_sends_nothing() {
     assert_ne!(other["workflow"], a["workflow"], "another seed, another practice");
     let (ok, _, err) = run(&["simulate", "--specialties", "astrology"], &[]);
     assert!(!ok && err.contains("--specialties"), "{err}");
+}
+
+/// The what-ifs, off by default: on, the same practice (the same baseline) closes more loops,
+/// the bookings they bring are counted, and their assumptions are printed. (The languages
+/// what-if touches about 1 patient in 200: its lift is shown in the simulator's own test.)
+#[test]
+fn booking_links_and_languages_are_what_ifs_with_their_assumptions_printed() {
+    let bigger = ["--referrals-per-month", "400", "--days", "30", "--providers", "4"];
+    let off = simulate_sized("11", &bigger, &[]);
+    let on = simulate_sized("11", &bigger, &["--with-booking-links", "--with-languages"]);
+    assert_eq!(off["baseline"], on["baseline"], "the baseline sends no texts: unchanged");
+    assert_eq!(
+        (off["workflow"]["booked_from_link"].as_u64(), off["workflow"]["booked_in_language"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let booked = on["workflow"]["booked_from_link"].as_u64().unwrap();
+    assert!(booked > 0 && on["workflow"]["booked_in_language"].is_u64(), "{}", on["workflow"]);
+    // The lift: fewer patients still unbooked when the scheduling window runs out, fewer calls
+    // to chase them; the loops close no less often (most would have been caught later).
+    let w = |r: &serde_json::Value, key: &str| r["workflow"][key].as_f64().unwrap();
+    assert!(
+        w(&on, "unscheduled_at_window") < w(&off, "unscheduled_at_window"),
+        "{} vs {}",
+        on["workflow"],
+        off["workflow"]
+    );
+    let calls = |r: &serde_json::Value| r["workflow"]["tasks_by_kind"]["schedule-follow-up"].as_u64().unwrap();
+    assert!(calls(&on) < calls(&off));
+    assert!(w(&on, "closed_loop_rate") >= w(&off, "closed_loop_rate"));
+    assert_eq!(off["parameters"]["booking_links"], false);
+    assert_eq!(on["parameters"]["booking_links"], true);
+    assert_eq!(on["parameters"]["limited_english_share"], 0.08);
+    let mut args = vec!["simulate", "--seed", "11", "--with-booking-links"];
+    args.extend(SMALL);
+    let (ok, out, err) = run(&args, &[]);
+    assert!(ok, "{err}");
+    assert!(out.contains("booked from the link in the text"), "{out}");
+    assert!(out.contains("booking_link_books = 0.2: assumption"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
