@@ -519,8 +519,12 @@ async fn dispatch(command: Command, ld: &Loader) -> anyhow::Result<()> {
             print!("{}", config.redacted_toml());
             println!("# configuration OK");
             let policy = config.policy()?;
-            let today =
-                refloop_app::Clock::now(&refloop_app::SystemClock).to_zoned_datetime(policy.time_zone.clone()).date();
+            // "Today" is the manual clock's start when the configuration sets one.
+            let now = match config.clock_mode()? {
+                config::ClockMode::Manual { start: Some(start) } => start,
+                _ => refloop_app::Clock::now(&refloop_app::SystemClock),
+            };
+            let today = now.to_zoned_datetime(policy.time_zone.clone()).date();
             for line in policy.calendar_lines(today) {
                 println!("# {line}");
             }

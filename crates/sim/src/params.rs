@@ -249,7 +249,7 @@ impl Params {
             a(
                 "booking_links",
                 json!(self.booking_links),
-                "what-if, off by default (--with-booking-links): texts carry a link to book",
+                "assumption: a what-if, off by default (--with-booking-links): texts carry a link to book",
             ),
             a(
                 "booking_page_share",
@@ -264,12 +264,12 @@ impl Params {
             a(
                 "languages",
                 json!(self.languages),
-                "what-if, off by default (--with-languages): texts go in the patient's language",
+                "assumption: a what-if, off by default (--with-languages): texts go in the patient's language",
             ),
             a(
                 "limited_english_share",
                 json!(self.limited_english_share),
-                "US Census Bureau, American Community Survey: about 8% of US residents speak English less than \"very well\"",
+                "published: US Census Bureau, American Community Survey — about 8% of US residents speak English less than \"very well\"",
             ),
             a(
                 "language_books",
@@ -302,7 +302,9 @@ mod tests {
         assert!(all.len() > 20);
         for a in all {
             assert!(
-                a.source.starts_with("seed article") || a.source.starts_with("assumption"),
+                a.source.starts_with("seed article")
+                    || a.source.starts_with("assumption")
+                    || a.source.starts_with("published: "),
                 "{}: {}",
                 a.name,
                 a.source

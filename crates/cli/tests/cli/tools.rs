@@ -34,6 +34,24 @@ fn check_config_prints_the_effective_config_without_secrets() {
     assert!(out.contains("# warning: direct.referrals_360x = true but direct.connector"), "{out}");
     assert!(out.contains("# warning: fax.webhook_secret: shorter than 16"), "{out}");
     assert!(!out.contains("short-s3cret") && out.contains("webhook_secret = \"(hidden)\""), "{out}");
+    // The calendar: the hours, the next closed days from "today" and how each window reads.
+    let at = [
+        ("REFLOOP_CLOCK_MODE", "manual"),
+        ("REFLOOP_CLOCK_START", "2026-10-08T16:00:00Z"),
+        ("REFLOOP_WORKFLOW_ROUTINE_SCHEDULING", "5bd"),
+        ("REFLOOP_PRACTICE_HOLIDAYS", "2026-10-30"),
+    ];
+    let (ok, out, err) = run(&["check-config"], &at);
+    assert!(ok, "{err}");
+    assert!(out.contains("# business hours: Mon–Fri 08:00–17:00 (America/New_York)"), "{out}");
+    assert!(
+        out.contains("# next holidays: 2026-10-12 Columbus Day, 2026-10-30 practice holiday, 2026-11-11 Veterans Day"),
+        "{out}"
+    );
+    assert!(out.contains("# routine windows: notify 24 hours · scheduling 5 business days"), "{out}");
+    assert!(out.contains("# urgent windows: notify 2 hours · scheduling 3 calendar days"), "{out}");
+    let (ok, _, err) = run(&["check-config"], &[("REFLOOP_PRACTICE_BUSINESS_HOURS", "9 to 5")]);
+    assert!(!ok && err.contains("practice.business_hours"), "{err}");
     let (ok, _, err) = run(&["check-config"], &[("REFLOOP_WORKFLOW_NOTE_LADDER_WAIT", "1h")]);
     assert!(!ok && err.contains("workflow.note_ladder_wait"), "{err}");
     let (ok, _, err) = run(&["check-config"], &[("REFLOOP_RETENTION_DOCUMENTS", "7d")]);
