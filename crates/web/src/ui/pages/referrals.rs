@@ -493,12 +493,26 @@ pub async fn send_sms(
     web.check_form(&f)?;
     web.require(Permission::WorkTasks)?;
     let rid = referral_id(&id)?;
-    match s.app.reply_sms(&web.0.actor, &rid, get(&f, "text")).await {
-        Ok(_) => Ok(see_other(&format!("/referrals/{rid}#sms"))),
+    let done = s.app.reply_sms(&web.0.actor, &rid, get(&f, "text")).await;
+    after_form(&s, &web, &rid, &f, ("sms", "#sms"), done).await
+}
+
+/// After a referral page's form (`form`: its name and the page's anchor to go back to): the
+/// page again, or — refused — the page with what was typed and why.
+async fn after_form<T>(
+    s: &AppState,
+    web: &Web,
+    rid: &ReferralId,
+    f: &Params,
+    form: (&str, &str),
+    done: Result<T, refloop_app::AppError>,
+) -> UiResult<Response> {
+    match done {
+        Ok(_) => Ok(see_other(&format!("/referrals/{rid}{}", form.1))),
         Err(e) => {
             let (status, why) = refused(e)?;
-            let typed = Typed { task: "sms".into(), ..Typed::from_form(&f, why) };
-            referral_again(&s, &web, rid.as_str(), typed, status).await
+            let typed = Typed { task: form.0.into(), ..Typed::from_form(f, why) };
+            referral_again(s, web, rid.as_str(), typed, status).await
         }
     }
 }
@@ -568,12 +582,6 @@ pub async fn set_language(
     web.check_form(&f)?;
     web.require(Permission::WriteReferrals)?;
     let rid = referral_id(&id)?;
-    match s.app.set_patient_language(&web.0.actor, &rid, get(&f, "language")).await {
-        Ok(_) => Ok(see_other(&format!("/referrals/{rid}"))),
-        Err(e) => {
-            let (status, why) = refused(e)?;
-            let typed = Typed { task: "language".into(), ..Typed::from_form(&f, why) };
-            referral_again(&s, &web, rid.as_str(), typed, status).await
-        }
-    }
+    let done = s.app.set_patient_language(&web.0.actor, &rid, get(&f, "language")).await;
+    after_form(&s, &web, &rid, &f, ("language", ""), done).await
 }
