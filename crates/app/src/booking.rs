@@ -55,13 +55,8 @@ impl App {
         if code.len() != 12 || !code.bytes().all(|b| ALPHABET.contains(&b)) {
             return Ok(None);
         }
-        let id = {
-            let mut tx = self.store.begin().await?;
-            let id = tx.referral_by_key(&booking_key(&code)).await?;
-            tx.commit().await?;
-            id
-        };
-        let Some(id) = id else { return Ok(None) };
+        // A read, no transaction: the link is public, and a crawler must not hold the writer.
+        let Some(id) = self.store.referral_named_by(&booking_key(&code)).await? else { return Ok(None) };
         let Some(referral) = self.store.referral(&id).await? else { return Ok(None) };
         let directory = self.store.specialists(None).await?;
         let Some(target) = crate::entry_for(&directory, &referral).and_then(|e| e.booking_target()) else {

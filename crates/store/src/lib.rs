@@ -295,6 +295,17 @@ impl ReferralStore for SqlStore {
             rows.iter().map(|r| row::patient(r)).collect()
         })
     }
+
+    async fn referral_named_by(&self, key: &str) -> Result<Option<ReferralId>, StoreError> {
+        let found: Option<String> = on_pool!(&self.db, p => {
+            sqlx::query_scalar("SELECT referral_id FROM referral_keys WHERE key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await
+                .map_err(db)?
+        });
+        found.map(|id| ReferralId::parse(&id).map_err(|e| StoreError::Corrupt(e.to_string()))).transpose()
+    }
 }
 
 #[async_trait::async_trait]

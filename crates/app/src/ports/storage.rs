@@ -287,6 +287,9 @@ pub trait ReferralStore: Send + Sync {
 
     /// Patients whose phone on file is exactly `phone` (E.164).
     async fn patients_by_phone(&self, phone: &str) -> Result<Vec<Patient>, StoreError>;
+
+    /// The referral `key` names (a read outside any transaction).
+    async fn referral_named_by(&self, key: &str) -> Result<Option<ReferralId>, StoreError>;
 }
 
 /// Staff tasks and their history.
