@@ -428,6 +428,12 @@ async fn the_dashboard_warns_while_a_needed_channel_is_off(b: Backend) {
         "{}",
         settings.html
     );
+    // The calendar: the hours, the next closed days from the app's today (2 March 2026), and
+    // how the windows read.
+    let h = &settings.html;
+    assert!(h.contains("Open Mon–Fri 08:00–17:00 (UTC)."), "{h}");
+    assert!(h.contains(r#"<li><time datetime="2026-05-25">2026-05-25</time> Memorial Day</li>"#), "{h}");
+    assert!(h.contains("<td>routine</td><td>24 hours</td><td>7 calendar days</td>"), "{h}");
     // Live SMS (a fake provider): it shows as live with its last success, and the banner names
     // only what is still off.
     let live = TestApp::builder(b).live().fax(&refloop_testkit::FakeFax::start().await).spawn().await;
