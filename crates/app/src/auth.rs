@@ -120,6 +120,73 @@ pub fn hash_token(token: &str) -> String {
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// API tokens: created, listed, revoked, and the actor behind one.
+impl crate::App {
+    /// Creates an API token and returns it; only its hash is stored. It is refused from
+    /// `expires_at` on (never, when `None`).
+    pub async fn create_token(
+        &self,
+        name: &str,
+        role: Role,
+        expires_at: Option<jiff::Timestamp>,
+    ) -> Result<String, crate::AppError> {
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(crate::AppError::invalid("name", "a token needs a name"));
+        }
+        let token = new_token();
+        let record = crate::TokenRecord {
+            id: crate::new_id("tok"),
+            name: name.to_owned(),
+            role,
+            hash: hash_token(&token),
+            created_at: self.now(),
+            expires_at,
+            last_used_at: None,
+            revoked_at: None,
+        };
+        self.store.insert_token(&record).await?;
+        let cli = Actor::system("cli");
+        self.store.audit(&self.audit_entry(&cli, "create", "token", &record.id)).await?;
+        tracing::info!(token_id = %record.id, role = role.as_str(), "API token created");
+        Ok(token)
+    }
+
+    /// Every API token (never the token itself; the stored hash stays inside).
+    pub async fn tokens(&self) -> Result<Vec<crate::TokenRecord>, crate::AppError> {
+        Ok(self.store.tokens().await?)
+    }
+
+    /// Revokes the live tokens with this id or name; their ids (none: nothing matched).
+    pub async fn revoke_token(&self, which: &str, actor: &Actor) -> Result<Vec<String>, crate::AppError> {
+        let revoked = self.store.revoke_tokens(which.trim(), self.now()).await?;
+        for id in &revoked {
+            self.store.audit(&self.audit_entry(actor, "revoke", "token", id)).await?;
+            tracing::info!(token_id = %id, "API token revoked");
+        }
+        Ok(revoked)
+    }
+
+    /// The actor behind a bearer token, if the token is known, not revoked and not expired.
+    /// A refused known token is logged and audited (a use after revocation or expiry).
+    pub async fn authenticate(&self, token: &str, remote: Option<String>) -> Result<Option<Actor>, crate::AppError> {
+        let Some(record) = self.store.token_by_hash(&hash_token(token)).await? else { return Ok(None) };
+        let now = self.now();
+        if !record.is_live(now) {
+            let why = if record.revoked_at.is_some() { "revoked" } else { "expired" };
+            tracing::warn!(token_id = %record.id, why, remote = remote.as_deref().unwrap_or("-"), "API token refused");
+            let actor = Actor::person(record.name.clone(), record.role, remote);
+            self.store.audit(&self.audit_entry(&actor, &format!("refused-{why}"), "token", &record.id)).await?;
+            return Ok(None);
+        }
+        // At most one write a minute per token: most requests only read.
+        if record.last_used_at.is_none_or(|at| now - at >= jiff::SignedDuration::from_secs(60)) {
+            self.store.token_used(&record.id, now).await?;
+        }
+        Ok(Some(Actor::person(record.name, record.role, remote)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

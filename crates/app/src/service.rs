@@ -10,14 +10,14 @@ use refloop_domain::{
 use tokio::sync::Notify;
 
 use crate::{
-    auth::{Actor, Role, hash_token, new_token},
+    auth::Actor,
     clock::Clock,
     connector::Connector,
     error::{AppError, StoreError},
     ids::new_id,
     ports::{
         AuditEntry, InboxFilter, InboxItem, InboxStatus, NewTask, OutboxFilter, OutboxItem, Patient, PatientKeep,
-        ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, TokenRecord, Tx,
+        ReferralFilter, ReferralPage, Store, StoredEvent, Task, TaskFilter, Tx,
     },
 };
 
@@ -143,25 +143,6 @@ impl App {
             problems: Arc::default(),
             texts: Arc::new(crate::SmsTexts::with_defaults("", "")),
         }
-    }
-
-    /// The same app with the practice's texts to patients.
-    pub fn with_texts(mut self, texts: crate::SmsTexts) -> Self {
-        self.texts = Arc::new(texts);
-        self
-    }
-
-    /// The practice's texts to patients.
-    pub fn texts(&self) -> &crate::SmsTexts {
-        &self.texts
-    }
-
-    /// What a phone task for a patient whose preferred language is `language` must say: that
-    /// the caller needs an interpreter, when the practice has no texts in that language.
-    pub fn interpreter_for(&self, language: Option<&str>) -> Option<String> {
-        let language = language.filter(|l| !l.trim().is_empty())?;
-        (!self.texts.speaks(Some(language)))
-            .then(|| format!("needs an interpreter: {}", refloop_domain::language_name(language)))
     }
 
     /// The same app stamping audit rows from `wall` (tests; production reads the system clock).
@@ -635,70 +616,6 @@ impl App {
 
     pub async fn outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxItem>, AppError> {
         Ok(self.store.outbox(filter).await?)
-    }
-
-    /// Creates an API token and returns it; only its hash is stored. It is refused from
-    /// `expires_at` on (never, when `None`).
-    pub async fn create_token(
-        &self,
-        name: &str,
-        role: Role,
-        expires_at: Option<Timestamp>,
-    ) -> Result<String, AppError> {
-        let name = name.trim();
-        if name.is_empty() {
-            return Err(AppError::invalid("name", "a token needs a name"));
-        }
-        let token = new_token();
-        let record = TokenRecord {
-            id: new_id("tok"),
-            name: name.to_owned(),
-            role,
-            hash: hash_token(&token),
-            created_at: self.now(),
-            expires_at,
-            last_used_at: None,
-            revoked_at: None,
-        };
-        self.store.insert_token(&record).await?;
-        let cli = Actor::system("cli");
-        self.store.audit(&self.audit_entry(&cli, "create", "token", &record.id)).await?;
-        tracing::info!(token_id = %record.id, role = role.as_str(), "API token created");
-        Ok(token)
-    }
-
-    /// Every API token (never the token itself; the stored hash stays inside).
-    pub async fn tokens(&self) -> Result<Vec<TokenRecord>, AppError> {
-        Ok(self.store.tokens().await?)
-    }
-
-    /// Revokes the live tokens with this id or name; their ids (none: nothing matched).
-    pub async fn revoke_token(&self, which: &str, actor: &Actor) -> Result<Vec<String>, AppError> {
-        let revoked = self.store.revoke_tokens(which.trim(), self.now()).await?;
-        for id in &revoked {
-            self.store.audit(&self.audit_entry(actor, "revoke", "token", id)).await?;
-            tracing::info!(token_id = %id, "API token revoked");
-        }
-        Ok(revoked)
-    }
-
-    /// The actor behind a bearer token, if the token is known, not revoked and not expired.
-    /// A refused known token is logged and audited (a use after revocation or expiry).
-    pub async fn authenticate(&self, token: &str, remote: Option<String>) -> Result<Option<Actor>, AppError> {
-        let Some(record) = self.store.token_by_hash(&hash_token(token)).await? else { return Ok(None) };
-        let now = self.now();
-        if !record.is_live(now) {
-            let why = if record.revoked_at.is_some() { "revoked" } else { "expired" };
-            tracing::warn!(token_id = %record.id, why, remote = remote.as_deref().unwrap_or("-"), "API token refused");
-            let actor = Actor::person(record.name.clone(), record.role, remote);
-            self.store.audit(&self.audit_entry(&actor, &format!("refused-{why}"), "token", &record.id)).await?;
-            return Ok(None);
-        }
-        // At most one write a minute per token: most requests only read.
-        if record.last_used_at.is_none_or(|at| now - at >= jiff::SignedDuration::from_secs(60)) {
-            self.store.token_used(&record.id, now).await?;
-        }
-        Ok(Some(Actor::person(record.name, record.role, remote)))
     }
 }
 

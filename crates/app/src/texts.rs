@@ -217,6 +217,27 @@ fn with_link(template: &str, link: Option<&str>) -> String {
     out.replace("{booking_link}", link.unwrap_or_default())
 }
 
+impl crate::App {
+    /// The same app with the practice's texts to patients.
+    pub fn with_texts(mut self, texts: SmsTexts) -> Self {
+        self.texts = std::sync::Arc::new(texts);
+        self
+    }
+
+    /// The practice's texts to patients.
+    pub fn texts(&self) -> &SmsTexts {
+        &self.texts
+    }
+
+    /// What a phone task for a patient whose preferred language is `language` must say: that
+    /// the caller needs an interpreter, when the practice has no texts in that language.
+    pub fn interpreter_for(&self, language: Option<&str>) -> Option<String> {
+        let language = language.filter(|l| !l.trim().is_empty())?;
+        (!self.texts.speaks(Some(language)))
+            .then(|| format!("needs an interpreter: {}", refloop_domain::language_name(language)))
+    }
+}
+
 /// The most characters a filled-in value adds to a text.
 pub const FILLED_MAX: usize = 60;
 

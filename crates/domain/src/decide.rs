@@ -412,7 +412,7 @@ impl<'c, 'p> Draft<'c, 'p> {
             now
         };
         if channel == Channel::Sms {
-            let week_ago = now.checked_sub(jiff::SignedDuration::from_hours(7 * 24)).unwrap_or(now);
+            let week_ago = self.week_ago();
             let sent = &mut self.r.progress.texts_sent;
             sent.retain(|t| *t > week_ago);
             sent.push(now);
@@ -451,9 +451,13 @@ impl<'c, 'p> Draft<'c, 'p> {
     /// Fewer of the workflow's texts than `Policy::texts_per_week` went to the patient in the
     /// last 7 days.
     fn under_weekly_limit(&self) -> bool {
-        let limit = self.ctx.policy.texts_per_week;
-        let week_ago = self.ctx.now.checked_sub(jiff::SignedDuration::from_hours(7 * 24)).unwrap_or(self.ctx.now);
+        let (limit, week_ago) = (self.ctx.policy.texts_per_week, self.week_ago());
         limit == 0 || self.r.progress.texts_sent.iter().filter(|t| **t > week_ago).count() < limit as usize
+    }
+
+    /// Seven days before now: the weekly cap's window.
+    fn week_ago(&self) -> Timestamp {
+        self.ctx.now.checked_sub(jiff::SignedDuration::from_hours(7 * 24)).unwrap_or(self.ctx.now)
     }
 
     /// The patient consented to SMS, the channel is live, but the number cannot be used.

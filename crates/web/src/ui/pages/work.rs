@@ -89,7 +89,10 @@ async fn work_rows(
     let by_id: HashMap<&ReferralId, &Referral> = referrals.iter().map(|r| (&r.id, r)).collect();
     let patients: Vec<PatientId> = referrals.iter().map(|r| r.patient_id.clone()).collect();
     let people: People = s.app.people(&web.0.actor, &patients, &[]).await?;
-    let directory = s.app.specialists(false).await?;
+    // The directory says whether a text carried a booking link: read only for rows that ask.
+    let booking_kind = |k: TaskKind| matches!(k, TaskKind::ScheduleFollowUp | TaskKind::NotifyPatient);
+    let directory =
+        if tasks.iter().any(|t| booking_kind(t.kind)) { s.app.specialists(false).await? } else { Vec::new() };
     Ok(tasks
         .iter()
         .map(|t| {
@@ -104,8 +107,8 @@ async fn work_rows(
             } else {
                 String::new()
             };
-            let booking = match (t.kind, r) {
-                (TaskKind::ScheduleFollowUp | TaskKind::NotifyPatient, Some(r)) => booking_note(r, &directory, &tz),
+            let booking = match r {
+                Some(r) if booking_kind(t.kind) => booking_note(r, &directory, &tz),
                 _ => String::new(),
             };
             WorkRow {
